@@ -1,0 +1,182 @@
+"""`python -m effdata.run --pretrain text`: run a whole transfer study, then its analysis.
+
+    python -m effdata.run --pretrain text                       # the default study, jobs/quick.toml
+    python -m effdata.run --pretrain text+code                  # adds only the missing runs
+    python -m effdata.run --study jobs/cpu.toml --workers 2
+    python -m effdata.run --pretrain text --dry-run             # list the runs and their compute
+
+Run the same command again after an interruption: finished runs are skipped and interrupted
+ones resume from their last saved state.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import os
+import sys
+from pathlib import Path
+
+from effdata.runner import LocalExecutor, Store, schedule
+from effdata.study import PlannedRun, Study, StudyError, load_study, plan_runs
+
+DEFAULT_STUDY = Path(__file__).resolve().parent.parent / "jobs" / "quick.toml"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m effdata.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pretrain", nargs="+", metavar="CORPUS",
+                        help="pretraining corpora or mixtures (e.g. text, text+code, text:0.3+code:0.7); "
+                             "default: the study's [pretrain] corpora")
+    parser.add_argument("--study", type=Path, default=DEFAULT_STUDY, help="study file (default: %(default)s)")
+    parser.add_argument("--out", type=Path, help="study directory (default: runs/<study name>)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="parallel runs on this machine (default: one per core on CPU, one on GPU)")
+    parser.add_argument("--dry-run", action="store_true", help="list the runs and their compute, run nothing")
+    parser.add_argument("--no-analysis", action="store_true", help="skip the analysis after training")
+    parser.add_argument("--home", type=Path, help="cache directory for corpora and tokens (default: $EFFDATA_HOME "
+                                                  "or ~/.cache/effdata)")
+    with contextlib.suppress(ImportError):
+        from effdata.slurm import add_slurm_arguments  # noqa: PLC0415
+        add_slurm_arguments(parser)
+    return parser
+
+
+@contextlib.contextmanager
+def study_lock(out_dir: Path):
+    """One runner per study directory: a second one would race the first on the same runs."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / ".runner.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StudyError(f"another effdata.run is working on {out_dir}; wait for it or stop it") from None
+        yield
+
+
+def default_workers() -> tuple[int, int]:
+    """(workers, threads per worker): small CPU models run best one thread each, a GPU takes one run."""
+    import torch  # noqa: PLC0415
+
+    if torch.cuda.is_available():
+        return 1, os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores, 1
+
+
+def threads_for(workers: int) -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // workers)
+
+
+def prepare_data(study: Study, pretrains: tuple[str, ...], home: Path | None) -> dict[str, object]:
+    """Build (or validate) every corpus the study reads, before any training starts."""
+    from effdata.tokens import prepare  # noqa: PLC0415
+
+    kwargs = {"home": home}
+    if study.vocab_size:
+        kwargs["vocab_size"] = study.vocab_size
+    return {name: prepare(name, **kwargs) for name in (study.target, *pretrains)}
+
+
+def cost_model(study: Study, data: dict):
+    """run -> upper bound on the tokens it processes (early stopping usually ends sooner),
+    using the target's measured characters per token for fractions given in characters."""
+    from effdata.model import get_shape  # noqa: PLC0415
+    from effdata.train import RunSpec, TrainSettings, plan_run  # noqa: PLC0415
+
+    settings = TrainSettings(**study.train)
+    train = data[study.target].splits["train"]
+    chars_per_token = train.n_chars / max(1, train.n_tokens)
+
+    def planned_tokens(run: PlannedRun) -> int:
+        spec = run.spec
+        data_tokens = spec.get("data_tokens") or int(spec.get("data_chars", 0) / chars_per_token)
+        shape_spec = RunSpec(mode=spec["mode"], size=spec["size"], seed=spec["seed"], corpus=spec["corpus"],
+                             token_budget=spec.get("token_budget"), settings=settings)
+        plan = plan_run(shape_spec, data_tokens, get_shape(spec["size"]).n_params)
+        return plan.total_steps * plan.tokens_per_step
+
+    return planned_tokens
+
+
+def print_plan(runs: list[PlannedRun], store: Store, study: Study, data: dict) -> None:
+    from effdata.model import get_shape  # noqa: PLC0415
+
+    tokens_of = cost_model(study, data)
+    total_flops, todo = 0.0, 0
+    print(f"{'run':<52} {'status':<7} {'N':>9} {'tokens≤':>11} {'FLOPs≤':>9}  depends on")
+    for run in runs:
+        n = get_shape(run.spec["size"]).n_params
+        tokens = tokens_of(run)
+        flops = 6.0 * n * tokens
+        done = store.is_done(run.run_id)
+        if not done:
+            total_flops += flops
+            todo += 1
+        print(f"{run.run_id:<52} {'done' if done else 'todo':<7} {n:>9,} {tokens:>11,} {flops:>9.2e}  "
+              f"{', '.join(run.depends_on) or '-'}")
+    print(f"\n{len(runs)} runs, {todo} to do, at most {total_flops:.2e} training FLOPs (6·N·tokens) to do")
+
+
+def make_executor(args, store: Store):
+    """(executor, how many runs it takes at a time)."""
+    if getattr(args, "executor", "local") == "slurm":
+        from effdata.slurm import make_executor as make_slurm_executor  # noqa: PLC0415
+        return make_slurm_executor(args, store.out_dir), args.max_parallel
+    workers, threads = default_workers()
+    if args.workers:
+        workers, threads = args.workers, threads_for(args.workers)
+    return LocalExecutor(store.out_dir, workers=workers, threads_per_worker=threads, home=args.home), workers
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        study = load_study(args.study)
+        pretrains = tuple(args.pretrain) if args.pretrain else study.pretrain.corpora
+        out_dir = args.out or Path("runs") / study.name
+        store = Store(out_dir)
+        runs = plan_runs(study, pretrains)
+        data = prepare_data(study, pretrains, args.home)
+        if args.dry_run:
+            print_plan(runs, store, study, data)
+            return 0
+        with study_lock(out_dir):
+            store.claim(study)
+            executor, parallel = make_executor(args, store)
+            print(f"study {study.name}: {len(runs)} runs in {out_dir} (pretraining: {', '.join(pretrains)}; "
+                  f"{parallel} at a time)", file=sys.stderr)
+            outcome = schedule(store, runs, executor, max_parallel=parallel, estimate=cost_model(study, data))
+            table = store.write_table()
+    except StudyError as exc:
+        print(f"effdata.run: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as exc:
+        # Corpus and data errors (missing sources, unknown corpora) carry their own clear message.
+        print(f"effdata.run: {exc}", file=sys.stderr)
+        return 2
+    print(f"{len(outcome.done)} runs done now, {len(outcome.skipped)} done before, "
+          f"{len(outcome.failed)} failed, {len(outcome.blocked)} blocked; results table: {table}", file=sys.stderr)
+    for run_id, why in {**outcome.failed, **outcome.blocked}.items():
+        print(f"  {run_id}: {why}", file=sys.stderr)
+    if not args.no_analysis:
+        run_analysis(table, out_dir, pretrains)
+    return 0 if outcome.ok else 1
+
+
+def run_analysis(table: Path, out_dir: Path, pretrains: tuple[str, ...]) -> None:
+    from effdata.analyze import analyze  # noqa: PLC0415
+
+    try:
+        analyze(table, out_dir / "analysis", compare=list(pretrains))
+    except Exception as exc:  # noqa: BLE001  (training results are safe on disk; say why analysis failed)
+        print(f"effdata.run: analysis failed ({type(exc).__name__}: {exc}); rerun it with "
+              f"python -m effdata.analyze {table} --out {out_dir / 'analysis'}", file=sys.stderr)
+        return
+    print(f"report: {out_dir / 'analysis' / 'REPORT.md'}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

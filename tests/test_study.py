@@ -1,0 +1,74 @@
+"""Study files: checked before anything runs; expanded into runs with stable ids and dependencies."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from effdata.study import StudyError, load_study, plan_runs, study_from_dict
+
+JOBS = Path(__file__).resolve().parent.parent / "jobs"
+
+MINIMAL = {
+    "name": "t",
+    "sizes": ["n25k", "n50k"],
+    "scratch": {"data_chars": [1e4, 3e4]},
+    "finetune": {"data_chars": [1e4]},
+    "pretrain": {"corpora": ["text"], "token_budget": 20000},
+}
+
+
+@pytest.mark.parametrize("path", sorted(JOBS.glob("*.toml")), ids=lambda p: p.name)
+def test_every_job_file_loads(path):
+    study = load_study(path)
+    assert study.sizes and study.scratch.values and study.finetune.values
+
+
+def test_plan_has_dependencies_and_shared_scratch_runs():
+    study = study_from_dict(MINIMAL)
+    text = plan_runs(study, ["text"])
+    both = plan_runs(study, ["text", "text+code"])
+    modes = [r.mode for r in text]
+    assert modes.count("scratch") == 4 and modes.count("pretrain") == 2 and modes.count("finetune") == 2
+    ids = {r.run_id for r in text}
+    for run in text:
+        if run.mode == "finetune":
+            assert len(run.depends_on) == 1 and run.depends_on[0] in ids
+            assert run.spec["init_from_run"] == run.depends_on[0]
+    # Adding a pretraining corpus adds its pretraining and fine-tunes, and shares every scratch run.
+    scratch = lambda runs: {r.run_id for r in runs if r.mode == "scratch"}  # noqa: E731
+    assert scratch(text) == scratch(both)
+    assert {r.run_id for r in both} > ids
+    assert len(both) == len(text) + 4
+
+
+def test_run_ids_are_stable_and_follow_the_spec():
+    first = {r.run_id for r in plan_runs(study_from_dict(MINIMAL))}
+    assert first == {r.run_id for r in plan_runs(study_from_dict(MINIMAL))}
+    changed = study_from_dict({**MINIMAL, "train": {"batch_size": 3}})
+    assert first.isdisjoint({r.run_id for r in plan_runs(changed)})
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"sizez": ["n25k"]}, "unknown key"),
+    ({"sizes": ["n999"]}, "unknown model size"),
+    ({"sizes": "n25k", "seeds": ["a"]}, "seeds"),
+    ({"scratch": {"data_chars": [1e4], "data_tokens": [5]}}, "exactly one"),
+    ({"scratch": {"data_chars": [-5]}}, "positive"),
+    ({"scratch": {"data_chars": ["many"]}}, "expected a number"),
+    ({"train": {"batch_sizes": 4}}, "unknown key"),
+    ({"train": {"batch_size": "four"}}, "batch_size"),
+    ({"pretrain": {"corpora": ["text"], "token_budget": {"n25k": 10}}}, "no entry for size"),
+])
+def test_bad_study_files_are_refused_with_a_clear_message(change, message):
+    with pytest.raises(StudyError, match=message):
+        study_from_dict({**MINIMAL, **change})
+
+
+def test_missing_file_and_bad_toml(tmp_path):
+    with pytest.raises(StudyError, match="not found"):
+        load_study(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = [unclosed")
+    with pytest.raises(StudyError, match="not valid TOML"):
+        load_study(bad)
