@@ -74,10 +74,7 @@ def prepare_data(study: Study, pretrains: tuple[str, ...], home: Path | None) ->
     """Build (or validate) every corpus the study reads, before any training starts."""
     from effdata.tokens import prepare  # noqa: PLC0415
 
-    kwargs = {"home": home}
-    if study.vocab_size:
-        kwargs["vocab_size"] = study.vocab_size
-    return {name: prepare(name, **kwargs) for name in (study.target, *pretrains)}
+    return {name: prepare(name, home=home, **study.data_settings()) for name in (study.target, *pretrains)}
 
 
 def cost_model(study: Study, data: dict):

@@ -183,12 +183,13 @@ def execute_run(out_dir: Path | str, run_id: str, threads: int | None = None, pr
         try:
             spec_fields = dict(run.spec)
             settings = TrainSettings(**spec_fields.pop("settings"))
-            vocab_size = spec_fields.pop("vocab_size", None)
+            data_settings = {key: spec_fields.pop(key) for key in ("vocab_size", "tokenizer_corpora")
+                             if key in spec_fields}
             init_from_run = spec_fields.pop("init_from_run", None)
             if init_from_run is not None:
                 spec_fields["init_from"] = str(store.checkpoint_dir(init_from_run))
             spec = RunSpec(settings=settings, **spec_fields)
-            data = run_data(spec, home=home, **({"vocab_size": vocab_size} if vocab_size else {}))
+            data = run_data(spec, home=home, **data_settings)
             metrics = train_run(spec, data, run_dir, progress=progress, threads=threads)
         except Exception as exc:  # noqa: BLE001  (any failure becomes the run's record, the study goes on)
             reason = f"{type(exc).__name__}: {exc}"

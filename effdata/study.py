@@ -4,9 +4,10 @@ A study file looks like this (every key is checked; an unknown key or a wrong ty
 
     name = "quick"                 # also the default output directory runs/<name>
     target = "python"              # the target corpus (held-out valid/test splits are fixed)
-    sizes = ["n20k", "n60k"]       # names from effdata.model's ladders
+    sizes = ["n25k", "n100k"]     # names from effdata.model's ladders
     seeds = [0]
     vocab_size = 4096              # optional: the shared tokenizer's vocabulary
+    tokenizer_corpora = ["python", "text", "code"]   # optional: what the tokenizer is trained on
 
     [scratch]                      # from-scratch runs on nested target fractions
     data_chars = [1e5, 3e5, 1e6]   # or data_tokens = [...]
@@ -75,7 +76,17 @@ class Study:
     target: str = "python"
     seeds: tuple[int, ...] = (0,)
     vocab_size: int | None = None
+    tokenizer_corpora: tuple[str, ...] | None = None   # None: effdata.tokenizer's balanced default
     train: dict[str, Any] = field(default_factory=dict)
+
+    def data_settings(self) -> dict[str, Any]:
+        """Keyword arguments for effdata.tokens: which tokenizer every run of the study shares."""
+        settings: dict[str, Any] = {}
+        if self.vocab_size:
+            settings["vocab_size"] = self.vocab_size
+        if self.tokenizer_corpora:
+            settings["tokenizer_corpora"] = list(self.tokenizer_corpora)
+        return settings
 
     def identity(self) -> dict[str, Any]:
         """What must not change between two invocations on one output directory.
@@ -83,8 +94,7 @@ class Study:
         Sizes, fractions, seeds and pretraining corpora may grow (runs are added); the target,
         tokenizer and training settings define what every existing run means.
         """
-        return {"name": self.name, "target": self.target, "vocab_size": self.vocab_size,
-                "train": self.train}
+        return {"name": self.name, "target": self.target, "data": self.data_settings(), "train": self.train}
 
 
 @dataclass(frozen=True)
@@ -214,8 +224,8 @@ def load_study(path: Path | str) -> Study:
 
 def study_from_dict(raw: dict[str, Any], where: str = "study") -> Study:
     try:
-        _check_keys(raw, {"name", "target", "sizes", "seeds", "vocab_size", "scratch", "finetune",
-                          "pretrain", "train", "description"}, where)
+        _check_keys(raw, {"name", "target", "sizes", "seeds", "vocab_size", "tokenizer_corpora", "scratch",
+                          "finetune", "pretrain", "train", "description"}, where)
         for required in ("name", "sizes", "scratch", "finetune"):
             if required not in raw:
                 raise StudyError(f"{where}: missing required key {required!r}")
@@ -237,6 +247,8 @@ def study_from_dict(raw: dict[str, Any], where: str = "study") -> Study:
             sizes=_string_list(raw["sizes"], "sizes"),
             seeds=tuple(seeds),
             vocab_size=vocab,
+            tokenizer_corpora=(_string_list(raw["tokenizer_corpora"], "tokenizer_corpora")
+                               if "tokenizer_corpora" in raw else None),
             scratch=_data_sizes(raw["scratch"], "scratch"),
             finetune=_data_sizes(raw["finetune"], "finetune"),
             pretrain=_pretrain(raw.get("pretrain", {})),
@@ -285,7 +297,7 @@ def plan_runs(study: Study, pretrain_corpora: tuple[str, ...] | list[str] | None
     different --pretrain share them.
     """
     pretrains = tuple(pretrain_corpora) if pretrain_corpora else study.pretrain.corpora
-    base = {"target": study.target, "vocab_size": study.vocab_size, "settings": study.train}
+    base = {"target": study.target, **study.data_settings(), "settings": study.train}
     unit = {"scratch": study.scratch.unit, "finetune": study.finetune.unit}
     runs: list[PlannedRun] = []
     for seed in study.seeds:

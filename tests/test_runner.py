@@ -1,0 +1,178 @@
+"""The study runner end to end on tiny corpora: smoke study, resume after kill -9, corrupt records,
+--dry-run, and bad input refused before any training."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from effdata.run import main
+from effdata.runner import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def toml_value(value) -> str:
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def write_study(path: Path, corpora: dict[str, str], **changes) -> Path:
+    """jobs/smoke.toml with the tiny corpora as target and pretraining data (and any changes)."""
+    study = tomllib.loads((ROOT / "jobs" / "smoke.toml").read_text())
+    study.update(target=corpora["python"], vocab_size=384,
+                 tokenizer_corpora=[corpora["python"], corpora["text"]])
+    study["pretrain"]["corpora"] = [corpora["text"]]
+    for key, value in changes.items():
+        if isinstance(value, dict):
+            study.setdefault(key, {}).update(value)
+        else:
+            study[key] = value
+    lines = [f"{k} = {toml_value(v)}" for k, v in study.items() if not isinstance(v, dict)]
+    for table, values in study.items():
+        if isinstance(values, dict):
+            lines += ["", f"[{table}]"] + [f"{k} = {toml_value(v)}" for k, v in values.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def cli(study: Path, out: Path, home: Path, *extra: str) -> list[str]:
+    return ["--study", str(study), "--out", str(out), "--home", str(home), *extra]
+
+
+def record_times(out: Path) -> dict[str, str]:
+    """Each finished run's whole record: a run done again would differ (its time and wall time)."""
+    return {r["run_id"]: json.dumps(r, sort_keys=True) for r in Store(out).records() if r["status"] == "ok"}
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory, tiny_corpora):
+    """One smoke study run shared by the tests that only read its results."""
+    tmp = tmp_path_factory.mktemp("smoke")
+    study = write_study(tmp / "smoke.toml", tiny_corpora)
+    out, home = tmp / "out", tmp / "home"
+    code = main(cli(study, out, home, "--workers", "2"))
+    return {"code": code, "study": study, "out": out, "home": home, "tmp": tmp}
+
+
+def test_smoke_study_runs_end_to_end(smoke):
+    assert smoke["code"] == 0
+    store = Store(smoke["out"])
+    records = list(store.records())
+    modes = sorted(r["spec"]["mode"] for r in records)
+    assert modes.count("scratch") == 6 and modes.count("pretrain") == 2 and modes.count("finetune") == 4
+    assert all(r["status"] == "ok" for r in records)
+    table = pd.read_csv(store.results_path)
+    for column in ("pretrain", "n_params", "data_chars", "data_tokens", "loss", "flops", "pretrain_flops"):
+        assert column in table.columns, column
+    finetunes = table[table["mode"] == "finetune"]
+    assert (finetunes["pretrain_flops"] > 0).all()
+    assert set(table.loc[table["mode"] == "scratch", "pretrain"]) == {"none"}
+    for run_id in table.loc[table["mode"] == "pretrain", "run_id"]:
+        assert (store.checkpoint_dir(run_id) / "config.json").exists()
+    assert (smoke["out"] / "analysis" / "REPORT.md").exists()
+
+
+def test_second_invocation_skips_every_finished_run(smoke):
+    before = record_times(smoke["out"])
+    assert main(cli(smoke["study"], smoke["out"], smoke["home"], "--no-analysis")) == 0
+    assert record_times(smoke["out"]) == before
+
+
+def test_corrupt_record_is_detected_and_its_run_done_again(smoke):
+    store = Store(smoke["out"])
+    records = sorted(r["run_id"] for r in store.records() if r["spec"]["mode"] == "scratch")
+    victim = store.run_dir(records[0]) / "record.json"
+    victim.write_text(victim.read_text()[: len(victim.read_text()) // 2])  # half-written
+    before = {k: v for k, v in record_times(smoke["out"]).items() if k != records[0]}
+    assert main(cli(smoke["study"], smoke["out"], smoke["home"], "--no-analysis")) == 0
+    after = record_times(smoke["out"])
+    assert records[0] in after
+    assert {k: after[k] for k in before} == before
+
+
+def test_dry_run_lists_exactly_what_then_runs(smoke, capsys):
+    # Adding a pretraining corpus: the dry run lists its runs as 'todo' and the shared ones as 'done'.
+    extra = smoke["tmp"] / "extra"
+    (extra / "txt").mkdir(parents=True)
+    for i, path in enumerate(sorted(Path(smoke["tmp"]).parent.glob("corpora*/txt/*.txt"))[:40]):
+        (extra / "txt" / f"e{i}.txt").write_text(path.read_text().upper())
+    other = f"files:{extra}/txt/*.txt"
+    args = cli(smoke["study"], smoke["out"], smoke["home"], "--pretrain", other)
+    assert main([*args, "--dry-run"]) == 0
+    listed = [line.split() for line in capsys.readouterr().out.splitlines() if line.split()[1:2] in (["todo"],
+                                                                                                      ["done"])]
+    todo = {fields[0] for fields in listed if fields[1] == "todo"}
+    assert todo and all(("pretrain-" in r or "finetune-" in r) for r in todo)
+    before = set(record_times(smoke["out"]))
+    assert main([*args, "--no-analysis"]) == 0
+    assert set(record_times(smoke["out"])) - before == todo
+
+
+def test_a_failing_run_is_recorded_and_the_others_finish(tmp_path, tiny_corpora):
+    study = write_study(tmp_path / "s.toml", tiny_corpora, sizes=["n25k"],
+                        scratch={"data_chars": [2e4, 1e9]}, finetune={"data_chars": [2e4]})
+    out = tmp_path / "out"
+    assert main(cli(study, out, tmp_path / "home", "--no-analysis")) == 1
+    records = {r["spec"].get("data_chars"): r for r in Store(out).records() if r["spec"]["mode"] == "scratch"}
+    assert records[10**9]["status"] == "failed" and records[10**9]["error"]
+    assert records[20000]["status"] == "ok"
+    table = pd.read_csv(out / "results.csv")
+    assert set(table["status"]) == {"ok", "failed"}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"target": "no-such-corpus"}, "no-such-corpus"),
+    ({"train": {"batch_sise": 3}}, "unknown key"),
+])
+def test_bad_input_stops_before_training(tmp_path, tiny_corpora, capsys, change, message):
+    study = write_study(tmp_path / "s.toml", tiny_corpora, **change)
+    out = tmp_path / "out"
+    assert main(cli(study, out, tmp_path / "home")) == 2
+    assert message in capsys.readouterr().err
+    assert not (out / "runs").exists()
+
+
+def test_an_out_dir_holding_another_study_is_refused_untouched(smoke, tmp_path, tiny_corpora, capsys):
+    other = write_study(tmp_path / "other.toml", tiny_corpora, name="other")
+    before = sorted(p.name for p in (smoke["out"] / "runs").iterdir())
+    held = (smoke["out"] / "study.json").read_text()
+    assert main(cli(other, smoke["out"], smoke["home"])) == 2
+    assert "different study" in capsys.readouterr().err
+    assert sorted(p.name for p in (smoke["out"] / "runs").iterdir()) == before
+    assert (smoke["out"] / "study.json").read_text() == held
+
+
+def test_kill_9_mid_study_then_the_same_command_completes_it(tmp_path, tiny_corpora):
+    study = write_study(tmp_path / "s.toml", tiny_corpora, sizes=["n25k", "n50k"])
+    out, home = tmp_path / "out", tmp_path / "home"
+    command = [sys.executable, "-m", "effdata.run", *cli(study, out, home, "--workers", "2", "--no-analysis")]
+    runner = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(record_times(out)) < 3:
+        time.sleep(0.2)
+    os.kill(runner.pid, signal.SIGKILL)
+    runner.wait()
+    finished = record_times(out)
+    assert 3 <= len(finished) < 12, "the kill should land mid-study"
+    time.sleep(1.0)  # workers die with the runner (PDEATHSIG); nothing may still be writing
+    assert record_times(out) == finished
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    after = record_times(out)
+    assert len(after) == 12
+    assert {k: after[k] for k in finished} == finished, "a finished run was done twice"
