@@ -1,0 +1,115 @@
+"""`python -m effdata.analyze RESULTS`: from a results table to D_T, fitted laws, figures and a report.
+
+    python -m effdata.analyze runs/quick/results.csv
+    python -m effdata.analyze my_runs.parquet --compare text text+code --units tokens --out analysis/
+
+Writes `report.md` (with the figures beside it, PNG and SVG), `fits.json` and `effective.csv` to
+--out (default: `analysis/` next to the results table). The study runner calls `analyze()` in-process.
+
+The analysis layer never imports torch (tests/test_no_torch.py checks it).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from .effective import compute_effective
+from .fit import DEFAULT_BOOTSTRAP, DEFAULT_HUBER_DELTA, fit_kaplan, fit_transfer, single_threaded_blas
+from .plots import SkippedFigure, make_figures
+from .report import Analysis, fits_json, write_outputs
+from .table import TableError, load_results
+
+
+def default_out_dir(results) -> Path:
+    if isinstance(results, pd.DataFrame):
+        return Path("analysis")
+    path = Path(results)
+    return (path if path.is_dir() else path.parent) / "analysis"
+
+
+def analyze(results, out_dir=None, compare: list[str] | None = None, units: str = "chars",
+            n_bootstrap: int = DEFAULT_BOOTSTRAP, huber_delta: float = DEFAULT_HUBER_DELTA, seed: int = 0,
+            figures: bool = True, progress: bool = False) -> dict:
+    """Analyse a results table (path to CSV/Parquet/JSONL, a study directory, or a DataFrame).
+
+    Returns the fits JSON (as written to fits.json) plus `paths` of what was written. Raises
+    TableError only when the table cannot be read at all (missing file or required column);
+    every other problem is a warning in the report and in `result["warnings"]`.
+    """
+    with single_threaded_blas():   # also for the interpolation and the plots: many small array ops
+        return _analyze(results, out_dir, compare, units, n_bootstrap, huber_delta, seed, figures, progress)
+
+
+def _analyze(results, out_dir, compare, units, n_bootstrap, huber_delta, seed, figures, progress) -> dict:
+    out_dir = Path(out_dir) if out_dir is not None else default_out_dir(results)
+    warnings: list[str] = []
+    table = load_results(results, units=units, warnings=warnings)
+    effective = compute_effective(table, warnings)
+    names = sorted(effective.table["pretrain"].unique())
+    if compare:
+        for name in compare:
+            if name not in names:
+                warnings.append(f"--compare: no fine-tuned runs pretrained on '{name}' (have {names or 'none'})")
+    fits = {name: fit_transfer(effective.table, name, table.units, n_bootstrap=n_bootstrap,
+                               huber_delta=huber_delta, seed=seed, warnings=warnings, progress=progress)
+            for name in names}
+    kaplan = fit_kaplan(table.scratch, n_bootstrap=n_bootstrap, seed=seed, warnings=warnings, progress=progress)
+    if figures:
+        drawn = make_figures(effective, fits, table.runs, out_dir, compare=list(compare) if compare else None)
+    else:
+        drawn = [SkippedFigure("all", "figures disabled (--no-figures)")]
+    warnings += [f"figure {f.name} failed: {f.reason}" for f in drawn
+                 if isinstance(f, SkippedFigure) and f.reason.startswith("plotting failed")]
+    source = "DataFrame" if isinstance(results, pd.DataFrame) else str(results)
+    analysis = Analysis(source=source, results=table, effective=effective, fits=fits, kaplan=kaplan,
+                        figures=drawn, compare=list(compare) if compare else None, n_bootstrap=n_bootstrap,
+                        huber_delta=huber_delta, warnings=warnings)
+    paths = write_outputs(analysis, out_dir)
+    result = fits_json(analysis)
+    result["paths"] = {name: str(path) for name, path in paths.items()}
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m effdata.analyze", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results", help="results table (.csv, .parquet, .jsonl) or a study directory")
+    parser.add_argument("--compare", nargs="+", metavar="NAME",
+                        help="pretraining names to set side by side (e.g. text text+code)")
+    parser.add_argument("--units", choices=["chars", "tokens"], default="chars",
+                        help="unit of D (default: chars, as in the paper)")
+    parser.add_argument("--out", type=Path, help="output directory (default: analysis/ beside the table)")
+    parser.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, help="bootstrap resamples (default 1000)")
+    parser.add_argument("--huber-delta", type=float, default=DEFAULT_HUBER_DELTA,
+                        help=f"Huber delta on log residuals (default {DEFAULT_HUBER_DELTA})")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--no-figures", action="store_true", help="skip the figures (faster)")
+    args = parser.parse_args(argv)
+    try:
+        result = analyze(args.results, args.out, compare=args.compare, units=args.units,
+                         n_bootstrap=args.bootstrap, huber_delta=args.huber_delta, seed=args.seed,
+                         figures=not args.no_figures,
+                         progress=sys.stderr.isatty())
+    except TableError as exc:
+        print(f"effdata.analyze: {exc}", file=sys.stderr)
+        return 2
+    for warning in result["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    for name, fit in result["transfer"].items():
+        if fit.get("fit", True) is None:
+            print(f"{name}: {fit['reason']}")
+        else:
+            ci = fit["intervals"]
+            def show(p):
+                lo, hi = ci.get(p, [None, None])
+                return f"{p}={fit[p]:.3g}" + (f" [{lo:.3g}, {hi:.3g}]" if lo is not None else "")
+            print(f"{name}: " + ", ".join(show(p) for p in ("k", "alpha", "beta")) + f"  ({fit['n_points']} points)")
+    print(f"report: {result['paths']['report']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Device, threads and precision: CUDA when present, else CPU; measured choices, not guesses."""
+from __future__ import annotations
+
+import functools
+import os
+import time
+
+import torch
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    """`device` if given ("cpu", "cuda", "cuda:1"), else CUDA when available, else CPU."""
+    if device:
+        dev = torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"device {device!r} asked for but CUDA is not available")
+        return dev
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def available_cores() -> int:
+    """Cores this process may run on (respects taskset/cgroup affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def set_threads(threads: int | None = None) -> int:
+    """Set torch's intra-op threads: `threads`, else $EFFDATA_THREADS, else every available core.
+
+    The runner passes `threads` = cores / workers so that parallel runs do not oversubscribe.
+    Inter-op threads are set to 1 (our graphs are sequential). Returns the count set.
+    """
+    if threads is None:
+        env = os.environ.get("EFFDATA_THREADS")
+        threads = int(env) if env else available_cores()
+    threads = max(1, int(threads))
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # can only be set once, before any parallel work; harmless
+        pass
+    return threads
+
+
+@functools.lru_cache(maxsize=None)
+def peak_matmul_flops(device: str = "cpu", dtype: str = "float32", n: int = 2048, repeats: int = 5) -> float:
+    """Measured peak matmul rate (FLOP/s) of an n×n by n×n matmul on this machine, best of `repeats`.
+
+    Uses the current torch thread count. It is the denominator of model-FLOPs utilisation (MFU).
+    """
+    dev = torch.device(device)
+    dt = getattr(torch, dtype)
+    a = torch.randn(n, n, device=dev).to(dt)
+    b = torch.randn(n, n, device=dev).to(dt)
+    best = float("inf")
+    for i in range(repeats + 1):
+        _sync(dev)
+        t = time.perf_counter()
+        a @ b
+        _sync(dev)
+        if i:  # the first is a warm-up
+            best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+# bf16 autocast on CPU: measured in notes/issue-3.md. On this AMD EPYC (AVX-512 BF16) bf16 matmuls are
+# ~4x faster than fp32, but at small widths the casts around every op cost more than the matmuls save.
+CPU_BF16_MIN_D_MODEL = 96
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_bf16_fast() -> bool:
+    """Whether bf16 matmul on this CPU is clearly (>1.5x) faster than fp32 (AVX512-BF16 or AMX present)."""
+    try:
+        fp32 = peak_matmul_flops("cpu", "float32", 512, 3)
+        bf16 = peak_matmul_flops("cpu", "bfloat16", 512, 3)
+    except Exception:  # noqa: BLE001 - any failure means: do not use bf16
+        return False
+    return bf16 > 1.5 * fp32
+
+
+def autocast_dtype(precision: str, device: torch.device, d_model: int) -> torch.dtype | None:
+    """The autocast dtype for `precision` ("auto", "fp32", "bf16"), or None for plain fp32.
+
+    auto: bf16 on CUDA when the GPU supports it; on CPU bf16 only when bf16 matmuls are fast on this
+    CPU and the model is wide enough (d_model >= CPU_BF16_MIN_D_MODEL) for it to pay; else fp32.
+    Parameters, optimizer state and evaluation stay fp32 in every case.
+    """
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision != "auto":
+        raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {precision!r}")
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    if d_model >= CPU_BF16_MIN_D_MODEL and cpu_bf16_fast():
+        return torch.bfloat16
+    return None

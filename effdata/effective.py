@@ -1,0 +1,287 @@
+"""Effective data: D_E, D_T = D_E - D_F, and the flags that say how far to trust each number.
+
+For each N the from-scratch runs give a loss-against-data curve. It is made monotone (loss falls
+with data: pool-adjacent-violators in log D) and interpolated with PCHIP in log D, which stays
+monotone between the measured points. A fine-tuned run's effective data D_E is the D at which the
+same-N curve reaches the fine-tuned loss (METHOD.md §1).
+
+Outside the measured range we use a per-N fit L = L_inf + A * D^(-b). Its shape (L_inf, b) comes
+from a least-squares fit to all scratch points of that N; its amplitude is re-anchored at the
+nearest measured end of the curve, so the curve stays continuous where interpolation hands over
+to extrapolation. Every such point is flagged `extrapolated`.
+
+Flags (a run can carry several):
+  extrapolated   D_E read off the per-N law outside the measured scratch range
+  beyond_reach   the fine-tuned loss is below the law's L_inf (D_E = inf), or no law to extrapolate
+  ossified       D_T <= 0: the fine-tuned model is no better than from scratch on the same data
+  low_data       D_F <= 10% of D(N), the data a scratch model needs to get within 1% of L_inf
+  no_scratch     no from-scratch runs of the same N: D_E cannot be measured
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.interpolate import PchipInterpolator
+from scipy.optimize import brentq, least_squares
+
+from .fit import single_threaded_blas
+from .table import ResultsTable
+
+FLAG_NAMES = ("extrapolated", "beyond_reach", "ossified", "low_data", "no_scratch")
+LOW_DATA_FRACTION = 0.1     # METHOD.md: D_F at most ~10% of D(N)
+WITHIN_ONE_PERCENT = 0.01   # D(N): within 1% of the infinite-data loss
+MIN_LAW_POINTS = 3          # three parameters in L_inf + A * D^(-b)
+
+
+@dataclass(frozen=True)
+class SaturatingLaw:
+    """L(D) = l_inf + a * (D / d_ref)^(-b); d_ref keeps `a` of order one."""
+
+    l_inf: float
+    a: float
+    b: float
+    d_ref: float
+
+    def loss(self, d):
+        return self.l_inf + self.a * (np.asarray(d, dtype=float) / self.d_ref) ** (-self.b)
+
+    def data_within_one_percent(self) -> float:
+        """D(N): the data at which l_inf + a (D/d_ref)^-b = 1.01 l_inf (inf when l_inf is 0)."""
+        if self.l_inf <= 0:
+            return float("inf")
+        return self.d_ref * (self.a / (WITHIN_ONE_PERCENT * self.l_inf)) ** (1.0 / self.b)
+
+
+def fit_saturating_law(d: np.ndarray, loss: np.ndarray) -> SaturatingLaw | None:
+    """Least-squares fit of L = L_inf + A D^-b with 0 <= L_inf < min(loss); None if impossible."""
+    d, loss = np.asarray(d, float), np.asarray(loss, float)
+    if len(np.unique(d)) < MIN_LAW_POINTS:
+        return None
+    d_ref = float(np.exp(np.mean(np.log(d))))
+    x = d / d_ref
+    upper_l_inf = float(loss.min()) * (1 - 1e-9)
+
+    def residuals(p):
+        l_inf, log_a, b = p
+        return l_inf + np.exp(log_a) * x ** (-b) - loss
+
+    def jacobian(p):
+        _, log_a, b = p
+        power = np.exp(log_a) * x ** (-b)
+        return np.column_stack([np.ones_like(x), power, -power * np.log(x)])
+
+    best = None
+    for l_inf_start in (0.5 * upper_l_inf, 0.9 * upper_l_inf):
+        for b_start in (0.1, 0.3, 0.8):
+            a_start = max(float(np.mean(loss)) - l_inf_start, 1e-6)
+            try:
+                result = least_squares(residuals, [l_inf_start, np.log(a_start), b_start], jac=jacobian,
+                                       bounds=([0.0, -30.0, 1e-3], [upper_l_inf, 30.0, 5.0]))
+            except ValueError:
+                continue
+            if best is None or result.cost < best.cost:
+                best = result
+    if best is None or not np.all(np.isfinite(best.x)):
+        return None
+    l_inf, log_a, b = best.x
+    return SaturatingLaw(l_inf=float(l_inf), a=float(np.exp(log_a)), b=float(b), d_ref=d_ref)
+
+
+def pool_adjacent_violators(values: np.ndarray, weights: np.ndarray) -> list[tuple[list[int], float]]:
+    """Blocks (member indices, pooled value) of the best non-increasing fit to `values`."""
+    blocks: list[tuple[list[int], float, float]] = []  # members, weighted mean, total weight
+    for i, (v, w) in enumerate(zip(values, weights)):
+        blocks.append(([i], float(v), float(w)))
+        # A block whose value is not below its predecessor's violates "loss falls": merge them.
+        while len(blocks) > 1 and blocks[-1][1] >= blocks[-2][1]:
+            m2, v2, w2 = blocks.pop()
+            m1, v1, w1 = blocks.pop()
+            blocks.append((m1 + m2, (v1 * w1 + v2 * w2) / (w1 + w2), w1 + w2))
+    return [(members, value) for members, value, _ in blocks]
+
+
+@dataclass
+class ScratchCurve:
+    """The from-scratch loss against data for one N: monotone PCHIP in log D, plus the per-N law."""
+
+    n_params: float
+    d: np.ndarray                 # measured scratch data sizes (sorted)
+    loss: np.ndarray              # measured scratch losses
+    node_log_d: np.ndarray        # monotone nodes (pooled blocks) in log D
+    node_loss: np.ndarray         # strictly decreasing
+    law: SaturatingLaw | None
+    pooled: bool                  # True if the measured losses had to be pooled to be monotone
+
+    @classmethod
+    def from_points(cls, n_params: float, d, loss, weights=None) -> "ScratchCurve":
+        order = np.argsort(d)
+        d, loss = np.asarray(d, float)[order], np.asarray(loss, float)[order]
+        weights = np.ones_like(d) if weights is None else np.asarray(weights, float)[order]
+        blocks = pool_adjacent_violators(loss, weights)
+        log_d = np.log(d)
+        node_log_d = np.array([np.average(log_d[m], weights=weights[m]) for m, _ in blocks])
+        node_loss = np.array([value for _, value in blocks])
+        return cls(n_params=n_params, d=d, loss=loss, node_log_d=node_log_d, node_loss=node_loss,
+                   law=fit_saturating_law(d, loss), pooled=len(blocks) < len(d))
+
+    @property
+    def interpolator(self) -> PchipInterpolator | None:
+        """Monotone PCHIP through the pooled nodes (None with fewer than two nodes)."""
+        if len(self.node_log_d) < 2:
+            return None
+        if getattr(self, "_interpolator", None) is None:
+            self._interpolator = PchipInterpolator(self.node_log_d, self.node_loss)
+        return self._interpolator
+
+    @property
+    def d_min(self) -> float:
+        return float(np.exp(self.node_log_d[0]))
+
+    @property
+    def d_max(self) -> float:
+        return float(np.exp(self.node_log_d[-1]))
+
+    def within_measured_range(self, d: float) -> bool:
+        """True if d lies inside the measured scratch range (with rounding slack in log D)."""
+        log_d = np.log(d)
+        return bool(self.node_log_d[0] - 1e-9 <= log_d <= self.node_log_d[-1] + 1e-9)
+
+    @property
+    def d_low(self) -> float:
+        """D(N) of METHOD.md, or nan without a law."""
+        return self.law.data_within_one_percent() if self.law else float("nan")
+
+    def _anchored_extrapolation(self, low_end: bool) -> tuple[float, float, float] | None:
+        """(l_inf, d_anchor, loss_anchor) of the law re-anchored at the measured end, if usable."""
+        if self.law is None:
+            return None
+        index = 0 if low_end else -1
+        anchor_loss = float(self.node_loss[index])
+        if anchor_loss <= self.law.l_inf:
+            return None
+        return self.law.l_inf, float(np.exp(self.node_log_d[index])), anchor_loss
+
+    def loss_at(self, d) -> np.ndarray:
+        """Scratch loss at data d: PCHIP inside the measured range, anchored law outside (nan if none)."""
+        log_d = np.log(np.atleast_1d(np.asarray(d, float)))
+        out = np.full(log_d.shape, np.nan)
+        if len(self.node_log_d) >= 2:
+            inside = (log_d >= self.node_log_d[0]) & (log_d <= self.node_log_d[-1])
+            out[inside] = self.interpolator(log_d[inside])
+        else:
+            inside = np.isclose(log_d, self.node_log_d[0])
+            out[inside] = self.node_loss[0]
+        for low_end, side in ((True, log_d < self.node_log_d[0]), (False, log_d > self.node_log_d[-1])):
+            anchor = self._anchored_extrapolation(low_end)
+            if anchor is not None and side.any():
+                l_inf, d_anchor, anchor_loss = anchor
+                out[side] = l_inf + (anchor_loss - l_inf) * np.exp(-self.law.b * (log_d[side] - np.log(d_anchor)))
+        return out
+
+    def invert(self, target_loss: float) -> tuple[float, bool]:
+        """(D_E, extrapolated) with scratch loss(D_E) = target_loss; D_E = inf or nan if out of reach."""
+        lo, hi = self.node_loss[-1], self.node_loss[0]     # loss at the largest / smallest D
+        if len(self.node_loss) >= 2 and lo <= target_loss <= hi:
+            curve = self.interpolator
+            root = brentq(lambda u: float(curve(u)) - target_loss,
+                          self.node_log_d[0], self.node_log_d[-1], xtol=1e-12)
+            return float(np.exp(root)), False
+        anchor = self._anchored_extrapolation(low_end=target_loss > hi)
+        if anchor is None:
+            return float("nan"), True
+        l_inf, d_anchor, anchor_loss = anchor
+        if target_loss <= l_inf:
+            return float("inf"), True
+        ratio = (target_loss - l_inf) / (anchor_loss - l_inf)
+        return float(d_anchor * ratio ** (-1.0 / self.law.b)), True
+
+
+@dataclass
+class EffectiveResult:
+    """Per fine-tuned run: D_E, D_T, fraction, multiplier and flags; plus the curves used."""
+
+    table: pd.DataFrame
+    curves: dict[float, ScratchCurve]
+    units: str
+    scratch: pd.DataFrame
+    warnings: list[str] = field(default_factory=list)
+
+
+def build_curves(scratch: pd.DataFrame, data_column: str, warnings: list[str]) -> dict[float, ScratchCurve]:
+    curves = {}
+    for n_params, rows in scratch.groupby("n_params"):
+        weights = rows["n_seeds"].to_numpy(float) if "n_seeds" in rows else None
+        curve = ScratchCurve.from_points(float(n_params), rows[data_column].to_numpy(float),
+                                         rows["loss"].to_numpy(float), weights)
+        if curve.pooled:
+            warnings.append(f"N={n_params:.3g}: from-scratch loss rises with data somewhere; adjacent "
+                            "points pooled to keep the curve monotone")
+        if curve.law is None:
+            warnings.append(f"N={n_params:.3g}: fewer than {MIN_LAW_POINTS} scratch data sizes, so no "
+                            "per-N law: no extrapolation and no low-data flag for this N")
+        curves[float(n_params)] = curve
+    return curves
+
+
+def _effective_row(run: pd.Series, curve: ScratchCurve | None, column: str) -> dict:
+    """D_E, D_T, fraction, multiplier and flags of one fine-tuned run."""
+    n_params, d_f, loss = float(run["n_params"]), float(run[column]), float(run["loss"])
+    flags = dict.fromkeys(FLAG_NAMES, False)
+    d_e, d_low = float("nan"), float("nan")
+    if curve is None:
+        flags["no_scratch"] = True
+    else:
+        d_e, flags["extrapolated"] = curve.invert(loss)
+        d_low = curve.d_low
+        flags["beyond_reach"] = not np.isfinite(d_e)
+        # Without a law above the curve we still know the sign: loss worse than scratch at d_min <= D_F.
+        above_curve = loss > curve.node_loss[0] and d_f >= curve.d_min
+        flags["ossified"] = bool(d_e <= d_f) if np.isfinite(d_e) else bool(np.isnan(d_e) and above_curve)
+        flags["low_data"] = d_low == float("inf") or bool(np.isfinite(d_low) and d_f <= LOW_DATA_FRACTION * d_low)
+    d_t = d_e - d_f
+    if np.isfinite(d_e) and d_e > 0:
+        fraction = d_t / d_e
+    else:
+        fraction = 1.0 if d_e == float("inf") else float("nan")
+    return {"pretrain": run["pretrain"], "size": run.get("size", None), "n_params": n_params,
+            "d_f": d_f, "loss": loss, "loss_std": run.get("loss_std", 0.0), "n_seeds": run.get("n_seeds", 1),
+            "d_e": d_e, "d_t": d_t, "fraction": fraction, "multiplier": d_e / d_f, "d_low": d_low,
+            "flops": run.get("flops", np.nan), "pretrain_flops": run.get("pretrain_flops", np.nan), **flags}
+
+
+def compute_effective(results: ResultsTable, warnings: list[str] | None = None) -> EffectiveResult:
+    """D_E etc. for every fine-tuned run of a validated results table."""
+    warnings = results.warnings if warnings is None else warnings
+    column = results.data_column
+    with single_threaded_blas():   # many tiny least-squares fits and root finds
+        curves = build_curves(results.scratch, column, warnings)
+        rows = [_effective_row(run, curves.get(float(run["n_params"])), column)
+                for _, run in results.finetuned.iterrows()]
+    table = pd.DataFrame(rows, columns=["pretrain", "size", "n_params", "d_f", "loss", "loss_std", "n_seeds",
+                                        "d_e", "d_t", "fraction", "multiplier", "d_low", "flops",
+                                        "pretrain_flops", *FLAG_NAMES])
+    table["flags"] = table[list(FLAG_NAMES)].apply(
+        lambda r: ",".join(name for name in FLAG_NAMES if r[name]), axis=1) if len(table) else []
+    _warn_about(table, warnings)
+    return EffectiveResult(table=table, curves=curves, units=results.units, scratch=results.scratch,
+                           warnings=warnings)
+
+
+def _warn_about(table: pd.DataFrame, warnings: list[str]) -> None:
+    """Summaries of the flags, so nothing is silent."""
+    if table.empty:
+        return
+    for (pretrain, n_params), rows in table[table["no_scratch"]].groupby(["pretrain", "n_params"]):
+        warnings.append(f"pretrain '{pretrain}' at N={n_params:.3g}: no from-scratch runs of the same N; "
+                        f"{len(rows)} run(s) without D_E")
+    counts = {flag: int(table[flag].sum()) for flag in ("ossified", "extrapolated", "beyond_reach")}
+    if counts["ossified"]:
+        warnings.append(f"{counts['ossified']} fine-tuned run(s) ossified (D_T <= 0): kept in the table, "
+                        "outside the log-space fit")
+    if counts["extrapolated"]:
+        warnings.append(f"{counts['extrapolated']} D_E value(s) extrapolated beyond the measured scratch range")
+    if counts["beyond_reach"]:
+        warnings.append(f"{counts['beyond_reach']} run(s) beyond reach of the scratch curve (loss below its "
+                        "fitted L_inf, or no law to extrapolate): D_E not finite, outside the fit")

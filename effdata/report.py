@@ -1,0 +1,235 @@
+"""The Markdown report and the JSON of the fits.
+
+The report opens with every warning collected on the way (nothing silent), then the fitted law
+with intervals beside the paper, the held-out check, the from-scratch (Kaplan) fit, the figures
+and the per-run table with its flags.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .effective import FLAG_NAMES, EffectiveResult
+from .fit import PAPER_KAPLAN, PAPER_TRANSFER, KaplanFit, TransferFit, _jsonable
+from .paths import atomic_write_json, atomic_write_text
+from .plots import UNIT_WORDS, SavedFigure, SkippedFigure
+from .table import ResultsTable
+
+FLAG_GLOSSARY = {
+    "extrapolated": "D_E read off the per-N law L_∞ + A·D^(−b) outside the measured from-scratch range",
+    "beyond_reach": "fine-tuned loss below the law's L_∞ (D_E = ∞), or no law to extrapolate with: not fitted",
+    "ossified": "D_T ≤ 0: no better than from scratch on the same data (kept, reported, not in the log fit)",
+    "low_data": "D_F ≤ 10% of D(N), the data a from-scratch model of size N needs to reach 1.01·L_∞",
+    "no_scratch": "no from-scratch runs of the same N: D_E cannot be measured",
+}
+
+
+@dataclass
+class Analysis:
+    """Everything the report shows; `analyze` fills it."""
+
+    source: str
+    results: ResultsTable
+    effective: EffectiveResult
+    fits: dict[str, TransferFit]
+    kaplan: KaplanFit
+    figures: list[SavedFigure | SkippedFigure]
+    compare: list[str] | None
+    n_bootstrap: int
+    huber_delta: float
+    warnings: list[str] = field(default_factory=list)
+
+
+def fmt(value, digits: int = 3) -> str:
+    """A number for a Markdown table: 3 significant digits, ∞, or an em dash when missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, (float, np.floating)) and math.isinf(value):
+        return "∞" if value > 0 else "−∞"
+    if isinstance(value, (int, np.integer)):
+        return str(value)
+    return f"{value:.{digits}g}"
+
+
+def fmt_interval(fit, name: str, digits: int = 3) -> str:
+    value = getattr(fit, name)
+    interval = fit.intervals.get(name)
+    if interval is None:
+        return f"{fmt(value, digits)} (no interval)"
+    return f"{fmt(value, digits)} [{fmt(interval[0], digits)}, {fmt(interval[1], digits)}]"
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def fits_json(analysis: Analysis) -> dict:
+    """The machine-readable result: fits (null with a reason when not fitted), paper values, warnings."""
+    figures = [{"name": f.name, "png": f.png.name, "svg": f.svg.name} if isinstance(f, SavedFigure)
+               else {"name": f.name, "skipped": f.reason} for f in analysis.figures]
+    transfer = {}
+    for name, fit in analysis.fits.items():
+        entry = fit.to_dict()
+        if not fit.fitted:   # a fit that did not happen is null, with its reason beside it
+            entry = {"fit": None, "reason": fit.reason, "n_ossified": fit.n_ossified}
+        transfer[name] = entry
+    table = analysis.effective.table
+    return _jsonable({
+        "source": analysis.source,
+        "units": analysis.effective.units,
+        "interval": {"kind": "bootstrap percentile over runs", "percentiles": [5, 95],
+                     "n_resamples": analysis.n_bootstrap},
+        "huber_delta": analysis.huber_delta,
+        "transfer": transfer,
+        "paper_transfer": PAPER_TRANSFER,
+        "kaplan": analysis.kaplan.to_dict() if analysis.kaplan.fitted else
+        {"fit": None, "reason": analysis.kaplan.reason},
+        "paper_kaplan": PAPER_KAPLAN,
+        "counts": {"runs": int(len(analysis.results.runs)), "scratch": int(len(analysis.results.scratch)),
+                   "finetuned": int(len(table)), "set_aside": int(len(analysis.results.set_aside)),
+                   **{flag: int(table[flag].sum()) if len(table) else 0 for flag in FLAG_NAMES}},
+        "compare": analysis.compare,
+        "figures": figures,
+        "warnings": analysis.warnings,
+    })
+
+
+def _fit_rows(fits: list[TransferFit], units: str) -> list[list[str]]:
+    rows = []
+    for fit in fits:
+        paper = fit.paper()
+        paper_cell = (f"k={fmt(paper['k'])}, α={paper['alpha']}, β={paper['beta']}" if paper else "—")
+        if not fit.fitted:
+            rows.append([fit.pretrain, fit.reason, "", "", "", "", "", paper_cell])
+            continue
+        heldout = " / ".join(f"×{fmt(h.error_factor)}" if h.error_factor else "—"
+                             for h in (fit.heldout["n_params"], fit.heldout["d_f"]))
+        points = f"{fit.n_points} ({fit.regime.replace('_', ' ')}; {fit.n_extrapolated} extrap.)"
+        rows.append([fit.pretrain, fmt_interval(fit, "k"), fmt_interval(fit, "alpha"), fmt_interval(fit, "beta"),
+                     points, f"{fmt(fit.r2_log)} / {fmt(fit.rmse_log)}", heldout, paper_cell])
+    return rows
+
+
+def _comparison_section(analysis: Analysis) -> list[str]:
+    """`--compare a b`: the named distributions side by side, each beside its paper row."""
+    names = analysis.compare or []
+    header = ["", *names]
+    def cell(name, getter):
+        fit = analysis.fits.get(name)
+        if fit is None:
+            return "no runs"
+        return getter(fit) if fit.fitted else "not fitted"
+    rows = []
+    for label, parameter in (("k", "k"), ("α", "alpha"), ("β", "beta")):
+        rows.append([f"{label} (fitted, 90% CI)", *[cell(n, lambda f, p=parameter: fmt_interval(f, p)) for n in names]])
+        rows.append([f"{label} (paper)", *[fmt(PAPER_TRANSFER[n][parameter]) if n in PAPER_TRANSFER else "—"
+                                         for n in names]])
+    rows.append(["points in fit", *[cell(n, lambda f: str(f.n_points)) for n in names]])
+    rows.append(["ossified runs", *[str(analysis.fits[n].n_ossified) if n in analysis.fits else "—" for n in names]])
+    table = analysis.effective.table
+    for d_f in sorted(set(table.loc[table["pretrain"].isin(names), "d_f"]))[:6]:
+        def median_multiplier(name, d_f=d_f):
+            values = table.loc[(table["pretrain"] == name) & (table["d_f"] == d_f), "multiplier"]
+            return fmt(float(values.median())) if len(values) else "—"
+        rows.append([f"median D_E/D_F at D_F={fmt(d_f)}", *[median_multiplier(n) for n in names]])
+    lines = ["## Pretraining distributions compared", "",
+             "Smaller α means the distributions are closer; k is larger for the closer mix (paper rows: "
+             "`text` → text → Python, `text+code` → 50% text + 50% non-Python code → Python).", "",
+             _markdown_table(header, rows), ""]
+    return lines
+
+
+def _per_run_table(effective: EffectiveResult) -> str:
+    table = effective.table.sort_values(["pretrain", "n_params", "d_f"])
+    rows = []
+    for _, run in table.iterrows():
+        rows.append([run["pretrain"], run["size"] if isinstance(run["size"], str) else "", fmt(run["n_params"]),
+                     fmt(run["d_f"]), fmt(run["loss"], 4) + (f" ± {fmt(run['loss_std'], 2)}" if run["n_seeds"] > 1 else ""),
+                     fmt(run["d_e"]), fmt(run["d_t"]), fmt(run["fraction"]), fmt(run["multiplier"]),
+                     fmt(run["d_low"]), run["flags"] or "—"])
+    units = effective.units
+    header = ["pretrain", "size", "N", f"D_F ({units})", "loss (nats/token)", f"D_E ({units})", f"D_T ({units})",
+              "D_T/D_E", "D_E/D_F", f"D(N) ({units})", "flags"]
+    return _markdown_table(header, rows)
+
+
+def render_report(analysis: Analysis) -> str:
+    units = analysis.effective.units
+    results, table = analysis.results, analysis.effective.table
+    lines = [f"# Effective data transferred: `{analysis.source}`", ""]
+    lines += ["## Warnings", ""]
+    lines += [f"- {w}" for w in analysis.warnings] if analysis.warnings else ["No warnings."]
+    lines += ["", "## Input", ""]
+    finetune_counts = ", ".join(f"{name}: {count}" for name, count in table["pretrain"].value_counts().sort_index().items())
+    lines += [f"- {len(results.runs)} analysed grid points ({len(results.scratch)} from scratch; fine-tuned "
+              f"{finetune_counts or 'none'}), {len(results.set_aside)} row(s) set aside, "
+              f"{results.n_pretrain_rows} pretraining row(s) ignored.",
+              f"- Data sizes in **{units}** (`{results.data_column}`); N = non-embedding parameters: "
+              f"{', '.join(fmt(n) for n in sorted(results.runs['n_params'].unique()))}.",
+              "- Loss: best held-out target loss in nats/token. Seeds sharing (pretrain, N, data) are averaged.", ""]
+
+    lines += ["## Transfer law D_T = k · D_F^α · N^β", "",
+              f"Fitted in log space with a summed Huber loss (δ = {analysis.huber_delta}) and multi-start L-BFGS-B; "
+              f"intervals are 5th–95th percentile bootstrap intervals over {analysis.n_bootstrap} resamples of the "
+              f"runs. D in {UNIT_WORDS[units]}. Held-out: the law is refitted without one N (or one D_F) at a time and predicts "
+              "the held-out D_T; the figure is the geometric mean error factor.", ""]
+    if units != "chars":
+        lines += ["*The paper's k is for D in characters; with tokens only α and β are comparable.*", ""]
+    header = ["pretrain", "k [90% CI]", "α [90% CI]", "β [90% CI]", "points (regime)", "R² / RMSE (log)",
+              "held-out error (leave N / leave D_F)", "paper (Hernandez et al. 2021)"]
+    lines += [_markdown_table(header, _fit_rows(list(analysis.fits.values()), units)) if analysis.fits
+              else "No fine-tuned runs: nothing to fit.", ""]
+    for fit in analysis.fits.values():
+        if fit.fitted and fit.n_ossified:
+            lines += [f"- `{fit.pretrain}`: {fit.n_ossified} ossified run(s) (D_T ≤ 0) are outside the log fit; "
+                      "see the per-run table.", ""]
+    if analysis.compare:
+        lines += _comparison_section(analysis)
+
+    kaplan = analysis.kaplan
+    lines += ["## From-scratch law (Kaplan et al. 2020)", "",
+              "L(N, D) = [(N_c/N)^(α_N/α_D) + D_c/D]^α_D fitted to the from-scratch runs in log loss "
+              f"(D in {kaplan.units}). Small CPU models need not match the paper's values.", ""]
+    if kaplan.fitted:
+        rows = [[label, fmt_interval(kaplan, name), fmt(PAPER_KAPLAN[name])]
+                for label, name in (("α_N", "alpha_n"), ("α_D", "alpha_d"), ("α_N/α_D", "ratio"))]
+        rows += [["N_c", fmt(kaplan.n_c), fmt(PAPER_KAPLAN["n_c"])], ["D_c", fmt(kaplan.d_c), fmt(PAPER_KAPLAN["d_c"]) + " tokens"]]
+        lines += [_markdown_table(["parameter", "fitted [90% CI]", "paper"], rows), "",
+                  f"{kaplan.n_points} points, RMSE of log loss {fmt(kaplan.rmse_log)}, "
+                  f"{kaplan.n_bootstrap_used} bootstrap resamples.", ""]
+    else:
+        lines += [kaplan.reason or "not fitted", ""]
+
+    lines += ["## Figures", ""]
+    for figure in analysis.figures:
+        if isinstance(figure, SavedFigure):
+            lines += [f"### {figure.title}", "", f"![{figure.title}]({figure.png.name})", "",
+                      f"{figure.caption} ([SVG]({figure.svg.name}))", ""]
+        else:
+            lines += [f"- *{figure.name}* not drawn: {figure.reason}"]
+    lines += ["", "## Per-run effective data", ""]
+    lines += [_per_run_table(analysis.effective) if len(table) else "No fine-tuned runs.", ""]
+    lines += ["Flags:", ""] + [f"- `{flag}`: {text}" for flag, text in FLAG_GLOSSARY.items()] + [""]
+    if len(results.set_aside):
+        lines += ["## Rows set aside", ""]
+        shown = [c for c in ("pretrain", "mode", "size", "n_params", results.data_column, "loss", "status", "error", "reason")
+                 if c in results.set_aside]
+        lines += [_markdown_table(shown, [[fmt(v) if isinstance(v, float) else str(v) for v in row]
+                                          for row in results.set_aside[shown].itertuples(index=False)]), ""]
+    return "\n".join(lines)
+
+
+def write_outputs(analysis: Analysis, out_dir: Path) -> dict[str, Path]:
+    """report.md, fits.json and effective.csv (the per-run table) in `out_dir`."""
+    out_dir = Path(out_dir)
+    paths = {"report": out_dir / "report.md", "fits": out_dir / "fits.json", "effective": out_dir / "effective.csv"}
+    atomic_write_text(paths["report"], render_report(analysis))
+    atomic_write_json(paths["fits"], fits_json(analysis))
+    atomic_write_text(paths["effective"], analysis.effective.table.to_csv(index=False))
+    return paths

@@ -1,0 +1,77 @@
+"""The ladder: N counted from the built model, shapes, loadability."""
+import math
+
+import pytest
+import torch
+
+from effdata.model import (ALL_SHAPES, CPU_LADDER, GPU_LADDER, SHAPES, ModelShape, build_model, get_shape,
+                           non_embedding_params, total_params)
+
+
+def _count_by_name(model) -> int:
+    return sum(p.numel() for n, p in model.named_parameters()
+               if not any(k in n for k in ("wte", "wpe", "lm_head")))
+
+
+@pytest.mark.parametrize("name", list(CPU_LADDER) + list(SHAPES) + ["l1d16h2c32"])
+def test_n_counted_from_model(name):
+    shape = get_shape(name)
+    model = build_model(shape, vocab_size=256)
+    n = non_embedding_params(model)
+    assert n == _count_by_name(model) == shape.n_params
+    approx = 12 * shape.n_layer * shape.d_model**2
+    # biases and layer norms: 13·d per block + 2·d for the final norm, i.e. (13 + 2/L)/(12·d) over 12·L·d²
+    assert approx < n <= approx * (1 + (13 + 2 / shape.n_layer) / (12 * shape.d_model)) + 1e-6
+    if shape.d_model >= 32:
+        assert abs(n / approx - 1) < 0.05
+    # embeddings excluded: total = N + token + position embeddings (unembedding tied, counted once)
+    assert total_params(model) == n + 256 * shape.d_model + shape.n_ctx * shape.d_model
+
+
+def test_gpu_ladder_n_formula():
+    for s in GPU_LADDER.values():
+        assert abs(s.n_params / s.n_params_approx - 1) < 0.01
+    model = build_model(GPU_LADDER["g5m"], vocab_size=512)  # the smallest GPU size builds on CPU quickly
+    assert non_embedding_params(model) == GPU_LADDER["g5m"].n_params
+
+
+def test_ladder_spans_and_shape_variants():
+    ns = [s.n_params for s in CPU_LADDER.values()]
+    assert ns == sorted(ns)
+    assert math.log10(ns[-1] / ns[0]) >= 1.5
+    assert max(s.n_params for s in GPU_LADDER.values()) > 1e8
+    variants = [s.n_params for s in SHAPES.values()]
+    assert max(variants) / min(variants) < 1.1  # about equal N
+    layers = [s.n_layer for s in SHAPES.values()]
+    assert min(layers) == 1 and max(layers) >= 16  # wide-shallow to deep-narrow
+    for s in ALL_SHAPES.values():
+        assert s.d_model % s.n_head == 0
+
+
+def test_config_tied_no_dropout_sdpa():
+    model = build_model(get_shape("l2d32h2c32"), vocab_size=100)
+    assert model.lm_head.weight is model.transformer.wte.weight
+    c = model.config
+    assert c.resid_pdrop == c.embd_pdrop == c.attn_pdrop == 0.0
+    assert c._attn_implementation == "sdpa"
+    assert c.vocab_size == 100 and c.n_positions == 32
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_same_seed_same_init():
+    torch.manual_seed(3)
+    a = build_model(get_shape("n25k"), 64)
+    torch.manual_seed(3)
+    b = build_model(get_shape("n25k"), 64)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_bad_shapes():
+    with pytest.raises(ValueError, match="unknown model size"):
+        get_shape("n3b")
+    with pytest.raises(ValueError, match="multiple of n_head"):
+        ModelShape("bad", 2, 30, 4)
+    with pytest.raises(ValueError):
+        build_model(get_shape("n25k"), vocab_size=1)
+    assert get_shape("l3d48h3c64") == ModelShape("l3d48h3c64", 3, 48, 3, 64)
+    assert get_shape("l3d48h3").n_ctx == 128

@@ -1,0 +1,95 @@
+"""effdata.analyze end to end: report, figures, JSON; bad input never crashes."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from effdata.analyze import analyze, main
+from synthetic import TRUE_CODE, TRUE_TEXT, make_runs, scratch_loss
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """A two-distribution study with an ossified run, a failed run and extrapolated points."""
+    root = tmp_path_factory.mktemp("study")
+    df = make_runs({"text": TRUE_TEXT, "text+code": TRUE_CODE}, log_noise=0.2, seed=3)
+    ossify = (df["pretrain"] == "text") & (df["n_params"] == 1e5) & (df["data_chars"] >= 3e6)
+    df.loc[ossify, "loss"] = scratch_loss(1e5, df.loc[ossify, "data_chars"]) + 0.01
+    df["error"] = ""
+    df.loc[0, ["status", "error"]] = ["failed", "diverged"]
+    df = df[~((df["mode"] == "scratch") & (df["data_chars"] > 1e8) & (df["n_params"] == 1e7))]
+    df.to_csv(root / "results.csv", index=False)
+    result = analyze(root / "results.csv", root / "analysis", compare=["text", "text+code"], n_bootstrap=200)
+    return root, result
+
+
+def test_report_renders_with_its_figures(study):
+    root, result = study
+    out = root / "analysis"
+    report = (out / "report.md").read_text()
+    for name in ("loss_vs_data", "dt_vs_df", "fraction_vs_n", "loss_vs_n", "loss_vs_compute",
+                 "compare_dt", "compare_parameters"):
+        assert (out / f"{name}.png").stat().st_size > 10_000
+        assert (out / f"{name}.svg").exists()
+        assert f"]({name}.png)" in report
+    assert report.index("## Warnings") < report.index("## Transfer law")
+    assert "status != ok" in report and "ossified" in report
+    assert "Pretraining distributions compared" in report and "0.096" in report   # the paper row
+    assert "From-scratch law (Kaplan" in report
+
+
+def test_flags_reach_the_table_and_json(study):
+    root, result = study
+    effective = pd.read_csv(root / "analysis" / "effective.csv")
+    assert effective["ossified"].sum() == 2 and effective["extrapolated"].sum() > 0
+    report = (root / "analysis" / "report.md").read_text()
+    assert report.count("| ossified") + report.count(",ossified") >= 2
+    fits = json.loads((root / "analysis" / "fits.json").read_text())
+    assert fits["counts"]["ossified"] == 2
+    assert fits["transfer"]["text"]["alpha"] == pytest.approx(result["transfer"]["text"]["alpha"])
+    assert fits["transfer"]["text"]["n_ossified"] == 2
+    assert fits["interval"]["percentiles"] == [5, 95]
+    lo, hi = fits["transfer"]["text+code"]["intervals"]["alpha"]
+    assert lo < fits["transfer"]["text+code"]["alpha"] < hi
+
+
+def test_too_few_points_gives_null_fit_with_reason(tmp_path):
+    df = make_runs(n_values=(1e5, 1e6), d_f_values=(1e5, 1e6))
+    result = analyze(df, tmp_path, n_bootstrap=50, figures=False)
+    assert result["transfer"]["text"]["fit"] is None
+    assert "need ≥ 5 points" in result["transfer"]["text"]["reason"]
+    assert "not fitted: need ≥ 5 points with D_T > 0 (have 4)" in (tmp_path / "report.md").read_text()
+
+
+def test_bad_input_is_reported_not_crashed(tmp_path):
+    df = make_runs()
+    df.loc[1, "loss"] = np.nan                                     # non-finite loss
+    df = pd.concat([df, df.iloc[[5]]], ignore_index=True)          # duplicate row
+    orphan = df[df["mode"] == "finetune"].iloc[:3].assign(n_params=7e5, pretrain="docs")  # no scratch at N
+    df = pd.concat([df, orphan], ignore_index=True).drop(columns=["flops"])
+    result = analyze(df, tmp_path, compare=["text", "text+code"], n_bootstrap=50)
+    text = " | ".join(result["warnings"])
+    assert "non-finite" in text and "duplicate" in text
+    assert "pretrain 'docs' at N=7e+05: no from-scratch runs" in text
+    assert "no fine-tuned runs pretrained on 'text+code'" in text
+    assert result["transfer"]["docs"]["fit"] is None
+    assert any(f.get("skipped") == "the results table has no `flops` column" for f in result["figures"])
+    assert "not drawn: the results table has no `flops` column" in (tmp_path / "report.md").read_text()
+
+
+def test_only_scratch_runs(tmp_path):
+    result = analyze(make_runs().query("mode == 'scratch'"), tmp_path, n_bootstrap=20)
+    assert result["transfer"] == {} and result["kaplan"]["alpha_n"] is not None
+    assert "No fine-tuned runs: nothing to fit." in (tmp_path / "report.md").read_text()
+
+
+def test_cli_writes_report_and_fails_cleanly(tmp_path, capsys):
+    make_runs().to_json(tmp_path / "runs.jsonl", orient="records", lines=True)
+    assert main([str(tmp_path / "runs.jsonl"), "--units", "tokens", "--bootstrap", "50", "--no-figures", "--out", str(tmp_path / "a")]) == 0
+    assert "text: k=" in capsys.readouterr().out
+    fits = json.loads((tmp_path / "a" / "fits.json").read_text())
+    assert fits["units"] == "tokens"
+    pd.DataFrame({"pretrain": ["none"], "loss": [1.0]}).to_csv(tmp_path / "bad.csv", index=False)
+    assert main([str(tmp_path / "bad.csv")]) == 2
+    assert "lacks required column" in capsys.readouterr().err

@@ -1,0 +1,374 @@
+"""effdata.slurm against a real SLURM: Debian's slurmctld + slurmd + munge on this machine.
+
+The `slurm` fixture brings SLURM up with .ci/slurm-up.sh (idempotent, about a second when it is
+already up). Where it cannot (not root, no apt, daemons refuse to start), every test needing it is
+skipped with the script's reason: run pytest with -rs to see it.
+
+Most tests drive the real scheduler (`effdata.runner.schedule`) with jobs that call a torch-free
+stand-in for execute_run (tests/slurm_fake_run.py); the last ones run the smoke study through the
+command line, and compare it with a local run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from effdata.runner import Store, schedule
+from effdata.slurm import SlurmError, SlurmExecutor, parse_options, parse_time, squeue_states
+from effdata.study import PlannedRun, spec_hash
+
+REPO = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+SLURM_UP = REPO / ".ci" / "slurm-up.sh"
+FAKE = "slurm_fake_run:execute_run"
+PY = sys.executable
+
+
+# ----------------------------------------------------------------------------------------------
+# Without SLURM
+
+def test_parse_time():
+    assert parse_time("30") == 30
+    assert parse_time(90) == 90
+    assert parse_time("1:30") == 2          # M:S rounds up
+    assert parse_time("4:00:00") == 240
+    assert parse_time("1-00:00:00") == 1440
+    assert parse_time("2-3") == 2 * 1440 + 180
+    assert parse_time("1-01:30") == 1440 + 90
+    for bad in ("", "0", "abc", "1:2:3:4", "-5"):
+        with pytest.raises(SlurmError):
+            parse_time(bad)
+
+
+def test_parse_options():
+    assert parse_options(["account=proj", "--mem=16G", "qos=low"]) == {"account": "proj", "mem": "16G",
+                                                                        "qos": "low"}
+    with pytest.raises(SlurmError):
+        parse_options(["account"])
+
+
+def test_no_slurm_on_path_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch, squeue, ...
+    with pytest.raises(SlurmError, match="sbatch.*not found|needs the submitit package"):
+        SlurmExecutor(tmp_path / "out")
+    assert not (tmp_path / "out" / "slurm").exists()
+
+
+def test_cli_flags():
+    from effdata.run import build_parser
+
+    args = build_parser().parse_args(["--executor", "slurm", "--partition", "gpu", "--gpus-per-run", "1",
+                                      "--time", "2:00:00", "--max-parallel", "8", "--slurm-option", "mem=8G"])
+    assert (args.executor, args.partition, args.gpus_per_run, args.time, args.max_parallel) == \
+        ("slurm", "gpu", 1, "2:00:00", 8)
+    assert build_parser().parse_args([]).executor == "local"
+
+
+# ----------------------------------------------------------------------------------------------
+# A real SLURM
+
+@pytest.fixture(scope="session")
+def slurm():
+    """SLURM up on this machine, or the test skipped with the reason."""
+    if not SLURM_UP.exists():
+        pytest.skip(f"{SLURM_UP} is missing")
+    try:
+        import submitit  # noqa: F401
+    except ImportError:
+        pytest.skip("SLURM tests need the submitit package (pip install submitit)")
+    try:
+        out = subprocess.run(["bash", str(SLURM_UP)], capture_output=True, text=True, timeout=900,
+                             stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        pytest.skip("SLURM not available: .ci/slurm-up.sh took more than 15 minutes")
+    if out.returncode != 0:
+        lines = (out.stderr.strip() or out.stdout.strip() or "no output").splitlines()
+        reason = f"SLURM not available: {lines[-1]}"
+        print(reason, file=sys.stderr)
+        pytest.skip(reason)
+    return True
+
+
+@pytest.fixture
+def fake_env(monkeypatch):
+    """Jobs inherit the submitting environment: let them import the stand-in from tests/."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("FAKE_RUN_SECONDS", "1")
+    return monkeypatch
+
+
+def _run(name: str, mode: str, depends_on=()) -> PlannedRun:
+    spec = {"mode": mode, "size": "tiny", "seed": 0, "corpus": name, "settings": {}}
+    if depends_on:
+        spec["init_from_run"] = depends_on[0]
+    return PlannedRun(run_id=f"{mode}-{name}-{spec_hash(spec)}", spec=spec,
+                      pretrain="none" if mode == "scratch" else "text", depends_on=tuple(depends_on))
+
+
+def _plan() -> list[PlannedRun]:
+    pre = _run("text", "pretrain")
+    return [pre, _run("a", "finetune", [pre.run_id]), _run("b", "finetune", [pre.run_id]), _run("c", "scratch")]
+
+
+def _executions(store: Store, run_id: str) -> list[str]:
+    path = store.run_dir(run_id) / "executions"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def _executor(out: Path, **kw) -> SlurmExecutor:
+    return SlurmExecutor(out, partition="debug", time="10", target=FAKE, poll_interval=0.5, **kw)
+
+
+@pytest.mark.slow
+def test_study_through_slurm_in_dependency_order(slurm, fake_env, tmp_path):
+    store, runs = Store(tmp_path / "out"), _plan()
+    outcome = schedule(store, runs, _executor(store.out_dir), max_parallel=2)
+    assert outcome.ok, (outcome.failed, outcome.blocked)
+    assert sorted(outcome.done) == sorted(r.run_id for r in runs)
+    pre_end = json.loads((store.run_dir(runs[0].run_id) / "record.json").read_text())["finished_at"]
+    for run in runs:
+        record = store.read_record(run.run_id)
+        assert record["status"] == "ok" and record["metrics"]["threads"] == 1
+        assert len(_executions(store, run.run_id)) == 1
+        job = json.loads((store.run_dir(run.run_id) / "slurm_job.json").read_text())
+        assert record["metrics"]["job"] == job["job_id"]
+        assert (store.out_dir / "slurm" / f"{job['job_id']}_0_log.out").exists()
+    # the fine-tunes started after their pretraining ended (the stand-in fails them otherwise)
+    for run in runs[1:3]:
+        assert float(_executions(store, run.run_id)[0].split()[1]) >= time.mktime(
+            time.strptime(pre_end[:19], "%Y-%m-%dT%H:%M:%S")) - 1
+    # the same command again: everything skipped, nothing submitted
+    again = schedule(store, runs, _executor(store.out_dir), max_parallel=2)
+    assert sorted(again.skipped) == sorted(r.run_id for r in runs) and not again.done
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _running_job(store: Store, run_id: str):
+    try:
+        job_id = json.loads((store.run_dir(run_id) / "slurm_job.json").read_text())["job_id"]
+    except (OSError, ValueError):
+        return None
+    state = (squeue_states([job_id]) or {}).get(job_id)
+    return job_id if state and state.state == "RUNNING" and _executions(store, run_id) else None
+
+
+@pytest.mark.slow
+def test_scancel_is_recorded_and_the_rerun_completes(slurm, fake_env, tmp_path):
+    fake_env.setenv("FAKE_RUN_SECONDS", "6")
+    store, runs = Store(tmp_path / "out"), _plan()
+    victim = runs[1].run_id  # a fine-tune: its pretraining must not run again
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(
+        outcome=schedule(store, runs, _executor(store.out_dir), max_parallel=2)))
+    thread.start()
+    job_id = _wait_for(lambda: _running_job(store, victim), 120, f"{victim} running")
+    subprocess.run(["scancel", job_id], check=True)
+    thread.join(timeout=180)
+    assert not thread.is_alive()
+    outcome = result["outcome"]
+    assert list(outcome.failed) == [victim]
+    assert outcome.failed[victim].startswith("slurm: CANCELLED"), outcome.failed[victim]
+    record = store.read_record(victim)
+    assert record["status"] == "failed" and record["error"].startswith("slurm: CANCELLED")
+    mtimes = {r.run_id: (store.run_dir(r.run_id) / "record.json").stat().st_mtime for r in runs}
+
+    fake_env.setenv("FAKE_RUN_SECONDS", "1")
+    again = schedule(store, runs, _executor(store.out_dir), max_parallel=2)
+    assert again.ok and again.done == [victim], (again.failed, again.done)
+    assert store.read_record(victim)["status"] == "ok"
+    for run in runs:
+        if run.run_id != victim:
+            assert len(_executions(store, run.run_id)) == 1, run.run_id
+            assert (store.run_dir(run.run_id) / "record.json").stat().st_mtime == mtimes[run.run_id]
+    assert len(_executions(store, victim)) == 2
+
+
+@pytest.mark.slow
+def test_a_job_still_in_slurm_is_waited_for_not_resubmitted(slurm, fake_env, tmp_path):
+    fake_env.setenv("FAKE_RUN_SECONDS", "4")
+    store = Store(tmp_path / "out")
+    run = _run("solo", "scratch")
+    store.write_plan(run)
+    first = _executor(store.out_dir)
+    first.submit(run.run_id)            # ...and the command dies: the job stays in SLURM
+    job_id = json.loads((store.run_dir(run.run_id) / "slurm_job.json").read_text())["job_id"]
+    second = _executor(store.out_dir)
+    outcome = schedule(store, [run], second, max_parallel=2)
+    assert outcome.done == [run.run_id]
+    assert json.loads((store.run_dir(run.run_id) / "slurm_job.json").read_text())["job_id"] == job_id
+    assert [line.split()[0] for line in _executions(store, run.run_id)] == [job_id]
+
+
+@pytest.mark.slow
+def test_a_job_killed_at_its_time_limit_is_recorded_and_resubmitted(slurm, fake_env, tmp_path):
+    fake_env.setenv("FAKE_RUN_SECONDS", "300")
+    store = Store(tmp_path / "out")
+    run = _run("slow", "scratch")
+    outcome = schedule(store, [run], SlurmExecutor(store.out_dir, partition="debug", time="1", target=FAKE,
+                                                   poll_interval=1), max_parallel=1)
+    assert outcome.failed[run.run_id].startswith("slurm: TIMEOUT"), outcome.failed
+    assert store.read_record(run.run_id)["error"].startswith("slurm: TIMEOUT")
+    fake_env.setenv("FAKE_RUN_SECONDS", "1")
+    again = schedule(store, [run], _executor(store.out_dir), max_parallel=1)
+    assert again.done == [run.run_id] and len(_executions(store, run.run_id)) == 2
+
+
+@pytest.mark.slow
+def test_unknown_partition_is_refused_before_submitting(slurm, tmp_path):
+    with pytest.raises(SlurmError, match="no partition 'nope'"):
+        SlurmExecutor(tmp_path / "out", partition="nope")
+    assert not (tmp_path / "out" / "slurm").exists()
+
+
+@pytest.mark.slow
+def test_controller_down_is_refused_before_submitting(slurm, tmp_path):
+    conf, pidfile = Path("/etc/slurm/slurm.conf"), Path("/run/slurmctld.pid")
+    if os.geteuid() != 0 or not conf.exists() or "written by effdata" not in conf.read_text() \
+            or not pidfile.exists():
+        pytest.skip("stops slurmctld: only with the test SLURM of .ci/slurm-up.sh, as root")
+    os.kill(int(pidfile.read_text()), 15)
+    try:
+        _wait_for(lambda: subprocess.run(["scontrol", "ping"], capture_output=True, text=True).returncode != 0,
+                  30, "slurmctld to stop")
+        with pytest.raises(SlurmError, match="unreachable.*Nothing was submitted"):
+            SlurmExecutor(tmp_path / "out", partition="debug")
+        assert not (tmp_path / "out" / "slurm").exists()
+    finally:
+        up = subprocess.run(["bash", str(SLURM_UP)], capture_output=True, text=True, timeout=300)
+    assert up.returncode == 0, up.stderr
+
+
+# ----------------------------------------------------------------------------------------------
+# The smoke study through the command line (on the tiny corpora of conftest.py, like test_runner.py)
+
+SMOKE = REPO / "jobs" / "smoke.toml"
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def _write_smoke(path: Path, corpora: dict[str, str]) -> Path:
+    """jobs/smoke.toml made smaller (one size, 4 runs) on the tiny corpora."""
+    import tomllib
+
+    study = tomllib.loads(SMOKE.read_text())
+    study.update(target=corpora["python"], vocab_size=384, tokenizer_corpora=[corpora["python"], corpora["text"]],
+                 sizes=study["sizes"][:1])
+    study["pretrain"]["corpora"] = [corpora["text"]]
+    study["scratch"]["data_chars"] = study["scratch"]["data_chars"][:2]
+    study["finetune"]["data_chars"] = study["finetune"]["data_chars"][:1]
+    lines = [f"{k} = {_toml_value(v)}" for k, v in study.items() if not isinstance(v, dict)]
+    for table, values in study.items():
+        if isinstance(values, dict):
+            lines += ["", f"[{table}]"] + [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory, tiny_corpora):
+    if not SMOKE.exists():
+        pytest.skip(f"{SMOKE} does not exist")
+    tmp = tmp_path_factory.mktemp("slurm-smoke")
+    study = _write_smoke(tmp / "smoke.toml", tiny_corpora)
+    env = dict(os.environ, EFFDATA_SLURM_POLL_S="1")
+    return {"study": study, "home": tmp / "home", "tmp": tmp, "env": env}
+
+
+def _cli_args(smoke, out: Path, *extra: str) -> list[str]:
+    return [PY, "-m", "effdata.run", "--study", str(smoke["study"]), "--out", str(out), "--home",
+            str(smoke["home"]), "--no-analysis", *extra]
+
+
+SLURM_ARGS = ("--executor", "slurm", "--partition", "debug", "--time", "30", "--max-parallel", "2")
+
+
+def _cli(smoke, out: Path, *extra: str, timeout=1800) -> subprocess.CompletedProcess:
+    return subprocess.run(_cli_args(smoke, out, *extra), cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout, env=smoke["env"])
+
+
+def _records(out: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in sorted((out / "runs").glob("*/record.json"))}
+
+
+def _shape(record: dict) -> tuple:
+    return tuple(sorted(record)), tuple(sorted(record.get("metrics", {})))
+
+
+@pytest.mark.slow
+def test_smoke_study_through_slurm_matches_a_local_run(slurm, smoke):
+    local = _cli(smoke, smoke["tmp"] / "local", "--workers", "2")
+    assert local.returncode == 0, local.stderr[-3000:]
+    remote = _cli(smoke, smoke["tmp"] / "slurm", *SLURM_ARGS)
+    assert remote.returncode == 0, remote.stderr[-3000:]
+    local_records, slurm_records = _records(smoke["tmp"] / "local"), _records(smoke["tmp"] / "slurm")
+    assert len(local_records) == 4 and sorted(local_records) == sorted(slurm_records)
+    for run_id, record in slurm_records.items():
+        assert record["status"] == "ok", (run_id, record["error"])
+        assert _shape(record) == _shape(local_records[run_id]), run_id
+        assert (smoke["tmp"] / "slurm" / "runs" / run_id / "slurm_job.json").exists()
+    assert (smoke["tmp"] / "slurm" / "results.csv").read_text().splitlines()[0] == \
+        (smoke["tmp"] / "local" / "results.csv").read_text().splitlines()[0]
+
+
+@pytest.mark.slow
+def test_smoke_study_survives_a_scancel(slurm, smoke):
+    """Cancel the pretraining job mid-run: its fine-tune is blocked; the same command again finishes both."""
+    out = smoke["tmp"] / "scancel"
+    proc = subprocess.Popen(_cli_args(smoke, out, *SLURM_ARGS), cwd=REPO, env=smoke["env"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def running_pretrain():
+        for path in sorted((out / "runs").glob("pretrain-*/slurm_job.json")):
+            job_id = json.loads(path.read_text())["job_id"]
+            state = (squeue_states([job_id]) or {}).get(job_id)
+            if state and state.state == "RUNNING" and not (path.parent / "record.json").exists():
+                return path.parent.name, job_id
+        return None
+
+    try:
+        victim, job_id = _wait_for(running_pretrain, 600, "the pretraining job running")
+        time.sleep(2)  # let it get into training
+        subprocess.run(["scancel", job_id], check=True)
+        _, stderr = proc.communicate(timeout=1800)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, stderr[-3000:]
+    assert "slurm: CANCELLED" in stderr
+    records = _records(out)
+    assert records[victim]["status"] == "failed" and records[victim]["error"].startswith("slurm: CANCELLED")
+    done = {rid: json.dumps(rec, sort_keys=True) for rid, rec in records.items() if rec["status"] == "ok"}
+    assert len(done) == 2  # the two from-scratch runs; the fine-tune was blocked
+
+    again = _cli(smoke, out, *SLURM_ARGS)
+    assert again.returncode == 0, again.stderr[-3000:]
+    records = _records(out)
+    assert len(records) == 4
+    assert all(r["status"] == "ok" for r in records.values()), {k: r["error"] for k, r in records.items()}
+    for run_id, before in done.items():  # nothing finished was done twice
+        assert json.dumps(records[run_id], sort_keys=True) == before, run_id

@@ -1,0 +1,84 @@
+"""effdata.table: reading, validation, set-aside rows, seed averaging."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from effdata.table import TableError, load_results, read_table
+from synthetic import make_runs
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
+def test_reads_every_format_to_the_same_runs(tmp_path, suffix):
+    df = make_runs()
+    path = tmp_path / f"results{suffix}"
+    {".csv": lambda: df.to_csv(path, index=False), ".parquet": lambda: df.to_parquet(path),
+     ".jsonl": lambda: df.to_json(path, orient="records", lines=True)}[suffix]()
+    table = load_results(path)
+    assert len(table.runs) == len(df)
+    assert table.warnings == []
+    np.testing.assert_allclose(table.runs["loss"].sum(), df["loss"].sum())
+
+
+def test_study_directory_is_read_through_results_csv(tmp_path):
+    make_runs().to_csv(tmp_path / "results.csv", index=False)
+    assert len(read_table(tmp_path)) > 0
+
+
+def test_missing_required_column_is_a_clear_error():
+    df = make_runs().drop(columns=["n_params"])
+    with pytest.raises(TableError, match="n_params"):
+        load_results(df)
+
+
+def test_missing_file_and_unknown_format(tmp_path):
+    with pytest.raises(TableError, match="not found"):
+        load_results(tmp_path / "nope.csv")
+    (tmp_path / "x.xlsx").write_text("")
+    with pytest.raises(TableError, match="unknown table format"):
+        load_results(tmp_path / "x.xlsx")
+
+
+def test_bad_rows_are_set_aside_with_warnings():
+    df = make_runs()
+    df["error"] = None
+    df.loc[0, ["status", "error"]] = ["failed", "diverged: loss is NaN"]
+    df.loc[1, "loss"] = np.nan
+    df.loc[2, "loss"] = np.inf
+    pretrain_row = df.iloc[[3]].assign(mode="pretrain", pretrain="text", data_chars=np.nan)
+    df = pd.concat([df, pretrain_row, df.iloc[[10]]], ignore_index=True)   # + an exact duplicate
+    table = load_results(df)
+    text = " | ".join(table.warnings)
+    assert "status != ok" in text and "diverged" in text
+    assert "non-finite" in text
+    assert "exact duplicate" in text
+    assert table.n_pretrain_rows == 1
+    non_finite = "non-finite or non-positive loss/N/data"
+    assert sorted(table.set_aside["reason"]) == sorted(["status not ok", non_finite, non_finite])
+    assert len(table.runs) == len(make_runs()) - 3
+
+
+def test_seeds_are_averaged_and_spread_kept():
+    df = make_runs()
+    again = df.assign(seed=1, loss=df["loss"] + 0.02)
+    table = load_results(pd.concat([df, again], ignore_index=True))
+    assert len(table.runs) == len(df)
+    assert (table.runs["n_seeds"] == 2).all()
+    np.testing.assert_allclose(table.runs["loss_std"], np.sqrt(2) * 0.01, rtol=1e-6)
+    assert not any("averaged" in w for w in table.warnings)   # different seeds: nothing suspicious
+
+
+def test_same_seed_repeats_are_averaged_with_a_warning():
+    df = make_runs()
+    again = df.iloc[:4].assign(loss=df["loss"].iloc[:4] + 0.01)
+    table = load_results(pd.concat([df, again], ignore_index=True))
+    assert any("same seed" in w for w in table.warnings)
+    assert len(table.runs) == len(df)
+
+
+def test_external_table_without_mode_or_chars():
+    df = make_runs()[["pretrain", "n_params", "data_tokens", "loss"]]
+    table = load_results(df, units="chars")
+    assert table.units == "tokens"
+    assert any("tokens instead of chars" in w for w in table.warnings)
+    assert set(table.runs["mode"]) == {"scratch", "finetune"}
+    assert (table.scratch["pretrain"] == "none").all()

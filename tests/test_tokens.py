@@ -1,0 +1,164 @@
+"""effdata.tokens: token files, cache validation, nested prefixes, run_data."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import types
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from tokenizers import Tokenizer
+
+from effdata import corpora, tokens
+from effdata.corpora import load_corpus
+from effdata.tokens import DataError, prepare, run_data, train_prefix
+
+from test_corpora import make_sources, write_files
+
+V = 400
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    make_sources(tmp_path / "src", monkeypatch, n_py=120)
+    return tmp_path / "home"
+
+
+def _tok(tc):
+    return Tokenizer.from_file(str(tc.tokenizer_dir / "tokenizer.json"))
+
+
+def test_token_files_and_character_accounting(fake):
+    tc = prepare("python", V, fake)
+    c = load_corpus("python", fake)
+    tok = _tok(tc)
+    eot = tok.token_to_id("<|endoftext|>")
+    for s in ("train", "valid", "test"):
+        sp = tc.splits[s]
+        docs = c.split(s)
+        assert sp.dtype == "uint16" and sp.n_docs == len(docs)
+        assert sp.n_chars == sum(len(d.text) for d in docs)
+        arr = sp.array()
+        assert arr.dtype == np.uint16 and arr.size == sp.n_tokens == sp.path.stat().st_size // 2
+        assert int((arr == eot).sum()) == sp.n_docs
+        if sp.n_docs:
+            assert arr[-1] == eot
+    # the train file holds the documents in the fixed shuffled order, each followed by EOT
+    arr = tc.splits["train"].array()
+    dm = tc.splits["train"].docs()
+    train = c.split("train")
+    start = 0
+    for d, (end, n) in list(zip(train, dm))[:10]:
+        assert tok.decode(arr[start : end - 1].tolist()) == d.text and n == len(d.text)
+        start = end
+    assert [d.id for d in train] == [d.id for d in corpora.ordered(train)]
+
+
+def test_wide_dtype_only_when_needed():
+    assert tokens._dtype(65535) == "uint16" and tokens._dtype(65536) == "uint32"
+
+
+def test_nested_prefixes_in_chars_and_tokens(fake):
+    tc = prepare("python", V, fake)
+    total = tc.splits["train"].n_chars
+    sizes = [1, 50, 333, total // 7, total // 3, total // 2, total - 1, total]
+    slices = [train_prefix(tc, chars=n) for n in sizes]
+    for n, sl in zip(sizes, slices):
+        assert abs(sl.n_chars - n) <= max(5, 0.01 * n), (n, sl.n_chars)
+        assert sl.tokens.size == sl.n_tokens
+    for a, b in zip(slices, slices[1:]):
+        assert a.n_tokens <= b.n_tokens
+        assert np.array_equal(a.tokens, b.tokens[: a.n_tokens])
+    assert slices[-1].n_tokens == tc.splits["train"].n_tokens
+    t = train_prefix(tc, tokens=1000)
+    assert t.n_tokens == 1000 and np.array_equal(t.tokens, slices[-1].tokens[:1000])
+    assert 0 < t.n_chars < total
+    with pytest.raises(DataError, match="holds"):
+        train_prefix(tc, chars=total + 1)
+    with pytest.raises(DataError, match="holds"):
+        train_prefix(tc, tokens=tc.splits["train"].n_tokens + 1)
+    with pytest.raises(DataError):
+        train_prefix(tc, chars=10, tokens=10)
+
+
+def test_cache_reused(fake, monkeypatch):
+    tc1 = prepare("python", V, fake)
+    monkeypatch.setattr(tokens, "load_corpus", lambda *a: (_ for _ in ()).throw(AssertionError("rebuilt")))
+    tc2 = prepare("python", V, fake)
+    assert tc2 == tc1
+
+
+def test_truncated_or_corrupt_token_file_is_rebuilt(fake):
+    tc = prepare("python", V, fake)
+    p = tc.splits["train"].path
+    good = p.read_bytes()
+    p.write_bytes(good[:-2])  # truncated
+    assert prepare("python", V, fake).splits["train"].path.read_bytes() == good
+    bad = bytearray(good)
+    bad[7] ^= 0xFF  # same size, corrupt content
+    p.write_bytes(bytes(bad))
+    assert prepare("python", V, fake).splits["train"].path.read_bytes() == good
+    meta = p.parent / "meta.json"
+    m = json.loads(meta.read_text())
+    m["key"] = "stale"
+    meta.write_text(json.dumps(m))
+    assert prepare("python", V, fake).splits["train"].path.read_bytes() == good
+
+
+def test_stale_when_source_changes(fake):
+    tc1 = prepare("python", V, fake)
+    (corpora.STDLIB_DIR / "brand_new.py").write_text("def brand_new():\n    return 42\n")
+    tc2 = prepare("python", V, fake)
+    assert tc2.splits["train"].path.parent != tc1.splits["train"].path.parent
+    assert sum(s.n_docs for s in tc2.splits.values()) == sum(s.n_docs for s in tc1.splits.values()) + 1
+
+
+def test_mixture_and_files_tokenize(fake, tmp_path):
+    write_files(tmp_path / "f", 30)
+    tc = prepare(f"files:{tmp_path}/f/*.txt", V, fake)
+    assert sum(s.n_docs for s in tc.splits.values()) == 30
+    tm = prepare("text+code", V, fake)
+    assert tm.splits["train"].n_tokens > 0
+
+
+def _train_module(monkeypatch):
+    try:
+        from effdata.train import RunData  # noqa: F401
+    except Exception:  # the trainer is written in parallel: stand in for its RunData
+        @dataclasses.dataclass
+        class RunData:
+            train: np.ndarray
+            train_chars: int
+            valid: np.ndarray
+            test: np.ndarray
+            vocab_size: int
+            tokenizer_dir: Path | None
+
+        mod = types.ModuleType("effdata.train")
+        mod.RunData = RunData
+        monkeypatch.setitem(sys.modules, "effdata.train", mod)
+
+
+def test_run_data(fake, monkeypatch):
+    _train_module(monkeypatch)
+    monkeypatch.setattr(tokens, "DEFAULT_VOCAB_SIZE", V)
+    target = prepare("python", V, fake)
+    spec = SimpleNamespace(mode="scratch", corpus="python", target="python", data_chars=5000, data_tokens=None,
+                           token_budget=None, settings=SimpleNamespace())
+    rd = run_data(spec, fake)
+    ref = train_prefix(target, chars=5000)
+    assert np.array_equal(rd.train, ref.tokens) and rd.train_chars == ref.n_chars
+    assert np.array_equal(rd.valid, target.splits["valid"].array())
+    assert np.array_equal(rd.test, target.splits["test"].array())
+    assert rd.vocab_size == target.vocab_size
+    ft = run_data(SimpleNamespace(**{**vars(spec), "mode": "finetune", "data_chars": None, "data_tokens": 700}), fake)
+    assert ft.train.size == 700
+    pre = run_data(SimpleNamespace(**{**vars(spec), "mode": "pretrain", "corpus": "text", "data_chars": None,
+                                      "token_budget": 100}), fake)
+    text = prepare("text", V, fake)
+    assert pre.train.size == text.splits["train"].n_tokens and np.array_equal(pre.valid, rd.valid)
+    with pytest.raises(DataError):
+        run_data(SimpleNamespace(**{**vars(spec), "data_chars": 10**12}), fake)

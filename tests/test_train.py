@@ -1,0 +1,258 @@
+"""Real training steps on a tiny model and synthetic tokens: each test a few seconds."""
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from effdata.train import (Batches, RunData, RunFailed, RunSpec, TrainSettings, kaplan_lr, lr_at, plan_run,
+                           train_run)
+
+V = 64
+SIZE = "l2d32h2c32"  # 2 layers, width 32, context 32
+
+
+def chain(n: int, seed: int, k: int = 3) -> np.ndarray:
+    """A learnable Markov chain: each token has k likely successors (90 %), else a random token."""
+    succ = np.random.default_rng(1234).integers(0, V, (V, k))  # the same chain for every split
+    r = np.random.default_rng(seed)
+    choice, noise, rand = r.integers(0, k, n), r.random(n), r.integers(0, V, n)
+    out = np.empty(n, np.uint16)
+    t = 0
+    for i in range(n):
+        t = succ[t, choice[i]] if noise[i] < 0.9 else rand[i]
+        out[i] = t
+    return out
+
+
+VALID, TEST = chain(4096, 2), chain(4096, 3)
+
+
+def data(n_train: int, vocab: int = V, tokenizer_dir=None) -> RunData:
+    tr = chain(n_train, 1)
+    return RunData(train=tr, train_chars=3 * n_train, valid=VALID, test=TEST, vocab_size=vocab,
+                   tokenizer_dir=tokenizer_dir)
+
+
+def settings(**kw) -> TrainSettings:
+    base = dict(batch_size=16, precision="fp32", compile="off", max_epochs=200.0, min_steps=50, max_steps=300,
+                evals_per_run=20, patience=3, resume_every_s=1e9)
+    base.update(kw)
+    return TrainSettings(**base)
+
+
+def spec(mode="scratch", n_tokens=1500, seed=0, **kw) -> RunSpec:
+    st = kw.pop("settings", settings())
+    defaults = dict(data_tokens=n_tokens) if mode != "pretrain" else dict(token_budget=n_tokens)
+    defaults.update(kw)
+    return RunSpec(mode, SIZE, seed, "python" if mode != "pretrain" else "text", settings=st, **defaults)
+
+
+def run(sp, d, tmp_path, name="run", **kw):
+    return train_run(sp, d, tmp_path / name, threads=1, **kw)
+
+
+# ------------------------------------------------------------------ schedule
+
+
+def test_lr_schedule_pure_warmup_cosine():
+    peak, w, total = 1e-3, 10, 100
+    lrs = [lr_at(s, peak, w, total, 0.1) for s in range(120)]
+    assert lrs[0] == pytest.approx(peak / w)
+    assert lrs[w - 1] == pytest.approx(peak) and max(lrs) == pytest.approx(peak)
+    assert all(a < b for a, b in zip(lrs[:w - 1], lrs[1:w]))          # linear warm-up
+    assert all(a >= b for a, b in zip(lrs[w:total], lrs[w + 1:total]))  # cosine decay
+    assert lrs[total] == pytest.approx(0.1 * peak) and lrs[-1] == pytest.approx(0.1 * peak)
+    assert lr_at(37, peak, w, total, 0.1) == lrs[37]  # pure
+
+
+def test_plan_short_runs_finish_warmup_and_kaplan_lr():
+    for n_tokens in (500, 5_000, 50_000, 5_000_000):
+        p = plan_run(spec(n_tokens=n_tokens), n_tokens, 25_000)
+        assert 1 <= p.warmup_steps < p.total_steps / 10
+        assert p.eval_interval * 20 <= p.total_steps
+    assert kaplan_lr(25_000) == pytest.approx(0.003239 - 0.0001395 * math.log(25_000))
+    assert kaplan_lr(1e6) < kaplan_lr(1e4)
+    p = plan_run(spec("pretrain", n_tokens=16 * 32 * 100), 10**6, 25_000)
+    assert p.total_steps == 100  # the token budget sets a pretraining run's length
+    assert plan_run(spec(settings=settings(lr=0.01)), 1500, 25_000).peak_lr == 0.01
+
+
+def test_batches_cover_each_epoch_and_are_pure():
+    toks = np.arange(1000, dtype=np.uint16)
+    b = Batches(toks, 32, 5, seed=7)
+    k = b.windows_per_epoch
+    starts = np.concatenate([b.starts(s) for s in range(k)])  # k batches = 5 epochs
+    for e in range(5):
+        ep = np.sort(starts[e * k:(e + 1) * k])
+        assert len(set(ep.tolist())) == k and np.all(np.diff(ep) == 32)  # a permutation of one epoch's windows
+    assert np.array_equal(Batches(toks, 32, 5, seed=7).get(3), b.get(3))
+    assert b.get(3).shape == (5, 33) and int(b.get(3).max()) < 1000
+
+
+# ------------------------------------------------------------------ training
+
+
+def test_loss_falls(tmp_path):
+    m = run(spec(n_tokens=12_000, settings=settings(max_epochs=3.0, min_steps=60)), data(12_000), tmp_path)
+    assert m["init_loss"] == pytest.approx(math.log(V), abs=0.1)
+    assert m["valid_loss"] < m["init_loss"] - 1.0
+    assert m["loss"] < m["init_loss"] - 1.0
+    assert m["steps"] == m["total_steps"] and m["tokens_seen"] == m["steps"] * 16 * 32
+    assert m["chars_seen"] == pytest.approx(3 * m["tokens_seen"])
+    assert m["flops"] > m["flops_6N"] == 6 * m["n_params"] * m["tokens_seen"]
+    assert (tmp_path / "run" / "log.txt").read_text().count("valid") >= 20
+    json.dumps(m)  # flat and serialisable
+
+
+def test_early_stopping_reports_best_not_last(tmp_path):
+    sp = spec(n_tokens=1000, settings=settings(max_steps=400))
+    m = run(sp, data(1000), tmp_path)  # a tiny train set: valid plateaus, then rises
+    assert m["stopped"] == "early"
+    assert m["best_step"] < m["steps"] < m["total_steps"]
+    losses = dict(m["evals"])
+    assert m["valid_loss"] == pytest.approx(min(losses.values()), abs=1e-6)
+    assert losses[m["best_step"]] == pytest.approx(m["valid_loss"], abs=1e-6)
+    assert losses[m["steps"]] > m["valid_loss"]
+    after = [s for s in losses if s > m["best_step"]]
+    assert len(after) == 3  # patience
+
+
+def test_same_seed_same_result(tmp_path):
+    sp = spec(n_tokens=3000, settings=settings(max_steps=60, min_steps=60))
+    a = run(sp, data(3000), tmp_path, "a")
+    b = run(sp, data(3000), tmp_path, "b")
+    assert a["evals"] == b["evals"] and a["loss"] == b["loss"] and a["valid_loss"] == b["valid_loss"]
+    c = run(spec(n_tokens=3000, seed=1, settings=settings(max_steps=60, min_steps=60)), data(3000), tmp_path, "c")
+    assert c["loss"] != a["loss"]
+
+
+def test_resume_after_interrupt_gives_same_result(tmp_path):
+    sp = spec(n_tokens=3000, settings=settings(max_steps=80, min_steps=80, resume_every_s=0.0))
+    full = run(sp, data(3000), tmp_path, "full")
+    calls = []
+
+    def interrupt(info):
+        calls.append(info)
+        assert set(info) >= {"step", "total_steps", "train_loss", "valid_loss", "tokens_per_s"}
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(sp, data(3000), tmp_path, "cut", progress=interrupt)
+    assert (tmp_path / "cut" / "resume.pt").exists()
+    resumed = run(sp, data(3000), tmp_path, "cut")
+    assert "resumed at step 20" in (tmp_path / "cut" / "log.txt").read_text()
+    for k in ("evals", "loss", "valid_loss", "best_step", "steps", "tokens_seen"):
+        assert resumed[k] == full[k], k
+    assert not (tmp_path / "cut" / "resume.pt").exists()
+
+
+# ------------------------------------------------------------------ pretrain -> checkpoint -> fine-tune
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    root = tmp_path_factory.mktemp("pre")
+    vocab = {"<|endoftext|>": 0, **{f"t{i}": i for i in range(1, V)}}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="<|endoftext|>"))
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok_dir = root / "tokenizer"
+    PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<|endoftext|>").save_pretrained(tok_dir)
+    sp = spec("pretrain", n_tokens=16 * 32 * 100, settings=settings(patience=100))
+    m = train_run(sp, data(20_000, tokenizer_dir=tok_dir), root / "pre", threads=1)
+    return m
+
+
+def test_pretrain_checkpoint_loads_and_generates(pretrained):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    ckpt = Path(pretrained["checkpoint"])
+    assert pretrained["mode"] == "pretrain" and pretrained["stopped"] == "budget"
+    model = AutoModelForCausalLM.from_pretrained(ckpt)
+    tok = AutoTokenizer.from_pretrained(ckpt)
+    assert tok.eos_token == "<|endoftext|>" and model.config.eos_token_id == 0
+    ids = tok("t1 t2 t3", return_tensors="pt").input_ids
+    out = model.generate(ids, max_new_tokens=8, do_sample=False)
+    assert out.shape == (1, ids.shape[1] + 8)
+    assert not (ckpt.parent / "resume.pt").exists()
+
+
+def test_finetune_starts_from_pretrained_weights(pretrained, tmp_path):
+    sp = spec("finetune", n_tokens=1500, init_from=pretrained["checkpoint"])
+    m = run(sp, data(1500), tmp_path)
+    assert m["evals"][0][0] == 0
+    assert m["init_loss"] == pytest.approx(pretrained["valid_loss"], abs=1e-6)  # step 0 = the checkpoint's loss
+    assert m["init_loss"] < math.log(V) - 1.0
+    assert m["valid_loss"] <= m["init_loss"]
+    assert m["init_from"] == pretrained["checkpoint"]
+
+
+def test_finetune_rejects_mismatched_checkpoint(pretrained, tmp_path):
+    with pytest.raises(RunFailed, match="vocabulary"):
+        run(spec("finetune", init_from=pretrained["checkpoint"]), data(1500, vocab=V + 1), tmp_path, "v")
+    wrong = RunSpec("finetune", "l1d32h2c32", 0, "python", data_tokens=1500, init_from=pretrained["checkpoint"],
+                    settings=settings())
+    with pytest.raises(RunFailed, match="shape"):
+        run(wrong, data(1500), tmp_path, "s")
+    with pytest.raises(RunFailed, match="not found"):
+        run(spec("finetune", init_from=str(tmp_path / "nothing")), data(1500), tmp_path, "n")
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def test_divergence_fails_clearly(tmp_path):
+    with pytest.raises(RunFailed, match="diverged at step"):
+        run(spec(n_tokens=3000, settings=settings(lr=50.0, grad_clip=0.0, max_steps=60, min_steps=60)),
+            data(3000), tmp_path)
+
+
+def test_bad_data_and_specs(tmp_path):
+    with pytest.raises(RunFailed, match="at least"):
+        run(spec(n_tokens=10), data(10), tmp_path)
+    bad = data(1500)
+    bad.train = bad.train.copy()
+    bad.train[5] = V + 3
+    with pytest.raises(RunFailed, match="outside the vocabulary"):
+        run(spec(), bad, tmp_path)
+    with pytest.raises(ValueError, match="token_budget"):
+        RunSpec("pretrain", SIZE, 0, "text")
+    with pytest.raises(ValueError, match="init_from"):
+        RunSpec("finetune", SIZE, 0, "python", data_chars=100)
+    with pytest.raises(ValueError, match="unknown model size"):
+        RunSpec("scratch", "huge", 0, "python", data_chars=100)
+    with pytest.raises(ValueError, match="unknown settings"):
+        TrainSettings.from_dict({"batchsize": 3})
+
+
+def test_spec_round_trip():
+    sp = spec("finetune", init_from="/x/checkpoint", settings=settings(lr_scale=0.5))
+    d = json.loads(json.dumps(sp.to_dict()))
+    assert RunSpec.from_dict(d) == sp
+
+
+def test_fused_linear_cross_entropy_matches_reference():
+    import torch.nn.functional as F
+
+    from effdata.train import LinearCrossEntropy
+
+    torch.manual_seed(0)
+    h = torch.randn(300, 16, requires_grad=True)
+    W = torch.randn(50, 16, requires_grad=True)
+    y = torch.randint(0, 50, (300,))
+    ref = F.cross_entropy(h @ W.T, y)
+    (2 * ref).backward()
+    gh, gW = h.grad.clone(), W.grad.clone()
+    h.grad = W.grad = None
+    out = LinearCrossEntropy.apply(h, W, y, 64, None)  # 300 rows in chunks of 64 (the last one short)
+    (2 * out).backward()
+    assert out.item() == pytest.approx(ref.item(), rel=1e-6)
+    assert torch.allclose(h.grad, gh, atol=1e-6) and torch.allclose(W.grad, gW, atol=1e-6)
+    low = LinearCrossEntropy.apply(h, W, y, 64, torch.bfloat16)
+    assert low.item() == pytest.approx(ref.item(), rel=1e-2)
