@@ -3,7 +3,7 @@
     python -m effdata.analyze runs/quick/results.csv
     python -m effdata.analyze my_runs.parquet --compare text text+code --units tokens --out analysis/
 
-Writes `report.md` (with the figures beside it, PNG and SVG), `fits.json` and `effective.csv` to
+Writes `REPORT.md` (with the figures beside it, PNG and SVG), `fits.json` and `effective.csv` to
 --out (default: `analysis/` next to the results table). The study runner calls `analyze()` in-process.
 
 The analysis layer never imports torch (tests/test_no_torch.py checks it).

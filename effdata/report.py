@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from .effective import FLAG_NAMES, EffectiveResult
 from .fit import PAPER_KAPLAN, PAPER_TRANSFER, KaplanFit, TransferFit, _jsonable
@@ -226,9 +225,9 @@ def render_report(analysis: Analysis) -> str:
 
 
 def write_outputs(analysis: Analysis, out_dir: Path) -> dict[str, Path]:
-    """report.md, fits.json and effective.csv (the per-run table) in `out_dir`."""
+    """REPORT.md, fits.json and effective.csv (the per-run table) in `out_dir`."""
     out_dir = Path(out_dir)
-    paths = {"report": out_dir / "report.md", "fits": out_dir / "fits.json", "effective": out_dir / "effective.csv"}
+    paths = {"report": out_dir / "REPORT.md", "fits": out_dir / "fits.json", "effective": out_dir / "effective.csv"}
     atomic_write_text(paths["report"], render_report(analysis))
     atomic_write_json(paths["fits"], fits_json(analysis))
     atomic_write_text(paths["effective"], analysis.effective.table.to_csv(index=False))

@@ -308,7 +308,7 @@ class SlurmExecutor:
         atomic_write_json(self._job_file(run_id), {
             "job_id": job_id, "run_id": run_id, "job_name": _job_name(run_id),
             "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "submit_host": socket.gethostname(),
-            "user": getpass.getuser(), "log": str(self._log(job_id, "err")),
+            "user": _user(), "log": str(self._log(job_id, "err")),
         })
         self._jobs[job_id] = run_id
         self._lines.append(f"{run_id}: submitted as SLURM job {job_id}")
@@ -459,6 +459,13 @@ class SlurmExecutor:
             return outcome, value
         except Exception:  # noqa: BLE001  (absent, or written by a job killed halfway)
             return None, None
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001  (no passwd entry in some containers)
+        return str(os.getuid())
 
 
 def _error_tail(outcome: str | None, value: Any) -> str:

@@ -133,9 +133,13 @@ def _load(d: Path, key: str, name: str, tdir: Path, verify: bool = True) -> Toke
         return None
 
 
-def prepare(corpus: str, vocab_size: int = DEFAULT_VOCAB_SIZE, home=None) -> TokenizedCorpus:
-    """Tokenize a corpus (or load its cache). Rebuilt when sources, tokenizer or settings change."""
-    tdir = ensure_tokenizer(vocab_size, home)
+def prepare(corpus: str, vocab_size: int = DEFAULT_VOCAB_SIZE, home=None, *,
+            tokenizer_corpora: list[str] | tuple[str, ...] | None = None) -> TokenizedCorpus:
+    """Tokenize a corpus (or load its cache). Rebuilt when sources, tokenizer or settings change.
+
+    ``tokenizer_corpora``: the corpora the shared BPE is trained on (default python, text, code)."""
+    tdir = ensure_tokenizer(vocab_size or DEFAULT_VOCAB_SIZE, home,
+                            corpora=tuple(tokenizer_corpora) if tokenizer_corpora else None)
     key = _token_key(corpus, tdir, home)
     d = _out_dir(corpus, vocab_size, key, home)
     tc = _load(d, key, corpus, tdir)
@@ -175,6 +179,10 @@ def prepare(corpus: str, vocab_size: int = DEFAULT_VOCAB_SIZE, home=None) -> Tok
     if final.exists():
         shutil.rmtree(final)
     os.replace(d, final)
+    prefix = final.name[: -12]  # "<corpus>-v<vocab>-": older keys of the same corpus and vocab are stale
+    for old in final.parent.glob(prefix + "*"):
+        if old != final and len(old.name) == len(final.name) and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
     tc = _load(final, key, corpus, tdir, verify=False)
     assert tc is not None
     return tc
@@ -236,21 +244,26 @@ def _vocab_of(spec) -> int:
     return DEFAULT_VOCAB_SIZE
 
 
-def run_data(spec, home=None):
+def run_data(spec, home=None, *, vocab_size: int | None = None,
+             tokenizer_corpora: list[str] | tuple[str, ...] | None = None):
     """The data one run reads (``effdata.train.RunData``) for a ``RunSpec``.
 
     scratch/finetune: the nested prefix of ``spec.corpus``'s train split of ``spec.data_chars`` (or
     ``spec.data_tokens``; neither = the whole split). pretrain: the whole train split of
     ``spec.corpus`` (the trainer stops at ``spec.token_budget``). Always the fixed valid/test arrays
-    of ``spec.target`` (default ``python``)."""
+    of ``spec.target`` (default ``python``); for pretrain also the pretraining corpus's valid split
+    as ``pretrain_valid`` when RunData has that field. ``vocab_size``/``tokenizer_corpora`` pick the
+    shared tokenizer (the study's data settings; default ``DEFAULT_VOCAB_SIZE`` and python/text/code)."""
+    import dataclasses
+
     from effdata.train import RunData
 
-    vocab = _vocab_of(spec)
+    vocab = vocab_size or _vocab_of(spec)
     mode = getattr(spec, "mode")
     target = getattr(spec, "target", None) or "python"
-    tt = prepare(target, vocab, home)
+    tt = prepare(target, vocab, home, tokenizer_corpora=tokenizer_corpora)
     corpus = getattr(spec, "corpus", None) or target
-    tc = tt if corpus == target else prepare(corpus, vocab, home)
+    tc = tt if corpus == target else prepare(corpus, vocab, home, tokenizer_corpora=tokenizer_corpora)
     if mode == "pretrain":
         train, train_chars = tc.splits["train"].array(), tc.splits["train"].n_chars
     elif mode in ("scratch", "finetune"):
@@ -264,6 +277,10 @@ def run_data(spec, home=None):
             train, train_chars = sl.tokens, sl.n_chars
     else:
         raise DataError(f"unknown run mode {mode!r}")
+    extra = {}
+    if mode == "pretrain" and dataclasses.is_dataclass(RunData) and \
+            "pretrain_valid" in {f.name for f in dataclasses.fields(RunData)}:
+        extra["pretrain_valid"] = tc.splits["valid"].array()
     return RunData(
         train=train,
         train_chars=int(train_chars),
@@ -271,4 +288,5 @@ def run_data(spec, home=None):
         test=tt.splits["test"].array(),
         vocab_size=tc.vocab_size,
         tokenizer_dir=tc.tokenizer_dir,
+        **extra,
     )

@@ -31,8 +31,8 @@ def test_noiseless_recovery_is_tight():
 
 
 def test_noisy_recovery_within_stated_tolerance():
-    # 40 points, log-normal noise sigma = 0.3 on D_T: the sampling sd of alpha and beta is ~0.035
-    # (measured over 60 draws), of log k ~0.7. Tolerances: 3 sd.
+    # 40 points, log-normal noise sigma = 0.3 on D_T: the sampling sd of alpha and beta is ~0.03-0.04
+    # (measured over 200 draws: alpha 0.040, beta 0.030), of log k ~0.7. Tolerances: about 3 sd.
     fit = transfer_fit(make_runs(log_noise=0.3, seed=7, d_f_values=EIGHT_D_F), n_bootstrap=500)
     assert fit.alpha == pytest.approx(TRUE_TEXT["alpha"], abs=0.11)
     assert fit.beta == pytest.approx(TRUE_TEXT["beta"], abs=0.11)

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from effdata.analyze import analyze, main
+from effdata.plots import SkippedFigure, plot_loss_vs_compute
 from synthetic import TRUE_CODE, TRUE_TEXT, make_runs, scratch_loss
 
 
@@ -27,7 +28,7 @@ def study(tmp_path_factory):
 def test_report_renders_with_its_figures(study):
     root, result = study
     out = root / "analysis"
-    report = (out / "report.md").read_text()
+    report = (out / "REPORT.md").read_text()
     for name in ("loss_vs_data", "dt_vs_df", "fraction_vs_n", "loss_vs_n", "loss_vs_compute",
                  "compare_dt", "compare_parameters"):
         assert (out / f"{name}.png").stat().st_size > 10_000
@@ -43,7 +44,7 @@ def test_flags_reach_the_table_and_json(study):
     root, result = study
     effective = pd.read_csv(root / "analysis" / "effective.csv")
     assert effective["ossified"].sum() == 2 and effective["extrapolated"].sum() > 0
-    report = (root / "analysis" / "report.md").read_text()
+    report = (root / "analysis" / "REPORT.md").read_text()
     assert report.count("| ossified") + report.count(",ossified") >= 2
     fits = json.loads((root / "analysis" / "fits.json").read_text())
     assert fits["counts"]["ossified"] == 2
@@ -59,7 +60,9 @@ def test_too_few_points_gives_null_fit_with_reason(tmp_path):
     result = analyze(df, tmp_path, n_bootstrap=50, figures=False)
     assert result["transfer"]["text"]["fit"] is None
     assert "need ≥ 5 points" in result["transfer"]["text"]["reason"]
-    assert "not fitted: need ≥ 5 points with D_T > 0 (have 4)" in (tmp_path / "report.md").read_text()
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "not fitted: need ≥ 5 points with D_T > 0 (have 4)" in report
+    assert "not drawn: figures disabled" in report
 
 
 def test_bad_input_is_reported_not_crashed(tmp_path):
@@ -67,21 +70,21 @@ def test_bad_input_is_reported_not_crashed(tmp_path):
     df.loc[1, "loss"] = np.nan                                     # non-finite loss
     df = pd.concat([df, df.iloc[[5]]], ignore_index=True)          # duplicate row
     orphan = df[df["mode"] == "finetune"].iloc[:3].assign(n_params=7e5, pretrain="docs")  # no scratch at N
-    df = pd.concat([df, orphan], ignore_index=True).drop(columns=["flops"])
-    result = analyze(df, tmp_path, compare=["text", "text+code"], n_bootstrap=50)
+    df = pd.concat([df, orphan], ignore_index=True)
+    result = analyze(df, tmp_path, compare=["text", "text+code"], n_bootstrap=50, figures=False)
     text = " | ".join(result["warnings"])
     assert "non-finite" in text and "duplicate" in text
     assert "pretrain 'docs' at N=7e+05: no from-scratch runs" in text
     assert "no fine-tuned runs pretrained on 'text+code'" in text
     assert result["transfer"]["docs"]["fit"] is None
-    assert any(f.get("skipped") == "the results table has no `flops` column" for f in result["figures"])
-    assert "not drawn: the results table has no `flops` column" in (tmp_path / "report.md").read_text()
+    skipped = plot_loss_vs_compute(df.drop(columns=["flops"]), tmp_path)
+    assert isinstance(skipped, SkippedFigure) and "no `flops` column" in skipped.reason
 
 
 def test_only_scratch_runs(tmp_path):
     result = analyze(make_runs().query("mode == 'scratch'"), tmp_path, n_bootstrap=20)
     assert result["transfer"] == {} and result["kaplan"]["alpha_n"] is not None
-    assert "No fine-tuned runs: nothing to fit." in (tmp_path / "report.md").read_text()
+    assert "No fine-tuned runs: nothing to fit." in (tmp_path / "REPORT.md").read_text()
 
 
 def test_cli_writes_report_and_fails_cleanly(tmp_path, capsys):

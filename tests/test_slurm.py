@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from effdata.runner import Store, schedule
-from effdata.slurm import SlurmError, SlurmExecutor, parse_options, parse_time, squeue_states
+from effdata.slurm import JobState, SlurmError, SlurmExecutor, parse_options, parse_time, squeue_states
 from effdata.study import PlannedRun, spec_hash
 
 REPO = Path(__file__).resolve().parent.parent
@@ -213,6 +213,27 @@ def test_a_job_still_in_slurm_is_waited_for_not_resubmitted(slurm, fake_env, tmp
     assert outcome.done == [run.run_id]
     assert json.loads((store.run_dir(run.run_id) / "slurm_job.json").read_text())["job_id"] == job_id
     assert [line.split()[0] for line in _executions(store, run.run_id)] == [job_id]
+
+
+@pytest.mark.slow
+def test_a_preempted_and_requeued_job_is_waited_for(slurm, fake_env, tmp_path):
+    """Preemption with PreemptMode=REQUEUE, as `scontrol requeue` does it: the same job runs again."""
+    fake_env.setenv("FAKE_RUN_SECONDS", "8")
+    store = Store(tmp_path / "out")
+    run = _run("preempted", "scratch")
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(
+        outcome=schedule(store, [run], _executor(store.out_dir), max_parallel=1)))
+    thread.start()
+    job_id = _wait_for(lambda: _running_job(store, run.run_id), 120, "the job running")
+    subprocess.run(["scontrol", "requeue", job_id], check=True)
+    _wait_for(lambda: (squeue_states([job_id]) or {}).get(job_id, JobState("?")).state == "PENDING", 60,
+              "the job requeued")
+    subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True)  # skip the requeue delay
+    thread.join(timeout=180)
+    assert not thread.is_alive()
+    assert result["outcome"].done == [run.run_id], result["outcome"]
+    assert [line.split()[0] for line in _executions(store, run.run_id)] == [job_id, job_id]
 
 
 @pytest.mark.slow

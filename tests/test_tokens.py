@@ -160,5 +160,18 @@ def test_run_data(fake, monkeypatch):
                                       "token_budget": 100}), fake)
     text = prepare("text", V, fake)
     assert pre.train.size == text.splits["train"].n_tokens and np.array_equal(pre.valid, rd.valid)
+    if hasattr(pre, "pretrain_valid"):
+        assert np.array_equal(pre.pretrain_valid, text.splits["valid"].array())
     with pytest.raises(DataError):
         run_data(SimpleNamespace(**{**vars(spec), "data_chars": 10**12}), fake)
+
+
+def test_tokenizer_corpora_and_vocab_keywords(fake, monkeypatch):
+    """The study's data settings (as the runner passes them) pick the tokenizer."""
+    _train_module(monkeypatch)
+    tc = prepare("python", 300, fake, tokenizer_corpora=["python", "code"])
+    assert tc.tokenizer_dir.name.startswith("bpe-300-") and tc.tokenizer_dir != prepare("python", 300, fake).tokenizer_dir
+    spec = SimpleNamespace(mode="scratch", corpus="python", target="python", data_chars=None, data_tokens=500,
+                           token_budget=None, settings=SimpleNamespace())
+    rd = run_data(spec, fake, vocab_size=300, tokenizer_corpora=["python", "code"])
+    assert np.array_equal(rd.train, train_prefix(tc, tokens=500).tokens) and rd.tokenizer_dir == tc.tokenizer_dir
