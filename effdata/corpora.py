@@ -818,12 +818,15 @@ def summary(name: str, home: Path | None = None, tokens: bool = True, vocab_size
         if tc:
             row += f"   tokens {tc.splits[s].n_tokens:>12,}"
         lines.append(row)
+    if "realised_weights" in m["info"]:
+        lines.append("   realised character weights: " + ", ".join(f"{k} {v:.3f}" for k, v in m["info"]["realised_weights"].items()))
     dup = m["info"].get("duplicates_removed")
     lines.append(
         f"   sources: {len(c.sources):,} files; exact duplicates removed: {dup}; "
-        f"corpus built in {m['info'].get('build_seconds', '?')} s (this call: load {t_load:.1f} s, total {t_all:.1f} s)"
+        f"corpus built in {m['info'].get('build_seconds', '-')} s (this call: load {t_load:.1f} s, total {t_all:.1f} s)"
     )
-    lines.append(f"   cache: {_cache_dir(name, home)}" + (f"  tokens: {tc.splits['train'].path.parent}" if tc else ""))
+    where = "(mixture: built from its components' caches)" if is_mixture(name) else str(_cache_dir(name, home))
+    lines.append(f"   cache: {where}" + (f"  tokens: {tc.splits['train'].path.parent}" if tc else ""))
     return "\n".join(lines)
 
 

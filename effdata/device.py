@@ -71,9 +71,10 @@ def _sync(dev: torch.device) -> None:
         torch.cuda.synchronize(dev)
 
 
-# bf16 autocast on CPU: measured in notes/issue-3.md. On this AMD EPYC (AVX-512 BF16) bf16 matmuls are
-# ~4x faster than fp32, but at small widths the casts around every op cost more than the matmuls save.
-CPU_BF16_MIN_D_MODEL = 96
+# bf16 on CPU, measured in notes/issue-3.md on this AMD EPYC (AVX-512 BF16, bf16 matmul ~4x fp32):
+# bf16 autocast of the transformer body was slower at every CPU ladder size (casts around small ops cost
+# more than the matmuls save); bf16 matmuls in the fused unembedding + cross-entropy pay from d_model 64.
+CPU_BF16_HEAD_MIN_D_MODEL = 64
 
 
 @functools.lru_cache(maxsize=None)
@@ -87,21 +88,31 @@ def cpu_bf16_fast() -> bool:
     return bf16 > 1.5 * fp32
 
 
-def autocast_dtype(precision: str, device: torch.device, d_model: int) -> torch.dtype | None:
-    """The autocast dtype for `precision` ("auto", "fp32", "bf16"), or None for plain fp32.
+def precision_plan(precision: str, device: torch.device, d_model: int) -> tuple[torch.dtype | None, torch.dtype | None]:
+    """(body autocast dtype, unembedding matmul dtype) for `precision` ("auto", "fp32", "bf16"); None = fp32.
 
-    auto: bf16 on CUDA when the GPU supports it; on CPU bf16 only when bf16 matmuls are fast on this
-    CPU and the model is wide enough (d_model >= CPU_BF16_MIN_D_MODEL) for it to pay; else fp32.
-    Parameters, optimizer state and evaluation stay fp32 in every case.
+    fp32: everything fp32. bf16: autocast the body and bf16 unembedding matmuls.
+    auto: on CUDA as bf16 when the GPU supports it; on CPU an fp32 body, and bf16 unembedding matmuls
+    only when bf16 matmul is fast on this CPU and d_model >= CPU_BF16_HEAD_MIN_D_MODEL.
+    Parameters, optimizer state, the softmax and evaluation stay fp32 in every case.
     """
+    bf16 = torch.bfloat16
     if precision == "fp32":
-        return None
+        return None, None
     if precision == "bf16":
-        return torch.bfloat16
+        return bf16, bf16
     if precision != "auto":
         raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {precision!r}")
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    if d_model >= CPU_BF16_MIN_D_MODEL and cpu_bf16_fast():
-        return torch.bfloat16
-    return None
+        return (bf16, bf16) if torch.cuda.is_bf16_supported() else (None, None)
+    if d_model >= CPU_BF16_HEAD_MIN_D_MODEL and cpu_bf16_fast():
+        return None, bf16
+    return None, None
+
+
+def precision_name(body: torch.dtype | None, head: torch.dtype | None) -> str:
+    if body is None and head is None:
+        return "fp32"
+    if body is None:
+        return "fp32+bf16-head"
+    return "bf16"

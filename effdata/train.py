@@ -127,9 +127,9 @@ class RunSpec:
     corpus: str                        # pretrain: pretraining corpus/mixture; scratch/finetune: the target
     target: str = "python"             # held-out target for early stopping and the test loss
     data_chars: int | None = None      # scratch/finetune: target fraction in characters
-    data_tokens: int | None = None     # ... or in tokens
+    data_tokens: int | None = None     # ... or in tokens (neither: the whole train split)
     token_budget: int | None = None    # pretrain: tokens to train on at most
-    init_from: str | None = None       # finetune: checkpoint directory
+    init_from: str | None = None       # finetune: checkpoint directory (checked by train_run)
     settings: TrainSettings = field(default_factory=TrainSettings)
 
     def __post_init__(self) -> None:
@@ -138,10 +138,6 @@ class RunSpec:
         get_shape(self.size)  # raises a clear error for an unknown size
         if self.mode == "pretrain" and not (self.token_budget and self.token_budget > 0):
             raise ValueError("RunSpec: a pretrain run needs token_budget > 0")
-        if self.mode == "finetune" and not self.init_from:
-            raise ValueError("RunSpec: a finetune run needs init_from (a checkpoint directory)")
-        if self.mode != "pretrain" and self.data_chars is None and self.data_tokens is None:
-            raise ValueError(f"RunSpec: a {self.mode} run needs data_chars or data_tokens")
         for name in ("data_chars", "data_tokens"):
             v = getattr(self, name)
             if v is not None and v <= 0:
@@ -514,7 +510,9 @@ def train_run(spec: RunSpec, data: RunData, run_dir: Path | str,
         with open(log_path, "a") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
 
-    # --- data checks: fail clearly, never train on something wrong
+    # --- input checks: fail clearly, never train on something wrong
+    if spec.mode == "finetune" and not spec.init_from:
+        raise RunFailed("a finetune run needs init_from (a pretrained checkpoint directory)")
     V = int(data.vocab_size)
     _check_tokens("train", np.asarray(data.train), V, n_ctx + 1)
     _check_tokens("valid", np.asarray(data.valid), V, n_ctx + 1)
@@ -537,10 +535,10 @@ def train_run(spec: RunSpec, data: RunData, run_dir: Path | str,
     model.to(dev).train()
     n_params = non_embedding_params(model)
     plan = plan_run(spec, len(data.train), n_params)
-    amp_dtype = devmod.autocast_dtype(s.precision, dev, shape.d_model)
+    amp_dtype, head_dtype = devmod.precision_plan(s.precision, dev, shape.d_model)
     use_compile = s.compile == "on" or (s.compile == "auto" and plan.total_steps >= s.compile_min_steps)
     opt = make_optimizer(model, s, plan.peak_lr, dev)
-    stepper = Stepper(model, opt, s, dev, amp_dtype, use_compile, log)
+    stepper = Stepper(model, opt, s, dev, amp_dtype, use_compile, log, head_dtype=head_dtype)
     batches = Batches(data.train, n_ctx, s.batch_size, spec.seed)
 
     def eval_valid() -> float:
@@ -571,7 +569,7 @@ def train_run(spec: RunSpec, data: RunData, run_dir: Path | str,
             log(f"ignoring {resume_path.name}: it belongs to a different spec or data")
     else:
         log(f"start {spec.mode} size={spec.size} N={n_params} seed={spec.seed} device={dev} threads={n_threads} "
-            f"amp={amp_dtype} compile={stepper.compiled} steps={plan.total_steps} warmup={plan.warmup_steps} "
+            f"precision={devmod.precision_name(amp_dtype, head_dtype)} compile={stepper.compiled} steps={plan.total_steps} warmup={plan.warmup_steps} "
             f"eval_every={plan.eval_interval} peak_lr={plan.peak_lr:.3g} train_tokens={len(data.train)}")
 
     early_stop = spec.mode != "pretrain" or s.pretrain_stop_on == "target"
@@ -654,7 +652,7 @@ def train_run(spec: RunSpec, data: RunData, run_dir: Path | str,
         "chars_seen": tokens_seen * chars_per_token, "best_tokens_seen": best_step * plan.tokens_per_step,
         "flops": f_full * tokens_seen, "flops_6N": f_6n * tokens_seen,
         "wall_time": wall, "tokens_per_s": tokens_seen / wall if wall > 0 else 0.0,
-        "device": str(dev), "threads": n_threads, "dtype": str(amp_dtype or torch.float32).replace("torch.", ""),
+        "device": str(dev), "threads": n_threads, "dtype": devmod.precision_name(amp_dtype, head_dtype),
         "compiled": stepper.compiled, "peak_lr": plan.peak_lr, "warmup_steps": plan.warmup_steps,
         "eval_interval": plan.eval_interval, "batch_size": s.batch_size, "init_loss": init_loss,
         "evals": evals,

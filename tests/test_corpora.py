@@ -294,8 +294,11 @@ def test_hf_dataset_unreachable(tmp_path, monkeypatch):
         load_corpus("hf:someone/some-data:cfg", tmp_path)
 
 
-def test_hf_dataset_local(tmp_path):
+def test_hf_dataset_local(tmp_path, monkeypatch):
     """hf:<path> goes through datasets.load_dataset: a local dataset directory works offline."""
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
     d = tmp_path / "ds"
     d.mkdir()
     (d / "train.jsonl").write_text("".join(json.dumps({"content": f"x = {i}\n"}) + "\n" for i in range(30)))
