@@ -1,10 +1,12 @@
 """Throughput of our training step against transformers' Trainer and a plain eager PyTorch loop.
 
-    python -m effdata.bench [--sizes n25k,n1m] [--steps 20] [--batch 32] [--vocab 4096] [--threads 2]
+    python -m effdata.bench [--sizes n25k,n1m] [--steps 8] [--rounds 3] [--batch 32] [--vocab V] [--threads T]
 
 Same model (effdata.model.build_model), same batch (batch × n_ctx tokens of random windows), AdamW
-with the same hyperparameters, gradient clipping 1.0, fp32 unless our step picks bf16 ("auto"). Each
-is timed over `--steps` steps after `--warmup` untimed steps. Prints a Markdown table with tokens/s,
+with the same hyperparameters, gradient clipping 1.0; fp32 except where our step's precision "auto"
+picks bf16 unembedding matmuls. The methods are interleaved (`--rounds` rounds of `--steps` steps
+each, first step of each untimed) and each is reported at its median step time, so that other
+processes taking the CPU for a while hit every method alike. Prints a Markdown table with tokens/s,
 characters/s (tokens/s × chars/token: measured from the tokenizer when one is cached, else the
 `--chars-per-token` figure), the speed-up of our step over the Trainer, and model-FLOPs utilisation
 (training FLOPs per token as in `effdata.train.flops_per_token`, against the fp32 peak matmul rate
@@ -34,76 +36,117 @@ def _windows(vocab: int, batch: int, n_ctx: int, steps: int, seed: int = 0) -> l
     return [torch.from_numpy(rng.integers(0, vocab, (batch, n_ctx + 1)).astype(np.int64)) for _ in range(steps)]
 
 
-def bench_ours(shape, vocab, batch, steps, warmup, dev, compile: bool, precision: str = "auto"):
-    torch.manual_seed(0)
-    model = build_model(shape, vocab).to(dev).train()
-    s = TrainSettings(batch_size=batch, precision=precision)
-    amp, head = devmod.precision_plan(precision, dev, shape.d_model)
-    opt = make_optimizer(model, s, 1e-3, dev)
-    step = Stepper(model, opt, s, dev, amp, compile, head_dtype=head)
-    ws = _windows(vocab, batch, shape.n_ctx, warmup + steps)
-    t0 = time.perf_counter()
-    for i, w in enumerate(ws):
-        if i == warmup:
-            float(loss)  # noqa: F821 - sync before timing
-            t1 = time.perf_counter()
-        loss = step(w, 1e-3)
-    float(loss)
-    dt = time.perf_counter() - t1
-    return batch * shape.n_ctx * steps / dt, t1 - t0, (amp, head)
+class Ours:
+    """effdata.train.Stepper, as train_run uses it (fused AdamW, fused unembedding + CE, precision auto)."""
+
+    def __init__(self, shape, vocab, batch, dev, compile: bool, precision: str = "auto"):
+        torch.manual_seed(0)
+        self.model = build_model(shape, vocab).to(dev).train()
+        s = TrainSettings(batch_size=batch, precision=precision)
+        self.precision = devmod.precision_plan(precision, dev, shape.d_model)
+        self.step = Stepper(self.model, make_optimizer(self.model, s, 1e-3, dev), s, dev, *self.precision[:1],
+                            compile, head_dtype=self.precision[1])
+        self.ws = _windows(vocab, batch, shape.n_ctx, 4)
+        self.first = None  # seconds of the first step (compile time when compiled)
+
+    def run(self, steps: int) -> list[float]:
+        times = []
+        for i in range(steps):
+            t = time.perf_counter()
+            loss = self.step(self.ws[i % 4], 1e-3)
+            float(loss)  # sync: count the whole step
+            times.append(time.perf_counter() - t)
+        if self.first is None:
+            self.first = times.pop(0)
+        return times
 
 
-def bench_eager(shape, vocab, batch, steps, warmup, dev):
-    """The plain loop most people write: labels=, default AdamW, clip, zero_grad."""
-    torch.manual_seed(0)
-    model = build_model(shape, vocab).to(dev).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
-    ws = _windows(vocab, batch, shape.n_ctx, warmup + steps)
-    for i, w in enumerate(ws):
-        if i == warmup:
-            t1 = time.perf_counter()
-        x = w[:, :-1].to(dev)
-        loss = model(input_ids=x, labels=x).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad()
-        loss.item()
-    return batch * shape.n_ctx * steps / (time.perf_counter() - t1)
+class EagerLoop:
+    """The plain loop most people write: labels=, default AdamW (foreach), clip, zero_grad, .item()."""
+
+    def __init__(self, shape, vocab, batch, dev):
+        torch.manual_seed(0)
+        self.dev = dev
+        self.model = build_model(shape, vocab).to(dev).train()
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
+        self.ws = _windows(vocab, batch, shape.n_ctx, 4)
+        self.warm = False
+
+    def run(self, steps: int) -> list[float]:
+        times = []
+        for i in range(steps):
+            t = time.perf_counter()
+            x = self.ws[i % 4][:, :-1].to(self.dev)
+            loss = self.model(input_ids=x, labels=x).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+            self.opt.step()
+            self.opt.zero_grad()
+            loss.item()
+            times.append(time.perf_counter() - t)
+        if not self.warm:
+            self.warm = bool(times.pop(0))
+        return times
 
 
-def bench_trainer(shape, vocab, batch, steps, warmup, dev):
-    from transformers import Trainer, TrainerCallback, TrainingArguments
+class TrainerRun:
+    """transformers.Trainer on the same model, batch and AdamW; each call trains `steps` more steps
+    (a fresh Trainer on the same model) and returns the times between consecutive step ends."""
 
-    torch.manual_seed(0)
-    model = build_model(shape, vocab)
-    ws = _windows(vocab, batch, shape.n_ctx, warmup + steps)
-    rows = [{"input_ids": r[:-1], "labels": r[:-1]} for w in ws for r in w]
+    def __init__(self, shape, vocab, batch, dev):
+        torch.manual_seed(0)
+        self.model = build_model(shape, vocab)
+        self.batch, self.dev = batch, dev
+        ws = _windows(vocab, batch, shape.n_ctx, 4)
+        self.rows = [{"input_ids": r[:-1], "labels": r[:-1]} for w in ws for r in w]
 
-    class Data(torch.utils.data.Dataset):
-        def __len__(self):
-            return len(rows)
+    def run(self, steps: int) -> list[float]:
+        from transformers import Trainer, TrainerCallback, TrainingArguments
 
-        def __getitem__(self, i):
-            return rows[i]
+        rows = self.rows
 
-    marks: dict[str, float] = {}
+        class Data(torch.utils.data.Dataset):
+            def __len__(self):
+                return len(rows)
 
-    class Clock(TrainerCallback):
-        def on_step_end(self, args, state, control, **kw):
-            if state.global_step == warmup:
-                marks["t1"] = time.perf_counter()
-            marks["t2"] = time.perf_counter()
+            def __getitem__(self, i):
+                return rows[i]
 
-    with tempfile.TemporaryDirectory() as tmp:
-        args = TrainingArguments(
-            output_dir=tmp, per_device_train_batch_size=batch, max_steps=warmup + steps, learning_rate=1e-3,
-            weight_decay=0.1, adam_beta1=0.9, adam_beta2=0.95, max_grad_norm=1.0, lr_scheduler_type="constant",
-            logging_steps=10**9, save_strategy="no", report_to=[], use_cpu=dev.type == "cpu",
-            dataloader_num_workers=0, disable_tqdm=True, seed=0,
-        )
-        Trainer(model=model, args=args, train_dataset=Data(), callbacks=[Clock()]).train()
-    return batch * shape.n_ctx * steps / (marks["t2"] - marks["t1"])
+        marks: list[float] = []
+
+        class Clock(TrainerCallback):
+            def on_step_end(self, args, state, control, **kw):
+                marks.append(time.perf_counter())
+
+        with tempfile.TemporaryDirectory() as tmp:
+            args = TrainingArguments(
+                output_dir=tmp, per_device_train_batch_size=self.batch, max_steps=steps + 1, learning_rate=1e-3,
+                weight_decay=0.1, adam_beta1=0.9, adam_beta2=0.95, max_grad_norm=1.0,
+                lr_scheduler_type="constant", logging_steps=10**9, save_strategy="no", report_to=[],
+                use_cpu=self.dev.type == "cpu", dataloader_num_workers=0, disable_tqdm=True, seed=0,
+            )
+            Trainer(model=self.model, args=args, train_dataset=Data(), callbacks=[Clock()]).train()
+        return list(np.diff(marks))  # steps intervals; the first step (set-up) is not timed
+
+
+def bench_size(shape, vocab, batch, steps, rounds, dev, compile=True, trainer=True) -> dict:
+    """Interleave the methods for `rounds` rounds of `steps` steps each; per method the median step
+    time over all timed steps (robust to other processes stealing the CPU now and then)."""
+    methods = {"ours": Ours(shape, vocab, batch, dev, compile=False), "eager": EagerLoop(shape, vocab, batch, dev)}
+    if compile:
+        methods["compiled"] = Ours(shape, vocab, batch, dev, compile=True)
+    if trainer:
+        methods["trainer"] = TrainerRun(shape, vocab, batch, dev)
+    times: dict[str, list[float]] = {k: [] for k in methods}
+    for _ in range(rounds):
+        for k, m in methods.items():
+            times[k] += m.run(steps + (1 if k in ("ours", "compiled", "eager") and not times[k] else 0))
+    tokens = batch * shape.n_ctx
+    out = {k: tokens / float(np.median(v)) for k, v in times.items()}
+    out["precision"] = methods["ours"].precision
+    if compile:
+        out["compile_s"] = methods["compiled"].first
+    return out
 
 
 def _chars_per_token(vocab: int, fallback: float) -> tuple[float, str]:
@@ -120,8 +163,8 @@ def _chars_per_token(vocab: int, fallback: float) -> tuple[float, str]:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m effdata.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", default=",".join(CPU_LADDER), help="comma-separated ladder names")
-    p.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    p.add_argument("--steps", type=int, default=8, help="timed steps per method per round")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per method")
     p.add_argument("--batch", type=int, default=TrainSettings.batch_size)
     p.add_argument("--vocab", type=int, default=None, help="vocabulary size (default: the tokenizer's default)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all available cores)")
@@ -147,7 +190,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"device {dev} ({platform.processor() or platform.machine()}), torch {torch.__version__}, threads {threads}, "
           f"load average {load:.2f} at start")
     print(f"measured peak matmul: fp32 {peak32 / 1e9:,.0f} GFLOP/s, bf16 {peak16 / 1e9:,.0f} GFLOP/s")
-    print(f"batch {a.batch} sequences, vocab {a.vocab}, {a.steps} timed steps after {a.warmup} warm-up; "
+    print(f"batch {a.batch} sequences, vocab {a.vocab}, median of {a.rounds} interleaved rounds x {a.steps} steps "
+          f"per method (first step untimed); "
           f"chars/token {cpt:.2f} ({cpt_how})\n")
     head = ["size", "N", "ours tok/s", "ours chars/s", "ours+compile tok/s (compile s)", "Trainer tok/s",
             "eager loop tok/s", "ours / Trainer", "MFU (ours)"]
@@ -155,21 +199,15 @@ def main(argv: list[str] | None = None) -> None:
     print("|" + "---|" * len(head))
     for name in a.sizes.split(","):
         shape = get_shape(name.strip())
-        n = non_embedding_params(build_model(shape, a.vocab))
-        ours, _, amp = bench_ours(shape, a.vocab, a.batch, a.steps, a.warmup, dev, compile=False)
-        comp = ""
-        best = ours
-        if not a.no_compile:
-            c, first, _ = bench_ours(shape, a.vocab, a.batch, a.steps, a.warmup, dev, compile=True)
-            comp = f"{c:,.0f} ({first:.0f})"
-            best = max(best, c)
-        eager = bench_eager(shape, a.vocab, a.batch, a.steps, a.warmup, dev)
-        trainer = float("nan") if a.no_trainer else bench_trainer(shape, a.vocab, a.batch, a.steps, a.warmup, dev)
+        n = shape.n_params
+        r = bench_size(shape, a.vocab, a.batch, a.steps, a.rounds, dev, compile=not a.no_compile,
+                       trainer=not a.no_trainer)
+        ours, trainer = r["ours"], r.get("trainer", float("nan"))
+        comp = f"{r['compiled']:,.0f} ({r['compile_s']:.0f})" if "compiled" in r else "-"
         f_tok, _ = flops_per_token(shape, n, a.vocab)
         mfu = ours * f_tok / peak32
-        dtype = devmod.precision_name(*amp)
-        print(f"| {name} | {n:,} | {ours:,.0f} ({dtype}) | {ours * cpt:,.0f} | {comp or '-'} | {trainer:,.0f} | "
-              f"{eager:,.0f} | {ours / trainer:.2f}x | {100 * mfu:.1f}% |", flush=True)
+        print(f"| {name} | {n:,} | {ours:,.0f} ({devmod.precision_name(*r['precision'])}) | {ours * cpt:,.0f} | "
+              f"{comp} | {trainer:,.0f} | {r['eager']:,.0f} | {ours / trainer:.2f}x | {100 * mfu:.1f}% |", flush=True)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\nload average {load:.2f} at end")
 

@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from effdata.runner import LocalExecutor, Store, schedule
+from effdata.runner import LocalExecutor, Store, quiet_libraries, schedule
 from effdata.study import PlannedRun, Study, StudyError, load_study, plan_runs
 
 DEFAULT_STUDY = Path(__file__).resolve().parent.parent / "jobs" / "quick.toml"
@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         out_dir = args.out or Path("runs") / study.name
         store = Store(out_dir)
         runs = plan_runs(study, pretrains)
+        quiet_libraries()
         data = prepare_data(study, pretrains, args.home)
         if args.dry_run:
             print_plan(runs, store, study, data)

@@ -173,6 +173,7 @@ def execute_run(out_dir: Path | str, run_id: str, threads: int | None = None, pr
     from effdata.tokens import run_data  # noqa: PLC0415  (imports torch-free data code)
     from effdata.train import RunSpec, TrainSettings, train_run  # noqa: PLC0415
 
+    quiet_libraries()
     store = Store(Path(out_dir))
     run = store.read_plan(run_id)
     run_dir = store.run_dir(run_id)
@@ -198,6 +199,18 @@ def execute_run(out_dir: Path | str, run_id: str, threads: int | None = None, pr
             return "failed"
         store.write_record(run, "ok", metrics=metrics)
         return "ok"
+
+
+def quiet_libraries() -> None:
+    """Per-run bars and advice from transformers/datasets would drown the study's own progress."""
+    with contextlib.suppress(ImportError):
+        import datasets  # noqa: PLC0415
+        import transformers  # noqa: PLC0415
+
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+        datasets.disable_progress_bars()
+        datasets.logging.set_verbosity_error()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -309,6 +322,17 @@ class LocalExecutor:
         self._procs.clear()
 
 
+def _end_line(run_id: str, record: dict) -> str:
+    m = record["metrics"]
+    parts = [f"{run_id}: ok", f"loss {m.get('loss', float('nan')):.4f}",
+             f"best step {m.get('best_step', '?')}/{m.get('steps', '?')}"]
+    if isinstance(m.get("tokens_per_s"), (int, float)):
+        parts.append(f"{m['tokens_per_s']:,.0f} tok/s")
+    if isinstance(m.get("wall_time"), (int, float)):
+        parts.append(f"{m['wall_time']:.0f} s")
+    return "  ".join(parts)
+
+
 def _progress_line(run_id: str, info: dict) -> str:
     parts = [f"{run_id}: step {info.get('step', '?')}/{info.get('total_steps', '?')}"]
     for key, label, fmt in (("train_loss", "train", ".3f"), ("valid_loss", "valid", ".3f"),
@@ -374,7 +398,7 @@ def schedule(store: Store, runs: list[PlannedRun], executor: Executor, max_paral
                     outcome.blocked[run_id] = "dependency not done and not in this plan"
                 break
             for line in executor.messages():
-                bar.write(line)
+                bar.set_postfix_str(line[-100:], refresh=True)
             for run_id, reason in executor.poll():
                 if run_id not in in_flight:
                     continue
@@ -391,8 +415,8 @@ def schedule(store: Store, runs: list[PlannedRun], executor: Executor, max_paral
                     outcome.done.append(run_id)
                 else:
                     outcome.failed[run_id] = record["error"] or reason or "failed"
-                status = "ok" if run_id in outcome.done else f"FAILED: {outcome.failed[run_id]}"
-                bar.write(f"{run_id}: {status}")
+                bar.write(_end_line(run_id, record) if run_id in outcome.done
+                          else f"{run_id}: FAILED: {outcome.failed[run_id]}")
                 bar.update(1)
             time.sleep(poll_interval)
     finally:

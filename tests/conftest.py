@@ -34,7 +34,7 @@ def english_document(rng: random.Random, n_sentences: int) -> str:
     return " ".join(sentences) + "\n"
 
 
-def write_tiny_corpora(root: Path, n_docs: int = 80, seed: int = 0) -> dict[str, str]:
+def write_tiny_corpora(root: Path, n_docs: int = 160, seed: int = 0) -> dict[str, str]:
     """Two `files:` corpora (Python-like and English-like); returns their corpus names."""
     rng = random.Random(seed)
     (root / "py").mkdir(parents=True, exist_ok=True)
