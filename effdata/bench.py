@@ -9,11 +9,11 @@ each, first step of each untimed) and each is reported at its median step time, 
 processes taking the CPU for a while hit every method alike. Prints a Markdown table with tokens/s,
 characters/s (tokens/s × chars/token: measured from the tokenizer when one is cached, else the
 `--chars-per-token` figure), the speed-up of our step over the Trainer, and model-FLOPs utilisation
-(training FLOPs per token as in `effdata.train.flops_per_token`, against the fp32 peak matmul rate
-measured here; a bf16 unembedding can exceed what that denominator allows for fp32).
+(training FLOPs per token as in `effdata.train.flops_per_token`, against the peak matmul rate measured
+here for the dtype our step runs in: bf16 peak when it autocasts to bf16, else fp32).
 
 Columns: `ours` is `effdata.train.Stepper` eager (what a short run uses); `ours+compile` is the same
-step under torch.compile (what runs of >= compile_min_steps use), with its one-off compile time.
+step under torch.compile (compile="on"; "auto" compiles only long CUDA runs), with its one-off compile time.
 """
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ class Ours:
         self.model = build_model(shape, vocab).to(dev).train()
         s = TrainSettings(batch_size=batch, precision=precision)
         self.precision = devmod.precision_plan(precision, dev, shape.d_model)
+        self.model.config._attn_implementation = devmod.attention_impl(dev, self.precision[0])
         self.step = Stepper(self.model, make_optimizer(self.model, s, 1e-3, dev), s, dev, *self.precision[:1],
                             compile, head_dtype=self.precision[1])
         self.ws = _windows(vocab, batch, shape.n_ctx, 4)
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
           f"per method (first step untimed); "
           f"chars/token {cpt:.2f} ({cpt_how})\n")
     head = ["size", "N", "ours tok/s", "ours chars/s", "ours+compile tok/s (compile s)", "Trainer tok/s",
-            "eager loop tok/s", "ours / Trainer", "MFU (ours)"]
+            "eager loop tok/s", "ours / Trainer", "MFU (ours, vs its dtype's peak)"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for name in a.sizes.split(","):
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
         ours, trainer = r["ours"], r.get("trainer", float("nan"))
         comp = f"{r['compiled']:,.0f} ({r['compile_s']:.0f})" if "compiled" in r else "-"
         f_tok, _ = flops_per_token(shape, n, a.vocab)
-        mfu = ours * f_tok / peak32
+        mfu = ours * f_tok / (peak16 if r["precision"][0] is not None else peak32)
         print(f"| {name} | {n:,} | {ours:,.0f} ({devmod.precision_name(*r['precision'])}) | {ours * cpt:,.0f} | "
               f"{comp} | {trainer:,.0f} | {r['eager']:,.0f} | {ours / trainer:.2f}x | {100 * mfu:.1f}% |", flush=True)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

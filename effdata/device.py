@@ -71,10 +71,10 @@ def _sync(dev: torch.device) -> None:
         torch.cuda.synchronize(dev)
 
 
-# bf16 on CPU, measured in notes/issue-3.md on this AMD EPYC (AVX-512 BF16, bf16 matmul ~4x fp32):
-# bf16 autocast of the transformer body was slower at every CPU ladder size (casts around small ops cost
-# more than the matmuls save); bf16 matmuls in the fused unembedding + cross-entropy pay from d_model 64.
-CPU_BF16_HEAD_MIN_D_MODEL = 64
+# bf16 on CPU, measured in notes/issue-3.md on this AMD EPYC (AVX-512 BF16: bf16 matmul ~4-5x fp32):
+# bf16 autocast of the whole step is the fastest at every CPU ladder size, *provided* attention runs
+# as plain matmuls ("eager"): PyTorch's CPU flash-attention backward in bf16 is several times slower
+# than the whole rest of the step. So on CPU, bf16 goes with eager attention; fp32 keeps SDPA.
 
 
 @functools.lru_cache(maxsize=None)
@@ -92,9 +92,9 @@ def precision_plan(precision: str, device: torch.device, d_model: int) -> tuple[
     """(body autocast dtype, unembedding matmul dtype) for `precision` ("auto", "fp32", "bf16"); None = fp32.
 
     fp32: everything fp32. bf16: autocast the body and bf16 unembedding matmuls.
-    auto: on CUDA as bf16 when the GPU supports it; on CPU an fp32 body, and bf16 unembedding matmuls
-    only when bf16 matmul is fast on this CPU and d_model >= CPU_BF16_HEAD_MIN_D_MODEL.
-    Parameters, optimizer state, the softmax and evaluation stay fp32 in every case.
+    auto: bf16 on CUDA when the GPU supports it, and on CPU when bf16 matmul is clearly faster than
+    fp32 on this CPU (AVX512-BF16/AMX); fp32 otherwise. (`d_model` is kept for size-dependent rules.)
+    Parameters, optimizer state, the softmax/cross-entropy and evaluation stay fp32 in every case.
     """
     bf16 = torch.bfloat16
     if precision == "fp32":
@@ -105,9 +105,14 @@ def precision_plan(precision: str, device: torch.device, d_model: int) -> tuple[
         raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {precision!r}")
     if device.type == "cuda":
         return (bf16, bf16) if torch.cuda.is_bf16_supported() else (None, None)
-    if d_model >= CPU_BF16_HEAD_MIN_D_MODEL and cpu_bf16_fast():
-        return None, bf16
+    if cpu_bf16_fast():
+        return bf16, bf16
     return None, None
+
+
+def attention_impl(device: torch.device, body_dtype: torch.dtype | None) -> str:
+    """"eager" (matmul attention) for bf16 on CPU, where the SDPA flash backward is slow; else "sdpa"."""
+    return "eager" if device.type == "cpu" and body_dtype is not None else "sdpa"
 
 
 def precision_name(body: torch.dtype | None, head: torch.dtype | None) -> str:

@@ -148,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"{parallel} at a time)", file=sys.stderr)
             outcome = schedule(store, runs, executor, max_parallel=parallel, estimate=cost_model(study, data))
             table = store.write_table()
+    except KeyboardInterrupt:
+        print("effdata.run: interrupted; finished runs are kept, run the same command to resume",
+              file=sys.stderr)
+        return 130
     except StudyError as exc:
         print(f"effdata.run: {exc}", file=sys.stderr)
         return 2

@@ -277,7 +277,8 @@ class SlurmExecutor:
         self._ended: list[tuple[str, str | None]] = []
         self._settling: dict[str, tuple[str, float]] = {}  # job id -> (run id, deadline): completed, no record yet
         self.settle_s = 60.0
-        self._lines: list[str] = []
+        self._why: dict[str, str] = {}         # job id -> why it is pending (squeue's reason)
+        self._last_status = ""
         self._last_query = 0.0
         self._unreachable_since: float | None = None
 
@@ -288,7 +289,7 @@ class SlurmExecutor:
         adopted = self._adopt(run_id)
         if adopted:
             self._jobs[adopted] = run_id
-            self._lines.append(f"{run_id}: waiting for SLURM job {adopted}, submitted by an earlier invocation")
+            _say(f"{run_id}: waiting for SLURM job {adopted}, submitted by an earlier invocation")
             return
         self._submitit.update_parameters(job_name=_job_name(run_id))
         job = None
@@ -311,7 +312,6 @@ class SlurmExecutor:
             "user": _user(), "log": str(self._log(job_id, "err")),
         })
         self._jobs[job_id] = run_id
-        self._lines.append(f"{run_id}: submitted as SLURM job {job_id}")
 
     def poll(self) -> list[tuple[str, str | None]]:
         """Runs whose jobs ended since the last poll: (run_id, None) or (run_id, "slurm: <STATE> ...")."""
@@ -325,8 +325,12 @@ class SlurmExecutor:
         return ended
 
     def messages(self) -> list[str]:
-        lines, self._lines = self._lines, []
-        return lines
+        """The jobs' states in one line when they change, for the progress bar: "slurm: 2 running, 1 pending"."""
+        line = "slurm: " + (self.status() or "no jobs")
+        if line == self._last_status:
+            return []
+        self._last_status = line
+        return [line]
 
     def shutdown(self) -> None:
         """Leave submitted jobs alone (the next run of the command waits for them); say which are left."""
@@ -342,12 +346,16 @@ class SlurmExecutor:
     # -- the rest ------------------------------------------------------------------------------
 
     def status(self) -> str:
-        """Job states in a few words for a progress bar's postfix, e.g. "2 running, 5 pending"."""
+        """Job states in a few words, e.g. "2 running, 5 pending (Resources)"."""
         counts: dict[str, int] = {}
+        reasons: dict[str, set[str]] = {}
         for job_id in self._jobs:
             state = self._seen.get(job_id, "SUBMITTED").lower()
             counts[state] = counts.get(state, 0) + 1
-        return ", ".join(f"{n} {state}" for state, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+            if self._why.get(job_id):
+                reasons.setdefault(state, set()).add(self._why[job_id])
+        return ", ".join(f"{n} {state}" + (f" ({', '.join(sorted(reasons[state]))})" if state in reasons else "")
+                         for state, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
     @property
     def job_ids(self) -> dict[str, str]:
@@ -384,14 +392,14 @@ class SlurmExecutor:
         if states is None:
             if self._unreachable_since is None:
                 self._unreachable_since = time.monotonic()
-                self._lines.append("SLURM is not answering (squeue failed); still waiting for the jobs")
+                _say("SLURM is not answering (squeue failed); still waiting for the jobs")
             elif time.monotonic() - self._unreachable_since > 1800:
                 raise SlurmError("SLURM has not answered squeue for 30 minutes; submitted jobs keep running. "
                                  "Run the same command again to pick them up")
             return
         if self._unreachable_since is not None:
             self._unreachable_since = None
-            self._lines.append("SLURM answers again")
+            _say("SLURM answers again")
         missing = [jid for jid in ids if jid not in states]
         if missing:
             states.update(sacct_states(missing))
@@ -407,17 +415,16 @@ class SlurmExecutor:
                 continue
             self._missing.pop(job_id, None)
             if state.state in ALIVE:
-                if self._seen.get(job_id) != state.state and state.state != "COMPLETING":
+                if state.state != "COMPLETING":
                     self._seen[job_id] = state.state
-                    where = f" on {state.nodes}" if state.nodes and state.state == "RUNNING" else ""
-                    why = f" ({state.reason})" if state.reason and state.state == "PENDING" else ""
-                    self._lines.append(f"{run_id}: SLURM job {job_id} {state.state}{where}{why}")
+                    self._why[job_id] = state.reason if state.state == "PENDING" else ""
                 continue
             self._finish(job_id, run_id, state)
 
     def _finish(self, job_id: str, run_id: str, state: JobState | None) -> None:
         self._jobs.pop(job_id, None)
         self._seen.pop(job_id, None)
+        self._why.pop(job_id, None)
         self._missing.pop(job_id, None)
         outcome, value = self._result(job_id)
         if (state is not None and state.state == "COMPLETED") or (state is None and outcome == "success"):
@@ -459,6 +466,16 @@ class SlurmExecutor:
             return outcome, value
         except Exception:  # noqa: BLE001  (absent, or written by a job killed halfway)
             return None, None
+
+
+def _say(line: str) -> None:
+    """A line for the user above the progress bar."""
+    try:
+        from tqdm.auto import tqdm  # noqa: PLC0415
+
+        tqdm.write(line, file=sys.stderr)
+    except ImportError:
+        print(line, file=sys.stderr)
 
 
 def _user() -> str:

@@ -256,3 +256,13 @@ def test_fused_linear_cross_entropy_matches_reference():
     assert torch.allclose(h.grad, gh, atol=1e-6) and torch.allclose(W.grad, gW, atol=1e-6)
     low = LinearCrossEntropy.apply(h, W, y, 64, torch.bfloat16)
     assert low.item() == pytest.approx(ref.item(), rel=1e-2)
+
+
+def test_default_precision_trains_and_is_reproducible(tmp_path):
+    """precision="auto": bf16 with matmul attention on a CPU with fast bf16, else fp32."""
+    sp = spec(n_tokens=12_000, settings=settings(precision="auto", max_epochs=6.0, min_steps=60, max_steps=140))
+    a = run(sp, data(12_000), tmp_path, "a")
+    b = run(sp, data(12_000), tmp_path, "b")
+    assert a["dtype"] in ("fp32", "bf16")
+    assert a["valid_loss"] < a["init_loss"] - 1.0
+    assert a["evals"] == b["evals"] and a["loss"] == b["loss"]
