@@ -13,7 +13,8 @@ characters/s (tokens/s × chars/token: measured from the tokenizer when one is c
 here for the dtype our step runs in: bf16 peak when it autocasts to bf16, else fp32).
 
 Columns: `ours` is `effdata.train.Stepper` eager (what a short run uses); `ours+compile` is the same
-step under torch.compile (compile="on"; "auto" compiles only long CUDA runs), with its one-off compile time.
+step under torch.compile, with its one-off compile time; `long-run ours / Trainer` uses whichever of the
+two train_run picks for a run of >= compile_min_steps steps (compile="auto").
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ import torch
 
 from . import device as devmod
 from .model import CPU_LADDER, build_model, get_shape, non_embedding_params
-from .train import Stepper, TrainSettings, flops_per_token, make_optimizer
+from .train import Stepper, TrainSettings, _should_compile, flops_per_token, make_optimizer
 
 
 def _windows(vocab: int, batch: int, n_ctx: int, steps: int, seed: int = 0) -> list[torch.Tensor]:
@@ -195,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
           f"per method (first step untimed); "
           f"chars/token {cpt:.2f} ({cpt_how})\n")
     head = ["size", "N", "ours tok/s", "ours chars/s", "ours+compile tok/s (compile s)", "Trainer tok/s",
-            "eager loop tok/s", "ours / Trainer", "MFU (ours, vs its dtype's peak)"]
+            "eager loop tok/s", "ours / Trainer", "long-run ours / Trainer", "MFU (ours, vs its dtype's peak)"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for name in a.sizes.split(","):
@@ -207,8 +208,12 @@ def main(argv: list[str] | None = None) -> None:
         comp = f"{r['compiled']:,.0f} ({r['compile_s']:.0f})" if "compiled" in r else "-"
         f_tok, _ = flops_per_token(shape, n, a.vocab)
         mfu = ours * f_tok / (peak16 if r["precision"][0] is not None else peak32)
+        # what train_run uses for a run of >= compile_min_steps steps (compile="auto")
+        long_run = r["compiled"] if "compiled" in r and _should_compile(
+            TrainSettings(), dev, r["precision"][0], shape, 10**9) else ours
         print(f"| {name} | {n:,} | {ours:,.0f} ({devmod.precision_name(*r['precision'])}) | {ours * cpt:,.0f} | "
-              f"{comp} | {trainer:,.0f} | {r['eager']:,.0f} | {ours / trainer:.2f}x | {100 * mfu:.1f}% |", flush=True)
+              f"{comp} | {trainer:,.0f} | {r['eager']:,.0f} | {ours / trainer:.2f}x | {long_run / trainer:.2f}x | "
+              f"{100 * mfu:.1f}% |", flush=True)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\nload average {load:.2f} at end")
 
