@@ -591,8 +591,11 @@ def train_run(spec: RunSpec, data: RunData, run_dir: Path | str,
         if init_loss is None:
             init_loss = vl
         limit = s.diverge_factor * max(init_loss, math.log(V))
-        if not math.isfinite(vl) or vl > limit:
-            raise RunFailed(f"diverged at step {at}: valid loss {vl:.4g} (limit {limit:.4g}, initial {init_loss:.4g})")
+        # Divergence is judged on the loss of what the run trains on: a pretraining run's loss on the
+        # target may rightly rise (it learns another distribution), and that is not a divergence.
+        watched, name = (train_loss, "training loss") if spec.mode == "pretrain" else (vl, "valid loss")
+        if not math.isfinite(vl) or (math.isfinite(watched) and watched > limit):
+            raise RunFailed(f"diverged at step {at}: {name} {watched:.4g} (limit {limit:.4g}, initial {init_loss:.4g})")
         evals.append([at, round(vl, 6)])
         if vl < best_loss or not early_stop:
             best_loss, best_step, bad = vl, at, 0

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ import pytest
 from effdata.runner import Store, schedule
 from effdata.slurm import JobState, SlurmError, SlurmExecutor, parse_options, parse_time, squeue_states
 from effdata.study import PlannedRun, spec_hash
+from studyfiles import SMOKE, write_study
 
 REPO = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
@@ -281,35 +283,14 @@ def test_controller_down_is_refused_before_submitting(slurm, tmp_path):
 # ----------------------------------------------------------------------------------------------
 # The smoke study through the command line (on the tiny corpora of conftest.py, like test_runner.py)
 
-SMOKE = REPO / "jobs" / "smoke.toml"
 
 
-def _toml_value(value) -> str:
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return repr(value)
-
-
-def _write_smoke(path: Path, corpora: dict[str, str]) -> Path:
+def _write_smoke(path: Path, corpora: dict[str, str], **changes) -> Path:
     """jobs/smoke.toml made smaller (one size, 4 runs) on the tiny corpora."""
-    import tomllib
-
-    study = tomllib.loads(SMOKE.read_text())
-    study.update(target=corpora["python"], vocab_size=384, tokenizer_corpora=[corpora["python"], corpora["text"]],
-                 sizes=study["sizes"][:1])
-    study["pretrain"]["corpora"] = [corpora["text"]]
-    study["scratch"]["data_chars"] = study["scratch"]["data_chars"][:2]
-    study["finetune"]["data_chars"] = study["finetune"]["data_chars"][:1]
-    lines = [f"{k} = {_toml_value(v)}" for k, v in study.items() if not isinstance(v, dict)]
-    for table, values in study.items():
-        if isinstance(values, dict):
-            lines += ["", f"[{table}]"] + [f"{k} = {_toml_value(v)}" for k, v in values.items()]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    smoke = tomllib.loads(SMOKE.read_text())
+    return write_study(path, corpora, sizes=smoke["sizes"][:1],
+                       scratch={"data_chars": smoke["scratch"]["data_chars"][:2]},
+                       finetune={"data_chars": smoke["finetune"]["data_chars"][:1]}, **changes)
 
 
 @pytest.fixture(scope="module")
@@ -319,7 +300,7 @@ def smoke(tmp_path_factory, tiny_corpora):
     tmp = tmp_path_factory.mktemp("slurm-smoke")
     study = _write_smoke(tmp / "smoke.toml", tiny_corpora)
     env = dict(os.environ, EFFDATA_SLURM_POLL_S="1")
-    return {"study": study, "home": tmp / "home", "tmp": tmp, "env": env}
+    return {"study": study, "home": tmp / "home", "tmp": tmp, "env": env, "corpora": tiny_corpora}
 
 
 def _cli_args(smoke, out: Path, *extra: str) -> list[str]:
@@ -363,20 +344,24 @@ def test_smoke_study_through_slurm_matches_a_local_run(slurm, smoke):
 def test_smoke_study_survives_a_scancel(slurm, smoke):
     """Cancel the pretraining job mid-run: its fine-tune is blocked; the same command again finishes both."""
     out = smoke["tmp"] / "scancel"
-    proc = subprocess.Popen(_cli_args(smoke, out, *SLURM_ARGS), cwd=REPO, env=smoke["env"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Its own study: a pretraining that runs its whole (larger) budget, so the cancel lands mid-run.
+    long_pretrain = _write_smoke(smoke["tmp"] / "long-pretrain.toml", smoke["corpora"],
+                                 pretrain={"token_budget": 600_000}, train={"pretrain_stop_on": "budget"})
+    proc = subprocess.Popen(_cli_args({**smoke, "study": long_pretrain}, out, *SLURM_ARGS), cwd=REPO,
+                            env=smoke["env"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def running_pretrain():
         for path in sorted((out / "runs").glob("pretrain-*/slurm_job.json")):
             job_id = json.loads(path.read_text())["job_id"]
             state = (squeue_states([job_id]) or {}).get(job_id)
-            if state and state.state == "RUNNING" and not (path.parent / "record.json").exists():
+            log = path.parent / "log.txt"
+            training = log.exists() and "step " in log.read_text()  # past start-up, into its steps
+            if state and state.state == "RUNNING" and training and not (path.parent / "record.json").exists():
                 return path.parent.name, job_id
         return None
 
     try:
         victim, job_id = _wait_for(running_pretrain, 600, "the pretraining job running")
-        time.sleep(2)  # let it get into training
         subprocess.run(["scancel", job_id], check=True)
         _, stderr = proc.communicate(timeout=1800)
     finally:
@@ -389,7 +374,7 @@ def test_smoke_study_survives_a_scancel(slurm, smoke):
     done = {rid: json.dumps(rec, sort_keys=True) for rid, rec in records.items() if rec["status"] == "ok"}
     assert len(done) == 2  # the two from-scratch runs; the fine-tune was blocked
 
-    again = _cli(smoke, out, *SLURM_ARGS)
+    again = _cli({**smoke, "study": long_pretrain}, out, *SLURM_ARGS)
     assert again.returncode == 0, again.stderr[-3000:]
     records = _records(out)
     assert len(records) == 4
