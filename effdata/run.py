@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import os
 import sys
 from pathlib import Path
 
-from effdata.runner import LocalExecutor, Store, quiet_libraries, schedule
+from effdata.runner import LocalExecutor, RunBusy, Store, exclusive_lock, quiet_libraries, schedule
 from effdata.study import PlannedRun, Study, StudyError, load_study, plan_runs
 
 DEFAULT_STUDY = Path(__file__).resolve().parent.parent / "jobs" / "quick.toml"
@@ -46,13 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
 @contextlib.contextmanager
 def study_lock(out_dir: Path):
     """One runner per study directory: a second one would race the first on the same runs."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / ".runner.lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise StudyError(f"another effdata.run is working on {out_dir}; wait for it or stop it") from None
-        yield
+    try:
+        with exclusive_lock(out_dir / ".runner.lock", f"another effdata.run is working on {out_dir}; "
+                                                      "wait for it or stop it"):
+            yield
+    except RunBusy as exc:
+        raise StudyError(str(exc)) from None
 
 
 def default_workers() -> tuple[int, int]:
@@ -98,6 +96,13 @@ def cost_model(study: Study, data: dict):
     return planned_tokens
 
 
+def training_flops(run: PlannedRun, tokens_of) -> float:
+    """Upper bound on a run's training FLOPs, 6·N·tokens (what the longest-first order sorts by)."""
+    from effdata.model import get_shape  # noqa: PLC0415
+
+    return 6.0 * get_shape(run.spec["size"]).n_params * tokens_of(run)
+
+
 def print_plan(runs: list[PlannedRun], store: Store, study: Study, data: dict) -> None:
     from effdata.model import get_shape  # noqa: PLC0415
 
@@ -107,7 +112,7 @@ def print_plan(runs: list[PlannedRun], store: Store, study: Study, data: dict) -
     for run in runs:
         n = get_shape(run.spec["size"]).n_params
         tokens = tokens_of(run)
-        flops = 6.0 * n * tokens
+        flops = training_flops(run, tokens_of)
         done = store.is_done(run.run_id)
         if not done:
             total_flops += flops
@@ -146,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
             executor, parallel = make_executor(args, store)
             print(f"study {study.name}: {len(runs)} runs in {out_dir} (pretraining: {', '.join(pretrains)}; "
                   f"{parallel} at a time)", file=sys.stderr)
-            outcome = schedule(store, runs, executor, max_parallel=parallel, estimate=cost_model(study, data))
+            tokens_of = cost_model(study, data)
+            outcome = schedule(store, runs, executor, max_parallel=parallel,
+                               estimate=lambda run: training_flops(run, tokens_of))
             table = store.write_table()
     except KeyboardInterrupt:
         print("effdata.run: interrupted; finished runs are kept, run the same command to resume",

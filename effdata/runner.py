@@ -153,27 +153,28 @@ class RunBusy(RuntimeError):
 
 
 @contextlib.contextmanager
-def run_lock(run_dir: Path) -> Iterator[None]:
-    """An exclusive lock on the run directory, released by the kernel if the process dies."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / ".lock", "w") as handle:
+def exclusive_lock(lock_file: Path, busy_message: str) -> Iterator[None]:
+    """An exclusive lock on `lock_file`, released by the kernel if the process dies; RunBusy if held."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RunBusy(f"run {run_dir.name} is being executed by another process") from None
+            raise RunBusy(busy_message) from None
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def execute_run(out_dir: Path | str, run_id: str, threads: int | None = None, progress=None,
-                home: Path | str | None = None) -> str:
-    """Run one planned run to its record; return its status ("ok", "failed", or "skipped" if done)."""
-    from effdata.tokens import run_data  # noqa: PLC0415  (imports torch-free data code)
-    from effdata.train import RunSpec, TrainSettings, train_run  # noqa: PLC0415
+def run_lock(run_dir: Path):
+    return exclusive_lock(run_dir / ".lock", f"run {run_dir.name} is being executed by another process")
 
-    quiet_libraries()
+
+def execute_with(out_dir: Path | str, run_id: str, body) -> str:
+    """The contract every executor relies on, around `body(store, run, run_dir) -> metrics`: take the
+    run's lock, skip a done run, and write the record atomically: ok with the metrics, or failed with
+    the error (any exception) so the study goes on. Returns "ok", "failed" or "skipped"."""
     store = Store(Path(out_dir))
     run = store.read_plan(run_id)
     run_dir = store.run_dir(run_id)
@@ -182,23 +183,36 @@ def execute_run(out_dir: Path | str, run_id: str, threads: int | None = None, pr
             return "skipped"
         (run_dir / RECORD).unlink(missing_ok=True)
         try:
-            spec_fields = dict(run.spec)
-            settings = TrainSettings(**spec_fields.pop("settings"))
-            data_settings = {key: spec_fields.pop(key) for key in ("vocab_size", "tokenizer_corpora")
-                             if key in spec_fields}
-            init_from_run = spec_fields.pop("init_from_run", None)
-            if init_from_run is not None:
-                spec_fields["init_from"] = str(store.checkpoint_dir(init_from_run))
-            spec = RunSpec(settings=settings, **spec_fields)
-            data = run_data(spec, home=home, **data_settings)
-            metrics = train_run(spec, data, run_dir, progress=progress, threads=threads)
-        except Exception as exc:  # noqa: BLE001  (any failure becomes the run's record, the study goes on)
-            reason = f"{type(exc).__name__}: {exc}"
+            metrics = body(store, run, run_dir)
+        except Exception as exc:  # noqa: BLE001  (any failure becomes the run's record)
             atomic_write_text(run_dir / "error.txt", traceback.format_exc())
-            store.write_record(run, "failed", error=reason)
+            store.write_record(run, "failed", error=f"{type(exc).__name__}: {exc}")
             return "failed"
         store.write_record(run, "ok", metrics=metrics)
         return "ok"
+
+
+def execute_run(out_dir: Path | str, run_id: str, threads: int | None = None, progress=None,
+                home: Path | str | None = None) -> str:
+    """Run one planned run to its record; return its status ("ok", "failed", or "skipped" if done)."""
+    from effdata.tokens import run_data  # noqa: PLC0415
+    from effdata.train import RunSpec, TrainSettings, train_run  # noqa: PLC0415
+
+    quiet_libraries()
+
+    def train(store: Store, run: PlannedRun, run_dir: Path) -> dict:
+        spec_fields = dict(run.spec)
+        settings = TrainSettings(**spec_fields.pop("settings"))
+        data_settings = {key: spec_fields.pop(key) for key in ("vocab_size", "tokenizer_corpora")
+                         if key in spec_fields}
+        init_from_run = spec_fields.pop("init_from_run", None)
+        if init_from_run is not None:
+            spec_fields["init_from"] = str(store.checkpoint_dir(init_from_run))
+        spec = RunSpec(settings=settings, **spec_fields)
+        data = run_data(spec, home=home, **data_settings)
+        return train_run(spec, data, run_dir, progress=progress, threads=threads)
+
+    return execute_with(out_dir, run_id, train)
 
 
 def quiet_libraries() -> None:

@@ -9,25 +9,18 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
-from effdata.runner import Store, run_lock
+from effdata.runner import execute_with
 
 
 def execute_run(out_dir, run_id, threads=None, home=None, progress=None) -> str:
-    store = Store(Path(out_dir))
-    run = store.read_plan(run_id)
-    run_dir = store.run_dir(run_id)
-    with run_lock(run_dir):
-        if store.is_done(run_id):
-            return "skipped"
+    def fake_training(store, run, run_dir) -> dict:
         with open(run_dir / "executions", "a") as handle:
             handle.write(f"{os.environ.get('SLURM_JOB_ID', '-')} {time.time():.3f}\n")
         missing = [dep for dep in run.depends_on if not store.is_done(dep)]
         if missing:
-            store.write_record(run, "failed", error=f"dependency not done: {missing}")
-            return "failed"
+            raise RuntimeError(f"dependency not done: {missing}")
         time.sleep(float(os.environ.get("FAKE_RUN_SECONDS", "1")))
-        store.write_record(run, "ok", metrics={"loss": 1.0, "threads": threads,
-                                               "job": os.environ.get("SLURM_JOB_ID")})
-        return "ok"
+        return {"loss": 1.0, "threads": threads, "job": os.environ.get("SLURM_JOB_ID")}
+
+    return execute_with(out_dir, run_id, fake_training)
