@@ -213,6 +213,18 @@ def test_divergence_fails_clearly(tmp_path):
             data(3000), tmp_path)
 
 
+def test_pretraining_whose_target_loss_rises_is_not_a_divergence(tmp_path):
+    # Pretraining on another distribution (a fixed cycle) makes the target (Markov chain) loss rise
+    # far above its initial value; with the budget rule the run must finish, judged on its own loss.
+    other = RunData(train=np.tile(np.arange(V, dtype=np.uint16), 60), train_chars=3 * V * 60, valid=VALID,
+                    test=TEST, vocab_size=V)
+    sp = spec("pretrain", n_tokens=16 * 32 * 80, settings=settings(pretrain_stop_on="budget", diverge_factor=1.01))
+    metrics = run(sp, other, tmp_path)
+    target_losses = [loss for _, loss in metrics["evals"]]
+    assert max(target_losses) > 1.01 * target_losses[0]  # would have been called a divergence
+    assert metrics["stopped"] == "budget"
+
+
 def test_bad_data_and_specs(tmp_path):
     with pytest.raises(RunFailed, match="at least"):
         run(spec(n_tokens=10), data(10), tmp_path)
