@@ -176,10 +176,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_analysis(table: Path, out_dir: Path, pretrains: tuple[str, ...]) -> None:
+    """Analyse every pretraining distribution the study directory holds, this invocation's first."""
+    import pandas as pd  # noqa: PLC0415
+
     from effdata.analyze import analyze  # noqa: PLC0415
 
     try:
-        analyze(table, out_dir / "analysis", compare=list(pretrains))
+        held = pd.read_csv(table)
+        finetuned = held.loc[held["mode"] == "finetune", "pretrain"].dropna().unique().tolist()
+        compare = list(dict.fromkeys([*pretrains, *sorted(finetuned)]))
+        analyze(table, out_dir / "analysis", compare=compare)
     except Exception as exc:  # noqa: BLE001  (training results are safe on disk; say why analysis failed)
         print(f"effdata.run: analysis failed ({type(exc).__name__}: {exc}); rerun it with "
               f"python -m effdata.analyze {table} --out {out_dir / 'analysis'}", file=sys.stderr)
