@@ -19,8 +19,8 @@ import pandas as pd
 from .effective import compute_effective
 from .fit import DEFAULT_BOOTSTRAP, DEFAULT_HUBER_DELTA, fit_kaplan, fit_transfer, single_threaded_blas
 from .plots import SkippedFigure, make_figures
-from .report import Analysis, fits_json, write_outputs
-from .table import TableError, load_results
+from .report import Analysis, compute_summary, fits_json, write_outputs
+from .table import TableError, load_results, read_table
 
 
 def default_out_dir(results) -> Path:
@@ -32,7 +32,8 @@ def default_out_dir(results) -> Path:
 
 def analyze(results, out_dir=None, compare: list[str] | None = None, units: str = "chars",
             n_bootstrap: int = DEFAULT_BOOTSTRAP, huber_delta: float = DEFAULT_HUBER_DELTA, seed: int = 0,
-            figures: bool = True, progress: bool = False) -> dict:
+            figures: bool = True, progress: bool = False, peak_flops: float | None = None,
+            notes: str | None = None) -> dict:
     """Analyse a results table (path to CSV/Parquet/JSONL, a study directory, or a DataFrame).
 
     Returns the fits JSON (as written to fits.json) plus `paths` of what was written. Raises
@@ -40,10 +41,12 @@ def analyze(results, out_dir=None, compare: list[str] | None = None, units: str 
     every other problem is a warning in the report and in `result["warnings"]`.
     """
     with single_threaded_blas():   # also for the interpolation and the plots: many small array ops
-        return _analyze(results, out_dir, compare, units, n_bootstrap, huber_delta, seed, figures, progress)
+        return _analyze(results, out_dir, compare, units, n_bootstrap, huber_delta, seed, figures, progress,
+                        peak_flops, notes)
 
 
-def _analyze(results, out_dir, compare, units, n_bootstrap, huber_delta, seed, figures, progress) -> dict:
+def _analyze(results, out_dir, compare, units, n_bootstrap, huber_delta, seed, figures, progress,
+             peak_flops, notes) -> dict:
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(results)
     warnings: list[str] = []
     table = load_results(results, units=units, warnings=warnings)
@@ -66,7 +69,8 @@ def _analyze(results, out_dir, compare, units, n_bootstrap, huber_delta, seed, f
     source = "DataFrame" if isinstance(results, pd.DataFrame) else str(results)
     analysis = Analysis(source=source, results=table, effective=effective, fits=fits, kaplan=kaplan,
                         figures=drawn, compare=list(compare) if compare else None, n_bootstrap=n_bootstrap,
-                        huber_delta=huber_delta, warnings=warnings)
+                        huber_delta=huber_delta, warnings=warnings,
+                        compute=compute_summary(read_table(results), peak_flops), notes=notes)
     paths = write_outputs(analysis, out_dir)
     result = fits_json(analysis)
     result["paths"] = {name: str(path) for name, path in paths.items()}
@@ -87,10 +91,16 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"Huber delta on log residuals (default {DEFAULT_HUBER_DELTA})")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--no-figures", action="store_true", help="skip the figures (faster)")
+    parser.add_argument("--peak-flops", type=float, metavar="FLOP/S",
+                        help="peak matmul FLOP/s of the device one run used, for the MFU in the report "
+                             "(python -m effdata.bench prints it; a peak_flops column overrides it)")
+    parser.add_argument("--notes", type=Path, metavar="FILE",
+                        help="Markdown placed at the top of the report (a study's setup and reading)")
     args = parser.parse_args(argv)
     try:
         result = analyze(args.results, args.out, compare=args.compare, units=args.units,
                          n_bootstrap=args.bootstrap, huber_delta=args.huber_delta, seed=args.seed,
+                         peak_flops=args.peak_flops, notes=args.notes.read_text() if args.notes else None,
                          figures=not args.no_figures,
                          progress=sys.stderr.isatty())
     except TableError as exc:

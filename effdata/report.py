@@ -41,6 +41,56 @@ class Analysis:
     n_bootstrap: int
     huber_delta: float
     warnings: list[str] = field(default_factory=list)
+    compute: dict | None = None
+    notes: str | None = None          # the study's own words (--notes FILE), shown first
+
+
+def compute_summary(raw, peak_flops: float | None = None) -> dict | None:
+    """Training compute of the finished runs by mode, from the `flops` and `wall_time` columns.
+
+    Model-FLOPs utilisation needs the peak FLOP/s of the device one run used: a `peak_flops`
+    column (per run) or `peak_flops` given by the caller (measured with `python -m effdata.bench`).
+    """
+    if "flops" not in raw or "wall_time" not in raw:
+        return None
+    ok = raw[(raw["status"] == "ok") if "status" in raw else np.ones(len(raw), bool)]
+    ok = ok[np.isfinite(ok["flops"].astype(float)) & np.isfinite(ok["wall_time"].astype(float))]
+    if not len(ok):
+        return None
+    modes = ok["mode"] if "mode" in ok else np.where(ok["pretrain"] == "none", "scratch", "finetune")
+    per_run_peak = ok["peak_flops"].astype(float) if "peak_flops" in ok else None
+    summary = {"by_mode": {}, "peak_flops": peak_flops,
+               "peak_source": "per-run column peak_flops" if per_run_peak is not None else
+               ("given (--peak-flops)" if peak_flops else None)}
+    for mode in ["pretrain", "scratch", "finetune", "all"]:
+        rows = ok if mode == "all" else ok[np.asarray(modes) == mode]
+        if not len(rows):
+            continue
+        flops, wall = float(rows["flops"].sum()), float(rows["wall_time"].sum())
+        entry = {"runs": int(len(rows)), "flops": flops, "run_seconds": wall,
+                 "flops_per_second": flops / wall if wall > 0 else None}
+        if per_run_peak is not None:
+            entry["mfu"] = flops / float((rows["wall_time"] * per_run_peak.loc[rows.index]).sum())
+        elif peak_flops:
+            entry["mfu"] = flops / (wall * peak_flops) if wall > 0 else None
+        summary["by_mode"][mode] = entry
+    return summary
+
+
+def _compute_section(compute: dict) -> list[str]:
+    rows = [[mode, str(e["runs"]), fmt(e["flops"]), f"{e['run_seconds'] / 60:.1f}", fmt(e["flops_per_second"]),
+             f"{100 * e['mfu']:.1f}%" if e.get("mfu") is not None else "—"]
+            for mode, e in compute["by_mode"].items()]
+    lines = ["## Compute", "",
+             "Training FLOPs of the finished runs (`flops`: tokens × (6·(N + d_model·V) + attention), evaluation not "
+             "counted), the sum of their wall times (run-minutes: parallel runs add up) and the rate achieved.", "",
+             _markdown_table(["runs", "count", "training FLOPs", "run-minutes", "FLOP/s per run", "MFU"], rows), ""]
+    if compute.get("peak_source"):
+        peak = f" ({fmt(compute['peak_flops'])} FLOP/s)" if compute.get("peak_flops") else ""
+        lines += [f"MFU against the peak matmul rate: {compute['peak_source']}{peak}.", ""]
+    else:
+        lines += ["MFU: no peak FLOP/s given (`--peak-flops`, measured by `python -m effdata.bench`).", ""]
+    return lines
 
 
 def fmt(value, digits: int = 3) -> str:
@@ -94,6 +144,7 @@ def fits_json(analysis: Analysis) -> dict:
                    "finetuned": int(len(table)), "set_aside": int(len(analysis.results.set_aside)),
                    **{flag: int(table[flag].sum()) if len(table) else 0 for flag in FLAG_NAMES}},
         "compare": analysis.compare,
+        "compute": analysis.compute,
         "figures": figures,
         "warnings": analysis.warnings,
     })
@@ -162,6 +213,8 @@ def render_report(analysis: Analysis) -> str:
     units = analysis.effective.units
     results, table = analysis.results, analysis.effective.table
     lines = [f"# Effective data transferred: `{analysis.source}`", ""]
+    if analysis.notes:
+        lines += [analysis.notes.strip(), ""]
     lines += ["## Warnings", ""]
     lines += [f"- {w}" for w in analysis.warnings] if analysis.warnings else ["No warnings."]
     lines += ["", "## Input", ""]
@@ -190,6 +243,9 @@ def render_report(analysis: Analysis) -> str:
                       "see the per-run table.", ""]
     if analysis.compare:
         lines += _comparison_section(analysis)
+
+    if analysis.compute:
+        lines += _compute_section(analysis.compute)
 
     kaplan = analysis.kaplan
     lines += ["## From-scratch law (Kaplan et al. 2020)", "",

@@ -96,3 +96,22 @@ def test_cli_writes_report_and_fails_cleanly(tmp_path, capsys):
     pd.DataFrame({"pretrain": ["none"], "loss": [1.0]}).to_csv(tmp_path / "bad.csv", index=False)
     assert main([str(tmp_path / "bad.csv")]) == 2
     assert "lacks required column" in capsys.readouterr().err
+
+
+def test_compute_summary_adds_flops_and_run_time_by_mode_and_gives_mfu():
+    import pandas as pd
+
+    from effdata.report import compute_summary
+
+    raw = pd.DataFrame({"mode": ["pretrain", "scratch", "scratch", "finetune", "scratch"],
+                        "pretrain": ["text", "none", "none", "text", "none"],
+                        "status": ["ok", "ok", "ok", "ok", "failed"],
+                        "flops": [4e12, 1e12, 3e12, 2e12, 9e12], "wall_time": [10.0, 5.0, 5.0, 10.0, 1.0]})
+    summary = compute_summary(raw, peak_flops=1e12)
+    assert summary["by_mode"]["scratch"] == {"runs": 2, "flops": 4e12, "run_seconds": 10.0,
+                                             "flops_per_second": 4e11, "mfu": 0.4}
+    assert summary["by_mode"]["all"]["flops"] == 1e13 and summary["by_mode"]["all"]["runs"] == 4
+    assert summary["by_mode"]["all"]["mfu"] == 1e13 / (30.0 * 1e12)
+    per_run = compute_summary(raw.assign(peak_flops=[1e12, 2e12, 2e12, 1e12, 1e12]))
+    assert per_run["by_mode"]["scratch"]["mfu"] == 4e12 / (10.0 * 2e12)
+    assert compute_summary(raw.drop(columns="flops")) is None
