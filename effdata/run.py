@@ -16,8 +16,10 @@ import os
 import sys
 from pathlib import Path
 
+from effdata.corpora import CorpusError
 from effdata.runner import LocalExecutor, RunBusy, Store, exclusive_lock, quiet_libraries, schedule
 from effdata.study import PlannedRun, Study, StudyError, load_study, plan_runs
+from effdata.tokens import DataError
 
 DEFAULT_STUDY = Path(__file__).resolve().parent.parent / "jobs" / "quick.toml"
 
@@ -162,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     except StudyError as exc:
         print(f"effdata.run: {exc}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError) as exc:
-        # Corpus and data errors (missing sources, unknown corpora) carry their own clear message.
+    except (CorpusError, DataError) as exc:
+        # Missing sources, unknown corpora, fractions larger than a corpus: their message says what to do.
         print(f"effdata.run: {exc}", file=sys.stderr)
         return 2
     print(f"{len(outcome.done)} runs done now, {len(outcome.skipped)} done before, "
