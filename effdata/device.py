@@ -71,7 +71,7 @@ def _sync(dev: torch.device) -> None:
         torch.cuda.synchronize(dev)
 
 
-# bf16 on CPU, measured in notes/issue-3.md on this AMD EPYC (AVX-512 BF16: bf16 matmul ~4-5x fp32):
+# bf16 on CPU, measured in docs/notes/issue-3.md on this AMD EPYC (AVX-512 BF16: bf16 matmul ~4-5x fp32):
 # bf16 autocast of the whole step is the fastest at every CPU ladder size, *provided* attention runs
 # as plain matmuls ("eager"): PyTorch's CPU flash-attention backward in bf16 is several times slower
 # than the whole rest of the step. So on CPU, bf16 goes with eager attention; fp32 keeps SDPA.

@@ -7,7 +7,7 @@ It is counted from the built model. For a GPT-2 block stack N = n_layer·(12·d�
 final layer norm), i.e. within 13/(12·d) of the 12·n_layer·d_model² of the paper (3.4 % at d = 32,
 under 1 % from d = 128).
 
-Choices (see docs and notes/issue-3.md):
+Choices (see docs/notes/issue-3.md):
 * dropout 0 everywhere: early stopping on held-out Python does the regularisation, as in the paper;
 * attention through PyTorch SDPA; `use_cache=False` while training;
 * context n_ctx = 128 on the CPU ladder (the paper's 2048 is not affordable on a CPU), 1024 on GPU;

@@ -679,7 +679,7 @@ def train_run(spec: RunSpec, data: RunData, run_dir: Path | str,
 def _should_compile(s: TrainSettings, dev: torch.device, amp_dtype, shape: ModelShape, total_steps: int) -> bool:
     """compile="auto": only runs of >= compile_min_steps steps (compiling costs ~20-30 s on this CPU), and
     on CPU only bf16 steps with d_model >= 64: measured 1.5x faster there (break-even ~200 steps), while
-    at d_model < 64 or in fp32 compiling gained nothing measurable (notes/issue-3.md)."""
+    at d_model < 64 or in fp32 compiling gained nothing measurable (docs/notes/issue-3.md)."""
     if s.compile != "auto":
         return s.compile == "on"
     if total_steps < s.compile_min_steps:
