@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 from pathlib import Path
 
@@ -59,15 +58,17 @@ def default_workers() -> tuple[int, int]:
     """(workers, threads per worker): small CPU models run best one thread each, a GPU takes one run."""
     import torch  # noqa: PLC0415
 
+    from effdata.device import available_cores  # noqa: PLC0415
+
     if torch.cuda.is_available():
-        return 1, os.cpu_count() or 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return cores, 1
+        return 1, available_cores()
+    return available_cores(), 1
 
 
 def threads_for(workers: int) -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // workers)
+    from effdata.device import available_cores  # noqa: PLC0415
+
+    return max(1, available_cores() // workers)
 
 
 def prepare_data(study: Study, pretrains: tuple[str, ...], home: Path | None) -> dict[str, object]:
