@@ -18,10 +18,12 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 import effdata.analyze as analyze_module  # noqa: E402
 import numpy as np  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
-from effdata.effective import compute_effective  # noqa: E402
-from effdata.fit import fit_kaplan, fit_transfer  # noqa: E402
-from effdata.table import load_results  # noqa: E402
+from effdata.analysis.effective import compute_effective  # noqa: E402
+from effdata.analysis.fit import fit_transfer  # noqa: E402
+from effdata.analysis.scaling import fit_kaplan  # noqa: E402
+from effdata.analysis.table import load_results  # noqa: E402
 from synthetic import TRUE_CODE, TRUE_TEXT, make_runs  # noqa: E402
 
 
@@ -33,6 +35,7 @@ def main() -> None:
                      d_f_values=tuple(np.geomspace(1e5, 1e7, 10)), log_noise=0.3, seed=0)
     assert len(runs) == 200, len(runs)
 
+    limits = threadpool_limits(1, user_api="blas")   # what analyze() does for a whole analysis
     start = time.perf_counter()
     table = load_results(runs)
     effective = compute_effective(table)
@@ -41,6 +44,7 @@ def main() -> None:
     fitted = time.perf_counter()
     fit_kaplan(table.scratch, n_bootstrap=1000)
     kaplan_done = time.perf_counter()
+    limits.unregister()
     print(f"200 runs: read + D_E {loaded - start:.2f} s; transfer fits, 1000 resamples x 2 names "
           f"{fitted - loaded:.2f} s; Kaplan fit + {min(1000, 200)} resamples {kaplan_done - fitted:.2f} s")
     for name, fit in fits.items():

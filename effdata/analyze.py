@@ -16,11 +16,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from .effective import compute_effective
-from .fit import DEFAULT_BOOTSTRAP, DEFAULT_HUBER_DELTA, fit_kaplan, fit_transfer, single_threaded_blas
-from .plots import SkippedFigure, make_figures
-from .report import Analysis, compute_summary, fits_json, write_outputs
-from .table import TableError, load_results, read_table
+from threadpoolctl import threadpool_limits
+
+from effdata.analysis.effective import compute_effective
+from effdata.analysis.fit import DEFAULT_BOOTSTRAP, DEFAULT_HUBER_DELTA, fit_transfer
+from effdata.analysis.plots import SkippedFigure, make_figures
+from effdata.analysis.report import Analysis, compute_summary, fits_json, write_outputs
+from effdata.analysis.scaling import fit_kaplan
+from effdata.analysis.table import TableError, load_results, read_table
 
 
 def default_out_dir(results) -> Path:
@@ -40,7 +43,11 @@ def analyze(results, out_dir=None, compare: list[str] | None = None, units: str 
     TableError only when the table cannot be read at all (missing file or required column);
     every other problem is a warning in the report and in `result["warnings"]`.
     """
-    with single_threaded_blas():   # also for the interpolation and the plots: many small array ops
+    # One BLAS thread for the whole analysis: it is thousands of tiny solves, where OpenBLAS threads only
+    # add synchronisation (on a shared 2-core machine they made L-BFGS-B 25x slower: 110 s instead of
+    # 15 s for the fit tests). Set at run time, unlike OPENBLAS_NUM_THREADS, which would also change torch
+    # in the runner's process.
+    with threadpool_limits(1, user_api="blas"):
         return _analyze(results, out_dir, compare, units, n_bootstrap, huber_delta, seed, figures, progress,
                         peak_flops, notes)
 
@@ -109,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     for warning in result["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     for name, fit in result["transfer"].items():
-        if fit.get("fit", True) is None:
+        if not fit["fitted"]:
             print(f"{name}: {fit['reason']}")
         else:
             ci = fit["intervals"]

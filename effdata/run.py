@@ -15,10 +15,13 @@ import contextlib
 import sys
 from pathlib import Path
 
-from effdata.corpora import CorpusError
-from effdata.runner import LocalExecutor, RunBusy, Store, exclusive_lock, quiet_libraries, schedule
-from effdata.study import PlannedRun, Study, StudyError, load_study, plan_runs
-from effdata.tokens import DataError
+from effdata.data.corpora import CorpusError
+from effdata.data.tokens import DataError, TokenizedCorpus
+from effdata.spec import StudyRun
+from effdata.study.cost import CostModel
+from effdata.study.runner import LocalExecutor, RunBusy, exclusive_lock, quiet_libraries, schedule
+from effdata.study.store import Store
+from effdata.study.study import Study, StudyError, load_study, study_runs
 
 DEFAULT_STUDY = Path(__file__).resolve().parent.parent / "jobs" / "quick.toml"
 
@@ -38,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--home", type=Path, help="cache directory for corpora and tokens (default: $EFFDATA_HOME "
                                                   "or ~/.cache/effdata)")
     with contextlib.suppress(ImportError):
-        from effdata.slurm import add_slurm_arguments  # noqa: PLC0415
+        from effdata.study.slurm import add_slurm_arguments  # noqa: PLC0415
         add_slurm_arguments(parser)
     return parser
 
@@ -58,7 +61,7 @@ def default_workers() -> tuple[int, int]:
     """(workers, threads per worker): small CPU models run best one thread each, a GPU takes one run."""
     import torch  # noqa: PLC0415
 
-    from effdata.device import available_cores  # noqa: PLC0415
+    from effdata.training.device import available_cores  # noqa: PLC0415
 
     if torch.cuda.is_available():
         return 1, available_cores()
@@ -66,56 +69,33 @@ def default_workers() -> tuple[int, int]:
 
 
 def threads_for(workers: int) -> int:
-    from effdata.device import available_cores  # noqa: PLC0415
+    from effdata.training.device import available_cores  # noqa: PLC0415
 
     return max(1, available_cores() // workers)
 
 
-def prepare_data(study: Study, pretrains: tuple[str, ...], home: Path | None) -> dict[str, object]:
+def prepare_data(study: Study, pretrains: tuple[str, ...], home: Path | None) -> dict[str, TokenizedCorpus]:
     """Build (or validate) every corpus the study reads, before any training starts."""
-    from effdata.tokens import prepare  # noqa: PLC0415
+    from effdata.data.tokenizer import DEFAULT_VOCAB_SIZE  # noqa: PLC0415
+    from effdata.data.tokens import prepare  # noqa: PLC0415
 
-    return {name: prepare(name, home=home, **study.data_settings()) for name in (study.target, *pretrains)}
+    return {name: prepare(name, study.vocab_size or DEFAULT_VOCAB_SIZE, home,
+                          tokenizer_corpora=study.tokenizer_corpora) for name in (study.target, *pretrains)}
 
 
-def cost_model(study: Study, data: dict):
-    """run -> upper bound on the tokens it processes (early stopping usually ends sooner),
-    using the target's measured characters per token for fractions given in characters."""
-    from effdata.model import get_shape  # noqa: PLC0415
-    from effdata.train import RunSpec, TrainSettings, plan_run  # noqa: PLC0415
-
-    settings = TrainSettings(**study.train)
+def cost_model(study: Study, data: dict[str, TokenizedCorpus]) -> CostModel:
     train = data[study.target].splits["train"]
-    chars_per_token = train.n_chars / max(1, train.n_tokens)
-
-    def planned_tokens(run: PlannedRun) -> int:
-        spec = run.spec
-        data_tokens = spec.get("data_tokens") or int(spec.get("data_chars", 0) / chars_per_token)
-        shape_spec = RunSpec(mode=spec["mode"], size=spec["size"], seed=spec["seed"], corpus=spec["corpus"],
-                             token_budget=spec.get("token_budget"), settings=settings)
-        plan = plan_run(shape_spec, data_tokens, get_shape(spec["size"]).n_params)
-        return plan.total_steps * plan.tokens_per_step
-
-    return planned_tokens
+    return CostModel(chars_per_token=train.n_chars / max(1, train.n_tokens))
 
 
-def training_flops(run: PlannedRun, tokens_of) -> float:
-    """Upper bound on a run's training FLOPs, 6·N·tokens (what the longest-first order sorts by)."""
-    from effdata.model import get_shape  # noqa: PLC0415
-
-    return 6.0 * get_shape(run.spec["size"]).n_params * tokens_of(run)
-
-
-def print_plan(runs: list[PlannedRun], store: Store, study: Study, data: dict) -> None:
-    from effdata.model import get_shape  # noqa: PLC0415
-
-    tokens_of = cost_model(study, data)
+def print_plan(runs: list[StudyRun], store: Store, study: Study, data: dict[str, TokenizedCorpus]) -> None:
+    cost = cost_model(study, data)
     total_flops, todo = 0.0, 0
     print(f"{'run':<52} {'status':<7} {'N':>9} {'tokens≤':>11} {'FLOPs≤':>9}  depends on")
     for run in runs:
-        n = get_shape(run.spec["size"]).n_params
-        tokens = tokens_of(run)
-        flops = training_flops(run, tokens_of)
+        n = run.spec.shape.n_params
+        tokens = cost.tokens(run)
+        flops = cost.flops(run)
         done = store.is_done(run.run_id)
         if not done:
             total_flops += flops
@@ -128,8 +108,8 @@ def print_plan(runs: list[PlannedRun], store: Store, study: Study, data: dict) -
 def make_executor(args, store: Store):
     """(executor, how many runs it takes at a time)."""
     if getattr(args, "executor", "local") == "slurm":
-        from effdata.slurm import make_executor as make_slurm_executor  # noqa: PLC0415
-        return make_slurm_executor(args, store.out_dir), args.max_parallel
+        from effdata.study.slurm import slurm_executor  # noqa: PLC0415
+        return slurm_executor(args, store.out_dir), args.max_parallel
     workers, threads = default_workers()
     if args.workers:
         workers, threads = args.workers, threads_for(args.workers)
@@ -143,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         pretrains = tuple(args.pretrain) if args.pretrain else study.pretrain.corpora
         out_dir = args.out or Path("runs") / study.name
         store = Store(out_dir)
-        runs = plan_runs(study, pretrains)
+        runs = study_runs(study, pretrains)
         quiet_libraries()
         data = prepare_data(study, pretrains, args.home)
         if args.dry_run:
@@ -154,9 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             executor, parallel = make_executor(args, store)
             print(f"study {study.name}: {len(runs)} runs in {out_dir} (pretraining: {', '.join(pretrains)}; "
                   f"{parallel} at a time)", file=sys.stderr)
-            tokens_of = cost_model(study, data)
-            outcome = schedule(store, runs, executor, max_parallel=parallel,
-                               estimate=lambda run: training_flops(run, tokens_of))
+            outcome = schedule(store, runs, executor, max_parallel=parallel, estimate=cost_model(study, data).flops)
             table = store.write_table()
     except KeyboardInterrupt:
         print("effdata.run: interrupted; finished runs are kept, run the same command to resume",

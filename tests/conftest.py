@@ -5,6 +5,7 @@ import random
 from pathlib import Path
 
 import pytest
+from threadpoolctl import threadpool_limits
 
 WORDS = ("the of and to in a is that for it as was with be by on not he this are or his from at which but "
          "have an they you were her she there been one all we their has would when if so no will what can "
@@ -48,3 +49,10 @@ def write_tiny_corpora(root: Path, n_docs: int = 160, seed: int = 0) -> dict[str
 @pytest.fixture(scope="session")
 def tiny_corpora(tmp_path_factory) -> dict[str, str]:
     return write_tiny_corpora(tmp_path_factory.mktemp("corpora"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_blas_thread():
+    """What `effdata.analyze` does for a whole analysis; the tests call the fitters directly."""
+    with threadpool_limits(1, user_api="blas"):
+        yield

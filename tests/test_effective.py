@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from effdata.effective import ScratchCurve, compute_effective, pool_adjacent_violators
-from effdata.table import load_results
+from effdata.analysis.effective import ScratchCurve, compute_effective, pool_adjacent_violators
+from effdata.analysis.table import load_results
 from synthetic import A, B, TRUE_TEXT, l_inf, make_runs, scratch_loss, transferred
 
 

@@ -1,4 +1,4 @@
-"""The analysis layer must never import torch, directly or indirectly."""
+"""The analysis layer, and loading and planning a study, must never import torch, directly or indirectly."""
 import os
 import subprocess
 import sys
@@ -7,12 +7,24 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_analysis_modules_do_not_import_torch():
-    code = ("import sys\n"
-            "import effdata.analyze, effdata.table, effdata.effective, effdata.fit, effdata.plots, effdata.report\n"
+def _assert_no_torch(statements: str) -> None:
+    code = ("import sys\n" + statements + "\n"
             "leaked = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))\n"
             "assert not leaked, leaked\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_analysis_modules_do_not_import_torch():
+    _assert_no_torch("import effdata.analyze, effdata.analysis.table, effdata.analysis.effective, "
+                     "effdata.analysis.fit, effdata.analysis.scaling, effdata.analysis.plots, effdata.analysis.report")
+
+
+def test_loading_and_planning_a_study_does_not_import_torch():
+    _assert_no_torch("from effdata.study.study import load_study, study_runs\n"
+                     "from effdata.study.cost import CostModel\n"
+                     "from effdata.study.store import Store\n"
+                     "runs = study_runs(load_study('jobs/cpu.toml'), ['text', 'text+code'])\n"
+                     "assert len(runs) == 80 and sum(CostModel(3.0).flops(r) for r in runs) > 0\n")

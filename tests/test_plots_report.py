@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from effdata.analyze import analyze, main
-from effdata.plots import SkippedFigure, plot_loss_vs_compute
+from effdata.analysis.plots import SkippedFigure, plot_loss_vs_compute
 from synthetic import TRUE_CODE, TRUE_TEXT, make_runs, scratch_loss
 
 
@@ -58,7 +58,7 @@ def test_flags_reach_the_table_and_json(study):
 def test_too_few_points_gives_null_fit_with_reason(tmp_path):
     df = make_runs(n_values=(1e5, 1e6), d_f_values=(1e5, 1e6))
     result = analyze(df, tmp_path, n_bootstrap=50, figures=False)
-    assert result["transfer"]["text"]["fit"] is None
+    assert result["transfer"]["text"]["fitted"] is False and result["transfer"]["text"]["alpha"] is None
     assert "need ≥ 5 points" in result["transfer"]["text"]["reason"]
     report = (tmp_path / "REPORT.md").read_text()
     assert "not fitted: need ≥ 5 points with D_T > 0 (have 4)" in report
@@ -76,7 +76,7 @@ def test_bad_input_is_reported_not_crashed(tmp_path):
     assert "non-finite" in text and "duplicate" in text
     assert "pretrain 'docs' at N=7e+05: no from-scratch runs" in text
     assert "no fine-tuned runs pretrained on 'text+code'" in text
-    assert result["transfer"]["docs"]["fit"] is None
+    assert result["transfer"]["docs"]["fitted"] is False
     skipped = plot_loss_vs_compute(df.drop(columns=["flops"]), tmp_path)
     assert isinstance(skipped, SkippedFigure) and "no `flops` column" in skipped.reason
 
@@ -101,7 +101,7 @@ def test_cli_writes_report_and_fails_cleanly(tmp_path, capsys):
 def test_compute_summary_adds_flops_and_run_time_by_mode_and_gives_mfu():
     import pandas as pd
 
-    from effdata.report import compute_summary
+    from effdata.analysis.report import compute_summary
 
     raw = pd.DataFrame({"mode": ["pretrain", "scratch", "scratch", "finetune", "scratch"],
                         "pretrain": ["text", "none", "none", "text", "none"],

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from effdata.table import TableError, load_results, read_table
+from effdata.analysis.table import TableError, load_results, read_table
 from synthetic import make_runs
 
 

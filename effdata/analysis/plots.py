@@ -27,9 +27,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .effective import EffectiveResult
-from .fit import PAPER_TRANSFER, TransferFit
-from .table import DATA_COLUMNS
+from effdata.analysis.effective import EffectiveResult
+from effdata.analysis.fit import PAPER_TRANSFER, TransferFit
+from effdata.analysis.table import DATA_COLUMNS
+from effdata.fmt import compact
 
 UNIT_WORDS = {"chars": "characters", "tokens": "tokens"}
 LOSS_LABEL = "held-out target loss (nats/token)"
@@ -80,13 +81,8 @@ def _pick(values, count: int) -> list:
     return [unique[i] for i in np.linspace(0, len(unique) - 1, count).round().astype(int)]
 
 
-def _short(value: float) -> str:
-    """3e+05 -> 3e5: compact labels for legends and titles."""
-    return f"{value:.2g}".replace("e+0", "e").replace("e+", "e")
-
-
 def _format_n(n: float) -> str:
-    return f"N = {_short(n)}"
+    return f"N = {compact(n)}"
 
 
 def _pretrain_colors(names) -> dict[str, tuple]:
@@ -221,7 +217,7 @@ def plot_fraction_vs_n(effective: EffectiveResult, fits: dict[str, TransferFit],
         n_grid = np.geomspace(rows["n_params"].min(), rows["n_params"].max(), 50)
         for d_f, color in zip(d_f_values, palette):
             group = rows[rows["d_f"] == d_f].sort_values("n_params")
-            _scatter_flagged(ax, group["n_params"], group["fraction"], group, color, label=f"D_F = {_short(d_f)}")
+            _scatter_flagged(ax, group["n_params"], group["fraction"], group, color, label=f"D_F = {compact(d_f)}")
             if fit is not None and fit.fitted:
                 d_t = fit.predict(d_f, n_grid)
                 ax.plot(n_grid, d_t / (d_f + d_t), color=color, lw=1.2)

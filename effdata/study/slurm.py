@@ -1,7 +1,7 @@
 """Run a study's runs as SLURM jobs through submitit: `python -m effdata.run ... --executor slurm`.
 
-Each run is one SLURM job that calls `effdata.runner.execute_run(out_dir, run_id)` on a node; the
-runner's scheduler (`effdata.runner.schedule`) decides when (a fine-tune after its pretraining), and
+Each run is one SLURM job that calls `effdata.study.runner.execute_run(out_dir, run_id)` on a node; the
+runner's scheduler (`effdata.study.runner.schedule`) decides when (a fine-tune after its pretraining), and
 this module only submits jobs and watches their states:
 
 * job states come from `squeue --states=all` (finished jobs stay listed for the cluster's MinJobAge),
@@ -40,10 +40,10 @@ from pathlib import Path
 from typing import Any
 
 from effdata.paths import atomic_write_json
-from effdata.study import StudyError
+from effdata.study.study import StudyError
 
 JOB_FILE = "slurm_job.json"
-DEFAULT_TARGET = "effdata.runner:execute_run"
+DEFAULT_TARGET = "effdata.study.runner:execute_run"
 DEFAULT_TIME = "4:00:00"
 DEFAULT_MAX_PARALLEL = 64
 # States in which a job may still run (it is waited for, never submitted again).
@@ -79,7 +79,7 @@ def add_slurm_arguments(parser: argparse.ArgumentParser) -> None:
                             "--slurm-option mem=16G --slurm-option qos=low")
 
 
-def make_executor(args: argparse.Namespace, out_dir: Path) -> "SlurmExecutor":
+def slurm_executor(args: argparse.Namespace, out_dir: Path) -> "SlurmExecutor":
     """The executor `effdata.run` schedules with when `--executor slurm` (checks SLURM first)."""
     if args.max_parallel < 1:
         raise SlurmError("--max-parallel must be at least 1")
@@ -230,7 +230,7 @@ def _job_name(run_id: str) -> str:
 # The executor
 
 class SlurmExecutor:
-    """Executor for `effdata.runner.schedule`: one SLURM job per run, submitted through submitit."""
+    """Executor for `effdata.study.runner.schedule`: one SLURM job per run, submitted through submitit."""
 
     def __init__(self, out_dir: Path | str, partition: str | None = None, gpus_per_run: int = 0,
                  cpus_per_run: int = 1, time: str | int = DEFAULT_TIME, max_parallel: int = DEFAULT_MAX_PARALLEL,
@@ -254,7 +254,7 @@ class SlurmExecutor:
         self.folder = self.out_dir / "slurm"
         self.folder.mkdir(parents=True, exist_ok=True)
         self._submitit = submitit.SlurmExecutor(folder=self.folder)
-        package_root = Path(__file__).resolve().parent.parent
+        package_root = Path(__file__).resolve().parents[2]  # the directory that holds effdata/
         params: dict[str, Any] = {
             "time": minutes, "cpus_per_task": self.cpus_per_run, "nodes": 1, "ntasks_per_node": 1,
             # the node imports effdata from where this process does, even without `pip install -e`
@@ -356,11 +356,6 @@ class SlurmExecutor:
                 reasons.setdefault(state, set()).add(self._why[job_id])
         return ", ".join(f"{n} {state}" + (f" ({', '.join(sorted(reasons[state]))})" if state in reasons else "")
                          for state, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
-
-    @property
-    def job_ids(self) -> dict[str, str]:
-        """SLURM job id -> run id for the jobs being watched."""
-        return dict(self._jobs)
 
     def _job_file(self, run_id: str) -> Path:
         return self.out_dir / "runs" / run_id / JOB_FILE

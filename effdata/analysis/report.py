@@ -6,17 +6,18 @@ and the per-run table with its flags.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .effective import FLAG_NAMES, EffectiveResult
-from .fit import PAPER_KAPLAN, PAPER_TRANSFER, KaplanFit, TransferFit, _jsonable
-from .paths import atomic_write_json, atomic_write_text
-from .plots import UNIT_WORDS, SavedFigure, SkippedFigure
-from .table import ResultsTable
+from effdata.analysis.effective import FLAG_NAMES, EffectiveResult
+from effdata.analysis.fit import PAPER_TRANSFER, TransferFit, jsonable
+from effdata.analysis.scaling import PAPER_KAPLAN, KaplanFit
+from effdata.analysis.plots import UNIT_WORDS, SavedFigure, SkippedFigure
+from effdata.analysis.table import ResultsTable
+from effdata.fmt import sig
+from effdata.paths import atomic_write_json, atomic_write_text
 
 FLAG_GLOSSARY = {
     "extrapolated": "D_E read off the per-N law L_∞ + A·D^(−b) outside the measured from-scratch range",
@@ -78,7 +79,7 @@ def compute_summary(raw, peak_flops: float | None = None) -> dict | None:
 
 
 def _compute_section(compute: dict) -> list[str]:
-    rows = [[mode, str(e["runs"]), fmt(e["flops"]), f"{e['run_seconds'] / 60:.1f}", fmt(e["flops_per_second"]),
+    rows = [[mode, str(e["runs"]), sig(e["flops"]), f"{e['run_seconds'] / 60:.1f}", sig(e["flops_per_second"]),
              f"{100 * e['mfu']:.1f}%" if e.get("mfu") is not None else "—"]
             for mode, e in compute["by_mode"].items()]
     lines = ["## Compute", "",
@@ -86,30 +87,19 @@ def _compute_section(compute: dict) -> list[str]:
              "counted), the sum of their wall times (run-minutes: parallel runs add up) and the rate achieved.", "",
              _markdown_table(["runs", "count", "training FLOPs", "run-minutes", "FLOP/s per run", "MFU"], rows), ""]
     if compute.get("peak_source"):
-        peak = f" ({fmt(compute['peak_flops'])} FLOP/s)" if compute.get("peak_flops") else ""
+        peak = f" ({sig(compute['peak_flops'])} FLOP/s)" if compute.get("peak_flops") else ""
         lines += [f"MFU against the peak matmul rate: {compute['peak_source']}{peak}.", ""]
     else:
         lines += ["MFU: no peak FLOP/s given (`--peak-flops`, measured by `python -m effdata.bench`).", ""]
     return lines
 
 
-def fmt(value, digits: int = 3) -> str:
-    """A number for a Markdown table: 3 significant digits, ∞, or an em dash when missing."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    if isinstance(value, (float, np.floating)) and math.isinf(value):
-        return "∞" if value > 0 else "−∞"
-    if isinstance(value, (int, np.integer)):
-        return str(value)
-    return f"{value:.{digits}g}"
-
-
 def fmt_interval(fit, name: str, digits: int = 3) -> str:
     value = getattr(fit, name)
     interval = fit.intervals.get(name)
     if interval is None:
-        return f"{fmt(value, digits)} (no interval)"
-    return f"{fmt(value, digits)} [{fmt(interval[0], digits)}, {fmt(interval[1], digits)}]"
+        return f"{sig(value, digits)} (no interval)"
+    return f"{sig(value, digits)} [{sig(interval[0], digits)}, {sig(interval[1], digits)}]"
 
 
 def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
@@ -119,17 +109,13 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def fits_json(analysis: Analysis) -> dict:
-    """The machine-readable result: fits (null with a reason when not fitted), paper values, warnings."""
+    """The machine-readable result: every fit in one shape (`fitted` false, with the `reason`, and null
+    parameters when it could not be fitted), paper values, warnings."""
     figures = [{"name": f.name, "png": f.png.name, "svg": f.svg.name} if isinstance(f, SavedFigure)
                else {"name": f.name, "skipped": f.reason} for f in analysis.figures]
-    transfer = {}
-    for name, fit in analysis.fits.items():
-        entry = fit.to_dict()
-        if not fit.fitted:   # a fit that did not happen is null, with its reason beside it
-            entry = {"fit": None, "reason": fit.reason, "n_ossified": fit.n_ossified}
-        transfer[name] = entry
+    transfer = {name: fit.to_dict() for name, fit in analysis.fits.items()}
     table = analysis.effective.table
-    return _jsonable({
+    return jsonable({
         "source": analysis.source,
         "units": analysis.effective.units,
         "interval": {"kind": "bootstrap percentile over runs", "percentiles": [5, 95],
@@ -137,8 +123,7 @@ def fits_json(analysis: Analysis) -> dict:
         "huber_delta": analysis.huber_delta,
         "transfer": transfer,
         "paper_transfer": PAPER_TRANSFER,
-        "kaplan": analysis.kaplan.to_dict() if analysis.kaplan.fitted else
-        {"fit": None, "reason": analysis.kaplan.reason},
+        "kaplan": analysis.kaplan.to_dict(),
         "paper_kaplan": PAPER_KAPLAN,
         "counts": {"runs": int(len(analysis.results.runs)), "scratch": int(len(analysis.results.scratch)),
                    "finetuned": int(len(table)), "set_aside": int(len(analysis.results.set_aside)),
@@ -154,15 +139,15 @@ def _fit_rows(fits: list[TransferFit], units: str) -> list[list[str]]:
     rows = []
     for fit in fits:
         paper = fit.paper()
-        paper_cell = (f"k={fmt(paper['k'])}, α={paper['alpha']}, β={paper['beta']}" if paper else "—")
+        paper_cell = (f"k={sig(paper['k'])}, α={paper['alpha']}, β={paper['beta']}" if paper else "—")
         if not fit.fitted:
             rows.append([fit.pretrain, fit.reason, "", "", "", "", "", paper_cell])
             continue
-        heldout = " / ".join(f"×{fmt(h.error_factor)}" if h.error_factor else "—"
+        heldout = " / ".join(f"×{sig(h.error_factor)}" if h.error_factor else "—"
                              for h in (fit.heldout["n_params"], fit.heldout["d_f"]))
         points = f"{fit.n_points} ({fit.regime.replace('_', ' ')}; {fit.n_extrapolated} extrap.)"
         rows.append([fit.pretrain, fmt_interval(fit, "k"), fmt_interval(fit, "alpha"), fmt_interval(fit, "beta"),
-                     points, f"{fmt(fit.r2_log)} / {fmt(fit.rmse_log)}", heldout, paper_cell])
+                     points, f"{sig(fit.r2_log)} / {sig(fit.rmse_log)}", heldout, paper_cell])
     return rows
 
 
@@ -178,7 +163,7 @@ def _comparison_section(analysis: Analysis) -> list[str]:
     rows = []
     for label, parameter in (("k", "k"), ("α", "alpha"), ("β", "beta")):
         rows.append([f"{label} (fitted, 90% CI)", *[cell(n, lambda f, p=parameter: fmt_interval(f, p)) for n in names]])
-        rows.append([f"{label} (paper)", *[fmt(PAPER_TRANSFER[n][parameter]) if n in PAPER_TRANSFER else "—"
+        rows.append([f"{label} (paper)", *[sig(PAPER_TRANSFER[n][parameter]) if n in PAPER_TRANSFER else "—"
                                          for n in names]])
     rows.append(["points in fit", *[cell(n, lambda f: str(f.n_points)) for n in names]])
     rows.append(["ossified runs", *[str(analysis.fits[n].n_ossified) if n in analysis.fits else "—" for n in names]])
@@ -186,8 +171,8 @@ def _comparison_section(analysis: Analysis) -> list[str]:
     for d_f in sorted(set(table.loc[table["pretrain"].isin(names), "d_f"]))[:6]:
         def median_multiplier(name, d_f=d_f):
             values = table.loc[(table["pretrain"] == name) & (table["d_f"] == d_f), "multiplier"]
-            return fmt(float(values.median())) if len(values) else "—"
-        rows.append([f"median D_E/D_F at D_F={fmt(d_f)}", *[median_multiplier(n) for n in names]])
+            return sig(float(values.median())) if len(values) else "—"
+        rows.append([f"median D_E/D_F at D_F={sig(d_f)}", *[median_multiplier(n) for n in names]])
     lines = ["## Pretraining distributions compared", "",
              "Smaller α means the distributions are closer; k is larger for the closer mix (paper rows: "
              "`text` → text → Python, `text+code` → 50% text + 50% non-Python code → Python).", "",
@@ -199,10 +184,10 @@ def _per_run_table(effective: EffectiveResult) -> str:
     table = effective.table.sort_values(["pretrain", "n_params", "d_f"])
     rows = []
     for _, run in table.iterrows():
-        rows.append([run["pretrain"], run["size"] if isinstance(run["size"], str) else "", fmt(run["n_params"]),
-                     fmt(run["d_f"]), fmt(run["loss"], 4) + (f" ± {fmt(run['loss_std'], 2)}" if run["n_seeds"] > 1 else ""),
-                     fmt(run["d_e"]), fmt(run["d_t"]), fmt(run["fraction"]), fmt(run["multiplier"]),
-                     fmt(run["d_low"]), run["flags"] or "—"])
+        rows.append([run["pretrain"], run["size"] if isinstance(run["size"], str) else "", sig(run["n_params"]),
+                     sig(run["d_f"]), sig(run["loss"], 4) + (f" ± {sig(run['loss_std'], 2)}" if run["n_seeds"] > 1 else ""),
+                     sig(run["d_e"]), sig(run["d_t"]), sig(run["fraction"]), sig(run["multiplier"]),
+                     sig(run["d_low"]), run["flags"] or "—"])
     units = effective.units
     header = ["pretrain", "size", "N", f"D_F ({units})", "loss (nats/token)", f"D_E ({units})", f"D_T ({units})",
               "D_T/D_E", "D_E/D_F", f"D(N) ({units})", "flags"]
@@ -223,7 +208,7 @@ def render_report(analysis: Analysis) -> str:
               f"{finetune_counts or 'none'}), {len(results.set_aside)} row(s) set aside, "
               f"{results.n_pretrain_rows} pretraining row(s) ignored.",
               f"- Data sizes in **{units}** (`{results.data_column}`); N = non-embedding parameters: "
-              f"{', '.join(fmt(n) for n in sorted(results.runs['n_params'].unique()))}.",
+              f"{', '.join(sig(n) for n in sorted(results.runs['n_params'].unique()))}.",
               "- Loss: best held-out target loss in nats/token. Seeds sharing (pretrain, N, data) are averaged.", ""]
 
     lines += ["## Transfer law D_T = k · D_F^α · N^β", "",
@@ -252,11 +237,11 @@ def render_report(analysis: Analysis) -> str:
               "L(N, D) = [(N_c/N)^(α_N/α_D) + D_c/D]^α_D fitted to the from-scratch runs in log loss "
               f"(D in {kaplan.units}). Small CPU models need not match the paper's values.", ""]
     if kaplan.fitted:
-        rows = [[label, fmt_interval(kaplan, name), fmt(PAPER_KAPLAN[name])]
+        rows = [[label, fmt_interval(kaplan, name), sig(PAPER_KAPLAN[name])]
                 for label, name in (("α_N", "alpha_n"), ("α_D", "alpha_d"), ("α_N/α_D", "ratio"))]
-        rows += [["N_c", fmt(kaplan.n_c), fmt(PAPER_KAPLAN["n_c"])], ["D_c", fmt(kaplan.d_c), fmt(PAPER_KAPLAN["d_c"]) + " tokens"]]
+        rows += [["N_c", sig(kaplan.n_c), sig(PAPER_KAPLAN["n_c"])], ["D_c", sig(kaplan.d_c), sig(PAPER_KAPLAN["d_c"]) + " tokens"]]
         lines += [_markdown_table(["parameter", "fitted [90% CI]", "paper"], rows), "",
-                  f"{kaplan.n_points} points, RMSE of log loss {fmt(kaplan.rmse_log)}, "
+                  f"{kaplan.n_points} points, RMSE of log loss {sig(kaplan.rmse_log)}, "
                   f"{kaplan.n_bootstrap_used} bootstrap resamples.", ""]
     else:
         lines += [kaplan.reason or "not fitted", ""]
@@ -275,7 +260,7 @@ def render_report(analysis: Analysis) -> str:
         lines += ["## Rows set aside", ""]
         shown = [c for c in ("pretrain", "mode", "size", "n_params", results.data_column, "loss", "status", "error", "reason")
                  if c in results.set_aside]
-        lines += [_markdown_table(shown, [[fmt(v) if isinstance(v, float) else str(v) for v in row]
+        lines += [_markdown_table(shown, [[sig(v) if isinstance(v, float) else str(v) for v in row]
                                           for row in results.set_aside[shown].itertuples(index=False)]), ""]
     return "\n".join(lines)
 

@@ -26,8 +26,7 @@ import pandas as pd
 from scipy.interpolate import PchipInterpolator
 from scipy.optimize import brentq, least_squares
 
-from .fit import single_threaded_blas
-from .table import ResultsTable
+from effdata.analysis.table import ResultsTable
 
 FLAG_NAMES = ("extrapolated", "beyond_reach", "ossified", "low_data", "no_scratch")
 LOW_DATA_FRACTION = 0.1     # METHOD.md: D_F at most ~10% of D(N)
@@ -255,10 +254,9 @@ def compute_effective(results: ResultsTable, warnings: list[str] | None = None) 
     """D_E etc. for every fine-tuned run of a validated results table."""
     warnings = results.warnings if warnings is None else warnings
     column = results.data_column
-    with single_threaded_blas():   # many tiny least-squares fits and root finds
-        curves = build_curves(results.scratch, column, warnings)
-        rows = [_effective_row(run, curves.get(float(run["n_params"])), column)
-                for _, run in results.finetuned.iterrows()]
+    curves = build_curves(results.scratch, column, warnings)
+    rows = [_effective_row(run, curves.get(float(run["n_params"])), column)
+            for _, run in results.finetuned.iterrows()]
     table = pd.DataFrame(rows, columns=["pretrain", "size", "n_params", "d_f", "loss", "loss_std", "n_seeds",
                                         "d_e", "d_t", "fraction", "multiplier", "d_low", "flops",
                                         "pretrain_flops", *FLAG_NAMES])

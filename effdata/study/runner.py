@@ -1,19 +1,16 @@
-"""Execute a study's runs: the results store, resumable scheduling, worker processes, the results table.
+"""Execute a study's runs: the data of one run, resumable scheduling, worker processes.
 
-The store is one directory per study (see docs/DESIGN.md). A run is identified by an id derived
-from its spec; it is done when `runs/<id>/record.json` exists, parses, and matches its spec.
-Anything else (no record, a half-written or foreign record, a failed record) is run again, and
-an interrupted run resumes from its `resume.pt`.
-
-`execute_run(out_dir, run_id)` runs one planned run in whatever process calls it; schedulers
-(`LocalExecutor` here, `effdata.slurm.SlurmExecutor`) only decide when to call it.
+`execute_run(out_dir, run_id)` runs one planned run in whatever process calls it: it reads the
+`StudyRun` the store holds, builds its `RunData` from effdata.data, trains it, and writes its record.
+Schedulers (`LocalExecutor` here, `effdata.study.slurm.SlurmExecutor`) only decide when to call it. An
+interrupted run resumes from its `resume.pt`.
 """
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import fcntl
-import json
 import multiprocessing as mp
 import os
 import queue
@@ -23,126 +20,11 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Iterator, Protocol
 
-from effdata.paths import atomic_write_json, atomic_write_text
-from effdata.study import PlannedRun, Study, StudyError, spec_hash
-
-RECORD = "record.json"
-SPEC = "spec.json"
-
-
-# ----------------------------------------------------------------------------------------------
-# The store
-
-@dataclass(frozen=True)
-class Store:
-    out_dir: Path
-
-    @property
-    def runs_dir(self) -> Path:
-        return self.out_dir / "runs"
-
-    def run_dir(self, run_id: str) -> Path:
-        return self.runs_dir / run_id
-
-    def checkpoint_dir(self, run_id: str) -> Path:
-        return self.run_dir(run_id) / "checkpoint"
-
-    @property
-    def results_path(self) -> Path:
-        return self.out_dir / "results.csv"
-
-    def claim(self, study: Study) -> None:
-        """Refuse an output directory that holds a different study; record ours otherwise."""
-        path = self.out_dir / "study.json"
-        identity = json.loads(json.dumps(study.identity(), sort_keys=True, default=list))
-        if path.exists():
-            try:
-                held = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
-                held = None
-            if held != identity:
-                raise StudyError(
-                    f"{self.out_dir} holds a different study (its study.json differs in name, target, "
-                    f"vocab_size or [train] settings); nothing was changed. Use another --out, or move "
-                    f"that directory away.\n  held: {held}\n  this: {identity}")
-            return
-        if self.runs_dir.exists() and any(self.runs_dir.iterdir()):
-            raise StudyError(f"{self.out_dir} holds runs but no study.json: not an effdata study directory "
-                             f"this command can take over; use another --out")
-        atomic_write_json(path, identity)
-
-    def write_plan(self, run: PlannedRun) -> None:
-        path = self.run_dir(run.run_id) / SPEC
-        planned = {"run_id": run.run_id, "spec": run.spec, "pretrain": run.pretrain,
-                   "depends_on": list(run.depends_on)}
-        if not path.exists() or json.loads(path.read_text()) != planned:
-            atomic_write_json(path, planned)
-
-    def read_plan(self, run_id: str) -> PlannedRun:
-        planned = json.loads((self.run_dir(run_id) / SPEC).read_text())
-        return PlannedRun(run_id=planned["run_id"], spec=planned["spec"], pretrain=planned["pretrain"],
-                          depends_on=tuple(planned["depends_on"]))
-
-    def read_record(self, run_id: str) -> dict[str, Any] | None:
-        """The run's record if it is whole and belongs to this run's spec, else None."""
-        path = self.run_dir(run_id) / RECORD
-        try:
-            record = json.loads(path.read_text())
-        except FileNotFoundError:
-            return None
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-            return None
-        if not isinstance(record, dict) or record.get("run_id") != run_id:
-            return None
-        if record.get("status") not in ("ok", "failed") or not isinstance(record.get("spec"), dict):
-            return None
-        if spec_hash(record["spec"]) != run_id.rsplit("-", 1)[-1]:
-            return None
-        if record["status"] == "ok" and not isinstance(record.get("metrics"), dict):
-            return None
-        return record
-
-    def is_done(self, run_id: str) -> bool:
-        record = self.read_record(run_id)
-        return record is not None and record["status"] == "ok"
-
-    def write_record(self, run: PlannedRun, status: str, metrics: dict | None = None,
-                     error: str | None = None) -> None:
-        atomic_write_json(self.run_dir(run.run_id) / RECORD, {
-            "run_id": run.run_id, "status": status, "error": error, "spec": run.spec,
-            "pretrain": run.pretrain, "depends_on": list(run.depends_on), "metrics": metrics or {},
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        })
-
-    def records(self) -> Iterator[dict[str, Any]]:
-        if not self.runs_dir.exists():
-            return
-        for run_dir in sorted(self.runs_dir.iterdir()):
-            record = self.read_record(run_dir.name)
-            if record is not None:
-                yield record
-
-    def write_table(self) -> Path:
-        """Regenerate results.csv from every record (the analyzer's input)."""
-        import pandas as pd  # noqa: PLC0415
-
-        records = list(self.records())
-        flops_of = {r["run_id"]: r["metrics"].get("flops", 0.0) for r in records if r["status"] == "ok"}
-        rows = []
-        for r in records:
-            spec, metrics = r["spec"], r["metrics"]
-            row = {"run_id": r["run_id"], "status": r["status"], "error": r["error"] or "",
-                   "mode": spec["mode"], "pretrain": r["pretrain"], "size": spec["size"], "seed": spec["seed"]}
-            row.update({k: v for k, v in metrics.items() if not isinstance(v, (list, dict))})
-            row["pretrain"] = r["pretrain"]  # the table's meaning, whatever the metrics call it
-            row["pretrain_flops"] = sum(flops_of.get(dep, 0.0) for dep in r["depends_on"])
-            rows.append(row)
-        table = pd.DataFrame(rows)
-        self.results_path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.results_path, table.to_csv(index=False))
-        return self.results_path
+from effdata.paths import atomic_write_text
+from effdata.spec import RunSpec, StudyRun
+from effdata.study.store import RECORD, Store
 
 
 # ----------------------------------------------------------------------------------------------
@@ -172,45 +54,48 @@ def run_lock(run_dir: Path):
 
 
 def execute_with(out_dir: Path | str, run_id: str, body) -> str:
-    """The contract every executor relies on, around `body(store, run, run_dir) -> metrics`: take the
-    run's lock, skip a done run, and write the record atomically: ok with the metrics, or failed with
-    the error (any exception) so the study goes on. Returns "ok", "failed" or "skipped"."""
+    """The contract every executor relies on, around `body(spec, run_dir) -> metrics`: take the run's
+    lock, skip a done run, resolve the spec (a fine-tune's checkpoint), and write the record atomically:
+    ok with the metrics, or failed with the error (any exception) so the study goes on.
+    Returns "ok", "failed" or "skipped"."""
     store = Store(Path(out_dir))
-    run = store.read_plan(run_id)
+    run = store.read_run(run_id)
     run_dir = store.run_dir(run_id)
     with run_lock(run_dir):
         if store.is_done(run_id):
             return "skipped"
         (run_dir / RECORD).unlink(missing_ok=True)
+        spec = resolved_spec(store, run)
         try:
-            metrics = body(store, run, run_dir)
+            missing = [dep for dep in run.depends_on if not store.is_done(dep)]
+            if missing:
+                raise RuntimeError(f"dependency not done: {', '.join(missing)}")
+            metrics = body(spec, run_dir)
         except Exception as exc:  # noqa: BLE001  (any failure becomes the run's record)
             atomic_write_text(run_dir / "error.txt", traceback.format_exc())
-            store.write_record(run, "failed", error=f"{type(exc).__name__}: {exc}")
+            store.write_record(run, "failed", error=f"{type(exc).__name__}: {exc}", spec=spec.to_dict())
             return "failed"
-        store.write_record(run, "ok", metrics=metrics)
+        store.write_record(run, "ok", metrics=metrics, spec=spec.to_dict())
         return "ok"
+
+
+def resolved_spec(store: Store, run: StudyRun) -> RunSpec:
+    """The run's spec with a fine-tune's `init_from` set to its pretraining run's checkpoint."""
+    if run.init_from_run is None:
+        return run.spec
+    return dataclasses.replace(run.spec, init_from=str(store.checkpoint_dir(run.init_from_run)))
 
 
 def execute_run(out_dir: Path | str, run_id: str, threads: int | None = None, progress=None,
                 home: Path | str | None = None) -> str:
     """Run one planned run to its record; return its status ("ok", "failed", or "skipped" if done)."""
-    from effdata.tokens import run_data  # noqa: PLC0415
-    from effdata.train import RunSpec, TrainSettings, train_run  # noqa: PLC0415
+    from effdata.study.rundata import run_data  # noqa: PLC0415  (torch: only in the process that trains)
+    from effdata.training.train import train_run  # noqa: PLC0415
 
     quiet_libraries()
 
-    def train(store: Store, run: PlannedRun, run_dir: Path) -> dict:
-        spec_fields = dict(run.spec)
-        settings = TrainSettings(**spec_fields.pop("settings"))
-        data_settings = {key: spec_fields.pop(key) for key in ("vocab_size", "tokenizer_corpora")
-                         if key in spec_fields}
-        init_from_run = spec_fields.pop("init_from_run", None)
-        if init_from_run is not None:
-            spec_fields["init_from"] = str(store.checkpoint_dir(init_from_run))
-        spec = RunSpec(settings=settings, **spec_fields)
-        data = run_data(spec, home=home, **data_settings)
-        return train_run(spec, data, run_dir, progress=progress, threads=threads)
+    def train(spec: RunSpec, run_dir: Path) -> dict:
+        return train_run(spec, run_data(spec, home=home), run_dir, progress=progress, threads=threads)
 
     return execute_with(out_dir, run_id, train)
 
@@ -372,15 +257,15 @@ class Outcome:
         return not self.failed and not self.blocked
 
 
-def schedule(store: Store, runs: list[PlannedRun], executor: Executor, max_parallel: int,
+def schedule(store: Store, runs: list[StudyRun], executor: Executor, max_parallel: int,
              estimate=None, poll_interval: float = 0.2) -> Outcome:
     """Submit every run whose dependencies are done, at most `max_parallel` at a time, until all end."""
     from tqdm.auto import tqdm  # noqa: PLC0415
 
     outcome = Outcome()
-    pending: dict[str, PlannedRun] = {}
+    pending: dict[str, StudyRun] = {}
     for run in runs:
-        store.write_plan(run)
+        store.write_run(run)
         if store.is_done(run.run_id):
             outcome.skipped.append(run.run_id)
         else:

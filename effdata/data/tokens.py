@@ -1,4 +1,4 @@
-"""Tokenized corpora on disk, cache validation, nested train prefixes, and the data of one run.
+"""Tokenized corpora on disk, cache validation, and nested train prefixes.
 
 Layout: ``home()/tokens/<corpus>-v<vocab>-<key>/`` holds, per split, ``<split>.bin`` (token ids,
 ``uint16`` when the vocabulary fits, else ``uint32``; every document is followed by one
@@ -12,6 +12,7 @@ id), so data fractions are nested prefixes of the train split.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -22,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from effdata.corpora import corpus_key, load_corpus, safe_name
+from effdata.data.corpora import corpus_key, load_corpus, safe_name
 from effdata.paths import atomic_write_bytes, atomic_write_json, home as _home, sha256_file, sha256_text
-from effdata.tokenizer import DEFAULT_VOCAB_SIZE, EOT, ensure_tokenizer, tokenizer_hash
+from effdata.data.tokenizer import DEFAULT_VOCAB_SIZE, EOT, ensure_tokenizer, tokenizer_hash
 
 TOKENS_VERSION = "1"
 SPLITS = ("train", "valid", "test")
@@ -106,11 +107,49 @@ def _token_key(corpus: str, tdir: Path, home) -> str:
     return sha256_text(json.dumps([TOKENS_VERSION, corpus, corpus_key(corpus, home), tokenizer_hash(tdir)]))
 
 
-def _out_dir(corpus: str, vocab_size: int, key: str, home) -> Path:
-    return _home(home) / "tokens" / f"{safe_name(corpus)}-v{vocab_size}-{key[:12]}"
+def _family(corpus: str, vocab_size: int, tdir: Path) -> str:
+    """Directory-name prefix shared by every build of one corpus with one tokenizer (any source version)."""
+    return f"{safe_name(corpus)}-v{vocab_size}-t{tokenizer_hash(tdir)[:10]}-"
 
 
-def _load(d: Path, key: str, name: str, tdir: Path, verify: bool = True) -> TokenizedCorpus | None:
+def _out_dir(corpus: str, vocab_size: int, tdir: Path, key: str, home) -> Path:
+    return _home(home) / "tokens" / f"{_family(corpus, vocab_size, tdir)}{key[:12]}"
+
+
+# Directories this process reads, each held under a shared lock for the life of the process: a build
+# elsewhere removes a stale directory only when it can take that lock exclusively (nobody reads it).
+_IN_USE: dict[Path, object] = {}
+
+
+def _hold(d: Path) -> None:
+    if d in _IN_USE:
+        return
+    handle = open(d / ".in-use", "a")  # noqa: SIM115  (kept open: the lock lives as long as the process)
+    fcntl.flock(handle, fcntl.LOCK_SH)
+    _IN_USE[d] = handle
+
+
+def _remove_stale(final: Path, family: str) -> None:
+    """Remove older builds of the same corpus, vocabulary and tokenizer, unless a process reads them.
+
+    Only the family's own directories: another tokenizer of the same vocabulary size (another study's
+    `tokenizer_corpora` sharing this home) has another family and is never touched."""
+    for old in final.parent.glob(family + "*"):
+        if old == final or not old.is_dir() or len(old.name) != len(final.name):
+            continue
+        try:
+            handle = open(old / ".in-use", "a")  # noqa: SIM115
+        except OSError:
+            continue
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # read by a live process: its turn to clean up comes later
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_cached(d: Path, key: str, name: str, tdir: Path, verify: bool = True) -> TokenizedCorpus | None:
     try:
         meta = json.loads((d / "meta.json").read_text())
         if meta.get("key") != key:
@@ -138,12 +177,13 @@ def prepare(corpus: str, vocab_size: int = DEFAULT_VOCAB_SIZE, home=None, *,
     """Tokenize a corpus (or load its cache). Rebuilt when sources, tokenizer or settings change.
 
     ``tokenizer_corpora``: the corpora the shared BPE is trained on (default python, text, code)."""
-    tdir = ensure_tokenizer(vocab_size or DEFAULT_VOCAB_SIZE, home,
-                            corpora=tuple(tokenizer_corpora) if tokenizer_corpora else None)
+    vocab_size = vocab_size or DEFAULT_VOCAB_SIZE
+    tdir = ensure_tokenizer(vocab_size, home, corpora=tuple(tokenizer_corpora) if tokenizer_corpora else None)
     key = _token_key(corpus, tdir, home)
-    d = _out_dir(corpus, vocab_size, key, home)
-    tc = _load(d, key, corpus, tdir)
+    d = _out_dir(corpus, vocab_size, tdir, key, home)
+    tc = _load_cached(d, key, corpus, tdir)
     if tc is not None:
+        _hold(d)
         return tc
     t0 = time.time()
     c = load_corpus(corpus, home)
@@ -172,18 +212,17 @@ def prepare(corpus: str, vocab_size: int = DEFAULT_VOCAB_SIZE, home=None, *,
         }
     meta["build_seconds"] = round(time.time() - t0, 2)
     atomic_write_json(d / "meta.json", meta)  # last: marks the directory complete
-    tc = _load(final, key, corpus, tdir)
+    tc = _load_cached(final, key, corpus, tdir)
     if tc is not None:  # another process finished the same build first
         shutil.rmtree(d, ignore_errors=True)
+        _hold(final)
         return tc
     if final.exists():
         shutil.rmtree(final)
     os.replace(d, final)
-    prefix = final.name[: -12]  # "<corpus>-v<vocab>-": older keys of the same corpus and vocab are stale
-    for old in final.parent.glob(prefix + "*"):
-        if old != final and len(old.name) == len(final.name) and old.is_dir():
-            shutil.rmtree(old, ignore_errors=True)
-    tc = _load(final, key, corpus, tdir, verify=False)
+    _hold(final)
+    _remove_stale(final, _family(corpus, vocab_size, tdir))
+    tc = _load_cached(final, key, corpus, tdir, verify=False)
     assert tc is not None
     return tc
 
@@ -234,59 +273,3 @@ def train_prefix(tc: TokenizedCorpus, *, chars: int | None = None, tokens: int |
         else:
             n_chars = base_chars
     return DataSlice(tokens=split.array()[:n_tok], n_tokens=n_tok, n_chars=n_chars)
-
-
-def _vocab_of(spec) -> int:
-    for obj in (spec, getattr(spec, "settings", None)):
-        v = getattr(obj, "vocab_size", None) if obj is not None else None
-        if v:
-            return int(v)
-    return DEFAULT_VOCAB_SIZE
-
-
-def run_data(spec, home=None, *, vocab_size: int | None = None,
-             tokenizer_corpora: list[str] | tuple[str, ...] | None = None):
-    """The data one run reads (``effdata.train.RunData``) for a ``RunSpec``.
-
-    scratch/finetune: the nested prefix of ``spec.corpus``'s train split of ``spec.data_chars`` (or
-    ``spec.data_tokens``; neither = the whole split). pretrain: the whole train split of
-    ``spec.corpus`` (the trainer stops at ``spec.token_budget``). Always the fixed valid/test arrays
-    of ``spec.target`` (default ``python``); for pretrain also the pretraining corpus's valid split
-    as ``pretrain_valid`` when RunData has that field. ``vocab_size``/``tokenizer_corpora`` pick the
-    shared tokenizer (the study's data settings; default ``DEFAULT_VOCAB_SIZE`` and python/text/code)."""
-    import dataclasses
-
-    from effdata.train import RunData
-
-    vocab = vocab_size or _vocab_of(spec)
-    mode = getattr(spec, "mode")
-    target = getattr(spec, "target", None) or "python"
-    tt = prepare(target, vocab, home, tokenizer_corpora=tokenizer_corpora)
-    corpus = getattr(spec, "corpus", None) or target
-    tc = tt if corpus == target else prepare(corpus, vocab, home, tokenizer_corpora=tokenizer_corpora)
-    if mode == "pretrain":
-        train, train_chars = tc.splits["train"].array(), tc.splits["train"].n_chars
-    elif mode in ("scratch", "finetune"):
-        dc, dt = getattr(spec, "data_chars", None), getattr(spec, "data_tokens", None)
-        if dc is not None and dt is not None:
-            raise DataError("give data_chars or data_tokens, not both")
-        if dc is None and dt is None:
-            train, train_chars = tc.splits["train"].array(), tc.splits["train"].n_chars
-        else:
-            sl = train_prefix(tc, chars=dc) if dc is not None else train_prefix(tc, tokens=dt)
-            train, train_chars = sl.tokens, sl.n_chars
-    else:
-        raise DataError(f"unknown run mode {mode!r}")
-    extra = {}
-    if mode == "pretrain" and dataclasses.is_dataclass(RunData) and \
-            "pretrain_valid" in {f.name for f in dataclasses.fields(RunData)}:
-        extra["pretrain_valid"] = tc.splits["valid"].array()
-    return RunData(
-        train=train,
-        train_chars=int(train_chars),
-        valid=tt.splits["valid"].array(),
-        test=tt.splits["test"].array(),
-        vocab_size=tc.vocab_size,
-        tokenizer_dir=tc.tokenizer_dir,
-        **extra,
-    )

@@ -1,4 +1,4 @@
-"""Fit D_T = k * D_F^alpha * N^beta (Hernandez et al. 2021) and Kaplan's L(N, D), with intervals.
+"""Fit D_T = k * D_F^alpha * N^beta (Hernandez et al. 2021), with intervals.
 
 The transfer law is fitted in log space, log D_T = log k + alpha log D_F + beta log N, by
 minimising the *summed* Huber loss of the log residuals (METHOD.md §4) with L-BFGS-B from a grid
@@ -20,90 +20,27 @@ resampled runs (grid points), refitted each time.
 """
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import math
-import sys
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import least_squares, minimize
+from scipy.optimize import minimize
+from scipy.special import huber
 from tqdm.auto import tqdm
 
 DEFAULT_HUBER_DELTA = 0.1
 DEFAULT_BOOTSTRAP = 1000
 INTERVAL_PERCENTILES = (5.0, 95.0)
 MIN_FIT_POINTS = 5               # three parameters plus at least two degrees of freedom
-MIN_KAPLAN_POINTS = 6            # four parameters
-KAPLAN_BOOTSTRAP_CAP = 200       # each Kaplan refit is a nonlinear solve; 200 is enough for 5-95%
 
 # Hernandez et al. 2021, Table 1 / Fig. 1 (D in characters, N non-embedding).
 PAPER_TRANSFER = {
     "text": {"label": "text → Python", "k": 1.9e4, "alpha": 0.18, "beta": 0.38},
     "text+code": {"label": "50% text + 50% non-Python code → Python", "k": 2.1e5, "alpha": 0.096, "beta": 0.38},
 }
-# Kaplan et al. 2020, early-stopped L(N, D), D in tokens.
-PAPER_KAPLAN = {"alpha_n": 0.076, "alpha_d": 0.103, "ratio": 0.74, "n_c": 6.4e13, "d_c": 1.8e13}
-
-
-# --------------------------------------------------------------------------- BLAS threads
-
-# (set, get) symbol pairs of the OpenBLAS builds numpy and scipy ship, and of a system OpenBLAS.
-_OPENBLAS_SYMBOLS = (("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
-                     ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
-                     ("openblas_set_num_threads", "openblas_get_num_threads"))
-
-
-def _loaded_openblas() -> list[tuple]:
-    """(set, get) functions of every OpenBLAS loaded in this process (Linux; elsewhere none)."""
-    if not sys.platform.startswith("linux"):
-        return []
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
-    except OSError:
-        return []
-    functions = []
-    for path in sorted(paths):
-        try:
-            library = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for set_name, get_name in _OPENBLAS_SYMBOLS:
-            if hasattr(library, set_name) and hasattr(library, get_name):
-                functions.append((getattr(library, set_name), getattr(library, get_name)))
-                break
-    return functions
-
-
-@contextlib.contextmanager
-def single_threaded_blas():
-    """Run the fits with one BLAS thread, then restore the previous setting.
-
-    The fits are thousands of tiny solves; OpenBLAS threads only add synchronisation, and on a
-    shared 2-core machine they made L-BFGS-B 25x slower (110 s instead of 15 s for the fit tests).
-    Done at run time (what threadpoolctl does) rather than through OPENBLAS_NUM_THREADS, which
-    would have to be set before numpy loads and would also change torch in the runner's process.
-    """
-    functions = _loaded_openblas()
-    previous = []
-    for set_threads, get_threads in functions:
-        previous.append(get_threads())
-        set_threads(1)
-    try:
-        yield
-    finally:
-        for (set_threads, _), count in zip(functions, previous):
-            set_threads(count)
-
 
 # --------------------------------------------------------------------------- Huber regression core
-
-def huber_loss(residual: np.ndarray, delta: float) -> np.ndarray:
-    magnitude = np.abs(residual)
-    return np.where(magnitude <= delta, 0.5 * residual ** 2, delta * (magnitude - 0.5 * delta))
-
 
 def huber_minimize_lbfgs(design: np.ndarray, target: np.ndarray, delta: float,
                          starts: list[np.ndarray]) -> tuple[np.ndarray, float]:
@@ -112,7 +49,7 @@ def huber_minimize_lbfgs(design: np.ndarray, target: np.ndarray, delta: float,
     def objective(theta):
         residual = target - design @ theta
         gradient = -design.T @ np.clip(residual, -delta, delta)
-        return float(huber_loss(residual, delta).sum()), gradient
+        return float(huber(delta, residual).sum()), gradient
 
     best_theta, best_value = None, math.inf
     for start in starts:
@@ -198,15 +135,15 @@ class TransferFit:
     def to_dict(self) -> dict:
         out = asdict(self)
         out.pop("samples")
-        return _jsonable(out)
+        return jsonable(out)
 
 
-def _jsonable(value):
+def jsonable(value):
     """Replace nan/inf by None and numpy scalars by Python ones, recursively (strict JSON)."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, (np.floating, float)):
         return float(value) if math.isfinite(value) else None
     if isinstance(value, np.integer):
@@ -255,7 +192,7 @@ def fit_log_linear(d_f, n_params, d_t, delta: float = DEFAULT_HUBER_DELTA) -> tu
               for b in (0.0, 0.5, 1.0)]
     theta, value = huber_minimize_lbfgs(design.matrix, target, delta, starts)
     polished = huber_irls(design.matrix[None], target[None], delta, theta[None])[0]
-    polished_value = float(huber_loss(target - design.matrix @ polished, delta).sum())
+    polished_value = float(huber(delta, target - design.matrix @ polished).sum())
     if polished_value < value:   # convex objective: both should agree; keep the better one
         theta, value = polished, polished_value
     return design.to_natural(theta), value
@@ -330,9 +267,8 @@ def fit_transfer(effective: pd.DataFrame, pretrain: str, units: str, n_bootstrap
                  huber_delta: float = DEFAULT_HUBER_DELTA, seed: int = 0, warnings: list[str] | None = None,
                  progress: bool = False) -> TransferFit:
     """Fit the transfer law to the fine-tuned runs of one pretraining name (rows of EffectiveResult.table)."""
-    with single_threaded_blas():
-        return _fit_transfer(effective, pretrain, units, n_bootstrap, huber_delta, seed,
-                             [] if warnings is None else warnings, progress)
+    return _fit_transfer(effective, pretrain, units, n_bootstrap, huber_delta, seed,
+                         [] if warnings is None else warnings, progress)
 
 
 def _fit_transfer(effective, pretrain, units, n_bootstrap, huber_delta, seed, warnings, progress) -> TransferFit:
@@ -369,102 +305,4 @@ def _fit_transfer(effective, pretrain, units, n_bootstrap, huber_delta, seed, wa
     else:
         warnings.append(f"fit '{pretrain}': bootstrap disabled: the fit has no intervals")
     fit.heldout = {group: _held_out(d_f, n_params, d_t, group, huber_delta) for group in ("n_params", "d_f")}
-    return fit
-
-
-# --------------------------------------------------------------------------- Kaplan L(N, D)
-
-@dataclass
-class KaplanFit:
-    """L(N, D) = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D fitted to the from-scratch runs."""
-
-    units: str
-    fitted: bool
-    reason: str | None = None
-    alpha_n: float | None = None
-    alpha_d: float | None = None
-    ratio: float | None = None                    # alpha_N / alpha_D
-    n_c: float | None = None
-    d_c: float | None = None
-    intervals: dict[str, list[float]] = field(default_factory=dict)
-    interval_percentiles: tuple[float, float] = INTERVAL_PERCENTILES
-    n_points: int = 0
-    rmse_log: float | None = None                 # of log loss
-    n_bootstrap_used: int = 0
-    paper: dict = field(default_factory=lambda: dict(PAPER_KAPLAN))
-
-    def predict(self, n_params, d):
-        return kaplan_loss(np.log(n_params), np.log(d), self.alpha_n, self.alpha_d,
-                           math.log(self.n_c), math.log(self.d_c))
-
-    def to_dict(self) -> dict:
-        return _jsonable(asdict(self))
-
-
-def kaplan_loss(log_n, log_d, alpha_n, alpha_d, log_n_c, log_d_c):
-    # logaddexp keeps the sum of the two terms finite for any parameter values the solver tries.
-    return np.exp(alpha_d * np.logaddexp((alpha_n / alpha_d) * (log_n_c - log_n), log_d_c - log_d))
-
-
-def _kaplan_solve(log_n, log_d, log_loss, starts):
-    def residual(p):
-        alpha_n, alpha_d, log_n_c, log_d_c = p
-        return alpha_d * np.logaddexp((alpha_n / alpha_d) * (log_n_c - log_n), log_d_c - log_d) - log_loss
-
-    best = None
-    for start in starts:
-        result = least_squares(residual, start, bounds=([1e-4, 1e-4, -100, -100], [3, 3, 300, 300]),
-                               x_scale=[0.1, 0.1, 10, 10])
-        if best is None or result.cost < best.cost:
-            best = result
-    return best
-
-
-def fit_kaplan(scratch: pd.DataFrame, n_bootstrap: int = KAPLAN_BOOTSTRAP_CAP, seed: int = 0,
-               warnings: list[str] | None = None, progress: bool = False) -> KaplanFit:
-    """Fit Kaplan's L(N, D) to scratch runs in log loss, D in tokens (Kaplan's unit) when available."""
-    with single_threaded_blas():
-        return _fit_kaplan(scratch, n_bootstrap, seed, [] if warnings is None else warnings, progress)
-
-
-def _fit_kaplan(scratch, n_bootstrap, seed, warnings, progress) -> KaplanFit:
-    column, units = ("data_tokens", "tokens")
-    if column not in scratch or scratch[column].isna().any():
-        column, units = "data_chars", "chars"
-    fit = KaplanFit(units=units, fitted=False)
-    if column not in scratch:
-        fit.reason = "not fitted: no data size column"
-        return fit
-    points = scratch[np.isfinite(scratch[column].astype(float)) & (scratch[column] > 0)]
-    log_n, log_d = np.log(points["n_params"].to_numpy(float)), np.log(points[column].to_numpy(float))
-    log_loss = np.log(points["loss"].to_numpy(float))
-    if len(points) < MIN_KAPLAN_POINTS or len(np.unique(log_n)) < 2 or len(np.unique(log_d)) < 2:
-        fit.reason = (f"not fitted: need ≥ {MIN_KAPLAN_POINTS} from-scratch points over ≥ 2 N and ≥ 2 D "
-                      f"(have {len(points)} points, {len(np.unique(log_n))} N, {len(np.unique(log_d))} D)")
-        warnings.append(f"Kaplan L(N, D): {fit.reason}")
-        return fit
-    median_log_loss = float(np.median(log_loss))
-    starts = [[a_n, a_d, float(np.median(log_n)) + median_log_loss / a_n,
-               float(np.median(log_d)) + median_log_loss / a_d]
-              for a_n in (0.05, 0.1, 0.3) for a_d in (0.05, 0.1, 0.3)]
-    best = _kaplan_solve(log_n, log_d, log_loss, starts)
-    alpha_n, alpha_d, log_n_c, log_d_c = best.x
-    fit.fitted, fit.n_points = True, len(points)
-    fit.alpha_n, fit.alpha_d, fit.ratio = float(alpha_n), float(alpha_d), float(alpha_n / alpha_d)
-    fit.n_c, fit.d_c = float(np.exp(min(log_n_c, 700))), float(np.exp(min(log_d_c, 700)))
-    fit.rmse_log = float(np.sqrt(np.mean(best.fun ** 2)))
-
-    rng = np.random.default_rng(seed)
-    samples = []
-    for _ in tqdm(range(min(n_bootstrap, KAPLAN_BOOTSTRAP_CAP)), desc="Kaplan bootstrap",
-                  disable=not progress, leave=False):
-        index = rng.integers(0, len(points), len(points))
-        if len(np.unique(log_n[index])) < 2 or len(np.unique(log_d[index])) < 2:
-            continue
-        result = _kaplan_solve(log_n[index], log_d[index], log_loss[index], [best.x])
-        samples.append([result.x[0], result.x[1], result.x[0] / result.x[1]])
-    fit.n_bootstrap_used = len(samples)
-    if len(samples) >= 10:
-        lo, hi = np.percentile(np.array(samples), INTERVAL_PERCENTILES, axis=0)
-        fit.intervals = {name: [float(lo[i]), float(hi[i])] for i, name in enumerate(("alpha_n", "alpha_d", "ratio"))}
     return fit

@@ -36,7 +36,7 @@ def _settings(vocab_size: int, corpora: tuple[str, ...], sample_chars: int) -> d
 
 
 def _key(vocab_size: int, corpora: tuple[str, ...], sample_chars: int, home) -> str:
-    from effdata.corpora import corpus_key
+    from effdata.data.corpora import corpus_key
 
     keys = [corpus_key(c, home) for c in corpora]
     return sha256_text(json.dumps([_settings(vocab_size, corpora, sample_chars), keys]))[:16]
@@ -51,7 +51,7 @@ def tokenizer_dir(vocab_size: int = DEFAULT_VOCAB_SIZE, home=None, *, corpora: t
 
 def balanced_sample(corpora: tuple[str, ...], sample_chars: int, home=None) -> list[str]:
     """Equal characters from each corpus's train split, documents in the fixed shuffled order."""
-    from effdata.corpora import load_corpus
+    from effdata.data.corpora import load_corpus
 
     per = sample_chars // len(corpora)
     texts: list[str] = []
@@ -107,7 +107,7 @@ def get_tokenizer(vocab_size: int = DEFAULT_VOCAB_SIZE, home=None, *, corpora: t
     corpora = tuple(corpora or SAMPLE_CORPORA)
     sample_chars = sample_chars or SAMPLE_CHARS
     d = tokenizer_dir(vocab_size, home, corpora=corpora, sample_chars=sample_chars)
-    tok = _load(d)
+    tok = _load_cached(d)
     if tok is not None:
         return tok
     import time
@@ -142,7 +142,7 @@ def ensure_tokenizer(vocab_size: int = DEFAULT_VOCAB_SIZE, home=None, **kw) -> P
     return d
 
 
-def _load(d: Path):
+def _load_cached(d: Path):
     """Load a cached tokenizer dir if complete and intact, else None (it will be retrained)."""
     from transformers import AutoTokenizer
 

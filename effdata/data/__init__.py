@@ -1,0 +1,1 @@
+"""Data layer: corpora -> the shared tokenizer -> token files. No torch; imports only effdata.paths."""

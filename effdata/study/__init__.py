@@ -1,0 +1,3 @@
+"""Study layer: study files -> runs -> executed anywhere (local workers, SLURM) -> the results table.
+
+Loading and planning a study (`effdata.study.study`, `effdata.study.cost`) never imports torch."""

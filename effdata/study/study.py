@@ -1,0 +1,280 @@
+"""Studies: a declarative TOML file in jobs/ -> a typed `Study` -> its runs (`StudyRun`) and their dependencies.
+
+A study file looks like this (every key is checked; an unknown key or a wrong type is an error):
+
+    name = "quick"                 # also the default output directory runs/<name>
+    target = "python"              # the target corpus (held-out valid/test splits are fixed)
+    sizes = ["n25k", "n100k"]     # names from effdata.model's ladders
+    seeds = [0]
+    vocab_size = 4096              # optional: the shared tokenizer's vocabulary
+    tokenizer_corpora = ["python", "text", "code"]   # optional: what the tokenizer is trained on
+
+    [scratch]                      # from-scratch runs on nested target fractions
+    data_chars = [1e5, 3e5, 1e6]   # or data_tokens = [...]
+
+    [finetune]                     # fine-tunes of each pretrained checkpoint
+    data_chars = [1e5, 3e5]
+
+    [pretrain]
+    corpora = ["text"]             # used when --pretrain is not given
+    token_budget = 2_000_000       # or a table: token_budget = { n20k = 1e6, n60k = 3e6 }
+
+    [train]                        # any field of effdata.spec.TrainSettings
+    batch_size = 16
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from effdata.fmt import short_number
+from effdata.spec import RunSpec, SpecError, StudyRun, TrainSettings, get_shape
+
+
+class StudyError(ValueError):
+    """A study file or a study request that cannot be run; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class DataSizes:
+    """Target training-set sizes: exactly one of the two lists is given."""
+
+    data_chars: tuple[int, ...] = ()
+    data_tokens: tuple[int, ...] = ()
+
+    @property
+    def unit(self) -> str:
+        return "chars" if self.data_chars else "tokens"
+
+    @property
+    def values(self) -> tuple[int, ...]:
+        return self.data_chars or self.data_tokens
+
+
+@dataclass(frozen=True)
+class PretrainSettings:
+    corpora: tuple[str, ...] = ("text",)
+    token_budget: int | dict[str, int] = 1_000_000
+
+    def budget_for(self, size: str) -> int:
+        if isinstance(self.token_budget, int):
+            return self.token_budget
+        if size not in self.token_budget:
+            raise StudyError(f"[pretrain] token_budget has no entry for size {size!r}")
+        return self.token_budget[size]
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    sizes: tuple[str, ...]
+    scratch: DataSizes
+    finetune: DataSizes
+    pretrain: PretrainSettings = PretrainSettings()
+    target: str = "python"
+    seeds: tuple[int, ...] = (0,)
+    vocab_size: int | None = None
+    tokenizer_corpora: tuple[str, ...] | None = None   # None: effdata.data.tokenizer's balanced default
+    train: TrainSettings = field(default_factory=TrainSettings)
+    train_keys: tuple[str, ...] = ()    # the [train] keys the file sets (they name the runs: spec.StudyRun)
+
+    def train_given(self) -> dict[str, Any]:
+        """The [train] settings as the file gives them (validated and typed)."""
+        return {key: getattr(self.train, key) for key in self.train_keys}
+
+    def identity(self) -> dict[str, Any]:
+        """What must not change between two invocations on one output directory.
+
+        Sizes, fractions, seeds and pretraining corpora may grow (runs are added); the target,
+        tokenizer and training settings define what every existing run means.
+        """
+        data: dict[str, Any] = {}
+        if self.vocab_size:
+            data["vocab_size"] = self.vocab_size
+        if self.tokenizer_corpora:
+            data["tokenizer_corpora"] = list(self.tokenizer_corpora)
+        return {"name": self.name, "target": self.target, "data": data, "train": self.train_given()}
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading and checking a study file
+
+def _number(value: Any, where: str) -> int:
+    """TOML has no 1e5 integers: accept floats that are whole numbers (1e5) as sizes."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise StudyError(f"{where}: expected a number, got {value!r}")
+    if float(value) != int(value) or value <= 0:
+        raise StudyError(f"{where}: expected a positive whole number, got {value!r}")
+    return int(value)
+
+
+def _check_keys(table: dict, allowed: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise StudyError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+
+
+def _string_list(value: Any, where: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise StudyError(f"{where}: expected a non-empty list of strings, got {value!r}")
+    return tuple(value)
+
+
+def _data_sizes(table: Any, where: str) -> DataSizes:
+    if not isinstance(table, dict):
+        raise StudyError(f"[{where}] must be a table")
+    _check_keys(table, {"data_chars", "data_tokens"}, f"[{where}]")
+    if ("data_chars" in table) == ("data_tokens" in table):
+        raise StudyError(f"[{where}] needs exactly one of data_chars or data_tokens")
+    key = "data_chars" if "data_chars" in table else "data_tokens"
+    values = table[key]
+    if not isinstance(values, list) or not values:
+        raise StudyError(f"[{where}] {key}: expected a non-empty list of sizes")
+    sizes = tuple(sorted({_number(v, f"[{where}] {key}") for v in values}))
+    return DataSizes(**{key: sizes})
+
+
+def _pretrain(table: Any) -> PretrainSettings:
+    if not isinstance(table, dict):
+        raise StudyError("[pretrain] must be a table")
+    _check_keys(table, {"corpora", "token_budget"}, "[pretrain]")
+    corpora = _string_list(table.get("corpora", ["text"]), "[pretrain] corpora")
+    budget = table.get("token_budget", PretrainSettings.token_budget)
+    if isinstance(budget, dict):
+        budget = {str(k): _number(v, f"[pretrain] token_budget.{k}") for k, v in budget.items()}
+    else:
+        budget = _number(budget, "[pretrain] token_budget")
+    return PretrainSettings(corpora=corpora, token_budget=budget)
+
+
+def _train_settings(table: Any) -> TrainSettings:
+    """[train] checked once, by building the TrainSettings every run will use."""
+    if not isinstance(table, dict):
+        raise StudyError("[train] must be a table")
+    try:
+        return TrainSettings.from_dict(table)
+    except SpecError as exc:
+        raise StudyError(f"[train] {exc}") from None
+
+
+def load_study(path: Path | str) -> Study:
+    path = Path(path)
+    if not path.is_file():
+        raise StudyError(f"study file not found: {path}")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise StudyError(f"{path}: not valid TOML: {exc}") from None
+    return study_from_dict(raw, where=str(path))
+
+
+STUDY_KEYS = {"name", "target", "sizes", "seeds", "vocab_size", "tokenizer_corpora", "scratch", "finetune",
+              "pretrain", "train", "description"}
+
+
+def study_from_dict(raw: dict[str, Any], where: str = "study") -> Study:
+    try:
+        study = _study(raw, where)
+        _check_sizes(study)
+    except StudyError as exc:
+        if str(exc).startswith(where):
+            raise
+        raise StudyError(f"{where}: {exc}") from None
+    return study
+
+
+def _study(raw: dict[str, Any], where: str) -> Study:
+    _check_keys(raw, STUDY_KEYS, where)
+    for required in ("name", "sizes", "scratch", "finetune"):
+        if required not in raw:
+            raise StudyError(f"missing required key {required!r}")
+    if not isinstance(raw["name"], str) or not raw["name"]:
+        raise StudyError("name must be a non-empty string")
+    seeds = raw.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
+                                                           for s in seeds):
+        raise StudyError(f"seeds must be a non-empty list of integers, got {seeds!r}")
+    target = raw.get("target", "python")
+    if not isinstance(target, str):
+        raise StudyError(f"target must be a corpus name, got {target!r}")
+    train = raw.get("train", {})
+    return Study(
+        name=raw["name"],
+        target=target,
+        sizes=_string_list(raw["sizes"], "sizes"),
+        seeds=tuple(seeds),
+        vocab_size=_number(raw["vocab_size"], "vocab_size") if raw.get("vocab_size") is not None else None,
+        tokenizer_corpora=(_string_list(raw["tokenizer_corpora"], "tokenizer_corpora")
+                           if "tokenizer_corpora" in raw else None),
+        scratch=_data_sizes(raw["scratch"], "scratch"),
+        finetune=_data_sizes(raw["finetune"], "finetune"),
+        pretrain=_pretrain(raw.get("pretrain", {})),
+        train=_train_settings(train),
+        train_keys=tuple(train) if isinstance(train, dict) else (),
+    )
+
+
+def _check_sizes(study: Study) -> None:
+    for size in study.sizes:
+        try:
+            get_shape(size)
+        except SpecError as exc:
+            raise StudyError(str(exc)) from None
+        study.pretrain.budget_for(size)
+
+
+# ----------------------------------------------------------------------------------------------
+# A study's runs
+
+def study_runs(study: Study, pretrain_corpora: tuple[str, ...] | list[str] | None = None) -> list[StudyRun]:
+    """Every run of the study for the given pretraining corpora, dependencies before dependants.
+
+    From-scratch runs do not depend on the pretraining choice, so two invocations with
+    different --pretrain share them.
+    """
+    pretrains = tuple(pretrain_corpora) if pretrain_corpora else study.pretrain.corpora
+    runs: list[StudyRun] = []
+    for seed in study.seeds:
+        for size in study.sizes:
+            runs += [_scratch_run(study, size, seed, d) for d in study.scratch.values]
+            for corpus in pretrains:
+                pre = _pretrain_run(study, size, seed, corpus)
+                runs.append(pre)
+                runs += [_finetune_run(study, pre, d) for d in study.finetune.values]
+    return runs
+
+
+def _spec(study: Study, **fields: Any) -> RunSpec:
+    return RunSpec(target=study.target, vocab_size=study.vocab_size, tokenizer_corpora=study.tokenizer_corpora,
+                   settings=study.train, **fields)
+
+
+def _scratch_run(study: Study, size: str, seed: int, d: int) -> StudyRun:
+    unit = study.scratch.unit
+    spec = _spec(study, mode="scratch", size=size, seed=seed, corpus=study.target, **{f"data_{unit}": d})
+    return StudyRun(label=f"scratch-{size}-{short_number(d)}{unit[0]}-s{seed}", spec=spec, pretrain="none",
+                    settings_keys=study.train_keys)
+
+
+def _pretrain_run(study: Study, size: str, seed: int, corpus: str) -> StudyRun:
+    spec = _spec(study, mode="pretrain", size=size, seed=seed, corpus=corpus,
+                 token_budget=study.pretrain.budget_for(size))
+    return StudyRun(label=f"pretrain-{_slug(corpus)}-{size}-s{seed}", spec=spec, pretrain=corpus,
+                    settings_keys=study.train_keys)
+
+
+def _finetune_run(study: Study, pre: StudyRun, d: int) -> StudyRun:
+    unit = study.finetune.unit
+    s = pre.spec
+    spec = _spec(study, mode="finetune", size=s.size, seed=s.seed, corpus=study.target, **{f"data_{unit}": d})
+    return StudyRun(label=f"finetune-{_slug(s.corpus)}-{s.size}-{short_number(d)}{unit[0]}-s{s.seed}", spec=spec,
+                    pretrain=s.corpus, depends_on=(pre.run_id,), init_from_run=pre.run_id,
+                    settings_keys=study.train_keys)
+
+
+def _slug(corpus: str) -> str:
+    return "".join(c if c.isalnum() or c in "+-." else "_" for c in corpus)

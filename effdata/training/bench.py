@@ -1,0 +1,135 @@
+"""The methods `python -m effdata.bench` compares: our training step, a plain eager loop, the Trainer.
+
+See effdata/bench.py (the command) for what is measured and how.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from effdata.spec import TrainSettings
+from effdata.training import device as devmod
+from effdata.training.model import build_model
+from effdata.training.step import Stepper, make_optimizer
+
+
+def _windows(vocab: int, batch: int, n_ctx: int, steps: int, seed: int = 0) -> list[torch.Tensor]:
+    rng = np.random.default_rng(seed)
+    return [torch.from_numpy(rng.integers(0, vocab, (batch, n_ctx + 1)).astype(np.int64)) for _ in range(steps)]
+
+
+class Ours:
+    """effdata.training.step.Stepper, as train_run uses it (fused AdamW, fused unembedding + CE, precision auto)."""
+
+    def __init__(self, shape, vocab, batch, dev, compile: bool, precision: str = "auto"):
+        torch.manual_seed(0)
+        self.model = build_model(shape, vocab).to(dev).train()
+        s = TrainSettings(batch_size=batch, precision=precision)
+        self.precision = devmod.precision_plan(precision, dev, shape.d_model)
+        self.model.config._attn_implementation = devmod.attention_impl(dev, self.precision[0])
+        self.step = Stepper(self.model, make_optimizer(self.model, s, 1e-3, dev), s, dev, *self.precision[:1],
+                            compile, head_dtype=self.precision[1])
+        self.ws = _windows(vocab, batch, shape.n_ctx, 4)
+        self.first = None  # seconds of the first step (compile time when compiled)
+
+    def run(self, steps: int) -> list[float]:
+        times = []
+        for i in range(steps):
+            t = time.perf_counter()
+            loss = self.step(self.ws[i % 4], 1e-3)
+            float(loss)  # sync: count the whole step
+            times.append(time.perf_counter() - t)
+        if self.first is None:
+            self.first = times.pop(0)
+        return times
+
+
+class EagerLoop:
+    """The plain loop most people write: labels=, default AdamW (foreach), clip, zero_grad, .item()."""
+
+    def __init__(self, shape, vocab, batch, dev):
+        torch.manual_seed(0)
+        self.dev = dev
+        self.model = build_model(shape, vocab).to(dev).train()
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
+        self.ws = _windows(vocab, batch, shape.n_ctx, 4)
+        self.warm = False
+
+    def run(self, steps: int) -> list[float]:
+        times = []
+        for i in range(steps):
+            t = time.perf_counter()
+            x = self.ws[i % 4][:, :-1].to(self.dev)
+            loss = self.model(input_ids=x, labels=x).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+            self.opt.step()
+            self.opt.zero_grad()
+            loss.item()
+            times.append(time.perf_counter() - t)
+        if not self.warm:
+            self.warm = bool(times.pop(0))
+        return times
+
+
+class TrainerRun:
+    """transformers.Trainer on the same model, batch and AdamW; each call trains `steps` more steps
+    (a fresh Trainer on the same model) and returns the times between consecutive step ends."""
+
+    def __init__(self, shape, vocab, batch, dev):
+        torch.manual_seed(0)
+        self.model = build_model(shape, vocab)
+        self.batch, self.dev = batch, dev
+        ws = _windows(vocab, batch, shape.n_ctx, 4)
+        self.rows = [{"input_ids": r[:-1], "labels": r[:-1]} for w in ws for r in w]
+
+    def run(self, steps: int) -> list[float]:
+        from transformers import Trainer, TrainerCallback, TrainingArguments
+
+        rows = self.rows
+
+        class Data(torch.utils.data.Dataset):
+            def __len__(self):
+                return len(rows)
+
+            def __getitem__(self, i):
+                return rows[i]
+
+        marks: list[float] = []
+
+        class Clock(TrainerCallback):
+            def on_step_end(self, args, state, control, **kw):
+                marks.append(time.perf_counter())
+
+        with tempfile.TemporaryDirectory() as tmp:
+            args = TrainingArguments(
+                output_dir=tmp, per_device_train_batch_size=self.batch, max_steps=steps + 1, learning_rate=1e-3,
+                weight_decay=0.1, adam_beta1=0.9, adam_beta2=0.95, max_grad_norm=1.0,
+                lr_scheduler_type="constant", logging_steps=10**9, save_strategy="no", report_to=[],
+                use_cpu=self.dev.type == "cpu", dataloader_num_workers=0, disable_tqdm=True, seed=0,
+            )
+            Trainer(model=self.model, args=args, train_dataset=Data(), callbacks=[Clock()]).train()
+        return list(np.diff(marks))  # steps intervals; the first step (set-up) is not timed
+
+
+def bench_size(shape, vocab, batch, steps, rounds, dev, compile=True, trainer=True) -> dict:
+    """Interleave the methods for `rounds` rounds of `steps` steps each; per method the median step
+    time over all timed steps (robust to other processes stealing the CPU now and then)."""
+    methods = {"ours": Ours(shape, vocab, batch, dev, compile=False), "eager": EagerLoop(shape, vocab, batch, dev)}
+    if compile:
+        methods["compiled"] = Ours(shape, vocab, batch, dev, compile=True)
+    if trainer:
+        methods["trainer"] = TrainerRun(shape, vocab, batch, dev)
+    times: dict[str, list[float]] = {k: [] for k in methods}
+    for _ in range(rounds):
+        for k, m in methods.items():
+            times[k] += m.run(steps + (1 if k in ("ours", "compiled", "eager") and not times[k] else 0))
+    tokens = batch * shape.n_ctx
+    out = {k: tokens / float(np.median(v)) for k, v in times.items()}
+    out["precision"] = methods["ours"].precision
+    if compile:
+        out["compile_s"] = methods["compiled"].first
+    return out

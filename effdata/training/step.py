@@ -1,0 +1,156 @@
+"""One training step: the fused unembedding + cross-entropy, AdamW, precision and torch.compile.
+
+`Stepper` is the step `train_run` takes and `effdata.training.bench` measures: the transformer body
+(under bf16 autocast when the precision plan says so, torch.compile'd when `should_compile` says so),
+then the fused chunked unembedding + cross-entropy, backward, gradient clipping and a fused AdamW step.
+
+Optimiser: AdamW, betas (0.9, 0.95), eps 1e-8, weight decay on matrices only (every parameter with
+2+ dims: the linear weights and the token/position embeddings; never biases or layer norms), gradient
+clipping at norm 1.0; fused AdamW where PyTorch has it.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from effdata.spec import ModelShape, TrainSettings
+
+
+def make_optimizer(model: torch.nn.Module, settings: TrainSettings, lr: float, dev: torch.device) -> torch.optim.AdamW:
+    """AdamW, weight decay on parameters with 2+ dims only; fused where supported."""
+    params = list({id(p): p for p in model.parameters() if p.requires_grad}.values())
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    kw = dict(lr=lr, betas=(settings.beta1, settings.beta2), eps=1e-8)
+    try:
+        return torch.optim.AdamW(groups, fused=True, **kw)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(groups, foreach=True, **kw)
+
+
+class LinearCrossEntropy(torch.autograd.Function):
+    """Mean cross-entropy of (h @ W.T) against y, fused and chunked over rows.
+
+    The unembedding and softmax dominate a small model's step (vocab × d_model ≫ d_model²). Computing
+    logits, loss and both gradients a cache-sized chunk at a time never writes the (tokens × vocab)
+    logits to memory, nor the zero-filled gradient the unfused backward allocates: ~3× faster on CPU
+    at the smallest sizes, identical to F.cross_entropy in fp32 up to float rounding (tested). The
+    gradients are computed in forward and scaled by grad_output in backward. `low` = bf16 matmuls.
+    """
+
+    @staticmethod
+    def forward(ctx, h, W, y, chunk: int, low: torch.dtype | None):
+        M = h.shape[0]
+        gh = torch.empty_like(h)
+        gW = torch.zeros_like(W)
+        Wm = W.to(low) if low is not None else W
+        loss = torch.zeros((), dtype=torch.float32, device=h.device)
+        rows = torch.arange(min(chunk, M), device=h.device)
+        for i in range(0, M, chunk):
+            hc, yc = h[i:i + chunk], y[i:i + chunk]
+            n = hc.shape[0]
+            hm = hc.to(low) if low is not None else hc
+            logits = (hm @ Wm.T).float()
+            lse = torch.logsumexp(logits, -1)
+            loss += (lse - logits.gather(1, yc[:, None]).squeeze(1)).sum()
+            p = logits.sub_(lse[:, None]).exp_()       # softmax, in place
+            p[rows[:n], yc] -= 1                        # d(sum of losses)/d(logits)
+            if low is None:
+                torch.mm(p, Wm, out=gh[i:i + n])
+                gW.addmm_(p.T, hc)
+            else:
+                pm = p.to(low)
+                gh[i:i + n] = pm @ Wm
+                gW += (pm.T @ hm).float()
+        ctx.save_for_backward(gh, gW)
+        ctx.M = M
+        return loss / M
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        gh, gW = ctx.saved_tensors
+        scale = grad_out / ctx.M
+        return gh * scale, gW * scale, None, None, None
+
+
+def ce_chunk_rows(vocab_size: int, dev: torch.device) -> int:
+    """Rows per chunk: about 1 MB of fp32 logits on CPU (stays in L2), 64 MB on GPU."""
+    budget = (1 << 18) if dev.type == "cpu" else (1 << 24)
+    return max(16, budget // vocab_size)
+
+
+def make_loss_fn(model: torch.nn.Module, amp_dtype: torch.dtype | None, dev: torch.device,
+                 compile: bool = False, head_dtype: torch.dtype | None = None) -> Callable:
+    """loss(windows) -> mean next-token cross-entropy: the transformer body (under autocast when
+    amp_dtype, torch.compile'd when `compile`), then the fused chunked unembedding + cross-entropy."""
+    body = model.transformer
+    W = model.lm_head.weight
+    chunk = ce_chunk_rows(W.shape[0], dev)
+
+    def hidden(x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(dev.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            return body(input_ids=x).last_hidden_state
+
+    hidden_fn = torch.compile(hidden) if compile else hidden
+
+    def loss_fn(w: torch.Tensor) -> torch.Tensor:
+        h = hidden_fn(w[:, :-1])
+        h = h.float().reshape(-1, h.size(-1))
+        return LinearCrossEntropy.apply(h, W, w[:, 1:].reshape(-1), chunk, head_dtype)
+
+    return loss_fn
+
+
+class Stepper:
+    """Our training step: body forward (optionally torch.compile'd) + fused unembedding/cross-entropy,
+    backward, clip, fused AdamW step.
+    Returns the loss as a tensor (no host sync)."""
+
+    def __init__(self, model, optimizer, settings: TrainSettings, dev: torch.device,
+                 amp_dtype: torch.dtype | None, compile: bool, log: Callable[[str], None] = print,
+                 head_dtype: torch.dtype | None = None):
+        self.model, self.opt, self.dev = model, optimizer, dev
+        self.grad_clip = settings.grad_clip
+        self.params = [p for g in optimizer.param_groups for p in g["params"]]
+        self.eager_loss = make_loss_fn(model, amp_dtype, dev, head_dtype=head_dtype)
+        self.loss_fn = self.eager_loss
+        self.compiled = False
+        self.log = log
+        if compile:
+            try:
+                self.loss_fn = make_loss_fn(model, amp_dtype, dev, compile=True, head_dtype=head_dtype)
+                self.compiled = True
+            except Exception as exc:  # noqa: BLE001
+                log(f"torch.compile unavailable ({exc!r}); running eager")
+
+    def __call__(self, windows: torch.Tensor, lr: float) -> torch.Tensor:
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        windows = windows.to(self.dev, non_blocking=True)
+        try:
+            loss = self.loss_fn(windows)
+        except Exception as exc:  # noqa: BLE001 - a compiler failure must not kill the run
+            if not self.compiled:
+                raise
+            self.log(f"torch.compile failed ({type(exc).__name__}: {exc}); falling back to eager")
+            self.loss_fn, self.compiled = self.eager_loss, False
+            loss = self.loss_fn(windows)
+        loss.backward()
+        if self.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip, foreach=True)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        return loss.detach()
+
+
+def should_compile(s: TrainSettings, dev: torch.device, amp_dtype, shape: ModelShape, total_steps: int) -> bool:
+    """compile="auto": only runs of >= compile_min_steps steps (compiling costs ~20-30 s on this CPU), and
+    on CPU only bf16 steps with d_model >= 64: measured 1.5x faster there (break-even ~200 steps), while
+    at d_model < 64 or in fp32 compiling gained nothing measurable (docs/notes/issue-3.md)."""
+    if s.compile != "auto":
+        return s.compile == "on"
+    if total_steps < s.compile_min_steps:
+        return False
+    return dev.type == "cuda" or (amp_dtype is not None and shape.d_model >= 64)
