@@ -6,7 +6,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 
 def home(override: Path | str | None = None) -> Path:
@@ -21,23 +21,28 @@ def home(override: Path | str | None = None) -> Path:
     return path
 
 
-def atomic_write_bytes(path: Path | str, data: bytes) -> None:
-    """Write to a temporary file in the same directory, fsync, then rename over `path`.
+def atomic_write(path: Path | str, write: Callable[[BinaryIO], Any]) -> None:
+    """Call `write(file)` on a temporary file in the same directory, fsync, then rename over `path`.
 
-    A reader sees either the old file or the whole new one, never a half-written one.
+    A reader sees either the old file or the whole new one, never a half-written one; a writer that
+    dies leaves no temporary file behind (or, if killed, one hidden `.name.*.tmp` beside it).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: Path | str, data: bytes) -> None:
+    atomic_write(path, lambda f: f.write(data))
 
 
 def atomic_write_text(path: Path | str, text: str) -> None:

@@ -23,6 +23,7 @@ import math
 import re
 import typing
 from dataclasses import dataclass, field
+from types import UnionType
 from typing import Any, Literal
 
 
@@ -219,7 +220,7 @@ def _coerce(key: str, value: Any) -> Any:
 
     TOML has no 1e5 integers: whole-number floats are accepted where an int is declared."""
     hint = _HINTS[key]
-    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, _UnionType) else (hint,)
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, UnionType) else (hint,)
     if value is None and type(None) in options:
         return None
     kind = next(o for o in options if o is not type(None))
@@ -238,11 +239,6 @@ def _coerce(key: str, value: Any) -> Any:
         raise SpecError(f"{key}: expected a finite number, got {value!r}")
     return float(value)
 
-
-try:  # `int | None` is a types.UnionType (3.10+), `Optional[int]` a typing.Union
-    from types import UnionType as _UnionType
-except ImportError:  # pragma: no cover
-    _UnionType = typing.Union  # type: ignore[assignment, misc]
 
 _HINTS = typing.get_type_hints(TrainSettings)
 
@@ -370,3 +366,9 @@ class StudyRun:
         if "run_id" in d and d["run_id"] != run.run_id:
             raise SpecError(f"run {d['run_id']}: its spec gives the id {run.run_id}; the file was changed")
         return run
+
+
+if __name__ == "__main__":  # python -m effdata.spec: the ladders as Markdown tables
+    print(ladder_table())
+    print()
+    print(ladder_table(GPU_LADDER))

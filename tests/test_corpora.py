@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from effdata import corpora
-from effdata.corpora import CorpusError, Document, dedup, load_corpus, parse_mixture, split_of
+from effdata import corpora as corpora_cli
+from effdata.data import documents, sources
+from effdata.data import corpora
+from effdata.data.corpora import CorpusError, Document, dedup, load_corpus, parse_mixture, split_of
 
 _B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
@@ -61,8 +63,8 @@ def make_sources(root: Path, monkeypatch, n_py: int = 40, n_code: int = 40, n_fo
     (std / "site-packages" / "foo" / "bar.py").write_text("print('site')\n")
     (std / "pkg" / "dup_a.py").write_text("X = 'duplicate'\n")
     (std / "pkg" / "dup_b.py").write_text("X = 'duplicate'\n")
-    monkeypatch.setattr(corpora, "STDLIB_DIR", std)
-    monkeypatch.setattr(corpora, "SITE_PACKAGES_DIRS", [std / "site-packages"])
+    monkeypatch.setattr(sources, "STDLIB_DIR", std)
+    monkeypatch.setattr(sources, "SITE_PACKAGES_DIRS", [std / "site-packages"])
 
     inc = root / "include"
     (inc / "sub").mkdir(parents=True)
@@ -71,7 +73,7 @@ def make_sources(root: Path, monkeypatch, n_py: int = 40, n_code: int = 40, n_fo
             f"#ifndef H{i}\n#define H{i}\nstatic inline int f{i}(int x) {{ return x * {i}; }}\n#endif\n" * (1 + i % 4)
         )
     (inc / "script.py").write_text("print('not code corpus')\n")
-    monkeypatch.setattr(corpora, "CODE_DIRS", {"inc": inc})
+    monkeypatch.setattr(sources, "CODE_DIRS", {"inc": inc})
 
     dd = root / "dictd"
     dd.mkdir()
@@ -86,8 +88,8 @@ def make_sources(root: Path, monkeypatch, n_py: int = 40, n_code: int = 40, n_fo
     )
     (fd / "wisdom.dat").write_bytes(b"\x00\x01binary")
     (fd / "off" / "rude").write_text("An offensive fortune that must be skipped.\n%\n")
-    monkeypatch.setattr(corpora, "DICTD_DIR", dd)
-    monkeypatch.setattr(corpora, "FORTUNE_DIR", fd)
+    monkeypatch.setattr(sources, "DICTD_DIR", dd)
+    monkeypatch.setattr(sources, "FORTUNE_DIR", fd)
     return root
 
 
@@ -111,7 +113,7 @@ def test_split_of_is_deterministic_and_has_the_right_fractions():
     splits = [split_of(i) for i in ids]
     assert splits == [split_of(i) for i in ids]
     assert set(splits) == {"train", "valid", "test"}
-    for s, frac in corpora.SPLIT_FRACTIONS.items():
+    for s, frac in documents.SPLIT_FRACTIONS.items():
         assert abs(splits.count(s) / len(ids) - frac) < 0.01
 
 
@@ -233,7 +235,7 @@ def test_cache_is_reused_without_rereading(fake, monkeypatch):
     def boom(files):
         raise AssertionError("sources re-read although the cache is valid")
 
-    monkeypatch.setattr(corpora, "_read_python", boom)
+    monkeypatch.setattr(sources, "_read_python", boom)
     c2 = load_corpus("python", fake)
     assert c2.documents == c1.documents
 
@@ -252,7 +254,7 @@ def test_corrupt_cache_is_rebuilt(fake):
 
 def test_stale_cache_is_rebuilt(fake):
     c1 = load_corpus("python", fake)
-    p = corpora.STDLIB_DIR / "mod0.py"
+    p = sources.STDLIB_DIR / "mod0.py"
     p.write_text("changed = True\n")
     c2 = load_corpus("python", fake)
     assert c2.key != c1.key
@@ -270,8 +272,8 @@ def test_unknown_corpus_name(tmp_path):
 
 
 def test_missing_text_packages(tmp_path, monkeypatch):
-    monkeypatch.setattr(corpora, "DICTD_DIR", tmp_path / "none")
-    monkeypatch.setattr(corpora, "FORTUNE_DIR", tmp_path / "none2")
+    monkeypatch.setattr(sources, "DICTD_DIR", tmp_path / "none")
+    monkeypatch.setattr(sources, "FORTUNE_DIR", tmp_path / "none2")
     with pytest.raises(CorpusError, match="dict-gcide.*apt-get install"):
         load_corpus("text", tmp_path)
     with pytest.raises(CorpusError, match="dict-gcide"):
@@ -307,10 +309,10 @@ def test_hf_dataset_local(tmp_path, monkeypatch):
 
 
 def test_cli_summary_and_errors(fake, capsys):
-    assert corpora.main(["--home", str(fake), "--no-tokens", "python", "text"]) == 0
+    assert corpora_cli.main(["--home", str(fake), "--no-tokens", "python", "text"]) == 0
     out = capsys.readouterr().out
     assert "== python" in out and "== text" in out and "train" in out and "valid" in out
-    assert corpora.main(["--home", str(fake), "--no-tokens", "bogus"]) == 2
+    assert corpora_cli.main(["--home", str(fake), "--no-tokens", "bogus"]) == 2
     assert "unknown corpus 'bogus'" in capsys.readouterr().err
 
 
@@ -334,11 +336,11 @@ def test_docs_corpus_renders_man_pages(tmp_path, monkeypatch):
     (man / "man1").mkdir(parents=True)
     (man / "man1" / "frob.1").write_text(
         '.TH FROB 1\n.SH NAME\nfrob \\- frobnicate the \\fBwidgets\\fR\n.SH DESCRIPTION\nFrob reads widgets and writes them back.\n')
-    monkeypatch.setattr(corpora, "MAN_DIR", man)
+    monkeypatch.setattr(sources, "MAN_DIR", man)
     c = load_corpus("docs", tmp_path / "h")
     assert [d.id for d in c.documents] == ["docs:man1/frob.1"]
     t = c.documents[0].text
     assert "frobnicate the widgets" in t and "\x08" not in t and "\\f" not in t
-    monkeypatch.setattr(corpora, "MAN_DIR", tmp_path / "nothing")
+    monkeypatch.setattr(sources, "MAN_DIR", tmp_path / "nothing")
     with pytest.raises(CorpusError, match="manual pages"):
         load_corpus("docs", tmp_path / "h2")

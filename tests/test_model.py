@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from effdata.model import (ALL_SHAPES, CPU_LADDER, GPU_LADDER, SHAPES, ModelShape, build_model, get_shape,
-                           non_embedding_params, total_params)
+from effdata.spec import ALL_SHAPES, CPU_LADDER, GPU_LADDER, SHAPES, ModelShape, get_shape
+from effdata.training.model import build_model, non_embedding_params, total_params
 
 
 def _count_by_name(model) -> int:

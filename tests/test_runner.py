@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from effdata.run import main
-from effdata.runner import Store
+from effdata.study.store import Store
 from studyfiles import write_study
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +44,7 @@ def test_smoke_study_runs_end_to_end(smoke):
     assert smoke["code"] == 0
     store = Store(smoke["out"])
     records = list(store.records())
-    modes = sorted(r["spec"]["mode"] for r in records)
+    modes = sorted(r["identity"]["mode"] for r in records)
     assert modes.count("scratch") == 6 and modes.count("pretrain") == 2 and modes.count("finetune") == 4
     assert all(r["status"] == "ok" for r in records)
     table = pd.read_csv(store.results_path)
@@ -66,7 +66,7 @@ def test_second_invocation_skips_every_finished_run(smoke):
 
 def test_corrupt_record_is_detected_and_its_run_done_again(smoke):
     store = Store(smoke["out"])
-    records = sorted(r["run_id"] for r in store.records() if r["spec"]["mode"] == "scratch")
+    records = sorted(r["run_id"] for r in store.records() if r["identity"]["mode"] == "scratch")
     victim = store.run_dir(records[0]) / "record.json"
     victim.write_text(victim.read_text()[: len(victim.read_text()) // 2])  # half-written
     before = {k: v for k, v in record_times(smoke["out"]).items() if k != records[0]}
@@ -99,7 +99,7 @@ def test_a_failing_run_is_recorded_and_the_others_finish(tmp_path, tiny_corpora)
                         scratch={"data_chars": [2e4, 1e9]}, finetune={"data_chars": [2e4]})
     out = tmp_path / "out"
     assert main(cli(study, out, tmp_path / "home", "--no-analysis")) == 1
-    records = {r["spec"].get("data_chars"): r for r in Store(out).records() if r["spec"]["mode"] == "scratch"}
+    records = {r["identity"].get("data_chars"): r for r in Store(out).records() if r["identity"]["mode"] == "scratch"}
     assert records[10**9]["status"] == "failed" and records[10**9]["error"]
     assert records[20000]["status"] == "ok"
     table = pd.read_csv(out / "results.csv")
@@ -109,13 +109,45 @@ def test_a_failing_run_is_recorded_and_the_others_finish(tmp_path, tiny_corpora)
 @pytest.mark.parametrize("change, message", [
     ({"target": "no-such-corpus"}, "no-such-corpus"),
     ({"train": {"batch_sise": 3}}, "unknown key"),
+    ({"train": {"batch_size": 0}}, "[train] batch_size must be >= 1, got 0"),
+    ({"train": {"precision": "fp16"}}, "[train] precision must be one of 'auto', 'fp32', 'bf16', got 'fp16'"),
+    ({"train": {"min_steps": 50, "max_steps": 10}}, "[train] max_steps must be >= min_steps (50), got 10"),
 ])
 def test_bad_input_stops_before_training(tmp_path, tiny_corpora, capsys, change, message):
     study = write_study(tmp_path / "s.toml", tiny_corpora, **change)
     out = tmp_path / "out"
     assert main(cli(study, out, tmp_path / "home")) == 2
-    assert message in capsys.readouterr().err
-    assert not (out / "runs").exists()
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_a_bad_train_value_from_the_command_line_is_one_line_and_exit_2(tmp_path, tiny_corpora):
+    """As a new user would meet it: python -m effdata.run on a study with batch_size = 0."""
+    study = write_study(tmp_path / "bad.toml", tiny_corpora, train={"batch_size": 0})
+    out = tmp_path / "bad-out"
+    done = subprocess.run([sys.executable, "-m", "effdata.run", "--pretrain", tiny_corpora["text"],
+                           *cli(study, out, tmp_path / "home")], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"effdata.run: {study}: [train] batch_size must be >= 1, got 0"]
+    assert not out.exists()
+
+
+def test_records_written_before_the_typed_run_contract_still_count(smoke):
+    """A record whose `spec` was the identity (the format before effdata.spec) is a done run, not a rerun."""
+    store = Store(smoke["out"])
+    record = next(r for r in store.records() if r["status"] == "ok")
+    legacy = {k: v for k, v in record.items() if k not in ("identity", "run")}
+    legacy["spec"] = record["identity"]
+    path = store.run_dir(record["run_id"]) / "record.json"
+    saved = path.read_text()
+    try:
+        path.write_text(json.dumps(legacy))
+        assert store.is_done(record["run_id"])
+        assert store.read_record(record["run_id"])["identity"] == record["identity"]
+    finally:
+        path.write_text(saved)
 
 
 def test_an_out_dir_holding_another_study_is_refused_untouched(smoke, tmp_path, tiny_corpora, capsys):

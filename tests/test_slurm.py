@@ -1,11 +1,11 @@
-"""effdata.slurm against a real SLURM: Debian's slurmctld + slurmd + munge on this machine.
+"""effdata.study.slurm against a real SLURM: Debian's slurmctld + slurmd + munge on this machine.
 
 The `slurm` fixture brings SLURM up with .ci/slurm-up.sh (idempotent, about a second when it is
 already up; about 16 s to install and start it on a fresh Debian as root). Where it cannot (not
 root, no apt, daemons refuse to start), every test needing it is skipped with the script's reason:
 run pytest with -rs to see it. EFFDATA_SLURM_TESTS=0 skips them without touching the machine.
 
-Most tests drive the real scheduler (`effdata.runner.schedule`) with jobs that call a torch-free
+Most tests drive the real scheduler (`effdata.study.runner.schedule`) with jobs that call a torch-free
 stand-in for execute_run (tests/slurm_fake_run.py); the last ones run the smoke study through the
 command line, and compare it with a local run.
 """
@@ -22,9 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from effdata.runner import Store, schedule
-from effdata.slurm import JobState, SlurmError, SlurmExecutor, parse_options, parse_time, squeue_states
-from effdata.study import PlannedRun, spec_hash
+from effdata.study.runner import schedule
+from effdata.study.store import Store
+from effdata.study.slurm import JobState, SlurmError, SlurmExecutor, parse_options, parse_time, squeue_states
+from effdata.spec import RunSpec, StudyRun
 from studyfiles import SMOKE, write_study
 
 REPO = Path(__file__).resolve().parent.parent
@@ -109,15 +110,13 @@ def fake_env(monkeypatch):
     return monkeypatch
 
 
-def _run(name: str, mode: str, depends_on=()) -> PlannedRun:
-    spec = {"mode": mode, "size": "tiny", "seed": 0, "corpus": name, "settings": {}}
-    if depends_on:
-        spec["init_from_run"] = depends_on[0]
-    return PlannedRun(run_id=f"{mode}-{name}-{spec_hash(spec)}", spec=spec,
-                      pretrain="none" if mode == "scratch" else "text", depends_on=tuple(depends_on))
+def _run(name: str, mode: str, depends_on=()) -> StudyRun:
+    spec = RunSpec(mode=mode, size="l1d16h2c32", seed=0, corpus=name, token_budget=1000 if mode == "pretrain" else None)
+    return StudyRun(label=f"{mode}-{name}", spec=spec, pretrain="none" if mode == "scratch" else "text",
+                    depends_on=tuple(depends_on), init_from_run=depends_on[0] if depends_on else None)
 
 
-def _plan() -> list[PlannedRun]:
+def _plan() -> list[StudyRun]:
     pre = _run("text", "pretrain")
     return [pre, _run("a", "finetune", [pre.run_id]), _run("b", "finetune", [pre.run_id]), _run("c", "scratch")]
 
@@ -209,7 +208,7 @@ def test_a_job_still_in_slurm_is_waited_for_not_resubmitted(slurm, fake_env, tmp
     fake_env.setenv("FAKE_RUN_SECONDS", "4")
     store = Store(tmp_path / "out")
     run = _run("solo", "scratch")
-    store.write_plan(run)
+    store.write_run(run)
     first = _executor(store.out_dir)
     first.submit(run.run_id)            # ...and the command dies: the job stays in SLURM
     job_id = json.loads((store.run_dir(run.run_id) / "slurm_job.json").read_text())["job_id"]

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from effdata.study import StudyError, load_study, plan_runs, study_from_dict
+from effdata.study.study import StudyError, load_study, study_from_dict, study_runs
 
 JOBS = Path(__file__).resolve().parent.parent / "jobs"
 
@@ -26,15 +26,15 @@ def test_every_job_file_loads(path):
 
 def test_plan_has_dependencies_and_shared_scratch_runs():
     study = study_from_dict(MINIMAL)
-    text = plan_runs(study, ["text"])
-    both = plan_runs(study, ["text", "text+code"])
+    text = study_runs(study, ["text"])
+    both = study_runs(study, ["text", "text+code"])
     modes = [r.mode for r in text]
     assert modes.count("scratch") == 4 and modes.count("pretrain") == 2 and modes.count("finetune") == 2
     ids = {r.run_id for r in text}
     for run in text:
         if run.mode == "finetune":
             assert len(run.depends_on) == 1 and run.depends_on[0] in ids
-            assert run.spec["init_from_run"] == run.depends_on[0]
+            assert run.init_from_run == run.depends_on[0]
     # Adding a pretraining corpus adds its pretraining and fine-tunes, and shares every scratch run.
     scratch = lambda runs: {r.run_id for r in runs if r.mode == "scratch"}  # noqa: E731
     assert scratch(text) == scratch(both)
@@ -42,11 +42,21 @@ def test_plan_has_dependencies_and_shared_scratch_runs():
     assert len(both) == len(text) + 4
 
 
+@pytest.mark.parametrize("job, table", [("cpu", "cpu"), ("quick", "quick")])
+def test_job_files_plan_the_run_ids_of_the_committed_tables(job, table):
+    """Run ids name run directories and committed results: planning must keep making the same ones."""
+    import pandas as pd
+
+    committed = set(pd.read_csv(JOBS.parent / "analysis" / table / "results.csv")["run_id"])
+    planned = {r.run_id for r in study_runs(load_study(JOBS / f"{job}.toml"), ["text", "text+code"])}
+    assert planned == committed
+
+
 def test_run_ids_are_stable_and_follow_the_spec():
-    first = {r.run_id for r in plan_runs(study_from_dict(MINIMAL))}
-    assert first == {r.run_id for r in plan_runs(study_from_dict(MINIMAL))}
+    first = {r.run_id for r in study_runs(study_from_dict(MINIMAL))}
+    assert first == {r.run_id for r in study_runs(study_from_dict(MINIMAL))}
     changed = study_from_dict({**MINIMAL, "train": {"batch_size": 3}})
-    assert first.isdisjoint({r.run_id for r in plan_runs(changed)})
+    assert first.isdisjoint({r.run_id for r in study_runs(changed)})
 
 
 @pytest.mark.parametrize("change, message", [

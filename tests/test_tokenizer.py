@@ -6,8 +6,8 @@ import json
 import pytest
 from transformers import AutoTokenizer
 
-from effdata import corpora, tokenizer
-from effdata.tokenizer import EOT, get_tokenizer, tokenizer_dir
+from effdata.data import corpora, sources, tokenizer
+from effdata.data.tokenizer import EOT, get_tokenizer, tokenizer_dir
 
 from test_corpora import make_sources
 
@@ -71,7 +71,7 @@ def test_corrupt_tokenizer_is_retrained(fake):
 def test_key_changes_with_sources_and_vocab(fake):
     d1 = tokenizer_dir(V, fake)
     assert tokenizer_dir(V + 100, fake) != d1
-    (corpora.STDLIB_DIR / "new_module.py").write_text("y = 2\n")
+    (sources.STDLIB_DIR / "new_module.py").write_text("y = 2\n")
     assert tokenizer_dir(V, fake) != d1
 
 
@@ -82,6 +82,6 @@ def test_vocab_too_small(fake):
 
 def test_missing_source_stops_before_training(tmp_path, monkeypatch):
     make_sources(tmp_path / "src", monkeypatch)
-    monkeypatch.setattr(corpora, "DICTD_DIR", tmp_path / "none")
+    monkeypatch.setattr(sources, "DICTD_DIR", tmp_path / "none")
     with pytest.raises(corpora.CorpusError, match="dict-gcide"):
         get_tokenizer(V, tmp_path / "home")

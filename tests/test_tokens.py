@@ -1,20 +1,20 @@
-"""effdata.tokens: token files, cache validation, nested prefixes, run_data."""
+"""effdata.data.tokens: token files, cache validation, nested prefixes; the data of one run (study.rundata)."""
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
-import sys
-import types
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
-from effdata import corpora, tokens
-from effdata.corpora import load_corpus
-from effdata.tokens import DataError, prepare, run_data, train_prefix
+from effdata.data import documents, sources, tokens
+from effdata.data.corpora import load_corpus
+from effdata.data.tokens import DataError, prepare, train_prefix
+from effdata.spec import RunSpec
+from effdata.study.rundata import run_data
 
 from test_corpora import make_sources, write_files
 
@@ -54,7 +54,7 @@ def test_token_files_and_character_accounting(fake):
     for d, (end, n) in list(zip(train, dm))[:10]:
         assert tok.decode(arr[start : end - 1].tolist()) == d.text and n == len(d.text)
         start = end
-    assert [d.id for d in train] == [d.id for d in corpora.ordered(train)]
+    assert [d.id for d in train] == [d.id for d in documents.ordered(train)]
 
 
 def test_wide_dtype_only_when_needed():
@@ -110,7 +110,7 @@ def test_truncated_or_corrupt_token_file_is_rebuilt(fake):
 
 def test_stale_when_source_changes(fake):
     tc1 = prepare("python", V, fake)
-    (corpora.STDLIB_DIR / "brand_new.py").write_text("def brand_new():\n    return 42\n")
+    (sources.STDLIB_DIR / "brand_new.py").write_text("def brand_new():\n    return 42\n")
     tc2 = prepare("python", V, fake)
     assert tc2.splits["train"].path.parent != tc1.splits["train"].path.parent
     assert sum(s.n_docs for s in tc2.splits.values()) == sum(s.n_docs for s in tc1.splits.values()) + 1
@@ -124,54 +124,55 @@ def test_mixture_and_files_tokenize(fake, tmp_path):
     assert tm.splits["train"].n_tokens > 0
 
 
-def _train_module(monkeypatch):
-    try:
-        from effdata.train import RunData  # noqa: F401
-    except Exception:  # the trainer is written in parallel: stand in for its RunData
-        @dataclasses.dataclass
-        class RunData:
-            train: np.ndarray
-            train_chars: int
-            valid: np.ndarray
-            test: np.ndarray
-            vocab_size: int
-            tokenizer_dir: Path | None
-
-        mod = types.ModuleType("effdata.train")
-        mod.RunData = RunData
-        monkeypatch.setitem(sys.modules, "effdata.train", mod)
-
-
-def test_run_data(fake, monkeypatch):
-    _train_module(monkeypatch)
-    monkeypatch.setattr(tokens, "DEFAULT_VOCAB_SIZE", V)
+def test_run_data(fake):
     target = prepare("python", V, fake)
-    spec = SimpleNamespace(mode="scratch", corpus="python", target="python", data_chars=5000, data_tokens=None,
-                           token_budget=None, settings=SimpleNamespace())
+    spec = RunSpec(mode="scratch", size="n25k", seed=0, corpus="python", data_chars=5000, vocab_size=V)
     rd = run_data(spec, fake)
     ref = train_prefix(target, chars=5000)
     assert np.array_equal(rd.train, ref.tokens) and rd.train_chars == ref.n_chars
     assert np.array_equal(rd.valid, target.splits["valid"].array())
     assert np.array_equal(rd.test, target.splits["test"].array())
-    assert rd.vocab_size == target.vocab_size
-    ft = run_data(SimpleNamespace(**{**vars(spec), "mode": "finetune", "data_chars": None, "data_tokens": 700}), fake)
+    assert rd.vocab_size == target.vocab_size and rd.pretrain_valid is None
+    ft = run_data(dataclasses.replace(spec, mode="finetune", data_chars=None, data_tokens=700), fake)
     assert ft.train.size == 700
-    pre = run_data(SimpleNamespace(**{**vars(spec), "mode": "pretrain", "corpus": "text", "data_chars": None,
-                                      "token_budget": 100}), fake)
+    pre = run_data(dataclasses.replace(spec, mode="pretrain", corpus="text", data_chars=None, token_budget=100), fake)
     text = prepare("text", V, fake)
     assert pre.train.size == text.splits["train"].n_tokens and np.array_equal(pre.valid, rd.valid)
-    if hasattr(pre, "pretrain_valid"):
-        assert np.array_equal(pre.pretrain_valid, text.splits["valid"].array())
+    assert np.array_equal(pre.pretrain_valid, text.splits["valid"].array())
     with pytest.raises(DataError):
-        run_data(SimpleNamespace(**{**vars(spec), "data_chars": 10**12}), fake)
+        run_data(dataclasses.replace(spec, data_chars=10**12), fake)
 
 
-def test_tokenizer_corpora_and_vocab_keywords(fake, monkeypatch):
-    """The study's data settings (as the runner passes them) pick the tokenizer."""
-    _train_module(monkeypatch)
+def test_tokenizer_corpora_and_vocab_in_the_spec_pick_the_tokenizer(fake):
     tc = prepare("python", 300, fake, tokenizer_corpora=["python", "code"])
     assert tc.tokenizer_dir.name.startswith("bpe-300-") and tc.tokenizer_dir != prepare("python", 300, fake).tokenizer_dir
-    spec = SimpleNamespace(mode="scratch", corpus="python", target="python", data_chars=None, data_tokens=500,
-                           token_budget=None, settings=SimpleNamespace())
-    rd = run_data(spec, fake, vocab_size=300, tokenizer_corpora=["python", "code"])
+    spec = RunSpec(mode="scratch", size="n25k", seed=0, corpus="python", data_tokens=500, vocab_size=300,
+                   tokenizer_corpora=("python", "code"))
+    rd = run_data(spec, fake)
     assert np.array_equal(rd.train, train_prefix(tc, tokens=500).tokens) and rd.tokenizer_dir == tc.tokenizer_dir
+
+
+def test_two_tokenizers_of_one_vocabulary_keep_their_token_files(fake):
+    """Two studies sharing a home with different tokenizer_corpora: neither build removes the other's files,
+    and a stale build of the same corpus and tokenizer goes only when no process reads it."""
+    a = prepare("python", 300, fake, tokenizer_corpora=["text", "code"])
+    b = prepare("python", 300, fake, tokenizer_corpora=["python", "code"])
+    a_dir, b_dir = a.splits["train"].path.parent, b.splits["train"].path.parent
+    assert a.tokenizer_dir != b.tokenizer_dir and a_dir != b_dir
+    # Older builds of (python, tokenizer a): one unused, one that another process reads.
+    stale = a_dir.with_name(a_dir.name[:-12] + "0" * 12)
+    in_use = a_dir.with_name(a_dir.name[:-12] + "1" * 12)
+    for d in (stale, in_use):
+        d.mkdir()
+        (d / "meta.json").write_text("{}")
+    held = open(in_use / ".in-use", "a")
+    fcntl.flock(held, fcntl.LOCK_SH)
+    # The python sources change (tokenizer a is not trained on them): a new build of python with tokenizer a.
+    (sources.STDLIB_DIR / "changed.py").write_text("def changed():\n    return 1\n")
+    c = prepare("python", 300, fake, tokenizer_corpora=["text", "code"])
+    assert c.tokenizer_dir == a.tokenizer_dir and c.splits["train"].path.parent != a_dir
+    assert not stale.exists()                           # an unused build of the same family: removed
+    assert a_dir.exists()                               # read by this process (its memmaps): kept
+    assert in_use.exists()                              # read by a live process: kept
+    assert b_dir.exists() and len(b.splits["train"].array()) == b.splits["train"].n_tokens  # other tokenizer
+    held.close()

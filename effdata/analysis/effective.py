@@ -3,7 +3,7 @@
 For each N the from-scratch runs give a loss-against-data curve. It is made monotone (loss falls
 with data: pool-adjacent-violators in log D) and interpolated with PCHIP in log D, which stays
 monotone between the measured points. A fine-tuned run's effective data D_E is the D at which the
-same-N curve reaches the fine-tuned loss (METHOD.md §1).
+same-N curve reaches the fine-tuned loss (docs/METHOD.md §1).
 
 Outside the measured range we use a per-N fit L = L_inf + A * D^(-b). Its shape (L_inf, b) comes
 from a least-squares fit to all scratch points of that N; its amplitude is re-anchored at the
@@ -29,7 +29,7 @@ from scipy.optimize import brentq, least_squares
 from effdata.analysis.table import ResultsTable
 
 FLAG_NAMES = ("extrapolated", "beyond_reach", "ossified", "low_data", "no_scratch")
-LOW_DATA_FRACTION = 0.1     # METHOD.md: D_F at most ~10% of D(N)
+LOW_DATA_FRACTION = 0.1     # docs/METHOD.md: D_F at most ~10% of D(N)
 WITHIN_ONE_PERCENT = 0.01   # D(N): within 1% of the infinite-data loss
 MIN_LAW_POINTS = 3          # three parameters in L_inf + A * D^(-b)
 
@@ -149,7 +149,7 @@ class ScratchCurve:
 
     @property
     def d_low(self) -> float:
-        """D(N) of METHOD.md, or nan without a law."""
+        """D(N) of docs/METHOD.md, or nan without a law."""
         return self.law.data_within_one_percent() if self.law else float("nan")
 
     def _anchored_extrapolation(self, low_end: bool) -> tuple[float, float, float] | None:

@@ -1,7 +1,7 @@
 """Fit D_T = k * D_F^alpha * N^beta (Hernandez et al. 2021), with intervals.
 
 The transfer law is fitted in log space, log D_T = log k + alpha log D_F + beta log N, by
-minimising the *summed* Huber loss of the log residuals (METHOD.md §4) with L-BFGS-B from a grid
+minimising the *summed* Huber loss of the log residuals (docs/METHOD.md §4) with L-BFGS-B from a grid
 of starts. Regressors are centred first (log k is recovered afterwards): that removes the strong
 correlation between log k and the slopes that otherwise makes L-BFGS stop early.
 
@@ -10,7 +10,7 @@ the same minimum, and iteratively reweighted least squares (IRLS, Huber's own al
 exactly the same objective. We use IRLS, vectorised over all resamples at once, for the bootstrap
 (1,000 resamples in well under a second) and as a check on L-BFGS (the better objective is kept).
 
-Huber delta: METHOD.md quotes delta ~ 1e-3 from the Chinchilla fit, where residuals are in log
+Huber delta: docs/METHOD.md quotes delta ~ 1e-3 from the Chinchilla fit, where residuals are in log
 *loss* (~1e-2). Residuals in log D_T are ~10-100x larger, so 1e-3 would make the fit plain L1
 (median) regression. We default to delta = 0.1 (residuals beyond ~10% count linearly); it is a
 parameter (`huber_delta`, CLI `--huber-delta`).

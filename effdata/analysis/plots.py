@@ -5,7 +5,7 @@ never changes the caller's backend or global state. Every figure follows the sam
 log axes for data, N and compute; units on every axis; filled markers for measured D_E, hollow
 markers for extrapolated ones, an X for ossified runs (D_T <= 0); legends say so.
 
-Figures (METHOD.md §1 "Figures worth reproducing"):
+Figures (docs/METHOD.md §1 "Figures worth reproducing"):
   loss_vs_data        loss against data, from scratch and fine-tuned, D_T drawn, for chosen N (1, 5)
   dt_vs_df            D_T against D_F per N with the fitted law
   fraction_vs_n       D_T / (D_F + D_T) against N per D_F with the fitted law (2)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from effdata.data.corpora import corpus_key, load_corpus, safe_name
-from effdata.paths import atomic_write_bytes, atomic_write_json, home as _home, sha256_file, sha256_text
+from effdata.paths import atomic_write, atomic_write_bytes, atomic_write_json, home as _home, sha256_file, sha256_text
 from effdata.data.tokenizer import DEFAULT_VOCAB_SIZE, EOT, ensure_tokenizer, tokenizer_hash
 
 TOKENS_VERSION = "1"
@@ -202,9 +202,7 @@ def prepare(corpus: str, vocab_size: int = DEFAULT_VOCAB_SIZE, home=None, *,
         docs = c.split(s)  # fixed shuffled order
         arr, dm = _encode_split(docs, tok, dtype, f"tokenize {corpus}/{s}")
         atomic_write_bytes(d / f"{s}.bin", arr.tobytes())
-        tmp = d / f".{s}.docs.tmp.npy"
-        np.save(tmp, dm)
-        os.replace(tmp, d / f"{s}.docs.npy")
+        atomic_write(d / f"{s}.docs.npy", lambda f, dm=dm: np.save(f, dm))
         meta["splits"][s] = {
             "n_tokens": int(arr.size), "n_chars": int(dm[:, 1].sum()) if len(dm) else 0, "n_docs": len(docs),
             "dtype": dtype, "sha256": hashlib.sha256(arr.tobytes()).hexdigest(),

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from effdata.paths import atomic_write
 from effdata.spec import RunSpec
 from effdata.training.model import shape_of
 from effdata.training.rundata import RunFailed
@@ -73,10 +74,8 @@ def tokenizer_eos(tokenizer_dir: Path | None) -> int | None:
 
 
 def save_resume(path: Path, payload: dict[str, Any]) -> None:
-    """torch.save to a temporary file, then rename: a reader sees the old file or the whole new one."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    """torch.save atomically: a reader sees the old file or the whole new one."""
+    atomic_write(path, lambda f: torch.save(payload, f))
 
 
 def load_resume(path: Path, dev: torch.device) -> dict[str, Any]:

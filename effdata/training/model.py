@@ -1,6 +1,6 @@
 """The model: a GPT-2 decoder of a given `effdata.spec.ModelShape`, built from a config (no downloaded weights).
 
-N, the size every law in METHOD.md uses, is the number of parameters excluding the token and
+N, the size every law in docs/METHOD.md uses, is the number of parameters excluding the token and
 position embeddings (the unembedding is tied to the token embedding, so it is excluded too).
 It is counted from the built model. For a GPT-2 block stack N = n_layer·(12·d² + 13·d) + 2·d exactly
 (12·d² from the matrices; 13·d from the biases and the two layer norms per block; 2·d from the
