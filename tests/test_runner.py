@@ -52,6 +52,9 @@ def test_smoke_study_runs_end_to_end(smoke):
         assert column in table.columns, column
     finetunes = table[table["mode"] == "finetune"]
     assert (finetunes["pretrain_flops"] > 0).all()
+    assert table["tokens_per_param"].to_numpy() == pytest.approx((table["tokens_seen"] / table["n_params"]).to_numpy())
+    pretrains = table[table["mode"] == "pretrain"].set_index("size")["tokens_per_param"]
+    assert finetunes["pretrain_tokens_per_param"].to_numpy() == pytest.approx(pretrains[finetunes["size"]].to_numpy())
     assert set(table.loc[table["mode"] == "scratch", "pretrain"]) == {"none"}
     for run_id in table.loc[table["mode"] == "pretrain", "run_id"]:
         assert (store.checkpoint_dir(run_id) / "config.json").exists()

@@ -82,3 +82,25 @@ def test_missing_file_and_bad_toml(tmp_path):
     bad.write_text("name = [unclosed")
     with pytest.raises(StudyError, match="not valid TOML"):
         load_study(bad)
+
+
+def test_pretraining_budget_per_parameter_with_floor_and_ceiling():
+    study = study_from_dict({**MINIMAL, "sizes": ["n25k", "n100k", "n500k"],
+                             "pretrain": {"tokens_per_param": 100, "min_tokens": 5e6, "max_tokens": 3e7}})
+    budgets = {r.spec.size: r.spec.token_budget for r in study_runs(study) if r.mode == "pretrain"}
+    # n25k: 100 × 25,472 = 2.5 M, raised to the floor; n100k: 100 × 100,096; n500k: 55.9 M, cut to the ceiling
+    assert budgets == {"n25k": 5_000_000, "n100k": 10_009_600, "n500k": 30_000_000}
+    fixed = {r.run_id for r in study_runs(study_from_dict(MINIMAL)) if r.mode == "pretrain"}
+    assert fixed.isdisjoint(r.run_id for r in study_runs(study) if r.mode == "pretrain")
+
+
+@pytest.mark.parametrize("pretrain, message", [
+    ({"tokens_per_param": 100, "token_budget": 1000}, "not both"),
+    ({"tokens_per_param": -3}, "positive number"),
+    ({"tokens_per_param": "lots"}, "positive number"),
+    ({"token_budget": 1000, "min_tokens": 10}, "goes with tokens_per_param"),
+    ({"tokens_per_param": 10, "min_tokens": 1e7, "max_tokens": 1e6}, "is above max_tokens"),
+])
+def test_bad_pretraining_budgets_are_refused(pretrain, message):
+    with pytest.raises(StudyError, match=message):
+        study_from_dict({**MINIMAL, "pretrain": pretrain})

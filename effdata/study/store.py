@@ -122,7 +122,7 @@ class Store:
         import pandas as pd  # noqa: PLC0415
 
         records = list(self.records())
-        flops_of = {r["run_id"]: r["metrics"].get("flops", 0.0) for r in records if r["status"] == "ok"}
+        ok = {r["run_id"]: r["metrics"] for r in records if r["status"] == "ok"}
         rows = []
         for r in records:
             identity, metrics = r["identity"], r["metrics"]
@@ -131,12 +131,21 @@ class Store:
                    "seed": identity["seed"]}
             row.update({k: v for k, v in metrics.items() if not isinstance(v, (list, dict))})
             row["pretrain"] = r["pretrain"]  # the table's meaning, whatever the metrics call it
-            row["pretrain_flops"] = sum(flops_of.get(dep, 0.0) for dep in r["depends_on"])
+            row["tokens_per_param"] = _tokens_per_param(metrics)
+            row["pretrain_flops"] = sum(ok.get(dep, {}).get("flops", 0.0) for dep in r["depends_on"])
+            row["pretrain_tokens_per_param"] = sum(_tokens_per_param(ok.get(dep, {})) or 0.0
+                                                   for dep in r["depends_on"]) or None
             rows.append(row)
         table = pd.DataFrame(rows)
         self.results_path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.results_path, table.to_csv(index=False))
         return self.results_path
+
+
+def _tokens_per_param(metrics: dict[str, Any]) -> float | None:
+    """Tokens the run trained on per non-embedding parameter (None when the record lacks either)."""
+    tokens, n = metrics.get("tokens_seen"), metrics.get("n_params")
+    return tokens / n if tokens and n else None
 
 
 def _upgrade_legacy(record: dict[str, Any]) -> dict[str, Any]:

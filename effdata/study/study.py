@@ -18,6 +18,7 @@ A study file looks like this (every key is checked; an unknown key or a wrong ty
     [pretrain]
     corpora = ["text"]             # used when --pretrain is not given
     token_budget = 2_000_000       # or a table: token_budget = { n20k = 1e6, n60k = 3e6 }
+    # or a budget that grows with N: tokens_per_param = 100, min_tokens = 1e6, max_tokens = 5e7
 
     [train]                        # any field of effdata.spec.TrainSettings
     batch_size = 16
@@ -55,10 +56,20 @@ class DataSizes:
 
 @dataclass(frozen=True)
 class PretrainSettings:
+    """How long each size pretrains: a fixed `token_budget` (one for all sizes, or one per size), or
+    `tokens_per_param` × N, clamped to [min_tokens, max_tokens] (docs/METHOD.md §5: with one budget for
+    every size the bigger models are the less pretrained ones)."""
+
     corpora: tuple[str, ...] = ("text",)
-    token_budget: int | dict[str, int] = 1_000_000
+    token_budget: int | dict[str, int] | None = 1_000_000
+    tokens_per_param: float | None = None
+    min_tokens: int | None = None
+    max_tokens: int | None = None
 
     def budget_for(self, size: str) -> int:
+        if self.tokens_per_param is not None:
+            budget = round(self.tokens_per_param * get_shape(size).n_params)
+            return min(max(budget, self.min_tokens or 1), self.max_tokens or budget)
         if isinstance(self.token_budget, int):
             return self.token_budget
         if size not in self.token_budget:
@@ -141,14 +152,33 @@ def _data_sizes(table: Any, where: str) -> DataSizes:
 def _pretrain(table: Any) -> PretrainSettings:
     if not isinstance(table, dict):
         raise StudyError("[pretrain] must be a table")
-    _check_keys(table, {"corpora", "token_budget"}, "[pretrain]")
+    _check_keys(table, {"corpora", "token_budget", "tokens_per_param", "min_tokens", "max_tokens"}, "[pretrain]")
     corpora = _string_list(table.get("corpora", ["text"]), "[pretrain] corpora")
+    if "tokens_per_param" in table:
+        return _pretrain_per_param(table, corpora)
+    for key in ("min_tokens", "max_tokens"):
+        if key in table:
+            raise StudyError(f"[pretrain] {key} goes with tokens_per_param")
     budget = table.get("token_budget", PretrainSettings.token_budget)
     if isinstance(budget, dict):
         budget = {str(k): _number(v, f"[pretrain] token_budget.{k}") for k, v in budget.items()}
     else:
         budget = _number(budget, "[pretrain] token_budget")
     return PretrainSettings(corpora=corpora, token_budget=budget)
+
+
+def _pretrain_per_param(table: dict, corpora: tuple[str, ...]) -> PretrainSettings:
+    if "token_budget" in table:
+        raise StudyError("[pretrain] give token_budget or tokens_per_param, not both")
+    per_param = table["tokens_per_param"]
+    if isinstance(per_param, bool) or not isinstance(per_param, (int, float)) or not per_param > 0:
+        raise StudyError(f"[pretrain] tokens_per_param: expected a positive number, got {per_param!r}")
+    low = _number(table["min_tokens"], "[pretrain] min_tokens") if "min_tokens" in table else None
+    high = _number(table["max_tokens"], "[pretrain] max_tokens") if "max_tokens" in table else None
+    if low is not None and high is not None and low > high:
+        raise StudyError(f"[pretrain] min_tokens ({low:,}) is above max_tokens ({high:,})")
+    return PretrainSettings(corpora=corpora, token_budget=None, tokens_per_param=float(per_param),
+                            min_tokens=low, max_tokens=high)
 
 
 def _train_settings(table: Any) -> TrainSettings:
