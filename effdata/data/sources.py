@@ -12,6 +12,9 @@
                     .json/.jsonl/.csv/.parquet: one row = one document, column ``text``/``content``).
 
 Listing a source is cheap (paths and stat only): ``files_key`` fingerprints a listing without reading it.
+
+Why one module of ~470 lines: each reader sits next to its listing and they share the file helpers;
+split per source, every module would import the same helpers and a reader would be apart from its files.
 """
 from __future__ import annotations
 

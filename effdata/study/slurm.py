@@ -19,6 +19,9 @@ this module only submits jobs and watches their states:
 
 The study directory, the effdata cache (EFFDATA_HOME / --home) and the Python environment must be
 on a filesystem the nodes share: jobs read their spec and write their record there.
+
+Why one module of ~500 lines: it is one executor and the SLURM queries its protocol needs (squeue,
+sacct, job adoption, settling); split apart, one protocol would be read across files.
 """
 from __future__ import annotations
 
