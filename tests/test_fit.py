@@ -65,9 +65,23 @@ def test_bootstrap_drops_unidentifiable_resamples():
     n = np.array([1e5, 1e5, 1e6, 1e6, 1e7])
     d_t = transferred(d_f, n, **TRUE_TEXT)
     theta, _ = fit_log_linear(d_f, n, d_t)
-    samples = bootstrap_log_linear(d_f, n, d_t, theta, 300, 0.1, np.random.default_rng(0))
-    assert 0 < len(samples) < 300
+    draws = np.tile(d_t, (300, 1))
+    draws[::3, d_f == 1e6] = -1.0           # every third resample: only D_F = 1e5 left, alpha unidentifiable
+    samples, nonpositive = bootstrap_log_linear(d_f, n, draws, theta, 0.1, np.random.default_rng(0))
+    assert len(samples) == 200 and nonpositive == pytest.approx(2 / 15)
     np.testing.assert_allclose(np.median(samples, axis=0), theta, atol=1e-6)
+
+
+def test_bootstrap_leaves_nonpositive_draws_out_of_their_resample():
+    d_f = np.repeat(np.geomspace(1e5, 1e7, 4), 4)
+    n = np.tile(np.geomspace(1e5, 1e7, 4), 4)
+    d_t = transferred(d_f, n, **TRUE_TEXT)
+    draws = np.tile(d_t, (200, 1))
+    draws[:, 0] = -1.0                       # one point ossified in every resample: as if it were absent
+    theta, _ = fit_log_linear(d_f, n, d_t)
+    samples, nonpositive = bootstrap_log_linear(d_f, n, draws, theta, 0.1, np.random.default_rng(0))
+    assert nonpositive == pytest.approx(1 / 16)
+    np.testing.assert_allclose(samples, np.tile(theta, (len(samples), 1)), atol=1e-6)
 
 
 def test_too_few_points_is_not_fitted_with_a_reason():
