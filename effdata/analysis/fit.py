@@ -34,6 +34,10 @@ DEFAULT_BOOTSTRAP = 1000
 INTERVAL_PERCENTILES = (5.0, 95.0)
 MIN_FIT_POINTS = 5               # three parameters plus at least two degrees of freedom
 HEADLINE_MIN_SHARE = 0.5         # interpolated points must be at least half (headline_points)
+# An extrapolated D_E falls short of the true one more the farther it lies past the largest from-scratch
+# run: on the Kaplan-shaped synthetic study (CPU_BEYOND, no noise) the truth was 1.03-1.75x the
+# extrapolated D_E, for D_E up to 3.5x the largest run. A run at 2x D_E reaches past it.
+EXTRAPOLATION_MARGIN = 2.0
 
 # Hernandez et al. 2021, Table 1 / Fig. 1 (D in characters, N non-embedding).
 PAPER_TRANSFER = {
@@ -131,6 +135,7 @@ class TransferFit:
     points: str = "interpolated"                  # which D_E: "interpolated" or "including extrapolated"
     resampling: str = "fixed D_T"                 # what each bootstrap resample re-draws
     lack_of_fit: float | None = None              # tau: sd of log D_T about the law beyond the runs' noise
+    noise_scatter: float | None = None            # sd of log D_T that the runs' noise explains (per point, rms)
     nonpositive_draws: float = 0.0                # share of re-read D_T <= 0 (left out of their resample)
     # The same law fitted with the extrapolated D_E too (sensitivity check; None when there are none).
     including_extrapolated: "TransferFit | None" = None
@@ -209,21 +214,21 @@ def fit_log_linear(d_f, n_params, d_t, delta: float = DEFAULT_HUBER_DELTA) -> tu
     return design.to_natural(theta), value
 
 
-def lack_of_fit(log_residual: np.ndarray, log_d_t_draws: np.ndarray) -> float:
-    """tau: the sd of log D_T about the law that the measurement noise does not explain.
+def lack_of_fit(log_residual: np.ndarray, log_d_t_draws: np.ndarray) -> tuple[float, float]:
+    """(tau, noise): the sd of log D_T about the law that the runs' noise does not explain, and the part it does.
 
     tau^2 = max(0, sum r^2 / (n - 3) - mean v_i) (a method-of-moments estimate, as for the between-study
     variance of a meta-analysis), where v_i is the variance of point i's log D_T over the resamples of
     the runs (from its 5th-95th percentile spread, robust to the rare D_T <= 0 draw). 0 when the
     scatter is no more than the seeds' noise explains; the residual variance itself when D_T is held fixed.
     """
-    dof = len(log_residual) - 3
-    if dof <= 0:
-        return 0.0
     with np.errstate(invalid="ignore"):
         spread = np.diff(np.nanpercentile(log_d_t_draws, INTERVAL_PERCENTILES, axis=0), axis=0)[0]
     noise_var = float(np.nanmean((spread / (2 * 1.6449)) ** 2)) if np.isfinite(spread).any() else 0.0
-    return float(np.sqrt(max(0.0, float(np.sum(log_residual ** 2)) / dof - noise_var)))
+    dof = len(log_residual) - 3
+    if dof <= 0:
+        return 0.0, float(np.sqrt(noise_var))
+    return float(np.sqrt(max(0.0, float(np.sum(log_residual ** 2)) / dof - noise_var))), float(np.sqrt(noise_var))
 
 
 def bootstrap_log_linear(d_f, n_params, d_t_draws, theta_natural: np.ndarray, delta: float,
@@ -328,8 +333,8 @@ def nice_ceiling(value: float) -> float:
 def scratch_runs_needed(rows: pd.DataFrame) -> list[dict]:
     """Per N whose lowest fine-tuned loss lies past its from-scratch curve: the data that reaches it.
 
-    `d_e` is where the per-N law puts that loss, `d_e_hi` the top of its 90% interval (the law
-    underestimates D_E, so the suggestion is the larger of the two, rounded up); `suggested` is None
+    `d_e` is where the per-N law puts that loss, `d_e_hi` the top of its 90% interval; `suggested` is
+    the larger of d_e_hi and EXTRAPOLATION_MARGIN * d_e, rounded up (the law underestimates D_E); None
     when the loss is below the law's L_inf (beyond reach: no extrapolation says how far).
     """
     needed = []
@@ -338,7 +343,7 @@ def scratch_runs_needed(rows: pd.DataFrame) -> list[dict]:
         if not (lowest["extrapolated"] and lowest["loss"] < group["loss"].max() and
                 not lowest["d_e"] <= lowest["d_scratch_max"]):
             continue
-        reach = [v for v in (lowest["d_e"], lowest.get("d_e_hi", np.nan)) if np.isfinite(v)]
+        reach = [v for v in (EXTRAPOLATION_MARGIN * lowest["d_e"], lowest.get("d_e_hi", np.nan)) if np.isfinite(v)]
         needed.append({"n_params": float(n_params), "size": lowest.get("size"), "d_f": float(lowest["d_f"]),
                        "lowest_loss": float(lowest["loss"]), "d_e": float(lowest["d_e"]),
                        "d_e_hi": float(lowest.get("d_e_hi", np.nan)), "d_scratch_max": float(lowest["d_scratch_max"]),
@@ -398,7 +403,7 @@ def _fit_points(points, n_rows, draws, label, common, seed, warnings, progress) 
     name = f"fit '{fit.pretrain}' ({label})"
     if len(draws):
         with np.errstate(invalid="ignore", divide="ignore"):
-            fit.lack_of_fit = lack_of_fit(log_residual, np.log(np.where(draws > 0, draws, np.nan)))
+            fit.lack_of_fit, fit.noise_scatter = lack_of_fit(log_residual, np.log(np.where(draws > 0, draws, np.nan)))
         samples, fit.nonpositive_draws = bootstrap_log_linear(d_f, n_params, draws, theta, fit.huber_delta,
                                                               np.random.default_rng(seed), tau=fit.lack_of_fit,
                                                               progress=progress)
