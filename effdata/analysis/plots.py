@@ -116,9 +116,24 @@ def _scatter_flagged(ax, x, y, rows: pd.DataFrame, color, label: str | None = No
     plain = ~ossified & ~extrapolated
     ax.scatter(x[plain], y[plain], s=size, color=color, label=label, zorder=3)
     ax.scatter(x[extrapolated], y[extrapolated], s=size, facecolors="none", edgecolors=color,
-               linewidths=1.4, zorder=3, label=label if not plain.any() else None)
+               linewidths=1.4, zorder=3)
     ax.scatter(x[ossified], y[ossified], s=size * 1.6, marker="X", color="crimson", edgecolors=color,
                linewidths=0.8, zorder=4)
+
+
+def _category_handles(labels_colors) -> list[Line2D]:
+    """One filled marker per colour-coded category (N, D_F or pretraining), whatever its points' flags."""
+    return [Line2D([], [], marker="o", color=color, linestyle="", label=label) for label, color in labels_colors]
+
+
+def _shown_law(fit: TransferFit | None) -> tuple[TransferFit | None, str, str]:
+    """(law to draw, line style, title line): the headline solid; without one, the sensitivity row dashed."""
+    if fit is not None and fit.fitted:
+        return fit, "-", f"k={fit.k:.3g}, α={fit.alpha:.3f}, β={fit.beta:.3f}"
+    other = fit.including_extrapolated if fit is not None else None
+    if other is not None and other.fitted:
+        return other, "--", "no headline law; dashed: fit including extrapolated D_E"
+    return None, "", "law not fitted"
 
 
 def _data_label(units: str, symbol: str = "D") -> str:
@@ -237,7 +252,8 @@ def plot_loss_vs_data(effective: EffectiveResult, out_dir: Path, n_values=None,
         ax.set_xlabel(_data_label(effective.units))
         ax.set_ylabel(LOSS_LABEL)
         ax.set_title(_format_n(n))
-    handles, _ = axes[0].get_legend_handles_labels()
+    handles = [h for h in axes[0].get_legend_handles_labels()[0] if h.get_label().startswith("from scratch")]
+    handles += _category_handles((f"fine-tuned from {name}", color) for name, color in colors.items())
     handles += [Line2D([], [], color=SCRATCH_COLOR, ls="--", label="per-N law (extrapolation)"),
                 Line2D([], [], color="0.4", marker=r"$\rightarrow$", ls="", markersize=12, label="D_T = D_E − D_F"),
                 Line2D([], [], color="0.4", marker="|", ls="-", lw=1, markersize=7, label="D_E 90% interval"),
@@ -252,12 +268,14 @@ def plot_loss_vs_data(effective: EffectiveResult, out_dir: Path, n_values=None,
                  "it; an X (arrow pointing left) is an ossified run. Small faint dots: single seeds, where there are several.")
 
 
-def _fit_lines(ax, fit: TransferFit | None, d_f_range, n_values, palette) -> None:
-    if fit is None or not fit.fitted:
-        return
-    grid = np.geomspace(*d_f_range, 50)
-    for n, color in zip(n_values, palette):
-        ax.plot(grid, fit.predict(grid, n), color=color, lw=1.2)
+def _fit_lines(ax, fit: TransferFit | None, d_f_range, n_values, palette) -> str:
+    """The law per N (see _shown_law); returns the title line that says which law it is."""
+    law, style, title = _shown_law(fit)
+    if law is not None:
+        grid = np.geomspace(*d_f_range, 50)
+        for n, color in zip(n_values, palette):
+            ax.plot(grid, law.predict(grid, n), color=color, lw=1.2, ls=style)
+    return title
 
 
 def _dodge(values, index: int, count: int, spread: float = 0.06) -> np.ndarray:
@@ -300,19 +318,15 @@ def plot_dt_vs_df(effective: EffectiveResult, fits: dict[str, TransferFit], out_
         for index, (n, color) in enumerate(zip(n_values, palette)):
             group = rows[rows["n_params"] == n]
             _d_t_points(ax, group, _dodge(group["d_f"], index, len(n_values)), floor, color, _format_n(n))
-        _fit_lines(ax, fits.get(pretrain), (rows["d_f"].min(), rows["d_f"].max()), n_values, palette)
-        fit = fits.get(pretrain)
-        title = f"pretrained on {pretrain}"
-        if fit is not None and fit.fitted:
-            title += f"\nk={fit.k:.3g}, α={fit.alpha:.3f}, β={fit.beta:.3f}"
-        ax.set_title(title, fontsize="small")
+        law = _fit_lines(ax, fits.get(pretrain), (rows["d_f"].min(), rows["d_f"].max()), n_values, palette)
+        ax.set_title(f"pretrained on {pretrain}\n{law}", fontsize="small")
         ax.set_xscale("log")
         ax.set_yscale("log")
         _tidy_log_axis(ax.xaxis)
         _tidy_log_axis(ax.yaxis)
         ax.set_xlabel(_data_label(effective.units, "D_F"))
         ax.set_ylabel(f"effective data transferred D_T ({UNIT_WORDS[effective.units]})")
-    handles, _ = axes[0].get_legend_handles_labels()
+    handles = _category_handles((_format_n(n), color) for n, color in zip(n_values, palette))
     _legend_outside(figure, handles + _interval_handles(axes[0]) + _flag_legend_handles()[1:])
     return _save(figure, out_dir, "dt_vs_df", "Effective data transferred against fine-tuning data",
                  "Lines: the headline law D_T = k·D_F^α·N^β per N. Bars: each point's 90% interval (bootstrap over "
@@ -330,7 +344,7 @@ def plot_fraction_vs_n(effective: EffectiveResult, fits: dict[str, TransferFit],
     palette = sns.color_palette("mako_r", len(d_f_values))
     for ax, pretrain in zip(axes, pretrains):
         rows = table[table["pretrain"] == pretrain]
-        fit = fits.get(pretrain)
+        law, style, title = _shown_law(fits.get(pretrain))
         n_grid = np.geomspace(rows["n_params"].min(), rows["n_params"].max(), 50)
         for index, (d_f, color) in enumerate(zip(d_f_values, palette)):
             group = rows[rows["d_f"] == d_f].sort_values("n_params")
@@ -340,14 +354,14 @@ def plot_fraction_vs_n(effective: EffectiveResult, fits: dict[str, TransferFit],
             lo, hi = 1 - d_f / group["d_e_lo"], 1 - d_f / group["d_e_hi"]
             ax.errorbar(x, group["fraction"], yerr=_interval_errors(group["fraction"], lo, hi), fmt="none",
                         ecolor=color, elinewidth=0.9, capsize=2, alpha=0.8, zorder=2)
-            if fit is not None and fit.fitted:
-                d_t = fit.predict(d_f, n_grid)
-                ax.plot(n_grid, d_t / (d_f + d_t), color=color, lw=1.2)
+            if law is not None:
+                d_t = law.predict(d_f, n_grid)
+                ax.plot(n_grid, d_t / (d_f + d_t), color=color, lw=1.2, ls=style)
         _n_axis(ax, rows["n_params"])
         ax.set_xlabel("non-embedding parameters N")
         ax.set_ylabel("fraction from transfer D_T / (D_F + D_T)")
-        ax.set_title(f"pretrained on {pretrain}", fontsize="small")
-    handles, _ = axes[0].get_legend_handles_labels()
+        ax.set_title(f"pretrained on {pretrain}\n{title}", fontsize="small")
+    handles = _category_handles((f"D_F = {compact(d_f)}", color) for d_f, color in zip(d_f_values, palette))
     _legend_outside(figure, handles + _interval_handles(axes[0]) + _flag_legend_handles()[1:])
     return _save(figure, out_dir, "fraction_vs_n", "Fraction of effective data from transfer against N",
                  f"D_F in {UNIT_WORDS[effective.units]}. Lines: the headline law. Bars: 90% intervals (bootstrap over "
@@ -384,7 +398,8 @@ def plot_loss_vs_n(effective: EffectiveResult, out_dir: Path) -> SavedFigure | S
         ax.set_xlabel("non-embedding parameters N")
         ax.set_ylabel(LOSS_LABEL)
         ax.set_title(f"D_F = {compact(d_f)} {UNIT_WORDS[effective.units]}", fontsize="small")
-    handles, _ = axes[-1].get_legend_handles_labels()
+    handles = [h for h in axes[-1].get_legend_handles_labels()[0] if h.get_label().startswith("from scratch")]
+    handles += _category_handles((f"fine-tuned from {name}", color) for name, color in colors.items())
     _legend_outside(figure, handles + _flag_legend_handles()[1:])
     return _save(figure, out_dir, "loss_vs_n", "Loss against model size at fixed fine-tuning data",
                  "From scratch (dashed): the same-N curve read at D = D_F; hollow squares where that needs the per-N law "
@@ -431,10 +446,10 @@ def plot_compare_dt(effective: EffectiveResult, fits: dict[str, TransferFit], ou
             if group.empty:
                 continue
             _d_t_points(ax, group, _dodge(group["d_f"], index, len(names), spread=0.04), floor, colors[pretrain], pretrain)
-            fit = fits.get(pretrain)
-            if fit is not None and fit.fitted:
+            law, style, _ = _shown_law(fits.get(pretrain))
+            if law is not None:
                 grid = np.geomspace(table["d_f"].min(), table["d_f"].max(), 50)
-                ax.plot(grid, fit.predict(grid, n), color=colors[pretrain], lw=1.2)
+                ax.plot(grid, law.predict(grid, n), color=colors[pretrain], lw=1.2, ls=style)
         ax.set_xscale("log")
         ax.set_yscale("log")
         _tidy_log_axis(ax.xaxis)
@@ -442,8 +457,8 @@ def plot_compare_dt(effective: EffectiveResult, fits: dict[str, TransferFit], ou
         ax.set_xlabel(_data_label(effective.units, "D_F"))
         ax.set_ylabel(f"D_T ({UNIT_WORDS[effective.units]})")
         ax.set_title(_format_n(n), fontsize="small")
-    handles, _ = axes[0].get_legend_handles_labels()
-    law = Line2D([], [], color="0.4", lw=1.2, label="headline law (colour of its pretraining)")
+    handles = _category_handles((name, colors[name]) for name in names if name in set(table["pretrain"]))
+    law = Line2D([], [], color="0.4", lw=1.2, label="headline law (dashed: including extrapolated, when no headline)")
     _legend_outside(figure, handles + _interval_handles(axes[0], law=False) + [law] + _flag_legend_handles()[1:2])
     return _save(figure, out_dir, "compare_dt", "Pretraining distributions compared: D_T against D_F",
                  "Lines: each distribution's headline law at that N. Bars: 90% intervals (bootstrap over runs).")
