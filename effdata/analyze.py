@@ -61,6 +61,8 @@ def analyze(results, out_dir=None, compare: list[str] | None = None, units: str 
 def _analyze(results, out_dir, compare, units, n_bootstrap, huber_delta, seed, figures, progress,
              peak_flops, notes, loss_noise) -> dict:
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(results)
+    if loss_noise is not None and not 0 <= loss_noise < 1:
+        raise ValueError(f"loss_noise must be a fraction of the loss in [0, 1), e.g. 0.01, not {loss_noise}")
     warnings: list[str] = []
     table = load_results(results, units=units, warnings=warnings)
     effective = compute_effective(table, warnings)
@@ -107,6 +109,13 @@ def _analyze(results, out_dir, compare, units, n_bootstrap, huber_delta, seed, f
     return result
 
 
+def _relative_noise(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction of the loss in [0, 1), e.g. 0.01 (got {text})")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m effdata.analyze", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -126,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                              "(python -m effdata.bench prints it; a peak_flops column overrides it)")
     parser.add_argument("--notes", type=Path, metavar="FILE",
                         help="Markdown placed at the top of the report (a study's setup and reading)")
-    parser.add_argument("--loss-noise", type=float, metavar="SIGMA",
+    parser.add_argument("--loss-noise", type=_relative_noise, metavar="SIGMA",
                         help="relative run-to-run noise of the loss to assume for grid points with one seed "
                              "(e.g. 0.01; default: measured from the seeds, else estimated from the from-scratch grid)")
     args = parser.parse_args(argv)

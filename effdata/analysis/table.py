@@ -172,7 +172,6 @@ def load_results(source: str | Path | pd.DataFrame, units: str = "chars",
         df = _set_aside(df, bad, "status not ok", aside, warnings,
                         "with status != ok" + (f" (e.g. {detail})" if detail else ""))
 
-    n_pretrain_rows = int((df["mode"] == "pretrain").sum())
     pretraining = df[df["mode"] == "pretrain"].reset_index(drop=True)
     df = df[df["mode"] != "pretrain"]
     unknown_mode = ~df["mode"].isin(["scratch", "finetune"])
@@ -197,9 +196,8 @@ def load_results(source: str | Path | pd.DataFrame, units: str = "chars",
     set_aside = pd.concat(aside, ignore_index=True) if aside else pd.DataFrame(columns=["reason"])
     if runs.empty:
         warnings.append("no analysable rows left after validation")
-    return ResultsTable(runs=runs, set_aside=set_aside, units=units, data_column=data_column,
-                        warnings=warnings, n_pretrain_rows=n_pretrain_rows,
-                        seed_runs=df.reset_index(drop=True), pretraining=pretraining)
+    return ResultsTable(runs=runs, set_aside=set_aside, units=units, data_column=data_column, warnings=warnings,
+                        n_pretrain_rows=len(pretraining), seed_runs=df.reset_index(drop=True), pretraining=pretraining)
 
 
 def _average_seeds(df: pd.DataFrame, data_column: str, warnings: list[str]) -> pd.DataFrame:
