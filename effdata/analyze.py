@@ -177,8 +177,10 @@ def summary_lines(result: dict) -> list[str]:
                          f"(largest now {need['d_scratch_max']:.3g})")
     noise = result["interval"].get("noise")
     if noise:
-        lines.append("intervals: " + "; ".join(f"{mode} runs σ={100 * v['sigma']:.2g}% ({v['source']})"
-                                               for mode, v in noise.items()))
+        shared = len({(v["sigma"], v["source"]) for v in noise.values()}) == 1
+        parts = {"all": next(iter(noise.values()))} if shared else noise
+        lines.append("intervals assume a run-to-run loss noise of " + "; ".join(
+            f"{'' if shared else mode + ' runs '}σ={100 * v['sigma']:.2g}% ({v['source']})" for mode, v in parts.items()))
     return lines
 
 
