@@ -18,9 +18,13 @@ import pandas as pd
 
 from threadpoolctl import threadpool_limits
 
+from effdata.analysis.advice import StudyAdvice, study_advice
+from effdata.analysis.bootstrap import (attach_intervals, d_t_noise, estimate_noise, resample_effective,
+                                        seed_spread)
 from effdata.analysis.effective import compute_effective
 from effdata.analysis.fit import DEFAULT_BOOTSTRAP, DEFAULT_HUBER_DELTA, fit_transfer
 from effdata.analysis.plots import SkippedFigure, make_figures
+from effdata.analysis.pretraining import summarize_pretraining
 from effdata.analysis.report import Analysis, compute_summary, fits_json, write_outputs
 from effdata.analysis.scaling import fit_kaplan
 from effdata.analysis.table import TableError, load_results, read_table
@@ -36,12 +40,14 @@ def default_out_dir(results) -> Path:
 def analyze(results, out_dir=None, compare: list[str] | None = None, units: str = "chars",
             n_bootstrap: int = DEFAULT_BOOTSTRAP, huber_delta: float = DEFAULT_HUBER_DELTA, seed: int = 0,
             figures: bool = True, progress: bool = False, peak_flops: float | None = None,
-            notes: str | None = None) -> dict:
+            notes: str | None = None, loss_noise: float | None = None) -> dict:
     """Analyse a results table (path to CSV/Parquet/JSONL, a study directory, or a DataFrame).
 
     Returns the fits JSON (as written to fits.json) plus `paths` of what was written. Raises
     TableError only when the table cannot be read at all (missing file or required column);
-    every other problem is a warning in the report and in `result["warnings"]`.
+    every other problem is a warning in the report and in `result["warnings"]`. `loss_noise`: the
+    relative noise of one run's loss to assume for single-seed grid points (default: measured from
+    the seeds, else estimated from the from-scratch grid; bootstrap.py).
     """
     # One BLAS thread for the whole analysis: it is thousands of tiny solves, where OpenBLAS threads only
     # add synchronisation (on a shared 2-core machine they made L-BFGS-B 25x slower: 110 s instead of
@@ -49,12 +55,14 @@ def analyze(results, out_dir=None, compare: list[str] | None = None, units: str 
     # in the runner's process.
     with threadpool_limits(1, user_api="blas"):
         return _analyze(results, out_dir, compare, units, n_bootstrap, huber_delta, seed, figures, progress,
-                        peak_flops, notes)
+                        peak_flops, notes, loss_noise)
 
 
 def _analyze(results, out_dir, compare, units, n_bootstrap, huber_delta, seed, figures, progress,
-             peak_flops, notes) -> dict:
+             peak_flops, notes, loss_noise) -> dict:
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(results)
+    if loss_noise is not None and not 0 <= loss_noise < 1:
+        raise ValueError(f"loss_noise must be a fraction of the loss in [0, 1), e.g. 0.01, not {loss_noise}")
     warnings: list[str] = []
     table = load_results(results, units=units, warnings=warnings)
     effective = compute_effective(table, warnings)
@@ -63,12 +71,26 @@ def _analyze(results, out_dir, compare, units, n_bootstrap, huber_delta, seed, f
         for name in compare:
             if name not in names:
                 warnings.append(f"--compare: no fine-tuned runs pretrained on '{name}' (have {names or 'none'})")
+    noise = estimate_noise(table, effective, loss_noise)
+    resamples = None
+    if n_bootstrap > 0 and len(effective.table):
+        resamples = resample_effective(table, effective, noise, n_bootstrap, seed)
+        attach_intervals(effective.table, resamples)
+        if not any(noise.seeded_points.values()) and loss_noise is None:
+            warnings.append(f"one seed per grid point: the intervals assume a run-to-run loss noise of "
+                            f"{100 * noise.sigma['scratch']:.2g}%, estimated, not measured (section *Seeds*)")
     fits = {name: fit_transfer(effective.table, name, table.units, n_bootstrap=n_bootstrap,
-                               huber_delta=huber_delta, seed=seed, warnings=warnings, progress=progress)
+                               huber_delta=huber_delta, seed=seed, warnings=warnings, progress=progress,
+                               draws=resamples.d_t if resamples is not None else None)
             for name in names}
+    noise_by_d_f = d_t_noise(effective.table, resamples) if resamples is not None else None
+    advice = (study_advice(fits, effective.table, noise_by_d_f, noise, table) if resamples is not None
+              else StudyAdvice(notes=["no bootstrap (--bootstrap 0): no intervals to advise on"]))
     kaplan = fit_kaplan(table.scratch, n_bootstrap=n_bootstrap, seed=seed, warnings=warnings, progress=progress)
+    pretraining = summarize_pretraining(table.pretraining)
     if figures:
-        drawn = make_figures(effective, fits, table.runs, out_dir, compare=list(compare) if compare else None)
+        drawn = make_figures(effective, fits, table.runs, out_dir, compare=list(compare) if compare else None,
+                             seed_runs=table.seed_runs, pretraining=pretraining)
     else:
         drawn = [SkippedFigure("all", "figures disabled (--no-figures)")]
     warnings += [f"figure {f.name} failed: {f.reason}" for f in drawn
@@ -77,11 +99,21 @@ def _analyze(results, out_dir, compare, units, n_bootstrap, huber_delta, seed, f
     analysis = Analysis(source=source, results=table, effective=effective, fits=fits, kaplan=kaplan,
                         figures=drawn, compare=list(compare) if compare else None, n_bootstrap=n_bootstrap,
                         huber_delta=huber_delta, warnings=warnings,
-                        compute=compute_summary(read_table(results), peak_flops), notes=notes)
+                        compute=compute_summary(read_table(results), peak_flops), notes=notes,
+                        noise=noise if resamples is not None else None, seed_spread=seed_spread(table),
+                        d_t_noise=noise_by_d_f, pretraining=pretraining,
+                        advice=advice)
     paths = write_outputs(analysis, out_dir)
     result = fits_json(analysis)
     result["paths"] = {name: str(path) for name, path in paths.items()}
     return result
+
+
+def _relative_noise(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction of the loss in [0, 1), e.g. 0.01 (got {text})")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,29 +135,53 @@ def main(argv: list[str] | None = None) -> int:
                              "(python -m effdata.bench prints it; a peak_flops column overrides it)")
     parser.add_argument("--notes", type=Path, metavar="FILE",
                         help="Markdown placed at the top of the report (a study's setup and reading)")
+    parser.add_argument("--loss-noise", type=_relative_noise, metavar="SIGMA",
+                        help="relative run-to-run noise of the loss to assume for grid points with one seed "
+                             "(e.g. 0.01; default: measured from the seeds, else estimated from the from-scratch grid)")
     args = parser.parse_args(argv)
     try:
         result = analyze(args.results, args.out, compare=args.compare, units=args.units,
                          n_bootstrap=args.bootstrap, huber_delta=args.huber_delta, seed=args.seed,
                          peak_flops=args.peak_flops, notes=args.notes.read_text() if args.notes else None,
-                         figures=not args.no_figures,
+                         figures=not args.no_figures, loss_noise=args.loss_noise,
                          progress=sys.stderr.isatty())
     except TableError as exc:
         print(f"effdata.analyze: {exc}", file=sys.stderr)
         return 2
     for warning in result["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
-    for name, fit in result["transfer"].items():
-        if not fit["fitted"]:
-            print(f"{name}: {fit['reason']}")
-        else:
-            ci = fit["intervals"]
-            def show(p):
-                lo, hi = ci.get(p, [None, None])
-                return f"{p}={fit[p]:.3g}" + (f" [{lo:.3g}, {hi:.3g}]" if lo is not None else "")
-            print(f"{name}: " + ", ".join(show(p) for p in ("k", "alpha", "beta")) + f"  ({fit['n_points']} points)")
+    print("\n".join(summary_lines(result)))
     print(f"report: {result['paths']['report']}")
     return 0
+
+
+def _law_line(fit: dict) -> str:
+    if not fit["fitted"]:
+        return fit["reason"]
+    def show(p):
+        lo, hi = fit["intervals"].get(p, [None, None])
+        return f"{p}={fit[p]:.3g}" + (f" [{lo:.3g}, {hi:.3g}]" if lo is not None else "")
+    return ", ".join(show(p) for p in ("k", "alpha", "beta")) + f"  ({fit['n_points']} points, {fit['points']})"
+
+
+def summary_lines(result: dict) -> list[str]:
+    """What the analysis could and could not estimate, one line each: the laws, their sensitivity row, the noise."""
+    lines = []
+    for name, fit in result["transfer"].items():
+        lines.append(f"{name}: {_law_line(fit)}")
+        if fit.get("including_extrapolated"):
+            lines.append(f"{name} including extrapolated D_E: {_law_line(fit['including_extrapolated'])}")
+        for need in fit.get("scratch_runs_needed", []):
+            target = f"D ≈ {need['suggested']:.3g}" if need["suggested"] else "beyond the per-N law's reach"
+            lines.append(f"  from-scratch run needed at N={need['n_params']:.3g}: {target} "
+                         f"(largest now {need['d_scratch_max']:.3g})")
+    noise = result["interval"].get("noise")
+    if noise:
+        shared = len({(v["sigma"], v["source"]) for v in noise.values()}) == 1
+        parts = {"all": next(iter(noise.values()))} if shared else noise
+        lines.append("intervals assume a run-to-run loss noise of " + "; ".join(
+            f"{'' if shared else mode + ' runs '}σ={100 * v['sigma']:.2g}% ({v['source']})" for mode, v in parts.items()))
+    return lines
 
 
 if __name__ == "__main__":

@@ -1,8 +1,20 @@
 """Synthetic results tables from known laws, for testing the analysis layer (no torch).
 
-From scratch: L(N, D) = L_inf(N) + A * D^(-b), with L_inf(N) = 0.8 + 30 N^(-1/4).
-Fine-tuned:   L_ft(N, D_F) = L_scratch(N, D_F + D_T), D_T = k D_F^alpha N^beta * exp(sigma * eps),
-so the analyzer should read back D_T (up to the interpolation error) and fit k, alpha, beta.
+Two shapes of study:
+
+* `make_runs` (the original): from scratch L(N, D) = L_inf(N) + A * D^(-b), L_inf(N) = 0.8 + 30 N^(-1/4),
+  five N from 1e5 to 1e7, from-scratch runs far past every D_E. The per-N law of effective.py has exactly
+  this form, so even extrapolation is exact.
+* `make_cpu_runs`: shaped like `jobs/cpu.toml` (the committed CPU study): the same five N (25 K ... 559 K),
+  from-scratch runs at 1e4 ... 3e6 characters, fine-tunes at 1e4 ... 3e5. Its from-scratch curve is Kaplan's
+  L = [(N_c/N)^(a_N/a_D) + D_c/D]^a_D with constants chosen to reproduce the committed curves (loss 6.8 at
+  1e4 characters, 4.3 at 3e6 for N = 25 K; 3.9 at 3e6 for N = 559 K). That is *not* of the per-N law's form,
+  so D_E read off the law beyond 3e6 characters is biased, as in a real study.
+
+Fine-tuned: L_ft(N, D_F) = L_scratch(N, D_F + D_T), D_T = k D_F^alpha N^beta * exp(log_noise * eps): the
+analyzer should read back D_T and fit k, alpha, beta. `log_noise` is scatter of the grid point about the
+law (the same for every seed of the point); `loss_noise` is per-run noise, loss * (1 + loss_noise * eps),
+on from-scratch and fine-tuned runs alike; `seeds` runs per grid point.
 """
 from __future__ import annotations
 
@@ -17,6 +29,17 @@ D_F_VALUES = tuple(np.geomspace(1e5, 1e7, 5))
 D_SCRATCH = tuple(np.geomspace(1e5, 3e9, 16))
 CHARS_PER_TOKEN = 3.5
 
+# jobs/cpu.toml: N of n25k ... n500k, data sizes in characters.
+CPU_N = (25472, 56640, 100096, 200064, 559392)
+CPU_SCRATCH = (1e4, 3e4, 1e5, 3e5, 1e6, 3e6)
+CPU_D_F = (1e4, 3e4, 1e5, 3e5)
+# Kaplan-form from-scratch curve fitted by hand to analysis/cpu (D in characters).
+CPU_KAPLAN = {"alpha_d": 0.10, "ratio": 0.74, "n_c": 4.4e12, "d_c": 1.5e12}
+# D_E/D_F from 1.4 to 8.7 and every D_E inside 1e4 ... 3e6 (the committed study's text+code is 1.5-7.5).
+CPU_INSIDE = {"k": 8.0, "alpha": 0.45, "beta": 0.38}
+# Strong transfer: D_E of 14 of the 20 grid points lies beyond the largest from-scratch run (3e6).
+CPU_BEYOND = {"k": 400.0, "alpha": 0.45, "beta": 0.38}
+
 
 def l_inf(n_params):
     return 0.8 + 30.0 * np.asarray(n_params, float) ** -0.25
@@ -26,29 +49,65 @@ def scratch_loss(n_params, d):
     return l_inf(n_params) + A * np.asarray(d, float) ** (-B)
 
 
+def cpu_scratch_loss(n_params, d):
+    """Kaplan's L(N, D) with CPU_KAPLAN: the from-scratch curve of `make_cpu_runs`."""
+    c = CPU_KAPLAN
+    n_term = (c["n_c"] / np.asarray(n_params, float)) ** c["ratio"]
+    return (n_term + c["d_c"] / np.asarray(d, float)) ** c["alpha_d"]
+
+
 def transferred(d_f, n_params, k, alpha, beta):
     return k * np.asarray(d_f, float) ** alpha * np.asarray(n_params, float) ** beta
 
 
 def make_runs(laws: dict[str, dict] | None = None, n_values=N_VALUES, d_f_values=D_F_VALUES,
-              d_scratch=D_SCRATCH, log_noise: float = 0.0, seed: int = 0) -> pd.DataFrame:
-    """A results table (DESIGN.md columns) with scratch runs and fine-tuned runs per law."""
+              d_scratch=D_SCRATCH, log_noise: float = 0.0, seed: int = 0, seeds: int = 1,
+              loss_noise: float = 0.0, scratch=scratch_loss, pretraining: bool = False) -> pd.DataFrame:
+    """A results table (DESIGN.md columns): `seeds` rows per from-scratch and fine-tuned grid point."""
     laws = {"text": TRUE_TEXT} if laws is None else laws
     rng = np.random.default_rng(seed)
     rows = []
     for n in n_values:
         for d in d_scratch:
-            rows.append({"pretrain": "none", "mode": "scratch", "n_params": n, "data_chars": d,
-                         "loss": float(scratch_loss(n, d))})
+            rows += _seed_rows({"pretrain": "none", "mode": "scratch", "n_params": n, "data_chars": d},
+                               float(scratch(n, d)), seeds, loss_noise, rng)
         for name, law in laws.items():
             for d_f in d_f_values:
                 d_t = transferred(d_f, n, **law) * np.exp(log_noise * rng.standard_normal())
-                rows.append({"pretrain": name, "mode": "finetune", "n_params": n, "data_chars": d_f,
-                             "loss": float(scratch_loss(n, d_f + d_t))})
+                rows += _seed_rows({"pretrain": name, "mode": "finetune", "n_params": n, "data_chars": d_f},
+                                   float(scratch(n, d_f + d_t)), seeds, loss_noise, rng)
     df = pd.DataFrame(rows)
     df["data_tokens"] = np.round(df["data_chars"] / CHARS_PER_TOKEN)
-    df["seed"], df["status"], df["size"] = 0, "ok", [f"n{n:.0e}" for n in df["n_params"]]
+    df["status"], df["size"] = "ok", [f"n{n:.0e}" for n in df["n_params"]]
     tokens_seen = 20 * df["data_tokens"]
     df["flops"] = 6 * df["n_params"] * tokens_seen
     df["pretrain_flops"] = np.where(df["mode"] == "finetune", 6 * df["n_params"] * 1e9, 0.0)
+    if pretraining:
+        df = pd.concat([df, pretraining_rows(laws, n_values)], ignore_index=True)
     return df
+
+
+def _seed_rows(point: dict, loss: float, seeds: int, loss_noise: float, rng) -> list[dict]:
+    # No draw without noise, so the noiseless and log_noise-only tables keep their random stream.
+    noise = 1 + loss_noise * rng.standard_normal(seeds) if loss_noise else np.ones(seeds)
+    return [{**point, "seed": s, "loss": loss * noise[s]} for s in range(seeds)]
+
+
+def make_cpu_runs(laws: dict[str, dict] | None = None, seeds: int = 3, loss_noise: float = 0.01,
+                  log_noise: float = 0.0, seed: int = 0, **kwargs) -> pd.DataFrame:
+    """A study shaped like jobs/cpu.toml (see the module docstring); `CPU_INSIDE` by default."""
+    return make_runs({"text": CPU_INSIDE} if laws is None else laws, n_values=CPU_N, d_f_values=CPU_D_F,
+                     d_scratch=CPU_SCRATCH, log_noise=log_noise, seed=seed, seeds=seeds,
+                     loss_noise=loss_noise, scratch=cpu_scratch_loss, **kwargs)
+
+
+def pretraining_rows(names, n_values, tokens: float = 4e6) -> pd.DataFrame:
+    """One pretraining run per (name, N): a fixed token budget, own loss falling with N."""
+    rows = []
+    for i, name in enumerate(sorted(names)):
+        for n in n_values:
+            rows.append({"pretrain": name, "mode": "pretrain", "n_params": n, "seed": 0, "status": "ok",
+                         "size": f"n{n:.0e}", "tokens_seen": tokens, "data_chars": 1e8,
+                         "pretrain_valid_loss": 3.5 + 0.1 * i + 20 * n ** -0.25,
+                         "loss": 6.0 + 0.5 * i + 10 * n ** -0.25, "flops": 6 * n * tokens})
+    return pd.DataFrame(rows)

@@ -3,7 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from effdata.analysis.effective import ScratchCurve, compute_effective, pool_adjacent_violators
+from effdata.analysis.curves import isotonic_decreasing
+from effdata.analysis.effective import ScratchCurve, compute_effective
 from effdata.analysis.table import load_results
 from synthetic import A, B, TRUE_TEXT, l_inf, make_runs, scratch_loss, transferred
 
@@ -98,10 +99,11 @@ def test_non_monotone_scratch_curve_is_pooled_and_inverted():
     assert d_e == pytest.approx(3e6, rel=1e-6) and not extrapolated
 
 
-def test_pool_adjacent_violators_matches_the_textbook_example():
-    blocks = pool_adjacent_violators(np.array([3.0, 1.0, 2.0, 0.5]), np.ones(4))
-    assert [members for members, _ in blocks] == [[0], [1, 2], [3]]
-    assert blocks[1][1] == pytest.approx(1.5)
+def test_monotone_fit_matches_the_textbook_pool_adjacent_violators_example():
+    fitted = isotonic_decreasing(np.array([[3.0, 1.0, 2.0, 0.5]]), np.ones(4))[0]
+    np.testing.assert_allclose(fitted, [3.0, 1.5, 1.5, 0.5])
+    weighted = isotonic_decreasing(np.array([[3.0, 1.0, 2.0, 0.5]]), np.array([1.0, 3.0, 1.0, 1.0]))[0]
+    np.testing.assert_allclose(weighted, [3.0, 1.25, 1.25, 0.5])
 
 
 def test_curve_is_continuous_where_extrapolation_takes_over():

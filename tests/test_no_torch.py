@@ -19,7 +19,9 @@ def _assert_no_torch(statements: str) -> None:
 
 def test_analysis_modules_do_not_import_torch():
     _assert_no_torch("import effdata.analyze, effdata.analysis.table, effdata.analysis.effective, "
-                     "effdata.analysis.fit, effdata.analysis.scaling, effdata.analysis.plots, effdata.analysis.report")
+                     "effdata.analysis.fit, effdata.analysis.scaling, effdata.analysis.plots, effdata.analysis.report, "
+                     "effdata.analysis.curves, effdata.analysis.bootstrap, effdata.analysis.advice, "
+                     "effdata.analysis.pretraining")
 
 
 def test_loading_and_planning_a_study_does_not_import_torch():

@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from effdata.analyze import analyze, main
+from effdata.analyze import analyze, main, summary_lines
 from effdata.analysis.plots import SkippedFigure, plot_loss_vs_compute
-from synthetic import TRUE_CODE, TRUE_TEXT, make_runs, scratch_loss
+from synthetic import CPU_BEYOND, CPU_INSIDE, TRUE_CODE, TRUE_TEXT, make_cpu_runs, make_runs, scratch_loss
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def test_report_renders_with_its_figures(study):
     out = root / "analysis"
     report = (out / "REPORT.md").read_text()
     for name in ("loss_vs_data", "dt_vs_df", "fraction_vs_n", "loss_vs_n", "loss_vs_compute",
-                 "compare_dt", "compare_parameters"):
+                 "compare_dt", "compare_parameters"):   # no pretraining rows here: that figure is skipped
         assert (out / f"{name}.png").stat().st_size > 10_000
         assert (out / f"{name}.svg").exists()
         assert f"]({name}.png)" in report
@@ -115,3 +115,55 @@ def test_compute_summary_adds_flops_and_run_time_by_mode_and_gives_mfu():
     per_run = compute_summary(raw.assign(peak_flops=[1e12, 2e12, 2e12, 1e12, 1e12]))
     assert per_run["by_mode"]["scratch"]["mfu"] == 4e12 / (10.0 * 2e12)
     assert compute_summary(raw.drop(columns="flops")) is None
+
+
+@pytest.fixture(scope="module")
+def seeded_study(tmp_path_factory):
+    """CPU-shaped: 3 seeds, 1% noise per run, pretraining rows; `text` transfers past the from-scratch curve."""
+    root = tmp_path_factory.mktemp("seeded")
+    df = make_cpu_runs({"text": CPU_BEYOND, "text+code": CPU_INSIDE}, seeds=3, loss_noise=0.01, seed=2, pretraining=True)
+    df.to_csv(root / "results.csv", index=False)
+    return root, analyze(root / "results.csv", root / "analysis", compare=["text", "text+code"], n_bootstrap=200)
+
+
+def test_report_gives_intervals_seeds_pretraining_and_advice(seeded_study):
+    root, result = seeded_study
+    out = root / "analysis"
+    report = (out / "REPORT.md").read_text()
+    for section in ("## Seeds: the runs' noise", "## Pretraining runs", "## Study design advice"):
+        assert section in report
+    assert report.index("## Transfer law") < report.index("## Seeds") < report.index("## From-scratch law (Kaplan")
+    assert "| text, including extrapolated |" in report and "no headline law" in report
+    assert "seed-to-seed spread of 30 scratch grid point(s)" in report
+    assert "bigger models were better pretrained" in report and "](pretraining.png)" in report
+    assert (out / "pretraining.png").stat().st_size > 10_000
+    effective = pd.read_csv(out / "effective.csv")
+    finite = effective[np.isfinite(effective["d_t"])]
+    assert ((finite["d_t_lo"] <= finite["d_t"]) & (finite["d_t"] <= finite["d_t_hi"])).all()
+    assert ((finite["d_e_lo"] <= finite["d_e"]) & (finite["d_e"] <= finite["d_e_hi"])).all()
+
+
+def test_fits_json_keeps_the_headline_keys_and_adds_the_rest(seeded_study):
+    root, result = seeded_study
+    fits = json.loads((root / "analysis" / "fits.json").read_text())
+    text, code = fits["transfer"]["text"], fits["transfer"]["text+code"]
+    assert text["fitted"] is False and text["alpha"] is None and "inside the measured" in text["reason"]
+    assert text["including_extrapolated"]["fitted"] is True and len(text["scratch_runs_needed"]) == 5
+    assert code["fitted"] is True and set(code["intervals"]) == {"k", "alpha", "beta"} and code["points"] == "interpolated"
+    assert fits["interval"]["noise"]["scratch"]["seeded_points"] == 30
+    assert {"seed_spread", "d_t_noise", "pretraining", "advice"} <= set(fits)
+    assert any("from scratch, N =" in s["runs"] for s in fits["advice"]["suggestions"])
+    lines = summary_lines(result)
+    assert any(line.startswith("text: not fitted on interpolated D_E") for line in lines)
+    assert any("from-scratch run needed at N=" in line for line in lines)
+
+
+def test_one_seed_table_says_the_noise_is_estimated(tmp_path):
+    df = make_cpu_runs(seeds=1, loss_noise=0.005, seed=1)
+    result = analyze(df, tmp_path, n_bootstrap=100, figures=False)
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "One seed per grid point: the seed-to-seed spread is not measured" in report
+    assert "residuals of the from-scratch grid" in report
+    assert any("one seed per grid point" in w for w in result["warnings"])
+    given = analyze(df, tmp_path / "given", n_bootstrap=100, figures=False, loss_noise=0.01)
+    assert given["interval"]["noise"]["finetune"] == {"sigma": 0.01, "source": "given (--loss-noise)", "seeded_points": 0}

@@ -51,7 +51,8 @@ def test_bad_rows_are_set_aside_with_warnings():
     assert "status != ok" in text and "diverged" in text
     assert "non-finite" in text
     assert "exact duplicate" in text
-    assert table.n_pretrain_rows == 1
+    assert table.n_pretrain_rows == 1 and len(table.pretraining) == 1
+    assert table.pretraining.loc[0, "mode"] == "pretrain"
     non_finite = "non-finite or non-positive loss/N/data"
     assert sorted(table.set_aside["reason"]) == sorted(["status not ok", non_finite, non_finite])
     assert len(table.runs) == len(make_runs()) - 3
@@ -65,6 +66,7 @@ def test_seeds_are_averaged_and_spread_kept():
     assert (table.runs["n_seeds"] == 2).all()
     np.testing.assert_allclose(table.runs["loss_std"], np.sqrt(2) * 0.01, rtol=1e-6)
     assert not any("averaged" in w for w in table.warnings)   # different seeds: nothing suspicious
+    assert len(table.seed_runs) == 2 * len(df) and set(table.seed_runs["seed"]) == {0, 1}
 
 
 def test_same_seed_repeats_are_averaged_with_a_warning():

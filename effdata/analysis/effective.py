@@ -1,14 +1,18 @@
 """Effective data: D_E, D_T = D_E - D_F, and the flags that say how far to trust each number.
 
 For each N the from-scratch runs give a loss-against-data curve. It is made monotone (loss falls
-with data: pool-adjacent-violators in log D) and interpolated with PCHIP in log D, which stays
-monotone between the measured points. A fine-tuned run's effective data D_E is the D at which the
-same-N curve reaches the fine-tuned loss (docs/METHOD.md §1).
+with data: the weighted non-increasing least-squares fit, i.e. pool-adjacent-violators, in log D)
+and interpolated with PCHIP in log D, which stays monotone between the measured points. A
+fine-tuned run's effective data D_E is the D at which the same-N curve reaches the fine-tuned loss
+(docs/METHOD.md §1). The numerics live in `curves.py`, batched, so that the bootstrap (bootstrap.py)
+re-reads its resampled curves with exactly the code that made the estimate.
 
 Outside the measured range we use a per-N fit L = L_inf + A * D^(-b). Its shape (L_inf, b) comes
 from a least-squares fit to all scratch points of that N; its amplitude is re-anchored at the
 nearest measured end of the curve, so the curve stays continuous where interpolation hands over
-to extrapolation. Every such point is flagged `extrapolated`.
+to extrapolation. Every such point is flagged `extrapolated`. Such D_E are biased low when the
+true curve is not of this form (measured on a Kaplan-shaped curve: fit.py), so the headline law
+leaves them out.
 
 Flags (a run can carry several):
   extrapolated   D_E read off the per-N law outside the measured scratch range
@@ -24,10 +28,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from scipy.interpolate import PchipInterpolator
-from scipy.optimize import brentq, least_squares
 
+from effdata.analysis.curves import Laws, fit_laws, invert_curves, isotonic_decreasing, pooled_nodes
 from effdata.analysis.table import ResultsTable
 
+INTERVAL_COLUMNS = ("d_e_lo", "d_e_hi", "d_t_lo", "d_t_hi")
 FLAG_NAMES = ("extrapolated", "beyond_reach", "ossified", "low_data", "no_scratch")
 LOW_DATA_FRACTION = 0.1     # docs/METHOD.md: D_F at most ~10% of D(N)
 WITHIN_ONE_PERCENT = 0.01   # D(N): within 1% of the infinite-data loss
@@ -50,7 +55,9 @@ class SaturatingLaw:
         """D(N): the data at which l_inf + a (D/d_ref)^-b = 1.01 l_inf (inf when l_inf is 0)."""
         if self.l_inf <= 0:
             return float("inf")
-        return self.d_ref * (self.a / (WITHIN_ONE_PERCENT * self.l_inf)) ** (1.0 / self.b)
+        # In logs: with b near its lower bound the power overflows a float (D(N) is then "never").
+        log_d = np.log(self.d_ref) + np.log(self.a / (WITHIN_ONE_PERCENT * self.l_inf)) / self.b
+        return float(np.exp(log_d)) if log_d < 700 else float("inf")
 
 
 def fit_saturating_law(d: np.ndarray, loss: np.ndarray) -> SaturatingLaw | None:
@@ -58,47 +65,16 @@ def fit_saturating_law(d: np.ndarray, loss: np.ndarray) -> SaturatingLaw | None:
     d, loss = np.asarray(d, float), np.asarray(loss, float)
     if len(np.unique(d)) < MIN_LAW_POINTS:
         return None
-    d_ref = float(np.exp(np.mean(np.log(d))))
-    x = d / d_ref
-    upper_l_inf = float(loss.min()) * (1 - 1e-9)
-
-    def residuals(p):
-        l_inf, log_a, b = p
-        return l_inf + np.exp(log_a) * x ** (-b) - loss
-
-    def jacobian(p):
-        _, log_a, b = p
-        power = np.exp(log_a) * x ** (-b)
-        return np.column_stack([np.ones_like(x), power, -power * np.log(x)])
-
-    best = None
-    for l_inf_start in (0.5 * upper_l_inf, 0.9 * upper_l_inf):
-        for b_start in (0.1, 0.3, 0.8):
-            a_start = max(float(np.mean(loss)) - l_inf_start, 1e-6)
-            try:
-                result = least_squares(residuals, [l_inf_start, np.log(a_start), b_start], jac=jacobian,
-                                       bounds=([0.0, -30.0, 1e-3], [upper_l_inf, 30.0, 5.0]))
-            except ValueError:
-                continue
-            if best is None or result.cost < best.cost:
-                best = result
-    if best is None or not np.all(np.isfinite(best.x)):
+    laws = fit_laws(d, loss[None])
+    params = (laws.l_inf[0], laws.a[0], laws.b[0])
+    if not np.all(np.isfinite(params)):
         return None
-    l_inf, log_a, b = best.x
-    return SaturatingLaw(l_inf=float(l_inf), a=float(np.exp(log_a)), b=float(b), d_ref=d_ref)
+    return SaturatingLaw(l_inf=float(params[0]), a=float(params[1]), b=float(params[2]), d_ref=laws.d_ref)
 
 
-def pool_adjacent_violators(values: np.ndarray, weights: np.ndarray) -> list[tuple[list[int], float]]:
-    """Blocks (member indices, pooled value) of the best non-increasing fit to `values`."""
-    blocks: list[tuple[list[int], float, float]] = []  # members, weighted mean, total weight
-    for i, (v, w) in enumerate(zip(values, weights)):
-        blocks.append(([i], float(v), float(w)))
-        # A block whose value is not below its predecessor's violates "loss falls": merge them.
-        while len(blocks) > 1 and blocks[-1][1] >= blocks[-2][1]:
-            m2, v2, w2 = blocks.pop()
-            m1, v1, w1 = blocks.pop()
-            blocks.append((m1 + m2, (v1 * w1 + v2 * w2) / (w1 + w2), w1 + w2))
-    return [(members, value) for members, value, _ in blocks]
+def no_laws(count: int) -> Laws:
+    """`count` curves without a law: reading them outside the measured range gives nan."""
+    return Laws(l_inf=np.full(count, np.nan), a=np.full(count, np.nan), b=np.full(count, np.nan), d_ref=1.0)
 
 
 @dataclass
@@ -112,18 +88,24 @@ class ScratchCurve:
     node_loss: np.ndarray         # strictly decreasing
     law: SaturatingLaw | None
     pooled: bool                  # True if the measured losses had to be pooled to be monotone
+    weights: np.ndarray           # pooling weights of the measured points (their seed counts)
 
     @classmethod
     def from_points(cls, n_params: float, d, loss, weights=None) -> "ScratchCurve":
         order = np.argsort(d)
         d, loss = np.asarray(d, float)[order], np.asarray(loss, float)[order]
         weights = np.ones_like(d) if weights is None else np.asarray(weights, float)[order]
-        blocks = pool_adjacent_violators(loss, weights)
-        log_d = np.log(d)
-        node_log_d = np.array([np.average(log_d[m], weights=weights[m]) for m, _ in blocks])
-        node_loss = np.array([value for _, value in blocks])
-        return cls(n_params=n_params, d=d, loss=loss, node_log_d=node_log_d, node_loss=node_loss,
-                   law=fit_saturating_law(d, loss), pooled=len(blocks) < len(d))
+        fitted = isotonic_decreasing(loss[None], weights)
+        _, node_log_d, node_loss = next(pooled_nodes(np.log(d), fitted, weights))
+        return cls(n_params=n_params, d=d, loss=loss, node_log_d=node_log_d[0], node_loss=node_loss[0],
+                   law=fit_saturating_law(d, loss), pooled=node_loss.shape[1] < len(d), weights=weights)
+
+    def laws(self) -> Laws:
+        """The per-N law as the one-row arrays `curves.invert_curves` takes."""
+        if self.law is None:
+            return no_laws(1)
+        return Laws(l_inf=np.array([self.law.l_inf]), a=np.array([self.law.a]), b=np.array([self.law.b]),
+                    d_ref=self.law.d_ref)
 
     @property
     def interpolator(self) -> PchipInterpolator | None:
@@ -179,22 +161,20 @@ class ScratchCurve:
                 out[side] = l_inf + (anchor_loss - l_inf) * np.exp(-self.law.b * (log_d[side] - np.log(d_anchor)))
         return out
 
+    def invert_many(self, target_losses) -> tuple[np.ndarray, np.ndarray]:
+        """(D_E, extrapolated) arrays: scratch loss(D_E) = target; D_E = inf or nan if out of reach.
+
+        Inside the measured range: the monotone PCHIP; outside: the per-N law anchored at the nearest
+        node. The bootstrap reads its resampled curves with the same function (curves.invert_curves).
+        """
+        targets = np.atleast_1d(np.asarray(target_losses, float))[None]
+        d_e, extrapolated = invert_curves(np.log(self.d), self.loss[None], self.weights, self.laws(), targets)
+        return d_e[0], extrapolated[0]
+
     def invert(self, target_loss: float) -> tuple[float, bool]:
-        """(D_E, extrapolated) with scratch loss(D_E) = target_loss; D_E = inf or nan if out of reach."""
-        lo, hi = self.node_loss[-1], self.node_loss[0]     # loss at the largest / smallest D
-        if len(self.node_loss) >= 2 and lo <= target_loss <= hi:
-            curve = self.interpolator
-            root = brentq(lambda u: float(curve(u)) - target_loss,
-                          self.node_log_d[0], self.node_log_d[-1], xtol=1e-12)
-            return float(np.exp(root)), False
-        anchor = self._anchored_extrapolation(low_end=target_loss > hi)
-        if anchor is None:
-            return float("nan"), True
-        l_inf, d_anchor, anchor_loss = anchor
-        if target_loss <= l_inf:
-            return float("inf"), True
-        ratio = (target_loss - l_inf) / (anchor_loss - l_inf)
-        return float(d_anchor * ratio ** (-1.0 / self.law.b)), True
+        """(D_E, extrapolated) of one target loss (see invert_many)."""
+        d_e, extrapolated = self.invert_many([target_loss])
+        return float(d_e[0]), bool(extrapolated[0])
 
 
 @dataclass
@@ -228,12 +208,12 @@ def _effective_row(run: pd.Series, curve: ScratchCurve | None, column: str) -> d
     """D_E, D_T, fraction, multiplier and flags of one fine-tuned run."""
     n_params, d_f, loss = float(run["n_params"]), float(run[column]), float(run["loss"])
     flags = dict.fromkeys(FLAG_NAMES, False)
-    d_e, d_low = float("nan"), float("nan")
+    d_e, d_low, d_scratch_max = float("nan"), float("nan"), float("nan")
     if curve is None:
         flags["no_scratch"] = True
     else:
         d_e, flags["extrapolated"] = curve.invert(loss)
-        d_low = curve.d_low
+        d_low, d_scratch_max = curve.d_low, float(curve.d[-1])
         flags["beyond_reach"] = not np.isfinite(d_e)
         # Without a law above the curve we still know the sign: loss worse than scratch at d_min <= D_F.
         above_curve = loss > curve.node_loss[0] and d_f >= curve.d_min
@@ -247,7 +227,7 @@ def _effective_row(run: pd.Series, curve: ScratchCurve | None, column: str) -> d
     return {"pretrain": run["pretrain"], "size": run.get("size", None), "n_params": n_params,
             "d_f": d_f, "loss": loss, "loss_std": run.get("loss_std", 0.0), "n_seeds": run.get("n_seeds", 1),
             "d_e": d_e, "d_t": d_t, "fraction": fraction, "multiplier": d_e / d_f, "d_low": d_low,
-            "flops": run.get("flops", np.nan), "pretrain_flops": run.get("pretrain_flops", np.nan), **flags}
+            "d_scratch_max": d_scratch_max, "flops": run.get("flops", np.nan), "pretrain_flops": run.get("pretrain_flops", np.nan), **flags}
 
 
 def compute_effective(results: ResultsTable, warnings: list[str] | None = None) -> EffectiveResult:
@@ -258,8 +238,11 @@ def compute_effective(results: ResultsTable, warnings: list[str] | None = None) 
     rows = [_effective_row(run, curves.get(float(run["n_params"])), column)
             for _, run in results.finetuned.iterrows()]
     table = pd.DataFrame(rows, columns=["pretrain", "size", "n_params", "d_f", "loss", "loss_std", "n_seeds",
-                                        "d_e", "d_t", "fraction", "multiplier", "d_low", "flops",
-                                        "pretrain_flops", *FLAG_NAMES])
+                                        "d_e", "d_t", "fraction", "multiplier", "d_low", "d_scratch_max",
+                                        "flops", "pretrain_flops", *FLAG_NAMES])
+    # 90% intervals of D_E and D_T, filled in by the bootstrap over runs (bootstrap.attach_intervals).
+    for position, name in enumerate(INTERVAL_COLUMNS):
+        table.insert(table.columns.get_loc("d_t") + 1 + position, name, np.nan)
     table["flags"] = table[list(FLAG_NAMES)].apply(
         lambda r: ",".join(name for name in FLAG_NAMES if r[name]), axis=1) if len(table) else []
     _warn_about(table, warnings)

@@ -3,7 +3,10 @@
 Built with the object-oriented matplotlib API (Figure + Agg canvas, no pyplot), so making plots
 never changes the caller's backend or global state. Every figure follows the same conventions:
 log axes for data, N and compute; units on every axis; filled markers for measured D_E, hollow
-markers for extrapolated ones, an X for ossified runs (D_T <= 0); legends say so.
+markers for extrapolated ones, an X for ossified runs (D_T <= 0); error bars are the 90% intervals
+of the bootstrap over runs (D_E, D_T) or the seeds' spread (losses); legends say so and sit outside
+the panels, never on the data; N axes are ticked at the measured sizes, and log axes spanning less
+than two decades get 1-3 ticks instead of crowded minor labels.
 
 Figures (docs/METHOD.md §1 "Figures worth reproducing"):
   loss_vs_data        loss against data, from scratch and fine-tuned, D_T drawn, for chosen N (1, 5)
@@ -13,6 +16,7 @@ Figures (docs/METHOD.md §1 "Figures worth reproducing"):
   loss_vs_compute     loss against training compute (4), only when the table has `flops`
   compare_dt          pretraining distributions overlaid (D_T against D_F, per N)
   compare_parameters  fitted alpha, beta (90% intervals) per pretraining, beside the paper
+  pretraining         every pretraining run: own loss, tokens per parameter, target loss at start
 """
 from __future__ import annotations
 
@@ -26,16 +30,18 @@ import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FixedLocator, LogLocator, NullLocator
 
 from effdata.analysis.effective import EffectiveResult
 from effdata.analysis.fit import PAPER_TRANSFER, TransferFit
+from effdata.analysis.pretraining import COMPUTE_OPTIMAL_TOKENS_PER_PARAM, PretrainingSummary
 from effdata.analysis.table import DATA_COLUMNS
 from effdata.fmt import compact
 
 UNIT_WORDS = {"chars": "characters", "tokens": "tokens"}
 LOSS_LABEL = "held-out target loss (nats/token)"
 SCRATCH_COLOR = "0.15"
-MAX_PANELS = 4
+MAX_PANELS = 5
 
 
 @dataclass
@@ -69,6 +75,9 @@ def _save(figure: Figure, out_dir: Path, name: str, title: str, caption: str) ->
     out_dir.mkdir(parents=True, exist_ok=True)
     png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
     figure.savefig(png, dpi=130)
+    # The layout is settled by the PNG's draw; keep it for the SVG instead of solving it again
+    # (constrained layout is most of a save: the SVG of compare_dt took 3.2 s, now 1.4 s, on a loaded box).
+    figure.set_layout_engine("none")
     figure.savefig(svg)
     return SavedFigure(name=name, title=title, caption=caption, png=png, svg=svg)
 
@@ -107,18 +116,105 @@ def _scatter_flagged(ax, x, y, rows: pd.DataFrame, color, label: str | None = No
     plain = ~ossified & ~extrapolated
     ax.scatter(x[plain], y[plain], s=size, color=color, label=label, zorder=3)
     ax.scatter(x[extrapolated], y[extrapolated], s=size, facecolors="none", edgecolors=color,
-               linewidths=1.4, zorder=3, label=label if not plain.any() else None)
+               linewidths=1.4, zorder=3)
     ax.scatter(x[ossified], y[ossified], s=size * 1.6, marker="X", color="crimson", edgecolors=color,
                linewidths=0.8, zorder=4)
+
+
+def _category_handles(labels_colors) -> list[Line2D]:
+    """One filled marker per colour-coded category (N, D_F or pretraining), whatever its points' flags."""
+    return [Line2D([], [], marker="o", color=color, linestyle="", label=label) for label, color in labels_colors]
+
+
+def _shown_law(fit: TransferFit | None) -> tuple[TransferFit | None, str, str]:
+    """(law to draw, line style, title line): the headline solid; without one, the sensitivity row dashed."""
+    if fit is not None and fit.fitted:
+        return fit, "-", f"k={fit.k:.3g}, α={fit.alpha:.3f}, β={fit.beta:.3f}"
+    other = fit.including_extrapolated if fit is not None else None
+    if other is not None and other.fitted:
+        return other, "--", "no headline law; dashed: fit including extrapolated D_E"
+    return None, "", "law not fitted"
 
 
 def _data_label(units: str, symbol: str = "D") -> str:
     return f"target data {symbol} ({UNIT_WORDS[units]})"
 
 
+def _n_short(n: float) -> str:
+    """25472 -> '25K', 559392 -> '559K', 1.2e6 -> '1.2M': tick labels of an N axis."""
+    if n >= 1e6:
+        return f"{n / 1e6:.2g}M"
+    return f"{n / 1e3:.0f}K" if n >= 1e3 else f"{n:.0f}"
+
+
+def _n_axis(ax, n_values) -> None:
+    """Log N axis ticked at the measured sizes only (LogLocator's minor labels overlap on 1-2 decades)."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(FixedLocator(sorted(set(n_values))))
+    ax.xaxis.set_major_formatter(lambda value, _: _n_short(value))
+    ax.xaxis.set_minor_locator(NullLocator())
+
+
+def _tidy_log_axis(axis) -> None:
+    """No minor ticks; under two decades, major ticks at 1 and 3 x 10^k so there is more than one label."""
+    # get_xlim/get_ylim, not axis.get_view_interval(): they apply the (lazy) autoscaling first.
+    limits = axis.axes.get_xlim() if axis is axis.axes.xaxis else axis.axes.get_ylim()
+    low, high = sorted(limits)
+    if low > 0 and np.log10(high / low) < 2:
+        # 1-3-10, the steps of our study grids; 1-2-5 labels ran into each other on 3.4-inch panels.
+        axis.set_major_locator(LogLocator(subs=(1.0, 3.0)))
+        axis.set_major_formatter(_power_of_ten_label)   # LogFormatter would label only the powers of ten
+    # No minor ticks at all: unlabelled and ungridded in this style, they were a third of the tick work.
+    axis.set_minor_locator(NullLocator())
+
+
+def _power_of_ten_label(value: float, _position=None) -> str:
+    """2e4 -> '2×10⁴' (as mathtext), 1e5 -> '10⁵'."""
+    if value <= 0:
+        return ""
+    exponent = int(np.floor(np.log10(value) + 1e-9))
+    mantissa = value / 10 ** exponent
+    power = f"10^{{{exponent}}}"
+    return f"${power}$" if abs(mantissa - 1) < 1e-6 else f"${mantissa:.2g}\\times{power}$"
+
+
+def _legend_outside(figure: Figure, handles: list, **kwargs) -> None:
+    """One legend for the figure, right of the panels (constrained layout makes room for it)."""
+    figure.legend(handles=handles, loc="outside right upper", fontsize="x-small", **kwargs)
+
+
+def _interval_errors(value, lo, hi, floor: float | None = None) -> np.ndarray:
+    """(2, n) error-bar lengths from [lo, hi] around value; a lower end <= 0 on a log axis is drawn to `floor`."""
+    value, lo, hi = (np.asarray(a, float) for a in (value, lo, hi))
+    if floor is not None:
+        lo = np.where(lo > 0, lo, floor)
+    lower, upper = np.clip(value - lo, 0, None), np.clip(hi - value, 0, None)
+    return np.nan_to_num(np.vstack([lower, upper]), nan=0.0, posinf=0.0)
+
+
 # --------------------------------------------------------------------------- figures
 
-def plot_loss_vs_data(effective: EffectiveResult, out_dir: Path, n_values=None) -> SavedFigure | SkippedFigure:
+def _draw_seeds(ax, seed_runs: pd.DataFrame | None, mode: str, pretrain: str, n: float, column: str, color) -> bool:
+    """Each seed of a grid point as a small faint dot (only where some point has >= 2 seeds); True if drawn."""
+    if seed_runs is None or seed_runs.empty:
+        return False
+    rows = seed_runs[(seed_runs["mode"] == mode) & (seed_runs["pretrain"] == pretrain) & (seed_runs["n_params"] == n)]
+    if not len(rows) or rows.groupby(column).size().max() < 2:
+        return False
+    ax.scatter(rows[column], rows["loss"], s=9, color=color, alpha=0.35, linewidths=0, zorder=2)
+    return True
+
+
+def _d_e_interval(ax, group: pd.DataFrame, color) -> None:
+    """Horizontal 90% interval of D_E at the fine-tuned loss (the arrow's head)."""
+    rows = group[np.isfinite(group["d_e"])]
+    if len(rows) and rows["d_e_lo"].notna().any():
+        ax.errorbar(rows["d_e"], rows["loss"], xerr=_interval_errors(rows["d_e"], rows["d_e_lo"], rows["d_e_hi"]),
+                    fmt="none", ecolor=color, elinewidth=1.0, capsize=2.5, alpha=0.9, zorder=2)
+
+
+def plot_loss_vs_data(effective: EffectiveResult, out_dir: Path, n_values=None,
+                      seed_runs: pd.DataFrame | None = None) -> SavedFigure | SkippedFigure:
     table, scratch = effective.table, effective.scratch
     column = DATA_COLUMNS[effective.units]
     candidates = sorted(set(table.loc[~table["no_scratch"], "n_params"]))
@@ -126,11 +222,13 @@ def plot_loss_vs_data(effective: EffectiveResult, out_dir: Path, n_values=None) 
         return SkippedFigure("loss_vs_data", "no fine-tuned runs with from-scratch runs of the same N")
     chosen = list(n_values) if n_values else _pick(candidates, 3)
     colors = _pretrain_colors(table["pretrain"])
-    figure, axes = _new_figure(len(chosen))
+    figure, axes = _new_figure(len(chosen), width=4.2)
+    seeds_drawn = False
     for ax, n in zip(axes, chosen):
         curve = effective.curves[n]
+        seeds_drawn |= _draw_seeds(ax, seed_runs, "scratch", "none", n, column, SCRATCH_COLOR)
         ax.scatter(scratch.loc[scratch["n_params"] == n, column], scratch.loc[scratch["n_params"] == n, "loss"],
-                   color=SCRATCH_COLOR, s=22, zorder=3, label="from scratch (measured)")
+                   color=SCRATCH_COLOR, s=22, zorder=3, label="from scratch (mean of seeds)")
         inside = np.geomspace(curve.d_min, curve.d_max, 200)
         ax.plot(inside, curve.loss_at(inside), color=SCRATCH_COLOR, lw=1.4, label="from scratch (monotone interp.)")
         rows = table[table["n_params"] == n]
@@ -141,33 +239,67 @@ def plot_loss_vs_data(effective: EffectiveResult, out_dir: Path, n_values=None) 
             ax.plot(segment, curve.loss_at(segment), color=SCRATCH_COLOR, lw=1.1, ls="--")
         for pretrain, group in rows.groupby("pretrain"):
             color = colors[pretrain]
+            seeds_drawn |= _draw_seeds(ax, seed_runs, "finetune", pretrain, n, column, color)
             _scatter_flagged(ax, group["d_f"], group["loss"], group, color, label=f"fine-tuned from {pretrain}")
             for _, run in group[np.isfinite(group["d_e"])].iterrows():
                 # D_T is the horizontal gap from D_F to D_E at the fine-tuned loss.
                 ax.annotate("", xy=(run["d_e"], run["loss"]), xytext=(run["d_f"], run["loss"]),
                             arrowprops={"arrowstyle": "->", "color": "crimson" if run["ossified"] else color,
                                         "lw": 0.9, "alpha": 0.8})
+            _d_e_interval(ax, group, color)
         ax.set_xscale("log")
+        _tidy_log_axis(ax.xaxis)
         ax.set_xlabel(_data_label(effective.units))
         ax.set_ylabel(LOSS_LABEL)
         ax.set_title(_format_n(n))
-    handles, labels = axes[0].get_legend_handles_labels()
+    handles = [h for h in axes[0].get_legend_handles_labels()[0] if h.get_label().startswith("from scratch")]
+    handles += _category_handles((f"fine-tuned from {name}", color) for name, color in colors.items())
     handles += [Line2D([], [], color=SCRATCH_COLOR, ls="--", label="per-N law (extrapolation)"),
                 Line2D([], [], color="0.4", marker=r"$\rightarrow$", ls="", markersize=12, label="D_T = D_E − D_F"),
+                Line2D([], [], color="0.4", marker="|", ls="-", lw=1, markersize=7, label="D_E 90% interval"),
                 *_flag_legend_handles()[1:]]
-    axes[-1].legend(handles=handles, fontsize="x-small", loc="upper right")
+    if seeds_drawn:
+        handles.append(Line2D([], [], marker="o", color="0.4", alpha=0.35, ls="", markersize=3, label="one seed"))
+    _legend_outside(figure, handles)
     return _save(figure, out_dir, "loss_vs_data", "Loss against data, from scratch and fine-tuned",
-                 "Arrows run from D_F to D_E at the fine-tuned loss: their length is D_T. Dashed: the per-N "
-                 "law L_∞ + A·D^(−b) outside the measured from-scratch range (extrapolation); hollow markers "
-                 "are read off it; an X (arrow pointing left) is an ossified run.")
+                 "Arrows run from D_F to D_E at the fine-tuned loss: their length is D_T; the bar at the arrow's head is "
+                 "D_E's 90% interval (bootstrap over runs, both curves re-drawn). Dashed: the per-N law "
+                 "L_∞ + A·D^(−b) outside the measured from-scratch range (extrapolation); hollow markers are read off "
+                 "it; an X (arrow pointing left) is an ossified run. Small faint dots: single seeds, where there are several.")
 
 
-def _fit_lines(ax, fit: TransferFit | None, d_f_range, n_values, palette) -> None:
-    if fit is None or not fit.fitted:
-        return
-    grid = np.geomspace(*d_f_range, 50)
-    for n, color in zip(n_values, palette):
-        ax.plot(grid, fit.predict(grid, n), color=color, lw=1.2)
+def _fit_lines(ax, fit: TransferFit | None, d_f_range, n_values, palette) -> str:
+    """The law per N (see _shown_law); returns the title line that says which law it is."""
+    law, style, title = _shown_law(fit)
+    if law is not None:
+        grid = np.geomspace(*d_f_range, 50)
+        for n, color in zip(n_values, palette):
+            ax.plot(grid, law.predict(grid, n), color=color, lw=1.2, ls=style)
+    return title
+
+
+def _dodge(values, index: int, count: int, spread: float = 0.06) -> np.ndarray:
+    """Shift log-axis positions by a fraction of a decade so that groups at the same x do not hide each other."""
+    return np.asarray(values, float) * 10 ** (spread * (index - (count - 1) / 2))
+
+
+def _d_t_points(ax, group: pd.DataFrame, x, floor: float, color, label: str) -> None:
+    """D_T with its 90% interval; ossified runs (D_T <= 0) at the bottom edge, without a bar."""
+    positive = group["d_t"].to_numpy(float) > 0
+    y = np.where(positive, group["d_t"], floor)
+    _scatter_flagged(ax, x, y, group, color, label=label)
+    if positive.any() and group["d_t_lo"].notna().any():
+        rows = group[positive]
+        ax.errorbar(np.asarray(x)[positive], rows["d_t"], yerr=_interval_errors(rows["d_t"], rows["d_t_lo"], rows["d_t_hi"], floor),
+                    fmt="none", ecolor=color, elinewidth=0.9, capsize=2, alpha=0.8, zorder=2)
+
+
+def _interval_handles(ax, law: bool = True) -> list:
+    """Legend entries for the error bars (a real error-bar glyph) and, if drawn, the law's lines."""
+    bar = ax.errorbar([np.nan], [np.nan], yerr=[[0.0], [0.0]], fmt="none", ecolor="0.4", elinewidth=0.9, capsize=2,
+                      label="90% interval (bootstrap over runs)")
+    line = Line2D([], [], color="0.4", lw=1.2, label="headline law (colour of its N / D_F)")
+    return [bar, line] if law else [bar]
 
 
 def plot_dt_vs_df(effective: EffectiveResult, fits: dict[str, TransferFit], out_dir: Path) -> SavedFigure | SkippedFigure:
@@ -177,30 +309,29 @@ def plot_dt_vs_df(effective: EffectiveResult, fits: dict[str, TransferFit], out_
     pretrains = sorted(table["pretrain"].unique())
     n_values = sorted(table["n_params"].unique())
     palette = sns.color_palette("viridis", len(n_values))
-    figure, axes = _new_figure(len(pretrains))
+    figure, axes = _new_figure(len(pretrains), width=4.4)
     for ax, pretrain in zip(axes, pretrains):
         rows = table[table["pretrain"] == pretrain]
         positive = rows["d_t"] > 0
-        floor = rows.loc[positive, "d_t"].min() / 3 if positive.any() else 1.0
-        for n, color in zip(n_values, palette):
+        # Ossified runs have D_T <= 0, which a log axis cannot show: drawn at the bottom edge.
+        floor = rows.loc[positive, ["d_t", "d_t_lo"]].where(lambda v: v > 0).min().min() / 2 if positive.any() else 1.0
+        for index, (n, color) in enumerate(zip(n_values, palette)):
             group = rows[rows["n_params"] == n]
-            # Ossified runs have D_T <= 0, which a log axis cannot show: drawn at the bottom edge.
-            y = np.where(group["d_t"] > 0, group["d_t"], floor)
-            _scatter_flagged(ax, group["d_f"], y, group, color, label=_format_n(n))
-        _fit_lines(ax, fits.get(pretrain), (rows["d_f"].min(), rows["d_f"].max()), n_values, palette)
-        fit = fits.get(pretrain)
-        title = f"pretrained on {pretrain}"
-        if fit is not None and fit.fitted:
-            title += f"\nk={fit.k:.3g}, α={fit.alpha:.3f}, β={fit.beta:.3f}"
-        ax.set_title(title, fontsize="small")
+            _d_t_points(ax, group, _dodge(group["d_f"], index, len(n_values)), floor, color, _format_n(n))
+        law = _fit_lines(ax, fits.get(pretrain), (rows["d_f"].min(), rows["d_f"].max()), n_values, palette)
+        ax.set_title(f"pretrained on {pretrain}\n{law}", fontsize="small")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        _tidy_log_axis(ax.xaxis)
+        _tidy_log_axis(ax.yaxis)
         ax.set_xlabel(_data_label(effective.units, "D_F"))
         ax.set_ylabel(f"effective data transferred D_T ({UNIT_WORDS[effective.units]})")
-    handles, _ = axes[0].get_legend_handles_labels()
-    axes[-1].legend(handles=handles + _flag_legend_handles()[1:], fontsize="x-small")
+    handles = _category_handles((_format_n(n), color) for n, color in zip(n_values, palette))
+    _legend_outside(figure, handles + _interval_handles(axes[0]) + _flag_legend_handles()[1:])
     return _save(figure, out_dir, "dt_vs_df", "Effective data transferred against fine-tuning data",
-                 "Lines: the fitted law D_T = k·D_F^α·N^β per N. Ossified runs (X) are drawn at the bottom edge.")
+                 "Lines: the headline law D_T = k·D_F^α·N^β per N. Bars: each point's 90% interval (bootstrap over "
+                 "runs, both curves re-drawn); points at the same D_F are spread sideways so that none hides another. "
+                 "Ossified runs (X) are drawn at the bottom edge.")
 
 
 def plot_fraction_vs_n(effective: EffectiveResult, fits: dict[str, TransferFit], out_dir: Path) -> SavedFigure | SkippedFigure:
@@ -208,27 +339,33 @@ def plot_fraction_vs_n(effective: EffectiveResult, fits: dict[str, TransferFit],
     if table.empty or table["n_params"].nunique() < 2:
         return SkippedFigure("fraction_vs_n", "needs fine-tuned runs at ≥ 2 N with a finite D_E")
     pretrains = sorted(table["pretrain"].unique())
-    figure, axes = _new_figure(len(pretrains))
+    figure, axes = _new_figure(len(pretrains), width=4.4)
+    d_f_values = _pick(table["d_f"], 6)
+    palette = sns.color_palette("mako_r", len(d_f_values))
     for ax, pretrain in zip(axes, pretrains):
         rows = table[table["pretrain"] == pretrain]
-        d_f_values = _pick(rows["d_f"], 6)
-        palette = sns.color_palette("mako_r", len(d_f_values))
-        fit = fits.get(pretrain)
+        law, style, title = _shown_law(fits.get(pretrain))
         n_grid = np.geomspace(rows["n_params"].min(), rows["n_params"].max(), 50)
-        for d_f, color in zip(d_f_values, palette):
+        for index, (d_f, color) in enumerate(zip(d_f_values, palette)):
             group = rows[rows["d_f"] == d_f].sort_values("n_params")
-            _scatter_flagged(ax, group["n_params"], group["fraction"], group, color, label=f"D_F = {compact(d_f)}")
-            if fit is not None and fit.fitted:
-                d_t = fit.predict(d_f, n_grid)
-                ax.plot(n_grid, d_t / (d_f + d_t), color=color, lw=1.2)
-        ax.set_xscale("log")
+            x = _dodge(group["n_params"], index, len(d_f_values), spread=0.03)
+            _scatter_flagged(ax, x, group["fraction"], group, color, label=f"D_F = {compact(d_f)}")
+            # fraction = 1 - D_F/D_E rises with D_E: its interval is D_E's, mapped.
+            lo, hi = 1 - d_f / group["d_e_lo"], 1 - d_f / group["d_e_hi"]
+            ax.errorbar(x, group["fraction"], yerr=_interval_errors(group["fraction"], lo, hi), fmt="none",
+                        ecolor=color, elinewidth=0.9, capsize=2, alpha=0.8, zorder=2)
+            if law is not None:
+                d_t = law.predict(d_f, n_grid)
+                ax.plot(n_grid, d_t / (d_f + d_t), color=color, lw=1.2, ls=style)
+        _n_axis(ax, rows["n_params"])
         ax.set_xlabel("non-embedding parameters N")
         ax.set_ylabel("fraction from transfer D_T / (D_F + D_T)")
-        ax.set_title(f"pretrained on {pretrain}", fontsize="small")
-        handles, _ = ax.get_legend_handles_labels()
-        ax.legend(handles=handles + _flag_legend_handles()[1:], fontsize="x-small")
+        ax.set_title(f"pretrained on {pretrain}\n{title}", fontsize="small")
+    handles = _category_handles((f"D_F = {compact(d_f)}", color) for d_f, color in zip(d_f_values, palette))
+    _legend_outside(figure, handles + _interval_handles(axes[0]) + _flag_legend_handles()[1:])
     return _save(figure, out_dir, "fraction_vs_n", "Fraction of effective data from transfer against N",
-                 f"D_F in {UNIT_WORDS[effective.units]}. Lines: the fitted law. Negative values are ossified runs.")
+                 f"D_F in {UNIT_WORDS[effective.units]}. Lines: the headline law. Bars: 90% intervals (bootstrap over "
+                 "runs). Negative values are ossified runs.")
 
 
 def plot_loss_vs_n(effective: EffectiveResult, out_dir: Path) -> SavedFigure | SkippedFigure:
@@ -237,7 +374,7 @@ def plot_loss_vs_n(effective: EffectiveResult, out_dir: Path) -> SavedFigure | S
         return SkippedFigure("loss_vs_n", "needs fine-tuned runs at ≥ 2 N with from-scratch curves")
     d_f_values = _pick(table["d_f"], MAX_PANELS)
     colors = _pretrain_colors(table["pretrain"])
-    figure, axes = _new_figure(len(d_f_values), width=3.6)
+    figure, axes = _new_figure(len(d_f_values), width=3.4)
     for ax, d_f in zip(axes, d_f_values):
         rows = table[table["d_f"] == d_f]
         n_values = sorted(rows["n_params"].unique())
@@ -253,15 +390,20 @@ def plot_loss_vs_n(effective: EffectiveResult, out_dir: Path) -> SavedFigure | S
             group = group.sort_values("n_params")
             ax.plot(group["n_params"], group["loss"], color=colors[pretrain], lw=1.2)
             _scatter_flagged(ax, group["n_params"], group["loss"], group, colors[pretrain], label=f"fine-tuned from {pretrain}")
-        ax.set_xscale("log")
+            if (group["n_seeds"] > 1).any():
+                ax.errorbar(group["n_params"], group["loss"], yerr=group["loss_std"], fmt="none",
+                            ecolor=colors[pretrain], elinewidth=0.9, capsize=2, zorder=2)
+        _n_axis(ax, n_values)
+        ax.tick_params(axis="x", labelrotation=45)
         ax.set_xlabel("non-embedding parameters N")
         ax.set_ylabel(LOSS_LABEL)
-        ax.set_title(f"D_F = {d_f:.3g} {UNIT_WORDS[effective.units]}", fontsize="small")
-    handles, _ = axes[-1].get_legend_handles_labels()
-    axes[-1].legend(handles=handles + _flag_legend_handles()[1:], fontsize="x-small")
+        ax.set_title(f"D_F = {compact(d_f)} {UNIT_WORDS[effective.units]}", fontsize="small")
+    handles = [h for h in axes[-1].get_legend_handles_labels()[0] if h.get_label().startswith("from scratch")]
+    handles += _category_handles((f"fine-tuned from {name}", color) for name, color in colors.items())
+    _legend_outside(figure, handles + _flag_legend_handles()[1:])
     return _save(figure, out_dir, "loss_vs_n", "Loss against model size at fixed fine-tuning data",
                  "From scratch (dashed): the same-N curve read at D = D_F; hollow squares where that needs the per-N law "
-                 "(outside the measured range).")
+                 "(outside the measured range). Bars, where there are seeds: ± one seed-to-seed standard deviation.")
 
 
 def plot_loss_vs_compute(runs: pd.DataFrame, out_dir: Path) -> SavedFigure | SkippedFigure:
@@ -270,7 +412,7 @@ def plot_loss_vs_compute(runs: pd.DataFrame, out_dir: Path) -> SavedFigure | Ski
     runs = runs[np.isfinite(runs["flops"]) & (runs["flops"] > 0)]
     with_pretraining = "pretrain_flops" in runs and runs["pretrain_flops"].notna().any()
     colors = _pretrain_colors(runs.loc[runs["mode"] == "finetune", "pretrain"])
-    figure, axes = _new_figure(2 if with_pretraining else 1)
+    figure, axes = _new_figure(2 if with_pretraining else 1, width=4.4)
     for panel, ax in enumerate(axes):
         scratch = runs[runs["mode"] == "scratch"]
         ax.scatter(scratch["flops"], scratch["loss"], color=SCRATCH_COLOR, s=16, label="from scratch")
@@ -278,12 +420,14 @@ def plot_loss_vs_compute(runs: pd.DataFrame, out_dir: Path) -> SavedFigure | Ski
             compute = group["flops"] + (group["pretrain_flops"].fillna(0) if panel == 1 else 0)
             ax.scatter(compute, group["loss"], color=colors[pretrain], s=16, label=f"fine-tuned from {pretrain}")
         ax.set_xscale("log")
+        _tidy_log_axis(ax.xaxis)
         ax.set_xlabel("training compute (FLOPs)" + (", pretraining included" if panel == 1 else ""))
         ax.set_ylabel(LOSS_LABEL)
         ax.set_title("fine-tuning compute only" if panel == 0 else "counting pretraining compute", fontsize="small")
-        ax.legend(fontsize="x-small")
+    handles, _ = axes[0].get_legend_handles_labels()
+    _legend_outside(figure, handles)
     return _save(figure, out_dir, "loss_vs_compute", "Loss against training compute",
-                 "Each point is one run (all N and data sizes). Left: the fine-tuning run's own FLOPs.")
+                 "Each point is one run (all N and data sizes, seeds averaged). Left: the fine-tuning run's own FLOPs.")
 
 
 def plot_compare_dt(effective: EffectiveResult, fits: dict[str, TransferFit], out_dir: Path,
@@ -294,59 +438,105 @@ def plot_compare_dt(effective: EffectiveResult, fits: dict[str, TransferFit], ou
         return SkippedFigure("compare_dt", "fewer than two of the compared pretraining names have D_T > 0 points")
     n_values = _pick(table["n_params"], MAX_PANELS)
     colors = _pretrain_colors(names)
-    figure, axes = _new_figure(len(n_values), width=3.6)
+    figure, axes = _new_figure(len(n_values), width=3.4)
+    floor = table[["d_t", "d_t_lo"]].where(lambda v: v > 0).min().min() / 2
     for ax, n in zip(axes, n_values):
-        for pretrain in names:
+        for index, pretrain in enumerate(names):
             group = table[(table["pretrain"] == pretrain) & (table["n_params"] == n)]
             if group.empty:
                 continue
-            _scatter_flagged(ax, group["d_f"], group["d_t"], group, colors[pretrain], label=pretrain)
-            fit = fits.get(pretrain)
-            if fit is not None and fit.fitted:
+            _d_t_points(ax, group, _dodge(group["d_f"], index, len(names), spread=0.04), floor, colors[pretrain], pretrain)
+            law, style, _ = _shown_law(fits.get(pretrain))
+            if law is not None:
                 grid = np.geomspace(table["d_f"].min(), table["d_f"].max(), 50)
-                ax.plot(grid, fit.predict(grid, n), color=colors[pretrain], lw=1.2)
+                ax.plot(grid, law.predict(grid, n), color=colors[pretrain], lw=1.2, ls=style)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        _tidy_log_axis(ax.xaxis)
+        _tidy_log_axis(ax.yaxis)
         ax.set_xlabel(_data_label(effective.units, "D_F"))
         ax.set_ylabel(f"D_T ({UNIT_WORDS[effective.units]})")
         ax.set_title(_format_n(n), fontsize="small")
-    handles, _ = axes[-1].get_legend_handles_labels()
-    axes[-1].legend(handles=handles + _flag_legend_handles()[1:2], fontsize="x-small")
+    handles = _category_handles((name, colors[name]) for name in names if name in set(table["pretrain"]))
+    law = Line2D([], [], color="0.4", lw=1.2, label="headline law (dashed: including extrapolated, when no headline)")
+    _legend_outside(figure, handles + _interval_handles(axes[0], law=False) + [law] + _flag_legend_handles()[1:2])
     return _save(figure, out_dir, "compare_dt", "Pretraining distributions compared: D_T against D_F",
-                 "Lines: each distribution's fitted law at that N.")
+                 "Lines: each distribution's headline law at that N. Bars: 90% intervals (bootstrap over runs).")
 
 
 def plot_compare_parameters(fits: dict[str, TransferFit], out_dir: Path, names: list[str]) -> SavedFigure | SkippedFigure:
-    fitted = [fits[name] for name in names if name in fits and fits[name].fitted]
-    if not fitted:
+    shown = [fits[name] for name in names if name in fits and (fits[name].fitted or fits[name].including_extrapolated)]
+    if not shown:
         return SkippedFigure("compare_parameters", "none of the compared pretraining names was fitted")
-    figure, axes = _new_figure(2, width=3.4, height=3.0)
+    figure, axes = _new_figure(2, width=3.6, height=3.0)
     colors = _pretrain_colors(names)
     for ax, parameter in zip(axes, ("alpha", "beta")):
-        for row, fit in enumerate(fitted):
-            value = getattr(fit, parameter)
-            lo, hi = fit.intervals.get(parameter, (value, value))
-            ax.errorbar(value, row, xerr=[[value - lo], [hi - value]], fmt="o", color=colors[fit.pretrain],
-                        capsize=3, label="fitted (90% bootstrap interval)" if row == 0 else None)
+        for row, fit in enumerate(shown):
+            rows = [(fit, "o", "headline law (90% interval)", 0.0),
+                    (fit.including_extrapolated, "s", "including extrapolated D_E", -0.22)]
+            for variant, marker, label, offset in rows:
+                if variant is None or not variant.fitted:
+                    continue
+                value = getattr(variant, parameter)
+                lo, hi = variant.intervals.get(parameter, (value, value))
+                ax.errorbar(value, row + offset, xerr=[[value - lo], [hi - value]], fmt=marker, color=colors[fit.pretrain],
+                            mfc=colors[fit.pretrain] if marker == "o" else "white", capsize=3, label=label)
             paper = PAPER_TRANSFER.get(fit.pretrain)
             if paper:
                 ax.scatter(paper[parameter], row, marker="D", facecolors="none", edgecolors="0.2", s=40,
-                           label="Hernandez et al. 2021" if row == 0 else None, zorder=4)
-        ax.set_yticks(range(len(fitted)), [fit.pretrain for fit in fitted])
-        ax.set_ylim(-0.7, len(fitted) - 0.3)
-        ax.set_xlabel({"alpha": "α (exponent of D_F, dimensionless)", "beta": "β (exponent of N, dimensionless)"}[parameter])
-        ax.set_ylabel("pretraining distribution")
-    axes[-1].legend(fontsize="x-small")
+                           label="Hernandez et al. 2021", zorder=4)
+        ax.set_yticks(range(len(shown)), [fit.pretrain for fit in shown])
+        ax.set_ylim(-0.7, len(shown) - 0.3)
+        ax.set_xlabel({"alpha": "α (exponent of D_F)", "beta": "β (exponent of N)"}[parameter])
+    axes[0].set_ylabel("pretraining distribution")
+    handles, labels = axes[0].get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    _legend_outside(figure, list(unique.values()))
     return _save(figure, out_dir, "compare_parameters", "Fitted exponents per pretraining distribution",
-                 "Points: fitted α and β with their 5th–95th percentile bootstrap intervals; diamonds: the paper.")
+                 "Filled: the headline law (interpolated D_E) with its 90% interval; hollow squares, where there are "
+                 "extrapolated D_E: the law including them (sensitivity check); diamonds: the paper.")
+
+
+def plot_pretraining(summary: PretrainingSummary, out_dir: Path) -> SavedFigure | SkippedFigure:
+    """Every pretraining run against N: own held-out loss, tokens per parameter, target loss at the start."""
+    table = summary.table
+    if table.empty:
+        return SkippedFigure("pretraining", "the table has no pretraining rows (mode == pretrain)")
+    panels = [("own_loss", "own held-out loss (nats/token)", "on its own distribution"),
+              ("tokens_per_param", "pretraining tokens per parameter", "how much it was pretrained"),
+              ("target_loss", "target loss at the start of fine-tuning", "where fine-tuning starts")]
+    panels = [p for p in panels if table[p[0]].notna().any()]
+    colors = _pretrain_colors(table["pretrain"])
+    figure, axes = _new_figure(len(panels), width=3.6, height=3.3)
+    for ax, (column, label, title) in zip(axes, panels):
+        for pretrain, group in table.groupby("pretrain"):
+            group = group.sort_values("n_params")
+            ax.plot(group["n_params"], group[column], marker="o", color=colors[pretrain], lw=1.2, label=pretrain)
+        if column == "tokens_per_param":
+            ax.set_yscale("log")
+            ax.axhline(COMPUTE_OPTIMAL_TOKENS_PER_PARAM, color="0.5", ls=":", lw=1,
+                       label=f"~{COMPUTE_OPTIMAL_TOKENS_PER_PARAM:.0f} (compute-optimal)")
+            _tidy_log_axis(ax.yaxis)
+        _n_axis(ax, table["n_params"])
+        ax.tick_params(axis="x", labelrotation=45)
+        ax.set_xlabel("non-embedding parameters N")
+        ax.set_ylabel(label)
+        ax.set_title(title, fontsize="small")
+    handles = {h.get_label(): h for ax in axes for h in ax.get_legend_handles_labels()[0]}
+    _legend_outside(figure, list(handles.values()))
+    return _save(figure, out_dir, "pretraining", "Pretraining runs: were bigger models better pretrained?",
+                 "One line per pretraining distribution. Left: loss on its own held-out data (falling with N: bigger "
+                 "models were better pretrained); middle: tokens seen per parameter (dotted: ~20, compute-optimal, "
+                 "Hoffmann et al. 2022); right: the target loss each fine-tune starts from.")
 
 
 def make_figures(effective: EffectiveResult, fits: dict[str, TransferFit], runs: pd.DataFrame, out_dir: Path,
-                 compare: list[str] | None = None) -> list[SavedFigure | SkippedFigure]:
+                 compare: list[str] | None = None, seed_runs: pd.DataFrame | None = None,
+                 pretraining: PretrainingSummary | None = None) -> list[SavedFigure | SkippedFigure]:
     """All figures; a figure that cannot be drawn from this table comes back as SkippedFigure."""
     out_dir = Path(out_dir)
     makers = [
-        ("loss_vs_data", lambda: plot_loss_vs_data(effective, out_dir)),
+        ("loss_vs_data", lambda: plot_loss_vs_data(effective, out_dir, seed_runs=seed_runs)),
         ("dt_vs_df", lambda: plot_dt_vs_df(effective, fits, out_dir)),
         ("fraction_vs_n", lambda: plot_fraction_vs_n(effective, fits, out_dir)),
         ("loss_vs_n", lambda: plot_loss_vs_n(effective, out_dir)),
@@ -355,6 +545,7 @@ def make_figures(effective: EffectiveResult, fits: dict[str, TransferFit], runs:
     if compare:
         makers += [("compare_dt", lambda: plot_compare_dt(effective, fits, out_dir, compare)),
                    ("compare_parameters", lambda: plot_compare_parameters(fits, out_dir, compare))]
+    makers.append(("pretraining", lambda: plot_pretraining(pretraining or PretrainingSummary(), out_dir)))
     if effective.table.empty:
         return [SkippedFigure("all", "no fine-tuned runs to plot")]
     figures = []

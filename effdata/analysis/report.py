@@ -1,22 +1,28 @@
 """The Markdown report and the JSON of the fits.
 
 The report opens with every warning collected on the way (nothing silent), then the fitted law
-with intervals beside the paper, the held-out check, the from-scratch (Kaplan) fit, the figures
-and the per-run table with its flags.
+with intervals beside the paper (the headline on interpolated D_E, the row including extrapolated
+ones beside it), the held-out check, the seeds' noise and what it does to D_T, the pretraining runs,
+study design advice, the from-scratch (Kaplan) fit, the figures and the per-run table with its flags
+and intervals.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+from effdata.analysis.advice import StudyAdvice
+from effdata.analysis.bootstrap import NoiseModel
 from effdata.analysis.effective import FLAG_NAMES, EffectiveResult
-from effdata.analysis.fit import PAPER_TRANSFER, TransferFit, jsonable
+from effdata.analysis.fit import EXTRAPOLATION_MARGIN, HEADLINE_MIN_SHARE, MIN_FIT_POINTS, PAPER_TRANSFER, TransferFit, jsonable
+from effdata.analysis.pretraining import PretrainingSummary
 from effdata.analysis.scaling import PAPER_KAPLAN, KaplanFit
 from effdata.analysis.plots import UNIT_WORDS, SavedFigure, SkippedFigure
 from effdata.analysis.table import ResultsTable
-from effdata.fmt import sig
+from effdata.fmt import compact, sig
 from effdata.paths import atomic_write_json, atomic_write_text
 
 FLAG_GLOSSARY = {
@@ -44,6 +50,11 @@ class Analysis:
     warnings: list[str] = field(default_factory=list)
     compute: dict | None = None
     notes: str | None = None          # the study's own words (--notes FILE), shown first
+    noise: NoiseModel | None = None   # how the bootstrap re-drew single-seed points (None: no bootstrap)
+    seed_spread: pd.DataFrame | None = None      # bootstrap.seed_spread
+    d_t_noise: pd.DataFrame | None = None        # bootstrap.d_t_noise
+    pretraining: PretrainingSummary = field(default_factory=PretrainingSummary)
+    advice: StudyAdvice = field(default_factory=StudyAdvice)
 
 
 def compute_summary(raw, peak_flops: float | None = None) -> dict | None:
@@ -119,7 +130,12 @@ def fits_json(analysis: Analysis) -> dict:
         "source": analysis.source,
         "units": analysis.effective.units,
         "interval": {"kind": "bootstrap percentile over runs", "percentiles": [5, 95],
-                     "n_resamples": analysis.n_bootstrap},
+                     "n_resamples": analysis.n_bootstrap,
+                     "resample": ("seeds re-drawn within every grid point (from scratch and fine-tuned), curves "
+                                  "re-built, D_E and D_T re-read, law refitted with its lack of fit"),
+                     "noise": ({mode: {"sigma": analysis.noise.sigma[mode], "source": analysis.noise.source[mode],
+                                       "seeded_points": analysis.noise.seeded_points.get(mode, 0)}
+                                for mode in analysis.noise.sigma} if analysis.noise else None)},
         "huber_delta": analysis.huber_delta,
         "transfer": transfer,
         "paper_transfer": PAPER_TRANSFER,
@@ -130,25 +146,162 @@ def fits_json(analysis: Analysis) -> dict:
                    **{flag: int(table[flag].sum()) if len(table) else 0 for flag in FLAG_NAMES}},
         "compare": analysis.compare,
         "compute": analysis.compute,
+        "seed_spread": _records(analysis.seed_spread),
+        "d_t_noise": _records(analysis.d_t_noise),
+        "pretraining": {"runs": _records(analysis.pretraining.table), "readings": analysis.pretraining.readings},
+        "advice": {"suggestions": [asdict(s) for s in analysis.advice.suggestions], "notes": analysis.advice.notes},
         "figures": figures,
         "warnings": analysis.warnings,
     })
 
 
+def _records(frame: pd.DataFrame | None) -> list[dict]:
+    return [] if frame is None else frame.to_dict(orient="records")
+
+
+def _fit_row(fit: TransferFit, label: str, paper_cell: str) -> list[str]:
+    if not fit.fitted:
+        return [label, fit.reason, "", "", "", "", "", "", paper_cell]
+    heldout = " / ".join(f"×{sig(h.error_factor)}" if h.error_factor else "—"
+                         for h in (fit.heldout["n_params"], fit.heldout["d_f"]))
+    points = f"{fit.n_points} ({fit.regime.replace('_', ' ')}; {fit.n_extrapolated} extrap.)"
+    scatter = (f"{sig(fit.lack_of_fit, 2)} / {sig(fit.noise_scatter, 2)}" if fit.lack_of_fit is not None else "—")
+    return [label, fmt_interval(fit, "k"), fmt_interval(fit, "alpha"), fmt_interval(fit, "beta"), points,
+            f"{sig(fit.r2_log)} / {sig(fit.rmse_log)}", scatter, heldout, paper_cell]
+
+
 def _fit_rows(fits: list[TransferFit], units: str) -> list[list[str]]:
+    """The headline row of each pretraining name, and its including-extrapolated row below it."""
     rows = []
     for fit in fits:
         paper = fit.paper()
         paper_cell = (f"k={sig(paper['k'])}, α={paper['alpha']}, β={paper['beta']}" if paper else "—")
-        if not fit.fitted:
-            rows.append([fit.pretrain, fit.reason, "", "", "", "", "", paper_cell])
-            continue
-        heldout = " / ".join(f"×{sig(h.error_factor)}" if h.error_factor else "—"
-                             for h in (fit.heldout["n_params"], fit.heldout["d_f"]))
-        points = f"{fit.n_points} ({fit.regime.replace('_', ' ')}; {fit.n_extrapolated} extrap.)"
-        rows.append([fit.pretrain, fmt_interval(fit, "k"), fmt_interval(fit, "alpha"), fmt_interval(fit, "beta"),
-                     points, f"{sig(fit.r2_log)} / {sig(fit.rmse_log)}", heldout, paper_cell])
+        rows.append(_fit_row(fit, f"**{fit.pretrain}**", paper_cell))
+        if fit.including_extrapolated is not None:
+            rows.append(_fit_row(fit.including_extrapolated, f"{fit.pretrain}, including extrapolated", ""))
     return rows
+
+
+def _sensitivity_lines(fit: TransferFit) -> list[str]:
+    """How far the including-extrapolated row lies from the headline, or why there is no headline."""
+    other = fit.including_extrapolated
+    lines = []
+    if fit.fitted and other is not None and other.fitted:
+        shifts = []
+        for label, name in (("α", "alpha"), ("β", "beta")):
+            interval = fit.intervals.get(name)
+            width = f", {abs(getattr(other, name) - getattr(fit, name)) / (interval[1] - interval[0]):.2g}× the " \
+                    "headline's 90% interval" if interval and interval[1] > interval[0] else ""
+            shifts.append(f"{label} {sig(getattr(fit, name))} → {sig(getattr(other, name))}{width}")
+        shifts.append(f"k ×{sig(other.k / fit.k, 2)}")
+        lines.append(f"- `{fit.pretrain}`: with the {other.n_extrapolated} extrapolated D_E the law moves "
+                     f"{'; '.join(shifts)}. A sensitivity check only: extrapolated D_E are biased low.")
+    elif not fit.fitted and other is not None:
+        lines.append(f"- `{fit.pretrain}`: no headline law ({fit.reason.removeprefix('not fitted ')}). The row including "
+                     "extrapolated D_E is shown as a sensitivity check, not as a result.")
+    needs = [f"N = {compact(n['n_params'])}: D = {compact(n['suggested'])}" if n["suggested"] else
+             f"N = {compact(n['n_params'])}: past the per-N law's reach" for n in fit.scratch_runs_needed]
+    if needs:
+        lines.append(f"- `{fit.pretrain}`: from-scratch runs that reach the lowest fine-tuned loss of each N "
+                     f"(≥ {EXTRAPOLATION_MARGIN:g}× the extrapolated D_E, or the top of its interval): {'; '.join(needs)} "
+                     f"({fit.units}).")
+    if fit.nonpositive_draws > 0.01:
+        lines.append(f"- `{fit.pretrain}`: {100 * fit.nonpositive_draws:.0f}% of the re-drawn D_T were ≤ 0 (noise "
+                     "alone ossified them); they leave their resample, as ossified runs leave the fit.")
+    return lines
+
+
+def _transfer_section(analysis: Analysis) -> list[str]:
+    units = analysis.effective.units
+    noise = analysis.noise
+    lines = ["## Transfer law D_T = k · D_F^α · N^β", "",
+             f"Fitted in log space with a summed Huber loss (δ = {analysis.huber_delta}) and multi-start L-BFGS-B; "
+             f"D in {UNIT_WORDS[units]}. **Headline** (bold): fitted on the points whose D_E is read inside the "
+             f"measured from-scratch range, when there are ≥ {MIN_FIT_POINTS} of them over ≥ 2 N and ≥ 2 D_F and they "
+             f"are at least {HEADLINE_MIN_SHARE:.0%} of the points; the row *including extrapolated* D_E is a "
+             "sensitivity check (extrapolated D_E are biased low).", "",
+             f"Intervals: 5th–95th percentiles over {analysis.n_bootstrap} resamples of the runs. Each resample "
+             "re-draws every grid point's loss, from scratch and fine-tuned (its seeds, with replacement; a "
+             "single-seed point with the noise below), re-builds each N's from-scratch curve, re-reads every D_E "
+             "and D_T and refits the law, adding the scatter about the law that the runs' noise does not explain "
+             "(column *scatter*: that lack of fit τ / the noise's own scatter, both in log D_T). Held-out: the law "
+             "is refitted without one N (or one D_F) at a time and predicts the held-out D_T; the figure is the "
+             "geometric mean error factor.", ""]
+    if noise is not None:
+        lines += [f"Noise of one run's loss: {noise.describe()}.", ""]
+    if units != "chars":
+        lines += ["*The paper's k is for D in characters; with tokens only α and β are comparable.*", ""]
+    header = ["pretrain", "k [90% CI]", "α [90% CI]", "β [90% CI]", "points (regime)", "R² / RMSE (log)",
+              "scatter τ / noise (log)", "held-out error (leave N / leave D_F)", "paper (Hernandez et al. 2021)"]
+    lines += [_markdown_table(header, _fit_rows(list(analysis.fits.values()), units)) if analysis.fits
+              else "No fine-tuned runs: nothing to fit.", ""]
+    for fit in analysis.fits.values():
+        lines += _sensitivity_lines(fit)
+        if fit.n_ossified:
+            lines += [f"- `{fit.pretrain}`: {fit.n_ossified} ossified run(s) (D_T ≤ 0) are outside the log fit; "
+                      "see the per-run table."]
+    return lines + [""]
+
+
+def _seed_section(analysis: Analysis) -> list[str]:
+    """Measured seed noise per mode and N, and what the runs' noise does to D_T at each D_F."""
+    lines = ["## Seeds: the runs' noise and what it does to D_T", ""]
+    spread = analysis.seed_spread
+    seeded = spread[spread["seeded_points"] > 0] if spread is not None and len(spread) else None
+    if seeded is None or seeded.empty:
+        source = analysis.noise.describe() if analysis.noise else "no bootstrap"
+        lines += [f"One seed per grid point: the seed-to-seed spread is not measured. The intervals assume {source}.", ""]
+    else:
+        rows = [[("from scratch" if r.mode == "scratch" else f"fine-tuned from {r.pretrain}"), sig(r.n_params),
+                 f"{r.seeded_points} of {r.grid_points}", sig(r.seeds), sig(r.sd, 2), f"{100 * r.relative:.2g}%"]
+                for r in spread.itertuples()]
+        lines += ["Seed-to-seed spread of the loss (pooled over the grid points of that N with ≥ 2 seeds):", "",
+                  _markdown_table(["runs", "N", "grid points with seeds", "seeds per point", "sd (nats)",
+                                   "sd / loss"], rows), ""]
+    noise = analysis.d_t_noise
+    if noise is not None and len(noise):
+        units = analysis.effective.units
+        rows = [[r.pretrain, sig(r.d_f), str(r.points), f"±{100 * r.half_width:.0f}%" if np.isfinite(r.half_width) else "—",
+                 f"{100 * r.scratch_share:.0f}%" if np.isfinite(r.scratch_share) else "—", f"{100 * r.nonpositive:.1f}%"]
+                for r in noise.itertuples()]
+        lines += [f"What the runs' noise does to D_T (medians over N of each point's 90% interval; D_F in {units}):", "",
+                  _markdown_table(["pretrain", "D_F", "points", "D_T 90% interval (half width / D_T)",
+                                   "share from the from-scratch curve", "resamples with D_T ≤ 0"], rows), ""]
+    return lines
+
+
+def _pretraining_section(analysis: Analysis) -> list[str]:
+    summary = analysis.pretraining
+    lines = ["## Pretraining runs", ""]
+    if summary.table.empty:
+        return lines + ["The table has no pretraining rows (`mode == pretrain`).", ""]
+    rows = [[r.pretrain, r.size if isinstance(r.size, str) else "", sig(r.n_params), sig(r.tokens_seen),
+             sig(r.tokens_per_param), sig(r.own_loss, 4), sig(r.target_loss, 4), sig(r.flops)]
+            for r in summary.table.itertuples()]
+    lines += ["Every pretraining run, the input the fine-tunes start from: tokens seen, tokens per parameter, its "
+              "loss on its own held-out distribution (`pretrain_valid_loss`) and the target loss it starts "
+              "fine-tuning from (its `loss`).", "",
+              _markdown_table(["pretrain", "size", "N", "tokens seen", "tokens / parameter", "own held-out loss",
+                               "target loss at start", "FLOPs"], rows), ""]
+    lines += [f"- `{name}`: {reading}" for name, reading in summary.readings.items()] + [""]
+    return lines
+
+
+def _advice_section(analysis: Analysis) -> list[str]:
+    advice = analysis.advice
+    lines = ["## Study design advice", ""]
+    if not advice.suggestions and not advice.notes:
+        return lines + ["Nothing to add: every law is fitted on measured D_E with intervals narrower than the "
+                        "thresholds below.", ""]
+    if advice.suggestions:
+        total = (analysis.compute or {}).get("by_mode", {}).get("all", {}).get("flops")
+        rows = [[s.runs, s.why, sig(s.flops) + (f" ({100 * s.flops / total:.2g}% of this study)" if total else "")
+                 if s.flops is not None else "—"] for s in advice.suggestions]
+        lines += ["Runs that would tighten the fits, cheapest first (cost: training FLOPs, from this table's runs "
+                  "of the same grid point; a larger from-scratch run scaled in proportion to D):", "",
+                  _markdown_table(["runs", "why", "cost (FLOPs)"], rows), ""]
+    lines += [f"- {note}" for note in advice.notes]
+    return lines + [""]
 
 
 def _comparison_section(analysis: Analysis) -> list[str]:
@@ -180,17 +333,22 @@ def _comparison_section(analysis: Analysis) -> list[str]:
     return lines
 
 
+def _with_interval(run, name: str) -> str:
+    lo, hi = run[f"{name}_lo"], run[f"{name}_hi"]
+    return sig(run[name]) + (f" [{sig(lo, 2)}, {sig(hi, 2)}]" if np.isfinite(lo) or np.isfinite(hi) else "")
+
+
 def _per_run_table(effective: EffectiveResult) -> str:
     table = effective.table.sort_values(["pretrain", "n_params", "d_f"])
     rows = []
     for _, run in table.iterrows():
         rows.append([run["pretrain"], run["size"] if isinstance(run["size"], str) else "", sig(run["n_params"]),
                      sig(run["d_f"]), sig(run["loss"], 4) + (f" ± {sig(run['loss_std'], 2)}" if run["n_seeds"] > 1 else ""),
-                     sig(run["d_e"]), sig(run["d_t"]), sig(run["fraction"]), sig(run["multiplier"]),
-                     sig(run["d_low"]), run["flags"] or "—"])
+                     _with_interval(run, "d_e"), _with_interval(run, "d_t"), sig(run["fraction"]),
+                     sig(run["multiplier"]), sig(run["d_low"]), run["flags"] or "—"])
     units = effective.units
-    header = ["pretrain", "size", "N", f"D_F ({units})", "loss (nats/token)", f"D_E ({units})", f"D_T ({units})",
-              "D_T/D_E", "D_E/D_F", f"D(N) ({units})", "flags"]
+    header = ["pretrain", "size", "N", f"D_F ({units})", "loss (nats/token)", f"D_E [90%] ({units})",
+              f"D_T [90%] ({units})", "D_T/D_E", "D_E/D_F", f"D(N) ({units})", "flags"]
     return _markdown_table(header, rows)
 
 
@@ -206,28 +364,16 @@ def render_report(analysis: Analysis) -> str:
     finetune_counts = ", ".join(f"{name}: {count}" for name, count in table["pretrain"].value_counts().sort_index().items())
     lines += [f"- {len(results.runs)} analysed grid points ({len(results.scratch)} from scratch; fine-tuned "
               f"{finetune_counts or 'none'}), {len(results.set_aside)} row(s) set aside, "
-              f"{results.n_pretrain_rows} pretraining row(s) ignored.",
+              f"{results.n_pretrain_rows} pretraining row(s) (section *Pretraining runs*).",
               f"- Data sizes in **{units}** (`{results.data_column}`); N = non-embedding parameters: "
               f"{', '.join(sig(n) for n in sorted(results.runs['n_params'].unique()))}.",
-              "- Loss: best held-out target loss in nats/token. Seeds sharing (pretrain, N, data) are averaged.", ""]
+              "- Loss: best held-out target loss in nats/token. Seeds sharing (pretrain, N, data) are averaged; "
+              "the bootstrap re-draws them.", ""]
 
-    lines += ["## Transfer law D_T = k · D_F^α · N^β", "",
-              f"Fitted in log space with a summed Huber loss (δ = {analysis.huber_delta}) and multi-start L-BFGS-B; "
-              f"intervals are 5th–95th percentile bootstrap intervals over {analysis.n_bootstrap} resamples of the "
-              f"runs. D in {UNIT_WORDS[units]}. Held-out: the law is refitted without one N (or one D_F) at a time and predicts "
-              "the held-out D_T; the figure is the geometric mean error factor.", ""]
-    if units != "chars":
-        lines += ["*The paper's k is for D in characters; with tokens only α and β are comparable.*", ""]
-    header = ["pretrain", "k [90% CI]", "α [90% CI]", "β [90% CI]", "points (regime)", "R² / RMSE (log)",
-              "held-out error (leave N / leave D_F)", "paper (Hernandez et al. 2021)"]
-    lines += [_markdown_table(header, _fit_rows(list(analysis.fits.values()), units)) if analysis.fits
-              else "No fine-tuned runs: nothing to fit.", ""]
-    for fit in analysis.fits.values():
-        if fit.fitted and fit.n_ossified:
-            lines += [f"- `{fit.pretrain}`: {fit.n_ossified} ossified run(s) (D_T ≤ 0) are outside the log fit; "
-                      "see the per-run table.", ""]
+    lines += _transfer_section(analysis)
     if analysis.compare:
         lines += _comparison_section(analysis)
+    lines += _seed_section(analysis) + _pretraining_section(analysis) + _advice_section(analysis)
 
     if analysis.compute:
         lines += _compute_section(analysis.compute)

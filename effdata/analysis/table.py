@@ -10,9 +10,11 @@ What `load_results` does, in order, and why:
   anything else is a fine-tuned run;
 * sets aside, with a warning each, the rows that cannot be analysed: `status != "ok"`, non-finite
   or non-positive loss, N or data size; drops exact duplicate rows (a warning says how many);
-* ignores `mode == "pretrain"` rows (they have no target-data size; they are the pretraining runs);
+* keeps `mode == "pretrain"` rows apart (`pretraining`): they have no target-data size, so they are
+  not in the transfer analysis; the report shows them as its input;
 * averages the seeds that share (pretrain, N, data size) and keeps their spread (`loss_std`,
-  `n_seeds`), because the transfer analysis wants one loss per grid point.
+  `n_seeds`), because the transfer analysis wants one loss per grid point; the seeds themselves are
+  kept too (`seed_runs`): the bootstrap re-draws them.
 """
 from __future__ import annotations
 
@@ -34,21 +36,25 @@ COLUMN_DOCS: dict[str, tuple[str, str]] = {
     "data_chars": ("required*", "target training-set size in characters (*one of data_chars / data_tokens; chars is the default unit)"),
     "data_tokens": ("required*", "target training-set size in tokens"),
     "loss": ("required", "best held-out target loss, nats per token, of the early-stopped model"),
-    "mode": ("optional", "`scratch`, `finetune` or `pretrain`; pretrain rows are ignored; if absent, derived from `pretrain`"),
+    "mode": ("optional", "`scratch`, `finetune` or `pretrain`; pretrain rows are shown as the input, not fitted; if absent, derived from `pretrain`"),
     "status": ("optional", "`ok` or anything else; rows that are not ok are listed, not analysed"),
     "error": ("optional", "why a run failed"),
-    "seed": ("optional", "seeds sharing (pretrain, N, data size) are averaged; their spread is kept"),
+    "seed": ("optional", "seeds sharing (pretrain, N, data size) are averaged; the bootstrap re-draws them and the report gives their spread"),
     "size": ("optional", "model size name, shown in tables"),
     "n_layer": ("optional", "layers"),
     "d_model": ("optional", "width"),
     "flops": ("optional", "training FLOPs of the run (needed for the loss-against-compute plot)"),
     "pretrain_flops": ("optional", "FLOPs of the pretraining run a fine-tuned run started from (0 for scratch)"),
     "valid_loss": ("optional", "held-out loss used for early stopping"),
+    "tokens_seen": ("optional", "pretraining rows: tokens the pretraining run processed"),
+    "tokens_per_param": ("optional", "pretraining rows: tokens_seen / n_params (computed when absent)"),
+    "pretrain_valid_loss": ("optional", "pretraining rows: loss on the run's own held-out distribution"),
     "wall_time": ("optional", "seconds"),
 }
 
 NUMERIC_COLUMNS = ("n_params", "data_chars", "data_tokens", "loss", "valid_loss", "flops",
-                   "pretrain_flops", "wall_time", "n_layer", "d_model", "seed")
+                   "pretrain_flops", "wall_time", "n_layer", "d_model", "seed", "tokens_seen",
+                   "tokens_per_param", "pretrain_valid_loss")
 
 
 class TableError(ValueError):
@@ -64,7 +70,9 @@ class ResultsTable:
     units: str                         # "chars" or "tokens": the data column the rows were grouped by
     data_column: str
     warnings: list[str] = field(default_factory=list)
-    n_pretrain_rows: int = 0           # mode == "pretrain" rows ignored
+    n_pretrain_rows: int = 0           # mode == "pretrain" rows (ok ones: `pretraining`)
+    seed_runs: pd.DataFrame = field(default_factory=pd.DataFrame)     # `runs` before seeds are averaged
+    pretraining: pd.DataFrame = field(default_factory=pd.DataFrame)   # ok mode == "pretrain" rows
 
     @property
     def scratch(self) -> pd.DataFrame:
@@ -164,7 +172,7 @@ def load_results(source: str | Path | pd.DataFrame, units: str = "chars",
         df = _set_aside(df, bad, "status not ok", aside, warnings,
                         "with status != ok" + (f" (e.g. {detail})" if detail else ""))
 
-    n_pretrain_rows = int((df["mode"] == "pretrain").sum())
+    pretraining = df[df["mode"] == "pretrain"].reset_index(drop=True)
     df = df[df["mode"] != "pretrain"]
     unknown_mode = ~df["mode"].isin(["scratch", "finetune"])
     df = _set_aside(df, unknown_mode, "unknown mode", aside, warnings,
@@ -188,8 +196,8 @@ def load_results(source: str | Path | pd.DataFrame, units: str = "chars",
     set_aside = pd.concat(aside, ignore_index=True) if aside else pd.DataFrame(columns=["reason"])
     if runs.empty:
         warnings.append("no analysable rows left after validation")
-    return ResultsTable(runs=runs, set_aside=set_aside, units=units, data_column=data_column,
-                        warnings=warnings, n_pretrain_rows=n_pretrain_rows)
+    return ResultsTable(runs=runs, set_aside=set_aside, units=units, data_column=data_column, warnings=warnings,
+                        n_pretrain_rows=len(pretraining), seed_runs=df.reset_index(drop=True), pretraining=pretraining)
 
 
 def _average_seeds(df: pd.DataFrame, data_column: str, warnings: list[str]) -> pd.DataFrame:

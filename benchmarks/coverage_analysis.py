@@ -1,0 +1,117 @@
+"""Measurement (not a test): coverage and bias of the analysis on synthetic studies shaped like jobs/cpu.toml.
+
+    .venv/bin/python benchmarks/coverage_analysis.py [--draws 200] [--resamples 500] [--scenario NAME ...]
+
+Each draw makes a study with tests/synthetic.make_cpu_runs (five N from 25 K to 559 K, from-scratch runs at
+1e4 ... 3e6 characters, fine-tunes at 1e4 ... 3e5, a known k, alpha, beta; a Kaplan-shaped from-scratch
+curve), runs the analysis (bootstrap over runs, headline fit) and records whether each 90% interval holds
+the truth: alpha, beta, log k of the headline law, and every per-point D_T interval. Prints one line per
+scenario: coverage, bias and sd of the estimates, median interval widths, the lack of fit tau, and, for
+the strong-transfer scenario, how often the headline was withheld and whether the suggested from-scratch
+runs reach the true D_E.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+import numpy as np  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+from effdata.analysis.bootstrap import attach_intervals, estimate_noise, resample_effective  # noqa: E402
+from effdata.analysis.effective import compute_effective  # noqa: E402
+from effdata.analysis.fit import fit_transfer  # noqa: E402
+from effdata.analysis.table import load_results  # noqa: E402
+from synthetic import CPU_BEYOND, CPU_INSIDE, make_cpu_runs, transferred  # noqa: E402
+
+SCENARIOS = {   # name: (law, seeds, loss noise per run, scatter of D_T about the law)
+    "inside-3seeds-1%": (CPU_INSIDE, 3, 0.01, 0.0),
+    "inside-3seeds-0.5%": (CPU_INSIDE, 3, 0.005, 0.0),
+    "inside-3seeds-1%-scatter0.2": (CPU_INSIDE, 3, 0.01, 0.2),
+    "inside-1seed-1%": (CPU_INSIDE, 1, 0.01, 0.0),
+    "middle-3seeds-1%": ({**CPU_INSIDE, "k": 100.0}, 3, 0.01, 0.0),
+    "beyond-3seeds-1%": (CPU_BEYOND, 3, 0.01, 0.0),
+}
+
+
+def one_draw(law, seeds, loss_noise, scatter, draw, resamples) -> dict:
+    results = load_results(make_cpu_runs({"text": law}, seeds=seeds, loss_noise=loss_noise, log_noise=scatter,
+                                         seed=10_000 + draw))
+    effective = compute_effective(results)
+    noise = estimate_noise(results, effective)
+    draws = resample_effective(results, effective, noise, resamples, seed=draw)
+    attach_intervals(effective.table, draws)
+    fit = fit_transfer(effective.table, "text", "chars", seed=draw, draws=draws.d_t)
+    table = effective.table
+    # A point's true D_T is the law's only without scatter (the generator's scatter is not returned).
+    true_d_t = transferred(table["d_f"], table["n_params"], **law) if scatter == 0 else np.nan
+    holds = (table["d_t_lo"] <= true_d_t) & (true_d_t <= table["d_t_hi"])
+    out = {"fitted": fit.fitted, "tau": fit.lack_of_fit, "extrapolated": int(table["extrapolated"].sum()),
+           "points_inside": holds[~table["extrapolated"]].tolist() if scatter == 0 else [],
+           "points_extrapolated": holds[table["extrapolated"]].tolist() if scatter == 0 else []}
+    if fit.fitted and fit.intervals:
+        truth = {"alpha": law["alpha"], "beta": law["beta"], "k": law["k"]}
+        out.update({f"covers_{p}": fit.intervals[p][0] <= truth[p] <= fit.intervals[p][1] for p in truth})
+        out.update({"alpha": fit.alpha, "beta": fit.beta, "log_k": np.log(fit.k),
+                    "width_alpha": np.diff(fit.intervals["alpha"])[0], "width_beta": np.diff(fit.intervals["beta"])[0]})
+    if fit.including_extrapolated is not None and fit.including_extrapolated.fitted:
+        out["alpha_including_extrapolated"] = fit.including_extrapolated.alpha
+    reach = [need["suggested"] is not None and need["suggested"] >= _true_d_e(law, need) for need in fit.scratch_runs_needed]
+    out["suggestions_reach"] = float(np.mean(reach)) if reach else np.nan
+    return out
+
+
+def _true_d_e(law: dict, need: dict) -> float:
+    """The true D_E of the grid point named by a scratch-run suggestion (its lowest fine-tuned loss)."""
+    return need["d_f"] + float(transferred(need["d_f"], need["n_params"], **law))
+
+
+def summarize(name: str, law: dict, rows: list[dict], seconds: float) -> str:
+    fitted = [r for r in rows if "covers_alpha" in r]
+    parts = [f"{name}: {len(rows)} draws, {seconds:.0f} s; headline fitted in {len(fitted)}"]
+    if fitted:
+        cover = {p: np.mean([r[f"covers_{p}"] for r in fitted]) for p in ("alpha", "beta", "k")}
+        estimates = np.array([[r["alpha"], r["beta"], r["log_k"]] for r in fitted])
+        bias = estimates.mean(axis=0) - [law["alpha"], law["beta"], np.log(law["k"])]
+        parts.append("coverage α {alpha:.3f} β {beta:.3f} log k {k:.3f}".format(**cover))
+        parts.append(f"bias α {bias[0]:+.4f} β {bias[1]:+.4f} log k {bias[2]:+.3f}; "
+                     f"sd α {estimates[:, 0].std():.4f} β {estimates[:, 1].std():.4f} log k {estimates[:, 2].std():.3f}")
+        parts.append(f"median 90% width α {np.median([r['width_alpha'] for r in fitted]):.4f} "
+                     f"β {np.median([r['width_beta'] for r in fitted]):.4f}")
+    inside = [ok for r in rows for ok in r["points_inside"]]
+    outside = [ok for r in rows for ok in r["points_extrapolated"]]
+    if inside or outside:
+        parts.append("per-point D_T coverage: " + (f"interpolated {np.mean(inside):.3f} ({len(inside)} intervals)" if inside else "")
+                     + (f", extrapolated {np.mean(outside):.3f} ({len(outside)})" if outside else ""))
+    parts.append(f"median τ {np.median([r['tau'] for r in rows if r['tau'] is not None] or [np.nan]):.3f}; "
+                 f"median extrapolated points {np.median([r['extrapolated'] for r in rows]):.0f}")
+    with_extrapolated = [r["alpha_including_extrapolated"] for r in rows if "alpha_including_extrapolated" in r]
+    if with_extrapolated:
+        parts.append(f"α including extrapolated: mean {np.mean(with_extrapolated):.3f} (truth {law['alpha']})")
+    reach = [r["suggestions_reach"] for r in rows if np.isfinite(r["suggestions_reach"])]
+    if reach:
+        parts.append(f"suggested from-scratch runs reach the true D_E in {np.mean(reach):.0%} of cases")
+    return "\n    ".join(parts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--draws", type=int, default=200)
+    parser.add_argument("--resamples", type=int, default=500)
+    parser.add_argument("--scenario", nargs="+", choices=sorted(SCENARIOS), default=list(SCENARIOS))
+    args = parser.parse_args()
+    with threadpool_limits(1, user_api="blas"):
+        for name in args.scenario:
+            law, seeds, loss_noise, scatter = SCENARIOS[name]
+            start = time.perf_counter()
+            rows = [one_draw(law, seeds, loss_noise, scatter, draw, args.resamples) for draw in range(args.draws)]
+            print(summarize(name, law, rows, time.perf_counter() - start), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,256 @@
+"""The bootstrap over runs: every grid point's loss re-drawn, every curve re-built, every D_E and D_T re-read.
+
+D_T = D_E - D_F is a small difference when D_E/D_F is 1.3-3x, and D_E is read off a from-scratch curve
+that is itself measured with noise; an interval that holds the fine-tuned points over a fixed curve is
+too narrow (docs/METHOD.md §1 and §4). So each resample:
+
+1. re-draws the loss of every grid point, from scratch and fine-tuned:
+   * with n >= 2 seeds, n seeds drawn with replacement, their deviations from the grid point's mean
+     scaled by sqrt(n / (n - 1)): the plain bootstrap of a mean of n has variance (n - 1)/n * s^2/n,
+     which with 3 seeds makes intervals 18% too narrow; scaled, it is s^2/n;
+   * with one seed, loss * (1 + sigma * eps), eps ~ N(0, 1): a noise floor `sigma` given
+     (`--loss-noise`), else taken from the seeds of the other grid points when there are any, else
+     from the residuals of the from-scratch grid (`grid_residual_sd`); `NoiseModel` says which;
+2. re-builds each N's from-scratch curve (monotone fit, PCHIP, per-N law) from the re-drawn losses;
+3. reads every fine-tuned loss off it again: D_E, D_T.
+
+Per-point 90% intervals of D_E and D_T come from step 3 with both curves re-drawn. The fit's own
+bootstrap (fit.py) refits the law on these re-read D_T; `Resamples` keeps them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import warnings as python_warnings
+
+import numpy as np
+import pandas as pd
+
+from effdata.analysis.curves import fit_laws, invert_curves
+from effdata.analysis.effective import MIN_LAW_POINTS, EffectiveResult, no_laws
+from effdata.analysis.fit import INTERVAL_PERCENTILES
+from effdata.analysis.table import ResultsTable
+
+MODES = ("scratch", "finetune")
+
+
+@dataclass
+class NoiseModel:
+    """How a resample re-draws the loss of a grid point that has a single seed."""
+
+    sigma: dict[str, float]            # mode -> relative sd of one run's loss
+    source: dict[str, str]             # mode -> where sigma comes from, in words
+    seeded_points: dict[str, int] = field(default_factory=dict)   # mode -> grid points with >= 2 seeds
+
+    def describe(self) -> str:
+        """The noise of one run's loss in words (one clause when both modes share it)."""
+        if len({(self.sigma[m], self.source[m]) for m in MODES}) == 1:
+            return f"σ = {100 * self.sigma[MODES[0]]:.2g}% of the loss for every run ({self.source[MODES[0]]})"
+        return "; ".join(f"{mode} runs σ = {100 * self.sigma[mode]:.2g}% ({self.source[mode]})" for mode in MODES)
+
+
+@dataclass
+class Resamples:
+    """D_E and D_T of every fine-tuned point (the rows of EffectiveResult.table) in every resample."""
+
+    d_e: np.ndarray                    # (B, P) both curves re-drawn
+    d_t: np.ndarray                    # (B, P)
+    d_t_scratch_only: np.ndarray       # (B, P) only the from-scratch curves re-drawn
+    noise: NoiseModel
+
+    @property
+    def n_resamples(self) -> int:
+        return self.d_t.shape[0]
+
+
+def pooled_relative_sd(seed_runs: pd.DataFrame, key: list[str]) -> tuple[float, int]:
+    """(pooled sd of loss / mean loss over grid points with >= 2 seeds, number of such points)."""
+    groups = seed_runs.groupby(key)["loss"]
+    count, mean, var = groups.count(), groups.mean(), groups.var(ddof=1)
+    seeded = count >= 2
+    if not seeded.any():
+        return float("nan"), 0
+    dof = (count[seeded] - 1).to_numpy(float)
+    relative_var = (var[seeded] / mean[seeded] ** 2).to_numpy(float)
+    return float(np.sqrt(np.sum(dof * relative_var) / dof.sum())), int(seeded.sum())
+
+
+def grid_residual_sd(scratch: pd.DataFrame, data_column: str) -> tuple[float, int]:
+    """(relative noise of one from-scratch run, degrees of freedom) from the complete N x D grid.
+
+    log L over the grid is fitted by a row effect, a column effect and one multiplicative interaction
+    (the first singular pair of the double-centred table); the residual RMS, with its degrees of freedom
+    (I-1)(J-1) - (I+J-3), estimates the noise. Measured on the Kaplan-shaped synthetic grid (5 N x 6 D,
+    200 draws): 0.50% for 0.5% noise, 0.99% for 1%, 0.08% with none (the surface's own curvature).
+    The per-N law's residuals are no substitute: on the committed CPU study they are 3.6%, the law's
+    lack of fit (its curves are sigmoid in log D), where the grid leaves 0.4%. (nan, 0) without a
+    complete grid of >= 3 N and >= 3 D.
+    """
+    grid = scratch.pivot_table(index="n_params", columns=data_column, values="loss")
+    rows, columns = grid.shape
+    dof = (rows - 1) * (columns - 1) - (rows + columns - 3)
+    if rows < 3 or columns < 3 or grid.isna().any().any() or dof < 3:
+        return float("nan"), 0
+    log_loss = np.log(grid.to_numpy(float))
+    centred = log_loss - log_loss.mean(1, keepdims=True) - log_loss.mean(0, keepdims=True) + log_loss.mean()
+    u, singular, vt = np.linalg.svd(centred, full_matrices=False)
+    residual = centred - singular[0] * np.outer(u[:, 0], vt[0])
+    return float(np.sqrt(np.sum(residual ** 2) / dof)), dof
+
+
+def residual_relative_sd(effective: EffectiveResult) -> tuple[float, int]:
+    """(relative RMS residual of the from-scratch points about their per-N law, degrees of freedom).
+
+    An upper bound on the noise of one run: the residuals also hold the law's lack of fit.
+    """
+    squares, dof = 0.0, 0
+    for curve in effective.curves.values():
+        if curve.law is None or len(curve.d) <= MIN_LAW_POINTS:
+            continue
+        squares += float(np.sum((curve.loss / curve.law.loss(curve.d) - 1) ** 2))
+        dof += len(curve.d) - MIN_LAW_POINTS
+    return (float(np.sqrt(squares / dof)), dof) if dof else (float("nan"), 0)
+
+
+def estimate_noise(results: ResultsTable, effective: EffectiveResult, loss_noise: float | None = None) -> NoiseModel:
+    """The noise floor for single-seed grid points, per mode (see the module docstring)."""
+    key = ["pretrain", "mode", "n_params", results.data_column]
+    sigma, source, seeded = {}, {}, {}
+    for mode in MODES:
+        rows = results.seed_runs[results.seed_runs["mode"] == mode] if len(results.seed_runs) else results.seed_runs
+        sigma[mode], seeded[mode] = pooled_relative_sd(rows, key) if len(rows) else (float("nan"), 0)
+        source[mode] = f"seed-to-seed spread of {seeded[mode]} {mode} grid point(s)"
+    for mode, other in zip(MODES, MODES[::-1]):
+        if not seeded[mode] and seeded[other]:
+            sigma[mode], source[mode] = sigma[other], f"seed-to-seed spread of the {other} runs"
+    if loss_noise is not None:
+        for mode in MODES:
+            sigma[mode], source[mode] = float(loss_noise), "given (--loss-noise)"
+    elif not any(seeded.values()):
+        for mode in MODES:
+            sigma[mode], source[mode] = _residual_floor(results, effective)
+    return NoiseModel(sigma=sigma, source=source, seeded_points=seeded)
+
+
+def _residual_floor(results: ResultsTable, effective: EffectiveResult) -> tuple[float, str]:
+    """(sigma, its source in words) when no grid point has two seeds: residuals of the from-scratch runs."""
+    sigma, dof = grid_residual_sd(results.scratch, results.data_column)
+    if dof:
+        return sigma, (f"no seeds: residuals of the from-scratch grid about a smooth N × D surface "
+                       f"({dof} degrees of freedom; an upper bound)")
+    sigma, dof = residual_relative_sd(effective)
+    if dof:
+        return sigma, (f"no seeds: residuals of the from-scratch points about the per-N law ({dof} degrees "
+                       "of freedom; an upper bound, it also holds the law's lack of fit)")
+    return 0.0, "no seeds and no residuals: single-seed points are not re-drawn"
+
+
+def draw_losses(results: ResultsTable, noise: NoiseModel, n_resamples: int,
+                rng: np.random.Generator) -> np.ndarray:
+    """(B, len(results.runs)): every grid point's loss, re-drawn (module docstring, step 1)."""
+    key = ["pretrain", "mode", "n_params", results.data_column]
+    runs = results.runs
+    seeds = results.seed_runs.groupby(key)["loss"].apply(lambda s: s.to_numpy(float))
+    per_point = [seeds.get(tuple(row), np.array([loss])) for row, loss in
+                 zip(runs[key].itertuples(index=False), runs["loss"])]
+    counts = np.array([len(s) for s in per_point])
+    draws = np.empty((n_resamples, len(runs)))
+    for n in np.unique(counts):
+        columns = np.flatnonzero(counts == n)
+        values = np.stack([per_point[c] for c in columns])                  # (G, n)
+        mean = values.mean(axis=1)
+        if n == 1:
+            sigma = np.array([noise.sigma[m] for m in runs["mode"].to_numpy()[columns]])
+            draws[:, columns] = mean * (1 + sigma * rng.standard_normal((n_resamples, len(columns))))
+            continue
+        picked = rng.integers(0, n, size=(n_resamples, len(columns), n))
+        resampled = np.take_along_axis(values[None].repeat(n_resamples, 0), picked, axis=2).mean(axis=2)
+        draws[:, columns] = mean + np.sqrt(n / (n - 1)) * (resampled - mean)
+    return draws
+
+
+def resample_effective(results: ResultsTable, effective: EffectiveResult, noise: NoiseModel,
+                       n_resamples: int, seed: int = 0) -> Resamples:
+    """Steps 1-3 of the module docstring for every fine-tuned point."""
+    rng = np.random.default_rng(seed)
+    runs, table = results.runs, effective.table
+    draws = draw_losses(results, noise, n_resamples, rng)
+    finetuned = np.flatnonzero((runs["mode"] == "finetune").to_numpy())
+    if len(finetuned) != len(table):
+        raise ValueError("effective table does not match the results table's fine-tuned runs")
+    d_e = np.full((n_resamples, len(table)), np.nan)
+    d_e_scratch_only = np.full_like(d_e, np.nan)
+    column = results.data_column
+    for n_params, curve in effective.curves.items():
+        points = np.flatnonzero(table["n_params"].to_numpy(float) == n_params)
+        if not len(points):
+            continue
+        scratch = np.flatnonzero(((runs["mode"] == "scratch") & (runs["n_params"] == n_params)).to_numpy())
+        scratch = scratch[np.argsort(runs[column].to_numpy(float)[scratch])]
+        d, loss = runs[column].to_numpy(float)[scratch], draws[:, scratch]
+        laws = fit_laws(d, loss) if len(np.unique(d)) >= MIN_LAW_POINTS else no_laws(n_resamples)
+        measured = np.broadcast_to(table["loss"].to_numpy(float)[points], (n_resamples, len(points)))
+        targets = np.concatenate([draws[:, finetuned[points]], measured], axis=1)
+        read, _ = invert_curves(np.log(d), loss, curve.weights, laws, targets)
+        d_e[:, points], d_e_scratch_only[:, points] = read[:, :len(points)], read[:, len(points):]
+    d_f = table["d_f"].to_numpy(float)
+    return Resamples(d_e=d_e, d_t=d_e - d_f, d_t_scratch_only=d_e_scratch_only - d_f, noise=noise)
+
+
+def percentile_interval(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """5th and 95th percentiles per column, ignoring nan; each an actual draw, so inf stays inf."""
+    with python_warnings.catch_warnings():
+        python_warnings.simplefilter("ignore", RuntimeWarning)   # all-nan columns (no from-scratch curve)
+        lo, hi = np.nanpercentile(draws, INTERVAL_PERCENTILES, axis=0, method="inverted_cdf")
+    return lo, hi
+
+
+def attach_intervals(table: pd.DataFrame, resamples: Resamples) -> None:
+    """Fill the per-point 90% interval columns of the effective table (d_e_lo ... d_t_hi)."""
+    table["d_e_lo"], table["d_e_hi"] = percentile_interval(resamples.d_e)
+    table["d_t_lo"], table["d_t_hi"] = percentile_interval(resamples.d_t)
+
+
+def seed_spread(results: ResultsTable) -> pd.DataFrame:
+    """Per (pretrain, mode, N): the seed-to-seed spread of the loss over the grid points with >= 2 seeds.
+
+    `sd` is the pooled within-point standard deviation (nats), `relative` the same over the mean loss;
+    both nan where no grid point of that N has two seeds.
+    """
+    key = ["pretrain", "mode", "n_params", results.data_column]
+    columns = ["pretrain", "mode", "n_params", "grid_points", "seeded_points", "seeds", "sd", "relative"]
+    if results.seed_runs.empty:
+        return pd.DataFrame(columns=columns)
+    groups = results.seed_runs.groupby(key)["loss"]
+    points = pd.DataFrame({"count": groups.count(), "mean": groups.mean(), "var": groups.var(ddof=1)}).reset_index()
+    rows = []
+    for (pretrain, mode, n_params), group in points.groupby(["pretrain", "mode", "n_params"]):
+        seeded = group[group["count"] >= 2]
+        dof = (seeded["count"] - 1).to_numpy(float)
+        sd = np.sqrt(np.sum(dof * seeded["var"]) / dof.sum()) if len(seeded) else np.nan
+        relative = np.sqrt(np.sum(dof * seeded["var"] / seeded["mean"] ** 2) / dof.sum()) if len(seeded) else np.nan
+        rows.append([pretrain, mode, float(n_params), len(group), len(seeded), float(group["count"].median()),
+                     float(sd), float(relative)])
+    return pd.DataFrame(rows, columns=columns)
+
+
+def d_t_noise(table: pd.DataFrame, resamples: Resamples) -> pd.DataFrame:
+    """Per (pretrain, D_F): what the runs' noise does to D_T (medians over N of the per-point numbers).
+
+    `half_width`: half the 90% interval of D_T over D_T; `scratch_share`: the share of the variance of
+    log D_T that re-drawing only the from-scratch curve gives (the rest comes from the fine-tuned
+    point); `nonpositive`: the share of resamples with D_T <= 0 (noise alone makes the point ossify).
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        both = np.log(np.where(resamples.d_t > 0, resamples.d_t, np.nan))
+        scratch = np.log(np.where(resamples.d_t_scratch_only > 0, resamples.d_t_scratch_only, np.nan))
+        spread = lambda draws: np.diff(percentile_interval(draws), axis=0)[0]  # noqa: E731
+        share = np.clip((spread(scratch) / spread(both)) ** 2, 0, 1)
+        half_width = (table["d_t_hi"] - table["d_t_lo"]) / (2 * table["d_t"].where(table["d_t"] > 0))
+    points = pd.DataFrame({"pretrain": table["pretrain"], "d_f": table["d_f"], "half_width": half_width,
+                           "scratch_share": share, "nonpositive": (resamples.d_t <= 0).mean(axis=0),
+                           "usable": np.isfinite(table["d_t"]).to_numpy()})
+    points = points[points["usable"]]
+    summary = points.groupby(["pretrain", "d_f"]).agg(
+        points=("half_width", "size"), half_width=("half_width", "median"),
+        scratch_share=("scratch_share", "median"), nonpositive=("nonpositive", "mean"))
+    return summary.reset_index()
