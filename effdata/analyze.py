@@ -22,7 +22,8 @@ from effdata.analysis.effective import compute_effective
 from effdata.analysis.fit import DEFAULT_BOOTSTRAP, DEFAULT_HUBER_DELTA, fit_transfer
 from effdata.analysis.plots import SkippedFigure, make_figures
 from effdata.analysis.report import Analysis, compute_summary, fits_json, write_outputs
-from effdata.analysis.scaling import fit_kaplan
+from effdata.analysis.scaling import fit_chinchilla, fit_kaplan
+from effdata.analysis.scaling_plots import make_scratch_figures
 from effdata.analysis.table import TableError, load_results, read_table
 
 
@@ -67,8 +68,12 @@ def _analyze(results, out_dir, compare, units, n_bootstrap, huber_delta, seed, f
                                huber_delta=huber_delta, seed=seed, warnings=warnings, progress=progress)
             for name in names}
     kaplan = fit_kaplan(table.scratch, n_bootstrap=n_bootstrap, seed=seed, warnings=warnings, progress=progress)
+    # In the table's unit (the transfer law's), so that the planner composes the two directly.
+    chinchilla = fit_chinchilla(table.scratch, table.units, n_bootstrap=n_bootstrap, seed=seed, warnings=warnings,
+                                progress=progress)
     if figures:
         drawn = make_figures(effective, fits, table.runs, out_dir, compare=list(compare) if compare else None)
+        drawn += make_scratch_figures(table.scratch, table.units, kaplan, chinchilla, out_dir)
     else:
         drawn = [SkippedFigure("all", "figures disabled (--no-figures)")]
     warnings += [f"figure {f.name} failed: {f.reason}" for f in drawn
@@ -77,7 +82,7 @@ def _analyze(results, out_dir, compare, units, n_bootstrap, huber_delta, seed, f
     analysis = Analysis(source=source, results=table, effective=effective, fits=fits, kaplan=kaplan,
                         figures=drawn, compare=list(compare) if compare else None, n_bootstrap=n_bootstrap,
                         huber_delta=huber_delta, warnings=warnings,
-                        compute=compute_summary(read_table(results), peak_flops), notes=notes)
+                        compute=compute_summary(read_table(results), peak_flops), notes=notes, chinchilla=chinchilla)
     paths = write_outputs(analysis, out_dir)
     result = fits_json(analysis)
     result["paths"] = {name: str(path) for name, path in paths.items()}
