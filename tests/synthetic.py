@@ -3,6 +3,10 @@
 From scratch: L(N, D) = L_inf(N) + A * D^(-b), with L_inf(N) = 0.8 + 30 N^(-1/4).
 Fine-tuned:   L_ft(N, D_F) = L_scratch(N, D_F + D_T), D_T = k D_F^alpha N^beta * exp(sigma * eps),
 so the analyzer should read back D_T (up to the interpolation error) and fit k, alpha, beta.
+
+The from-scratch law is the Chinchilla form E + A/N^alpha + B/D^beta with TRUE_SCRATCH (D in chars), so
+the same tables test the Chinchilla fit and the planner; `scratch_runs` draws from-scratch tables with
+noise on log loss, shaped like published points (no pretrain or mode column).
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ N_VALUES = (1e5, 3e5, 1e6, 3e6, 1e7)
 D_F_VALUES = tuple(np.geomspace(1e5, 1e7, 5))
 D_SCRATCH = tuple(np.geomspace(1e5, 3e9, 16))
 CHARS_PER_TOKEN = 3.5
+TRUE_SCRATCH = {"E": 0.8, "A": 30.0, "alpha": 0.25, "B": A, "beta": B}   # scratch_loss in Chinchilla's terms
 
 
 def l_inf(n_params):
@@ -52,3 +57,14 @@ def make_runs(laws: dict[str, dict] | None = None, n_values=N_VALUES, d_f_values
     df["flops"] = 6 * df["n_params"] * tokens_seen
     df["pretrain_flops"] = np.where(df["mode"] == "finetune", 6 * df["n_params"] * 1e9, 0.0)
     return df
+
+
+def scratch_runs(n_values=N_VALUES, d_values=D_SCRATCH, log_noise: float = 0.0, seed: int = 0,
+                 law: dict | None = None) -> pd.DataFrame:
+    """From-scratch runs only, loss = law(N, D) * exp(log_noise * eps), D in characters and tokens."""
+    law = TRUE_SCRATCH if law is None else law
+    rng = np.random.default_rng(seed)
+    n, d = (grid.ravel() for grid in np.meshgrid(np.asarray(n_values, float), np.asarray(d_values, float)))
+    loss = (law["E"] + law["A"] * n ** -law["alpha"] + law["B"] * d ** -law["beta"]) * \
+        np.exp(log_noise * rng.standard_normal(n.size))
+    return pd.DataFrame({"n_params": n, "data_chars": d, "data_tokens": d / CHARS_PER_TOKEN, "loss": loss})
