@@ -9,7 +9,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator
 
 from effdata.analysis.planner import SCRATCH, Plan, extrapolation, predict
 from effdata.analysis.plots import LOSS_LABEL, SCRATCH_COLOR, SavedFigure, _new_figure, _pretrain_colors, _save, _style
@@ -18,7 +18,22 @@ from effdata.fmt import compact
 CURVE_POINTS = 200
 
 
-def _curve(ax, n, values, outside, color, label) -> None:
+def _tick(value: float, _position=None) -> str:
+    return f"{value:g}" if 1e-2 <= value < 1e3 else compact(value)
+
+
+def _readable_log_axis(ax, which: str) -> None:
+    """Labels 1e5, 2e5, 5e5 over two decades or less (matplotlib's own minor labels, 3×10^4 4×10^4 ..., ran
+    into each other), one per decade beyond, and no minor labels."""
+    low, high = sorted(ax.get_xlim() if which == "x" else ax.get_ylim())   # get_*lim settles autoscaling
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    subs = (1.0, 2.0, 5.0) if high / low <= 1e2 else (1.0,)
+    axis.set_major_locator(LogLocator(base=10, subs=subs, numticks=12))
+    axis.set_major_formatter(FuncFormatter(_tick))
+    axis.set_minor_formatter(FuncFormatter(lambda value, _: ""))
+
+
+def _curve(ax, n, values, outside, color, label) -> bool:
     """Solid where every law is inside its fitted range, dashed where any is not."""
     inside = np.ma.masked_where(outside, values)
     beyond = np.ma.masked_where(~outside, values)
@@ -28,6 +43,7 @@ def _curve(ax, n, values, outside, color, label) -> None:
         beyond[edge:edge + 2] = values[edge:edge + 2]
     ax.plot(n, inside, color=color, lw=1.6, label=label)
     ax.plot(n, beyond, color=color, lw=1.3, ls="--")
+    return bool(outside.any())
 
 
 def _grid(plan: Plan) -> np.ndarray:
@@ -36,15 +52,17 @@ def _grid(plan: Plan) -> np.ndarray:
     return np.geomspace(low, high if high > low else low * 10, CURVE_POINTS)
 
 
-def _draw(plan: Plan, loss_ax, multiplier_ax) -> None:
+def _draw(plan: Plan, loss_ax, multiplier_ax) -> bool:
+    """The curves, candidate sizes and best sizes; True if any curve leaves a law's fitted range."""
     grid, d_f = _grid(plan), plan.request.d_f
     colors = {SCRATCH: SCRATCH_COLOR, **_pretrain_colors([o for o in plan.options if o != SCRATCH])}
+    dashed = False
     for option in plan.options:
         predicted = predict(plan.laws, option, grid, d_f)
         outside = np.array([bool(extrapolation(plan.laws, option, n, d_f, d_e))
                             for n, d_e in zip(grid, predicted["d_e"])])
         label = "from scratch" if option == SCRATCH else f"fine-tuned from {option}"
-        _curve(loss_ax, grid, predicted["loss"], outside, colors[option], label)
+        dashed |= _curve(loss_ax, grid, predicted["loss"], outside, colors[option], label)
         rows = plan.rows[plan.rows["pretrain"] == option]
         loss_ax.scatter(rows["n_params"], rows["loss"], color=colors[option], s=22, zorder=3)
         if option != SCRATCH and multiplier_ax is not None:
@@ -53,6 +71,7 @@ def _draw(plan: Plan, loss_ax, multiplier_ax) -> None:
     for best in plan.best:
         loss_ax.scatter([best.n_params], [best.loss], marker="*", s=180, color=colors[best.pretrain],
                         edgecolors="black", linewidths=0.6, zorder=4)
+    return dashed
 
 
 def plot_plan(plan: Plan, out_dir: Path) -> SavedFigure:
@@ -60,23 +79,23 @@ def plot_plan(plan: Plan, out_dir: Path) -> SavedFigure:
         with_transfer = len(plan.options) > 1
         figure, axes = _new_figure(2 if with_transfer else 1, width=5.2, height=4.0)
         loss_ax, multiplier_ax = axes[0], axes[1] if with_transfer else None
-        _draw(plan, loss_ax, multiplier_ax)
+        dashed = _draw(plan, loss_ax, multiplier_ax)
         for ax in axes:
             ax.set_xscale("log")
+            _readable_log_axis(ax, "x")
             ax.set_xlabel("non-embedding parameters N")
         loss_ax.set_ylabel("predicted " + LOSS_LABEL)
         loss_ax.set_title(f"D_F = {compact(plan.request.d_f)} characters of target data", fontsize="small")
         handles, _ = loss_ax.get_legend_handles_labels()
-        handles += [Line2D([], [], color="0.4", ls="--", label="outside a law's fitted range")]
+        if dashed:
+            handles.append(Line2D([], [], color="0.4", ls="--", label="outside a law's fitted range"))
         if plan.best:
             handles.append(Line2D([], [], marker="*", color="0.4", ls="", markersize=11,
                                   label=f"best within {compact(plan.request.budget)} FLOPs"))
         loss_ax.legend(handles=handles, fontsize="x-small")
         if multiplier_ax is not None:
             multiplier_ax.set_yscale("log")
-            plain = FuncFormatter(lambda value, _: f"{value:g}")   # 2 rather than 2×10^0 on a log axis
-            multiplier_ax.yaxis.set_major_formatter(plain)
-            multiplier_ax.yaxis.set_minor_formatter(plain)
+            _readable_log_axis(multiplier_ax, "y")
             multiplier_ax.set_ylabel("effective data multiplier D_E / D_F")
             multiplier_ax.set_title("what pretraining is worth, in multiples of the target data", fontsize="small")
             multiplier_ax.legend(fontsize="x-small")

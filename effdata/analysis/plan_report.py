@@ -40,8 +40,15 @@ def _prediction_rows(plan: Plan) -> list[list[str]]:
         rows.append([_option(row["pretrain"]), sig(row["n_params"]), "—" if scratch else sig(row["d_t"]),
                      sig(row["d_e"]), sig(row["multiplier"]), sig(row["loss"], 4),
                      "—" if scratch else f"{row['gain']:+.3f}", sig(row["compute"]), budget,
-                     sig(row["d_opt"]), row["extrapolation"] or "—"])
+                     _beyond(plan, row["d_opt"]), row["extrapolation"] or "—"])
     return rows
+
+
+def _beyond(plan: Plan, d_opt: float) -> str:
+    """The compute-optimal data, marked when it lies outside the D the from-scratch law was fitted on."""
+    where = plan.laws.scratch.d_range
+    outside = where is not None and where.outside(d_opt) is not None
+    return sig(d_opt) + (" (beyond the fitted D)" if outside else "")
 
 
 def _best_lines(plan: Plan) -> list[str]:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import brentq
 
 from effdata.analysis.fit import PAPER_TRANSFER
 from effdata.analysis.scaling import PAPER_CHINCHILLA, PAPER_KAPLAN, chinchilla_loss, kaplan_loss
@@ -503,10 +504,20 @@ def best_within_budget(laws: Laws, request: PlanRequest, option: str, sizes) -> 
     best = int(np.argmin(loss))
     # The grid reaches at least the largest size the budget allows, so the last affordable size is at the budget.
     at_budget = best == int(np.flatnonzero(affordable)[-1])
-    bound = "the budget" if at_budget else "the predicted loss (an optimum below the budget)"
-    d_e = float(predict(laws, option, grid[best], request.d_f)["d_e"])
-    return BestSize(pretrain=option, n_params=float(grid[best]), loss=float(loss[best]), compute=float(counted[best]),
-                    bound=bound, extrapolation=extrapolation(laws, option, float(grid[best]), request.d_f, d_e))
+    n = _largest_affordable(laws, request, option, grid[best], grid[best + 1]) \
+        if at_budget and best + 1 < len(grid) else float(grid[best])
+    predicted = predict(laws, option, n, request.d_f)
+    return BestSize(pretrain=option, n_params=n, loss=float(predicted["loss"]),
+                    compute=float(training_compute(laws, request, option, n)[2]),
+                    bound="the budget" if at_budget else "the predicted loss (an optimum below the budget)",
+                    extrapolation=extrapolation(laws, option, n, request.d_f, float(predicted["d_e"])))
+
+
+def _largest_affordable(laws: Laws, request: PlanRequest, option: str, low: float, high: float) -> float:
+    """The N in [low, high] whose counted compute equals the budget (compute grows with N)."""
+    def over(log_n):
+        return float(training_compute(laws, request, option, math.exp(log_n))[2]) / request.budget - 1
+    return math.exp(brentq(over, math.log(low), math.log(high), xtol=1e-12)) if over(math.log(high)) > 0 else high
 
 
 def _option_words(option: str) -> str:

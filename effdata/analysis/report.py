@@ -18,7 +18,7 @@ from effdata.analysis.planner import transfer_ranges
 from effdata.analysis.scaling import PAPER_CHINCHILLA, PAPER_KAPLAN, ChinchillaFit, KaplanFit
 from effdata.analysis.plots import UNIT_WORDS, SavedFigure, SkippedFigure
 from effdata.analysis.table import ResultsTable
-from effdata.fmt import sig
+from effdata.fmt import compact, sig
 from effdata.paths import atomic_write_json, atomic_write_text
 
 FLAG_GLOSSARY = {
@@ -342,8 +342,8 @@ def _goodness_lines(kaplan: KaplanFit, chinchilla: ChinchillaFit) -> list[str]:
     def row(label, getter):
         return [label, *[getter(fit) for fit in fits]]
     def span(fit):
-        return (f"N {sig(fit.n_range[0], 2)}–{sig(fit.n_range[1], 2)}; D {sig(fit.d_range[0], 2)}–"
-                f"{sig(fit.d_range[1], 2)} {fit.units}")
+        return (f"N {compact(fit.n_range[0])}–{compact(fit.n_range[1])}; D {compact(fit.d_range[0])}–"
+                f"{compact(fit.d_range[1])} {fit.units}")
     def heldout(value, fit):
         return f"{sig(value)} ({fit.goodness.heldout_folds} folds)" if value is not None else "—"
     rows = [row("parameters", lambda f: "5" if f is chinchilla else "4"),

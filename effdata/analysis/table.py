@@ -31,7 +31,7 @@ REQUIRED_COLUMNS = ("n_params", "loss")
 DATA_COLUMNS = {"chars": "data_chars", "tokens": "data_tokens"}  # one of them, or `flops`, is required
 FLOPS_NOTE = ("D = C / (6·N) tokens, from the `flops` column (the table has no data_chars or data_tokens): "
               "the tokens trained on, which is the data-set size only for runs of one epoch")
-NO_PRETRAIN_NOTE = "no `pretrain` column: every row is a from-scratch run"
+NO_PRETRAIN_NOTE = "No `pretrain` column: every row is a from-scratch run"
 
 # Documented once here; the README table and the report's glossary are built from it.
 COLUMN_DOCS: dict[str, tuple[str, str]] = {
