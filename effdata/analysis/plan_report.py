@@ -48,7 +48,7 @@ def _beyond(plan: Plan, d_opt: float) -> str:
     """The compute-optimal data, marked when it lies outside the D the from-scratch law was fitted on."""
     where = plan.laws.scratch.d_range
     outside = where is not None and where.outside(d_opt) is not None
-    return sig(d_opt) + (" (beyond the fitted D)" if outside else "")
+    return sig(d_opt) + (" †" if outside else "")
 
 
 def _best_lines(plan: Plan) -> list[str]:
@@ -74,8 +74,9 @@ def render_plan(plan: Plan) -> str:
               "gain over scratch", "compute (FLOPs)", "in budget", "compute-optimal D for N (chars)", "extrapolated"]
     lines += [_markdown_table(header, _prediction_rows(plan)), "",
               "Predicted loss: the from-scratch law at D_E (at D_F from scratch). Compute-optimal D: the data "
-              "that minimises the from-scratch loss for this N at fixed 6·N·D (Chinchilla form). "
-              "Every prediction outside a law's fitted range is listed under *extrapolated*, with the range.", ""]
+              "that minimises the from-scratch loss for this N at fixed 6·N·D (Chinchilla form; † beyond the D "
+              "the law was fitted on). Every prediction outside a law's fitted range is listed under "
+              "*extrapolated*, with the range.", ""]
     lines += ["## Best size for the budget", ""] + _best_lines(plan) + ["", "## Notes", ""]
     lines += [f"- {note}" for note in plan.notes]
     return "\n".join(lines) + "\n"

@@ -10,11 +10,14 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import LogNorm
 
 from effdata.analysis.plots import LOSS_LABEL, UNIT_WORDS, SavedFigure, SkippedFigure, _new_figure, _save, _style
 from effdata.analysis.scaling import ChinchillaFit, KaplanFit, kaplan_loss
 from effdata.analysis.table import DATA_COLUMNS
-from effdata.fmt import compact
+
+CMAP = sns.color_palette("viridis", as_cmap=True)
 
 
 def _kaplan_curve(fit: KaplanFit, n: float, d, units: str) -> np.ndarray:
@@ -25,15 +28,15 @@ def _kaplan_curve(fit: KaplanFit, n: float, d, units: str) -> np.ndarray:
     return kaplan_loss(np.log(n), np.log(d), fit.alpha_n, fit.alpha_d, np.log(fit.n_c), np.log(fit.d_c))
 
 
-def _panel(ax, scratch: pd.DataFrame, column: str, curve, title: str) -> None:
-    n_values = sorted(scratch["n_params"].unique())
-    palette = sns.color_palette("viridis", len(n_values))
-    for n, color in zip(n_values, palette):
-        rows = scratch[scratch["n_params"] == n]
-        ax.scatter(rows[column], rows["loss"], color=color, s=22, zorder=3, label=f"N = {compact(n)}")
-        if curve is not None:
+def _panel(ax, scratch: pd.DataFrame, column: str, curve, title: str, norm: LogNorm) -> None:
+    # Colour by N on a log scale with a colour bar, not a legend: published points can have a different N in
+    # almost every row (140 N among Chinchilla's 240 points), which no legend can hold.
+    for n, rows in scratch.groupby("n_params"):
+        color = CMAP(norm(n))
+        ax.scatter(rows[column], rows["loss"], color=color, s=18, zorder=3)
+        if curve is not None and rows[column].nunique() > 1:
             grid = np.geomspace(rows[column].min(), rows[column].max(), 80)
-            ax.plot(grid, curve(n, grid), color=color, lw=1.3)
+            ax.plot(grid, curve(n, grid), color=color, lw=1.2)
     ax.set_xscale("log")
     ax.set_title(title, fontsize="small")
     ax.set_ylabel(LOSS_LABEL)
@@ -49,16 +52,19 @@ def plot_scratch_laws(scratch: pd.DataFrame, units: str, kaplan: KaplanFit, chin
                (lambda n, d: chinchilla.loss(n, d)) if chinchilla.fitted else None),
               (kaplan, "Kaplan form [(N_c/N)^(α_N/α_D) + D_c/D]^α_D",
                (lambda n, d: _kaplan_curve(kaplan, n, d, plot_units)) if kaplan.fitted else None))
+    n_values = scratch["n_params"]
+    norm = LogNorm(n_values.min(), n_values.max() if n_values.max() > n_values.min() else n_values.min() * 10)
     for ax, (fit, name, curve) in zip(axes, panels):
         rmse = f"RMSE of log loss {fit.goodness.rmse_log:.3f}" if fit.fitted and fit.goodness else "not fitted"
-        _panel(ax, scratch, column, curve, f"{name}\n{rmse}")
+        _panel(ax, scratch, column, curve, f"{name}\n{rmse}", norm)
         ax.set_xlabel(f"from-scratch data D ({UNIT_WORDS[plot_units]})")
     low, high = min(ax.get_ylim()[0] for ax in axes), max(ax.get_ylim()[1] for ax in axes)
     for ax in axes:   # one loss scale, so the two forms compare by eye
         ax.set_ylim(low, high)
-    axes[-1].legend(fontsize="x-small")
+    figure.colorbar(ScalarMappable(norm=norm, cmap=CMAP), ax=axes, label="non-embedding parameters N", pad=0.02)
     return _save(figure, Path(out_dir), "scratch_laws", "From-scratch laws L(N, D), both forms",
-                 "Dots: measured from-scratch losses; lines: each fitted law at that N over the measured data range.")
+                 "Dots: measured from-scratch losses, coloured by N; lines: each fitted law at that N over the "
+                 "measured data range.")
 
 
 def make_scratch_figures(scratch: pd.DataFrame, units: str, kaplan: KaplanFit, chinchilla: ChinchillaFit,
