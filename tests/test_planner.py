@@ -160,11 +160,18 @@ def _fits_file(tmp_path, fits) -> str:
     ("unfitted name", ["--d-f", "1e6", "--pretrain", "docs"],
      "pretraining 'docs' has no fitted transfer law in these fits (not fitted: need ≥ 5 points with D_T > 0 (have 2))"),
     ("missing file", ["--d-f", "1e6"], "fits file not found"),
+    ("malformed shape", ["--d-f", "1e6"], "fits.json `shape` block needs a `shapes` list of at least two shapes"),
+    ("budget, no chars per token", ["--d-f", "1e6", "--budget", "1e15"],
+     "a compute budget needs characters per token to count tokens: pass --chars-per-token"),
 ])
 def test_bad_input_is_one_clear_line_and_exit_2_with_nothing_written(tmp_path, capsys, case, args, message):
     fits = chars_fits()
     if case == "no law":
         fits["chinchilla"] = {"fitted": False, "reason": "not fitted: need ≥ 7 from-scratch points"}
+    if case == "malformed shape":
+        fits["shape"] = {"quantity": "loss", "shapes": [{"name": "only one", "value": 5.0}]}
+    if case == "budget, no chars per token":
+        fits["chinchilla"]["chars_per_token"] = None        # a table with data_chars only
     path = str(tmp_path / "absent.json") if case == "missing file" else _fits_file(tmp_path, fits)
     out = tmp_path / "out"
     assert main([path, *args, "--out", str(out)]) == 2
