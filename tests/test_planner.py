@@ -204,3 +204,5 @@ def test_paper_fits_have_the_shape_analyze_writes():
     assert math.isclose(fits["kaplan"]["n_c"], 6.4e13)
     with pytest.raises(PlanError, match="unknown law form"):
         load_laws(fits, law="power")
+    with pytest.raises(PlanError, match="the fits file is malformed"):
+        load_laws({**chars_fits(), "transfer_ranges": {"text": {"n_range": [1e5]}}})

@@ -17,7 +17,7 @@ the papers' laws an assumed 3.0 (said in the output).
 Compute: one training run of N parameters over T tokens costs 6 N T FLOPs (Kaplan et al.'s 6N per
 token; attention and the unembedding are left out). Training on the target data costs
 C_target = 6 N (D_F / chars_per_token) epochs, the same from scratch and fine-tuned. A pretrained model
-also cost C_pre = 6 N T_pre to pretrain (T_pre from --pretrain-tokens or --pretrain-tokens-per-param).
+also costs C_pre = 6 N T_pre to pretrain (T_pre from --pretrain-tokens or --pretrain-tokens-per-param).
 The budget is C_target, or with --count-pretraining C_target + C_pre.
 
 Extrapolation: every prediction whose N, D_F or D_E lies outside the range a law was fitted on says so,
@@ -40,10 +40,12 @@ from effdata.analysis.scaling import PAPER_CHINCHILLA, PAPER_KAPLAN, chinchilla_
 from effdata.fmt import compact
 
 PAPER_CHARS_PER_TOKEN = 3.0      # assumed for the papers' laws: a BPE on Python code (ours: 3.02)
-PAPER_SOURCES = ("paper", "paper:hoffmann")
-# The ranges the papers state for their fits (D in tokens, N non-embedding for Kaplan).
-PAPER_KAPLAN_RANGE = {"n_range": [768.0, 1.5e9], "d_range": [2.2e7, 2.3e10]}
-PAPER_CHINCHILLA_RANGE = {"n_range": [7e7, 1.6e10], "d_range": [5e9, 5e11]}
+PAPER_SOURCES = ("paper", "paper:besiroglu", "paper:hoffmann")
+# Where the papers' laws were fitted, D in tokens: as Kaplan et al. and Hoffmann et al. state it; for
+# Besiroglu et al.'s refit, the range of the 240 points it was fitted on (D = C/(6N), measured here).
+PAPER_RANGES = {"kaplan": {"n_range": [768.0, 1.5e9], "d_range": [2.2e7, 2.3e10]},
+                "hoffmann": {"n_range": [7e7, 1.6e10], "d_range": [5e9, 5e11]},
+                "besiroglu": {"n_range": [5.7e7, 1.6e10], "d_range": [8.2e8, 3.2e11]}}
 LAW_FORMS = ("auto", "chinchilla", "kaplan")
 SHAPE_QUANTITIES = {"loss": "lower", "d_t": "higher", "multiplier": "higher"}   # which way is better
 
@@ -56,7 +58,7 @@ class PlanError(ValueError):
 
 @dataclass(frozen=True)
 class Range:
-    """Where a law was fitted, in characters (None: not recorded)."""
+    """Where a law was fitted: N in parameters, D in characters."""
 
     low: float
     high: float
@@ -226,9 +228,9 @@ def paper_fits(source: str = "paper") -> dict:
         "source": source, "label": label, "built_in": True, "units": "chars",
         "transfer": {name: {"fitted": True, "k": law["k"], "alpha": law["alpha"], "beta": law["beta"], "intervals": {}}
                      for name, law in PAPER_TRANSFER.items()},
-        "chinchilla": {"fitted": True, "units": "tokens", "chars_per_token": None, **PAPER_CHINCHILLA_RANGE,
+        "chinchilla": {"fitted": True, "units": "tokens", "chars_per_token": None, **PAPER_RANGES[key],
                        **{name: chinchilla[name] for name in ("E", "A", "B", "alpha", "beta")}},
-        "kaplan": {"fitted": True, "units": "tokens", "chars_per_token": None, **PAPER_KAPLAN_RANGE,
+        "kaplan": {"fitted": True, "units": "tokens", "chars_per_token": None, **PAPER_RANGES["kaplan"],
                    **{name: PAPER_KAPLAN[name] for name in ("alpha_n", "alpha_d", "n_c", "d_c")}},
     }
 
@@ -237,6 +239,15 @@ def load_laws(fits: dict, law: str = "auto", chars_per_token: float | None = Non
     """The laws the planner composes; PlanError (one line) for anything it cannot use."""
     if law not in LAW_FORMS:
         raise PlanError(f"unknown law form {law!r}: use one of {', '.join(LAW_FORMS)}")
+    try:
+        return _load_laws(fits, law, chars_per_token)
+    except PlanError:
+        raise
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:   # a hand-edited file
+        raise PlanError(f"the fits file is malformed ({type(exc).__name__}: {exc})") from exc
+
+
+def _load_laws(fits: dict, law: str, chars_per_token: float | None) -> Laws:
     built_in = bool(fits.get("built_in"))
     form, entry = _choose_scratch_entry(fits, law)
     cpt, cpt_source = _chars_per_token(entry, chars_per_token, built_in)
