@@ -26,7 +26,8 @@ from effdata.analysis.fit import DEFAULT_BOOTSTRAP, DEFAULT_HUBER_DELTA, fit_tra
 from effdata.analysis.plots import SkippedFigure, make_figures
 from effdata.analysis.pretraining import summarize_pretraining
 from effdata.analysis.report import Analysis, compute_summary, fits_json, write_outputs
-from effdata.analysis.scaling import fit_kaplan
+from effdata.analysis.scaling import fit_chinchilla, fit_kaplan
+from effdata.analysis.scaling_plots import make_scratch_figures
 from effdata.analysis.table import TableError, load_results, read_table
 
 
@@ -65,7 +66,9 @@ def _analyze(results, out_dir, compare, units, n_bootstrap, huber_delta, seed, f
         raise ValueError(f"loss_noise must be a fraction of the loss in [0, 1), e.g. 0.01, not {loss_noise}")
     warnings: list[str] = []
     table = load_results(results, units=units, warnings=warnings)
-    effective = compute_effective(table, warnings)
+    # The per-N from-scratch curves only serve D_E: without fine-tuned runs their warnings are about curves
+    # nothing uses (one per N for published points, whose N differs in almost every row).
+    effective = compute_effective(table, warnings if len(table.finetuned) else [])
     names = sorted(effective.table["pretrain"].unique())
     if compare:
         for name in compare:
@@ -88,9 +91,13 @@ def _analyze(results, out_dir, compare, units, n_bootstrap, huber_delta, seed, f
               else StudyAdvice(notes=["no bootstrap (--bootstrap 0): no intervals to advise on"]))
     kaplan = fit_kaplan(table.scratch, n_bootstrap=n_bootstrap, seed=seed, warnings=warnings, progress=progress)
     pretraining = summarize_pretraining(table.pretraining)
+    # In the table's unit (the transfer law's), so that the planner composes the two directly.
+    chinchilla = fit_chinchilla(table.scratch, table.units, n_bootstrap=n_bootstrap, seed=seed, warnings=warnings,
+                                progress=progress)
     if figures:
         drawn = make_figures(effective, fits, table.runs, out_dir, compare=list(compare) if compare else None,
                              seed_runs=table.seed_runs, pretraining=pretraining)
+        drawn += make_scratch_figures(table.scratch, table.units, kaplan, chinchilla, out_dir)
     else:
         drawn = [SkippedFigure("all", "figures disabled (--no-figures)")]
     warnings += [f"figure {f.name} failed: {f.reason}" for f in drawn
@@ -102,7 +109,7 @@ def _analyze(results, out_dir, compare, units, n_bootstrap, huber_delta, seed, f
                         compute=compute_summary(read_table(results), peak_flops), notes=notes,
                         noise=noise if resamples is not None else None, seed_spread=seed_spread(table),
                         d_t_noise=noise_by_d_f, pretraining=pretraining,
-                        advice=advice)
+                        advice=advice, chinchilla=chinchilla)
     paths = write_outputs(analysis, out_dir)
     result = fits_json(analysis)
     result["paths"] = {name: str(path) for name, path in paths.items()}

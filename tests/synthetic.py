@@ -15,6 +15,10 @@ Fine-tuned: L_ft(N, D_F) = L_scratch(N, D_F + D_T), D_T = k D_F^alpha N^beta * e
 analyzer should read back D_T and fit k, alpha, beta. `log_noise` is scatter of the grid point about the
 law (the same for every seed of the point); `loss_noise` is per-run noise, loss * (1 + loss_noise * eps),
 on from-scratch and fine-tuned runs alike; `seeds` runs per grid point.
+
+The from-scratch law of `make_runs` is also the Chinchilla form E + A/N^alpha + B/D^beta with
+TRUE_SCRATCH (D in chars), so the same tables test the Chinchilla fit and the planner; `scratch_runs`
+draws from-scratch tables with noise on log loss, shaped like published points (no pretrain or mode column).
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ N_VALUES = (1e5, 3e5, 1e6, 3e6, 1e7)
 D_F_VALUES = tuple(np.geomspace(1e5, 1e7, 5))
 D_SCRATCH = tuple(np.geomspace(1e5, 3e9, 16))
 CHARS_PER_TOKEN = 3.5
+TRUE_SCRATCH = {"E": 0.8, "A": 30.0, "alpha": 0.25, "B": A, "beta": B}   # scratch_loss in Chinchilla's terms
 
 # jobs/cpu.toml: N of n25k ... n500k, data sizes in characters.
 CPU_N = (25472, 56640, 100096, 200064, 559392)
@@ -111,3 +116,14 @@ def pretraining_rows(names, n_values, tokens: float = 4e6) -> pd.DataFrame:
                          "pretrain_valid_loss": 3.5 + 0.1 * i + 20 * n ** -0.25,
                          "loss": 6.0 + 0.5 * i + 10 * n ** -0.25, "flops": 6 * n * tokens})
     return pd.DataFrame(rows)
+
+
+def scratch_runs(n_values=N_VALUES, d_values=D_SCRATCH, log_noise: float = 0.0, seed: int = 0,
+                 law: dict | None = None) -> pd.DataFrame:
+    """From-scratch runs only, loss = law(N, D) * exp(log_noise * eps), D in characters and tokens."""
+    law = TRUE_SCRATCH if law is None else law
+    rng = np.random.default_rng(seed)
+    n, d = (grid.ravel() for grid in np.meshgrid(np.asarray(n_values, float), np.asarray(d_values, float)))
+    loss = (law["E"] + law["A"] * n ** -law["alpha"] + law["B"] * d ** -law["beta"]) * \
+        np.exp(log_noise * rng.standard_normal(n.size))
+    return pd.DataFrame({"n_params": n, "data_chars": d, "data_tokens": d / CHARS_PER_TOKEN, "loss": loss})

@@ -7,7 +7,7 @@ from effdata.analysis.bootstrap import attach_intervals, d_t_noise, estimate_noi
 from effdata.analysis.effective import compute_effective
 from effdata.analysis.fit import fit_transfer
 from effdata.analysis.table import load_results
-from synthetic import CPU_BEYOND, CPU_INSIDE, make_cpu_runs
+from synthetic import CPU_BEYOND, make_cpu_runs
 
 
 def advise(df, n_bootstrap=200):

@@ -1,4 +1,4 @@
-"""The analysis layer, and loading and planning a study, must never import torch, directly or indirectly."""
+"""The analysis layer, the planner, and loading a study and listing its runs must never import torch."""
 import os
 import subprocess
 import sys
@@ -21,10 +21,17 @@ def test_analysis_modules_do_not_import_torch():
     _assert_no_torch("import effdata.analyze, effdata.analysis.table, effdata.analysis.effective, "
                      "effdata.analysis.fit, effdata.analysis.scaling, effdata.analysis.plots, effdata.analysis.report, "
                      "effdata.analysis.curves, effdata.analysis.bootstrap, effdata.analysis.advice, "
-                     "effdata.analysis.pretraining")
+                     "effdata.analysis.pretraining, effdata.analysis.scaling_plots")
 
 
-def test_loading_and_planning_a_study_does_not_import_torch():
+def test_the_planner_does_not_import_torch():
+    _assert_no_torch("import effdata.plan, effdata.analysis.planner, effdata.analysis.plan_report, "
+                     "effdata.analysis.plan_plots, effdata.analysis.plan_check\n"
+                     "from effdata.plan import main\n"
+                     "assert main(['paper', '--d-f', '1e8', '--no-figure']) == 0")
+
+
+def test_loading_a_study_and_listing_its_runs_does_not_import_torch():
     _assert_no_torch("from effdata.study.study import load_study, study_runs\n"
                      "from effdata.study.cost import CostModel\n"
                      "from effdata.study.store import Store\n"

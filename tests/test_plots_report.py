@@ -30,14 +30,14 @@ def test_report_renders_with_its_figures(study):
     out = root / "analysis"
     report = (out / "REPORT.md").read_text()
     for name in ("loss_vs_data", "dt_vs_df", "fraction_vs_n", "loss_vs_n", "loss_vs_compute",
-                 "compare_dt", "compare_parameters"):   # no pretraining rows here: that figure is skipped
+                 "compare_dt", "compare_parameters", "scratch_laws"):   # no pretraining rows here: that figure is skipped
         assert (out / f"{name}.png").stat().st_size > 10_000
         assert (out / f"{name}.svg").exists()
         assert f"]({name}.png)" in report
     assert report.index("## Warnings") < report.index("## Transfer law")
     assert "status != ok" in report and "ossified" in report
     assert "Pretraining distributions compared" in report and "0.096" in report   # the paper row
-    assert "From-scratch law (Kaplan" in report
+    assert "### Chinchilla form" in report and "### Kaplan form" in report and "### Goodness of fit" in report
 
 
 def test_flags_reach_the_table_and_json(study):
@@ -84,7 +84,11 @@ def test_bad_input_is_reported_not_crashed(tmp_path):
 def test_only_scratch_runs(tmp_path):
     result = analyze(make_runs().query("mode == 'scratch'"), tmp_path, n_bootstrap=20)
     assert result["transfer"] == {} and result["kaplan"]["alpha_n"] is not None
-    assert "No fine-tuned runs: nothing to fit." in (tmp_path / "REPORT.md").read_text()
+    assert result["chinchilla"]["alpha"] == pytest.approx(0.25, abs=1e-3) and result["warnings"] == []
+    report = (tmp_path / "REPORT.md").read_text()
+    assert report.count("no transfer section") == 1          # said once, and nothing else about transfer
+    assert "## Transfer law" not in report and "Per-run effective data" not in report
+    assert "not drawn" not in report and "](scratch_laws.png)" in report
 
 
 def test_cli_writes_report_and_fails_cleanly(tmp_path, capsys):
@@ -132,7 +136,7 @@ def test_report_gives_intervals_seeds_pretraining_and_advice(seeded_study):
     report = (out / "REPORT.md").read_text()
     for section in ("## Seeds: the runs' noise", "## Pretraining runs", "## Study design advice"):
         assert section in report
-    assert report.index("## Transfer law") < report.index("## Seeds") < report.index("## From-scratch law (Kaplan")
+    assert report.index("## Transfer law") < report.index("## Seeds") < report.index("## From-scratch laws L(N, D)")
     assert "| text, including extrapolated |" in report and "no headline law" in report
     assert "seed-to-seed spread of 30 scratch grid point(s)" in report
     assert "bigger models were better pretrained" in report and "](pretraining.png)" in report

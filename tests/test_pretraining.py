@@ -1,7 +1,6 @@
 """effdata.analysis.pretraining: the pretraining runs as an input, and whether bigger models were better pretrained."""
 import numpy as np
 import pandas as pd
-import pytest
 
 from effdata.analysis.pretraining import summarize_pretraining
 from effdata.analysis.table import load_results

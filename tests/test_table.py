@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from effdata.analysis.table import TableError, load_results, read_table
-from synthetic import make_runs
+from effdata.analysis.table import FLOPS_NOTE, NO_PRETRAIN_NOTE, TableError, load_results, read_table
+from synthetic import make_runs, scratch_runs
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
@@ -84,3 +84,24 @@ def test_external_table_without_mode_or_chars():
     assert any("tokens instead of chars" in w for w in table.warnings)
     assert set(table.runs["mode"]) == {"scratch", "finetune"}
     assert (table.scratch["pretrain"] == "none").all()
+
+
+def test_published_points_with_only_flops_use_c_over_6n_tokens_and_say_so():
+    points = scratch_runs()
+    df = pd.DataFrame({"n_params": points["n_params"], "flops": 6 * points["n_params"] * points["data_tokens"],
+                       "loss": points["loss"]})
+    table = load_results(df)
+    assert table.units == "tokens" and table.data_column == "data_tokens"
+    np.testing.assert_allclose(np.sort(table.runs["data_tokens"]), np.sort(points["data_tokens"]), rtol=1e-12)
+    assert table.notes == [FLOPS_NOTE, NO_PRETRAIN_NOTE] and table.warnings == []
+    assert (table.runs["mode"] == "scratch").all() and table.finetuned.empty
+
+
+def test_a_data_column_wins_over_flops():
+    table = load_results(make_runs())
+    assert table.data_column == "data_chars" and table.notes == []
+
+
+def test_no_data_size_at_all_is_a_clear_error():
+    with pytest.raises(TableError, match="no data_chars, data_tokens or flops"):
+        load_results(pd.DataFrame({"n_params": [1e5], "loss": [3.0]}))

@@ -3,8 +3,9 @@
 The report opens with every warning collected on the way (nothing silent), then the fitted law
 with intervals beside the paper (the headline on interpolated D_E, the row including extrapolated
 ones beside it), the held-out check, the seeds' noise and what it does to D_T, the pretraining runs,
-study design advice, the from-scratch (Kaplan) fit, the figures and the per-run table with its flags
-and intervals.
+study design advice, the from-scratch laws (Kaplan and Chinchilla forms side by side), the figures and
+the per-run table with its flags and intervals. A table with only from-scratch runs gets no transfer
+section (said once): its report is the from-scratch laws.
 """
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from effdata.analysis.advice import StudyAdvice
 from effdata.analysis.bootstrap import NoiseModel
 from effdata.analysis.effective import FLAG_NAMES, EffectiveResult
 from effdata.analysis.fit import EXTRAPOLATION_MARGIN, HEADLINE_MIN_SHARE, MIN_FIT_POINTS, PAPER_TRANSFER, TransferFit, jsonable
+from effdata.analysis.planner import transfer_ranges
 from effdata.analysis.pretraining import PretrainingSummary
-from effdata.analysis.scaling import PAPER_KAPLAN, KaplanFit
+from effdata.analysis.scaling import PAPER_CHINCHILLA, PAPER_KAPLAN, ChinchillaFit, KaplanFit
 from effdata.analysis.plots import UNIT_WORDS, SavedFigure, SkippedFigure
 from effdata.analysis.table import ResultsTable
 from effdata.fmt import compact, sig
@@ -55,6 +57,7 @@ class Analysis:
     d_t_noise: pd.DataFrame | None = None        # bootstrap.d_t_noise
     pretraining: PretrainingSummary = field(default_factory=PretrainingSummary)
     advice: StudyAdvice = field(default_factory=StudyAdvice)
+    chinchilla: ChinchillaFit | None = None
 
 
 def compute_summary(raw, peak_flops: float | None = None) -> dict | None:
@@ -141,6 +144,10 @@ def fits_json(analysis: Analysis) -> dict:
         "paper_transfer": PAPER_TRANSFER,
         "kaplan": analysis.kaplan.to_dict(),
         "paper_kaplan": PAPER_KAPLAN,
+        "chinchilla": analysis.chinchilla.to_dict() if analysis.chinchilla else None,
+        "paper_chinchilla": PAPER_CHINCHILLA,
+        "transfer_ranges": transfer_ranges(table),     # what the planner marks extrapolation against
+        "input_notes": analysis.results.notes,
         "counts": {"runs": int(len(analysis.results.runs)), "scratch": int(len(analysis.results.scratch)),
                    "finetuned": int(len(table)), "set_aside": int(len(analysis.results.set_aside)),
                    **{flag: int(table[flag].sum()) if len(table) else 0 for flag in FLAG_NAMES}},
@@ -368,7 +375,10 @@ def render_report(analysis: Analysis) -> str:
               f"- Data sizes in **{units}** (`{results.data_column}`); N = non-embedding parameters: "
               f"{', '.join(sig(n) for n in sorted(results.runs['n_params'].unique()))}.",
               "- Loss: best held-out target loss in nats/token. Seeds sharing (pretrain, N, data) are averaged; "
-              "the bootstrap re-draws them.", ""]
+              "the bootstrap re-draws them.",
+              *[f"- {note}." for note in results.notes], ""]
+    if table.empty:   # from-scratch runs only: no transfer section, said once
+        return "\n".join(lines + _scratch_only_sections(analysis))
 
     lines += _transfer_section(analysis)
     if analysis.compare:
@@ -378,37 +388,122 @@ def render_report(analysis: Analysis) -> str:
     if analysis.compute:
         lines += _compute_section(analysis.compute)
 
-    kaplan = analysis.kaplan
-    lines += ["## From-scratch law (Kaplan et al. 2020)", "",
-              "L(N, D) = [(N_c/N)^(α_N/α_D) + D_c/D]^α_D fitted to the from-scratch runs in log loss "
-              f"(D in {kaplan.units}). Small CPU models need not match the paper's values.", ""]
-    if kaplan.fitted:
-        rows = [[label, fmt_interval(kaplan, name), sig(PAPER_KAPLAN[name])]
-                for label, name in (("α_N", "alpha_n"), ("α_D", "alpha_d"), ("α_N/α_D", "ratio"))]
-        rows += [["N_c", sig(kaplan.n_c), sig(PAPER_KAPLAN["n_c"])], ["D_c", sig(kaplan.d_c), sig(PAPER_KAPLAN["d_c"]) + " tokens"]]
-        lines += [_markdown_table(["parameter", "fitted [90% CI]", "paper"], rows), "",
-                  f"{kaplan.n_points} points, RMSE of log loss {sig(kaplan.rmse_log)}, "
-                  f"{kaplan.n_bootstrap_used} bootstrap resamples.", ""]
-    else:
-        lines += [kaplan.reason or "not fitted", ""]
+    lines += _scratch_laws_section(analysis)
+    lines += _figure_lines(analysis.figures)
+    lines += ["", "## Per-run effective data", ""]
+    lines += [_per_run_table(analysis.effective) if len(table) else "No fine-tuned runs.", ""]
+    lines += ["Flags:", ""] + [f"- `{flag}`: {text}" for flag, text in FLAG_GLOSSARY.items()] + [""]
+    lines += _set_aside_lines(results)
+    return "\n".join(lines)
 
-    lines += ["## Figures", ""]
-    for figure in analysis.figures:
+
+def _figure_lines(figures: list) -> list[str]:
+    lines = ["## Figures", ""]
+    for figure in figures:
         if isinstance(figure, SavedFigure):
             lines += [f"### {figure.title}", "", f"![{figure.title}]({figure.png.name})", "",
                       f"{figure.caption} ([SVG]({figure.svg.name}))", ""]
         else:
             lines += [f"- *{figure.name}* not drawn: {figure.reason}"]
-    lines += ["", "## Per-run effective data", ""]
-    lines += [_per_run_table(analysis.effective) if len(table) else "No fine-tuned runs.", ""]
-    lines += ["Flags:", ""] + [f"- `{flag}`: {text}" for flag, text in FLAG_GLOSSARY.items()] + [""]
-    if len(results.set_aside):
-        lines += ["## Rows set aside", ""]
-        shown = [c for c in ("pretrain", "mode", "size", "n_params", results.data_column, "loss", "status", "error", "reason")
-                 if c in results.set_aside]
-        lines += [_markdown_table(shown, [[sig(v) if isinstance(v, float) else str(v) for v in row]
-                                          for row in results.set_aside[shown].itertuples(index=False)]), ""]
-    return "\n".join(lines)
+    return lines
+
+
+def _set_aside_lines(results: ResultsTable) -> list[str]:
+    if not len(results.set_aside):
+        return []
+    shown = [c for c in ("pretrain", "mode", "size", "n_params", results.data_column, "loss", "status", "error", "reason")
+             if c in results.set_aside]
+    return ["## Rows set aside", "",
+            _markdown_table(shown, [[sig(v) if isinstance(v, float) else str(v) for v in row]
+                                    for row in results.set_aside[shown].itertuples(index=False)]), ""]
+
+
+def _scratch_only_sections(analysis: Analysis) -> list[str]:
+    """The report of a table without fine-tuned runs: said once, then what applies to from-scratch runs."""
+    lines = ["**Only from-scratch runs in this table: no transfer section** (effective data needs fine-tuned "
+             "runs); the from-scratch laws follow.", ""]
+    if analysis.compute:
+        lines += _compute_section(analysis.compute)
+    lines += _scratch_laws_section(analysis)
+    # The transfer figures were all skipped for want of fine-tuned runs, which is said above already.
+    lines += _figure_lines([f for f in analysis.figures if isinstance(f, SavedFigure)]) + [""]
+    return lines + _set_aside_lines(analysis.results)
+
+
+def _scratch_laws_section(analysis: Analysis) -> list[str]:
+    """Both from-scratch forms with intervals beside the papers, then their goodness of fit side by side."""
+    kaplan, chinchilla = analysis.kaplan, analysis.chinchilla
+    lines = ["## From-scratch laws L(N, D)", "",
+             "Two forms fitted to the from-scratch runs in log loss. Small CPU models need not match the papers' "
+             "values, and the papers' D is in tokens of their own tokenizers and data: only exponents compare.", ""]
+    if chinchilla is not None:
+        lines += _chinchilla_lines(chinchilla)
+    lines += _kaplan_lines(kaplan)
+    if chinchilla is not None and (chinchilla.fitted or kaplan.fitted):
+        lines += _goodness_lines(kaplan, chinchilla)
+    return lines
+
+
+def _paper_chinchilla(key: str, name: str) -> str:
+    paper = PAPER_CHINCHILLA[key]
+    total = paper["alpha"] + paper["beta"]
+    derived = {"n_opt_exponent": paper["beta"] / total, "d_opt_exponent": paper["alpha"] / total}
+    return sig(derived.get(name, paper.get(name)))
+
+
+def _chinchilla_lines(fit: ChinchillaFit) -> list[str]:
+    lines = ["### Chinchilla form (Hoffmann et al. 2022, approach 3)", "",
+             f"L(N, D) = E + A/N^α + B/D^β, D in {fit.units}, fitted as Besiroglu et al. (2024) refitted it: the "
+             f"summed Huber loss (δ = {fit.huber_delta:g}) of log-loss residuals, minimised from {fit.n_starts} "
+             "starting points (a batched Levenberg–Marquardt from every start, then L-BFGS-B from the best).", ""]
+    if not fit.fitted:
+        return lines + [fit.reason or "not fitted", ""]
+    labels = (("E", "E"), ("A", "A"), ("B", "B"), ("α (exponent of N)", "alpha"), ("β (exponent of D)", "beta"),
+              ("a = β/(α+β): N_opt ∝ C^a", "n_opt_exponent"), ("b = α/(α+β): D_opt ∝ C^b", "d_opt_exponent"))
+    rows = [[label, fmt_interval(fit, name), _paper_chinchilla("hoffmann", name), _paper_chinchilla("besiroglu", name)]
+            for label, name in labels]
+    return lines + [_markdown_table(["parameter", "fitted [90% CI]", "Hoffmann et al. 2022", "Besiroglu et al. 2024"],
+                                    rows), "",
+                    f"{fit.n_points} points; {fit.n_starts_at_best} of {fit.n_starts} starts reached the best "
+                    f"objective; {fit.n_bootstrap_used} bootstrap resamples (each refitted from the optimum and the "
+                    "grid's best distinct minima). Compute-optimal allocation at compute C = 6·N·D: N_opt ∝ C^a, "
+                    "D_opt ∝ C^b.", ""]
+
+
+def _kaplan_lines(kaplan: KaplanFit) -> list[str]:
+    lines = ["### Kaplan form (Kaplan et al. 2020)", "",
+             f"L(N, D) = [(N_c/N)^(α_N/α_D) + D_c/D]^α_D, D in {kaplan.units}, least squares in log loss.", ""]
+    if not kaplan.fitted:
+        return lines + [kaplan.reason or "not fitted", ""]
+    rows = [[label, fmt_interval(kaplan, name), sig(PAPER_KAPLAN[name])]
+            for label, name in (("α_N", "alpha_n"), ("α_D", "alpha_d"), ("α_N/α_D", "ratio"))]
+    rows += [["N_c", sig(kaplan.n_c), sig(PAPER_KAPLAN["n_c"])],
+             ["D_c", sig(kaplan.d_c), sig(PAPER_KAPLAN["d_c"]) + " tokens"]]
+    return lines + [_markdown_table(["parameter", "fitted [90% CI]", "paper"], rows), "",
+                    f"{kaplan.n_points} points, {kaplan.n_bootstrap_used} bootstrap resamples.", ""]
+
+
+def _goodness_lines(kaplan: KaplanFit, chinchilla: ChinchillaFit) -> list[str]:
+    fits = [fit for fit in (chinchilla, kaplan) if fit.fitted]
+    def row(label, getter):
+        return [label, *[getter(fit) for fit in fits]]
+    def span(fit):
+        return (f"N {compact(fit.n_range[0])}–{compact(fit.n_range[1])}; D {compact(fit.d_range[0])}–"
+                f"{compact(fit.d_range[1])} {fit.units}")
+    def heldout(value, fit):
+        return f"{sig(value)} ({fit.goodness.heldout_folds} folds)" if value is not None else "—"
+    rows = [row("parameters", lambda f: "5" if f is chinchilla else "4"),
+            row("points", lambda f: str(f.n_points)), row("fitted on", span),
+            row("RMSE of log loss", lambda f: sig(f.goodness.rmse_log)),
+            row("mean abs error (nats/token)", lambda f: sig(f.goodness.mean_abs_error)),
+            row("max abs error of log loss", lambda f: sig(f.goodness.max_abs_log)),
+            row("leave one N out: RMSE of log loss", lambda f: heldout(f.goodness.heldout_rmse_log, f)),
+            row("leave one N out: mean abs error (nats/token)", lambda f: heldout(f.goodness.heldout_mean_abs_error, f))]
+    header = ["", *["Chinchilla form" if fit is chinchilla else "Kaplan form" for fit in fits]]
+    return ["### Goodness of fit, side by side", "",
+            "Leave one N out: the law refitted without each model size in turn predicts that size's runs. "
+            "Kaplan's form is fitted by least squares, Chinchilla's by a Huber loss that is nearly L1 at δ = 1e-3, "
+            "so the RMSE favours Kaplan's a little.", "", _markdown_table(header, rows), ""]
 
 
 def write_outputs(analysis: Analysis, out_dir: Path) -> dict[str, Path]:

@@ -6,6 +6,9 @@ as long as it has the required columns below. This module never imports torch.
 What `load_results` does, in order, and why:
 
 * reads the file (or takes a DataFrame), checks the required columns, coerces numbers;
+* picks the data-size column: the one asked for, else the other one, else, for tables of published
+  points that give only compute, D = C / (6·N) tokens from `flops` (said in the report);
+* without a `pretrain` column every row is a from-scratch run (published from-scratch points);
 * derives `mode` when it is absent (external tables): `pretrain == "none"` is from scratch,
   anything else is a fine-tuned run;
 * sets aside, with a warning each, the rows that cannot be analysed: `status != "ok"`, non-finite
@@ -26,14 +29,19 @@ import pandas as pd
 
 SCRATCH = "none"  # the `pretrain` value of a from-scratch run
 
-REQUIRED_COLUMNS = ("pretrain", "n_params", "loss")
-DATA_COLUMNS = {"chars": "data_chars", "tokens": "data_tokens"}  # at least one of them is required
+REQUIRED_COLUMNS = ("n_params", "loss")
+DATA_COLUMNS = {"chars": "data_chars", "tokens": "data_tokens"}  # one of them, or `flops`, is required
+FLOPS_NOTE = ("D = C / (6·N) tokens, from the `flops` column (the table has no data_chars or data_tokens): "
+              "the tokens trained on, which is the data-set size only for runs of one epoch")
+NO_PRETRAIN_NOTE = "No `pretrain` column: every row is a from-scratch run"
 
 # Documented once here; the README table and the report's glossary are built from it.
 COLUMN_DOCS: dict[str, tuple[str, str]] = {
-    "pretrain": ("required", '`none` for a from-scratch run, else the pretraining name (`text`, `text+code`, ...)'),
+    "pretrain": ("optional", '`none` for a from-scratch run, else the pretraining name (`text`, `text+code`, ...); '
+                             "without the column every row is from scratch"),
     "n_params": ("required", "non-embedding parameter count N"),
-    "data_chars": ("required*", "target training-set size in characters (*one of data_chars / data_tokens; chars is the default unit)"),
+    "data_chars": ("required*", "target training-set size in characters (*one of data_chars / data_tokens / flops; "
+                                "chars is the default unit)"),
     "data_tokens": ("required*", "target training-set size in tokens"),
     "loss": ("required", "best held-out target loss, nats per token, of the early-stopped model"),
     "mode": ("optional", "`scratch`, `finetune` or `pretrain`; pretrain rows are shown as the input, not fitted; if absent, derived from `pretrain`"),
@@ -43,7 +51,8 @@ COLUMN_DOCS: dict[str, tuple[str, str]] = {
     "size": ("optional", "model size name, shown in tables"),
     "n_layer": ("optional", "layers"),
     "d_model": ("optional", "width"),
-    "flops": ("optional", "training FLOPs of the run (needed for the loss-against-compute plot)"),
+    "flops": ("optional*", "training FLOPs of the run (the loss-against-compute plot; without a data column, "
+                           "D = flops / (6·n_params) tokens)"),
     "pretrain_flops": ("optional", "FLOPs of the pretraining run a fine-tuned run started from (0 for scratch)"),
     "valid_loss": ("optional", "held-out loss used for early stopping"),
     "tokens_seen": ("optional", "pretraining rows: tokens the pretraining run processed"),
@@ -73,6 +82,7 @@ class ResultsTable:
     n_pretrain_rows: int = 0           # mode == "pretrain" rows (ok ones: `pretraining`)
     seed_runs: pd.DataFrame = field(default_factory=pd.DataFrame)     # `runs` before seeds are averaged
     pretraining: pd.DataFrame = field(default_factory=pd.DataFrame)   # ok mode == "pretrain" rows
+    notes: list[str] = field(default_factory=list)   # how the input was read, when not the usual way
 
     @property
     def scratch(self) -> pd.DataFrame:
@@ -130,36 +140,52 @@ def load_results(source: str | Path | pd.DataFrame, units: str = "chars",
         raise TableError(f"units must be 'chars' or 'tokens', not {units!r}")
     df = read_table(source)
     df.columns = [str(c).strip() for c in df.columns]
-
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise TableError(f"results table lacks required column(s) {missing}; "
-                         f"it has {list(df.columns)}. Required: pretrain, n_params, loss and "
-                         "data_chars or data_tokens (see README, 'Analysis input').")
-    data_column = DATA_COLUMNS[units]
-    if data_column not in df.columns or df[data_column].isna().all():
-        other = "tokens" if units == "chars" else "chars"
-        if DATA_COLUMNS[other] in df.columns and not df[DATA_COLUMNS[other]].isna().all():
-            warnings.append(f"no `{data_column}` column: analysing in {other} instead of {units}")
-            units, data_column = other, DATA_COLUMNS[other]
-        else:
-            raise TableError("results table has neither data_chars nor data_tokens values")
-
+                         f"it has {list(df.columns)}. Required: n_params, loss and "
+                         "data_chars, data_tokens or flops (see README, 'Analysis input').")
     for column in NUMERIC_COLUMNS:
         if column in df.columns:
             df[column] = pd.to_numeric(df[column], errors="coerce")
+    units, data_column, notes = _data_column(df, units, warnings)
+    if "pretrain" not in df.columns:
+        df["pretrain"] = SCRATCH
+        notes.append(NO_PRETRAIN_NOTE)
+    df = _pretrain_and_mode(df, warnings)
+    df, aside, pretraining = _set_aside_unusable(df, data_column, warnings)
+    exact_duplicates = df.duplicated(keep="first")
+    if exact_duplicates.any():
+        warnings.append(f"{int(exact_duplicates.sum())} exact duplicate row(s) dropped")
+        df = df[~exact_duplicates]
+
+    runs = _average_seeds(df, data_column, warnings)
+    set_aside = pd.concat(aside, ignore_index=True) if aside else pd.DataFrame(columns=["reason"])
+    if runs.empty:
+        warnings.append("no analysable rows left after validation")
+    return ResultsTable(runs=runs, set_aside=set_aside, units=units, data_column=data_column, warnings=warnings,
+                        n_pretrain_rows=len(pretraining), seed_runs=df.reset_index(drop=True),
+                        pretraining=pretraining, notes=notes)
+
+
+def _pretrain_and_mode(df: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
+    """`pretrain` as clean text ('none' for from scratch), `mode` derived from it where absent."""
     if df["pretrain"].isna().any():
         warnings.append(f"{int(df['pretrain'].isna().sum())} row(s) without `pretrain`: read as "
                         f"'{SCRATCH}' (from scratch)")
     df["pretrain"] = df["pretrain"].fillna(SCRATCH).astype(str).str.strip()
     df.loc[df["pretrain"].str.lower().isin(["none", "", "scratch", "nan"]), "pretrain"] = SCRATCH
-
+    derived = pd.Series(np.where(df["pretrain"] == SCRATCH, "scratch", "finetune"), index=df.index)
     if "mode" not in df.columns:
-        df["mode"] = np.where(df["pretrain"] == SCRATCH, "scratch", "finetune")
+        df["mode"] = derived
     else:
-        derived = pd.Series(np.where(df["pretrain"] == SCRATCH, "scratch", "finetune"), index=df.index)
         df["mode"] = df["mode"].fillna(derived).astype(str).str.strip().str.lower()
+    return df
 
+
+def _set_aside_unusable(df: pd.DataFrame, data_column: str,
+                        warnings: list[str]) -> tuple[pd.DataFrame, list[pd.DataFrame], pd.DataFrame]:
+    """(rows kept, rows set aside with a reason, the ok pretraining rows)."""
     aside: list[pd.DataFrame] = []
     if "status" in df.columns:
         status = df["status"].fillna("ok").astype(str).str.strip().str.lower()
@@ -186,18 +212,28 @@ def load_results(source: str | Path | pd.DataFrame, units: str = "chars",
     unusable = pd.Series(~(np.isfinite(values).all(axis=1) & (values > 0).all(axis=1)), index=df.index)
     df = _set_aside(df, unusable, "non-finite or non-positive loss/N/data", aside, warnings,
                     f"with a missing, non-finite or non-positive loss, n_params or {data_column}")
+    return df, aside, pretraining
 
-    exact_duplicates = df.duplicated(keep="first")
-    if exact_duplicates.any():
-        warnings.append(f"{int(exact_duplicates.sum())} exact duplicate row(s) dropped")
-        df = df[~exact_duplicates]
 
-    runs = _average_seeds(df, data_column, warnings)
-    set_aside = pd.concat(aside, ignore_index=True) if aside else pd.DataFrame(columns=["reason"])
-    if runs.empty:
-        warnings.append("no analysable rows left after validation")
-    return ResultsTable(runs=runs, set_aside=set_aside, units=units, data_column=data_column, warnings=warnings,
-                        n_pretrain_rows=len(pretraining), seed_runs=df.reset_index(drop=True), pretraining=pretraining)
+def _has_values(df: pd.DataFrame, column: str) -> bool:
+    return column in df.columns and not df[column].isna().all()
+
+
+def _data_column(df: pd.DataFrame, units: str, warnings: list[str]) -> tuple[str, str, list[str]]:
+    """(units, column, notes): the asked-for data column, else the other one, else D = C/(6N) from flops.
+
+    The flops case adds a `data_tokens` column to `df`.
+    """
+    if _has_values(df, DATA_COLUMNS[units]):
+        return units, DATA_COLUMNS[units], []
+    other = "tokens" if units == "chars" else "chars"
+    if _has_values(df, DATA_COLUMNS[other]):
+        warnings.append(f"no `{DATA_COLUMNS[units]}` column: analysing in {other} instead of {units}")
+        return other, DATA_COLUMNS[other], []
+    if _has_values(df, "flops"):
+        df["data_tokens"] = df["flops"] / (6.0 * df["n_params"])
+        return "tokens", "data_tokens", [FLOPS_NOTE]
+    raise TableError("results table has no data_chars, data_tokens or flops values: nothing gives the data size D")
 
 
 def _average_seeds(df: pd.DataFrame, data_column: str, warnings: list[str]) -> pd.DataFrame:

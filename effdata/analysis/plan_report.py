@@ -1,0 +1,82 @@
+"""A plan as Markdown: what the laws are, the predictions per size, the best size in the budget, notes."""
+from __future__ import annotations
+
+from effdata.analysis.planner import SCRATCH, Plan
+from effdata.analysis.report import _markdown_table
+from effdata.fmt import compact, sig
+
+
+def _option(name: str) -> str:
+    return "from scratch" if name == SCRATCH else f"fine-tuned from {name}"
+
+
+def _laws_lines(plan: Plan) -> list[str]:
+    laws, request = plan.laws, plan.request
+    lines = [f"- Laws: {laws.label}.", f"- From-scratch law: {laws.scratch.describe()}."]
+    for name, law in sorted(laws.transfer.items()):
+        where = (f"fitted on N {compact(law.n_range.low)}–{compact(law.n_range.high)}, D_F "
+                 f"{compact(law.d_f_range.low)}–{compact(law.d_f_range.high)} chars") if law.n_range and law.d_f_range \
+            else "fitted range not recorded"
+        lines.append(f"- Transfer law `{name}`: D_T = {sig(law.k)} · D_F^{sig(law.alpha)} · N^{sig(law.beta)} "
+                     f"(D in {law.units}; {where}).")
+    cpt = f"{sig(laws.chars_per_token)} ({laws.chars_per_token_source})" if laws.chars_per_token else \
+        laws.chars_per_token_source
+    lines.append(f"- Characters per token: {cpt}.")
+    counted = "target-data training + pretraining of that size" if request.count_pretraining else \
+        "training on the target data only (the pretrained checkpoint is taken as given)"
+    pretraining = (f"{sig(request.pretrain_tokens)} tokens per pretraining run" if request.pretrain_tokens else
+                   f"{sig(request.pretrain_tokens_per_param)} pretraining tokens per parameter"
+                   if request.pretrain_tokens_per_param else "pretraining tokens not given")
+    lines.append(f"- Compute: 6·N·tokens FLOPs; target data {sig(request.epochs)} epoch(s); {pretraining}; "
+                 f"the budget counts {counted}.")
+    return lines
+
+
+def _prediction_rows(plan: Plan) -> list[list[str]]:
+    rows = []
+    for _, row in plan.rows.iterrows():
+        scratch = row["pretrain"] == SCRATCH
+        budget = "" if row["within_budget"] is None else ("yes" if row["within_budget"] else "no")
+        rows.append([_option(row["pretrain"]), sig(row["n_params"]), "—" if scratch else sig(row["d_t"]),
+                     sig(row["d_e"]), sig(row["multiplier"]), sig(row["loss"], 4),
+                     "—" if scratch else f"{row['gain']:+.3f}", sig(row["compute"]), budget,
+                     _beyond(plan, row["d_opt"]), row["extrapolation"] or "—"])
+    return rows
+
+
+def _beyond(plan: Plan, d_opt: float) -> str:
+    """The compute-optimal data, marked when it lies outside the D the from-scratch law was fitted on."""
+    where = plan.laws.scratch.d_range
+    outside = where is not None and where.outside(d_opt) is not None
+    return sig(d_opt) + (" †" if outside else "")
+
+
+def _best_lines(plan: Plan) -> list[str]:
+    request = plan.request
+    if request.budget is None:
+        return ["No compute budget given (--budget FLOPs): no best size."]
+    lines = [f"Within {sig(request.budget)} FLOPs, from the smallest candidate up to what the budget allows:", ""]
+    for best in sorted(plan.best, key=lambda b: b.loss):
+        lines.append(f"- {_option(best.pretrain)}: N = {sig(best.n_params)}, predicted loss {sig(best.loss, 4)} "
+                     f"({sig(best.compute)} FLOPs; limited by {best.bound})"
+                     + (f" — extrapolated: {best.extrapolation}" if best.extrapolation else ""))
+    return lines
+
+
+def render_plan(plan: Plan) -> str:
+    request = plan.request
+    lines = [f"# Plan for D_F = {sig(request.d_f)} characters of target data", ""]
+    if plan.laws.is_paper:
+        lines += ["**Built-in paper laws** (not measured by effdata; other tokenizers and data): use them for "
+                  "orders of magnitude, not for absolute losses.", ""]
+    lines += _laws_lines(plan) + ["", "## Predictions", ""]
+    header = ["training", "N", "D_T (chars)", "D_E (chars)", "D_E/D_F", "predicted loss (nats/token)",
+              "gain over scratch", "compute (FLOPs)", "in budget", "compute-optimal D for N (chars)", "extrapolated"]
+    lines += [_markdown_table(header, _prediction_rows(plan)), "",
+              "Predicted loss: the from-scratch law at D_E (at D_F from scratch). Compute-optimal D: the data "
+              "that minimises the from-scratch loss for this N at fixed 6·N·D (Chinchilla form; † beyond the D "
+              "the law was fitted on). Every prediction outside a law's fitted range is listed under "
+              "*extrapolated*, with the range.", ""]
+    lines += ["## Best size for the budget", ""] + _best_lines(plan) + ["", "## Notes", ""]
+    lines += [f"- {note}" for note in plan.notes]
+    return "\n".join(lines) + "\n"
