@@ -77,16 +77,19 @@ class LinearCrossEntropy(torch.autograd.Function):
 
 
 def ce_chunk_rows(vocab_size: int, dev: torch.device) -> int:
-    """Rows per chunk of the fused unembedding + cross-entropy, from a budget for the chunk's fp32 logits.
+    """Rows per chunk of the fused unembedding + cross-entropy.
 
-    CPU: 1 MB, which stays in L2 (measured fastest, docs/notes/issue-3.md). CUDA: 512 MB. A GPU's L2
-    (40-50 MB) holds no useful chunk at these vocabularies, so every chunk streams its logits through
-    memory (~38 bytes per logit in the bf16 path) and, once per chunk, the d × V gradient of W (~18
-    bytes per entry: the bf16 product, its fp32 copy, the add). 1,024-row chunks spent ~35% of the
-    logits' traffic again on that gradient at d = 768, V = 16,384; 8,192 rows (512 MB) spend ~4%.
-    docs/notes/issue-16.md has the arithmetic; it is not measured on a GPU yet."""
-    budget = (1 << 18) if dev.type == "cpu" else (1 << 27)
-    return max(16, budget // vocab_size)
+    CPU: about 1 MB of fp32 logits (stays in L2; docs/notes/issue-3.md) but at least 128 rows: at V = 16,384
+    the 16 rows of 1 MB made the head 1.3-2.4x slower than 128 rows, which was the fastest or within 5%
+    of it at V = 2,048 and 16,384, d = 64 and 256, fp32 and bf16 (benchmarks/bench_head.py,
+    docs/notes/issue-16.md). CUDA: 512 MB of fp32 logits. A GPU's L2 (40-50 MB) holds no useful chunk at
+    these vocabularies, so every chunk streams its logits through memory (~38 bytes per logit in the bf16
+    path) and, once per chunk, the d × V gradient of W (~20 bytes per entry: the bf16 product, its fp32
+    copy, the add): 1,024-row chunks spend ~40% of the logits' traffic again on it at d = 768,
+    V = 16,384; 8,192 rows (512 MB) ~5%. Arithmetic, not yet measured on a GPU."""
+    if dev.type == "cpu":
+        return max(128, (1 << 18) // vocab_size)
+    return max(16, (1 << 27) // vocab_size)
 
 
 def compiled_blocks(body: torch.nn.Module) -> torch.nn.Module:
