@@ -98,6 +98,6 @@ def test_a_fraction_larger_than_the_target_stops_the_command_before_anything_is_
     assert run_cli.main(["--study", str(JOBS / "gpu.toml"), "--pretrain", "text", "--out", str(out),
                          "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"effdata.run: [scratch] data_chars 2e8 is more than the 150,000,000 characters of "
-                   f"python-large's train split; use at most 1.5e8, or a larger target corpus"]
+    assert err == ["effdata.run: [scratch] data_chars 2e8 is more than the 150,000,000 characters of "
+                   "python-large's train split; use at most 1.5e8, or a larger target corpus"]
     assert not out.exists()

@@ -16,6 +16,9 @@ this module only submits jobs and watches their states:
   waited for, never submitted twice. Stopping the command leaves submitted jobs alone.
 * SLURM unreachable (no `sbatch`, `slurmctld` down, unknown partition) stops the command with one
   clear message before anything is submitted.
+* A study whose device is `cuda` asks for one GPU per job (`--gpus-per-run`, 0 or 1), and each job
+  passes the device on to `execute_run`, so a job on a node without a GPU fails instead of training on
+  its CPU.
 
 The study directory, the effdata cache (EFFDATA_HOME / --home) and the Python environment must be
 on a filesystem the nodes share: jobs read their spec and write their record there.

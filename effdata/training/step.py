@@ -80,8 +80,8 @@ def ce_chunk_rows(vocab_size: int, dev: torch.device) -> int:
     """Rows per chunk of the fused unembedding + cross-entropy.
 
     CPU: about 1 MB of fp32 logits (stays in L2; docs/notes/issue-3.md) but at least 128 rows: at V = 16,384
-    the 16 rows of 1 MB made the head 1.3-2.4x slower than 128 rows, which was the fastest or within 5%
-    of it at V = 2,048 and 16,384, d = 64 and 256, fp32 and bf16 (benchmarks/bench_head.py,
+    the 16 rows of 1 MB made the head 1.3-2.4x slower than 128 rows, which was within 8% of the fastest
+    chunk at V = 2,048 and 16,384, d = 64 and 256, fp32 and bf16 (benchmarks/bench_head.py,
     docs/notes/issue-16.md). CUDA: 512 MB of fp32 logits. A GPU's L2 (40-50 MB) holds no useful chunk at
     these vocabularies, so every chunk streams its logits through memory (~38 bytes per logit in the bf16
     path) and, once per chunk, the d × V gradient of W (~20 bytes per entry: the bf16 product, its fp32

@@ -15,7 +15,7 @@ What a run does (docs/METHOD.md has the why):
   checkpoint that does not match, and data too short for one window. Never a silently wrong number;
 * pretraining saves the best model with the tokenizer under `run_dir/checkpoint`;
 * resume: the `RunState` is written to `run_dir/resume.pt` at evaluations (at most every
-  `resume_every_s` seconds) and deleted at the end; a run that finds a matching one continues from it
+  `resume_every_s` seconds, and so that writing takes at most 5% of the run) and deleted at the end; a run that finds a matching one continues from it
   and ends with the same numbers.
 """
 from __future__ import annotations
