@@ -3,8 +3,9 @@
     python -m effdata.bench [--sizes n25k,n1m] [--steps 8] [--rounds 3] [--batch 32] [--vocab V] [--threads T]
 
 Same model (effdata.model.build_model), same batch (batch × n_ctx tokens of random windows), AdamW
-with the same hyperparameters, gradient clipping 1.0; fp32 except where our step's precision "auto"
-picks bf16 unembedding matmuls. The methods are interleaved (`--rounds` rounds of `--steps` steps
+with the same hyperparameters, gradient clipping 1.0. Our step runs in the precision "auto" picks; the
+Trainer in bf16 mixed precision where ours is bf16 on a GPU, else fp32 (on CPU its bf16 was slower);
+the eager loop in fp32. The methods are interleaved (`--rounds` rounds of `--steps` steps
 each, first step of each untimed) and each is reported at its median step time, so that other
 processes taking the CPU for a while hit every method alike. Prints a Markdown table with tokens/s,
 characters/s (tokens/s × chars/token: measured from the tokenizer when one is cached, else the

@@ -4,6 +4,7 @@
     python -m effdata.run --pretrain text+code                  # adds only the missing runs
     python -m effdata.run --study jobs/cpu.toml --workers 2
     python -m effdata.run --pretrain text --dry-run             # list the runs and their compute
+    python -m effdata.run --study jobs/gpu.toml --pretrain text # one run per GPU, each on its own GPU
 
 Run the same command again after an interruption: finished runs are skipped and interrupted
 ones resume from their last saved state.
@@ -13,15 +14,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from effdata.data.corpora import CorpusError
 from effdata.data.tokens import DataError, TokenizedCorpus
 from effdata.spec import StudyRun
-from effdata.study.cost import CostModel
+from effdata.study.checks import check_plan, pretrain_epochs
+from effdata.study.cost import A100, CostModel
 from effdata.study.runner import LocalExecutor, RunBusy, exclusive_lock, quiet_libraries, schedule
 from effdata.study.store import Store
-from effdata.study.study import Study, StudyError, load_study, study_runs
+from effdata.study.study import DEVICES, Study, StudyError, load_study, study_runs
 
 DEFAULT_STUDY = Path(__file__).resolve().parent.parent / "jobs" / "quick.toml"
 
@@ -35,7 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--study", type=Path, default=DEFAULT_STUDY, help="study file (default: %(default)s)")
     parser.add_argument("--out", type=Path, help="study directory (default: runs/<study name>)")
     parser.add_argument("--workers", type=int, default=0,
-                        help="parallel runs on this machine (default: one per core on CPU, one on GPU)")
+                        help="parallel runs on this machine (default: one per core on CPU, one per GPU on CUDA; "
+                             "workers take the GPUs in turn)")
+    parser.add_argument("--device", choices=DEVICES,
+                        help="where runs execute (default: the study's `device`, else auto: CUDA when present); "
+                             "cuda stops at once when this machine has no CUDA")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and their compute, run nothing")
     parser.add_argument("--no-analysis", action="store_true", help="skip the analysis after training")
     parser.add_argument("--home", type=Path, help="cache directory for corpora and tokens (default: $EFFDATA_HOME "
@@ -57,21 +64,34 @@ def study_lock(out_dir: Path):
         raise StudyError(str(exc)) from None
 
 
-def default_workers() -> tuple[int, int]:
-    """(workers, threads per worker): small CPU models run best one thread each, a GPU takes one run."""
-    import torch  # noqa: PLC0415
+@dataclass(frozen=True)
+class LocalPlan:
+    """How a study runs on this machine: the device every worker uses, and the workers."""
 
-    from effdata.training.device import available_cores  # noqa: PLC0415
+    device: str                        # "cpu" or "cuda"
+    workers: int
+    threads: int                       # torch threads per worker
+    gpus: tuple[str, ...] = ()         # CUDA_VISIBLE_DEVICES entries, taken by the workers in turn
 
-    if torch.cuda.is_available():
-        return 1, available_cores()
-    return available_cores(), 1
 
+def local_plan(device: str, workers: int = 0) -> LocalPlan:
+    """`device` ("auto", "cpu", "cuda") resolved on this machine; StudyError when it asks for missing CUDA.
 
-def threads_for(workers: int) -> int:
-    from effdata.training.device import available_cores  # noqa: PLC0415
+    CPU: one worker per core, one thread each (small models run best so). CUDA: one worker per visible GPU,
+    the cores shared among them; `workers` overrides the count (more workers than GPUs share GPUs)."""
+    from effdata.training.device import available_cores, cuda_missing, visible_gpus  # noqa: PLC0415
 
-    return max(1, available_cores() // workers)
+    missing = None if device == "cpu" else cuda_missing()
+    if device == "cuda" and missing:
+        raise StudyError(f"device cuda: CUDA is not available on this machine ({missing}); run on a machine "
+                         f"with a GPU, or use --device cpu")
+    cores = available_cores()
+    if device == "cpu" or missing:
+        workers = workers or cores
+        return LocalPlan("cpu", workers, max(1, cores // workers))
+    gpus = tuple(visible_gpus())
+    workers = workers or len(gpus)
+    return LocalPlan("cuda", workers, max(1, cores // workers), gpus)
 
 
 def prepare_data(study: Study, pretrains: tuple[str, ...], home: Path | None) -> dict[str, TokenizedCorpus]:
@@ -85,53 +105,86 @@ def prepare_data(study: Study, pretrains: tuple[str, ...], home: Path | None) ->
 
 def cost_model(study: Study, data: dict[str, TokenizedCorpus]) -> CostModel:
     train = data[study.target].splits["train"]
-    return CostModel(chars_per_token=train.n_chars / max(1, train.n_tokens))
+    return CostModel(chars_per_token=train.n_chars / max(1, train.n_tokens), vocab_size=data[study.target].vocab_size)
 
 
-def print_plan(runs: list[StudyRun], store: Store, study: Study, data: dict[str, TokenizedCorpus]) -> None:
+def print_plan(runs: list[StudyRun], store: Store, study: Study, data: dict[str, TokenizedCorpus],
+               device: str) -> None:
+    """Every run with its status and compute; with device cuda, the expected GPU time too."""
     cost = cost_model(study, data)
+    gpu = device == "cuda"
     total_flops, todo = 0.0, 0
-    print(f"{'run':<52} {'status':<7} {'N':>9} {'tokens≤':>11} {'FLOPs≤':>9}  depends on")
+    print(f"{'run':<52} {'status':<7} {'N':>11} {'tokens≤':>13} {'FLOPs≤':>9}" + (f" {'GPU h≤':>7}" if gpu else "")
+          + "  depends on")
     for run in runs:
-        n = run.spec.shape.n_params
-        tokens = cost.tokens(run)
-        flops = cost.flops(run)
         done = store.is_done(run.run_id)
         if not done:
-            total_flops += flops
+            total_flops += cost.flops(run)
             todo += 1
-        print(f"{run.run_id:<52} {'done' if done else 'todo':<7} {n:>9,} {tokens:>11,} {flops:>9.2e}  "
-              f"{', '.join(run.depends_on) or '-'}")
+        hours = f" {cost.gpu_seconds(run) / 3600:>7.2f}" if gpu else ""
+        print(f"{run.run_id:<52} {'done' if done else 'todo':<7} {run.spec.shape.n_params:>11,} "
+              f"{cost.tokens(run):>13,} {cost.flops(run):>9.2e}{hours}  {', '.join(run.depends_on) or '-'}")
     print(f"\n{len(runs)} runs, {todo} to do, at most {total_flops:.2e} training FLOPs (6·N·tokens) to do")
+    print_budgets(runs, data)
+    if gpu:
+        print_gpu_time([r for r in runs if not store.is_done(r.run_id)], cost)
 
 
-def make_executor(args, store: Store):
+def print_budgets(runs: list[StudyRun], data: dict[str, TokenizedCorpus]) -> None:
+    """Each pretraining budget in epochs of its corpus's train split."""
+    for corpus in dict.fromkeys(r.spec.corpus for r in runs if r.mode == "pretrain"):
+        budgets = ", ".join(f"{r.spec.size} {pretrain_epochs(r, data):.2f}" for r in runs
+                            if r.mode == "pretrain" and r.spec.corpus == corpus)
+        print(f"pretraining budgets in epochs of {corpus} ({data[corpus].splits['train'].n_tokens:,} train "
+              f"tokens): {budgets}")
+
+
+def print_gpu_time(todo: list[StudyRun], cost: CostModel) -> None:
+    """Expected GPU-hours of the runs to do, at most, and the longest chain (a pretraining, then its
+    longest fine-tune) that bounds the wall time on many GPUs."""
+    hours = {r.run_id: cost.gpu_seconds(r) / 3600 for r in todo}
+    total = sum(hours.values())
+    evaluation = sum(cost.eval_flops(r) / A100.evaluate for r in todo) / 3600
+    chain = max((hours[r.run_id] + max((hours[f.run_id] for f in todo if r.run_id in f.depends_on), default=0.0)
+                 for r in todo), default=0.0)
+    print(f"expected GPU time, at most (every run to its full schedule): {total:.1f} GPU-hours on one "
+          f"{A100.name} at an assumed {A100.train / 1e12:.0f} TFLOP/s training (bf16) and "
+          f"{A100.evaluate / 1e12:.1f} TFLOP/s evaluation (fp32), {100 * evaluation / max(total, 1e-9):.0f}% of "
+          f"it evaluation; longest chain {chain:.1f} h, so on G GPUs at least max({total:.1f}/G, {chain:.1f}) h")
+
+
+def make_executor(args, store: Store, device: str):
     """(executor, how many runs it takes at a time)."""
     if getattr(args, "executor", "local") == "slurm":
         from effdata.study.slurm import slurm_executor  # noqa: PLC0415
-        return slurm_executor(args, store.out_dir), args.max_parallel
-    workers, threads = default_workers()
-    if args.workers:
-        workers, threads = args.workers, threads_for(args.workers)
-    return LocalExecutor(store.out_dir, workers=workers, threads_per_worker=threads, home=args.home), workers
+        return slurm_executor(args, store.out_dir, device), args.max_parallel
+    plan = local_plan(device, args.workers)
+    executor = LocalExecutor(store.out_dir, workers=plan.workers, threads_per_worker=plan.threads, home=args.home,
+                             device=plan.device, gpus=list(plan.gpus))
+    return executor, plan.workers
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         study = load_study(args.study)
+        device = args.device or study.device
         pretrains = tuple(args.pretrain) if args.pretrain else study.pretrain.corpora
         out_dir = args.out or Path("runs") / study.name
         store = Store(out_dir)
         runs = study_runs(study, pretrains)
+        if not args.dry_run and getattr(args, "executor", "local") == "local":
+            local_plan(device, args.workers)  # CUDA asked for and missing: stop now, before the data
         quiet_libraries()
         data = prepare_data(study, pretrains, args.home)
+        for warning in check_plan(runs, data):
+            print(f"effdata.run: warning: {warning}", file=sys.stderr)
         if args.dry_run:
-            print_plan(runs, store, study, data)
+            print_plan(runs, store, study, data, device)
             return 0
         with study_lock(out_dir):
             store.claim(study)
-            executor, parallel = make_executor(args, store)
+            executor, parallel = make_executor(args, store, device)
             print(f"study {study.name}: {len(runs)} runs in {out_dir} (pretraining: {', '.join(pretrains)}; "
                   f"{parallel} at a time)", file=sys.stderr)
             outcome = schedule(store, runs, executor, max_parallel=parallel, estimate=cost_model(study, data).flops)
@@ -144,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"effdata.run: {exc}", file=sys.stderr)
         return 2
     except (CorpusError, DataError) as exc:
-        # Missing sources, unknown corpora, fractions larger than a corpus: their message says what to do.
+        # Missing sources, unknown corpora: their message says what to do.
         print(f"effdata.run: {exc}", file=sys.stderr)
         return 2
     print(f"{len(outcome.done)} runs done now, {len(outcome.skipped)} done before, "

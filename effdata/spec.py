@@ -169,7 +169,7 @@ class TrainSettings:
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     compile: Literal["auto", "on", "off"] = "auto"
     compile_min_steps: int = 1000      # "auto" compiles runs at least this long (training.step.should_compile)
-    resume_every_s: float = 60.0       # write resume.pt at an evaluation at most this often
+    resume_every_s: float = 60.0       # write resume.pt at an evaluation at most this often (0: every one)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

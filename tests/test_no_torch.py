@@ -34,6 +34,7 @@ def test_the_planner_does_not_import_torch():
 def test_loading_a_study_and_listing_its_runs_does_not_import_torch():
     _assert_no_torch("from effdata.study.study import load_study, study_runs\n"
                      "from effdata.study.cost import CostModel\n"
+                     "from effdata.study.checks import check_plan\n"
                      "from effdata.study.store import Store\n"
                      "runs = study_runs(load_study('jobs/cpu.toml'), ['text', 'text+code'])\n"
-                     "assert len(runs) == 80 and sum(CostModel(3.0).flops(r) for r in runs) > 0\n")
+                     "assert len(runs) == 80 and sum(CostModel(3.0, 2048).gpu_seconds(r) for r in runs) > 0\n")

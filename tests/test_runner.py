@@ -98,12 +98,13 @@ def test_dry_run_lists_exactly_what_then_runs(smoke, capsys):
 
 
 def test_a_failing_run_is_recorded_and_the_others_finish(tmp_path, tiny_corpora):
+    # 50 characters are fewer tokens than one window: the run fails (RunFailed), the study goes on.
     study = write_study(tmp_path / "s.toml", tiny_corpora, sizes=["n25k"],
-                        scratch={"data_chars": [2e4, 1e9]}, finetune={"data_chars": [2e4]})
+                        scratch={"data_chars": [50, 2e4]}, finetune={"data_chars": [2e4]})
     out = tmp_path / "out"
     assert main(cli(study, out, tmp_path / "home", "--no-analysis")) == 1
     records = {r["identity"].get("data_chars"): r for r in Store(out).records() if r["identity"]["mode"] == "scratch"}
-    assert records[10**9]["status"] == "failed" and records[10**9]["error"]
+    assert records[50]["status"] == "failed" and "at least 65 needed" in records[50]["error"]
     assert records[20000]["status"] == "ok"
     table = pd.read_csv(out / "results.csv")
     assert set(table["status"]) == {"ok", "failed"}
@@ -115,6 +116,7 @@ def test_a_failing_run_is_recorded_and_the_others_finish(tmp_path, tiny_corpora)
     ({"train": {"batch_size": 0}}, "[train] batch_size must be >= 1, got 0"),
     ({"train": {"precision": "fp16"}}, "[train] precision must be one of 'auto', 'fp32', 'bf16', got 'fp16'"),
     ({"train": {"min_steps": 50, "max_steps": 10}}, "[train] max_steps must be >= min_steps (50), got 10"),
+    ({"scratch": {"data_chars": [2e4, 1e9]}}, "[scratch] data_chars 1e9 is more than the"),
 ])
 def test_bad_input_stops_before_training(tmp_path, tiny_corpora, capsys, change, message):
     study = write_study(tmp_path / "s.toml", tiny_corpora, **change)

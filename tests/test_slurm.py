@@ -24,7 +24,8 @@ import pytest
 
 from effdata.study.runner import schedule
 from effdata.study.store import Store
-from effdata.study.slurm import JobState, SlurmError, SlurmExecutor, parse_options, parse_time, squeue_states
+from effdata.study.slurm import (JobState, SlurmError, SlurmExecutor, gpus_per_run, parse_options, parse_time,
+                                 squeue_states)
 from effdata.spec import RunSpec, StudyRun
 from studyfiles import SMOKE, write_study
 
@@ -73,6 +74,21 @@ def test_cli_flags():
     assert (args.executor, args.partition, args.gpus_per_run, args.time, args.max_parallel) == \
         ("slurm", "gpu", 1, "2:00:00", 8)
     assert build_parser().parse_args([]).executor == "local"
+
+
+def test_jobs_ask_for_a_gpu_when_the_study_needs_cuda():
+    assert gpus_per_run(None, "cuda") == 1 and gpus_per_run(None, "auto") == 0 and gpus_per_run(None, "cpu") == 0
+    assert gpus_per_run(1, "auto") == 1
+    for asked, device, message in ((0, "cuda", "would fail without a GPU"), (2, "cuda", "ask for 0 or 1"),
+                                   (1, "cpu", "would sit idle")):
+        with pytest.raises(SlurmError, match=message):
+            gpus_per_run(asked, device)
+
+
+def test_the_gpu_request_reaches_sbatch(tmp_path):
+    pytest.importorskip("submitit")
+    executor = SlurmExecutor(tmp_path / "out", gpus_per_run=gpus_per_run(None, "cuda"), device="cuda", check=False)
+    assert executor._submitit.parameters["gpus_per_node"] == 1 and executor.device == "cuda"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -127,7 +143,7 @@ def _executions(store: Store, run_id: str) -> list[str]:
 
 
 def _executor(out: Path, **kw) -> SlurmExecutor:
-    return SlurmExecutor(out, partition="debug", time="10", target=FAKE, poll_interval=0.5, **kw)
+    return SlurmExecutor(out, partition="debug", time="10", target=FAKE, poll_interval=0.5, device="cpu", **kw)
 
 
 @pytest.mark.slow
@@ -140,6 +156,7 @@ def test_study_through_slurm_in_dependency_order(slurm, fake_env, tmp_path):
     for run in runs:
         record = store.read_record(run.run_id)
         assert record["status"] == "ok" and record["metrics"]["threads"] == 1
+        assert record["metrics"]["device"] == "cpu"  # the executor's device reaches the run
         assert len(_executions(store, run.run_id)) == 1
         job = json.loads((store.run_dir(run.run_id) / "slurm_job.json").read_text())
         assert record["metrics"]["job"] == job["job_id"]

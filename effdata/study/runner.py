@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import dataclasses
 import fcntl
+import importlib
 import multiprocessing as mp
 import os
 import queue
@@ -87,15 +88,17 @@ def resolved_spec(store: Store, run: StudyRun) -> RunSpec:
 
 
 def execute_run(out_dir: Path | str, run_id: str, threads: int | None = None, progress=None,
-                home: Path | str | None = None) -> str:
-    """Run one planned run to its record; return its status ("ok", "failed", or "skipped" if done)."""
+                home: Path | str | None = None, device: str | None = None) -> str:
+    """Run one planned run to its record; return its status ("ok", "failed", or "skipped" if done).
+    `device`: "cpu", "cuda" or "auto"/None (CUDA when present); see effdata.training.device.pick_device."""
     from effdata.study.rundata import run_data  # noqa: PLC0415  (torch: only in the process that trains)
     from effdata.training.train import train_run  # noqa: PLC0415
 
     quiet_libraries()
 
     def train(spec: RunSpec, run_dir: Path) -> dict:
-        return train_run(spec, run_data(spec, home=home), run_dir, progress=progress, threads=threads)
+        return train_run(spec, run_data(spec, home=home), run_dir, progress=progress, threads=threads,
+                         device=device)
 
     return execute_with(out_dir, run_id, train)
 
@@ -130,9 +133,39 @@ def _die_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
-def _worker_main(out_dir: str, threads: int, tasks, events, home) -> None:
+DEFAULT_TARGET = "effdata.study.runner:execute_run"
+
+
+def import_target(target: str):
+    """The function a "module:function" string names (executors take one so that tests can stand in)."""
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What every worker process of a LocalExecutor is started with (its GPU aside)."""
+
+    out_dir: str
+    threads: int
+    home: str | None = None
+    device: str | None = None          # passed to execute_run: "cpu", "cuda" or None (auto)
+    target: str = DEFAULT_TARGET
+
+
+def _worker_main(config: WorkerConfig, gpu: str | None, tasks, events) -> None:
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
+    if gpu is not None:  # before anything touches CUDA: the worker sees its one GPU as cuda:0
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    events.put(("ready", None, (os.getpid(), os.environ.get("CUDA_VISIBLE_DEVICES"))))
+    serve(config, tasks, events, cuda_broken if gpu is not None else lambda: False)
+
+
+def serve(config: WorkerConfig, tasks, events, broken) -> None:
+    """Run the tasks' run ids one after another until None, or until `broken()` says this process's CUDA
+    context is lost after a run: the worker then exits and the executor starts a new one on its GPU."""
+    function = import_target(config.target)
     while True:
         run_id = tasks.get()
         if run_id is None:
@@ -143,39 +176,56 @@ def _worker_main(out_dir: str, threads: int, tasks, events, home) -> None:
             events.put(("progress", run_id, info))
 
         try:
-            status = execute_run(out_dir, run_id, threads=threads, progress=progress, home=home)
+            status = function(config.out_dir, run_id, threads=config.threads, progress=progress, home=config.home,
+                              device=config.device)
         except RunBusy as exc:
-            events.put(("end", run_id, f"busy: {exc}"))
-            continue
+            status = f"busy: {exc}"
         except Exception as exc:  # noqa: BLE001
-            events.put(("end", run_id, f"{type(exc).__name__}: {exc}"))
-            continue
+            status = f"{type(exc).__name__}: {exc}"
         events.put(("end", run_id, None if status in ("ok", "failed", "skipped") else status))
+        if broken():
+            return
+
+
+def cuda_broken() -> bool:
+    """Whether this process's CUDA context is lost. After a device-side assert or an illegal memory access
+    every later CUDA call in the process fails, so the runs given to it next would fail too."""
+    torch = sys.modules.get("torch")  # a worker that never imported torch never touched CUDA
+    if torch is None or not torch.cuda.is_initialized():
+        return False
+    try:
+        torch.cuda.synchronize()
+        torch.ones(1, device="cuda").add_(1).item()
+    except Exception:  # noqa: BLE001 - whatever CUDA raises, the context cannot be trusted
+        return True
+    return False
 
 
 class LocalExecutor:
-    """Long-lived worker processes (imports paid once), each given a share of the cores."""
+    """Long-lived worker processes (imports paid once), each given a share of the cores and, with
+    `gpus`, its own GPU: worker i sees only gpus[i % len(gpus)] (CUDA_VISIBLE_DEVICES), and a worker
+    that dies, or whose CUDA context is lost, is replaced by a new one on the same GPU."""
 
-    def __init__(self, out_dir: Path, workers: int, threads_per_worker: int, home: Path | None = None):
+    def __init__(self, out_dir: Path, workers: int, threads_per_worker: int, home: Path | None = None,
+                 device: str | None = None, gpus: list[str] | None = None, target: str = DEFAULT_TARGET):
+        self.config = WorkerConfig(str(out_dir), threads_per_worker, str(home) if home else None, device, target)
         self.out_dir = Path(out_dir)
         self.workers = workers
-        self.threads = threads_per_worker
-        self.home = str(home) if home else None
         self._ctx = mp.get_context("spawn")
         self._tasks = self._ctx.Queue()
         self._events = self._ctx.Queue()
-        self._procs: list = []
+        self._procs: dict = {}                # worker process -> its GPU (None: no GPU of its own)
         self._running: dict[int, str] = {}   # worker pid -> run id
         self._ended: list[tuple[str, str | None]] = []
         self._lines: list[str] = []
-        for _ in range(workers):
-            self._spawn()
+        self.worker_gpus: dict[int, str | None] = {}  # worker pid -> its CUDA_VISIBLE_DEVICES, as it reported
+        for i in range(workers):
+            self._spawn(gpus[i % len(gpus)] if gpus else None)
 
-    def _spawn(self) -> None:
-        proc = self._ctx.Process(target=_worker_main, daemon=True,
-                                 args=(str(self.out_dir), self.threads, self._tasks, self._events, self.home))
+    def _spawn(self, gpu: str | None) -> None:
+        proc = self._ctx.Process(target=_worker_main, daemon=True, args=(self.config, gpu, self._tasks, self._events))
         proc.start()
-        self._procs.append(proc)
+        self._procs[proc] = gpu
 
     def submit(self, run_id: str) -> None:
         self._tasks.put(run_id)
@@ -186,7 +236,10 @@ class LocalExecutor:
                 kind, run_id, payload = self._events.get_nowait()
             except queue.Empty:
                 return
-            if kind == "start":
+            if kind == "ready":
+                pid, gpu = payload
+                self.worker_gpus[pid] = gpu
+            elif kind == "start":
                 self._running[payload] = run_id
             elif kind == "end":
                 self._running = {pid: r for pid, r in self._running.items() if r != run_id}
@@ -196,15 +249,16 @@ class LocalExecutor:
 
     def poll(self) -> list[tuple[str, str | None]]:
         self._drain()
-        for proc in list(self._procs):
+        for proc, gpu in list(self._procs.items()):
             if proc.is_alive():
                 continue
-            self._procs.remove(proc)
+            del self._procs[proc]
             self._drain()
+            self.worker_gpus.pop(proc.pid, None)
             run_id = self._running.pop(proc.pid, None)
             if run_id is not None:
                 self._ended.append((run_id, f"worker process died (exit code {proc.exitcode})"))
-            self._spawn()
+            self._spawn(gpu)
         ended, self._ended = self._ended, []
         return ended
 

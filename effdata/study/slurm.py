@@ -16,6 +16,9 @@ this module only submits jobs and watches their states:
   waited for, never submitted twice. Stopping the command leaves submitted jobs alone.
 * SLURM unreachable (no `sbatch`, `slurmctld` down, unknown partition) stops the command with one
   clear message before anything is submitted.
+* A study whose device is `cuda` asks for one GPU per job (`--gpus-per-run`, 0 or 1), and each job
+  passes the device on to `execute_run`, so a job on a node without a GPU fails instead of training on
+  its CPU.
 
 The study directory, the effdata cache (EFFDATA_HOME / --home) and the Python environment must be
 on a filesystem the nodes share: jobs read their spec and write their record there.
@@ -27,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import importlib
 import json
 import os
 import pickle
@@ -69,7 +71,9 @@ def add_slurm_arguments(parser: argparse.ArgumentParser) -> None:
                        help="where runs execute: worker processes on this machine (default), or one SLURM "
                             "job per run submitted through submitit")
     group.add_argument("--partition", help="SLURM partition (default: the cluster's default partition)")
-    group.add_argument("--gpus-per-run", type=int, default=0, metavar="G", help="GPUs per job (default: 0)")
+    group.add_argument("--gpus-per-run", type=int, default=None, metavar="G",
+                       help="GPUs per job, 0 or 1 (a run trains on one GPU); default: 1 when the study's device "
+                            "is cuda, else 0")
     group.add_argument("--cpus-per-run", type=int, default=1, metavar="C",
                        help="CPUs per job; also the run's torch threads (default: 1)")
     group.add_argument("--time", default=DEFAULT_TIME, metavar="T",
@@ -82,14 +86,27 @@ def add_slurm_arguments(parser: argparse.ArgumentParser) -> None:
                             "--slurm-option mem=16G --slurm-option qos=low")
 
 
-def slurm_executor(args: argparse.Namespace, out_dir: Path) -> "SlurmExecutor":
+def slurm_executor(args: argparse.Namespace, out_dir: Path, device: str = "auto") -> "SlurmExecutor":
     """The executor `effdata.run` schedules with when `--executor slurm` (checks SLURM first)."""
     if args.max_parallel < 1:
         raise SlurmError("--max-parallel must be at least 1")
     return SlurmExecutor(
-        out_dir, partition=args.partition, gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run,
-        time=args.time, max_parallel=args.max_parallel, home=getattr(args, "home", None),
-        options=parse_options(args.slurm_option))
+        out_dir, partition=args.partition, gpus_per_run=gpus_per_run(args.gpus_per_run, device),
+        cpus_per_run=args.cpus_per_run, time=args.time, max_parallel=args.max_parallel,
+        home=getattr(args, "home", None), options=parse_options(args.slurm_option), device=device)
+
+
+def gpus_per_run(asked: int | None, device: str) -> int:
+    """GPUs each job requests: `asked`, or 1 when the runs need CUDA. A run trains on one GPU."""
+    gpus = (1 if device == "cuda" else 0) if asked is None else asked
+    if gpus not in (0, 1):
+        raise SlurmError(f"--gpus-per-run {gpus}: a run trains on one GPU; ask for 0 or 1")
+    if device == "cuda" and gpus == 0:
+        raise SlurmError("--gpus-per-run 0 with device cuda: every job would fail without a GPU; drop the flag")
+    if device == "cpu" and gpus:
+        raise SlurmError("--gpus-per-run 1 with device cpu: the GPU would sit idle; drop the flag or use "
+                         "--device cuda")
+    return gpus
 
 
 def parse_options(items: list[str]) -> dict[str, str]:
@@ -205,20 +222,21 @@ def sacct_states(job_ids: list[str]) -> dict[str, JobState]:
 # ----------------------------------------------------------------------------------------------
 # What a job runs
 
-def _job_main(out_dir: str, run_id: str, threads: int, home: str | None, target: str) -> str:
+def _job_main(out_dir: str, run_id: str, threads: int, home: str | None, target: str,
+              device: str | None = None) -> str:
     """Inside the SLURM job: run one planned run; returns execute_run's status or "busy: ..."."""
     # submitit asks SLURM for a USR2 signal shortly before the time limit and, when it comes, raises an
     # error inside the running code; a run is better left to save its resume state until SLURM stops it
     # (TIMEOUT), so the next run of the command resumes it.
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    from effdata.study.runner import import_target  # noqa: PLC0415
+
     threads = int(os.environ.get("SLURM_CPUS_PER_TASK") or threads or 1)
-    module, _, name = target.partition(":")
-    function = getattr(importlib.import_module(module), name)
-    kwargs: dict[str, Any] = {"threads": threads}
+    kwargs: dict[str, Any] = {"threads": threads, "device": device}
     if home:
         kwargs["home"] = home
     try:
-        return function(out_dir, run_id, **kwargs)
+        return import_target(target)(out_dir, run_id, **kwargs)
     except Exception as exc:  # noqa: BLE001
         if type(exc).__name__ == "RunBusy":  # another live process holds the run: leave its files alone
             return f"busy: {exc}"
@@ -238,8 +256,10 @@ class SlurmExecutor:
     def __init__(self, out_dir: Path | str, partition: str | None = None, gpus_per_run: int = 0,
                  cpus_per_run: int = 1, time: str | int = DEFAULT_TIME, max_parallel: int = DEFAULT_MAX_PARALLEL,
                  home: Path | str | None = None, options: dict[str, Any] | None = None,
-                 target: str = DEFAULT_TARGET, poll_interval: float | None = None, check: bool = True):
+                 target: str = DEFAULT_TARGET, poll_interval: float | None = None, check: bool = True,
+                 device: str | None = None):
         self.out_dir = Path(out_dir).resolve()
+        self.device = device
         self.max_parallel = max_parallel
         self.cpus_per_run = max(1, int(cpus_per_run))
         self.home = str(Path(home).resolve()) if home else None
@@ -300,7 +320,7 @@ class SlurmExecutor:
         for attempt in range(3):  # a controller restarting drops a submission now and then
             try:
                 job = self._submitit.submit(_job_main, str(self.out_dir), run_id, self.cpus_per_run,
-                                            self.home, self.target)
+                                            self.home, self.target, self.device)
                 break
             except Exception as exc:  # noqa: BLE001  (submitit raises several kinds)
                 error = exc

@@ -8,6 +8,7 @@ A study file looks like this (every key is checked; an unknown key or a wrong ty
     seeds = [0]
     vocab_size = 4096              # optional: the shared tokenizer's vocabulary
     tokenizer_corpora = ["python", "text", "code"]   # optional: what the tokenizer is trained on
+    device = "cuda"                # optional: "auto" (default: CUDA when present), "cpu" or "cuda"
 
     [scratch]                      # from-scratch runs on nested target fractions
     data_chars = [1e5, 3e5, 1e6]   # or data_tokens = [...]
@@ -36,6 +37,11 @@ from effdata.spec import RunSpec, SpecError, StudyRun, TrainSettings, get_shape
 
 class StudyError(ValueError):
     """A study file or a study request that cannot be run; the message says what to fix."""
+
+
+# Where a study's runs execute. Not part of a run's identity: the same run on another device is the
+# same run (same spec, same id), so a study may move between machines and keep its finished runs.
+DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,7 @@ class Study:
     tokenizer_corpora: tuple[str, ...] | None = None   # None: effdata.data.tokenizer's balanced default
     train: TrainSettings = field(default_factory=TrainSettings)
     train_keys: tuple[str, ...] = ()    # the [train] keys the file sets (they name the runs: spec.StudyRun)
+    device: str = "auto"                # where runs execute (DEVICES); `--device` overrides it
 
     def train_given(self) -> dict[str, Any]:
         """The [train] settings as the file gives them (validated and typed)."""
@@ -203,7 +210,7 @@ def load_study(path: Path | str) -> Study:
 
 
 STUDY_KEYS = {"name", "target", "sizes", "seeds", "vocab_size", "tokenizer_corpora", "scratch", "finetune",
-              "pretrain", "train", "description"}
+              "pretrain", "train", "description", "device"}
 
 
 def study_from_dict(raw: dict[str, Any], where: str = "study") -> Study:
@@ -232,6 +239,9 @@ def _study(raw: dict[str, Any], where: str) -> Study:
     if not isinstance(target, str):
         raise StudyError(f"target must be a corpus name, got {target!r}")
     train = raw.get("train", {})
+    device = raw.get("device", "auto")
+    if device not in DEVICES:
+        raise StudyError(f"device must be one of {', '.join(repr(d) for d in DEVICES)}, got {device!r}")
     return Study(
         name=raw["name"],
         target=target,
@@ -245,6 +255,7 @@ def _study(raw: dict[str, Any], where: str) -> Study:
         pretrain=_pretrain(raw.get("pretrain", {})),
         train=_train_settings(train),
         train_keys=tuple(train) if isinstance(train, dict) else (),
+        device=device,
     )
 
 

@@ -1,6 +1,7 @@
 """Device, threads and precision: CUDA when present, else CPU; measured choices, not guesses."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import time
@@ -8,14 +9,43 @@ import time
 import torch
 
 
+class DeviceError(RuntimeError):
+    """The device asked for cannot be used here; the message says why."""
+
+
 def pick_device(device: str | None = None) -> torch.device:
-    """`device` if given ("cpu", "cuda", "cuda:1"), else CUDA when available, else CPU."""
-    if device:
+    """`device` if given ("cpu", "cuda", "cuda:1"); "auto" or None: CUDA when available, else CPU.
+    DeviceError when CUDA is asked for and missing: a GPU study must not fall back to a CPU silently."""
+    if device and device != "auto":
         dev = torch.device(device)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"device {device!r} asked for but CUDA is not available")
+        missing = cuda_missing() if dev.type == "cuda" else None
+        if missing:
+            raise DeviceError(f"device {device!r} asked for but CUDA is not available: {missing}")
         return dev
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def cuda_missing() -> str | None:
+    """Why CUDA cannot be used in this process, in a few words; None when it can."""
+    if torch.cuda.is_available():
+        return None
+    if torch.version.cuda is None:
+        return f"this torch, {torch.__version__}, is built without CUDA"
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and not visible.strip():
+        return "CUDA_VISIBLE_DEVICES is empty"
+    return f"torch {torch.__version__} (CUDA {torch.version.cuda}) finds no usable GPU (driver, or none visible)"
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES entries (ids or UUIDs): the inherited
+    CUDA_VISIBLE_DEVICES when set (so `CUDA_VISIBLE_DEVICES=2,3 python -m effdata.run` gives workers
+    GPUs 2 and 3), else 0 .. device_count-1; never more than CUDA counts."""
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is None:
+        return [str(i) for i in range(count)]
+    return [d.strip() for d in env.split(",") if d.strip()][:count]
 
 
 def available_cores() -> int:
@@ -46,12 +76,17 @@ def set_threads(threads: int | None = None) -> int:
 
 
 @functools.lru_cache(maxsize=None)
-def peak_matmul_flops(device: str = "cpu", dtype: str = "float32", n: int = 2048, repeats: int = 5) -> float:
-    """Measured peak matmul rate (FLOP/s) of an n×n by n×n matmul on this machine, best of `repeats`.
+def peak_matmul_flops(device: str = "cpu", dtype: str = "float32", n: int | None = None, repeats: int = 5) -> float:
+    """Measured peak matmul rate (FLOP/s) of n×n by n×n matmuls on this machine, best of `repeats`.
 
     Uses the current torch thread count. It is the denominator of model-FLOPs utilisation (MFU).
+    n = 2048 on CPU (0.2 s a matmul at 92 GFLOP/s fp32 here). On a GPU one 2048³ matmul takes ~25 µs on an
+    H100, the order of the launch and synchronisation overhead, so the rate read low and MFU high: there
+    n = 8192 and 10 matmuls are timed together (~10 ms of bf16 work on an H100).
     """
     dev = torch.device(device)
+    n = n or (2048 if dev.type == "cpu" else 8192)
+    inner = 1 if dev.type == "cpu" else 10
     dt = getattr(torch, dtype)
     a = torch.randn(n, n, device=dev).to(dt)
     b = torch.randn(n, n, device=dev).to(dt)
@@ -59,10 +94,11 @@ def peak_matmul_flops(device: str = "cpu", dtype: str = "float32", n: int = 2048
     for i in range(repeats + 1):
         _sync(dev)
         t = time.perf_counter()
-        a @ b
+        for _ in range(inner):
+            a @ b
         _sync(dev)
         if i:  # the first is a warm-up
-            best = min(best, time.perf_counter() - t)
+            best = min(best, (time.perf_counter() - t) / inner)
     return 2 * n**3 / best
 
 
@@ -104,10 +140,21 @@ def precision_plan(precision: str, device: torch.device, d_model: int) -> tuple[
     if precision != "auto":
         raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {precision!r}")
     if device.type == "cuda":
-        return (bf16, bf16) if torch.cuda.is_bf16_supported() else (None, None)
+        return (bf16, bf16) if cuda_bf16_native() else (None, None)
     if cpu_bf16_fast():
         return bf16, bf16
     return None, None
+
+
+def cuda_bf16_native() -> bool:
+    """Whether this GPU computes bf16 natively (compute capability 8.0, Ampere, and later).
+
+    `torch.cuda.is_bf16_supported()` also says yes on a V100 or T4, where bf16 is emulated and slower
+    than fp32: there "auto" must stay fp32."""
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # torch before 2.4 had no such argument, and counted no emulation
+        return torch.cuda.is_bf16_supported()
 
 
 def attention_impl(device: torch.device, body_dtype: torch.dtype | None) -> str:
@@ -121,3 +168,30 @@ def precision_name(body: torch.dtype | None, head: torch.dtype | None) -> str:
     if body is None:
         return "fp32+bf16-head"
     return "bf16"
+
+
+def make_deterministic(dev: torch.device) -> None:
+    """Same seed, same numbers on CUDA too: deterministic algorithms wherever PyTorch has one (an op without
+    one warns instead of failing the run), and cuBLAS's fixed-workspace mode that this needs. The CPU's
+    kernels here are deterministic already (tests/test_train.py). Call before the process's first CUDA
+    matmul: cuBLAS reads CUBLAS_WORKSPACE_CONFIG when it creates its handle."""
+    if dev.type != "cuda":
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
+@contextlib.contextmanager
+def exact_fp32():
+    """Inside, fp32 matmuls on CUDA are fp32 (TF32 off), whatever training set; restored on exit.
+
+    Training allows TF32 for its fp32 matmuls; evaluation is documented as fp32, and TF32's 10-bit
+    mantissa would make the reported losses depend on the GPU generation. No effect on CPU."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved

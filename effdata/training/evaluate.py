@@ -5,14 +5,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from effdata.training.device import exact_fp32
 from effdata.training.rundata import RunFailed
 
 
 @torch.inference_mode()
+@exact_fp32()
 def evaluate(model: torch.nn.Module, tokens: np.ndarray, n_ctx: int, max_tokens: int,
              batch_size: int, dev: torch.device) -> float:
     """Mean next-token loss (nats/token) over the leading `max_tokens` tokens in non-overlapping
-    n_ctx windows, fp32, eval mode."""
+    n_ctx windows, fp32 (TF32 off on CUDA), eval mode."""
     n = min(len(tokens), max_tokens)
     k = (n - 1) // n_ctx
     if k < 1:

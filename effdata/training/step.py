@@ -10,6 +10,7 @@ clipping at norm 1.0; fused AdamW where PyTorch has it.
 """
 from __future__ import annotations
 
+import copy
 from typing import Callable
 
 import torch
@@ -76,16 +77,40 @@ class LinearCrossEntropy(torch.autograd.Function):
 
 
 def ce_chunk_rows(vocab_size: int, dev: torch.device) -> int:
-    """Rows per chunk: about 1 MB of fp32 logits on CPU (stays in L2), 64 MB on GPU."""
-    budget = (1 << 18) if dev.type == "cpu" else (1 << 24)
-    return max(16, budget // vocab_size)
+    """Rows per chunk of the fused unembedding + cross-entropy.
+
+    CPU: about 1 MB of fp32 logits (stays in L2; docs/notes/issue-3.md) but at least 128 rows: at V = 16,384
+    the 16 rows of 1 MB made the head 1.3-2.4x slower than 128 rows, which was within 8% of the fastest
+    chunk at V = 2,048 and 16,384, d = 64 and 256, fp32 and bf16 (benchmarks/bench_head.py,
+    docs/notes/issue-16.md). CUDA: 512 MB of fp32 logits. A GPU's L2 (40-50 MB) holds no useful chunk at
+    these vocabularies, so every chunk streams its logits through memory (~38 bytes per logit in the bf16
+    path) and, once per chunk, the d × V gradient of W (~20 bytes per entry: the bf16 product, its fp32
+    copy, the add): 1,024-row chunks spend ~40% of the logits' traffic again on it at d = 768,
+    V = 16,384; 8,192 rows (512 MB) ~5%. Arithmetic, not yet measured on a GPU."""
+    if dev.type == "cpu":
+        return max(128, (1 << 18) // vocab_size)
+    return max(16, (1 << 27) // vocab_size)
+
+
+def compiled_blocks(body: torch.nn.Module) -> torch.nn.Module:
+    """A view of the transformer body whose blocks run torch.compile'd one at a time. It shares every
+    parameter and submodule with `body`, which stays eager (evaluation and checkpoints use it).
+
+    Why per block: compiling the whole body traces transformers' mask code, whose data-dependent
+    "no padding" check cannot run under tracing, so it builds a dense (B, 1, T, T) mask and SDPA gets
+    attn_mask=<mask>, is_causal=False: no flash kernel, and the whole square computed. Run eagerly, that
+    check finds no mask, and each compiled block calls SDPA with is_causal=True and no mask
+    (tests/test_train.py traces it). The blocks share one compiled graph (same code and shapes)."""
+    view = copy.copy(body)
+    view._modules = {**body._modules, "h": torch.nn.ModuleList(torch.compile(block) for block in body.h)}
+    return view
 
 
 def make_loss_fn(model: torch.nn.Module, amp_dtype: torch.dtype | None, dev: torch.device,
                  compile: bool = False, head_dtype: torch.dtype | None = None) -> Callable:
     """loss(windows) -> mean next-token cross-entropy: the transformer body (under autocast when
-    amp_dtype, torch.compile'd when `compile`), then the fused chunked unembedding + cross-entropy."""
-    body = model.transformer
+    amp_dtype, its blocks torch.compile'd when `compile`), then the fused chunked unembedding + cross-entropy."""
+    body = compiled_blocks(model.transformer) if compile else model.transformer
     W = model.lm_head.weight
     chunk = ce_chunk_rows(W.shape[0], dev)
 
@@ -93,10 +118,8 @@ def make_loss_fn(model: torch.nn.Module, amp_dtype: torch.dtype | None, dev: tor
         with torch.autocast(dev.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             return body(input_ids=x).last_hidden_state
 
-    hidden_fn = torch.compile(hidden) if compile else hidden
-
     def loss_fn(w: torch.Tensor) -> torch.Tensor:
-        h = hidden_fn(w[:, :-1])
+        h = hidden(w[:, :-1])
         h = h.float().reshape(-1, h.size(-1))
         return LinearCrossEntropy.apply(h, W, w[:, 1:].reshape(-1), chunk, head_dtype)
 
@@ -130,19 +153,25 @@ class Stepper:
             g["lr"] = lr
         windows = windows.to(self.dev, non_blocking=True)
         try:
-            loss = self.loss_fn(windows)
+            loss = self._forward_backward(windows)
         except Exception as exc:  # noqa: BLE001 - a compiler failure must not kill the run
             if not self.compiled:
                 raise
+            # The backward is compiled lazily, at the first backward: its errors land here too.
             self.log(f"torch.compile failed ({type(exc).__name__}: {exc}); falling back to eager")
+            self.opt.zero_grad(set_to_none=True)
             self.loss_fn, self.compiled = self.eager_loss, False
-            loss = self.loss_fn(windows)
-        loss.backward()
+            loss = self._forward_backward(windows)
         if self.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip, foreach=True)
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         return loss.detach()
+
+    def _forward_backward(self, windows: torch.Tensor) -> torch.Tensor:
+        loss = self.loss_fn(windows)
+        loss.backward()
+        return loss
 
 
 def should_compile(s: TrainSettings, dev: torch.device, amp_dtype, shape: ModelShape, total_steps: int) -> bool:
