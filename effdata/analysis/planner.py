@@ -23,6 +23,9 @@ The budget is C_target, or with --count-pretraining C_target + C_pre.
 Extrapolation: every prediction whose N, D_F or D_E lies outside the range a law was fitted on says so,
 with the range. Paper laws carry the ranges their papers state (the transfer laws' ranges are not
 recorded, which is said too).
+
+Why one module of ~590 lines: reading the laws (a study's or the papers'), predicting and searching the
+budget are one path the held-out check must share exactly; the report and the figure are apart.
 """
 from __future__ import annotations
 

@@ -17,6 +17,9 @@ Figures (docs/METHOD.md §1 "Figures worth reproducing"):
   compare_dt          pretraining distributions overlaid (D_T against D_F, per N)
   compare_parameters  fitted alpha, beta (90% intervals) per pretraining, beside the paper
   pretraining         every pretraining run: own loss, tokens per parameter, target loss at start
+
+Why one module of ~560 lines: every figure of the report, one function each, sharing the style, colour
+and legend helpers at the top; the from-scratch laws' figure and the plan's live beside their modules.
 """
 from __future__ import annotations
 

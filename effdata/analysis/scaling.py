@@ -17,6 +17,9 @@ their grid L-BFGS-B optimum to 4 digits (benchmarks/refit_chinchilla.py).
 
 Each law records what the planner needs to use it: the N and D ranges it was fitted on, D's unit, and
 the table's characters per token (so a law in tokens can be read in characters and back).
+
+Why one module of ~490 lines: the two forms are fitted, bootstrapped and reported the same way, side by
+side; the report and the planner read both from here.
 """
 from __future__ import annotations
 
