@@ -1,9 +1,13 @@
 """The methods `python -m effdata.bench` compares: our training step, a plain eager loop, the Trainer.
 
-See effdata/bench.py (the command) for what is measured and how.
+See effdata/bench.py (the command) for what is measured and how. Ours runs as `train_run` runs it,
+in a process whose allocator keeps freed memory (`device.reuse_freed_memory`); the plain loop and the
+Trainer each run in a process of their own with the allocator a Python process has by default, as
+their users run them, driven step by step from here so the rounds stay interleaved (`InOwnProcess`).
 """
 from __future__ import annotations
 
+import multiprocessing as mp
 import tempfile
 import time
 
@@ -25,6 +29,7 @@ class Ours:
     """effdata.training.step.Stepper, as train_run uses it (fused AdamW, fused unembedding + CE, precision auto)."""
 
     def __init__(self, shape, vocab, batch, dev, compile: bool, precision: str = "auto"):
+        devmod.reuse_freed_memory()
         torch.manual_seed(0)
         self.model = build_model(shape, vocab).to(dev).train()
         s = TrainSettings(batch_size=batch, precision=precision)
@@ -115,18 +120,60 @@ class TrainerRun:
         return list(np.diff(marks))  # steps intervals; the first step (set-up) is not timed
 
 
-def bench_size(shape, vocab, batch, steps, rounds, dev, compile=True, trainer=True) -> dict:
+class InOwnProcess:
+    """A baseline method (EagerLoop, TrainerRun) built and run in a spawned process of its own, one call
+    of `run(steps)` at a time: its allocator is a plain process's, not the one ours tunes."""
+
+    def __init__(self, method: str, *args):
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_serve, args=(child, method, args, torch.get_num_threads()), daemon=True)
+        self.proc.start()
+
+    def run(self, steps: int) -> list[float]:
+        self.conn.send(steps)
+        reply = self.conn.recv()
+        if isinstance(reply, BaseException):
+            raise reply
+        return reply
+
+    def close(self) -> None:
+        self.conn.send(None)
+        self.proc.join(timeout=30)
+
+
+def _serve(conn, method: str, args: tuple, threads: int) -> None:
+    devmod.set_threads(threads)
+    try:
+        runner = {"eager": EagerLoop, "trainer": TrainerRun}[method](*args)
+    except Exception as exc:  # noqa: BLE001 - reported to the parent at its first call
+        runner = exc
+    while (steps := conn.recv()) is not None:
+        try:
+            conn.send(runner if isinstance(runner, BaseException) else runner.run(steps))
+        except Exception as exc:  # noqa: BLE001
+            conn.send(exc)
+
+
+def bench_size(shape, vocab, batch, steps, rounds, dev, compile=True, trainer=True, eager=True) -> dict:
     """Interleave the methods for `rounds` rounds of `steps` steps each; per method the median step
     time over all timed steps (robust to other processes stealing the CPU now and then)."""
-    methods = {"ours": Ours(shape, vocab, batch, dev, compile=False), "eager": EagerLoop(shape, vocab, batch, dev)}
+    methods = {"ours": Ours(shape, vocab, batch, dev, compile=False)}
+    if eager:
+        methods["eager"] = InOwnProcess("eager", shape, vocab, batch, dev)
     if compile:
         methods["compiled"] = Ours(shape, vocab, batch, dev, compile=True)
     if trainer:
-        methods["trainer"] = TrainerRun(shape, vocab, batch, dev)
+        methods["trainer"] = InOwnProcess("trainer", shape, vocab, batch, dev)
     times: dict[str, list[float]] = {k: [] for k in methods}
-    for _ in range(rounds):
-        for k, m in methods.items():
-            times[k] += m.run(steps + (1 if k in ("ours", "compiled", "eager") and not times[k] else 0))
+    try:
+        for _ in range(rounds):
+            for k, m in methods.items():
+                times[k] += m.run(steps + (1 if k in ("ours", "compiled", "eager") and not times[k] else 0))
+    finally:
+        for m in methods.values():
+            if isinstance(m, InOwnProcess):
+                m.close()
     tokens = batch * shape.n_ctx
     out = {k: tokens / float(np.median(v)) for k, v in times.items()}
     out["precision"] = methods["ours"].precision

@@ -14,7 +14,8 @@ from typing import Callable
 
 import torch
 
-from effdata.spec import ModelShape, TrainSettings
+from effdata.spec import TrainSettings
+from effdata.training.steptimes import StepTimes, compile_pays
 
 
 def make_optimizer(model: torch.nn.Module, settings: TrainSettings, lr: float, dev: torch.device) -> torch.optim.AdamW:
@@ -73,6 +74,33 @@ class LinearCrossEntropy(torch.autograd.Function):
         gh, gW = ctx.saved_tensors
         scale = grad_out / ctx.M
         return gh * scale, gW * scale, None, None, None
+
+
+def linear_cross_entropy_sum(h: torch.Tensor, W: torch.Tensor, y: torch.Tensor, chunk: int,
+                             low: torch.dtype | None) -> torch.Tensor:
+    """Summed cross-entropy of (h @ W.T) against y, forward only (evaluation): LinearCrossEntropy's
+    forward without the gradients, a chunk of rows at a time, so the (rows × vocab) logits are never
+    held at once. `low` = matmuls in that dtype; exp, log and the sums stay fp32 (fp64 across chunks).
+
+    The log-sum-exp skips the max subtraction (a whole pass over the logits, ~10% of a small model's
+    evaluation): these logits stay far below fp32 exp's overflow at 88. Should they not, the sum is
+    not finite and is computed again with the max subtracted."""
+    for shift in (False, True):
+        total = _chunked_ce_sum(h, W, y, chunk, low, shift)
+        if shift or torch.isfinite(total):
+            return total
+
+
+def _chunked_ce_sum(h, W, y, chunk: int, low: torch.dtype | None, shift: bool) -> torch.Tensor:
+    Wm = W.to(low) if low is not None else W
+    total = torch.zeros((), dtype=torch.float64, device=h.device)
+    for i in range(0, h.shape[0], chunk):
+        hc, yc = h[i:i + chunk], y[i:i + chunk]
+        logits = ((hc.to(low) if low is not None else hc) @ Wm.T).float()
+        target = logits.gather(1, yc[:, None]).squeeze(1)
+        lse = torch.logsumexp(logits, -1) if shift else logits.exp_().sum(-1).log_()
+        total += (lse - target).sum()
+    return total
 
 
 def ce_chunk_rows(vocab_size: int, dev: torch.device) -> int:
@@ -145,12 +173,13 @@ class Stepper:
         return loss.detach()
 
 
-def should_compile(s: TrainSettings, dev: torch.device, amp_dtype, shape: ModelShape, total_steps: int) -> bool:
-    """compile="auto": only runs of >= compile_min_steps steps (compiling costs ~20-30 s on this CPU), and
-    on CPU only bf16 steps with d_model >= 64: measured 1.5x faster there (break-even ~200 steps), while
-    at d_model < 64 or in fp32 compiling gained nothing measurable (docs/notes/issue-3.md)."""
+def should_compile(s: TrainSettings, dev: torch.device, total_steps: int, measured: StepTimes | None) -> bool:
+    """compile="auto": compile when it pays by this machine's measured step times (`steptimes`: the time
+    saved over the run's expected steps against the compile time). Without a measurement, CUDA runs of
+    >= compile_min_steps steps, and no CPU run: here a first compile took 6-66 s, more than a 1,000-step
+    run at n100k and batch 16 gained (docs/notes/issue-13.md)."""
     if s.compile != "auto":
         return s.compile == "on"
-    if total_steps < s.compile_min_steps:
-        return False
-    return dev.type == "cuda" or (amp_dtype is not None and shape.d_model >= 64)
+    if measured is not None:
+        return compile_pays(measured, total_steps)
+    return dev.type == "cuda" and total_steps >= s.compile_min_steps
