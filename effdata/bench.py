@@ -12,9 +12,15 @@ characters/s (tokens/s × chars/token: measured from the tokenizer when one is c
 (training FLOPs per token as in `effdata.spec.ModelShape.flops_per_token`, against the peak matmul rate measured
 here for the dtype our step runs in: bf16 peak when it autocasts to bf16, else fp32).
 
+Our step runs as `train_run` runs it, in this process with the allocator keeping freed memory
+(`device.reuse_freed_memory`); the eager loop and the Trainer each run in a process of their own with
+the allocator a plain Python process has, as their users run them, one round at a time from here.
+
 Columns: `ours` is `effdata.training.step.Stepper` eager (what a short run uses); `ours+compile` is the same
 step under torch.compile, with its one-off compile time; `long-run ours / Trainer` uses whichever of the
-two train_run picks for a run of >= compile_min_steps steps (compile="auto").
+two train_run picks for a long run (compile="auto": compiled where the measured times say it pays).
+The eager and compiled step times and the compile time of each size are recorded for this machine,
+batch, vocabulary and thread count (`effdata.training.steptimes`): compile="auto" decides by them.
 """
 from __future__ import annotations
 

@@ -163,7 +163,7 @@ class TrainSettings:
     patience: int = 4                  # evaluations without improvement before stopping
     eval_tokens: int = 65536           # leading tokens of valid used for early stopping
     test_tokens: int = 131072          # leading tokens of test used for the reported loss
-    eval_batch_size: int = 16
+    eval_batch_size: int = 64          # windows per evaluation forward (speed only: 64 was 4-13 % faster than 16)
     pretrain_stop_on: Literal["target", "budget"] = "target"  # early-stop pretraining on target valid?
     diverge_factor: float = 1.5
     precision: Literal["auto", "fp32", "bf16"] = "auto"
