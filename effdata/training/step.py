@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 
 from effdata.spec import TrainSettings
 from effdata.training.steptimes import StepTimes, compile_pays
@@ -78,28 +79,17 @@ class LinearCrossEntropy(torch.autograd.Function):
 
 def linear_cross_entropy_sum(h: torch.Tensor, W: torch.Tensor, y: torch.Tensor, chunk: int,
                              low: torch.dtype | None) -> torch.Tensor:
-    """Summed cross-entropy of (h @ W.T) against y, forward only (evaluation): LinearCrossEntropy's
-    forward without the gradients, a chunk of rows at a time, so the (rows × vocab) logits are never
-    held at once. `low` = matmuls in that dtype; exp, log and the sums stay fp32 (fp64 across chunks).
-
-    The log-sum-exp skips the max subtraction (a whole pass over the logits, ~10% of a small model's
-    evaluation): these logits stay far below fp32 exp's overflow at 88. Should they not, the sum is
-    not finite and is computed again with the max subtracted."""
-    for shift in (False, True):
-        total = _chunked_ce_sum(h, W, y, chunk, low, shift)
-        if shift or torch.isfinite(total):
-            return total
-
-
-def _chunked_ce_sum(h, W, y, chunk: int, low: torch.dtype | None, shift: bool) -> torch.Tensor:
+    """Summed cross-entropy of (h @ W.T) against y, forward only (evaluation): a chunk of rows at a time,
+    so the (rows × vocab) logits are never held at once. `low` = matmuls in that dtype; the softmax is
+    fp32 and the sum fp64 across chunks. F.cross_entropy per chunk, not LinearCrossEntropy's logsumexp:
+    PyTorch's log-softmax kernel has a faster exp than torch.exp (0.6 vs 0.8 ns an element here), and
+    the chunked head of an evaluation took 38-57 ms instead of 57-86 ms per 16,384 tokens (d 32-128)."""
     Wm = W.to(low) if low is not None else W
     total = torch.zeros((), dtype=torch.float64, device=h.device)
     for i in range(0, h.shape[0], chunk):
-        hc, yc = h[i:i + chunk], y[i:i + chunk]
+        hc = h[i:i + chunk]
         logits = ((hc.to(low) if low is not None else hc) @ Wm.T).float()
-        target = logits.gather(1, yc[:, None]).squeeze(1)
-        lse = torch.logsumexp(logits, -1) if shift else logits.exp_().sum(-1).log_()
-        total += (lse - target).sum()
+        total += F.cross_entropy(logits, y[i:i + chunk], reduction="sum")
     return total
 
 
