@@ -34,7 +34,7 @@ from effdata.paths import home
 from effdata.spec import CPU_LADDER, TrainSettings, get_shape
 from effdata.training import device as devmod
 from effdata.training import steptimes
-from effdata.training.bench import bench_size
+from effdata.training.bench import bench_size, step_times
 from effdata.training.step import should_compile
 
 
@@ -51,12 +51,9 @@ def _chars_per_token(vocab: int, fallback: float) -> tuple[float, str]:
 
 def _record_step_times(dev, shape, a, threads: int, r: dict) -> steptimes.StepTimes:
     """Save what compile="auto" decides by (effdata.training.steptimes) for this size, batch and threads."""
-    tokens = a.batch * shape.n_ctx
-    eager_s, compiled_s = tokens / r["ours"], tokens / r["compiled"]
-    times = steptimes.StepTimes(eager_s=eager_s, compiled_s=compiled_s, compile_s=max(0.0, r["compile_s"] - eager_s),
-                                measured=steptimes.measured_now())
-    key = steptimes.step_key(dev, shape, a.batch, a.vocab, threads, devmod.precision_name(*r["precision"]))
-    steptimes.record(key, times)
+    times = step_times(r, a.batch * shape.n_ctx)
+    steptimes.record(steptimes.step_key(dev, shape, a.batch, a.vocab, threads, devmod.precision_name(*r["precision"])),
+                     times)
     return times
 
 
@@ -105,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
         mfu = ours * f_tok / (peak16 if r["precision"][0] is not None else peak32)
         measured = _record_step_times(dev, shape, a, threads, r) if "compiled" in r else None
         # what train_run uses for a long run (compile="auto": compiled where it pays by the times just measured)
-        long_run = r["compiled"] if measured and should_compile(TrainSettings(), dev, 10**9, measured) else ours
+        long_run = r["compiled"] if measured and should_compile(TrainSettings(), 10**9, measured) else ours
         print(f"| {name} | {n:,} | {ours:,.0f} ({devmod.precision_name(*r['precision'])}) | {ours * cpt:,.0f} | "
               f"{comp} | {trainer:,.0f} | {r['eager']:,.0f} | {ours / trainer:.2f}x | {long_run / trainer:.2f}x | "
               f"{100 * mfu:.1f}% |", flush=True)

@@ -168,7 +168,7 @@ class TrainSettings:
     diverge_factor: float = 1.5
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     compile: Literal["auto", "on", "off"] = "auto"
-    compile_min_steps: int = 1000      # "auto" compiles runs at least this long (training.step.should_compile)
+    compile_min_steps: int = 200       # "auto" considers compiling runs at least this long (training.step.should_compile)
     resume_every_s: float = 60.0       # write resume.pt at an evaluation at most this often
 
     def __post_init__(self) -> None:

@@ -18,6 +18,7 @@ from effdata.spec import TrainSettings
 from effdata.training import device as devmod
 from effdata.training.model import build_model
 from effdata.training.step import Stepper, make_optimizer
+from effdata.training.steptimes import StepTimes, measured_now
 
 
 def _windows(vocab: int, batch: int, n_ctx: int, steps: int, seed: int = 0) -> list[torch.Tensor]:
@@ -155,14 +156,15 @@ def _serve(conn, method: str, args: tuple, threads: int) -> None:
             conn.send(exc)
 
 
-def bench_size(shape, vocab, batch, steps, rounds, dev, compile=True, trainer=True, eager=True) -> dict:
+def bench_size(shape, vocab, batch, steps, rounds, dev, compile=True, trainer=True, eager=True,
+               precision: str = "auto") -> dict:
     """Interleave the methods for `rounds` rounds of `steps` steps each; per method the median step
     time over all timed steps (robust to other processes stealing the CPU now and then)."""
-    methods = {"ours": Ours(shape, vocab, batch, dev, compile=False)}
+    methods = {"ours": Ours(shape, vocab, batch, dev, compile=False, precision=precision)}
     if eager:
         methods["eager"] = InOwnProcess("eager", shape, vocab, batch, dev)
     if compile:
-        methods["compiled"] = Ours(shape, vocab, batch, dev, compile=True)
+        methods["compiled"] = Ours(shape, vocab, batch, dev, compile=True, precision=precision)
     if trainer:
         methods["trainer"] = InOwnProcess("trainer", shape, vocab, batch, dev)
     times: dict[str, list[float]] = {k: [] for k in methods}
@@ -180,3 +182,16 @@ def bench_size(shape, vocab, batch, steps, rounds, dev, compile=True, trainer=Tr
     if compile:
         out["compile_s"] = methods["compiled"].first
     return out
+
+
+def step_times(result: dict, tokens_per_step: int) -> StepTimes:
+    """What compile="auto" decides by, from a `bench_size` result with the compiled method."""
+    eager_s, compiled_s = tokens_per_step / result["ours"], tokens_per_step / result["compiled"]
+    return StepTimes(eager_s=eager_s, compiled_s=compiled_s, compile_s=max(0.0, result["compile_s"] - eager_s),
+                     measured=measured_now())
+
+
+def measure_step_times(shape, vocab: int, batch: int, dev, precision: str = "auto") -> StepTimes:
+    """Our step eager and compiled, and the compile, briefly (2 interleaved rounds of 6 steps)."""
+    result = bench_size(shape, vocab, batch, 6, 2, dev, compile=True, trainer=False, eager=False, precision=precision)
+    return step_times(result, batch * shape.n_ctx)

@@ -163,13 +163,11 @@ class Stepper:
         return loss.detach()
 
 
-def should_compile(s: TrainSettings, dev: torch.device, total_steps: int, measured: StepTimes | None) -> bool:
-    """compile="auto": compile when it pays by this machine's measured step times (`steptimes`: the time
-    saved over the run's expected steps against the compile time). Without a measurement, CUDA runs of
-    >= compile_min_steps steps, and no CPU run: here a first compile took 6-66 s, more than a 1,000-step
-    run at n100k and batch 16 gained (docs/notes/issue-13.md)."""
+def should_compile(s: TrainSettings, total_steps: int, measured: StepTimes | None) -> bool:
+    """compile="auto": compile a run of at least compile_min_steps steps when it pays by this machine's
+    measured step times (`steptimes.compile_pays`: the time saved over the run's expected steps against
+    the compile time); never without a measurement. A first compile took 2-66 s here depending on the
+    inductor cache and the load, more than a 1,000-step run at n100k gained (docs/notes/issue-13.md)."""
     if s.compile != "auto":
         return s.compile == "on"
-    if measured is not None:
-        return compile_pays(measured, total_steps)
-    return dev.type == "cuda" and total_steps >= s.compile_min_steps
+    return measured is not None and total_steps >= s.compile_min_steps and compile_pays(measured, total_steps)

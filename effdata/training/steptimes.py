@@ -1,12 +1,13 @@
 """Measured step times of this machine: what `compile="auto"` decides by, and the recompile check.
 
-`python -m effdata.bench` times our step eager and compiled, and the compile itself, for each size it
-measures, and records them under `<EFFDATA_HOME>/bench/step_times.json`, keyed by everything that
-changes them (`step_key`: processor or GPU, torch version, shape, batch, vocabulary, threads, precision).
-A run reads its own key: compiling pays when its expected steps × (eager − compiled step time) exceed
-the compile time (`should_compile`). Measured on this 2-core CPU at batch 16 (docs/notes/issue-13.md):
-a first compile in a process took 6-66 s depending on the inductor disk cache and the load, and a
-1,000-step run at n100k gained less than that; so without a measurement nothing is compiled on a CPU.
+Our step's eager and compiled step times and the compile time are recorded under
+`<EFFDATA_HOME>/bench/step_times.json`, keyed by everything that changes them (`step_key`: processor or
+GPU, torch version, shape, batch, vocabulary, threads, precision), by `python -m effdata.bench` or by the
+first run that needs them (`train._compile_decision`). A run reads its own key: compiling pays when its
+expected steps × (eager − compiled step time) exceed the compile time by half again (`compile_pays`).
+Measured on this 2-core CPU at batch 16 (docs/notes/issue-13.md): a first compile in a process took
+2-66 s depending on the inductor disk cache and the load, later ones of the same shape in the same
+process ~0.1 s; a 1,000-step run at n100k gained less than a cold compile costs.
 """
 from __future__ import annotations
 

@@ -34,6 +34,7 @@ import torch
 
 from effdata.spec import RunSpec
 from effdata.training import device as devmod
+from effdata.training.bench import measure_step_times
 from effdata.training.checkpoint import load_pretrained, load_resume, save_checkpoint, save_resume, tokenizer_eos
 from effdata.training.evaluate import evaluate
 from effdata.training.model import build_model, non_embedding_params, total_params
@@ -109,6 +110,7 @@ class _Run:
     log: RunLog
     t_start: float = field(default_factory=time.perf_counter)
     graphs: int | None = None             # torch.compile graphs after this process's first step
+    measuring_s: float = 0.0              # measuring this machine's step times for the compile decision
 
     @property
     def early_stop(self) -> bool:
@@ -148,7 +150,8 @@ def train_run(spec: RunSpec, data: RunData, run_dir: Path | str,
     """
     run = _setup(spec, data, Path(run_dir), progress, threads, device, started)
     state = _start_or_resume(run)
-    state.seconds.setup += time.perf_counter() - run.t_start
+    state.seconds.setup += time.perf_counter() - run.t_start - run.measuring_s
+    state.seconds.compile += run.measuring_s
     _loop(run, state)
     return _finish(run, state)
 
@@ -182,29 +185,39 @@ def _setup(spec: RunSpec, data: RunData, run_dir: Path, progress, threads, devic
     model.config._attn_implementation = attention
     precision = devmod.precision_name(amp_dtype, head_dtype)
     log = RunLog(run_dir / "log.txt")
-    compiled = _compile_decision(spec, dev, n_threads, precision, int(data.vocab_size), schedule.total_steps, log)
+    compiled, measuring = _compile_decision(spec, dev, n_threads, precision, int(data.vocab_size),
+                                            schedule.total_steps, log)
     optimizer = make_optimizer(model, s, schedule.peak_lr, dev)
     stepper = Stepper(model, optimizer, s, dev, amp_dtype, compiled, log, head_dtype=head_dtype)
     return _Run(spec=spec, data=data, run_dir=run_dir, dev=dev, threads=n_threads, model=model,
                 optimizer=optimizer, stepper=stepper, batches=Batches(data.train, shape.n_ctx, s.batch_size, spec.seed),
                 schedule=schedule, n_params=n_params, precision=precision, attention=attention,
-                eval_dtypes=(amp_dtype, head_dtype), progress=progress, log=log, t_start=t_start)
+                eval_dtypes=(amp_dtype, head_dtype), progress=progress, log=log, t_start=t_start,
+                measuring_s=measuring)
 
 
 def _compile_decision(spec: RunSpec, dev: torch.device, threads: int, precision: str, vocab: int,
-                      total_steps: int, log: RunLog) -> bool:
-    """`should_compile` with this machine's measured step times for this run's step, if any; logged."""
+                      total_steps: int, log: RunLog) -> tuple[bool, float]:
+    """`should_compile` by this machine's measured step times for this run's step. A run that could compile
+    and finds nothing measured measures them first (a few steps eager and compiled: about the compile time,
+    and the run's own compile then reuses it) and records them for every later run. Returns the decision
+    and the seconds spent measuring."""
     s = spec.settings
+    if s.compile != "auto" or total_steps < s.compile_min_steps:
+        return should_compile(s, total_steps, None), 0.0
     key = steptimes.step_key(dev, spec.shape, s.batch_size, vocab, threads, precision)
-    measured = steptimes.load(key) if s.compile == "auto" else None
-    compiled = should_compile(s, dev, total_steps, measured)
-    if measured is not None:
-        log(f"compile={compiled}: {total_steps} steps x ({measured.eager_s * 1e3:.1f} - "
-            f"{measured.compiled_s * 1e3:.1f} ms) saved against {measured.compile_s:.1f} s of compiling "
-            f"(measured {measured.measured})")
-    elif s.compile == "auto":
-        log(f"compile={compiled}: no measured step times for {key} (python -m effdata.bench records them)")
-    return compiled
+    measured, spent = steptimes.load(key), 0.0
+    if measured is None:
+        t = time.perf_counter()
+        with torch.random.fork_rng(devices=[]):  # the measuring model's seeding must leave this run's alone
+            measured = measure_step_times(spec.shape, vocab, s.batch_size, dev, s.precision)
+        steptimes.record(key, measured)
+        spent = time.perf_counter() - t
+        log(f"measured the step times of {key} in {spent:.1f} s")
+    compiled = should_compile(s, total_steps, measured)
+    log(f"compile={compiled}: {total_steps} steps x ({measured.eager_s * 1e3:.1f} - {measured.compiled_s * 1e3:.1f} ms) "
+        f"saved against {measured.compile_s:.1f} s of compiling (measured {measured.measured})")
+    return compiled, spent
 
 
 def resume_key(spec: RunSpec, data: RunData, compiled: bool) -> str:
