@@ -358,6 +358,23 @@ def test_compiled_run_does_not_recompile_for_evaluation(tmp_path):
     assert m["loss"] == pytest.approx(eager["loss"], rel=1e-3)
 
 
+@pytest.mark.slow
+def test_a_run_that_could_compile_measures_step_times_once_and_keeps_its_numbers(tmp_path, monkeypatch):
+    from effdata.training import steptimes
+
+    monkeypatch.setenv("EFFDATA_HOME", str(tmp_path / "home"))
+    sp = spec(n_tokens=3000, settings=settings(compile="auto", compile_min_steps=30, max_steps=40, min_steps=40))
+    m = run(sp, data(3000), tmp_path, "auto")
+    assert "measured the step times" in (tmp_path / "auto" / "log.txt").read_text()
+    assert (tmp_path / "home" / steptimes.FILE).exists() and m["time_compile"] > 0
+    again = run(sp, data(3000), tmp_path, "again")  # the same decision, from the recorded times
+    assert "measured the step times" not in (tmp_path / "again" / "log.txt").read_text()
+    assert again["compiled"] == m["compiled"]
+    ref = run(spec(n_tokens=3000, settings=settings(compile="on" if m["compiled"] else "off", max_steps=40,
+                                                     min_steps=40)), data(3000), tmp_path, "ref")
+    assert m["evals"] == ref["evals"] and m["loss"] == ref["loss"]  # measuring left the run's numbers alone
+
+
 def test_default_precision_trains_and_is_reproducible(tmp_path):
     """precision="auto": bf16 with matmul attention on a CPU with fast bf16, else fp32."""
     sp = spec(n_tokens=12_000, settings=settings(precision="auto", max_epochs=6.0, min_steps=60, max_steps=140))
