@@ -13,9 +13,15 @@ characters/s (tokens/s × chars/token: measured from the tokenizer when one is c
 (training FLOPs per token as in `effdata.spec.ModelShape.flops_per_token`, against the peak matmul rate measured
 here for the dtype our step runs in: bf16 peak when it autocasts to bf16, else fp32).
 
+Our step runs as `train_run` runs it, in this process with the allocator keeping freed memory
+(`device.reuse_freed_memory`); the eager loop and the Trainer each run in a process of their own with
+the allocator a plain Python process has, as their users run them, one round at a time from here.
+
 Columns: `ours` is `effdata.training.step.Stepper` eager (what a short run uses); `ours+compile` is the same
 step under torch.compile, with its one-off compile time; `long-run ours / Trainer` uses whichever of the
-two train_run picks for a run of >= compile_min_steps steps (compile="auto").
+two train_run picks for a long run (compile="auto": compiled where the measured times say it pays).
+The eager and compiled step times and the compile time of each size are recorded for this machine,
+batch, vocabulary and thread count (`effdata.training.steptimes`): compile="auto" decides by them.
 """
 from __future__ import annotations
 
@@ -25,9 +31,11 @@ import platform
 
 import torch
 
+from effdata.paths import home
 from effdata.spec import CPU_LADDER, TrainSettings, get_shape
 from effdata.training import device as devmod
-from effdata.training.bench import bench_size
+from effdata.training import steptimes
+from effdata.training.bench import bench_size, step_times
 from effdata.training.step import should_compile
 
 
@@ -40,6 +48,14 @@ def _chars_per_token(vocab: int, fallback: float) -> tuple[float, str]:
         return sp.n_chars / sp.n_tokens, "measured on the python valid split"
     except Exception:  # noqa: BLE001
         return fallback, "assumed (no prepared python corpus found)"
+
+
+def _record_step_times(dev, shape, a, threads: int, r: dict) -> steptimes.StepTimes:
+    """Save what compile="auto" decides by (effdata.training.steptimes) for this size, batch and threads."""
+    times = step_times(r, a.batch * shape.n_ctx)
+    steptimes.record(steptimes.step_key(dev, shape, a.batch, a.vocab, threads, devmod.precision_name(*r["precision"])),
+                     times)
+    return times
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -85,14 +101,16 @@ def main(argv: list[str] | None = None) -> None:
         comp = f"{r['compiled']:,.0f} ({r['compile_s']:.0f})" if "compiled" in r else "-"
         f_tok, _ = shape.flops_per_token(a.vocab)
         mfu = ours * f_tok / (peak16 if r["precision"][0] is not None else peak32)
-        # what train_run uses for a run of >= compile_min_steps steps (compile="auto")
-        long_run = r["compiled"] if "compiled" in r and should_compile(
-            TrainSettings(), dev, r["precision"][0], shape, 10**9) else ours
+        measured = _record_step_times(dev, shape, a, threads, r) if "compiled" in r else None
+        # what train_run uses for a long run (compile="auto": compiled where it pays by the times just measured)
+        long_run = r["compiled"] if measured and should_compile(TrainSettings(), 10**9, measured) else ours
         print(f"| {name} | {n:,} | {ours:,.0f} ({devmod.precision_name(*r['precision'])}) | {ours * cpt:,.0f} | "
               f"{comp} | {trainer:,.0f} | {r['eager']:,.0f} | {ours / trainer:.2f}x | {long_run / trainer:.2f}x | "
               f"{100 * mfu:.1f}% |", flush=True)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\nload average {load:.2f} at end")
+    if not a.no_compile:
+        print(f"step and compile times recorded in {home() / steptimes.FILE}: compile=\"auto\" decides by them")
 
 
 if __name__ == "__main__":

@@ -163,12 +163,12 @@ class TrainSettings:
     patience: int = 4                  # evaluations without improvement before stopping
     eval_tokens: int = 65536           # leading tokens of valid used for early stopping
     test_tokens: int = 131072          # leading tokens of test used for the reported loss
-    eval_batch_size: int = 16
+    eval_batch_size: int = 64          # windows per evaluation forward (speed only: 64 was 4-13 % faster than 16)
     pretrain_stop_on: Literal["target", "budget"] = "target"  # early-stop pretraining on target valid?
     diverge_factor: float = 1.5
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     compile: Literal["auto", "on", "off"] = "auto"
-    compile_min_steps: int = 1000      # "auto" compiles runs at least this long (training.step.should_compile)
+    compile_min_steps: int = 200       # "auto" considers compiling runs at least this long (training.step.should_compile)
     resume_every_s: float = 60.0       # write resume.pt at an evaluation at most this often (0: every one)
 
     def __post_init__(self) -> None:

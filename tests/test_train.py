@@ -107,6 +107,11 @@ def test_loss_falls(tmp_path):
     assert m["flops"] > m["flops_6N"] == 6 * m["n_params"] * m["tokens_seen"]
     assert (tmp_path / "run" / "log.txt").read_text().count("valid") >= 20
     json.dumps(m)  # flat and serialisable
+    parts = [m[f"time_{p}"] for p in ("setup", "compile", "steps", "evals", "test", "checkpoint", "other")]
+    assert min(parts) >= 0 and m["time_steps"] > 0 and m["time_evals"] > 0 and m["time_test"] > 0
+    assert sum(parts) == pytest.approx(m["wall_time"], rel=1e-9)  # every second of the run is somewhere
+    assert m["step_tokens_per_s"] == pytest.approx(m["tokens_seen"] / m["time_steps"])
+    assert m["time_compile"] == 0 and m["recompiles"] == 0
 
 
 def test_early_stopping_reports_best_not_last(tmp_path):
@@ -150,6 +155,7 @@ def test_resume_after_interrupt_gives_same_result(tmp_path):
     assert "resumed at step 20" in (tmp_path / "cut" / "log.txt").read_text()
     for k in ("evals", "loss", "valid_loss", "best_step", "steps", "tokens_seen"):
         assert resumed[k] == full[k], k
+    assert resumed["time_steps"] > 0 and resumed["wall_time"] > resumed["time_setup"]  # both processes count
     assert not (tmp_path / "cut" / "resume.pt").exists()
 
 
@@ -228,6 +234,19 @@ def test_pretraining_whose_target_loss_rises_is_not_a_divergence(tmp_path):
     assert metrics["stopped"] == "budget"
 
 
+def test_a_run_to_its_budget_evaluates_held_out_only_at_its_start_and_end(tmp_path):
+    """Nothing is picked among a budget run's evaluation points, so only the first (the initial loss)
+    and the last (the model it keeps) are evaluated; the training loss is still checked at every point."""
+    sp = spec("pretrain", n_tokens=16 * 32 * 60, settings=settings(pretrain_stop_on="budget"))
+    m = run(sp, data(20_000), tmp_path)
+    assert [step for step, _ in m["evals"]] == [0, 60] and m["best_step"] == 60 == m["steps"]
+    log = (tmp_path / "run" / "log.txt").read_text()
+    assert log.count("valid - (evaluated at the end)") == 19
+    with pytest.raises(RunFailed, match=r"diverged at step \d+: training loss"):
+        run(spec("pretrain", n_tokens=16 * 32 * 60, settings=settings(pretrain_stop_on="budget", lr=50.0,
+                                                                         grad_clip=0.0)), data(20_000), tmp_path, "d")
+
+
 def test_bad_data_and_specs(tmp_path):
     with pytest.raises(RunFailed, match="at least"):
         run(spec(n_tokens=10), data(10), tmp_path)
@@ -273,6 +292,90 @@ def test_fused_linear_cross_entropy_matches_reference():
     assert low.item() == pytest.approx(ref.item(), rel=1e-2)
 
 
+def test_fused_evaluation_sum_matches_reference_and_survives_large_logits():
+    import torch.nn.functional as F
+
+    from effdata.training.step import linear_cross_entropy_sum
+
+    torch.manual_seed(0)
+    h, W, y = torch.randn(300, 16), torch.randn(50, 16), torch.randint(0, 50, (300,))
+    ref = F.cross_entropy(h @ W.T, y, reduction="sum").double()
+    assert linear_cross_entropy_sum(h, W, y, 64, None).item() == pytest.approx(ref.item(), rel=1e-6)
+    assert linear_cross_entropy_sum(h, W, y, 64, torch.bfloat16).item() == pytest.approx(ref.item(), rel=1e-2)
+    big = 30 * h  # logits beyond exp's fp32 range: the max-subtracted path takes over, still exact
+    ref_big = F.cross_entropy(big @ W.T, y, reduction="sum").double()
+    assert linear_cross_entropy_sum(big, W, y, 64, None).item() == pytest.approx(ref_big.item(), rel=1e-6)
+
+
+def test_evaluate_equals_the_plain_forward_and_leaves_the_model_as_it_was():
+    import torch.nn.functional as F
+
+    from effdata.training.evaluate import evaluate
+    from effdata.training.model import build_model
+
+    torch.manual_seed(0)
+    model = build_model(SIZE, V).train()
+    model.config._attn_implementation = "eager"
+    w = torch.from_numpy(VALID[:32 * 40 + 1].astype(np.int64))
+    windows = w[:-1].reshape(40, 32), w[1:].reshape(40, 32)
+    with torch.no_grad():
+        logits = model(input_ids=windows[0]).logits
+    ref = F.cross_entropy(logits.reshape(-1, V), windows[1].reshape(-1)).item()
+    got = evaluate(model, VALID, 32, 32 * 40 + 1, 16, torch.device("cpu"))
+    assert got == pytest.approx(ref, rel=1e-6)
+    assert model.training and model.config._attn_implementation == "eager"
+    assert evaluate(model, VALID, 32, 32 * 40 + 1, 16, torch.device("cpu"), torch.bfloat16, torch.bfloat16) == \
+        pytest.approx(ref, rel=1e-2)
+
+
+def test_compile_decision_by_measured_step_times(tmp_path):
+    from effdata.spec import get_shape
+    from effdata.training import steptimes
+    from effdata.training.step import should_compile
+
+    auto = TrainSettings(compile="auto", compile_min_steps=200)
+    times = steptimes.StepTimes(eager_s=0.10, compiled_s=0.08, compile_s=10.0)  # 0.02 s a step saved
+    assert should_compile(auto, 1000, times)             # 20 s saved > 1.5 x 10 s
+    assert not should_compile(auto, 700, times)          # 14 s saved: not half again the compile time
+    assert not should_compile(auto, 10**6, None)         # never measured: eager
+    fast = steptimes.StepTimes(eager_s=1.0, compiled_s=0.5, compile_s=1.0)
+    assert should_compile(auto, 200, fast) and not should_compile(auto, 199, fast)  # compile_min_steps
+    assert should_compile(TrainSettings(compile="on"), 1, None)
+    assert not should_compile(TrainSettings(compile="off"), 10**6, times)
+    key = steptimes.step_key(torch.device("cpu"), get_shape("n25k"), 16, 2048, 1, "bf16")
+    assert steptimes.load(key, tmp_path) is None
+    steptimes.record(key, times, tmp_path)
+    assert steptimes.load(key, tmp_path) == times
+    assert steptimes.load(key.replace("batch 16", "batch 32"), tmp_path) is None
+
+
+@pytest.mark.slow
+def test_compiled_run_does_not_recompile_for_evaluation(tmp_path):
+    """Evaluation runs eagerly (eval mode, inference mode, another batch): the compiled step is built once."""
+    sp = spec(n_tokens=3000, settings=settings(compile="on", max_steps=30, min_steps=30))
+    m = run(sp, data(3000), tmp_path)
+    assert m["compiled"] and m["recompiles"] == 0 and m["time_compile"] > 0
+    eager = run(spec(n_tokens=3000, settings=settings(max_steps=30, min_steps=30)), data(3000), tmp_path, "e")
+    assert m["loss"] == pytest.approx(eager["loss"], rel=1e-3)
+
+
+@pytest.mark.slow
+def test_a_run_that_could_compile_measures_step_times_once_and_keeps_its_numbers(tmp_path, monkeypatch):
+    from effdata.training import steptimes
+
+    monkeypatch.setenv("EFFDATA_HOME", str(tmp_path / "home"))
+    sp = spec(n_tokens=3000, settings=settings(compile="auto", compile_min_steps=30, max_steps=40, min_steps=40))
+    m = run(sp, data(3000), tmp_path, "auto")
+    assert "measured the step times" in (tmp_path / "auto" / "log.txt").read_text()
+    assert (tmp_path / "home" / steptimes.FILE).exists() and m["time_compile"] > 0
+    again = run(sp, data(3000), tmp_path, "again")  # the same decision, from the recorded times
+    assert "measured the step times" not in (tmp_path / "again" / "log.txt").read_text()
+    assert again["compiled"] == m["compiled"]
+    ref = run(spec(n_tokens=3000, settings=settings(compile="on" if m["compiled"] else "off", max_steps=40,
+                                                     min_steps=40)), data(3000), tmp_path, "ref")
+    assert m["evals"] == ref["evals"] and m["loss"] == ref["loss"]  # measuring left the run's numbers alone
+
+
 def test_default_precision_trains_and_is_reproducible(tmp_path):
     """precision="auto": bf16 with matmul attention on a CPU with fast bf16, else fp32."""
     sp = spec(n_tokens=12_000, settings=settings(precision="auto", max_epochs=6.0, min_steps=60, max_steps=140))
@@ -290,9 +393,9 @@ REFERENCE = json.loads((Path(__file__).parent / "data" / "train_reference.json")
 
 @pytest.mark.slow
 def test_same_numbers_as_before_the_split(tmp_path):
-    """The same seeds give the same losses as the code before train.py was split by role (recorded then):
-    scratch, pretrain, a fine-tune of that pretraining, and a bf16 run. Bit-identical on the machine that
-    recorded them; the tolerance only allows for another CPU's fp32 kernels."""
+    """The same seeds give the same losses as recorded (tests/data/train_reference.json says when and on what
+    code): scratch, pretrain, a fine-tune of that pretraining, and a bf16 run. Bit-identical on the machine
+    that recorded them; the tolerance only allows for another CPU's kernels."""
     got = {}
     got["scratch"] = run(spec("scratch", n_tokens=1500, seed=3), data(1500), tmp_path, "scratch")
     got["pretrain"] = run(spec("pretrain", n_tokens=16 * 32 * 60, seed=1, settings=settings(pretrain_stop_on="budget")),

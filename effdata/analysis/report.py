@@ -64,7 +64,8 @@ class Analysis:
 
 
 def compute_summary(raw, peak_flops: float | None = None) -> dict | None:
-    """Training compute of the finished runs by mode, from the `flops` and `wall_time` columns.
+    """Training compute of the finished runs by mode, from the `flops` and `wall_time` columns, and where
+    their time went by mode and size (`time`), from the `time_*` columns when the table has them.
 
     Model-FLOPs utilisation needs the peak FLOP/s of the device one run used: a `peak_flops`
     column (per run) or `peak_flops` given by the caller (measured with `python -m effdata.bench`).
@@ -92,7 +93,36 @@ def compute_summary(raw, peak_flops: float | None = None) -> dict | None:
         elif peak_flops:
             entry["mfu"] = flops / (wall * peak_flops) if wall > 0 else None
         summary["by_mode"][mode] = entry
+    summary["time"] = _time_rows(ok, np.asarray(modes))
     return summary
+
+
+TIME_PARTS = ("setup", "compile", "steps", "evals", "test", "checkpoint", "other")  # train.py's time_* columns
+
+
+def _time_rows(ok, modes: np.ndarray) -> list[dict] | None:
+    """Per (mode, size) and per mode: runs, wall seconds, seconds per part of a run, and the token rates
+    of the training steps alone and end to end. None when the table has no `time_*` columns."""
+    if "time_steps" not in ok or "tokens_seen" not in ok:
+        return None
+    sizes = np.asarray(ok["size"].astype(str) if "size" in ok else np.full(len(ok), ""))
+    by_n = dict(zip(sizes, ok["n_params"])) if "n_params" in ok else {}
+    order = sorted(set(sizes), key=lambda z: (by_n.get(z, 0), z))
+    groups = [(m, z) for m in ["pretrain", "scratch", "finetune"] for z in [*order, "all"]]
+    rows = []
+    for mode, size in groups:
+        pick = (modes == mode) & ((sizes == size) | (size == "all"))
+        rows_ = ok[pick]
+        if not len(rows_) or (size == "all" and len(set(sizes[pick])) < 2):
+            continue
+        tokens, wall = float(rows_["tokens_seen"].sum()), float(rows_["wall_time"].sum())
+        steps = float(rows_["time_steps"].sum())
+        rows.append({"mode": mode, "size": size, "runs": int(len(rows_)), "wall_seconds": wall,
+                     "seconds": {part: float(rows_[f"time_{part}"].sum()) for part in TIME_PARTS
+                                 if f"time_{part}" in rows_},
+                     "step_tokens_per_s": tokens / steps if steps > 0 else None,
+                     "tokens_per_s": tokens / wall if wall > 0 else None})
+    return rows
 
 
 def _compute_section(compute: dict) -> list[str]:
@@ -108,7 +138,23 @@ def _compute_section(compute: dict) -> list[str]:
         lines += [f"MFU against the peak matmul rate: {compute['peak_source']}{peak}.", ""]
     else:
         lines += ["MFU: no peak FLOP/s given (`--peak-flops`, measured by `python -m effdata.bench`).", ""]
+    if compute.get("time"):
+        lines += _time_section(compute["time"])
     return lines
+
+
+def _time_section(rows: list[dict]) -> list[str]:
+    parts = [p for p in TIME_PARTS if any(p in r["seconds"] for r in rows)]
+    table = [[r["mode"], r["size"], str(r["runs"]), f"{r['wall_seconds'] / 60:.1f}",
+              *[f"{100 * r['seconds'].get(p, 0.0) / r['wall_seconds']:.0f}%" if r["wall_seconds"] > 0 else "—"
+                for p in parts],
+              f"{r['step_tokens_per_s']:,.0f}" if r["step_tokens_per_s"] else "—",
+              f"{r['tokens_per_s']:,.0f}" if r["tokens_per_s"] else "—"] for r in rows]
+    header = ["runs", "size", "count", "run-minutes", *parts, "steps tok/s", "end-to-end tok/s"]
+    return ["Where the run time went: the share of the run-minutes in setting up (data, model), compiling, the "
+            "training steps, held-out evaluations, the test pass and checkpoints; the steps' own token rate "
+            "(what `python -m effdata.bench` measures) beside the rate end to end.", "",
+            _markdown_table(header, table), ""]
 
 
 def fmt_interval(fit, name: str, digits: int = 3) -> str:

@@ -91,14 +91,15 @@ def execute_run(out_dir: Path | str, run_id: str, threads: int | None = None, pr
                 home: Path | str | None = None, device: str | None = None) -> str:
     """Run one planned run to its record; return its status ("ok", "failed", or "skipped" if done).
     `device`: "cpu", "cuda" or "auto"/None (CUDA when present); see effdata.training.device.pick_device."""
-    from effdata.study.rundata import run_data  # noqa: PLC0415  (torch: only in the process that trains)
+    from effdata.study.rundata import prepared_once, run_data  # noqa: PLC0415  (torch: only in the process that trains)
     from effdata.training.train import train_run  # noqa: PLC0415
 
     quiet_libraries()
 
     def train(spec: RunSpec, run_dir: Path) -> dict:
-        return train_run(spec, run_data(spec, home=home), run_dir, progress=progress, threads=threads,
-                         device=device)
+        started = time.perf_counter()  # reading the data is part of the run's setup time
+        return train_run(spec, run_data(spec, home=home, prepared=prepared_once), run_dir, progress=progress,
+                         threads=threads, device=device, started=started)
 
     return execute_with(out_dir, run_id, train)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import os
 import time
@@ -73,6 +74,22 @@ def set_threads(threads: int | None = None) -> int:
     except RuntimeError:  # can only be set once, before any parallel work; harmless
         pass
     return threads
+
+
+@functools.lru_cache(maxsize=None)
+def reuse_freed_memory() -> bool:
+    """Have glibc's malloc keep freed memory for the next allocation instead of handing it back to the
+    kernel (mallopt: no mmap below 1 GiB, no trimming). A training step frees and reallocates the same
+    activations every step; by default the large ones come from fresh mmaps, each page faulted in again:
+    measured 3,800 page faults per step at n25k and 14,000-16,000 at n500k (batch 16), 23-50 % of the
+    step on this VM; none after this call (docs/notes/issue-13.md). Where memory comes from does not
+    change any number. The process keeps its peak memory. False (and nothing done) off glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
 
 
 @functools.lru_cache(maxsize=None)

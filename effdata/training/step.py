@@ -14,8 +14,10 @@ import copy
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 
-from effdata.spec import ModelShape, TrainSettings
+from effdata.spec import TrainSettings
+from effdata.training.steptimes import StepTimes, compile_pays
 
 
 def make_optimizer(model: torch.nn.Module, settings: TrainSettings, lr: float, dev: torch.device) -> torch.optim.AdamW:
@@ -74,6 +76,22 @@ class LinearCrossEntropy(torch.autograd.Function):
         gh, gW = ctx.saved_tensors
         scale = grad_out / ctx.M
         return gh * scale, gW * scale, None, None, None
+
+
+def linear_cross_entropy_sum(h: torch.Tensor, W: torch.Tensor, y: torch.Tensor, chunk: int,
+                             low: torch.dtype | None) -> torch.Tensor:
+    """Summed cross-entropy of (h @ W.T) against y, forward only (evaluation): a chunk of rows at a time,
+    so the (rows × vocab) logits are never held at once. `low` = matmuls in that dtype; the softmax is
+    fp32 and the sum fp64 across chunks. F.cross_entropy per chunk, not LinearCrossEntropy's logsumexp:
+    PyTorch's log-softmax kernel has a faster exp than torch.exp (0.6 vs 0.8 ns an element here), and
+    the chunked head of an evaluation took 38-57 ms instead of 57-86 ms per 16,384 tokens (d 32-128)."""
+    Wm = W.to(low) if low is not None else W
+    total = torch.zeros((), dtype=torch.float64, device=h.device)
+    for i in range(0, h.shape[0], chunk):
+        hc = h[i:i + chunk]
+        logits = ((hc.to(low) if low is not None else hc) @ Wm.T).float()
+        total += F.cross_entropy(logits, y[i:i + chunk], reduction="sum")
+    return total
 
 
 def ce_chunk_rows(vocab_size: int, dev: torch.device) -> int:
@@ -174,12 +192,11 @@ class Stepper:
         return loss
 
 
-def should_compile(s: TrainSettings, dev: torch.device, amp_dtype, shape: ModelShape, total_steps: int) -> bool:
-    """compile="auto": only runs of >= compile_min_steps steps (compiling costs ~20-30 s on this CPU), and
-    on CPU only bf16 steps with d_model >= 64: measured 1.5x faster there (break-even ~200 steps), while
-    at d_model < 64 or in fp32 compiling gained nothing measurable (docs/notes/issue-3.md)."""
+def should_compile(s: TrainSettings, total_steps: int, measured: StepTimes | None) -> bool:
+    """compile="auto": compile a run of at least compile_min_steps steps when it pays by this machine's
+    measured step times (`steptimes.compile_pays`: the time saved over the run's expected steps against
+    the compile time); never without a measurement. A first compile took 2-66 s here depending on the
+    inductor cache and the load, more than a 1,000-step run at n100k gained (docs/notes/issue-13.md)."""
     if s.compile != "auto":
         return s.compile == "on"
-    if total_steps < s.compile_min_steps:
-        return False
-    return dev.type == "cuda" or (amp_dtype is not None and shape.d_model >= 64)
+    return measured is not None and total_steps >= s.compile_min_steps and compile_pays(measured, total_steps)

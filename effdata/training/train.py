@@ -15,8 +15,10 @@ What a run does (docs/METHOD.md has the why):
   checkpoint that does not match, and data too short for one window. Never a silently wrong number;
 * pretraining saves the best model with the tokenizer under `run_dir/checkpoint`;
 * resume: the `RunState` is written to `run_dir/resume.pt` at evaluations (at most every
-  `resume_every_s` seconds, and so that writing takes at most 5% of the run) and deleted at the end; a run that finds a matching one continues from it
-  and ends with the same numbers.
+  `resume_every_s` seconds, and so that writing takes at most 5% of the run) and deleted at the end; a run
+  that finds a matching one continues from it and ends with the same numbers;
+* time: `Seconds` says where the run's wall time went (setup, compile, steps, evaluations, test,
+  checkpoints); the record holds it as `time_*` and the steps' own rate as `step_tokens_per_s`.
 """
 from __future__ import annotations
 
@@ -32,14 +34,29 @@ import torch
 
 from effdata.spec import RunSpec
 from effdata.training import device as devmod
+from effdata.training.bench import measure_step_times
 from effdata.training.checkpoint import load_pretrained, load_resume, save_checkpoint, save_resume, tokenizer_eos
 from effdata.training.evaluate import evaluate
 from effdata.training.model import build_model, non_embedding_params, total_params
 from effdata.training.rundata import Batches, RunData, RunFailed
+from effdata.training import steptimes
 from effdata.training.schedule import Schedule, schedule_for
 from effdata.training.step import Stepper, make_optimizer, should_compile
 
 RESUME_FILE = "resume.pt"
+
+
+@dataclass
+class Seconds:
+    """Where a run's wall time went, summed over the processes of a resumed run. What is left of
+    `wall_time` beside these (logging, the progress callback) is `time_other` in the record."""
+
+    setup: float = 0.0       # reading the data (when the caller says when it started), model, optimiser
+    compile: float = 0.0     # the first compiled step of a process, less an ordinary step's time
+    steps: float = 0.0       # training steps: tokens_seen / steps is the rate `python -m effdata.bench` measures
+    evals: float = 0.0       # held-out evaluations and copies of the best model
+    test: float = 0.0        # the best model's test loss (and its pretraining valid loss)
+    checkpoint: float = 0.0  # resume.pt writes and the pretraining checkpoint
 
 
 @dataclass
@@ -57,6 +74,7 @@ class RunState:
     init_loss: float | None = None
     wall: float = 0.0                     # seconds spent in earlier processes (a resumed run)
     stopped: str = "budget"               # "budget" or "early"
+    seconds: Seconds = field(default_factory=Seconds)
 
 
 @dataclass(frozen=True)
@@ -87,18 +105,23 @@ class _Run:
     n_params: int
     precision: str
     attention: str
+    eval_dtypes: tuple[torch.dtype | None, torch.dtype | None]   # (body, unembedding) of evaluations
     progress: Callable[[dict], None] | None
     log: RunLog
     t_start: float = field(default_factory=time.perf_counter)
+    graphs: int | None = None             # torch.compile graphs after this process's first step
+    measuring_s: float = 0.0              # measuring this machine's step times for the compile decision
 
     @property
     def early_stop(self) -> bool:
         return self.spec.mode != "pretrain" or self.spec.settings.pretrain_stop_on == "target"
 
+    def loss_on(self, tokens: np.ndarray, max_tokens: int) -> float:
+        return evaluate(self.model, tokens, self.spec.shape.n_ctx, max_tokens, self.spec.settings.eval_batch_size,
+                        self.dev, *self.eval_dtypes)
+
     def valid_loss(self) -> float:
-        s = self.spec.settings
-        return evaluate(self.model, self.data.valid, self.spec.shape.n_ctx, s.eval_tokens, s.eval_batch_size,
-                        self.dev)
+        return self.loss_on(self.data.valid, self.spec.settings.eval_tokens)
 
 
 @dataclass
@@ -110,30 +133,37 @@ class _Window:
     t0: float
     step0: int
     last_save: float
+    t_steps: float                        # when the steps since the last evaluation began
     save_s: float = 0.0                   # how long the last resume.pt took to write
+    first_step_s: float | None = None     # a compiled process's first step (it compiles), until accounted
 
 
 def train_run(spec: RunSpec, data: RunData, run_dir: Path | str,
               progress: Callable[[dict], None] | None = None, *,
-              threads: int | None = None, device: str | None = None) -> dict[str, Any]:
+              threads: int | None = None, device: str | None = None, started: float | None = None) -> dict[str, Any]:
     """Execute one run; return its flat, JSON-serialisable metrics. Raises RunFailed(reason).
 
     `threads`: torch CPU threads (default: every available core; the runner passes cores/workers).
     `device`: "cpu"/"cuda" (default: CUDA when present). `progress(dict)` is called at each evaluation
     with step, total_steps, train_loss, valid_loss, best_valid_loss, lr, tokens_per_s, elapsed.
+    `started`: the `time.perf_counter()` at which the caller began the run (the runner: before reading
+    its data), so that `wall_time` and `time_setup` count that too; default: now.
     """
-    run = _setup(spec, data, Path(run_dir), progress, threads, device)
+    run = _setup(spec, data, Path(run_dir), progress, threads, device, started)
     state = _start_or_resume(run)
+    state.seconds.setup += time.perf_counter() - run.t_start - run.measuring_s
+    state.seconds.compile += run.measuring_s
     _loop(run, state)
     return _finish(run, state)
 
 
-def _setup(spec: RunSpec, data: RunData, run_dir: Path, progress, threads, device) -> _Run:
-    t_start = time.perf_counter()
+def _setup(spec: RunSpec, data: RunData, run_dir: Path, progress, threads, device, started=None) -> _Run:
+    t_start = time.perf_counter() if started is None else started
     run_dir.mkdir(parents=True, exist_ok=True)
     dev = devmod.pick_device(device)
     devmod.make_deterministic(dev)
     n_threads = devmod.set_threads(threads)
+    devmod.reuse_freed_memory()
     if spec.mode == "finetune" and not spec.init_from:
         raise RunFailed("a finetune run needs init_from (a pretrained checkpoint directory)")
     shape = spec.shape
@@ -155,24 +185,54 @@ def _setup(spec: RunSpec, data: RunData, run_dir: Path, progress, threads, devic
     amp_dtype, head_dtype = devmod.precision_plan(s.precision, dev, shape.d_model)
     attention = devmod.attention_impl(dev, amp_dtype)
     model.config._attn_implementation = attention
-    compiled = should_compile(s, dev, amp_dtype, shape, schedule.total_steps)
-    optimizer = make_optimizer(model, s, schedule.peak_lr, dev)
+    precision = devmod.precision_name(amp_dtype, head_dtype)
     log = RunLog(run_dir / "log.txt")
+    compiled, measuring = _compile_decision(spec, dev, n_threads, precision, int(data.vocab_size),
+                                            schedule.total_steps, log)
+    optimizer = make_optimizer(model, s, schedule.peak_lr, dev)
     stepper = Stepper(model, optimizer, s, dev, amp_dtype, compiled, log, head_dtype=head_dtype)
     return _Run(spec=spec, data=data, run_dir=run_dir, dev=dev, threads=n_threads, model=model,
                 optimizer=optimizer, stepper=stepper, batches=Batches(data.train, shape.n_ctx, s.batch_size, spec.seed),
-                schedule=schedule, n_params=n_params, precision=devmod.precision_name(amp_dtype, head_dtype),
-                attention=attention, progress=progress, log=log, t_start=t_start)
+                schedule=schedule, n_params=n_params, precision=precision, attention=attention,
+                eval_dtypes=(amp_dtype, head_dtype), progress=progress, log=log, t_start=t_start,
+                measuring_s=measuring)
 
 
-def resume_key(spec: RunSpec, data: RunData) -> str:
-    """What a saved state must match to be resumed: the spec and the sizes of the data."""
+def _compile_decision(spec: RunSpec, dev: torch.device, threads: int, precision: str, vocab: int,
+                      total_steps: int, log: RunLog) -> tuple[bool, float]:
+    """`should_compile` by this machine's measured step times for this run's step. A run that could compile
+    and finds nothing measured measures them first (a few steps eager and compiled: about the compile time,
+    and the run's own compile then reuses it) and records them for every later run. Returns the decision
+    and the seconds spent measuring."""
+    s = spec.settings
+    if s.compile != "auto" or total_steps < s.compile_min_steps:
+        return should_compile(s, total_steps, None), 0.0
+    key = steptimes.step_key(dev, spec.shape, s.batch_size, vocab, threads, precision)
+    measured, spent = steptimes.load(key), 0.0
+    if measured is None:
+        t = time.perf_counter()
+        with torch.random.fork_rng(devices=[]):  # the measuring model's seeding must leave this run's alone
+            measured = measure_step_times(spec.shape, vocab, s.batch_size, dev, s.precision)
+        steptimes.record(key, measured)
+        spent = time.perf_counter() - t
+        log(f"measured the step times of {key} in {spent:.1f} s")
+    compiled = should_compile(s, total_steps, measured)
+    log(f"compile={compiled}: {total_steps} steps x ({measured.eager_s * 1e3:.1f} - {measured.compiled_s * 1e3:.1f} ms) "
+        f"saved against {measured.compile_s:.1f} s of compiling (measured {measured.measured})")
+    return compiled, spent
+
+
+def resume_key(spec: RunSpec, data: RunData, compiled: bool) -> str:
+    """What a saved state must match to be resumed: the spec, the sizes of the data, and whether the step
+    is compiled (its rounding differs from eager: one run must not mix them, or a resumed run would not
+    end with the numbers of an uninterrupted one)."""
     return json.dumps({"spec": spec.to_dict(), "train": int(len(data.train)), "valid": int(len(data.valid)),
-                       "test": int(len(data.test)), "vocab": int(data.vocab_size)}, sort_keys=True, default=str)
+                       "test": int(len(data.test)), "vocab": int(data.vocab_size), "compiled": compiled},
+                      sort_keys=True, default=str)
 
 
 def _start_or_resume(run: _Run) -> RunState:
-    state = RunState(key=resume_key(run.spec, run.data))
+    state = RunState(key=resume_key(run.spec, run.data, run.stepper.compiled))
     path = run.run_dir / RESUME_FILE
     if not path.exists():
         sch = run.schedule
@@ -187,11 +247,11 @@ def _start_or_resume(run: _Run) -> RunState:
         run.log(f"ignoring unreadable {path.name}: {exc!r}")
         return state
     if saved.get("key") != state.key:
-        run.log(f"ignoring {path.name}: it belongs to a different spec or data")
+        run.log(f"ignoring {path.name}: it belongs to a different spec, data or compile decision")
         return state
     run.model.load_state_dict(saved["model"])
     run.optimizer.load_state_dict(saved["optimizer"])
-    state = RunState(**{f.name: saved[f.name] for f in fields(RunState)})
+    state = RunState(**{f.name: saved[f.name] for f in fields(RunState) if f.name in saved})
     if state.best_state is None and state.best_step == state.step:
         state.best_state = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
     run.log(f"resumed at step {state.step} (best {state.best_loss:.4f} at step {state.best_step})")
@@ -199,22 +259,30 @@ def _start_or_resume(run: _Run) -> RunState:
 
 
 def _save(run: _Run, state: RunState) -> None:
+    t = time.perf_counter()
     payload = {f.name: getattr(state, f.name) for f in fields(RunState)}
     if state.best_step == state.step:  # the best model is the model: saved once (a quarter of the file)
         payload["best_state"] = None
-    payload["wall"] = state.wall + time.perf_counter() - run.t_start
+    payload["wall"] = state.wall + t - run.t_start
     payload.update(model=run.model.state_dict(), optimizer=run.optimizer.state_dict())
     save_resume(run.run_dir / RESUME_FILE, payload)
+    state.seconds.checkpoint += time.perf_counter() - t
 
 
 def _loop(run: _Run, state: RunState) -> None:
     sch, s = run.schedule, run.spec.settings
     now = time.perf_counter()
-    window = _Window(torch.zeros((), dtype=torch.float32, device=run.dev), 0, now, state.step, now)
+    window = _Window(torch.zeros((), dtype=torch.float32, device=run.dev), 0, now, state.step, now, now)
     if state.step == 0 and not state.evals:
         _evaluate(run, state, window)
+    first = run.stepper.compiled  # this process's first compiled step compiles: timed on its own
     while state.step < sch.total_steps:
+        t = time.perf_counter() if first else 0.0
         window.loss_sum += run.stepper(run.batches.get(state.step), sch.lr(state.step, s.min_lr_ratio))
+        if first:
+            window.loss_sum.item()  # the step's end, on any device
+            window.first_step_s, first = time.perf_counter() - t, False
+            run.graphs = steptimes.compiled_graphs()
         window.count += 1
         state.step += 1
         if state.step % sch.eval_interval == 0 or state.step == sch.total_steps:
@@ -222,32 +290,43 @@ def _loop(run: _Run, state: RunState) -> None:
                 break
 
 
+def _account_steps(state: RunState, window: _Window) -> None:
+    """Add the steps since the last evaluation to `state.seconds` (the caller has synchronised):
+    a compiled first step counts as compile time beyond the mean of the window's other steps."""
+    elapsed = time.perf_counter() - window.t_steps
+    if window.first_step_s is not None:
+        others = window.count - 1
+        ordinary = (elapsed - window.first_step_s) / others if others else 0.0
+        compile_s = max(0.0, window.first_step_s - ordinary)
+        state.seconds.compile += compile_s
+        elapsed -= compile_s
+        window.first_step_s = None
+    state.seconds.steps += elapsed
+
+
 def _evaluate(run: _Run, state: RunState, window: _Window) -> bool:
-    """Evaluate after `state.step` steps, update the best model and patience; True to stop."""
+    """At an evaluation point after `state.step` steps: check the training loss, evaluate held-out where
+    it can decide something (`_needs_valid`), update the best model and patience, log, save; True to stop."""
     s, sch, at = run.spec.settings, run.schedule, state.step
     train_loss = float(window.loss_sum) / window.count if window.count else float("nan")
+    _account_steps(state, window)
+    t_eval = time.perf_counter()
     if window.count and not math.isfinite(train_loss):
         raise RunFailed(f"diverged at step {at}: training loss is {train_loss}")
-    vl = run.valid_loss()
-    if state.init_loss is None:
-        state.init_loss = vl
+    vl = _valid_point(run, state) if _needs_valid(run, state) else None
     _check_divergence(run, state, train_loss, vl)
-    state.evals.append([at, round(vl, 6)])
-    if vl < state.best_loss or not run.early_stop:
-        state.best_loss, state.best_step, state.bad = vl, at, 0
-        state.best_state = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
-    else:
-        state.bad += 1
     elapsed = time.perf_counter() - window.t0
     tps = (at - window.step0) * sch.tokens_per_step / elapsed if at > window.step0 and elapsed > 0 else 0.0
     stop = run.early_stop and state.bad >= s.patience
     if stop:
         state.stopped = "early"
     lr = sch.lr(max(at - 1, 0), s.min_lr_ratio)
-    run.log(f"step {at}/{sch.total_steps} train {train_loss:.4f} valid {vl:.4f} best {state.best_loss:.4f}"
+    shown = f"{vl:.4f}" if vl is not None else "- (evaluated at the end)"
+    run.log(f"step {at}/{sch.total_steps} train {train_loss:.4f} valid {shown} best {state.best_loss:.4f}"
             f"@{state.best_step} lr {lr:.3g} tok/s {tps:,.0f}")
     window.loss_sum.zero_()
     window.count = 0
+    state.seconds.evals += time.perf_counter() - t_eval
     if at < sch.total_steps and not stop and time.perf_counter() - window.last_save >= _save_every(s, window):
         began = time.perf_counter()
         _save(run, state)
@@ -257,6 +336,7 @@ def _evaluate(run: _Run, state: RunState, window: _Window) -> bool:
         run.progress({"step": at, "total_steps": sch.total_steps, "train_loss": train_loss, "valid_loss": vl,
                       "best_valid_loss": state.best_loss, "lr": lr, "tokens_per_s": tps,
                       "elapsed": state.wall + time.perf_counter() - run.t_start})
+    window.t_steps = time.perf_counter()
     return stop
 
 
@@ -267,13 +347,36 @@ def _save_every(s, window: _Window) -> float:
     return 0.0 if s.resume_every_s == 0 else max(s.resume_every_s, 19 * window.save_s)
 
 
-def _check_divergence(run: _Run, state: RunState, train_loss: float, valid_loss: float) -> None:
+def _needs_valid(run: _Run, state: RunState) -> bool:
+    """Whether this evaluation point needs the held-out loss: always when early stopping picks the best
+    step among them; a run trained to its budget (pretraining with pretrain_stop_on="budget") keeps its
+    last model whatever the loss on the way, so only its first point (the initial loss, the divergence
+    limit) and its last are evaluated: 2 instead of evals_per_run + 1 passes over the valid tokens."""
+    return run.early_stop or not state.evals or state.step >= run.schedule.total_steps
+
+
+def _valid_point(run: _Run, state: RunState) -> float:
+    """The held-out loss now; the best model and patience updated with it."""
+    vl = run.valid_loss()
+    if state.init_loss is None:
+        state.init_loss = vl
+    state.evals.append([state.step, round(vl, 6)])
+    if vl < state.best_loss or not run.early_stop:
+        state.best_loss, state.best_step, state.bad = vl, state.step, 0
+        state.best_state = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
+    else:
+        state.bad += 1
+    return vl
+
+
+def _check_divergence(run: _Run, state: RunState, train_loss: float, valid_loss: float | None) -> None:
     """Divergence is judged on the loss of what the run trains on: a pretraining run's loss on the
     target may rightly rise (it learns another distribution), and that is not a divergence."""
     limit = run.spec.settings.diverge_factor * max(state.init_loss, math.log(run.data.vocab_size))
     pretrain = run.spec.mode == "pretrain"
     watched, name = (train_loss, "training loss") if pretrain else (valid_loss, "valid loss")
-    if not math.isfinite(valid_loss) or (math.isfinite(watched) and watched > limit):
+    if (valid_loss is not None and not math.isfinite(valid_loss)) or (
+            watched is not None and math.isfinite(watched) and watched > limit):
         raise RunFailed(f"diverged at step {state.step}: {name} {watched:.4g} (limit {limit:.4g}, "
                         f"initial {state.init_loss:.4g})")
 
@@ -282,22 +385,51 @@ def _finish(run: _Run, state: RunState) -> dict[str, Any]:
     """Test loss of the best model, the pretraining checkpoint, and the run's metrics."""
     spec, data, s = run.spec, run.data, run.spec.settings
     n_ctx = spec.shape.n_ctx
+    t = time.perf_counter()
     run.model.load_state_dict(state.best_state)
-    test_loss = evaluate(run.model, data.test, n_ctx, s.test_tokens, s.eval_batch_size, run.dev)
+    test_loss = run.loss_on(data.test, s.test_tokens)
     if not math.isfinite(test_loss):
         raise RunFailed(f"test loss of the best model is {test_loss}")
-    metrics = _metrics(run, state, test_loss)
+    extra: dict[str, Any] = {}
     if data.pretrain_valid is not None and len(data.pretrain_valid) > n_ctx:
-        metrics["pretrain_valid_loss"] = evaluate(run.model, data.pretrain_valid, n_ctx, s.eval_tokens,
-                                                  s.eval_batch_size, run.dev)
+        extra["pretrain_valid_loss"] = run.loss_on(data.pretrain_valid, s.eval_tokens)
+    extra["recompiles"] = _recompiles(run)
+    state.seconds.test += time.perf_counter() - t
     if spec.mode == "pretrain":
+        t = time.perf_counter()
         ckpt = run.run_dir / "checkpoint"
         save_checkpoint(run.model, ckpt, data.tokenizer_dir)
-        metrics["checkpoint"] = str(ckpt)
-    run.log(f"done: best valid {state.best_loss:.4f} at step {state.best_step}, test {test_loss:.4f}, "
-            f"{state.step} steps, {metrics['wall_time']:.1f}s")
+        extra["checkpoint"] = str(ckpt)
+        state.seconds.checkpoint += time.perf_counter() - t
     (run.run_dir / RESUME_FILE).unlink(missing_ok=True)
+    metrics = {**_metrics(run, state, test_loss), **extra}
+    run.log(f"done: best valid {state.best_loss:.4f} at step {state.best_step}, test {test_loss:.4f}, "
+            f"{state.step} steps, {metrics['wall_time']:.1f}s ({_time_line(metrics)})")
     return metrics
+
+
+def _recompiles(run: _Run) -> int:
+    """torch.compile graphs built after the first compiled step: 0 unless something (evaluation, a new
+    batch shape) made the step recompile, which costs seconds each and is logged."""
+    if run.graphs is None:
+        return 0
+    extra = steptimes.compiled_graphs() - run.graphs
+    if extra:
+        run.log(f"warning: {extra} torch.compile graph(s) built after the first step (recompiles)")
+    return extra
+
+
+def _time_metrics(seconds: Seconds, wall: float, tokens_seen: int) -> dict[str, float]:
+    """`time_<phase>` seconds, `time_other` (the rest of the wall time) and the steps' own token rate."""
+    times = {f"time_{f.name}": getattr(seconds, f.name) for f in fields(Seconds)}
+    times["time_other"] = max(0.0, wall - sum(times.values()))
+    times["step_tokens_per_s"] = tokens_seen / seconds.steps if seconds.steps > 0 else 0.0
+    return times
+
+
+def _time_line(m: dict[str, Any]) -> str:
+    parts = [f"{f.name} {m['time_' + f.name]:.1f}s" for f in fields(Seconds)]
+    return ", ".join(parts) + f"; steps at {m['step_tokens_per_s']:,.0f} tok/s"
 
 
 def _metrics(run: _Run, state: RunState, test_loss: float) -> dict[str, Any]:
@@ -320,7 +452,7 @@ def _metrics(run: _Run, state: RunState, test_loss: float) -> dict[str, Any]:
         "device": str(run.dev), "threads": run.threads, "dtype": run.precision, "attention": run.attention,
         "compiled": run.stepper.compiled, "peak_lr": sch.peak_lr, "warmup_steps": sch.warmup_steps,
         "eval_interval": sch.eval_interval, "batch_size": spec.settings.batch_size, "init_loss": state.init_loss,
-        "evals": state.evals,
+        "evals": state.evals, **_time_metrics(state.seconds, wall, tokens_seen),
     }
     if spec.mode == "finetune":
         metrics["init_from"] = str(spec.init_from)
