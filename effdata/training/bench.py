@@ -94,7 +94,10 @@ class TrainerRun:
         self.rows = [{"input_ids": r[:-1], "labels": r[:-1]} for w in ws for r in w]
 
     def run(self, steps: int) -> list[float]:
-        from transformers import Trainer, TrainerCallback, TrainingArguments
+        from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()  # its config warning and end-of-training summary would break the table
 
         rows = self.rows
 
@@ -118,7 +121,9 @@ class TrainerRun:
                 lr_scheduler_type="constant", logging_steps=10**9, save_strategy="no", report_to=[],
                 use_cpu=self.dev.type == "cpu", dataloader_num_workers=0, disable_tqdm=True, seed=0, bf16=self.bf16,
             )
-            Trainer(model=self.model, args=args, train_dataset=Data(), callbacks=[Clock()]).train()
+            trainer = Trainer(model=self.model, args=args, train_dataset=Data(), callbacks=[Clock()])
+            trainer.remove_callback(PrinterCallback)
+            trainer.train()
         return list(np.diff(marks))  # steps intervals; the first step (set-up) is not timed
 
 

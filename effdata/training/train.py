@@ -194,7 +194,7 @@ def _setup(spec: RunSpec, data: RunData, run_dir: Path, progress, threads, devic
     return _Run(spec=spec, data=data, run_dir=run_dir, dev=dev, threads=n_threads, model=model,
                 optimizer=optimizer, stepper=stepper, batches=Batches(data.train, shape.n_ctx, s.batch_size, spec.seed),
                 schedule=schedule, n_params=n_params, precision=precision, attention=attention,
-                eval_dtypes=(amp_dtype, head_dtype), progress=progress, log=log, t_start=t_start,
+                eval_dtypes=_eval_dtypes(spec, amp_dtype, head_dtype), progress=progress, log=log, t_start=t_start,
                 measuring_s=measuring)
 
 
@@ -229,6 +229,16 @@ def resume_key(spec: RunSpec, data: RunData, compiled: bool) -> str:
     return json.dumps({"spec": spec.to_dict(), "train": int(len(data.train)), "valid": int(len(data.valid)),
                        "test": int(len(data.test)), "vocab": int(data.vocab_size), "compiled": compiled},
                       sort_keys=True, default=str)
+
+
+def _eval_dtypes(spec: RunSpec, amp_dtype, head_dtype) -> tuple:
+    """(body, unembedding) dtypes of a run's evaluations: the run's own precision, except fp32 for a run
+    trained to its budget. That run is evaluated twice (start and end), so fp32 costs it ~1 s, and its
+    evaluation on the target is far from what it learned (an English model on Python at 7.5-8.2 nats),
+    where bf16 moved the loss most: 9.0e-4 nats at n25k against 1.4e-4 at most on Python models
+    (docs/notes/issue-13.md)."""
+    budget_run = spec.mode == "pretrain" and spec.settings.pretrain_stop_on == "budget"
+    return (None, None) if budget_run else (amp_dtype, head_dtype)
 
 
 def _start_or_resume(run: _Run) -> RunState:
