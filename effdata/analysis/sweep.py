@@ -197,9 +197,11 @@ def analyze_sweep_table(source, units: str = "chars") -> SweepResult:
 
 def _rule_text(rule: SweepRule, key: str) -> str:
     c = rule.coefficients
-    terms = [f"{c['intercept']:+.3f}"] + [f"{c[t]:+.3f}·{'log10 N' if t == 'log10_n' else 'log10 D'}"
-                                          for t in ("log10_n", "log10_d") if t in c]
-    return f"log2({key}) = " + " ".join(terms).lstrip("+")
+    text = f"log2({key}) = {c['intercept']:.3f}"
+    for term, name in (("log10_n", "log10 N"), ("log10_d", "log10 D")):
+        if term in c:
+            text += f" {'−' if c[term] < 0 else '+'} {abs(c[term]):.3f}·{name}"
+    return text
 
 
 def sweep_report(result: SweepResult, figures: list[str]) -> str:
@@ -234,8 +236,9 @@ def _loss_table(result: SweepResult) -> list[str]:
 def _best_table(result: SweepResult) -> list[str]:
     column = result.data_column
     rule = "rule" in result.best
-    lines = ["## Best value", "", "| mode | pretraining | size | N | D | grid best | refined best | loss there | "
-             + ("chosen rule | " if rule else "") + "note |", "|---|---|---|---|---|---|---|---|" + ("---|" if rule else "")]
+    header = ["mode", "pretraining", "size", "N", "D", "grid best", "refined best", "loss there",
+              *(["chosen rule"] if rule else []), "note"]
+    lines = ["## Best value", "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     for row in result.best.itertuples(index=False):
         r = row._asdict()
         note = ("fewer than 3 values" if r["values"] < 3 else "at the grid's edge") if r["edge"] else ""
