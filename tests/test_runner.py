@@ -117,6 +117,8 @@ def test_a_failing_run_is_recorded_and_the_others_finish(tmp_path, tiny_corpora)
     ({"train": {"precision": "fp16"}}, "[train] precision must be one of 'auto', 'fp32', 'bf16', got 'fp16'"),
     ({"train": {"min_steps": 50, "max_steps": 10}}, "[train] max_steps must be >= min_steps (50), got 10"),
     ({"scratch": {"data_chars": [2e4, 1e9]}}, "[scratch] data_chars 1e9 is more than the"),
+    ({"pretrain": {"checkpoint_tokens_per_param": [1]}}, '[pretrain] checkpoint_tokens_per_param needs schedule = "wsd"'),
+    ({"sweep": {"lr_scale": [1, 0]}}, "[sweep] lr_scale must be > 0, got 0"),
 ])
 def test_bad_input_stops_before_training(tmp_path, tiny_corpora, capsys, change, message):
     study = write_study(tmp_path / "s.toml", tiny_corpora, **change)
