@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 TIME_COLUMNS = ["time_setup", "time_compile", "time_steps", "time_evals", "time_test", "time_checkpoint",
-                "time_other"]
+                "time_branches", "time_other"]
 
 
 def parse_bench(text: str) -> dict[str, float]:

@@ -6,6 +6,10 @@
 Writes `REPORT.md` (with the figures beside it, PNG and SVG), `fits.json` and `effective.csv` to
 --out (default: `analysis/` next to the results table). The study runner calls `analyze()` in-process.
 
+A table from a study with a [sweep] (its rows name the swept setting in a `sweep` column) gets the sweep
+analysis instead (`effdata.analysis.sweep`): `REPORT.md`, `sweep.json`, `sweep.csv`, `best.csv` and the
+figure `sweep.png`; the transfer analysis would average runs of different swept values together.
+
 The analysis layer never imports torch (tests/test_no_torch.py checks it).
 """
 from __future__ import annotations
@@ -28,7 +32,11 @@ from effdata.analysis.pretraining import summarize_pretraining
 from effdata.analysis.report import Analysis, compute_summary, fits_json, write_outputs
 from effdata.analysis.scaling import fit_chinchilla, fit_kaplan
 from effdata.analysis.scaling_plots import make_scratch_figures
+from effdata.analysis.sweep import analyze_sweep_table, is_sweep_table, sweep_json, sweep_report
+from effdata.analysis.sweep import summary_lines as sweep_summary_lines
+from effdata.analysis.sweep_plots import plot_sweep
 from effdata.analysis.table import TableError, load_results, read_table
+from effdata.paths import atomic_write_json, atomic_write_text
 
 
 def default_out_dir(results) -> Path:
@@ -59,9 +67,32 @@ def analyze(results, out_dir=None, compare: list[str] | None = None, units: str 
                         peak_flops, notes, loss_noise)
 
 
+def analyze_sweep(results, out_dir: Path, units: str = "chars", figures: bool = True, notes: str | None = None) -> dict:
+    """The sweep analysis of a [sweep] study's table: REPORT.md, sweep.json, sweep.csv (losses), best.csv and
+    the figure, in `out_dir`. Returns sweep.json's content with `paths`."""
+    result = analyze_sweep_table(read_table(results), units)
+    drawn = plot_sweep(result, out_dir) if figures else SkippedFigure("sweep", "figures disabled (--no-figures)")
+    shown = [drawn.name] if not isinstance(drawn, SkippedFigure) else []
+    if isinstance(drawn, SkippedFigure) and figures:
+        result.warnings.append(f"figure {drawn.name}: {drawn.reason}")
+    paths = {"report": out_dir / "REPORT.md", "sweep": out_dir / "sweep.json", "losses": out_dir / "sweep.csv",
+             "best": out_dir / "best.csv"}
+    report = sweep_report(result, shown)
+    atomic_write_text(paths["report"], (notes.rstrip() + "\n\n" if notes else "") + report)
+    atomic_write_json(paths["sweep"], sweep_json(result))
+    atomic_write_text(paths["losses"], result.losses.to_csv(index=False))
+    atomic_write_text(paths["best"], result.best.to_csv(index=False))
+    out = sweep_json(result)
+    out["paths"] = {name: str(path) for name, path in paths.items()}
+    out["summary"] = sweep_summary_lines(result)
+    return out
+
+
 def _analyze(results, out_dir, compare, units, n_bootstrap, huber_delta, seed, figures, progress,
              peak_flops, notes, loss_noise) -> dict:
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(results)
+    if is_sweep_table(read_table(results)):
+        return analyze_sweep(results, out_dir, units, figures, notes)
     if loss_noise is not None and not 0 <= loss_noise < 1:
         raise ValueError(f"loss_noise must be a fraction of the loss in [0, 1), e.g. 0.01, not {loss_noise}")
     warnings: list[str] = []
@@ -157,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for warning in result["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
-    print("\n".join(summary_lines(result)))
+    print("\n".join(result["summary"] if "summary" in result else summary_lines(result)))
     print(f"report: {result['paths']['report']}")
     return 0
 

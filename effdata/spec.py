@@ -149,7 +149,9 @@ class TrainSettings:
     n_ctx: int | None = None           # context; None = the size's (128 on the CPU ladder)
     lr: float | None = None            # peak LR; None = Kaplan's rule by N, times lr_scale
     lr_scale: float = 1.0
-    min_lr_ratio: float = 0.1          # cosine decays to this fraction of the peak
+    min_lr_ratio: float = 0.1          # the schedule decays to this fraction of the peak
+    schedule: Literal["cosine", "wsd"] = "cosine"  # cosine over the run, or warm-up, stable, decay (training.schedule)
+    decay_frac: float = 0.2            # wsd: the final decay's share of the run's expected steps
     warmup_frac: float = 0.05          # warm-up steps = this fraction of the expected steps ...
     warmup_max: int = 3000             # ... capped here (the paper's 3000)
     weight_decay: float = 0.1          # on matrices only
@@ -180,6 +182,7 @@ class TrainSettings:
             ("lr", self.lr is None or self.lr > 0, "> 0"),
             ("lr_scale", self.lr_scale > 0, "> 0"),
             ("min_lr_ratio", 0 <= self.min_lr_ratio <= 1, "in [0, 1]"),
+            ("decay_frac", 0 < self.decay_frac <= 1, "in (0, 1]"),
             ("warmup_frac", 0 <= self.warmup_frac < 1, "in [0, 1)"),
             ("warmup_max", self.warmup_max >= 1, ">= 1"),
             ("weight_decay", self.weight_decay >= 0, ">= 0"),
@@ -263,6 +266,8 @@ class RunSpec:
     vocab_size: int | None = None      # the shared tokenizer's vocabulary (None: effdata.data's default)
     tokenizer_corpora: tuple[str, ...] | None = None   # what that tokenizer is trained on (None: default)
     settings: TrainSettings = field(default_factory=TrainSettings)
+    # pretrain with the wsd schedule: also save the model a run of c·N tokens would end with, for each c
+    checkpoint_tokens_per_param: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -280,6 +285,33 @@ class RunSpec:
             object.__setattr__(self, "tokenizer_corpora", tuple(self.tokenizer_corpora))
         if isinstance(self.settings, dict):  # from JSON
             object.__setattr__(self, "settings", TrainSettings.from_dict(self.settings))
+        object.__setattr__(self, "checkpoint_tokens_per_param", self._checked_checkpoints())
+
+    def _checked_checkpoints(self) -> tuple[float, ...]:
+        """`checkpoint_tokens_per_param` as increasing floats, or SpecError naming the key: mid-run checkpoints
+        are for pretraining runs trained to their budget under the wsd schedule (docs/METHOD.md §5b), each
+        below the run's own budget."""
+        key, values = "checkpoint_tokens_per_param", self.checkpoint_tokens_per_param
+        if not values:
+            return ()
+        if any(isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 < c < math.inf for c in values):
+            raise SpecError(f"{key}: expected positive numbers, got {list(values)!r}")
+        if len(set(values)) != len(values):
+            raise SpecError(f"{key}: a value is repeated in {list(values)!r}")
+        if self.mode != "pretrain":
+            raise SpecError(f"{key} is for pretraining runs, not {self.mode}")
+        if self.settings.schedule != "wsd":
+            raise SpecError(f"{key} needs schedule = \"wsd\", got {self.settings.schedule!r}: a checkpoint taken "
+                            "mid-way through a cosine decay is not what a run of that length would give")
+        if self.settings.pretrain_stop_on != "budget":
+            raise SpecError(f"{key} needs pretrain_stop_on = \"budget\": a run early-stopped on the target "
+                            "may end before its checkpoints, and its final model is not its last")
+        n = get_shape(self.size).n_params
+        for c in values:
+            if round(c * n) >= self.token_budget:
+                raise SpecError(f"{key} {c:g} at {self.size} is {round(c * n):,} tokens, not below the run's "
+                                f"budget of {self.token_budget:,}: the run's own checkpoint is that model")
+        return tuple(sorted(float(c) for c in values))
 
     @property
     def shape(self) -> ModelShape:
@@ -293,6 +325,7 @@ class RunSpec:
         d["settings"] = self.settings.to_dict()
         if self.tokenizer_corpora is not None:
             d["tokenizer_corpora"] = list(self.tokenizer_corpora)
+        d["checkpoint_tokens_per_param"] = list(self.checkpoint_tokens_per_param)
         return d
 
     @classmethod
@@ -300,6 +333,29 @@ class RunSpec:
         d = dict(d)
         d["settings"] = TrainSettings.from_dict(d.get("settings"))
         return cls(**d)
+
+
+# ----------------------------------------------------------------------------------------------
+# Mid-run checkpoints: one name for each, shared by the trainer (directories), the study (labels and
+# pretraining names) and the results table
+
+FINAL_CHECKPOINT = "checkpoint"        # a pretraining run's own model, in <run dir>/checkpoint
+
+
+def checkpoint_tag(tokens_per_param: float) -> str:
+    """10.0 -> '10tpp', 2.5 -> '2.5tpp'."""
+    return f"{tokens_per_param:g}tpp"
+
+
+def checkpoint_name(tokens_per_param: float) -> str:
+    """The directory of a mid-run checkpoint in its pretraining run's directory: 'checkpoint@10tpp'."""
+    return f"{FINAL_CHECKPOINT}@{checkpoint_tag(tokens_per_param)}"
+
+
+def pretrain_name(corpus: str, tokens_per_param: float | None = None) -> str:
+    """The pretraining a model had, as the results table names it: 'text', or 'text@10tpp' for the mid-run
+    checkpoint at 10 tokens per parameter (its own pretraining distribution in the analysis)."""
+    return corpus if tokens_per_param is None else f"{corpus}@{checkpoint_tag(tokens_per_param)}"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -315,19 +371,23 @@ class StudyRun:
     """One run of a study: its spec, the runs it depends on, and its id.
 
     `spec.init_from` is empty here: a fine-tune names the pretraining run it starts from
-    (`init_from_run`) and the runner resolves it to that run's checkpoint directory.
+    (`init_from_run`) and which of its checkpoints (`init_from_checkpoint`: None for the run's own,
+    `checkpoint@10tpp` for a mid-run one), and the runner resolves them to a directory.
 
     The id is `<label>-<hash of identity>`. The identity holds the [train] keys the study file set
-    (`settings_keys`), not the whole of TrainSettings: that is how ids were made from the start, and
-    existing run directories and committed results tables must keep matching.
+    (`settings_keys`, the [sweep] keys among them), not the whole of TrainSettings: that is how ids were
+    made from the start, and existing run directories and committed results tables must keep matching.
+    Keys added later (mid-run checkpoints) enter the identity only when set, for the same reason.
     """
 
     label: str                         # readable part of the id, e.g. "scratch-n25k-1e4c-s0"
     spec: RunSpec
-    pretrain: str                      # "none" from scratch; else the pretraining corpus of the model
+    pretrain: str                      # "none" from scratch; else the pretraining of the model (pretrain_name)
     depends_on: tuple[str, ...] = ()   # run ids whose results this run needs first
     init_from_run: str | None = None   # finetune: the pretraining run whose checkpoint it starts from
     settings_keys: tuple[str, ...] = ()
+    init_from_checkpoint: str | None = None   # finetune: a mid-run checkpoint of that run (checkpoint_name)
+    sweep_keys: tuple[str, ...] = ()   # the settings a study's [sweep] varies (a column each in results.csv)
 
     @property
     def mode(self) -> str:
@@ -347,6 +407,10 @@ class StudyRun:
                 out[key] = getattr(s, key)
         if self.init_from_run is not None:
             out["init_from_run"] = self.init_from_run
+        if self.init_from_checkpoint is not None:
+            out["init_from_checkpoint"] = self.init_from_checkpoint
+        if s.checkpoint_tokens_per_param:
+            out["checkpoint_tokens_per_param"] = list(s.checkpoint_tokens_per_param)
         return out
 
     @property
@@ -354,15 +418,21 @@ class StudyRun:
         return f"{self.label}-{identity_hash(self.identity())}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "label": self.label, "spec": self.spec.to_dict(), "pretrain": self.pretrain,
-                "depends_on": list(self.depends_on), "init_from_run": self.init_from_run,
-                "settings_keys": list(self.settings_keys)}
+        out = {"run_id": self.run_id, "label": self.label, "spec": self.spec.to_dict(), "pretrain": self.pretrain,
+               "depends_on": list(self.depends_on), "init_from_run": self.init_from_run,
+               "settings_keys": list(self.settings_keys)}
+        if self.init_from_checkpoint is not None:
+            out["init_from_checkpoint"] = self.init_from_checkpoint
+        if self.sweep_keys:
+            out["sweep_keys"] = list(self.sweep_keys)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "StudyRun":
         run = cls(label=d["label"], spec=RunSpec.from_dict(d["spec"]), pretrain=d["pretrain"],
                   depends_on=tuple(d["depends_on"]), init_from_run=d.get("init_from_run"),
-                  settings_keys=tuple(d.get("settings_keys", ())))
+                  settings_keys=tuple(d.get("settings_keys", ())),
+                  init_from_checkpoint=d.get("init_from_checkpoint"), sweep_keys=tuple(d.get("sweep_keys", ())))
         if "run_id" in d and d["run_id"] != run.run_id:
             raise SpecError(f"run {d['run_id']}: its spec gives the id {run.run_id}; the file was changed")
         return run

@@ -117,6 +117,8 @@ def test_a_failing_run_is_recorded_and_the_others_finish(tmp_path, tiny_corpora)
     ({"train": {"precision": "fp16"}}, "[train] precision must be one of 'auto', 'fp32', 'bf16', got 'fp16'"),
     ({"train": {"min_steps": 50, "max_steps": 10}}, "[train] max_steps must be >= min_steps (50), got 10"),
     ({"scratch": {"data_chars": [2e4, 1e9]}}, "[scratch] data_chars 1e9 is more than the"),
+    ({"pretrain": {"checkpoint_tokens_per_param": [1]}}, '[pretrain] checkpoint_tokens_per_param needs schedule = "wsd"'),
+    ({"sweep": {"lr_scale": [1, 0]}}, "[sweep] lr_scale must be > 0, got 0"),
 ])
 def test_bad_input_stops_before_training(tmp_path, tiny_corpora, capsys, change, message):
     study = write_study(tmp_path / "s.toml", tiny_corpora, **change)
@@ -184,3 +186,28 @@ def test_kill_9_mid_study_then_the_same_command_completes_it(tmp_path, tiny_corp
     after = record_times(out)
     assert len(after) == 12
     assert {k: after[k] for k in finished} == finished, "a finished run was done twice"
+
+
+def test_a_study_with_mid_run_checkpoints_and_a_sweep_runs_end_to_end(tmp_path, tiny_corpora):
+    """Fine-tunes of `text@1tpp` start from that checkpoint, results.csv has its row, the sweep's runs carry
+    their value, and the study's analysis is the sweep analysis."""
+    study = write_study(tmp_path / "s.toml", tiny_corpora, sizes=["n25k"], scratch={"data_chars": [2e4, 6e4]},
+                        finetune={"data_chars": [2e4]}, pretrain={"schedule": "wsd", "checkpoint_tokens_per_param": [1]},
+                        sweep={"lr_scale": [1, 2]})
+    out = tmp_path / "out"
+    assert main(cli(study, out, tmp_path / "home", "--workers", "2")) == 0
+    records = {r["run"]["label"]: r for r in Store(out).records()}
+    assert len(records) == 4 + 1 + 4 and all(r["status"] == "ok" for r in records.values())
+    pre = next(r for r in records.values() if r["identity"]["mode"] == "pretrain")
+    (entry,) = pre["metrics"]["checkpoints"]
+    ft = next(r for label, r in records.items() if "@1tpp" in label and label.endswith("-lr1-s0"))
+    assert ft["spec"]["init_from"].endswith("checkpoint@1tpp") and ft["spec"]["init_from"] == entry["checkpoint"]
+    assert ft["metrics"]["init_loss"] == pytest.approx(entry["valid_loss"], abs=1e-6)
+    table = pd.read_csv(out / "results.csv")
+    rows = table[table["mode"] == "pretrain"].set_index("pretrain")
+    name = pre["pretrain"] + "@1tpp"
+    assert rows.loc[name, "tokens_per_param"] == pytest.approx(entry["tokens_per_param"])
+    fts = table[(table["pretrain"] == name) & (table["mode"] == "finetune")]
+    assert len(fts) == 2 and (fts["pretrain_tokens_per_param"] == entry["tokens_per_param"]).all()
+    assert set(table.loc[table["mode"] != "pretrain", "lr_scale"]) == {1.0, 2.0}
+    assert (out / "analysis" / "sweep.json").exists() and not (out / "analysis" / "fits.json").exists()

@@ -104,3 +104,34 @@ def test_pretraining_budget_per_parameter_with_floor_and_ceiling():
 def test_bad_pretraining_budgets_are_refused(pretrain, message):
     with pytest.raises(StudyError, match=message):
         study_from_dict({**MINIMAL, "pretrain": pretrain})
+
+
+WSD = {"corpora": ["text"], "token_budget": 2_000_000, "schedule": "wsd"}
+
+
+@pytest.mark.parametrize("pretrain, train, message", [
+    ({**WSD, "schedule": "cosine", "checkpoint_tokens_per_param": [10]}, {"pretrain_stop_on": "budget"},
+     r'\[pretrain\] checkpoint_tokens_per_param needs schedule = "wsd"'),
+    ({**WSD, "checkpoint_tokens_per_param": [10]}, {},
+     r'\[pretrain\] checkpoint_tokens_per_param needs pretrain_stop_on = "budget"'),
+    ({**WSD, "checkpoint_tokens_per_param": [10, 50]}, {"pretrain_stop_on": "budget"},
+     r"\[pretrain\] checkpoint_tokens_per_param 50 at n50k is 2,832,000 tokens, not below the run's budget"),
+    ({**WSD, "checkpoint_tokens_per_param": 10}, {"pretrain_stop_on": "budget"}, "expected a list of positive numbers"),
+    ({**WSD, "checkpoint_tokens_per_param": [10, 0]}, {"pretrain_stop_on": "budget"}, "expected a list of positive"),
+    ({**WSD, "checkpoint_tokens_per_param": [10, 10]}, {"pretrain_stop_on": "budget"}, "repeated"),
+    ({**WSD, "schedule": "linear"}, {}, r"\[pretrain\] schedule must be one of 'cosine', 'wsd', got 'linear'"),
+    ({**WSD, "decay_frac": 1.5}, {}, r"\[pretrain\] decay_frac must be in \(0, 1\], got 1.5"),
+    ({**WSD, "warmup_frac": 0.1}, {}, r"\[pretrain\]: unknown key\(s\) warmup_frac"),
+])
+def test_bad_mid_run_checkpoints_are_refused_naming_the_key(pretrain, train, message):
+    with pytest.raises(StudyError, match=message):
+        study_from_dict({**MINIMAL, "pretrain": pretrain, "train": train})
+
+
+def test_pretrain_schedule_is_for_the_pretraining_runs_alone():
+    study = study_from_dict({**MINIMAL, "pretrain": WSD})
+    runs = study_runs(study)
+    assert {r.spec.settings.schedule for r in runs if r.mode == "pretrain"} == {"wsd"}
+    assert {r.spec.settings.schedule for r in runs if r.mode != "pretrain"} == {"cosine"}
+    plain = study_runs(study_from_dict({**MINIMAL, "pretrain": {**WSD, "schedule": "cosine"}}))
+    assert {r.run_id for r in runs if r.mode == "scratch"} == {r.run_id for r in plain if r.mode == "scratch"}

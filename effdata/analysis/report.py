@@ -86,6 +86,8 @@ def compute_summary(raw, peak_flops: float | None = None) -> dict | None:
         if not len(rows):
             continue
         flops, wall = float(rows["flops"].sum()), float(rows["wall_time"].sum())
+        if "branch_flops" in rows:  # a pretraining run's mid-run checkpoints: computed beside its own `flops`
+            flops += float(rows["branch_flops"].fillna(0.0).sum())
         entry = {"runs": int(len(rows)), "flops": flops, "run_seconds": wall,
                  "flops_per_second": flops / wall if wall > 0 else None}
         if per_run_peak is not None:
@@ -97,7 +99,7 @@ def compute_summary(raw, peak_flops: float | None = None) -> dict | None:
     return summary
 
 
-TIME_PARTS = ("setup", "compile", "steps", "evals", "test", "checkpoint", "other")  # train.py's time_* columns
+TIME_PARTS = ("setup", "compile", "steps", "evals", "test", "checkpoint", "branches", "other")  # train.py's time_*
 
 
 def _time_rows(ok, modes: np.ndarray) -> list[dict] | None:

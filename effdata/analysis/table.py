@@ -58,6 +58,10 @@ COLUMN_DOCS: dict[str, tuple[str, str]] = {
     "tokens_seen": ("optional", "pretraining rows: tokens the pretraining run processed"),
     "tokens_per_param": ("optional", "pretraining rows: tokens_seen / n_params (computed when absent)"),
     "pretrain_valid_loss": ("optional", "pretraining rows: loss on the run's own held-out distribution"),
+    "pretrain_tokens_per_param": ("optional", "fine-tuned rows: tokens per parameter of the checkpoint the run "
+                                              "started from (a mid-run checkpoint's own, for `text@10tpp`)"),
+    "sweep": ("optional", "a [sweep] study's rows: the swept setting, whose value is in its own column; a table "
+                          "with it gets the sweep analysis (effdata.analysis.sweep), not this one"),
     "wall_time": ("optional", "seconds"),
 }
 

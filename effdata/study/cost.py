@@ -41,9 +41,9 @@ class CostModel:
         return schedule_for(spec, data_tokens, spec.shape.n_params)
 
     def tokens(self, run: StudyRun) -> int:
-        """Tokens the run trains on at most."""
+        """Tokens the run trains on at most, its mid-run checkpoints' branches included."""
         schedule = self.schedule(run)
-        return schedule.total_steps * schedule.tokens_per_step
+        return (schedule.total_steps + schedule.branch_steps) * schedule.tokens_per_step
 
     def flops(self, run: StudyRun) -> float:
         """Training FLOPs at most, 6·N·tokens (the paper's convention; what the longest-first order sorts by)."""
@@ -55,12 +55,13 @@ class CostModel:
 
     def eval_tokens(self, run: StudyRun) -> int:
         """Tokens the run evaluates at most: every evaluation, the test loss, and a pretraining run's
-        loss on its own distribution."""
+        loss on its own distribution; each mid-run checkpoint is evaluated as a run's end is."""
         schedule, s = self.schedule(run), run.spec.settings
         total, every = schedule.total_steps, schedule.eval_interval
         evaluations = 1 + total // every + (1 if total % every else 0)  # step 0, every `every`, the last
         extra = s.eval_tokens if run.mode == "pretrain" else 0
-        return evaluations * s.eval_tokens + s.test_tokens + extra
+        ends = (1 + len(schedule.branches)) * (s.test_tokens + extra)
+        return (evaluations + len(schedule.branches)) * s.eval_tokens + ends
 
     def eval_flops(self, run: StudyRun) -> float:
         return run.spec.shape.flops_per_token(self.vocab_size)[0] / 3 * self.eval_tokens(run)

@@ -81,10 +81,12 @@ def execute_with(out_dir: Path | str, run_id: str, body) -> str:
 
 
 def resolved_spec(store: Store, run: StudyRun) -> RunSpec:
-    """The run's spec with a fine-tune's `init_from` set to its pretraining run's checkpoint."""
+    """The run's spec with a fine-tune's `init_from` set to the checkpoint of its pretraining run it names:
+    the run's own, or a mid-run one (`init_from_checkpoint`, e.g. checkpoint@10tpp)."""
     if run.init_from_run is None:
         return run.spec
-    return dataclasses.replace(run.spec, init_from=str(store.checkpoint_dir(run.init_from_run)))
+    path = store.checkpoint_dir(run.init_from_run, run.init_from_checkpoint)
+    return dataclasses.replace(run.spec, init_from=str(path))
 
 
 def execute_run(out_dir: Path | str, run_id: str, threads: int | None = None, progress=None,

@@ -3,7 +3,7 @@
     <out>/study.json                  the study's identity (a different study in the same out is refused)
     <out>/runs/<run_id>/run.json      the run as planned (`StudyRun.to_dict()`): what a worker executes
     <out>/runs/<run_id>/record.json   written atomically when the run ends (ok or failed)
-    <out>/results.csv                 one row per record, regenerated from the records
+    <out>/results.csv                 one row per record (and per mid-run checkpoint), regenerated from the records
 
 A run is done when its record exists, parses, and belongs to its id. Anything else (no record, a
 half-written or foreign record, a failed record) is run again.
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from effdata.paths import atomic_write_json, atomic_write_text
-from effdata.spec import SpecError, StudyRun, identity_hash
+from effdata.spec import FINAL_CHECKPOINT, SpecError, StudyRun, checkpoint_tag, identity_hash, pretrain_name
 from effdata.study.study import Study, StudyError
 
 RECORD = "record.json"
@@ -35,8 +35,9 @@ class Store:
     def run_dir(self, run_id: str) -> Path:
         return self.runs_dir / run_id
 
-    def checkpoint_dir(self, run_id: str) -> Path:
-        return self.run_dir(run_id) / "checkpoint"
+    def checkpoint_dir(self, run_id: str, name: str | None = None) -> Path:
+        """A pretraining run's own checkpoint, or the mid-run one called `name` (spec.checkpoint_name)."""
+        return self.run_dir(run_id) / (name or FINAL_CHECKPOINT)
 
     @property
     def results_path(self) -> Path:
@@ -118,7 +119,8 @@ class Store:
                 yield record
 
     def write_table(self) -> Path:
-        """Regenerate results.csv from every record (the analyzer's input)."""
+        """Regenerate results.csv from every record (the analyzer's input): a row per run, and a pretraining
+        row per mid-run checkpoint (`_checkpoint_rows`), named as the fine-tunes of it name their pretraining."""
         import pandas as pd  # noqa: PLC0415
 
         records = list(self.records())
@@ -131,19 +133,64 @@ class Store:
                    "seed": identity["seed"]}
             row.update({k: v for k, v in metrics.items() if not isinstance(v, (list, dict))})
             row["pretrain"] = r["pretrain"]  # the table's meaning, whatever the metrics call it
+            row.update(_swept_values(r))
             row["tokens_per_param"] = _tokens_per_param(metrics)
-            row["pretrain_flops"] = sum(ok.get(dep, {}).get("flops", 0.0) for dep in r["depends_on"])
-            row["pretrain_tokens_per_param"] = sum(_tokens_per_param(ok.get(dep, {})) or 0.0
-                                                   for dep in r["depends_on"]) or None
+            started = [_started_from(ok.get(dep, {}), r) for dep in r["depends_on"]]
+            row["pretrain_flops"] = sum(m.get("flops", 0.0) for m in started)
+            row["pretrain_tokens_per_param"] = sum(_tokens_per_param(m) or 0.0 for m in started) or None
             rows.append(row)
+            rows += _checkpoint_rows(r, row)
         table = pd.DataFrame(rows)
         self.results_path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.results_path, table.to_csv(index=False))
         return self.results_path
 
 
+def _started_from(metrics: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """Of a dependency's metrics, those of the checkpoint the run started from: the run's own, or the
+    mid-run checkpoint its plan names (`init_from_checkpoint`), which has its own tokens and FLOPs."""
+    name = (record.get("run") or {}).get("init_from_checkpoint")
+    if name is None:
+        return metrics
+    return next((c for c in metrics.get("checkpoints", []) if c.get("name") == name), {})
+
+
+def _swept_values(record: dict[str, Any]) -> dict[str, Any]:
+    """A swept run's [sweep] settings as columns, and `sweep` naming them (the sweep analysis reads it)."""
+    keys = (record.get("run") or {}).get("sweep_keys") or []
+    if not keys:
+        return {}
+    settings = record["identity"]["settings"]
+    return {"sweep": ",".join(keys), **{key: settings[key] for key in keys}}
+
+
+# What a mid-run checkpoint's row keeps of its pretraining run's row; the rest is the checkpoint's own.
+CHECKPOINT_SHARED = ("status", "error", "mode", "size", "seed", "n_params", "n_params_total", "n_layer", "d_model",
+                     "n_head", "n_ctx", "vocab_size", "corpus", "target", "data_chars", "data_tokens", "batch_size",
+                     "peak_lr", "warmup_steps", "lr_scale", "schedule", "device", "threads", "dtype")
+CHECKPOINT_OWN = ("steps", "tokens_seen", "tokens_per_param", "flops", "flops_6N", "valid_loss", "loss",
+                  "pretrain_valid_loss", "checkpoint")
+
+
+def _checkpoint_rows(record: dict[str, Any], row: dict[str, Any]) -> list[dict[str, Any]]:
+    """A pretraining row for each mid-run checkpoint of an ok run: `<run id>@<c>tpp`, pretraining
+    `<corpus>@<c>tpp`, its own tokens, FLOPs (what a run of that length costs) and held-out losses."""
+    if record["status"] != "ok":
+        return []
+    rows = []
+    for c in record["metrics"].get("checkpoints", []):
+        own = {key: c.get(key) for key in CHECKPOINT_OWN}
+        rows.append({"run_id": f"{record['run_id']}@{checkpoint_tag(c['checkpoint_tokens_per_param'])}", **{k: row[k] for k in CHECKPOINT_SHARED if k in row},
+                     "pretrain": pretrain_name(record["pretrain"], c["checkpoint_tokens_per_param"]),
+                     "total_steps": c["steps"], "best_step": c["steps"], **own})
+    return rows
+
+
 def _tokens_per_param(metrics: dict[str, Any]) -> float | None:
-    """Tokens the run trained on per non-embedding parameter (None when the record lacks either)."""
+    """Tokens the run trained on per non-embedding parameter (None when the record lacks either); a mid-run
+    checkpoint's entry holds its own."""
+    if metrics.get("tokens_per_param") is not None:
+        return metrics["tokens_per_param"]
     tokens, n = metrics.get("tokens_seen"), metrics.get("n_params")
     return tokens / n if tokens and n else None
 

@@ -15,24 +15,35 @@ A study file looks like this (every key is checked; an unknown key or a wrong ty
 
     [finetune]                     # fine-tunes of each pretrained checkpoint
     data_chars = [1e5, 3e5]
+    sizes = ["n100k"]              # optional: fine-tune (and pretrain) these sizes only (default: every size)
 
     [pretrain]
     corpora = ["text"]             # used when --pretrain is not given
     token_budget = 2_000_000       # or a table: token_budget = { n20k = 1e6, n60k = 3e6 }
     # or a budget that grows with N: tokens_per_param = 100, min_tokens = 1e6, max_tokens = 5e7
+    schedule = "wsd"               # optional: [train] schedule / decay_frac for the pretraining runs only
+    checkpoint_tokens_per_param = [10, 30]   # optional (wsd): also fine-tune the model a run of c·N tokens
+                                   # ends with, branched off mid-run; pretraining name "text@10tpp"
 
     [train]                        # any field of effdata.spec.TrainSettings
     batch_size = 16
+
+    [sweep]                        # optional: scratch and fine-tune runs for each value (each combination)
+    lr_scale = [0.5, 1, 2, 4, 8]   # of these TrainSettings fields; the value is in the run's label (-lr2)
 """
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from effdata.fmt import short_number
-from effdata.spec import RunSpec, SpecError, StudyRun, TrainSettings, get_shape
+from effdata.spec import (RunSpec, SpecError, StudyRun, TrainSettings, checkpoint_name, checkpoint_tag, get_shape,
+                          pretrain_name)
+from effdata.training.schedule import schedule_for
 
 
 class StudyError(ValueError):
@@ -71,6 +82,8 @@ class PretrainSettings:
     tokens_per_param: float | None = None
     min_tokens: int | None = None
     max_tokens: int | None = None
+    checkpoint_tokens_per_param: tuple[float, ...] = ()   # mid-run checkpoints (spec.RunSpec), fine-tuned too
+    train: dict[str, Any] = field(default_factory=dict)    # PRETRAIN_TRAIN_KEYS: [train] for pretraining only
 
     def budget_for(self, size: str) -> int:
         if self.tokens_per_param is not None:
@@ -97,10 +110,21 @@ class Study:
     train: TrainSettings = field(default_factory=TrainSettings)
     train_keys: tuple[str, ...] = ()    # the [train] keys the file sets (they name the runs: spec.StudyRun)
     device: str = "auto"                # where runs execute (DEVICES); `--device` overrides it
+    sweep: tuple[tuple[str, tuple[Any, ...]], ...] = ()   # [sweep]: (TrainSettings key, its values), in file order
+    finetune_sizes: tuple[str, ...] | None = None   # [finetune] sizes: the sizes pretrained and fine-tuned
 
     def train_given(self) -> dict[str, Any]:
         """The [train] settings as the file gives them (validated and typed)."""
         return {key: getattr(self.train, key) for key in self.train_keys}
+
+    def sweep_points(self) -> list[dict[str, Any]]:
+        """Every combination of the [sweep] values ([{}] without a sweep): a scratch or fine-tune run each."""
+        keys = [key for key, _ in self.sweep]
+        return [dict(zip(keys, values)) for values in itertools.product(*(values for _, values in self.sweep))]
+
+    @property
+    def pretrained_sizes(self) -> tuple[str, ...]:
+        return self.finetune_sizes if self.finetune_sizes is not None else self.sizes
 
     def identity(self) -> dict[str, Any]:
         """What must not change between two invocations on one output directory.
@@ -142,10 +166,10 @@ def _string_list(value: Any, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _data_sizes(table: Any, where: str) -> DataSizes:
+def _data_sizes(table: Any, where: str, more_keys: frozenset[str] = frozenset()) -> DataSizes:
     if not isinstance(table, dict):
         raise StudyError(f"[{where}] must be a table")
-    _check_keys(table, {"data_chars", "data_tokens"}, f"[{where}]")
+    _check_keys(table, {"data_chars", "data_tokens", *more_keys}, f"[{where}]")
     if ("data_chars" in table) == ("data_tokens" in table):
         raise StudyError(f"[{where}] needs exactly one of data_chars or data_tokens")
     key = "data_chars" if "data_chars" in table else "data_tokens"
@@ -156,13 +180,22 @@ def _data_sizes(table: Any, where: str) -> DataSizes:
     return DataSizes(**{key: sizes})
 
 
+# [train] keys that [pretrain] may set for the pretraining runs alone: mid-run checkpoints need the wsd
+# schedule, which an early-stopped from-scratch run or fine-tune should not be forced to use.
+PRETRAIN_TRAIN_KEYS = ("schedule", "decay_frac")
+PRETRAIN_KEYS = {"corpora", "token_budget", "tokens_per_param", "min_tokens", "max_tokens",
+                 "checkpoint_tokens_per_param", *PRETRAIN_TRAIN_KEYS}
+
+
 def _pretrain(table: Any) -> PretrainSettings:
     if not isinstance(table, dict):
         raise StudyError("[pretrain] must be a table")
-    _check_keys(table, {"corpora", "token_budget", "tokens_per_param", "min_tokens", "max_tokens"}, "[pretrain]")
+    _check_keys(table, PRETRAIN_KEYS, "[pretrain]")
     corpora = _string_list(table.get("corpora", ["text"]), "[pretrain] corpora")
+    extra = {"checkpoint_tokens_per_param": _checkpoints(table.get("checkpoint_tokens_per_param", [])),
+             "train": {key: table[key] for key in PRETRAIN_TRAIN_KEYS if key in table}}
     if "tokens_per_param" in table:
-        return _pretrain_per_param(table, corpora)
+        return dataclasses.replace(_pretrain_per_param(table, corpora), **extra)
     for key in ("min_tokens", "max_tokens"):
         if key in table:
             raise StudyError(f"[pretrain] {key} goes with tokens_per_param")
@@ -171,7 +204,43 @@ def _pretrain(table: Any) -> PretrainSettings:
         budget = {str(k): _number(v, f"[pretrain] token_budget.{k}") for k, v in budget.items()}
     else:
         budget = _number(budget, "[pretrain] token_budget")
-    return PretrainSettings(corpora=corpora, token_budget=budget)
+    return PretrainSettings(corpora=corpora, token_budget=budget, **extra)
+
+
+def _checkpoints(values: Any) -> tuple[float, ...]:
+    """[pretrain] checkpoint_tokens_per_param as increasing floats (the rest is checked per run: RunSpec)."""
+    where = "[pretrain] checkpoint_tokens_per_param"
+    if not isinstance(values, list) or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0
+                                           for v in values):
+        raise StudyError(f"{where}: expected a list of positive numbers, got {values!r}")
+    if len(set(values)) != len(values):
+        raise StudyError(f"{where}: a value is repeated in {values!r}")
+    return tuple(sorted(float(v) for v in values))
+
+
+def _sweep(table: Any, train: dict) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+    """[sweep]: TrainSettings keys, each with a non-empty list of values, every value checked by building the
+    settings a run would use; a key may not also be set in [train]."""
+    if not isinstance(table, dict):
+        raise StudyError("[sweep] must be a table")
+    known = {f.name for f in dataclasses.fields(TrainSettings)}
+    _check_keys(table, known, "[sweep] (the keys are [train] settings)")
+    out = []
+    for key, values in table.items():
+        if key in train:
+            raise StudyError(f"[sweep] {key} is also set in [train]: set it in one of them")
+        if not isinstance(values, list) or not values:
+            raise StudyError(f"[sweep] {key}: expected a non-empty list of values, got {values!r}")
+        typed = []
+        for value in values:
+            try:
+                typed.append(getattr(TrainSettings.from_dict({**train, key: value}), key))
+            except SpecError as exc:
+                raise StudyError(f"[sweep] {exc}") from None
+        if len(set(typed)) != len(typed):
+            raise StudyError(f"[sweep] {key}: a value is repeated in {values!r}")
+        out.append((key, tuple(typed)))
+    return tuple(out)
 
 
 def _pretrain_per_param(table: dict, corpora: tuple[str, ...]) -> PretrainSettings:
@@ -210,13 +279,14 @@ def load_study(path: Path | str) -> Study:
 
 
 STUDY_KEYS = {"name", "target", "sizes", "seeds", "vocab_size", "tokenizer_corpora", "scratch", "finetune",
-              "pretrain", "train", "description", "device"}
+              "pretrain", "train", "description", "device", "sweep"}
 
 
 def study_from_dict(raw: dict[str, Any], where: str = "study") -> Study:
     try:
         study = _study(raw, where)
         _check_sizes(study)
+        _check_pretraining(study)
     except StudyError as exc:
         if str(exc).startswith(where):
             raise
@@ -242,21 +312,35 @@ def _study(raw: dict[str, Any], where: str) -> Study:
     device = raw.get("device", "auto")
     if device not in DEVICES:
         raise StudyError(f"device must be one of {', '.join(repr(d) for d in DEVICES)}, got {device!r}")
+    settings = _train_settings(train)
+    sizes = _string_list(raw["sizes"], "sizes")
     return Study(
         name=raw["name"],
         target=target,
-        sizes=_string_list(raw["sizes"], "sizes"),
+        sizes=sizes,
         seeds=tuple(seeds),
         vocab_size=_number(raw["vocab_size"], "vocab_size") if raw.get("vocab_size") is not None else None,
         tokenizer_corpora=(_string_list(raw["tokenizer_corpora"], "tokenizer_corpora")
                            if "tokenizer_corpora" in raw else None),
         scratch=_data_sizes(raw["scratch"], "scratch"),
-        finetune=_data_sizes(raw["finetune"], "finetune"),
+        finetune=_data_sizes(raw["finetune"], "finetune", frozenset({"sizes"})),
         pretrain=_pretrain(raw.get("pretrain", {})),
-        train=_train_settings(train),
-        train_keys=tuple(train) if isinstance(train, dict) else (),
+        train=settings,
+        train_keys=tuple(train),
         device=device,
+        sweep=_sweep(raw.get("sweep", {}), train),
+        finetune_sizes=_finetune_sizes(raw["finetune"], sizes),
     )
+
+
+def _finetune_sizes(table: dict, sizes: tuple[str, ...]) -> tuple[str, ...] | None:
+    if "sizes" not in table:
+        return None
+    chosen = _string_list(table["sizes"], "[finetune] sizes")
+    unknown = [size for size in chosen if size not in sizes]
+    if unknown:
+        raise StudyError(f"[finetune] sizes: {', '.join(unknown)} not among the study's sizes ({', '.join(sizes)})")
+    return chosen
 
 
 def _check_sizes(study: Study) -> None:
@@ -268,53 +352,102 @@ def _check_sizes(study: Study) -> None:
         study.pretrain.budget_for(size)
 
 
+def _check_pretraining(study: Study) -> None:
+    """Every size's pretraining run can be built and scheduled: the [pretrain] settings and mid-run checkpoints
+    are valid for it (a SpecError of the run becomes a StudyError naming the [pretrain] key)."""
+    pre = study.pretrain
+    if pre.checkpoint_tokens_per_param:
+        schedule = pre.train.get("schedule", study.train.schedule)
+        if schedule != "wsd":
+            raise StudyError(f'[pretrain] checkpoint_tokens_per_param needs schedule = "wsd" (in [pretrain] for the '
+                             f"pretraining runs, or in [train] for every run), got {schedule!r}: a checkpoint taken "
+                             "mid-way through a cosine decay is not what a run of that length would give")
+    for size in study.pretrained_sizes:
+        try:
+            run = _pretrain_run(study, size, study.seeds[0], pre.corpora[0])
+            schedule_for(run.spec, 0, run.spec.shape.n_params)
+        except SpecError as exc:
+            raise StudyError(f"[pretrain] {exc}") from None
+
+
 # ----------------------------------------------------------------------------------------------
 # A study's runs
 
 def study_runs(study: Study, pretrain_corpora: tuple[str, ...] | list[str] | None = None) -> list[StudyRun]:
     """Every run of the study for the given pretraining corpora, dependencies before dependants.
 
-    From-scratch runs do not depend on the pretraining choice, so two invocations with
-    different --pretrain share them.
+    From-scratch runs do not depend on the pretraining choice, so two invocations with different
+    --pretrain share them. Fine-tunes start from each pretraining run's own checkpoint and from each of
+    its mid-run checkpoints; scratch runs and fine-tunes are repeated for every [sweep] point.
     """
     pretrains = tuple(pretrain_corpora) if pretrain_corpora else study.pretrain.corpora
+    points = study.sweep_points()
+    starts = (None, *study.pretrain.checkpoint_tokens_per_param)
     runs: list[StudyRun] = []
     for seed in study.seeds:
         for size in study.sizes:
-            runs += [_scratch_run(study, size, seed, d) for d in study.scratch.values]
+            runs += [_scratch_run(study, size, seed, d, point) for d in study.scratch.values for point in points]
+            if size not in study.pretrained_sizes:
+                continue
             for corpus in pretrains:
                 pre = _pretrain_run(study, size, seed, corpus)
                 runs.append(pre)
-                runs += [_finetune_run(study, pre, d) for d in study.finetune.values]
+                runs += [_finetune_run(study, pre, tpp, d, point)
+                         for tpp in starts for d in study.finetune.values for point in points]
     return runs
 
 
-def _spec(study: Study, **fields: Any) -> RunSpec:
+def _spec(study: Study, settings: TrainSettings, **fields: Any) -> RunSpec:
     return RunSpec(target=study.target, vocab_size=study.vocab_size, tokenizer_corpora=study.tokenizer_corpora,
-                   settings=study.train, **fields)
+                   settings=settings, **fields)
 
 
-def _scratch_run(study: Study, size: str, seed: int, d: int) -> StudyRun:
+def _swept(study: Study, point: dict[str, Any]) -> tuple[TrainSettings, tuple[str, ...]]:
+    """The [train] settings at a [sweep] point, and the keys that name the run (the file's [train] keys and
+    the swept ones: a study without a sweep keeps its run ids)."""
+    return dataclasses.replace(study.train, **point), (*study.train_keys, *point)
+
+
+def _sweep_label(point: dict[str, Any]) -> str:
+    """The part of a run's label a [sweep] point adds: {"lr_scale": 2.0} -> '-lr2'."""
+    return "".join(f"-{SWEEP_TAGS.get(key, key.replace('_', ''))}{value:g}" if isinstance(value, float)
+                   else f"-{SWEEP_TAGS.get(key, key.replace('_', ''))}{value}" for key, value in point.items())
+
+
+SWEEP_TAGS = {"lr_scale": "lr"}
+
+
+def _scratch_run(study: Study, size: str, seed: int, d: int, point: dict[str, Any]) -> StudyRun:
     unit = study.scratch.unit
-    spec = _spec(study, mode="scratch", size=size, seed=seed, corpus=study.target, **{f"data_{unit}": d})
-    return StudyRun(label=f"scratch-{size}-{short_number(d)}{unit[0]}-s{seed}", spec=spec, pretrain="none",
-                    settings_keys=study.train_keys)
+    settings, keys = _swept(study, point)
+    spec = _spec(study, settings, mode="scratch", size=size, seed=seed, corpus=study.target, **{f"data_{unit}": d})
+    return StudyRun(label=f"scratch-{size}-{short_number(d)}{unit[0]}{_sweep_label(point)}-s{seed}", spec=spec,
+                    pretrain="none", settings_keys=keys, sweep_keys=tuple(point))
 
 
 def _pretrain_run(study: Study, size: str, seed: int, corpus: str) -> StudyRun:
-    spec = _spec(study, mode="pretrain", size=size, seed=seed, corpus=corpus,
-                 token_budget=study.pretrain.budget_for(size))
+    """A pretraining run: [train] with [pretrain]'s own settings (PRETRAIN_TRAIN_KEYS), never swept."""
+    pre = study.pretrain
+    settings = dataclasses.replace(study.train, **pre.train) if pre.train else study.train
+    spec = _spec(study, settings, mode="pretrain", size=size, seed=seed, corpus=corpus,
+                 token_budget=pre.budget_for(size), checkpoint_tokens_per_param=pre.checkpoint_tokens_per_param)
     return StudyRun(label=f"pretrain-{_slug(corpus)}-{size}-s{seed}", spec=spec, pretrain=corpus,
-                    settings_keys=study.train_keys)
+                    settings_keys=tuple(dict.fromkeys((*study.train_keys, *pre.train))))
 
 
-def _finetune_run(study: Study, pre: StudyRun, d: int) -> StudyRun:
+def _finetune_run(study: Study, pre: StudyRun, tpp: float | None, d: int, point: dict[str, Any]) -> StudyRun:
+    """A fine-tune of `pre`'s own checkpoint (tpp None) or of its mid-run checkpoint at `tpp` tokens per
+    parameter, whose pretraining is then named `<corpus>@<tpp>tpp`."""
     unit = study.finetune.unit
     s = pre.spec
-    spec = _spec(study, mode="finetune", size=s.size, seed=s.seed, corpus=study.target, **{f"data_{unit}": d})
-    return StudyRun(label=f"finetune-{_slug(s.corpus)}-{s.size}-{short_number(d)}{unit[0]}-s{s.seed}", spec=spec,
-                    pretrain=s.corpus, depends_on=(pre.run_id,), init_from_run=pre.run_id,
-                    settings_keys=study.train_keys)
+    settings, keys = _swept(study, point)
+    spec = _spec(study, settings, mode="finetune", size=s.size, seed=s.seed, corpus=study.target,
+                 **{f"data_{unit}": d})
+    source = _slug(s.corpus) + ("" if tpp is None else f"@{checkpoint_tag(tpp)}")
+    return StudyRun(label=f"finetune-{source}-{s.size}-{short_number(d)}{unit[0]}{_sweep_label(point)}-s{s.seed}",
+                    spec=spec, pretrain=pretrain_name(s.corpus, tpp), depends_on=(pre.run_id,),
+                    init_from_run=pre.run_id, init_from_checkpoint=None if tpp is None else checkpoint_name(tpp),
+                    settings_keys=keys, sweep_keys=tuple(point))
 
 
 def _slug(corpus: str) -> str:

@@ -1,9 +1,9 @@
 """Checkpoints: the pretrained model a fine-tune starts from, and the resume file of a running run.
 
-A pretraining run saves its best model with the tokenizer under `run_dir/checkpoint` through
-`save_pretrained` (loadable with `transformers.AutoModelForCausalLM.from_pretrained`). A fine-tune
-loads it and checks it against the spec's shape and the data's vocabulary: a mismatch is a RunFailed,
-never a silently wrong number.
+A pretraining run saves its best model with the tokenizer under `run_dir/checkpoint` (and its mid-run
+checkpoints under `run_dir/checkpoint@<c>tpp`) through `save_pretrained` (loadable with
+`transformers.AutoModelForCausalLM.from_pretrained`). A fine-tune loads one and checks it against the
+spec's shape and the data's vocabulary: a mismatch is a RunFailed, never a silently wrong number.
 """
 from __future__ import annotations
 
@@ -48,11 +48,16 @@ def load_pretrained(spec: RunSpec, vocab_size: int):
 
 
 def save_checkpoint(model, ckpt: Path, tokenizer_dir: Path | None) -> None:
-    """save_pretrained the model (fp32 safetensors) and the tokenizer, atomically (tmp dir + rename)."""
+    """save_pretrained the model (fp32 safetensors) and the tokenizer, atomically (tmp dir + rename). The
+    model is left as it was: a run saving a mid-run checkpoint trains on with its own attention."""
+    training_attention = model.config._attn_implementation
     model.config._attn_implementation = "sdpa"  # what a loader gets; training may have used "eager"
     tmp = ckpt.with_name(ckpt.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    try:
+        model.save_pretrained(tmp)
+    finally:
+        model.config._attn_implementation = training_attention
     if tokenizer_dir:
         from transformers import AutoTokenizer
 

@@ -2,13 +2,25 @@
 
 The cost estimate of a study (`effdata.study.cost`) uses the same `schedule_for` as the run itself,
 so what a dry run promises is what a run does.
+
+Two learning-rate schedules (`TrainSettings.schedule`, docs/METHOD.md §5b):
+
+* `cosine` (the default): linear warm-up, then cosine from the peak to `min_lr_ratio`·peak at the last
+  expected step (`lr_at`).
+* `wsd` (warm-up, stable, decay): linear warm-up, the peak held, then a linear decay to
+  `min_lr_ratio`·peak over the last `decay_frac` of the run's steps (`wsd_lr_at`). Until its decay
+  begins a run's learning rate does not depend on its length, so a pretraining run can branch off
+  a copy at the decay start of a shorter run, decay the copy, and hold exactly the model that shorter
+  run would have ended with (`Branch`). Its warm-up is therefore set by its shortest branch, not by
+  its own length, so that the branch and the shorter run share it.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
-from effdata.spec import RunSpec
+from effdata.spec import RunSpec, SpecError, TrainSettings
 
 
 def kaplan_lr(n_params: int) -> float:
@@ -27,6 +39,35 @@ def lr_at(step: int, peak: float, warmup_steps: int, total_steps: int, min_ratio
     return peak * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def decay_start(warmup_steps: int, total_steps: int, decay_steps: int) -> int:
+    """The first update of a wsd run's decay: `decay_steps` before its end, never inside the warm-up."""
+    return max(warmup_steps, total_steps - decay_steps)
+
+
+def wsd_lr_at(step: int, peak: float, warmup_steps: int, total_steps: int, decay_steps: int,
+              min_ratio: float = 0.1) -> float:
+    """LR for the update at `step` (0-based) under warm-up, stable, decay: the warm-up of `lr_at`, then
+    the peak, then a linear decay from `decay_start` that gives the last update (total_steps - 1)
+    min_ratio·peak; min_ratio·peak afterwards. A pure function."""
+    if step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    start = decay_start(warmup_steps, total_steps, decay_steps)
+    if step < start:
+        return peak
+    progress = min(1.0, (step - start + 1) / max(1, total_steps - start))
+    return peak * (1 - (1 - min_ratio) * progress)
+
+
+@dataclass(frozen=True)
+class Branch:
+    """A mid-run checkpoint of a wsd pretraining run: the run of `total_steps` it stands for. The trunk
+    leaves a copy at that run's decay start; the copy decays to `total_steps` and is saved."""
+
+    tokens_per_param: float            # the c of checkpoint_tokens_per_param
+    total_steps: int                   # ceil(round(c·N) / tokens per step): a run with that token budget
+    decay_steps: int
+
+
 @dataclass(frozen=True)
 class Schedule:
     total_steps: int
@@ -34,18 +75,63 @@ class Schedule:
     eval_interval: int
     peak_lr: float
     tokens_per_step: int
+    kind: str = "cosine"               # TrainSettings.schedule
+    decay_steps: int = 0               # wsd: the final decay's updates
+    branches: tuple[Branch, ...] = ()  # wsd pretraining: the mid-run checkpoints, shortest first
 
     def lr(self, step: int, min_ratio: float) -> float:
+        if self.kind == "wsd":
+            return wsd_lr_at(step, self.peak_lr, self.warmup_steps, self.total_steps, self.decay_steps, min_ratio)
         return lr_at(step, self.peak_lr, self.warmup_steps, self.total_steps, min_ratio)
+
+    @property
+    def decay_start(self) -> int:
+        """wsd: the first update whose LR is below the peak (after the warm-up)."""
+        return decay_start(self.warmup_steps, self.total_steps, self.decay_steps)
+
+    def of_branch(self, branch: Branch) -> "Schedule":
+        """The schedule of the shorter run `branch` stands for: the same warm-up and peak, its own length
+        and decay. Its LR equals this run's at every step before its decay start (`branch_start`)."""
+        return dataclasses.replace(self, total_steps=branch.total_steps, decay_steps=branch.decay_steps, branches=())
+
+    def branch_start(self, branch: Branch) -> int:
+        """The trunk step at which `branch` leaves it: the shorter run's decay start."""
+        return self.of_branch(branch).decay_start
+
+    @property
+    def branch_steps(self) -> int:
+        """Updates the branches add to the run (each decays from its start to its end)."""
+        return sum(b.total_steps - self.branch_start(b) for b in self.branches)
+
+
+def _decay_steps(s: TrainSettings, total: int) -> int:
+    return max(1, round(s.decay_frac * total))
+
+
+def _warmup_steps(s: TrainSettings, horizon: int) -> int:
+    return max(1, min(s.warmup_max, round(s.warmup_frac * horizon)))
+
+
+def _branches(spec: RunSpec, total: int, tps: int, n_params: int) -> tuple[Branch, ...]:
+    """The mid-run checkpoints as branches; SpecError for one that is not shorter than the run in steps."""
+    out = []
+    for c in spec.checkpoint_tokens_per_param:
+        steps = max(1, math.ceil(round(c * n_params) / tps))
+        if steps >= total:
+            raise SpecError(f"checkpoint_tokens_per_param {c:g} at {spec.size} is {steps} steps of "
+                            f"{tps:,} tokens, not fewer than the run's {total}: the run's own checkpoint is that model")
+        out.append(Branch(c, steps, _decay_steps(spec.settings, steps)))
+    return tuple(out)
 
 
 def schedule_for(spec: RunSpec, n_train_tokens: int, n_params: int) -> Schedule:
-    """Expected length, warm-up, evaluation interval and peak LR of a run.
+    """Expected length, warm-up, evaluation interval, peak LR and (wsd) decay and branches of a run.
 
     pretrain: token_budget / tokens per step. scratch and fine-tune: `max_epochs` over the fraction,
     clamped to [min_steps, max_steps] (fine-tunes use the from-scratch hyperparameters). Warm-up is
-    `warmup_frac` of the expected steps (capped at `warmup_max`), so short runs finish their warm-up.
-    Peak LR: Kaplan's rule by N times `lr_scale`, unless `lr` is given."""
+    `warmup_frac` of the expected steps (capped at `warmup_max`), so short runs finish their warm-up;
+    under wsd with mid-run checkpoints, of the shortest checkpoint's steps. Peak LR: Kaplan's rule by N
+    times `lr_scale`, unless `lr` is given."""
     s = spec.settings
     tps = s.batch_size * spec.shape.n_ctx
     if spec.mode == "pretrain":
@@ -53,7 +139,9 @@ def schedule_for(spec: RunSpec, n_train_tokens: int, n_params: int) -> Schedule:
     else:
         total = math.ceil(s.max_epochs * n_train_tokens / tps)
         total = min(s.max_steps, max(s.min_steps, total))
-    warmup = max(1, min(s.warmup_max, round(s.warmup_frac * total)))
+    branches = _branches(spec, total, tps, n_params) if s.schedule == "wsd" else ()
+    warmup = _warmup_steps(s, min([b.total_steps for b in branches], default=total))
     interval = max(1, total // s.evals_per_run)
     peak = s.lr if s.lr is not None else kaplan_lr(n_params) * s.lr_scale
-    return Schedule(total, warmup, interval, peak, tps)
+    decay = _decay_steps(s, total) if s.schedule == "wsd" else 0
+    return Schedule(total, warmup, interval, peak, tps, s.schedule, decay, branches)

@@ -14,14 +14,19 @@ What a run does (docs/METHOD.md has the why):
 * failure: NaN/inf, or a loss above `diverge_factor`·max(initial loss, ln V) → `RunFailed`; so do a
   checkpoint that does not match, and data too short for one window. Never a silently wrong number;
 * pretraining saves the best model with the tokenizer under `run_dir/checkpoint`;
+* mid-run checkpoints (wsd pretraining, `checkpoint_tokens_per_param`): when the trunk reaches the decay
+  start of a shorter run, a branch trains the same model and optimiser over that run's decay, on the
+  batches the trunk would have seen, saves the model as `run_dir/checkpoint@<c>tpp`, and gives the
+  trunk back its state bit for bit (`_branch`); the record lists each checkpoint with its held-out losses;
 * resume: the `RunState` is written to `run_dir/resume.pt` at evaluations (at most every
   `resume_every_s` seconds, and so that writing takes at most 5% of the run) and deleted at the end; a run
   that finds a matching one continues from it and ends with the same numbers;
 * time: `Seconds` says where the run's wall time went (setup, compile, steps, evaluations, test,
-  checkpoints); the record holds it as `time_*` and the steps' own rate as `step_tokens_per_s`.
+  checkpoints, branches); the record holds it as `time_*` and the steps' own rate as `step_tokens_per_s`.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -32,7 +37,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from effdata.spec import RunSpec
+from effdata.spec import FINAL_CHECKPOINT, RunSpec, checkpoint_name
 from effdata.training import device as devmod
 from effdata.training.bench import measure_step_times
 from effdata.training.checkpoint import load_pretrained, load_resume, save_checkpoint, save_resume, tokenizer_eos
@@ -40,7 +45,7 @@ from effdata.training.evaluate import evaluate
 from effdata.training.model import build_model, non_embedding_params, total_params
 from effdata.training.rundata import Batches, RunData, RunFailed
 from effdata.training import steptimes
-from effdata.training.schedule import Schedule, schedule_for
+from effdata.training.schedule import Branch, Schedule, schedule_for
 from effdata.training.step import Stepper, make_optimizer, should_compile
 
 RESUME_FILE = "resume.pt"
@@ -57,6 +62,7 @@ class Seconds:
     evals: float = 0.0       # held-out evaluations and copies of the best model
     test: float = 0.0        # the best model's test loss (and its pretraining valid loss)
     checkpoint: float = 0.0  # resume.pt writes and the pretraining checkpoint
+    branches: float = 0.0    # mid-run checkpoints: the branches' decay steps, their evaluations and saves
 
 
 @dataclass
@@ -75,6 +81,7 @@ class RunState:
     wall: float = 0.0                     # seconds spent in earlier processes (a resumed run)
     stopped: str = "budget"               # "budget" or "early"
     seconds: Seconds = field(default_factory=Seconds)
+    checkpoints: list[dict] = field(default_factory=list)   # the mid-run checkpoints done (`_branch`)
 
 
 @dataclass(frozen=True)
@@ -287,6 +294,8 @@ def _loop(run: _Run, state: RunState) -> None:
         _evaluate(run, state, window)
     first = run.stepper.compiled  # this process's first compiled step compiles: timed on its own
     while state.step < sch.total_steps:
+        for branch in _branches_due(run, state):
+            _branch(run, state, branch, window)
         t = time.perf_counter() if first else 0.0
         window.loss_sum += run.stepper(run.batches.get(state.step), sch.lr(state.step, s.min_lr_ratio))
         if first:
@@ -312,6 +321,89 @@ def _account_steps(state: RunState, window: _Window) -> None:
         elapsed -= compile_s
         window.first_step_s = None
     state.seconds.steps += elapsed
+
+
+def _branches_due(run: _Run, state: RunState) -> list[Branch]:
+    """The mid-run checkpoints that leave the trunk at this step and are not done yet."""
+    done = {c["checkpoint_tokens_per_param"] for c in state.checkpoints}
+    return [b for b in run.schedule.branches
+            if run.schedule.branch_start(b) == state.step and b.tokens_per_param not in done]
+
+
+@dataclass
+class _Trunk:
+    """The trunk's model and optimiser state, kept while a branch trains the same objects (the compiled
+    step is bound to the model's parameters: a copy of the model would compile again)."""
+
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+
+    @classmethod
+    def of(cls, run: _Run) -> "_Trunk":
+        return cls({k: v.detach().clone() for k, v in run.model.state_dict().items()},
+                   copy.deepcopy(run.optimizer.state_dict()))
+
+    def restore(self, run: _Run) -> None:
+        run.model.load_state_dict(self.model)
+        run.optimizer.load_state_dict(self.optimizer)
+
+
+def _branch(run: _Run, state: RunState, branch: Branch, window: _Window) -> None:
+    """At the trunk's step = the decay start of the shorter run `branch` stands for: train the model over
+    that run's decay on the batches the trunk would have seen (a pure function of the step), evaluate it
+    and save it (`_save_branch`), then give the trunk back its model and optimiser bit for bit, and write
+    resume.pt so that a run killed later neither does the checkpoint again nor loses it. The branch's
+    time is `Seconds.branches`, not the trunk's steps."""
+    float(window.loss_sum)  # the trunk's steps so far have ended (on any device)
+    _account_steps(state, window)
+    began = time.perf_counter()
+    trunk = _Trunk.of(run)
+    with torch.random.fork_rng(devices=[run.dev] if run.dev.type == "cuda" else []):
+        train_loss = _decay_branch(run, state, branch)
+        state.checkpoints.append(_save_branch(run, branch, train_loss))
+    trunk.restore(run)
+    state.seconds.branches += time.perf_counter() - began
+    _save(run, state)
+    window.last_save = window.t_steps = time.perf_counter()
+    window.t0 += window.last_save - began  # the log's tokens/s is the trunk's
+
+
+def _decay_branch(run: _Run, state: RunState, branch: Branch) -> float:
+    """The branch's decay steps, with the LR of the shorter run; its mean training loss, checked."""
+    own, s = run.schedule.of_branch(branch), run.spec.settings
+    loss_sum = torch.zeros((), dtype=torch.float32, device=run.dev)
+    for step in range(own.decay_start, own.total_steps):
+        loss_sum += run.stepper(run.batches.get(step), own.lr(step, s.min_lr_ratio))
+    train_loss = float(loss_sum) / max(1, own.total_steps - own.decay_start)
+    if not math.isfinite(train_loss):
+        raise RunFailed(f"diverged in the branch to {checkpoint_name(branch.tokens_per_param)}: training loss "
+                        f"is {train_loss}")
+    _check_divergence(run, state, train_loss, None)
+    return train_loss
+
+
+def _save_branch(run: _Run, branch: Branch, train_loss: float) -> dict[str, Any]:
+    """The branch's model evaluated as a run's end is (valid, test, own distribution) and saved as
+    `checkpoint@<c>tpp` beside the run's own checkpoint; its entry in the record."""
+    spec, data, s = run.spec, run.data, run.spec.settings
+    valid = run.valid_loss()
+    test = run.loss_on(data.test, s.test_tokens)
+    if not (math.isfinite(valid) and math.isfinite(test)):
+        raise RunFailed(f"{checkpoint_name(branch.tokens_per_param)}: held-out loss {valid}, test loss {test}")
+    own = (run.loss_on(data.pretrain_valid, s.eval_tokens)
+           if data.pretrain_valid is not None and len(data.pretrain_valid) > spec.shape.n_ctx else None)
+    name = checkpoint_name(branch.tokens_per_param)
+    save_checkpoint(run.model, run.run_dir / name, data.tokenizer_dir)
+    tokens = branch.total_steps * run.schedule.tokens_per_step
+    f_full, f_6n = spec.shape.flops_per_token(int(data.vocab_size))
+    start = run.schedule.branch_start(branch)
+    run.log(f"{name}: steps {start}-{branch.total_steps} decayed, train {train_loss:.4f} valid {valid:.4f} "
+            f"test {test:.4f}" + (f" own {own:.4f}" if own is not None else ""))
+    return {"name": name, "checkpoint_tokens_per_param": branch.tokens_per_param,
+            "checkpoint": str(run.run_dir / name), "steps": branch.total_steps, "branch_start": start,
+            "tokens_seen": tokens, "tokens_per_param": tokens / run.n_params, "flops": f_full * tokens,
+            "flops_6N": f_6n * tokens, "train_loss": train_loss, "valid_loss": valid, "loss": test,
+            "pretrain_valid_loss": own}
 
 
 def _evaluate(run: _Run, state: RunState, window: _Window) -> bool:
@@ -405,9 +497,11 @@ def _finish(run: _Run, state: RunState) -> dict[str, Any]:
         extra["pretrain_valid_loss"] = run.loss_on(data.pretrain_valid, s.eval_tokens)
     extra["recompiles"] = _recompiles(run)
     state.seconds.test += time.perf_counter() - t
+    if len(state.checkpoints) != len(run.schedule.branches):
+        raise RunFailed(f"{len(state.checkpoints)} of {len(run.schedule.branches)} mid-run checkpoints were made")
     if spec.mode == "pretrain":
         t = time.perf_counter()
-        ckpt = run.run_dir / "checkpoint"
+        ckpt = run.run_dir / FINAL_CHECKPOINT
         save_checkpoint(run.model, ckpt, data.tokenizer_dir)
         extra["checkpoint"] = str(ckpt)
         state.seconds.checkpoint += time.perf_counter() - t
@@ -462,8 +556,14 @@ def _metrics(run: _Run, state: RunState, test_loss: float) -> dict[str, Any]:
         "device": str(run.dev), "threads": run.threads, "dtype": run.precision, "attention": run.attention,
         "compiled": run.stepper.compiled, "peak_lr": sch.peak_lr, "warmup_steps": sch.warmup_steps,
         "eval_interval": sch.eval_interval, "batch_size": spec.settings.batch_size, "init_loss": state.init_loss,
+        "lr_scale": spec.settings.lr_scale, "schedule": sch.kind,
         "evals": state.evals, **_time_metrics(state.seconds, wall, tokens_seen),
     }
     if spec.mode == "finetune":
         metrics["init_from"] = str(spec.init_from)
+    if state.checkpoints:
+        metrics["checkpoints"] = state.checkpoints
+        metrics["branch_steps"] = sch.branch_steps
+        metrics["branch_tokens_seen"] = sch.branch_steps * sch.tokens_per_step
+        metrics["branch_flops"] = f_full * metrics["branch_tokens_seen"]   # beside `flops`, the trunk's
     return metrics

@@ -1,0 +1,112 @@
+"""The learning-rate schedules as pure functions (no torch): cosine kept as it was, warm-up/stable/decay
+(wsd), and the branches of mid-run checkpoints, whose LR must be the shorter run's at every step."""
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+
+from effdata.spec import RunSpec, SpecError, StudyRun, TrainSettings, get_shape
+from effdata.study.cost import CostModel
+from effdata.training.schedule import decay_start, lr_at, schedule_for, wsd_lr_at
+
+SIZE = "l2d32h2c32"                      # N = 25,472; 16 × 32 = 512 tokens a step below
+N = get_shape(SIZE).n_params
+
+
+def pretrain(budget: int, checkpoints=(), **settings) -> RunSpec:
+    base = dict(batch_size=16, schedule="wsd", pretrain_stop_on="budget")
+    return RunSpec("pretrain", SIZE, 0, "text", token_budget=budget, checkpoint_tokens_per_param=checkpoints,
+                   settings=TrainSettings(**{**base, **settings}))
+
+
+def test_wsd_warms_up_holds_the_peak_then_decays_linearly_to_the_floor():
+    peak, w, total, decay = 1e-3, 10, 100, 20
+    lrs = [wsd_lr_at(s, peak, w, total, decay, 0.1) for s in range(120)]
+    assert lrs[:w] == [lr_at(s, peak, w, total, 0.1) for s in range(w)]      # the cosine schedule's warm-up
+    assert lrs[w:80] == [peak] * 70                                           # stable until the decay starts
+    steps = [lrs[s] - lrs[s + 1] for s in range(80, 99)]
+    assert all(d == pytest.approx(0.9 * peak / decay) for d in steps)         # linear
+    assert lrs[79] - lrs[80] == pytest.approx(0.9 * peak / decay)
+    assert lrs[99] == pytest.approx(0.1 * peak) and lrs[119] == pytest.approx(0.1 * peak)  # the last update, after
+    assert decay_start(w, total, decay) == 80 and decay_start(w, 25, decay) == w   # never inside the warm-up
+    assert wsd_lr_at(57, peak, w, total, decay, 0.1) == lrs[57]                     # pure
+
+
+def test_cosine_stays_the_default_and_unchanged():
+    assert TrainSettings().schedule == "cosine"
+    spec = RunSpec("scratch", SIZE, 0, "python", data_tokens=50_000, settings=TrainSettings(batch_size=16))
+    sch = schedule_for(spec, 50_000, N)
+    assert sch.kind == "cosine" and sch.branches == () and sch.decay_steps == 0
+    assert [sch.lr(s, 0.1) for s in range(sch.total_steps)] == \
+        [lr_at(s, sch.peak_lr, sch.warmup_steps, sch.total_steps, 0.1) for s in range(sch.total_steps)]
+
+
+def test_a_branch_has_the_schedule_of_the_shorter_run_it_stands_for():
+    long = schedule_for(pretrain(16 * 32 * 400, checkpoints=(2.0, 5.0)), 0, N)
+    short = schedule_for(pretrain(round(2.0 * N)), 0, N)       # the run of 2 tokens per parameter
+    first, second = long.branches
+    assert first.total_steps == short.total_steps == math.ceil(round(2.0 * N) / 512)
+    assert long.warmup_steps == short.warmup_steps == round(0.05 * first.total_steps)  # set by the shortest branch
+    own = long.of_branch(first)
+    assert [own.lr(s, 0.1) for s in range(short.total_steps)] == [short.lr(s, 0.1) for s in range(short.total_steps)]
+    start = long.branch_start(first)
+    assert start == short.decay_start
+    assert [long.lr(s, 0.1) for s in range(start)] == [short.lr(s, 0.1) for s in range(start)]  # the trunk, until then
+    assert long.lr(start, 0.1) == long.peak_lr > own.lr(start, 0.1)
+    assert long.branch_steps == (first.total_steps - start) + (second.total_steps - long.branch_start(second))
+    assert first.decay_steps == round(0.2 * first.total_steps)
+
+
+@pytest.mark.parametrize("frac", [0.05, 0.2, 0.5, 1.0])
+def test_every_branch_leaves_the_trunk_while_its_lr_is_still_the_peak(frac):
+    """The trunk's LR up to a branch's start must be the shorter run's: for every length, checkpoint and
+    decay fraction, the branch starts after the warm-up and no later than the trunk's own decay."""
+    for budget_steps, per_param in itertools.product((30, 97, 400), ((0.3,), (0.3, 1.1), (0.5, 2.0, 7.0))):
+        cps = tuple(c for c in per_param if math.ceil(round(c * N) / 512) < budget_steps)
+        if not cps:
+            continue
+        sch = schedule_for(pretrain(512 * budget_steps, checkpoints=cps, decay_frac=frac), 0, N)
+        for branch in sch.branches:
+            start = sch.branch_start(branch)
+            assert sch.warmup_steps <= start <= sch.decay_start
+            assert all(sch.lr(s, 0.1) == sch.of_branch(branch).lr(s, 0.1) for s in range(start))
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(checkpoints=(1.0,), schedule="cosine"), 'needs schedule = "wsd"'),
+    (dict(checkpoints=(1.0,), pretrain_stop_on="target"), 'needs pretrain_stop_on = "budget"'),
+    (dict(checkpoints=(2.0, 400.0)), "not below the run's budget"),
+    (dict(checkpoints=(-1.0,)), "positive numbers"),
+    (dict(checkpoints=(2.0, 2.0)), "repeated"),
+    (dict(decay_frac=0.0), "decay_frac must be in"),
+    (dict(schedule="linear"), "schedule must be one of"),
+])
+def test_bad_schedules_and_checkpoints_are_refused_naming_the_key(change, message):
+    change = dict(change)
+    with pytest.raises(SpecError, match=message):
+        pretrain(16 * 32 * 400, checkpoints=change.pop("checkpoints", ()), **change)
+
+
+def test_a_checkpoint_within_the_last_step_is_refused():
+    budget = 512 * 100                                   # 100 steps; 1.99 tokens/param is 50,689 tokens: step 100
+    with pytest.raises(SpecError, match="not fewer than the run's 100"):
+        schedule_for(pretrain(budget, checkpoints=(1.99,)), 0, N)
+
+
+def test_mid_run_checkpoints_are_only_for_pretraining():
+    with pytest.raises(SpecError, match="for pretraining runs"):
+        RunSpec("scratch", SIZE, 0, "python", data_tokens=1000, checkpoint_tokens_per_param=(1.0,),
+                settings=TrainSettings(schedule="wsd"))
+
+
+def test_the_dry_run_counts_the_branches():
+    spec = pretrain(16 * 32 * 400, checkpoints=(2.0, 5.0))
+    plain = pretrain(16 * 32 * 400)
+    cost = CostModel(chars_per_token=3.0, vocab_size=64)
+    with_branches, without = (StudyRun("p", spec, "text"), StudyRun("p", plain, "text"))
+    sch = schedule_for(spec, 0, N)
+    assert cost.tokens(with_branches) - cost.tokens(without) == sch.branch_steps * 512 > 0
+    s = spec.settings
+    assert cost.eval_tokens(with_branches) - cost.eval_tokens(without) == 2 * (2 * s.eval_tokens + s.test_tokens)
