@@ -21,7 +21,8 @@ def test_analysis_modules_do_not_import_torch():
     _assert_no_torch("import effdata.analyze, effdata.analysis.table, effdata.analysis.effective, "
                      "effdata.analysis.fit, effdata.analysis.scaling, effdata.analysis.plots, effdata.analysis.report, "
                      "effdata.analysis.curves, effdata.analysis.bootstrap, effdata.analysis.advice, "
-                     "effdata.analysis.pretraining, effdata.analysis.scaling_plots")
+                     "effdata.analysis.pretraining, effdata.analysis.scaling_plots, effdata.analysis.shape, "
+                     "effdata.analysis.shape_plots, effdata.analysis.shape_report")
 
 
 def test_the_planner_does_not_import_torch():
@@ -37,4 +38,5 @@ def test_loading_a_study_and_listing_its_runs_does_not_import_torch():
                      "from effdata.study.checks import check_plan\n"
                      "from effdata.study.store import Store\n"
                      "runs = study_runs(load_study('jobs/cpu.toml'), ['text', 'text+code'])\n"
-                     "assert len(runs) == 80 and sum(CostModel(3.0, 2048).gpu_seconds(r) for r in runs) > 0\n")
+                     "assert len(runs) == 80 and sum(CostModel(3.0, 2048).gpu_seconds(r) for r in runs) > 0\n"
+                     "assert len(study_runs(load_study('jobs/shape.toml'), ['text'])) == 170\n")
