@@ -388,7 +388,7 @@ def render_report(analysis: Analysis) -> str:
               f"{results.n_pretrain_rows} pretraining row(s) (section *Pretraining runs*).",
               f"- Data sizes in **{units}** (`{results.data_column}`); N = non-embedding parameters: "
               f"{', '.join(sig(n) for n in sorted(results.runs['n_params'].unique()))}.",
-              "- Loss: best held-out target loss in nats/token. Seeds sharing (pretrain, N, data) are averaged; "
+              "- Loss: best held-out target loss in nats/token. Seeds sharing (pretrain, N, shape, data) are averaged; "
               "the bootstrap re-draws them.",
               *[f"- {note}." for note in results.notes], ""]
     if table.empty:   # from-scratch runs only: no transfer section, said once

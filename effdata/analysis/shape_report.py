@@ -78,12 +78,12 @@ def verdicts(result: GroupResult, pretrain: str, units: str) -> list[str]:
     return lines
 
 
-def _cell(series: DepthSeries | None, shape, digits: int = 4) -> str:
+def _cell(series: DepthSeries | None, shape, digits: int = 4, seeds: bool = True) -> str:
     if series is None or shape not in series.shapes:
         return "—"
     i = series.shapes.index(shape)
     lo, hi = series.interval()
-    seeds = f" ({series.seeds[i]:.0f} seeds)" if series.seeds[i] > 1 else ""
+    seeds = f" ({series.seeds[i]:.0f} seeds)" if seeds and series.seeds[i] > 1 else ""
     interval = f" [{sig(lo[i], digits)}, {sig(hi[i], digits)}]" if np.isfinite(lo[i]) else ""
     return f"{sig(series.value[i], digits)}{interval}{seeds}"
 
@@ -117,7 +117,7 @@ def d_t_table(result: GroupResult, pretrain: str, units: str) -> list[str]:
     ref = {s.d_f: s for s in result.of("D_T (reference curve)", pretrain)}
     d_fs = sorted(set(own) | set(ref))
     header = ["shape"] + [f"D_T at D_F = {compact(d)}: own curve / reference curve" for d in d_fs]
-    rows = [[_shape_cell(result, shape)] + [f"{_cell(own.get(d), shape, 3)} / {_cell(ref.get(d), shape, 3)}"
+    rows = [[_shape_cell(result, shape)] + [f"{_cell(own.get(d), shape, 3, False)} / {_cell(ref.get(d), shape, 3, False)}"
                                             for d in d_fs] for shape in result.group.shapes]
     return [f"D_T ({UNIT_WORDS[units]}) with 90% intervals: read off each shape's own from-scratch curve (transfer "
             f"within the shape), and off the reference shape's ({result.group.reference.name}) curve:", "",
@@ -159,7 +159,7 @@ def _group_lines(result: GroupResult, units: str) -> list[str]:
     depths = [s.n_layer for s in g.shapes if np.isfinite(s.n_layer)]
     span = f", {min(depths):.0f}–{max(depths):.0f} layers" if depths else ""
     lines = [f"### {g.title}: {len(g.shapes)} shapes{span}", "",
-             f"Reference shape: {g.reference.describe()} ({g.reference_why}).", ""]
+             f"Reference shape: {g.reference.describe()}, {g.reference_why}.", ""]
     for pretrain in result.pretrains:
         if pretrain == "none":
             continue
