@@ -29,7 +29,8 @@ from effdata.analysis.pretraining import summarize_pretraining
 from effdata.analysis.report import Analysis, compute_summary, fits_json, write_outputs
 from effdata.analysis.scaling import fit_chinchilla, fit_kaplan
 from effdata.analysis.scaling_plots import make_scratch_figures
-from effdata.analysis.shape import ShapeGroup, analyse_shapes, find_groups, ladder_note, ladder_view
+from effdata.analysis.shape import ShapeGroup, find_groups, ladder_note, ladder_view
+from effdata.analysis.shape_compare import analyse_shapes
 from effdata.analysis.shape_plots import make_shape_figures
 from effdata.analysis.table import ResultsTable, TableError, load_results, read_table
 

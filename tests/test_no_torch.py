@@ -22,7 +22,7 @@ def test_analysis_modules_do_not_import_torch():
                      "effdata.analysis.fit, effdata.analysis.scaling, effdata.analysis.plots, effdata.analysis.report, "
                      "effdata.analysis.curves, effdata.analysis.bootstrap, effdata.analysis.advice, "
                      "effdata.analysis.pretraining, effdata.analysis.scaling_plots, effdata.analysis.shape, "
-                     "effdata.analysis.shape_plots, effdata.analysis.shape_report")
+                     "effdata.analysis.shape_compare, effdata.analysis.shape_plots, effdata.analysis.shape_report")
 
 
 def test_the_planner_does_not_import_torch():

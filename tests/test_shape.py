@@ -1,4 +1,4 @@
-"""Shapes at one N (analysis/shape.py): kept apart, each fine-tune read off its own shape's curve, the
+"""Shapes at one N (analysis/shape.py, shape_compare.py): kept apart, each fine-tune read off its own shape's curve, the
 known ratio of D_T between two shapes recovered, the laws across N fitted on one shape per N, and the
 comparison handed to the planner."""
 from __future__ import annotations
@@ -13,7 +13,8 @@ import pytest
 from effdata.analysis.bootstrap import attach_intervals, estimate_noise, resample_effective, seed_spread
 from effdata.analysis.effective import ScratchCurve, compute_effective
 from effdata.analysis.planner import PlanRequest, load_laws, make_plan, read_fits
-from effdata.analysis.shape import analyse_shapes, depth_effect, find_groups, ladder_view, DepthSeries, Shape
+from effdata.analysis.shape import Shape, find_groups, ladder_view
+from effdata.analysis.shape_compare import DepthSeries, analyse_shapes, depth_effect
 from effdata.analysis.table import load_results
 from effdata.analyze import analyze
 from effdata.plan import main as plan_main

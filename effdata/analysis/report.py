@@ -26,7 +26,7 @@ from effdata.analysis.planner import transfer_ranges
 from effdata.analysis.pretraining import PretrainingSummary
 from effdata.analysis.scaling import PAPER_CHINCHILLA, PAPER_KAPLAN, ChinchillaFit, KaplanFit
 from effdata.analysis.plots import UNIT_WORDS, SavedFigure, SkippedFigure
-from effdata.analysis.shape import ShapeStudy, shape_blocks
+from effdata.analysis.shape_compare import ShapeStudy, shape_blocks
 from effdata.analysis.shape_report import shape_section
 from effdata.analysis.table import ResultsTable
 from effdata.fmt import compact, sig
@@ -64,7 +64,7 @@ class Analysis:
     advice: StudyAdvice = field(default_factory=StudyAdvice)
     chinchilla: ChinchillaFit | None = None
     ladder: EffectiveResult | None = None   # one shape per N, what the laws use (None: `effective` itself)
-    shapes: ShapeStudy | None = None         # several shapes at one N (analysis/shape.py)
+    shapes: ShapeStudy | None = None         # several shapes at one N (analysis/shape_compare.py)
 
     @property
     def law_view(self) -> EffectiveResult:

@@ -23,7 +23,7 @@ from matplotlib.ticker import FixedLocator, NullLocator
 
 from effdata.analysis.plots import (LOSS_LABEL, UNIT_WORDS, SavedFigure, SkippedFigure, _dodge, _interval_errors,
                                     _legend_outside, _new_figure, _save, _style, _tidy_log_axis)
-from effdata.analysis.shape import DepthSeries, GroupResult, ShapeStudy
+from effdata.analysis.shape_compare import DepthSeries, GroupResult, ShapeStudy
 from effdata.fmt import compact
 
 

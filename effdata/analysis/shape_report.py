@@ -1,6 +1,6 @@
 """The report's *Shape* section: shapes at equal N compared, with a one-line verdict per claim. No torch.
 
-Per group of shapes at one N (analysis/shape.py): the verdicts on Kaplan et al.'s claim (the loss before
+Per group of shapes at one N (analysis/shape.py, shape_compare.py): the verdicts on Kaplan et al.'s claim (the loss before
 fine-tuning hardly depends on shape), Tay et al.'s (after fine-tuning it does, deeper is better) and on
 D_T, each with its 90% interval; then the numbers per shape, D_T from both views, each shape's D_T series
 as a law in D_F, and the statistic per quantity.
@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from effdata.analysis.shape import DepthEffect, DepthSeries, GroupResult, ShapeStudy
+from effdata.analysis.shape_compare import DepthEffect, DepthSeries, GroupResult, ShapeStudy
 from effdata.fmt import compact, sig
 
 UNIT_WORDS = {"chars": "characters", "tokens": "tokens"}
