@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -23,19 +24,22 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from effdata.analysis.advice import StudyAdvice, study_advice
-from effdata.analysis.bootstrap import (attach_intervals, d_t_noise, estimate_noise, resample_effective,
-                                        seed_spread)
-from effdata.analysis.effective import compute_effective
+from effdata.analysis.bootstrap import (NoiseModel, Resamples, attach_intervals, d_t_noise, estimate_noise,
+                                        resample_effective, seed_spread)
+from effdata.analysis.effective import EffectiveResult, compute_effective
 from effdata.analysis.fit import DEFAULT_BOOTSTRAP, DEFAULT_HUBER_DELTA, fit_transfer
 from effdata.analysis.plots import SkippedFigure, make_figures
 from effdata.analysis.pretraining import summarize_pretraining
 from effdata.analysis.report import Analysis, compute_summary, fits_json, write_outputs
 from effdata.analysis.scaling import fit_chinchilla, fit_kaplan
 from effdata.analysis.scaling_plots import make_scratch_figures
+from effdata.analysis.shape import ShapeGroup, find_groups, ladder_note, ladder_view
+from effdata.analysis.shape_compare import analyse_shapes
+from effdata.analysis.shape_plots import make_shape_figures
 from effdata.analysis.sweep import analyze_sweep_table, is_sweep_table, sweep_json, sweep_report
 from effdata.analysis.sweep import summary_lines as sweep_summary_lines
 from effdata.analysis.sweep_plots import plot_sweep
-from effdata.analysis.table import TableError, load_results, read_table
+from effdata.analysis.table import ResultsTable, TableError, load_results, read_table
 from effdata.paths import atomic_write_json, atomic_write_text
 
 
@@ -46,25 +50,52 @@ def default_out_dir(results) -> Path:
     return (path if path.is_dir() else path.parent) / "analysis"
 
 
+@dataclass(frozen=True)
+class Options:
+    """What `analyze` was asked for, beyond the table."""
+
+    out_dir: Path
+    compare: list[str] | None = None
+    units: str = "chars"
+    n_bootstrap: int = DEFAULT_BOOTSTRAP
+    huber_delta: float = DEFAULT_HUBER_DELTA
+    seed: int = 0
+    figures: bool = True
+    progress: bool = False
+    peak_flops: float | None = None
+    notes: str | None = None
+    loss_noise: float | None = None
+    reference_shapes: tuple[str, ...] = ()
+
+
 def analyze(results, out_dir=None, compare: list[str] | None = None, units: str = "chars",
             n_bootstrap: int = DEFAULT_BOOTSTRAP, huber_delta: float = DEFAULT_HUBER_DELTA, seed: int = 0,
             figures: bool = True, progress: bool = False, peak_flops: float | None = None,
-            notes: str | None = None, loss_noise: float | None = None) -> dict:
+            notes: str | None = None, loss_noise: float | None = None,
+            reference_shapes: list[str] | tuple[str, ...] = ()) -> dict:
     """Analyse a results table (path to CSV/Parquet/JSONL, a study directory, or a DataFrame).
 
     Returns the fits JSON (as written to fits.json) plus `paths` of what was written. Raises
     TableError only when the table cannot be read at all (missing file or required column);
     every other problem is a warning in the report and in `result["warnings"]`. `loss_noise`: the
     relative noise of one run's loss to assume for single-seed grid points (default: measured from
-    the seeds, else estimated from the from-scratch grid; bootstrap.py).
+    the seeds, else estimated from the from-scratch grid; bootstrap.py). `reference_shapes`: size or
+    shape names of the reference shape of each N that holds several shapes (analysis/shape.py).
     """
+    if loss_noise is not None and not 0 <= loss_noise < 1:
+        raise ValueError(f"loss_noise must be a fraction of the loss in [0, 1), e.g. 0.01, not {loss_noise}")
+    options = Options(out_dir=Path(out_dir) if out_dir is not None else default_out_dir(results),
+                      compare=list(compare) if compare else None, units=units, n_bootstrap=n_bootstrap,
+                      huber_delta=huber_delta, seed=seed, figures=figures, progress=progress, peak_flops=peak_flops,
+                      notes=notes, loss_noise=loss_noise, reference_shapes=tuple(reference_shapes))
     # One BLAS thread for the whole analysis: it is thousands of tiny solves, where OpenBLAS threads only
     # add synchronisation (on a shared 2-core machine they made L-BFGS-B 25x slower: 110 s instead of
     # 15 s for the fit tests). Set at run time, unlike OPENBLAS_NUM_THREADS, which would also change torch
     # in the runner's process.
     with threadpool_limits(1, user_api="blas"):
-        return _analyze(results, out_dir, compare, units, n_bootstrap, huber_delta, seed, figures, progress,
-                        peak_flops, notes, loss_noise)
+        if is_sweep_table(read_table(results)):
+            return analyze_sweep(results, options.out_dir, units, figures, notes)
+        return _analyze(results, options)
 
 
 def analyze_sweep(results, out_dir: Path, units: str = "chars", figures: bool = True, notes: str | None = None) -> dict:
@@ -88,63 +119,90 @@ def analyze_sweep(results, out_dir: Path, units: str = "chars", figures: bool = 
     return out
 
 
-def _analyze(results, out_dir, compare, units, n_bootstrap, huber_delta, seed, figures, progress,
-             peak_flops, notes, loss_noise) -> dict:
-    out_dir = Path(out_dir) if out_dir is not None else default_out_dir(results)
-    if is_sweep_table(read_table(results)):
-        return analyze_sweep(results, out_dir, units, figures, notes)
-    if loss_noise is not None and not 0 <= loss_noise < 1:
-        raise ValueError(f"loss_noise must be a fraction of the loss in [0, 1), e.g. 0.01, not {loss_noise}")
+@dataclass
+class Measured:
+    """The table, its effective data and the bootstrap over its runs (every shape)."""
+
+    table: ResultsTable
+    effective: EffectiveResult
+    noise: NoiseModel
+    resamples: Resamples | None
+    groups: list[ShapeGroup]
+    warnings: list[str]
+
+
+def _measure(results, options: Options) -> Measured:
+    """Read the table, D_E and D_T of every fine-tune (each off its own shape's curve), the bootstrap."""
     warnings: list[str] = []
-    table = load_results(results, units=units, warnings=warnings)
+    table = load_results(results, units=options.units, warnings=warnings)
     # The per-N from-scratch curves only serve D_E: without fine-tuned runs their warnings are about curves
     # nothing uses (one per N for published points, whose N differs in almost every row).
     effective = compute_effective(table, warnings if len(table.finetuned) else [])
     names = sorted(effective.table["pretrain"].unique())
-    if compare:
-        for name in compare:
-            if name not in names:
-                warnings.append(f"--compare: no fine-tuned runs pretrained on '{name}' (have {names or 'none'})")
-    noise = estimate_noise(table, effective, loss_noise)
+    for name in options.compare or []:
+        if name not in names:
+            warnings.append(f"--compare: no fine-tuned runs pretrained on '{name}' (have {names or 'none'})")
+    groups, shape_warnings = find_groups([table.runs, table.pretraining], options.reference_shapes)
+    warnings += shape_warnings
+    if groups:
+        table.notes.append(ladder_note(groups))
+    noise = estimate_noise(table, effective, options.loss_noise)
     resamples = None
-    if n_bootstrap > 0 and len(effective.table):
-        resamples = resample_effective(table, effective, noise, n_bootstrap, seed)
+    if options.n_bootstrap > 0 and len(effective.table):
+        resamples = resample_effective(table, effective, noise, options.n_bootstrap, options.seed)
         attach_intervals(effective.table, resamples)
-        if not any(noise.seeded_points.values()) and loss_noise is None:
+        if not any(noise.seeded_points.values()) and options.loss_noise is None:
             warnings.append(f"one seed per grid point: the intervals assume a run-to-run loss noise of "
                             f"{100 * noise.sigma['scratch']:.2g}%, estimated, not measured (section *Seeds*)")
-    fits = {name: fit_transfer(effective.table, name, table.units, n_bootstrap=n_bootstrap,
-                               huber_delta=huber_delta, seed=seed, warnings=warnings, progress=progress,
+    return Measured(table, effective, noise, resamples, groups, warnings)
+
+
+def _analyze(results, options: Options) -> dict:
+    measured = _measure(results, options)
+    warnings, table, o = measured.warnings, measured.table, options
+    ladder, effective, resamples = ladder_view(table, measured.effective, measured.resamples, measured.groups)
+    fits = {name: fit_transfer(effective.table, name, table.units, n_bootstrap=o.n_bootstrap,
+                               huber_delta=o.huber_delta, seed=o.seed, warnings=warnings, progress=o.progress,
                                draws=resamples.d_t if resamples is not None else None)
-            for name in names}
+            for name in sorted(effective.table["pretrain"].unique())}
     noise_by_d_f = d_t_noise(effective.table, resamples) if resamples is not None else None
-    advice = (study_advice(fits, effective.table, noise_by_d_f, noise, table) if resamples is not None
+    advice = (study_advice(fits, effective.table, noise_by_d_f, measured.noise, ladder) if resamples is not None
               else StudyAdvice(notes=["no bootstrap (--bootstrap 0): no intervals to advise on"]))
-    kaplan = fit_kaplan(table.scratch, n_bootstrap=n_bootstrap, seed=seed, warnings=warnings, progress=progress)
-    pretraining = summarize_pretraining(table.pretraining)
+    kaplan = fit_kaplan(ladder.scratch, n_bootstrap=o.n_bootstrap, seed=o.seed, warnings=warnings, progress=o.progress)
     # In the table's unit (the transfer law's), so that the planner composes the two directly.
-    chinchilla = fit_chinchilla(table.scratch, table.units, n_bootstrap=n_bootstrap, seed=seed, warnings=warnings,
-                                progress=progress)
-    if figures:
-        drawn = make_figures(effective, fits, table.runs, out_dir, compare=list(compare) if compare else None,
-                             seed_runs=table.seed_runs, pretraining=pretraining)
-        drawn += make_scratch_figures(table.scratch, table.units, kaplan, chinchilla, out_dir)
-    else:
-        drawn = [SkippedFigure("all", "figures disabled (--no-figures)")]
+    chinchilla = fit_chinchilla(ladder.scratch, table.units, n_bootstrap=o.n_bootstrap, seed=o.seed, warnings=warnings,
+                                progress=o.progress)
+    shapes = (analyse_shapes(measured.groups, table, measured.effective, measured.resamples, o.seed)
+              if measured.groups and measured.resamples is not None else None)
+    if measured.groups and shapes is None:
+        warnings.append("several shapes at one N, but no bootstrap (--bootstrap 0) or no fine-tuned runs: the shape "
+                        "comparison needs the re-drawn runs, so the report has no *Shape* section")
+    pretraining = summarize_pretraining(ladder.pretraining)
+    drawn = _figures(o, effective, fits, ladder, pretraining, kaplan, chinchilla, shapes)
     warnings += [f"figure {f.name} failed: {f.reason}" for f in drawn
                  if isinstance(f, SkippedFigure) and f.reason.startswith("plotting failed")]
-    source = "DataFrame" if isinstance(results, pd.DataFrame) else str(results)
-    analysis = Analysis(source=source, results=table, effective=effective, fits=fits, kaplan=kaplan,
-                        figures=drawn, compare=list(compare) if compare else None, n_bootstrap=n_bootstrap,
-                        huber_delta=huber_delta, warnings=warnings,
-                        compute=compute_summary(read_table(results), peak_flops), notes=notes,
-                        noise=noise if resamples is not None else None, seed_spread=seed_spread(table),
-                        d_t_noise=noise_by_d_f, pretraining=pretraining,
-                        advice=advice, chinchilla=chinchilla)
-    paths = write_outputs(analysis, out_dir)
+    analysis = Analysis(source="DataFrame" if isinstance(results, pd.DataFrame) else str(results), results=table,
+                        effective=measured.effective, fits=fits, kaplan=kaplan, figures=drawn, compare=o.compare,
+                        n_bootstrap=o.n_bootstrap, huber_delta=o.huber_delta, warnings=warnings,
+                        compute=compute_summary(read_table(results), o.peak_flops), notes=o.notes,
+                        noise=measured.noise if resamples is not None else None, seed_spread=seed_spread(table),
+                        d_t_noise=noise_by_d_f, pretraining=pretraining, advice=advice, chinchilla=chinchilla,
+                        ladder=effective if measured.groups else None, shapes=shapes)
+    paths = write_outputs(analysis, o.out_dir)
     result = fits_json(analysis)
     result["paths"] = {name: str(path) for name, path in paths.items()}
     return result
+
+
+def _figures(o: Options, effective, fits, ladder, pretraining, kaplan, chinchilla, shapes) -> list:
+    if not o.figures:
+        return [SkippedFigure("all", "figures disabled (--no-figures)")]
+    drawn = make_figures(effective, fits, ladder.runs, o.out_dir, compare=o.compare, seed_runs=ladder.seed_runs,
+                         pretraining=pretraining)
+    drawn += make_scratch_figures(ladder.scratch, ladder.units, kaplan, chinchilla, o.out_dir)
+    if shapes is not None:
+        drawn += make_shape_figures(shapes, o.out_dir)
+    return drawn
 
 
 def _relative_noise(text: str) -> float:
@@ -173,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
                              "(python -m effdata.bench prints it; a peak_flops column overrides it)")
     parser.add_argument("--notes", type=Path, metavar="FILE",
                         help="Markdown placed at the top of the report (a study's setup and reading)")
+    parser.add_argument("--reference-shape", nargs="+", default=[], metavar="NAME",
+                        help="where the table holds several shapes at one N: the reference shape of that N (size or "
+                             "shape name, e.g. s200k-l4); default: the ladder's shape of that N, else the median depth")
     parser.add_argument("--loss-noise", type=_relative_noise, metavar="SIGMA",
                         help="relative run-to-run noise of the loss to assume for grid points with one seed "
                              "(e.g. 0.01; default: measured from the seeds, else estimated from the from-scratch grid)")
@@ -182,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
                          n_bootstrap=args.bootstrap, huber_delta=args.huber_delta, seed=args.seed,
                          peak_flops=args.peak_flops, notes=args.notes.read_text() if args.notes else None,
                          figures=not args.no_figures, loss_noise=args.loss_noise,
-                         progress=sys.stderr.isatty())
+                         reference_shapes=args.reference_shape, progress=sys.stderr.isatty())
     except TableError as exc:
         print(f"effdata.analyze: {exc}", file=sys.stderr)
         return 2

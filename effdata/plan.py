@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from effdata.analysis.plan_check import heldout_check
 from effdata.analysis.plan_report import render_plan
-from effdata.analysis.planner import LAW_FORMS, PlanError, PlanRequest, load_laws, make_plan, read_fits
+from effdata.analysis.planner import LAW_FORMS, PlanError, PlanRequest, load_laws, make_plan, read_fits, with_shapes
 from effdata.analysis.table import TableError
 from effdata.paths import atomic_write_text
 
@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--law", choices=LAW_FORMS, default="auto",
                         help="from-scratch law form (default: Chinchilla when fitted, else Kaplan)")
     parser.add_argument("--chars-per-token", type=float, metavar="X", help="override the characters per token")
+    parser.add_argument("--shape", metavar="FITS",
+                        help="take the shape comparison from this fits.json (a shape study's) instead of FITS's")
     parser.add_argument("--out", type=Path, default=Path("plan"), help="where PLAN.md and the figure go (default ./plan)")
     parser.add_argument("--no-figure", action="store_true", help="print only")
     parser.add_argument("--heldout", metavar="RESULTS",
@@ -53,6 +55,8 @@ def _plan(args) -> str:
     if args.fits is None or args.d_f is None:
         raise PlanError("give FITS (a fits.json, or 'paper') and --d-f CHARS, or --heldout RESULTS")
     laws = load_laws(read_fits(args.fits), law=args.law, chars_per_token=args.chars_per_token)
+    if args.shape:
+        laws = with_shapes(laws, read_fits(args.shape), args.shape)
     request = PlanRequest(d_f=args.d_f, sizes=tuple(args.sizes or ()), pretrain=tuple(args.pretrain or ()),
                           budget=args.budget, count_pretraining=args.count_pretraining, epochs=args.epochs,
                           pretrain_tokens=args.pretrain_tokens, pretrain_tokens_per_param=args.pretrain_tokens_per_param)

@@ -131,10 +131,10 @@ def print_plan(runs: list[StudyRun], store: Store, study: Study, data: dict[str,
 
 
 def print_budgets(runs: list[StudyRun], data: dict[str, TokenizedCorpus]) -> None:
-    """Each pretraining budget in epochs of its corpus's train split."""
+    """Each pretraining budget in epochs of its corpus's train split (once per size, whatever the seeds)."""
     for corpus in dict.fromkeys(r.spec.corpus for r in runs if r.mode == "pretrain"):
-        budgets = ", ".join(f"{r.spec.size} {pretrain_epochs(r, data):.2f}" for r in runs
-                            if r.mode == "pretrain" and r.spec.corpus == corpus)
+        per_size = {r.spec.size: pretrain_epochs(r, data) for r in runs if r.mode == "pretrain" and r.spec.corpus == corpus}
+        budgets = ", ".join(f"{size} {epochs:.2f}" for size, epochs in per_size.items())
         print(f"pretraining budgets in epochs of {corpus} ({data[corpus].splits['train'].n_tokens:,} train "
               f"tokens): {budgets}")
 

@@ -99,14 +99,22 @@ GPU_LADDER: dict[str, ModelShape] = _ladder(
     ("g300m", 24, 1024, 16, 1024),  # N ≈ 302M (GPT-2 medium's stack)
 )
 
-# Shape variants at about equal N (≈ 200K, the size of n200k) for shape studies (Tay et al. 2021):
-# from wide-shallow (1 layer of width 128) to deep-narrow (16 layers of width 32).
+# Shape variants at about equal N for shape studies (Tay et al. 2021), from wide-shallow (1 layer) to
+# deep-narrow (16 layers): `s<N>-l<layers>`, each within 5.1 % of its nominal N (tests/test_model.py).
+# ≈ 200K (the size of n200k): 1 layer of width 128 to 16 layers of width 32.
+# ≈ 50K: 1 layer of width 64 to 16 layers of width 16 (one head of 16; no CPU-ladder size has N ≈ 50K
+# exactly: n50k is 2 × 48, N = 56,640).
 SHAPES: dict[str, ModelShape] = _ladder(
     ("s200k-l1", 1, 128, 8, 128),   # N = 198,528
     ("s200k-l2", 2, 92, 4, 128),    # N = 205,712
     ("s200k-l4", 4, 64, 4, 128),    # N = 200,064 (the shape of n200k)
     ("s200k-l8", 8, 44, 4, 128),    # N = 190,520
     ("s200k-l16", 16, 32, 2, 128),  # N = 203,328
+    ("s50k-l1", 1, 64, 4, 128),     # N = 50,112
+    ("s50k-l2", 2, 45, 3, 128),     # N = 49,860
+    ("s50k-l4", 4, 32, 2, 128),     # N = 50,880
+    ("s50k-l8", 8, 22, 2, 128),     # N = 48,796
+    ("s50k-l16", 16, 16, 1, 128),   # N = 52,512
 )
 
 ALL_SHAPES: dict[str, ModelShape] = {**CPU_LADDER, **GPU_LADDER, **SHAPES}

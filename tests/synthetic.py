@@ -127,3 +127,39 @@ def scratch_runs(n_values=N_VALUES, d_values=D_SCRATCH, log_noise: float = 0.0, 
     loss = (law["E"] + law["A"] * n ** -law["alpha"] + law["B"] * d ** -law["beta"]) * \
         np.exp(log_noise * rng.standard_normal(n.size))
     return pd.DataFrame({"n_params": n, "data_chars": d, "data_tokens": d / CHARS_PER_TOKEN, "loss": loss})
+
+
+# Shapes at one N (a shape study): the same N, their own from-scratch curves (the deep one's 2% above the
+# wide one's, so that a D_E read off the wrong curve is far off) and D_T = factor × CPU_INSIDE's law.
+SHAPE_N = 200064.0
+SHAPE_SCRATCH = (3e4, 1e5, 3e5, 1e6, 3e6)
+SHAPE_D_F = (3e4, 1e5, 3e5)
+TWO_SHAPES = {"wide": {"n_layer": 2, "d_model": 92, "scratch": 1.00, "transfer": 1.0, "pretraining": 4.0},
+              "deep": {"n_layer": 8, "d_model": 44, "scratch": 1.02, "transfer": 3.0, "pretraining": 4.0}}
+
+
+def make_shape_runs(shapes: dict | None = None, n_params: float = SHAPE_N, law: dict | None = None, seeds: int = 3,
+                    loss_noise: float = 0.005, seed: int = 0, pretrain: str = "text") -> pd.DataFrame:
+    """A shape study at one N: per shape, from-scratch runs, a pretraining run per seed (own loss
+    `pretraining`, the same for every shape unless told) and fine-tunes with D_T = transfer × law."""
+    shapes = TWO_SHAPES if shapes is None else shapes
+    law = CPU_INSIDE if law is None else law
+    rng = np.random.default_rng(seed)
+    rows = []
+    for name, s in shapes.items():
+        scratch = lambda d, s=s: s["scratch"] * cpu_scratch_loss(n_params, d)  # noqa: E731
+        shape = {"size": name, "n_layer": s["n_layer"], "d_model": s["d_model"], "n_params": n_params}
+        for d in SHAPE_SCRATCH:
+            rows += [{**shape, **r} for r in _seed_rows({"pretrain": "none", "mode": "scratch", "data_chars": d},
+                                                        float(scratch(d)), seeds, loss_noise, rng)]
+        for d_f in SHAPE_D_F:
+            d_t = s["transfer"] * transferred(d_f, n_params, **law)
+            rows += [{**shape, **r} for r in _seed_rows({"pretrain": pretrain, "mode": "finetune", "data_chars": d_f},
+                                                        float(scratch(d_f + d_t)), seeds, loss_noise, rng)]
+        for r in _seed_rows({"pretrain": pretrain, "mode": "pretrain", "data_chars": np.nan}, s["pretraining"], seeds,
+                            loss_noise, rng):
+            rows.append({**shape, **r, "pretrain_valid_loss": r["loss"], "loss": 8.0, "tokens_seen": 2e6})
+    df = pd.DataFrame(rows)
+    df["status"] = "ok"
+    df["data_tokens"] = np.round(df["data_chars"] / CHARS_PER_TOKEN)
+    return df

@@ -40,7 +40,7 @@ def test_low_data_regime_uses_d_of_n():
     eff = effective_of(df)
     n = 1e6
     expected = (A / (0.01 * l_inf(n))) ** (1 / B)   # L_inf + A D^-b = 1.01 L_inf
-    assert eff.curves[n].d_low == pytest.approx(expected, rel=0.02)
+    assert eff.curve_at(n).d_low == pytest.approx(expected, rel=0.02)
     # Every synthetic D_F (<= 1e7) is far below 10% of D(N) (~1e12): all low data.
     assert eff.table["low_data"].all()
 
@@ -52,7 +52,7 @@ def test_low_data_flag_off_for_large_d_f():
     rows += [{"pretrain": "text", "n_params": 1e5, "data_chars": d_f, "loss": 1 + 10 * (3 * d_f) ** -0.5}
              for d_f in (1e4, 3e5)]
     eff = effective_of(pd.DataFrame(rows))
-    assert eff.curves[1e5].d_low == pytest.approx(1e6, rel=0.01)
+    assert eff.curve_at(1e5).d_low == pytest.approx(1e6, rel=0.01)
     assert eff.table["low_data"].tolist() == [True, False]
     # PCHIP through nodes half a decade apart: D_E within 3%.
     np.testing.assert_allclose(eff.table["multiplier"], 3.0, rtol=3e-2)

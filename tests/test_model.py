@@ -1,5 +1,6 @@
 """The ladder: N counted from the built model, shapes, loadability."""
 import math
+import re
 
 import pytest
 import torch
@@ -40,12 +41,37 @@ def test_ladder_spans_and_shape_variants():
     assert ns == sorted(ns)
     assert math.log10(ns[-1] / ns[0]) >= 1.5
     assert max(s.n_params for s in GPU_LADDER.values()) > 1e8
-    variants = [s.n_params for s in SHAPES.values()]
-    assert max(variants) / min(variants) < 1.1  # about equal N
-    layers = [s.n_layer for s in SHAPES.values()]
-    assert min(layers) == 1 and max(layers) >= 16  # wide-shallow to deep-narrow
+    families: dict[str, list] = {}
+    for name, shape in SHAPES.items():
+        families.setdefault(name.split("-")[0], []).append(shape)
+    assert set(families) == {"s200k", "s50k"}
+    for shapes in families.values():
+        variants = [s.n_params for s in shapes]
+        assert max(variants) / min(variants) < 1.1  # about equal N
+        layers = [s.n_layer for s in shapes]
+        assert min(layers) == 1 and max(layers) >= 16  # wide-shallow to deep-narrow
     for s in ALL_SHAPES.values():
         assert s.d_model % s.n_head == 0
+
+
+def _nominal(name: str) -> float:
+    """s200k-l4 -> 200,000; s1.5m-l2 -> 1,500,000."""
+    m = re.fullmatch(r"s(\d+(?:\.\d+)?)([km])-l(\d+)", name)
+    assert m, f"shape variant {name!r} is not named s<N>[k|m]-l<layers>"
+    return float(m[1]) * {"k": 1e3, "m": 1e6}[m[2]]
+
+
+@pytest.mark.parametrize("name", list(SHAPES))
+def test_every_shape_variant_is_within_a_few_percent_of_its_nominal_n(name):
+    """A shape study compares shapes at equal N: each variant's N within 5.1 % of the N its name gives,
+    and the layer count its name gives."""
+    shape = SHAPES[name]
+    assert abs(shape.n_params / _nominal(name) - 1) < 0.051
+    assert shape.n_layer == int(name.rsplit("-l", 1)[1])
+
+
+def test_the_nominal_n_check_can_fail():
+    assert abs(ModelShape("s50k-l2", 2, 48, 3).n_params / _nominal("s50k-l2") - 1) > 0.051   # 56,640
 
 
 def test_config_tied_no_dropout_sdpa():

@@ -22,7 +22,8 @@ def test_analysis_modules_do_not_import_torch():
                      "effdata.analysis.fit, effdata.analysis.scaling, effdata.analysis.plots, effdata.analysis.report, "
                      "effdata.analysis.curves, effdata.analysis.bootstrap, effdata.analysis.advice, "
                      "effdata.analysis.pretraining, effdata.analysis.scaling_plots, effdata.analysis.sweep, "
-                     "effdata.analysis.sweep_plots")
+                     "effdata.analysis.sweep_plots, effdata.analysis.shape, "
+                     "effdata.analysis.shape_compare, effdata.analysis.shape_plots, effdata.analysis.shape_report")
 
 
 def test_the_planner_does_not_import_torch():
@@ -39,4 +40,5 @@ def test_loading_a_study_and_listing_its_runs_does_not_import_torch():
                      "from effdata.study.store import Store\n"
                      "runs = study_runs(load_study('jobs/cpu.toml'), ['text', 'text+code'])\n"
                      "assert len(runs) == 80 and sum(CostModel(3.0, 2048).gpu_seconds(r) for r in runs) > 0\n"
-                     "assert len(study_runs(load_study('jobs/lr.toml'))) == 41\n")
+                     "assert len(study_runs(load_study('jobs/lr.toml'))) == 41\n"
+                     "assert len(study_runs(load_study('jobs/shape.toml'), ['text'])) == 170\n")

@@ -206,3 +206,22 @@ def test_paper_fits_have_the_shape_analyze_writes():
         load_laws(fits, law="power")
     with pytest.raises(PlanError, match="the fits file is malformed"):
         load_laws({**chars_fits(), "transfer_ranges": {"text": {"n_range": [1e5]}}})
+
+
+def test_a_list_of_shape_blocks_gives_the_one_nearest_the_request():
+    def block(quantity, d_f, best, pretrain="text", units="chars"):
+        return {"quantity": quantity, "n_params": 2e5, "pretrain": pretrain, "d_f": d_f, "units": units,
+                "shapes": [{"name": "wide", "value": 5.0 if best == "deep" else 4.0},
+                           {"name": "deep", "value": 4.0 if best == "deep" else 5.0}]}
+    blocks = [block("loss", 1e4, "deep"), block("loss", 1e6, "wide"), block("d_t", 1e6, "deep"),
+              block("loss", 1e6, "deep", pretrain="code")]
+    fits = chars_fits()
+    fits["transfer"]["code"] = {"fitted": True, "k": 2.1e5, "alpha": 0.096, "beta": 0.38}
+    laws = load_laws({**fits, "shape": blocks})
+    assert len(laws.shapes) == 4
+    near = lambda d_f, **kw: next(n for n in make_plan(laws, PlanRequest(d_f=d_f, **kw)).notes if "favours" in n)  # noqa: E731
+    assert "favours deep" in near(2e4) and "D_F = 1e+04 chars" in near(2e4)
+    assert "favours wide" in near(5e5) and "of 4 in the fits" in near(5e5)       # loss before d_t
+    assert "favours deep" in near(5e5, pretrain=("code",)) and "pretrained on code" in near(5e5, pretrain=("code",))
+    with pytest.raises(PlanError, match="empty list"):
+        load_laws({**chars_fits(), "shape": []})

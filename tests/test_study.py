@@ -135,3 +135,57 @@ def test_pretrain_schedule_is_for_the_pretraining_runs_alone():
     assert {r.spec.settings.schedule for r in runs if r.mode != "pretrain"} == {"cosine"}
     plain = study_runs(study_from_dict({**MINIMAL, "pretrain": {**WSD, "schedule": "cosine"}}))
     assert {r.run_id for r in runs if r.mode == "scratch"} == {r.run_id for r in plain if r.mode == "scratch"}
+
+
+def test_extra_seeds_cover_only_the_sizes_they_name():
+    study = study_from_dict({**MINIMAL, "scratch": {"data_chars": [1e4, 3e4, 1e5]}, "finetune": {"data_chars": [1e4, 3e4]},
+                             "extra_seeds": {"seeds": [1, 2], "scratch_data_chars": [1e4],
+                                             "finetune_data_chars": [1e4]}})
+    runs = study_runs(study, ["text"])
+    by_seed = {seed: [r for r in runs if r.spec.seed == seed] for seed in (0, 1, 2)}
+    assert len(by_seed[0]) == 2 * (3 + 1 + 2)          # two sizes: 3 scratch, a pretraining, 2 fine-tunes
+    for seed in (1, 2):
+        assert sorted((r.mode, r.spec.data_chars) for r in by_seed[seed] if r.spec.size == "n25k") == [
+            ("finetune", 10_000), ("pretrain", None), ("scratch", 10_000)]
+        for run in by_seed[seed]:
+            if run.mode == "finetune":   # each extra seed fine-tunes its own pretraining run
+                pre = next(r for r in runs if r.run_id == run.init_from_run)
+                assert (pre.spec.seed, pre.spec.size) == (seed, run.spec.size)
+    # The study's own runs keep their ids: extra seeds only add runs.
+    plain = study_from_dict({**MINIMAL, "scratch": {"data_chars": [1e4, 3e4, 1e5]}, "finetune": {"data_chars": [1e4, 3e4]}})
+    assert {r.run_id for r in study_runs(plain, ["text"])} == {r.run_id for r in by_seed[0]}
+    only_scratch = study_from_dict({**MINIMAL, "extra_seeds": {"seeds": [5], "scratch_data_chars": [3e4]}})
+    assert [(r.mode, r.spec.seed) for r in study_runs(only_scratch) if r.spec.seed == 5] == [("scratch", 5)] * 2
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"seeds": [0], "scratch_data_chars": [1e4]}, "already in `seeds`"),
+    ({"seeds": [1], "scratch_data_chars": [5e4]}, "not among"),
+    ({"seeds": [1], "finetune_data_tokens": [1e4]}, "use finetune_data_chars"),
+    ({"seeds": [1]}, "names no data size"),
+    ({"seeds": [], "scratch_data_chars": [1e4]}, "non-empty list"),
+    ({"seeds": [1], "scratch_data_chars": [1e4], "sizes": ["n25k"]}, "unknown key"),
+])
+def test_bad_extra_seeds_are_refused(extra, message):
+    with pytest.raises(StudyError, match=message):
+        study_from_dict({**MINIMAL, "extra_seeds": extra})
+
+
+def test_the_shape_study_plans_every_shape_with_seeds_at_the_smallest_fine_tuning_size():
+    from effdata.spec import get_shape
+
+    study = load_study(JOBS / "shape.toml")
+    runs = study_runs(study, ["text"])
+    groups = {}
+    for size in study.sizes:
+        groups.setdefault(size.split("-")[0], []).append(get_shape(size).n_layer)
+    assert groups == {"s200k": [1, 2, 4, 8, 16], "s50k": [1, 2, 4, 8, 16]}
+    smallest = min(study.finetune.values)
+    for size in study.sizes:
+        mine = [r for r in runs if r.spec.size == size]
+        assert len([r for r in mine if r.mode == "scratch" and r.spec.seed == 0]) >= 4
+        fine = {r.spec.data_chars for r in mine if r.mode == "finetune"}
+        assert len(fine) >= 3
+        assert {r.spec.seed for r in mine if r.mode == "finetune" and r.spec.data_chars == smallest} == {0, 1, 2}
+        assert {r.spec.seed for r in mine if r.mode == "pretrain"} == {0, 1, 2}
+    assert len(runs) == 170

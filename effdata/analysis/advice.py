@@ -4,7 +4,8 @@ Each suggestion names concrete runs (mode, N, data size, how many seeds), why th
 measurement that calls for them) and what they cost (training FLOPs, from the table's own `flops` of
 the same grid point; a from-scratch run past the largest one is scaled from it in proportion to D).
 Suggestions are sorted by cost. What cannot be fixed by more runs of the same grid (a law that does
-not describe the points) is said as a note, not dressed up as a run.
+not describe the points) is said as a note, not dressed up as a run. Runs are named by N: `analyze` gives
+it one shape per N (with several shapes at one N, the reference shape's runs; `shape.py`).
 """
 from __future__ import annotations
 

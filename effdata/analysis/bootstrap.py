@@ -11,7 +11,8 @@ too narrow (docs/METHOD.md §1 and §4). So each resample:
    * with one seed, loss * (1 + sigma * eps), eps ~ N(0, 1): a noise floor `sigma` given
      (`--loss-noise`), else taken from the seeds of the other grid points when there are any, else
      from the residuals of the from-scratch grid (`grid_residual_sd`); `NoiseModel` says which;
-2. re-builds each N's from-scratch curve (monotone fit, PCHIP, per-N law) from the re-drawn losses;
+2. re-builds each from-scratch curve (one per N and shape: monotone fit, PCHIP, per-N law) from the
+   re-drawn losses;
 3. reads every fine-tuned loss off it again: D_E, D_T.
 
 Per-point 90% intervals of D_E and D_T come from step 3 with both curves re-drawn. The fit's own
@@ -26,11 +27,16 @@ import numpy as np
 import pandas as pd
 
 from effdata.analysis.curves import fit_laws, invert_curves
-from effdata.analysis.effective import MIN_LAW_POINTS, EffectiveResult, no_laws
+from effdata.analysis.effective import MIN_LAW_POINTS, CurveKey, EffectiveResult, no_laws
 from effdata.analysis.fit import INTERVAL_PERCENTILES
 from effdata.analysis.table import ResultsTable
 
 MODES = ("scratch", "finetune")
+
+
+def point_key(results: ResultsTable) -> list[str]:
+    """The columns that name one grid point: its seeds are re-drawn together."""
+    return ["pretrain", "mode", "n_params", "shape", results.data_column]
 
 
 @dataclass
@@ -56,6 +62,13 @@ class Resamples:
     d_t: np.ndarray                    # (B, P)
     d_t_scratch_only: np.ndarray       # (B, P) only the from-scratch curves re-drawn
     noise: NoiseModel
+    losses: np.ndarray | None = None   # (B, len(results.runs)): every grid point's re-drawn loss
+
+    def subset(self, columns: np.ndarray) -> "Resamples":
+        """The same resamples for some fine-tuned points only (boolean mask or positions over P); without
+        `losses`, which belong to the whole results table."""
+        return Resamples(d_e=self.d_e[:, columns], d_t=self.d_t[:, columns],
+                         d_t_scratch_only=self.d_t_scratch_only[:, columns], noise=self.noise)
 
     @property
     def n_resamples(self) -> int:
@@ -85,7 +98,8 @@ def grid_residual_sd(scratch: pd.DataFrame, data_column: str) -> tuple[float, in
     lack of fit (its curves are sigmoid in log D), where the grid leaves 0.4%. (nan, 0) without a
     complete grid of >= 3 N and >= 3 D.
     """
-    grid = scratch.pivot_table(index="n_params", columns=data_column, values="loss")
+    rows = ["n_params", "shape"] if "shape" in scratch else ["n_params"]
+    grid = scratch.pivot_table(index=rows, columns=data_column, values="loss")
     rows, columns = grid.shape
     dof = (rows - 1) * (columns - 1) - (rows + columns - 3)
     if rows < 3 or columns < 3 or grid.isna().any().any() or dof < 3:
@@ -113,7 +127,7 @@ def residual_relative_sd(effective: EffectiveResult) -> tuple[float, int]:
 
 def estimate_noise(results: ResultsTable, effective: EffectiveResult, loss_noise: float | None = None) -> NoiseModel:
     """The noise floor for single-seed grid points, per mode (see the module docstring)."""
-    key = ["pretrain", "mode", "n_params", results.data_column]
+    key = point_key(results)
     sigma, source, seeded = {}, {}, {}
     for mode in MODES:
         rows = results.seed_runs[results.seed_runs["mode"] == mode] if len(results.seed_runs) else results.seed_runs
@@ -147,25 +161,45 @@ def _residual_floor(results: ResultsTable, effective: EffectiveResult) -> tuple[
 def draw_losses(results: ResultsTable, noise: NoiseModel, n_resamples: int,
                 rng: np.random.Generator) -> np.ndarray:
     """(B, len(results.runs)): every grid point's loss, re-drawn (module docstring, step 1)."""
-    key = ["pretrain", "mode", "n_params", results.data_column]
+    key = point_key(results)
     runs = results.runs
     seeds = results.seed_runs.groupby(key)["loss"].apply(lambda s: s.to_numpy(float))
     per_point = [seeds.get(tuple(row), np.array([loss])) for row, loss in
                  zip(runs[key].itertuples(index=False), runs["loss"])]
+    sigma = np.array([noise.sigma[m] for m in runs["mode"].to_numpy()])
+    return redraw_points(per_point, sigma, n_resamples, rng)
+
+
+def redraw_points(per_point: list[np.ndarray], sigma: np.ndarray, n_resamples: int,
+                  rng: np.random.Generator) -> np.ndarray:
+    """(B, G): the mean of each point's seeds in B resamples (module docstring, step 1): n >= 2 seeds
+    drawn with replacement, deviations scaled by sqrt(n/(n-1)); one seed as value * (1 + sigma * eps)."""
     counts = np.array([len(s) for s in per_point])
-    draws = np.empty((n_resamples, len(runs)))
+    draws = np.empty((n_resamples, len(per_point)))
     for n in np.unique(counts):
         columns = np.flatnonzero(counts == n)
         values = np.stack([per_point[c] for c in columns])                  # (G, n)
         mean = values.mean(axis=1)
         if n == 1:
-            sigma = np.array([noise.sigma[m] for m in runs["mode"].to_numpy()[columns]])
-            draws[:, columns] = mean * (1 + sigma * rng.standard_normal((n_resamples, len(columns))))
+            draws[:, columns] = mean * (1 + sigma[columns] * rng.standard_normal((n_resamples, len(columns))))
             continue
         picked = rng.integers(0, n, size=(n_resamples, len(columns), n))
         resampled = np.take_along_axis(values[None].repeat(n_resamples, 0), picked, axis=2).mean(axis=2)
         draws[:, columns] = mean + np.sqrt(n / (n - 1)) * (resampled - mean)
     return draws
+
+
+def read_off_curve(results: ResultsTable, draws: np.ndarray, key: CurveKey, weights: np.ndarray,
+                   targets: np.ndarray) -> np.ndarray:
+    """(B, T) D_E: targets (B, T) read off the from-scratch curve `key` as re-drawn in each resample."""
+    runs, column = results.runs, results.data_column
+    mine = (runs["mode"] == "scratch") & (runs["n_params"] == key[0]) & (runs["shape"] == key[1])
+    scratch = np.flatnonzero(mine.to_numpy())
+    scratch = scratch[np.argsort(runs[column].to_numpy(float)[scratch])]
+    d, loss = runs[column].to_numpy(float)[scratch], draws[:, scratch]
+    laws = fit_laws(d, loss) if len(np.unique(d)) >= MIN_LAW_POINTS else no_laws(len(draws))
+    read, _ = invert_curves(np.log(d), loss, weights, laws, targets)
+    return read
 
 
 def resample_effective(results: ResultsTable, effective: EffectiveResult, noise: NoiseModel,
@@ -179,21 +213,16 @@ def resample_effective(results: ResultsTable, effective: EffectiveResult, noise:
         raise ValueError("effective table does not match the results table's fine-tuned runs")
     d_e = np.full((n_resamples, len(table)), np.nan)
     d_e_scratch_only = np.full_like(d_e, np.nan)
-    column = results.data_column
-    for n_params, curve in effective.curves.items():
-        points = np.flatnonzero(table["n_params"].to_numpy(float) == n_params)
+    for key, curve in effective.curves.items():
+        points = np.flatnonzero((table["n_params"].to_numpy(float) == key[0]) & (table["shape"] == key[1]).to_numpy())
         if not len(points):
             continue
-        scratch = np.flatnonzero(((runs["mode"] == "scratch") & (runs["n_params"] == n_params)).to_numpy())
-        scratch = scratch[np.argsort(runs[column].to_numpy(float)[scratch])]
-        d, loss = runs[column].to_numpy(float)[scratch], draws[:, scratch]
-        laws = fit_laws(d, loss) if len(np.unique(d)) >= MIN_LAW_POINTS else no_laws(n_resamples)
         measured = np.broadcast_to(table["loss"].to_numpy(float)[points], (n_resamples, len(points)))
         targets = np.concatenate([draws[:, finetuned[points]], measured], axis=1)
-        read, _ = invert_curves(np.log(d), loss, curve.weights, laws, targets)
+        read = read_off_curve(results, draws, key, curve.weights, targets)
         d_e[:, points], d_e_scratch_only[:, points] = read[:, :len(points)], read[:, len(points):]
     d_f = table["d_f"].to_numpy(float)
-    return Resamples(d_e=d_e, d_t=d_e - d_f, d_t_scratch_only=d_e_scratch_only - d_f, noise=noise)
+    return Resamples(d_e=d_e, d_t=d_e - d_f, d_t_scratch_only=d_e_scratch_only - d_f, noise=noise, losses=draws)
 
 
 def percentile_interval(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -211,24 +240,24 @@ def attach_intervals(table: pd.DataFrame, resamples: Resamples) -> None:
 
 
 def seed_spread(results: ResultsTable) -> pd.DataFrame:
-    """Per (pretrain, mode, N): the seed-to-seed spread of the loss over the grid points with >= 2 seeds.
+    """Per (pretrain, mode, N, shape): the seed-to-seed spread of the loss over the grid points with >= 2 seeds.
 
     `sd` is the pooled within-point standard deviation (nats), `relative` the same over the mean loss;
-    both nan where no grid point of that N has two seeds.
+    both nan where no grid point of that N and shape has two seeds.
     """
-    key = ["pretrain", "mode", "n_params", results.data_column]
-    columns = ["pretrain", "mode", "n_params", "grid_points", "seeded_points", "seeds", "sd", "relative"]
+    key = point_key(results)
+    columns = ["pretrain", "mode", "n_params", "shape", "grid_points", "seeded_points", "seeds", "sd", "relative"]
     if results.seed_runs.empty:
         return pd.DataFrame(columns=columns)
     groups = results.seed_runs.groupby(key)["loss"]
     points = pd.DataFrame({"count": groups.count(), "mean": groups.mean(), "var": groups.var(ddof=1)}).reset_index()
     rows = []
-    for (pretrain, mode, n_params), group in points.groupby(["pretrain", "mode", "n_params"]):
+    for (pretrain, mode, n_params, shape), group in points.groupby(["pretrain", "mode", "n_params", "shape"]):
         seeded = group[group["count"] >= 2]
         dof = (seeded["count"] - 1).to_numpy(float)
         sd = np.sqrt(np.sum(dof * seeded["var"]) / dof.sum()) if len(seeded) else np.nan
         relative = np.sqrt(np.sum(dof * seeded["var"] / seeded["mean"] ** 2) / dof.sum()) if len(seeded) else np.nan
-        rows.append([pretrain, mode, float(n_params), len(group), len(seeded), float(group["count"].median()),
+        rows.append([pretrain, mode, float(n_params), shape, len(group), len(seeded), float(group["count"].median()),
                      float(sd), float(relative)])
     return pd.DataFrame(rows, columns=columns)
 

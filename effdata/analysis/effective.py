@@ -1,10 +1,11 @@
 """Effective data: D_E, D_T = D_E - D_F, and the flags that say how far to trust each number.
 
-For each N the from-scratch runs give a loss-against-data curve. It is made monotone (loss falls
-with data: the weighted non-increasing least-squares fit, i.e. pool-adjacent-violators, in log D)
-and interpolated with PCHIP in log D, which stays monotone between the measured points. A
-fine-tuned run's effective data D_E is the D at which the same-N curve reaches the fine-tuned loss
-(docs/METHOD.md §1). The numerics live in `curves.py`, batched, so that the bootstrap (bootstrap.py)
+For each N (and shape: a table may hold several shapes at one N, `table.shape_labels`) the from-scratch
+runs give a loss-against-data curve. It is made monotone (loss falls with data: the weighted
+non-increasing least-squares fit, i.e. pool-adjacent-violators, in log D) and interpolated with PCHIP in
+log D, which stays monotone between the measured points. A fine-tuned run's effective data D_E is the D
+at which the curve of the same N and shape reaches the fine-tuned loss (docs/METHOD.md §1). A curve is
+named by its `CurveKey`, (N, shape). The numerics live in `curves.py`, batched, so that the bootstrap (bootstrap.py)
 re-reads its resampled curves with exactly the code that made the estimate.
 
 Outside the measured range we use a per-N fit L = L_inf + A * D^(-b). Its shape (L_inf, b) comes
@@ -37,6 +38,18 @@ FLAG_NAMES = ("extrapolated", "beyond_reach", "ossified", "low_data", "no_scratc
 LOW_DATA_FRACTION = 0.1     # docs/METHOD.md: D_F at most ~10% of D(N)
 WITHIN_ONE_PERCENT = 0.01   # D(N): within 1% of the infinite-data loss
 MIN_LAW_POINTS = 3          # three parameters in L_inf + A * D^(-b)
+
+CurveKey = tuple[float, str]   # (N, shape label): one from-scratch curve
+
+
+def curve_key(row) -> CurveKey:
+    """The curve a run (a row of a results or effective table) belongs to."""
+    return float(row["n_params"]), str(row.get("shape", "") or "")
+
+
+def describe_curve(key: CurveKey) -> str:
+    """'N=2e+05' or 'N=2e+05 (l4d64h4)', for warnings."""
+    return f"N={key[0]:.3g}" + (f" ({key[1]})" if key[1] else "")
 
 
 @dataclass(frozen=True)
@@ -89,16 +102,22 @@ class ScratchCurve:
     law: SaturatingLaw | None
     pooled: bool                  # True if the measured losses had to be pooled to be monotone
     weights: np.ndarray           # pooling weights of the measured points (their seed counts)
+    shape: str = ""               # the shape label, when the table names shapes
+
+    @property
+    def key(self) -> CurveKey:
+        return self.n_params, self.shape
 
     @classmethod
-    def from_points(cls, n_params: float, d, loss, weights=None) -> "ScratchCurve":
+    def from_points(cls, n_params: float, d, loss, weights=None, shape: str = "") -> "ScratchCurve":
         order = np.argsort(d)
         d, loss = np.asarray(d, float)[order], np.asarray(loss, float)[order]
         weights = np.ones_like(d) if weights is None else np.asarray(weights, float)[order]
         fitted = isotonic_decreasing(loss[None], weights)
         _, node_log_d, node_loss = next(pooled_nodes(np.log(d), fitted, weights))
         return cls(n_params=n_params, d=d, loss=loss, node_log_d=node_log_d[0], node_loss=node_loss[0],
-                   law=fit_saturating_law(d, loss), pooled=node_loss.shape[1] < len(d), weights=weights)
+                   law=fit_saturating_law(d, loss), pooled=node_loss.shape[1] < len(d), weights=weights,
+                   shape=shape)
 
     def laws(self) -> Laws:
         """The per-N law as the one-row arrays `curves.invert_curves` takes."""
@@ -182,25 +201,46 @@ class EffectiveResult:
     """Per fine-tuned run: D_E, D_T, fraction, multiplier and flags; plus the curves used."""
 
     table: pd.DataFrame
-    curves: dict[float, ScratchCurve]
+    curves: dict[CurveKey, ScratchCurve]
     units: str
     scratch: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
 
+    def curve_at(self, n_params: float) -> ScratchCurve:
+        """The one curve of size N (KeyError if none, ValueError if several shapes share that N)."""
+        found = [curve for (n, _), curve in self.curves.items() if n == float(n_params)]
+        if len(found) > 1:
+            raise ValueError(f"{len(found)} shapes at N={n_params:.3g}: name the curve by (N, shape)")
+        if not found:
+            raise KeyError(n_params)
+        return found[0]
 
-def build_curves(scratch: pd.DataFrame, data_column: str, warnings: list[str]) -> dict[float, ScratchCurve]:
+    def subset(self, keys) -> "EffectiveResult":
+        """The fine-tuned rows and curves of the given curve keys only (the table keeps its index)."""
+        keys = set(keys)
+        rows = [curve_key(row) in keys for _, row in self.table.iterrows()]
+        scratch = [curve_key(row) in keys for _, row in self.scratch.iterrows()]
+        return EffectiveResult(table=self.table[np.array(rows, bool)], units=self.units,
+                               curves={k: c for k, c in self.curves.items() if k in keys},
+                               scratch=self.scratch[np.array(scratch, bool)], warnings=self.warnings)
+
+
+def build_curves(scratch: pd.DataFrame, data_column: str, warnings: list[str]) -> dict[CurveKey, ScratchCurve]:
+    """One curve per (N, shape) of the from-scratch runs: runs of different shapes are never pooled."""
     curves = {}
-    for n_params, rows in scratch.groupby("n_params"):
+    shapes = scratch["shape"] if "shape" in scratch else pd.Series("", index=scratch.index)
+    for (n_params, shape), rows in scratch.groupby([scratch["n_params"], shapes.fillna("")]):
         weights = rows["n_seeds"].to_numpy(float) if "n_seeds" in rows else None
         curve = ScratchCurve.from_points(float(n_params), rows[data_column].to_numpy(float),
-                                         rows["loss"].to_numpy(float), weights)
+                                         rows["loss"].to_numpy(float), weights, shape=str(shape))
+        where = describe_curve(curve.key)
         if curve.pooled:
-            warnings.append(f"N={n_params:.3g}: from-scratch loss rises with data somewhere; adjacent "
+            warnings.append(f"{where}: from-scratch loss rises with data somewhere; adjacent "
                             "points pooled to keep the curve monotone")
         if curve.law is None:
-            warnings.append(f"N={n_params:.3g}: fewer than {MIN_LAW_POINTS} scratch data sizes, so no "
+            warnings.append(f"{where}: fewer than {MIN_LAW_POINTS} scratch data sizes, so no "
                             "per-N law: no extrapolation and no low-data flag for this N")
-        curves[float(n_params)] = curve
+        curves[curve.key] = curve
     return curves
 
 
@@ -224,7 +264,7 @@ def _effective_row(run: pd.Series, curve: ScratchCurve | None, column: str) -> d
         fraction = d_t / d_e
     else:
         fraction = 1.0 if d_e == float("inf") else float("nan")
-    return {"pretrain": run["pretrain"], "size": run.get("size", None), "n_params": n_params,
+    return {"pretrain": run["pretrain"], "size": run.get("size", None), "shape": run.get("shape", ""), "n_params": n_params,
             "d_f": d_f, "loss": loss, "loss_std": run.get("loss_std", 0.0), "n_seeds": run.get("n_seeds", 1),
             "d_e": d_e, "d_t": d_t, "fraction": fraction, "multiplier": d_e / d_f, "d_low": d_low,
             "d_scratch_max": d_scratch_max, "flops": run.get("flops", np.nan), "pretrain_flops": run.get("pretrain_flops", np.nan), **flags}
@@ -235,9 +275,8 @@ def compute_effective(results: ResultsTable, warnings: list[str] | None = None) 
     warnings = results.warnings if warnings is None else warnings
     column = results.data_column
     curves = build_curves(results.scratch, column, warnings)
-    rows = [_effective_row(run, curves.get(float(run["n_params"])), column)
-            for _, run in results.finetuned.iterrows()]
-    table = pd.DataFrame(rows, columns=["pretrain", "size", "n_params", "d_f", "loss", "loss_std", "n_seeds",
+    rows = [_effective_row(run, curves.get(curve_key(run)), column) for _, run in results.finetuned.iterrows()]
+    table = pd.DataFrame(rows, columns=["pretrain", "size", "shape", "n_params", "d_f", "loss", "loss_std", "n_seeds",
                                         "d_e", "d_t", "fraction", "multiplier", "d_low", "d_scratch_max",
                                         "flops", "pretrain_flops", *FLAG_NAMES])
     # 90% intervals of D_E and D_T, filled in by the bootstrap over runs (bootstrap.attach_intervals).
@@ -254,9 +293,9 @@ def _warn_about(table: pd.DataFrame, warnings: list[str]) -> None:
     """Summaries of the flags, so nothing is silent."""
     if table.empty:
         return
-    for (pretrain, n_params), rows in table[table["no_scratch"]].groupby(["pretrain", "n_params"]):
-        warnings.append(f"pretrain '{pretrain}' at N={n_params:.3g}: no from-scratch runs of the same N; "
-                        f"{len(rows)} run(s) without D_E")
+    for (pretrain, n_params, shape), rows in table[table["no_scratch"]].groupby(["pretrain", "n_params", "shape"]):
+        warnings.append(f"pretrain '{pretrain}' at N={n_params:.3g}: no from-scratch runs of the same N"
+                        f"{f' and shape ({shape})' if shape else ''}; {len(rows)} run(s) without D_E")
     counts = {flag: int(table[flag].sum()) for flag in ("ossified", "extrapolated", "beyond_reach")}
     if counts["ossified"]:
         warnings.append(f"{counts['ossified']} fine-tuned run(s) ossified (D_T <= 0): kept in the table, "

@@ -357,14 +357,15 @@ def nice_ceiling(value: float) -> float:
 
 
 def scratch_runs_needed(rows: pd.DataFrame) -> list[dict]:
-    """Per N whose lowest fine-tuned loss lies past its from-scratch curve: the data that reaches it.
+    """Per N (and shape) whose lowest fine-tuned loss lies past its from-scratch curve: the data that reaches it.
 
     `d_e` is where the per-N law puts that loss, `d_e_hi` the top of its 90% interval; `suggested` is
     the larger of d_e_hi and EXTRAPOLATION_MARGIN * d_e, rounded up (the law underestimates D_E); None
     when the loss is below the law's L_inf (beyond reach: no extrapolation says how far).
     """
     needed = []
-    for n_params, group in rows[~rows["no_scratch"].astype(bool)].groupby("n_params"):
+    rows = rows if "shape" in rows else rows.assign(shape="")
+    for (n_params, _), group in rows[~rows["no_scratch"].astype(bool)].groupby(["n_params", "shape"]):
         lowest = group.loc[group["loss"].idxmin()]
         if not (lowest["extrapolated"] and lowest["loss"] < group["loss"].max() and
                 not lowest["d_e"] <= lowest["d_scratch_max"]):

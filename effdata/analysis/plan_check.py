@@ -18,6 +18,7 @@ import pandas as pd
 from effdata.analysis.effective import compute_effective
 from effdata.analysis.fit import fit_transfer
 from effdata.analysis.planner import PlanError, extrapolation, load_laws, planning_fits, predict
+from effdata.analysis.shape import find_groups, ladder_table
 from effdata.analysis.scaling import StartGrid, fit_chinchilla, fit_kaplan
 from effdata.analysis.table import ResultsTable, load_results
 
@@ -55,6 +56,11 @@ def heldout_check(results, groups=("d_f", "n_params"), law: str = "chinchilla",
         raise PlanError("the held-out check needs `data_chars` (the planner works in characters)")
     source = "DataFrame" if isinstance(results, pd.DataFrame) else str(results)
     check = PlannerCheck(source=source, law=law, predictions=pd.DataFrame())
+    shapes, _ = find_groups([table.runs, table.pretraining])
+    if shapes:   # laws across N read one shape per N, as effdata.analyze fits them
+        table, _ = ladder_table(table, shapes)
+        check.skipped.append("several shapes at one N: the laws are refitted on each N's reference shape only ("
+                             + ", ".join(g.reference.name for g in shapes) + "), as effdata.analyze fits them")
     frames = []
     for group in groups:
         column = "data_chars" if group == "d_f" else "n_params"

@@ -4,7 +4,8 @@ It composes three laws read from a `fits.json` (a study's, or the papers' built-
 
 * a from-scratch law L(N, D): the Chinchilla form E + A/N^alpha + B/D^beta, or Kaplan's;
 * the transfer law D_T = k D_F^alpha N^beta per pretraining distribution (Hernandez et al. 2021);
-* optionally a `shape` block (which shape a shape study favours).
+* optionally a `shape` block, or a list of them (which shape a shape study favours; the plan uses the one
+  nearest its D_F and sizes).
 
 For a target data set of D_F characters it predicts, per candidate size N: the from-scratch loss
 L(N, D_F), the effective data D_E = D_F + D_T, the fine-tuned loss L(N, D_E), the multiplier D_E/D_F,
@@ -29,6 +30,7 @@ budget are one path the held-out check must share exactly; the report and the fi
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -148,6 +150,7 @@ class ShapeComparison:
     n_params: float | None = None
     pretrain: str | None = None
     d_f: float | None = None
+    units: str = "chars"                   # of d_f (a shape study analysed in tokens writes "tokens")
 
     def verdict(self) -> str:
         lower = SHAPE_QUANTITIES[self.quantity] == "lower"
@@ -156,7 +159,7 @@ class ShapeComparison:
         where = ", ".join(part for part in (
             f"N ≈ {self.n_params:.3g}" if self.n_params else "",
             f"pretrained on {self.pretrain}" if self.pretrain else "",
-            f"D_F = {self.d_f:.3g} chars" if self.d_f else "") if part)
+            f"D_F = {self.d_f:.3g} {self.units}" if self.d_f else "") if part)
         text = (f"the shape comparison{f' ({where})' if where else ''} favours {_shape_label(best)}: "
                 f"{self.quantity} {_with_interval(best)} against {_with_interval(runner_up)} for {_shape_label(runner_up)}")
         if best.interval and runner_up.interval and _overlap(best.interval, runner_up.interval):
@@ -174,7 +177,7 @@ class Laws:
     scratch: ScratchLaw
     transfer: dict[str, TransferLaw]
     not_fitted: dict[str, str]             # pretraining name -> why it has no law
-    shape: ShapeComparison | None
+    shapes: tuple[ShapeComparison, ...]    # a shape study's comparisons (none: no shape comparison)
     chars_per_token: float | None          # None: compute cannot be given in FLOPs
     chars_per_token_source: str
 
@@ -258,7 +261,7 @@ def _load_laws(fits: dict, law: str, chars_per_token: float | None) -> Laws:
     transfer, not_fitted = _transfer_laws(fits, cpt)
     label = fits.get("label") or f"fitted by effdata.analyze on {fits.get('source', 'an unnamed table')}"
     return Laws(source=str(fits.get("source", "?")), label=label, is_paper=built_in, scratch=scratch,
-                transfer=transfer, not_fitted=not_fitted, shape=parse_shape(fits.get("shape")),
+                transfer=transfer, not_fitted=not_fitted, shapes=parse_shapes(fits.get("shape")),
                 chars_per_token=cpt, chars_per_token_source=cpt_source)
 
 
@@ -331,9 +334,20 @@ def _transfer_laws(fits: dict, cpt: float | None) -> tuple[dict[str, TransferLaw
     return laws, not_fitted
 
 
+def parse_shapes(value) -> tuple[ShapeComparison, ...]:
+    """fits.json's optional `shape`: one block (`parse_shape`), or a list of them (a shape study writes one
+    per N, pretraining name, D_F and quantity)."""
+    if value is None:
+        return ()
+    blocks = value if isinstance(value, list) else [value]
+    if not blocks:
+        raise PlanError("fits.json `shape` is an empty list")
+    return tuple(parse_shape(block) for block in blocks)
+
+
 def parse_shape(block) -> ShapeComparison | None:
-    """The optional `shape` block: {"quantity": "loss" | "d_t" | "multiplier", "shapes": [{"name", "value",
-    "interval"?, "n_layer"?, "d_model"?}, ...], "n_params"?, "pretrain"?, "d_f"?}."""
+    """One `shape` block: {"quantity": "loss" | "d_t" | "multiplier", "shapes": [{"name", "value",
+    "interval"?, "n_layer"?, "d_model"?}, ...], "n_params"?, "pretrain"?, "d_f"?, "units"?}."""
     if block is None:
         return None
     if not isinstance(block, dict) or block.get("quantity") not in SHAPE_QUANTITIES:
@@ -349,8 +363,35 @@ def parse_shape(block) -> ShapeComparison | None:
         options.append(ShapeOption(name=str(item["name"]), value=_number(item, "value", f"shape '{item['name']}'"),
                                    interval=tuple(map(float, interval)) if interval else None,
                                    n_layer=item.get("n_layer"), d_model=item.get("d_model")))
+    units = block.get("units", "chars")
+    if units not in ("chars", "tokens"):
+        raise PlanError(f"fits.json `shape` block: units must be chars or tokens, got {units!r}")
     return ShapeComparison(quantity=block["quantity"], options=tuple(options), n_params=block.get("n_params"),
-                           pretrain=block.get("pretrain"), d_f=block.get("d_f"))
+                           pretrain=block.get("pretrain"), d_f=block.get("d_f"), units=units)
+
+
+def choose_shape(laws: Laws, request: PlanRequest, sizes) -> ShapeComparison | None:
+    """The comparison nearest the request: a loss comparison first, of a pretraining name asked for, at the
+    N nearest the candidate sizes (geometric mean) and the D_F nearest the request's, both in log."""
+    if not laws.shapes:
+        return None
+    n_wanted = float(np.exp(np.mean(np.log(sizes)))) if len(sizes) else None
+    cpt = laws.chars_per_token
+    def distance(c: ShapeComparison):
+        d_f = c.d_f * (cpt or math.nan) if c.d_f and c.units == "tokens" else c.d_f
+        return (list(SHAPE_QUANTITIES).index(c.quantity),
+                bool(request.pretrain) and c.pretrain not in request.pretrain,
+                abs(math.log(c.n_params / n_wanted)) if c.n_params and n_wanted else math.inf,
+                abs(math.log(d_f / request.d_f)) if d_f and math.isfinite(d_f) else math.inf)
+    return min(laws.shapes, key=distance)
+
+
+def with_shapes(laws: Laws, fits: dict, where: str) -> Laws:
+    """The laws with another fits.json's shape comparisons (`python -m effdata.plan --shape FITS`)."""
+    shapes = parse_shapes(fits.get("shape"))
+    if not shapes:
+        raise PlanError(f"{where} has no `shape` block (a shape study's fits.json has one)")
+    return dataclasses.replace(laws, shapes=shapes)
 
 
 # --------------------------------------------------------------------------- predictions
@@ -561,7 +602,13 @@ def _notes(laws: Laws, request: PlanRequest) -> list[str]:
     for name, reason in sorted(laws.not_fitted.items()):
         if name not in request.pretrain:
             notes.append(f"pretraining '{name}' left out: its transfer law was not fitted ({reason})")
-    notes.append(laws.shape.verdict().capitalize() if laws.shape else "No shape comparison in these fits.")
+    shape = choose_shape(laws, request, candidate_sizes(laws, request))
+    if shape is None:
+        notes.append("No shape comparison in these fits.")
+    else:
+        among = f" (the nearest to this request of {len(laws.shapes)} in the fits)" if len(laws.shapes) > 1 else ""
+        verdict = shape.verdict()
+        notes.append(verdict[:1].upper() + verdict[1:] + among)
     if laws.scratch.form != "chinchilla":
         notes.append("The compute-optimal data for a size needs the Chinchilla form (--law chinchilla).")
     return notes

@@ -18,8 +18,12 @@ Figures (docs/METHOD.md §1 "Figures worth reproducing"):
   compare_parameters  fitted alpha, beta (90% intervals) per pretraining, beside the paper
   pretraining         every pretraining run: own loss, tokens per parameter, target loss at start
 
+These figures draw one shape per N: with several shapes at one N (a shape study) `analyze` gives them
+the reference shape of each N, and the shapes' own figures are in `shape_plots.py`.
+
 Why one module of ~560 lines: every figure of the report, one function each, sharing the style, colour
-and legend helpers at the top; the from-scratch laws' figure and the plan's live beside their modules.
+and legend helpers at the top; the from-scratch laws' figure, the plan's and the shape study's live
+beside their modules.
 """
 from __future__ import annotations
 
@@ -228,7 +232,7 @@ def plot_loss_vs_data(effective: EffectiveResult, out_dir: Path, n_values=None,
     figure, axes = _new_figure(len(chosen), width=4.2)
     seeds_drawn = False
     for ax, n in zip(axes, chosen):
-        curve = effective.curves[n]
+        curve = effective.curve_at(n)
         seeds_drawn |= _draw_seeds(ax, seed_runs, "scratch", "none", n, column, SCRATCH_COLOR)
         ax.scatter(scratch.loc[scratch["n_params"] == n, column], scratch.loc[scratch["n_params"] == n, "loss"],
                    color=SCRATCH_COLOR, s=22, zorder=3, label="from scratch (mean of seeds)")
@@ -382,9 +386,10 @@ def plot_loss_vs_n(effective: EffectiveResult, out_dir: Path) -> SavedFigure | S
         rows = table[table["d_f"] == d_f]
         n_values = sorted(rows["n_params"].unique())
         # The from-scratch loss at the same data, read off each N's curve (hollow where extrapolated).
-        n_values = [n for n in n_values if n in effective.curves]
-        scratch = np.array([float(effective.curves[n].loss_at([d_f])[0]) for n in n_values])
-        outside = np.array([not effective.curves[n].within_measured_range(d_f) for n in n_values], dtype=bool)
+        curves = {n: curve for (n, _), curve in effective.curves.items() if n in set(n_values)}
+        n_values = [n for n in n_values if n in curves]
+        scratch = np.array([float(curves[n].loss_at([d_f])[0]) for n in n_values])
+        outside = np.array([not curves[n].within_measured_range(d_f) for n in n_values], dtype=bool)
         ax.plot(n_values, scratch, color=SCRATCH_COLOR, lw=1.2, ls="--", label="from scratch at D = D_F")
         ax.scatter(np.array(n_values)[~outside], scratch[~outside], color=SCRATCH_COLOR, marker="s", s=20, zorder=3)
         ax.scatter(np.array(n_values)[outside], scratch[outside], facecolors="none", edgecolors=SCRATCH_COLOR,

@@ -42,7 +42,9 @@ def summarize_pretraining(pretraining: pd.DataFrame) -> PretrainingSummary:
     rows = rows.rename(columns={"pretrain_valid_loss": "own_loss", "loss": "target_loss"})
     if "size" not in rows:
         rows["size"] = None
-    table = (rows.groupby(["pretrain", "n_params"], as_index=False)
+    if "shape" not in rows:
+        rows["shape"] = ""
+    table = (rows.groupby(["pretrain", "n_params", "shape"], as_index=False)   # shapes at one N stay apart
              .agg(size=("size", "first"), tokens_seen=("tokens_seen", "mean"),
                   tokens_per_param=("tokens_per_param", "mean"), own_loss=("own_loss", "mean"),
                   target_loss=("target_loss", "mean"), flops=("flops", "mean"))[COLUMNS])

@@ -26,6 +26,8 @@ from effdata.analysis.planner import transfer_ranges
 from effdata.analysis.pretraining import PretrainingSummary
 from effdata.analysis.scaling import PAPER_CHINCHILLA, PAPER_KAPLAN, ChinchillaFit, KaplanFit
 from effdata.analysis.plots import UNIT_WORDS, SavedFigure, SkippedFigure
+from effdata.analysis.shape_compare import ShapeStudy, shape_blocks
+from effdata.analysis.shape_report import shape_section
 from effdata.analysis.table import ResultsTable
 from effdata.fmt import compact, sig
 from effdata.paths import atomic_write_json, atomic_write_text
@@ -61,6 +63,12 @@ class Analysis:
     pretraining: PretrainingSummary = field(default_factory=PretrainingSummary)
     advice: StudyAdvice = field(default_factory=StudyAdvice)
     chinchilla: ChinchillaFit | None = None
+    ladder: EffectiveResult | None = None   # one shape per N, what the laws use (None: `effective` itself)
+    shapes: ShapeStudy | None = None         # several shapes at one N (analysis/shape_compare.py)
+
+    @property
+    def law_view(self) -> EffectiveResult:
+        return self.ladder if self.ladder is not None else self.effective
 
 
 def compute_summary(raw, peak_flops: float | None = None) -> dict | None:
@@ -197,7 +205,9 @@ def fits_json(analysis: Analysis) -> dict:
         "paper_kaplan": PAPER_KAPLAN,
         "chinchilla": analysis.chinchilla.to_dict() if analysis.chinchilla else None,
         "paper_chinchilla": PAPER_CHINCHILLA,
-        "transfer_ranges": transfer_ranges(table),     # what the planner marks extrapolation against
+        "transfer_ranges": transfer_ranges(analysis.law_view.table),   # what the planner marks extrapolation against
+        "shape": shape_blocks(analysis.shapes) if analysis.shapes else None,   # the planner's shape comparisons
+        "shape_study": analysis.shapes.to_dict() if analysis.shapes else None,
         "input_notes": analysis.results.notes,
         "counts": {"runs": int(len(analysis.results.runs)), "scratch": int(len(analysis.results.scratch)),
                    "finetuned": int(len(table)), "set_aside": int(len(analysis.results.set_aside)),
@@ -310,7 +320,8 @@ def _seed_section(analysis: Analysis) -> list[str]:
         source = analysis.noise.describe() if analysis.noise else "no bootstrap"
         lines += [f"One seed per grid point: the seed-to-seed spread is not measured. The intervals assume {source}.", ""]
     else:
-        rows = [[("from scratch" if r.mode == "scratch" else f"fine-tuned from {r.pretrain}"), sig(r.n_params),
+        rows = [[("from scratch" if r.mode == "scratch" else f"fine-tuned from {r.pretrain}"),
+                 sig(r.n_params) + (f" ({r.shape})" if analysis.shapes and r.shape else ""),
                  f"{r.seeded_points} of {r.grid_points}", sig(r.seeds), sig(r.sd, 2), f"{100 * r.relative:.2g}%"]
                 for r in spread.itertuples()]
         lines += ["Seed-to-seed spread of the loss (pooled over the grid points of that N with ≥ 2 seeds):", "",
@@ -378,7 +389,7 @@ def _comparison_section(analysis: Analysis) -> list[str]:
                                          for n in names]])
     rows.append(["points in fit", *[cell(n, lambda f: str(f.n_points)) for n in names]])
     rows.append(["ossified runs", *[str(analysis.fits[n].n_ossified) if n in analysis.fits else "—" for n in names]])
-    table = analysis.effective.table
+    table = analysis.law_view.table
     for d_f in sorted(set(table.loc[table["pretrain"].isin(names), "d_f"]))[:6]:
         def median_multiplier(name, d_f=d_f):
             values = table.loc[(table["pretrain"] == name) & (table["d_f"] == d_f), "multiplier"]
@@ -425,13 +436,15 @@ def render_report(analysis: Analysis) -> str:
               f"{results.n_pretrain_rows} pretraining row(s) (section *Pretraining runs*).",
               f"- Data sizes in **{units}** (`{results.data_column}`); N = non-embedding parameters: "
               f"{', '.join(sig(n) for n in sorted(results.runs['n_params'].unique()))}.",
-              "- Loss: best held-out target loss in nats/token. Seeds sharing (pretrain, N, data) are averaged; "
+              "- Loss: best held-out target loss in nats/token. Seeds sharing (pretrain, N, shape, data) are averaged; "
               "the bootstrap re-draws them.",
               *[f"- {note}." for note in results.notes], ""]
     if table.empty:   # from-scratch runs only: no transfer section, said once
         return "\n".join(lines + _scratch_only_sections(analysis))
 
     lines += _transfer_section(analysis)
+    if analysis.shapes:
+        lines += shape_section(analysis.shapes)
     if analysis.compare:
         lines += _comparison_section(analysis)
     lines += _seed_section(analysis) + _pretraining_section(analysis) + _advice_section(analysis)

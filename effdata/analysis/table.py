@@ -15,7 +15,9 @@ What `load_results` does, in order, and why:
   or non-positive loss, N or data size; drops exact duplicate rows (a warning says how many);
 * keeps `mode == "pretrain"` rows apart (`pretraining`): they have no target-data size, so they are
   not in the transfer analysis; the report shows them as its input;
-* averages the seeds that share (pretrain, N, data size) and keeps their spread (`loss_std`,
+* labels each row's shape (`shape`: `l<layers>d<width>[h<heads>]` from `n_layer`, `d_model`, `n_head`,
+  else the `size` name, else empty), so that runs of different shapes at one N stay apart;
+* averages the seeds that share (pretrain, N, shape, data size) and keeps their spread (`loss_std`,
   `n_seeds`), because the transfer analysis wants one loss per grid point; the seeds themselves are
   kept too (`seed_runs`): the bootstrap re-draws them.
 """
@@ -47,10 +49,12 @@ COLUMN_DOCS: dict[str, tuple[str, str]] = {
     "mode": ("optional", "`scratch`, `finetune` or `pretrain`; pretrain rows are shown as the input, not fitted; if absent, derived from `pretrain`"),
     "status": ("optional", "`ok` or anything else; rows that are not ok are listed, not analysed"),
     "error": ("optional", "why a run failed"),
-    "seed": ("optional", "seeds sharing (pretrain, N, data size) are averaged; the bootstrap re-draws them and the report gives their spread"),
-    "size": ("optional", "model size name, shown in tables"),
-    "n_layer": ("optional", "layers"),
+    "seed": ("optional", "seeds sharing (pretrain, N, shape, data size) are averaged; the bootstrap re-draws them and the report gives their spread"),
+    "size": ("optional", "model size name, shown in tables; names the shape when n_layer and d_model are absent"),
+    "n_layer": ("optional", "layers; with d_model (and n_head) it names the shape: runs of different shapes are never "
+                            "averaged together, and several shapes at one N are a shape study (report section *Shape*)"),
     "d_model": ("optional", "width"),
+    "n_head": ("optional", "attention heads (part of the shape when given)"),
     "flops": ("optional*", "training FLOPs of the run (the loss-against-compute plot; without a data column, "
                            "D = flops / (6·n_params) tokens)"),
     "pretrain_flops": ("optional", "FLOPs of the pretraining run a fine-tuned run started from (0 for scratch)"),
@@ -66,7 +70,7 @@ COLUMN_DOCS: dict[str, tuple[str, str]] = {
 }
 
 NUMERIC_COLUMNS = ("n_params", "data_chars", "data_tokens", "loss", "valid_loss", "flops",
-                   "pretrain_flops", "wall_time", "n_layer", "d_model", "seed", "tokens_seen",
+                   "pretrain_flops", "wall_time", "n_layer", "d_model", "n_head", "seed", "tokens_seen",
                    "tokens_per_param", "pretrain_valid_loss")
 
 
@@ -78,7 +82,7 @@ class TableError(ValueError):
 class ResultsTable:
     """Validated runs, one row per (pretrain, mode, N, data size), plus what was set aside."""
 
-    runs: pd.DataFrame                 # ok scratch + finetune rows, seeds averaged
+    runs: pd.DataFrame                 # ok scratch + finetune rows, seeds averaged per (pretrain, mode, N, shape, D)
     set_aside: pd.DataFrame            # rows not analysed, with a `reason` column
     units: str                         # "chars" or "tokens": the data column the rows were grouped by
     data_column: str
@@ -157,6 +161,7 @@ def load_results(source: str | Path | pd.DataFrame, units: str = "chars",
         df["pretrain"] = SCRATCH
         notes.append(NO_PRETRAIN_NOTE)
     df = _pretrain_and_mode(df, warnings)
+    df["shape"] = shape_labels(df)
     df, aside, pretraining = _set_aside_unusable(df, data_column, warnings)
     exact_duplicates = df.duplicated(keep="first")
     if exact_duplicates.any():
@@ -185,6 +190,19 @@ def _pretrain_and_mode(df: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
     else:
         df["mode"] = df["mode"].fillna(derived).astype(str).str.strip().str.lower()
     return df
+
+
+def shape_labels(df: pd.DataFrame) -> pd.Series:
+    """Each row's shape: `l<n_layer>d<d_model>[h<n_head>]` where layers and width are known, else the `size`
+    name, else "" (one shape per N, as a table without these columns is read)."""
+    size = df["size"].fillna("").astype(str) if "size" in df.columns else pd.Series("", index=df.index)
+    if "n_layer" not in df.columns or "d_model" not in df.columns:
+        return size
+    known = np.isfinite(df["n_layer"].to_numpy(float)) & np.isfinite(df["d_model"].to_numpy(float))
+    heads = df["n_head"].to_numpy(float) if "n_head" in df.columns else np.full(len(df), np.nan)
+    labels = [f"l{layers:.0f}d{width:.0f}" + (f"h{h:.0f}" if np.isfinite(h) else "")
+              for layers, width, h in zip(df["n_layer"].to_numpy(float), df["d_model"].to_numpy(float), heads)]
+    return pd.Series(np.where(known, labels, size), index=df.index, dtype=object)
 
 
 def _set_aside_unusable(df: pd.DataFrame, data_column: str,
@@ -241,12 +259,12 @@ def _data_column(df: pd.DataFrame, units: str, warnings: list[str]) -> tuple[str
 
 
 def _average_seeds(df: pd.DataFrame, data_column: str, warnings: list[str]) -> pd.DataFrame:
-    """One row per (pretrain, mode, N, data size): mean loss, its spread and the seed count.
+    """One row per (pretrain, mode, N, shape, data size): mean loss, its spread and the seed count.
 
     Other numeric columns are averaged, text columns keep their first value. Rows that share the
     key *and* the seed (or have no seed) are suspicious duplicates: averaged too, with a warning.
     """
-    key = ["pretrain", "mode", "n_params", data_column]
+    key = ["pretrain", "mode", "n_params", "shape", data_column]
     if df.empty:
         out = df.copy()
         out["loss_std"] = pd.Series(dtype=float)
@@ -258,7 +276,7 @@ def _average_seeds(df: pd.DataFrame, data_column: str, warnings: list[str]) -> p
         groups = df[repeated].groupby(same_seed_key, dropna=False).ngroups
         seed_note = "the same seed" if "seed" in df.columns else "no seed column"
         warnings.append(f"{int(repeated.sum())} rows in {groups} group(s) share (pretrain, mode, "
-                        f"n_params, {data_column}) with {seed_note} but differ elsewhere: averaged")
+                        f"n_params, shape, {data_column}) with {seed_note} but differ elsewhere: averaged")
     grouped = df.groupby(key, sort=True, dropna=False)
     numeric = [c for c in df.columns if c not in key and pd.api.types.is_numeric_dtype(df[c])]
     other = [c for c in df.columns if c not in key and c not in numeric]

@@ -17,6 +17,11 @@ A study file looks like this (every key is checked; an unknown key or a wrong ty
     data_chars = [1e5, 3e5]
     sizes = ["n100k"]              # optional: fine-tune (and pretrain) these sizes only (default: every size)
 
+    [extra_seeds]                  # optional: more seeds for part of the grid (to measure the noise)
+    seeds = [1, 2]                 # seeds beyond `seeds`, for these data sizes only:
+    scratch_data_chars = [1e5]     # from-scratch sizes (in [scratch]'s unit; may be empty)
+    finetune_data_chars = [1e5]    # fine-tuning sizes; each extra seed pretrains its own model for them
+
     [pretrain]
     corpora = ["text"]             # used when --pretrain is not given
     token_budget = 2_000_000       # or a table: token_budget = { n20k = 1e6, n60k = 3e6 }
@@ -72,6 +77,17 @@ class DataSizes:
 
 
 @dataclass(frozen=True)
+class ExtraSeeds:
+    """More seeds for part of the grid: `seeds` (none of the study's own) for the from-scratch sizes
+    `scratch` and the fine-tuning sizes `finetune` (each a subset of the study's sizes). A fine-tune of
+    an extra seed starts from a pretraining run of that seed, so its noise includes the pretraining's."""
+
+    seeds: tuple[int, ...] = ()
+    scratch: tuple[int, ...] = ()
+    finetune: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class PretrainSettings:
     """How long each size pretrains: a fixed `token_budget` (one for all sizes, or one per size), or
     `tokens_per_param` × N, clamped to [min_tokens, max_tokens] (docs/METHOD.md §5: with one budget for
@@ -112,6 +128,7 @@ class Study:
     device: str = "auto"                # where runs execute (DEVICES); `--device` overrides it
     sweep: tuple[tuple[str, tuple[Any, ...]], ...] = ()   # [sweep]: (TrainSettings key, its values), in file order
     finetune_sizes: tuple[str, ...] | None = None   # [finetune] sizes: the sizes pretrained and fine-tuned
+    extra_seeds: ExtraSeeds = ExtraSeeds()
 
     def train_given(self) -> dict[str, Any]:
         """The [train] settings as the file gives them (validated and typed)."""
@@ -257,6 +274,40 @@ def _pretrain_per_param(table: dict, corpora: tuple[str, ...]) -> PretrainSettin
                             min_tokens=low, max_tokens=high)
 
 
+def _seed_list(value: Any, where: str) -> tuple[int, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(s, int) and not isinstance(s, bool)
+                                                           for s in value):
+        raise StudyError(f"{where} must be a non-empty list of integers, got {value!r}")
+    return tuple(value)
+
+
+def _extra_seeds(table: Any, seeds: tuple[int, ...], scratch: DataSizes, finetune: DataSizes) -> ExtraSeeds:
+    """[extra_seeds]: new seeds, and which of the study's data sizes get them (in each section's unit)."""
+    if not isinstance(table, dict):
+        raise StudyError("[extra_seeds] must be a table")
+    keys = {f"{section}_data_{unit}" for section in ("scratch", "finetune") for unit in ("chars", "tokens")}
+    _check_keys(table, keys | {"seeds"}, "[extra_seeds]")
+    extra = _seed_list(table.get("seeds"), "[extra_seeds] seeds")
+    if set(extra) & set(seeds):
+        raise StudyError(f"[extra_seeds] seeds {sorted(set(extra) & set(seeds))} are already in `seeds`")
+    chosen = {}
+    for section, sizes in (("scratch", scratch), ("finetune", finetune)):
+        key = f"{section}_data_{sizes.unit}"
+        other = f"{section}_data_{'tokens' if sizes.unit == 'chars' else 'chars'}"
+        if other in table:
+            raise StudyError(f"[extra_seeds] {other}: [{section}] gives data_{sizes.unit}; use {key}")
+        values = table.get(key, [])
+        if not isinstance(values, list):
+            raise StudyError(f"[extra_seeds] {key}: expected a list of sizes")
+        chosen[section] = tuple(sorted({_number(v, f"[extra_seeds] {key}") for v in values}))
+        missing = sorted(set(chosen[section]) - set(sizes.values))
+        if missing:
+            raise StudyError(f"[extra_seeds] {key}: {missing} not among [{section}]'s sizes {list(sizes.values)}")
+    if not chosen["scratch"] and not chosen["finetune"]:
+        raise StudyError("[extra_seeds] names no data size: give scratch_data_* or finetune_data_*")
+    return ExtraSeeds(seeds=extra, scratch=chosen["scratch"], finetune=chosen["finetune"])
+
+
 def _train_settings(table: Any) -> TrainSettings:
     """[train] checked once, by building the TrainSettings every run will use."""
     if not isinstance(table, dict):
@@ -279,7 +330,7 @@ def load_study(path: Path | str) -> Study:
 
 
 STUDY_KEYS = {"name", "target", "sizes", "seeds", "vocab_size", "tokenizer_corpora", "scratch", "finetune",
-              "pretrain", "train", "description", "device", "sweep"}
+              "pretrain", "train", "description", "device", "sweep", "extra_seeds"}
 
 
 def study_from_dict(raw: dict[str, Any], where: str = "study") -> Study:
@@ -301,10 +352,8 @@ def _study(raw: dict[str, Any], where: str) -> Study:
             raise StudyError(f"missing required key {required!r}")
     if not isinstance(raw["name"], str) or not raw["name"]:
         raise StudyError("name must be a non-empty string")
-    seeds = raw.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
-                                                           for s in seeds):
-        raise StudyError(f"seeds must be a non-empty list of integers, got {seeds!r}")
+    seeds = _seed_list(raw.get("seeds", [0]), "seeds")
+    scratch, finetune = _data_sizes(raw["scratch"], "scratch"), _data_sizes(raw["finetune"], "finetune", frozenset({"sizes"}))
     target = raw.get("target", "python")
     if not isinstance(target, str):
         raise StudyError(f"target must be a corpus name, got {target!r}")
@@ -318,18 +367,20 @@ def _study(raw: dict[str, Any], where: str) -> Study:
         name=raw["name"],
         target=target,
         sizes=sizes,
-        seeds=tuple(seeds),
+        seeds=seeds,
         vocab_size=_number(raw["vocab_size"], "vocab_size") if raw.get("vocab_size") is not None else None,
         tokenizer_corpora=(_string_list(raw["tokenizer_corpora"], "tokenizer_corpora")
                            if "tokenizer_corpora" in raw else None),
-        scratch=_data_sizes(raw["scratch"], "scratch"),
-        finetune=_data_sizes(raw["finetune"], "finetune", frozenset({"sizes"})),
+        scratch=scratch,
+        finetune=finetune,
         pretrain=_pretrain(raw.get("pretrain", {})),
         train=settings,
         train_keys=tuple(train),
         device=device,
         sweep=_sweep(raw.get("sweep", {}), train),
         finetune_sizes=_finetune_sizes(raw["finetune"], sizes),
+        extra_seeds=(_extra_seeds(raw["extra_seeds"], seeds, scratch, finetune) if "extra_seeds" in raw
+                     else ExtraSeeds()),
     )
 
 
@@ -383,17 +434,20 @@ def study_runs(study: Study, pretrain_corpora: tuple[str, ...] | list[str] | Non
     pretrains = tuple(pretrain_corpora) if pretrain_corpora else study.pretrain.corpora
     points = study.sweep_points()
     starts = (None, *study.pretrain.checkpoint_tokens_per_param)
+    extra = study.extra_seeds
+    grids = [(seed, study.scratch.values, study.finetune.values) for seed in study.seeds]
+    grids += [(seed, extra.scratch, extra.finetune) for seed in extra.seeds]
     runs: list[StudyRun] = []
-    for seed in study.seeds:
+    for seed, scratch, finetune in grids:
         for size in study.sizes:
-            runs += [_scratch_run(study, size, seed, d, point) for d in study.scratch.values for point in points]
-            if size not in study.pretrained_sizes:
+            runs += [_scratch_run(study, size, seed, d, point) for d in scratch for point in points]
+            if not finetune or size not in study.pretrained_sizes:
                 continue
             for corpus in pretrains:
                 pre = _pretrain_run(study, size, seed, corpus)
                 runs.append(pre)
                 runs += [_finetune_run(study, pre, tpp, d, point)
-                         for tpp in starts for d in study.finetune.values for point in points]
+                         for tpp in starts for d in finetune for point in points]
     return runs
 
 
