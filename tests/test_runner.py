@@ -202,7 +202,10 @@ def test_a_study_with_mid_run_checkpoints_and_a_sweep_runs_end_to_end(tmp_path, 
     (entry,) = pre["metrics"]["checkpoints"]
     ft = next(r for label, r in records.items() if "@1tpp" in label and label.endswith("-lr1-s0"))
     assert ft["spec"]["init_from"].endswith("checkpoint@1tpp") and ft["spec"]["init_from"] == entry["checkpoint"]
-    assert ft["metrics"]["init_loss"] == pytest.approx(entry["valid_loss"], abs=1e-6)
+    # The fine-tune starts from the checkpoint's weights: its first evaluation is the branch's last one. The
+    # pretraining evaluates in fp32 and the fine-tune in its own precision (bf16 on a CPU that has it), which
+    # moved losses by up to 6e-4 nats (docs/notes/issue-13.md); the final checkpoint is ~1.7 nats away.
+    assert ft["metrics"]["init_loss"] == pytest.approx(entry["valid_loss"], abs=1e-3)
     table = pd.read_csv(out / "results.csv")
     rows = table[table["mode"] == "pretrain"].set_index("pretrain")
     name = pre["pretrain"] + "@1tpp"

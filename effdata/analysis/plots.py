@@ -556,11 +556,17 @@ def make_figures(effective: EffectiveResult, fits: dict[str, TransferFit], runs:
     makers.append(("pretraining", lambda: plot_pretraining(pretraining or PretrainingSummary(), out_dir)))
     if effective.table.empty:
         return [SkippedFigure("all", "no fine-tuned runs to plot")]
+    return draw_each(makers)
+
+
+def draw_each(makers) -> list[SavedFigure | SkippedFigure]:
+    """Each (name, make) in the house style; one that raises becomes a SkippedFigure saying why: a figure
+    must never take the report down with it."""
     figures = []
     with matplotlib.rc_context(_style()):
         for name, make in makers:
             try:
                 figures.append(make())
-            except Exception as exc:  # a figure must never take the report down with it
+            except Exception as exc:  # noqa: BLE001
                 figures.append(SkippedFigure(name, f"plotting failed: {exc!r}"))
     return figures

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import seaborn as sns
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, NullLocator
 
 from effdata.analysis.plots import (LOSS_LABEL, UNIT_WORDS, SavedFigure, SkippedFigure, _dodge, _interval_errors,
-                                    _legend_outside, _new_figure, _save, _style, _tidy_log_axis)
+                                    _legend_outside, _new_figure, _save, _tidy_log_axis, draw_each)
 from effdata.analysis.shape_compare import DepthSeries, GroupResult, ShapeStudy
 from effdata.fmt import compact
 
@@ -136,11 +135,4 @@ def make_shape_figures(study: ShapeStudy, out_dir: Path) -> list[SavedFigure | S
     makers = [("shape_pretraining", lambda: plot_shape_pretraining(study, out_dir)),
               ("shape_finetuned", lambda: plot_shape_finetuned(study, out_dir, study.units)),
               ("shape_dt", lambda: plot_shape_dt(study, out_dir, study.units))]
-    figures = []
-    with matplotlib.rc_context(_style()):
-        for name, make in makers:
-            try:
-                figures.append(make())
-            except Exception as exc:  # a figure must never take the report down with it
-                figures.append(SkippedFigure(name, f"plotting failed: {exc!r}"))
-    return figures
+    return draw_each(makers)
