@@ -188,7 +188,7 @@ def _span(r: Range | None) -> str:
 
 def _shape_label(option: ShapeOption) -> str:
     if option.n_layer and option.d_model:
-        return f"{option.name} ({option.n_layer} layers × {option.d_model})"
+        return f"{option.name} ({option.n_layer} layer{'s' if option.n_layer != 1 else ''} × {option.d_model})"
     return option.name
 
 

@@ -109,8 +109,8 @@ def plot_shape_dt(study: ShapeStudy, out_dir: Path, units: str) -> SavedFigure |
     palette = dict(zip(d_fs, sns.color_palette("mako_r", len(d_fs))))
     for ax, (result, pretrain) in zip(axes, panels):
         views = result.of("D_T", pretrain) + result.of("D_T (reference curve)", pretrain)
-        positive = np.concatenate([s.value[s.value > 0] for s in views] + [np.array([1.0])])
-        floor = positive.min() / 2
+        positive = np.concatenate([s.value[s.value > 0] for s in views] + [np.array([])])
+        floor = (positive.min() if positive.size else 1.0) / 2   # D_T <= 0 is drawn at the bottom edge
         for index, s in enumerate(views):
             _draw(ax, s, palette[s.d_f], f"D_F = {compact(s.d_f)}", index, len(views),
                   style="-" if s.quantity == "D_T" else "--", floor=floor)
