@@ -78,13 +78,18 @@ def plot_shape_pretraining(study: ShapeStudy, out_dir: Path) -> SavedFigure | Sk
                  "intervals (seeds re-drawn; single-seed points with the measured seed noise).")
 
 
+def _d_f_palette(panels, quantity: str) -> tuple[list[float], dict]:
+    """The fine-tuning set sizes drawn in any panel, and one colour each (shared by every panel)."""
+    d_fs = sorted({s.d_f for result, pretrain in panels for s in result.of(quantity, pretrain)})
+    return d_fs, dict(zip(d_fs, sns.color_palette("mako_r", len(d_fs))))
+
+
 def plot_shape_finetuned(study: ShapeStudy, out_dir: Path, units: str) -> SavedFigure | SkippedFigure:
     panels = _panels(study, "fine-tuned loss")
     if not panels:
         return SkippedFigure("shape_finetuned", "no fine-tuned runs of two shapes at one N")
     figure, axes = _new_figure(len(panels), width=3.8)
-    d_fs = sorted({s.d_f for r, p in panels for s in r.of("fine-tuned loss", p)})
-    palette = dict(zip(d_fs, sns.color_palette("mako_r", len(d_fs))))
+    d_fs, palette = _d_f_palette(panels, "fine-tuned loss")
     for ax, (result, pretrain) in zip(axes, panels):
         series = result.of("fine-tuned loss", pretrain)
         for index, s in enumerate(series):
@@ -105,8 +110,7 @@ def plot_shape_dt(study: ShapeStudy, out_dir: Path, units: str) -> SavedFigure |
     if not panels:
         return SkippedFigure("shape_dt", "no D_T of two shapes at one N")
     figure, axes = _new_figure(len(panels), width=3.8)
-    d_fs = sorted({s.d_f for r, p in panels for s in r.of("D_T", p)})
-    palette = dict(zip(d_fs, sns.color_palette("mako_r", len(d_fs))))
+    d_fs, palette = _d_f_palette(panels, "D_T")
     for ax, (result, pretrain) in zip(axes, panels):
         views = result.of("D_T", pretrain) + result.of("D_T (reference curve)", pretrain)
         positive = np.concatenate([s.value[s.value > 0] for s in views] + [np.array([])])
