@@ -157,6 +157,7 @@ class TrainSettings:
     n_ctx: int | None = None           # context; None = the size's (128 on the CPU ladder)
     lr: float | None = None            # peak LR; None = Kaplan's rule by N, times lr_scale
     lr_scale: float = 1.0
+    lr_rule: Literal["kaplan", "tuned"] = "kaplan"  # tuned: also × the data-size rule of analysis/lr (training.schedule.tuned_lr_factor)
     min_lr_ratio: float = 0.1          # the schedule decays to this fraction of the peak
     schedule: Literal["cosine", "wsd"] = "cosine"  # cosine over the run, or warm-up, stable, decay (training.schedule)
     decay_frac: float = 0.2            # wsd: the final decay's share of the run's expected steps

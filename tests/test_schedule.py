@@ -9,7 +9,8 @@ import pytest
 
 from effdata.spec import RunSpec, SpecError, StudyRun, TrainSettings, get_shape
 from effdata.study.cost import CostModel
-from effdata.training.schedule import decay_start, lr_at, schedule_for, wsd_lr_at
+from effdata.training.schedule import (TUNED_LR, decay_start, kaplan_lr, lr_at, schedule_for, tuned_lr_factor,
+                                      wsd_lr_at)
 
 SIZE = "l2d32h2c32"                      # N = 25,472; 16 × 32 = 512 tokens a step below
 N = get_shape(SIZE).n_params
@@ -43,9 +44,10 @@ def test_cosine_stays_the_default_and_unchanged():
         [lr_at(s, sch.peak_lr, sch.warmup_steps, sch.total_steps, 0.1) for s in range(sch.total_steps)]
 
 
-def test_a_branch_has_the_schedule_of_the_shorter_run_it_stands_for():
-    long = schedule_for(pretrain(16 * 32 * 400, checkpoints=(2.0, 5.0)), 0, N)
-    short = schedule_for(pretrain(round(2.0 * N)), 0, N)       # the run of 2 tokens per parameter
+@pytest.mark.parametrize("rule", ["kaplan", "tuned"])
+def test_a_branch_has_the_schedule_of_the_shorter_run_it_stands_for(rule):
+    long = schedule_for(pretrain(16 * 32 * 400, checkpoints=(2.0, 5.0), lr_rule=rule), 0, N)
+    short = schedule_for(pretrain(round(2.0 * N), lr_rule=rule), 0, N)       # the run of 2 tokens per parameter
     first, second = long.branches
     assert first.total_steps == short.total_steps == math.ceil(round(2.0 * N) / 512)
     assert long.warmup_steps == short.warmup_steps == round(0.05 * first.total_steps)  # set by the shortest branch
@@ -57,6 +59,52 @@ def test_a_branch_has_the_schedule_of_the_shorter_run_it_stands_for():
     assert long.lr(start, 0.1) == long.peak_lr > own.lr(start, 0.1)
     assert long.branch_steps == (first.total_steps - start) + (second.total_steps - long.branch_start(second))
     assert first.decay_steps == round(0.2 * first.total_steps)
+
+
+def _scratch(chars: float | None = None, tokens: int | None = None, **settings) -> RunSpec:
+    return RunSpec("scratch", SIZE, 0, "python", data_chars=chars, data_tokens=tokens,
+                   settings=TrainSettings(batch_size=16, **settings))
+
+
+def test_the_tuned_rule_is_the_one_analysis_lr_chose():
+    """The constants in training.schedule are the committed sweep's chosen rule, over the data sizes it swept,
+    and the characters per token of its Python split."""
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    lr = Path(__file__).resolve().parents[1] / "analysis" / "lr"
+    chosen = json.loads((lr / "sweep.json").read_text())["chosen"]
+    assert chosen["name"] == "D" and json.loads((lr / "sweep.json").read_text())["units"] == "chars"
+    assert TUNED_LR.intercept == pytest.approx(chosen["coefficients"]["intercept"], abs=1e-3)
+    assert TUNED_LR.per_decade == pytest.approx(chosen["coefficients"]["log10_d"], abs=1e-3)
+    table = pd.read_csv(lr / "results.csv")
+    swept = table[table["mode"] == "scratch"]
+    assert (TUNED_LR.low_chars, TUNED_LR.high_chars) == (swept["data_chars"].min(), swept["data_chars"].max())
+    ratio = (swept["data_chars"] / swept["data_tokens"]).median()
+    assert TUNED_LR.chars_per_token == pytest.approx(ratio, rel=5e-3)   # 2.983 at 1e5 characters, 2.967 at 1e6
+
+
+def test_the_tuned_rule_scales_kaplans_lr_by_data_size_within_the_swept_range():
+    kaplan = kaplan_lr(N)
+    assert schedule_for(_scratch(1e5), 33_500, N).peak_lr == kaplan                   # the default: Kaplan's rule
+    at = lambda chars, **kw: schedule_for(_scratch(chars, lr_rule="tuned", **kw), 0, N).peak_lr  # noqa: E731
+    assert at(1e5) == pytest.approx(kaplan * 2 ** (TUNED_LR.intercept + 5 * TUNED_LR.per_decade))
+    assert at(1e6) / at(1e5) == pytest.approx(2 ** TUNED_LR.per_decade)              # ×2.15 per decade
+    assert at(1e4) == at(1e5) and at(3e6) == at(1e6)                                  # held outside the sweep
+    assert at(3e5, lr_scale=0.5) == pytest.approx(0.5 * at(3e5))                      # lr_scale still multiplies
+    assert at(3e5, lr=1e-3) == 1e-3                                                   # an explicit lr wins
+    by_tokens = schedule_for(_scratch(tokens=100_000, lr_rule="tuned"), 100_000, N).peak_lr
+    assert by_tokens == pytest.approx(kaplan * tuned_lr_factor(100_000 * TUNED_LR.chars_per_token))
+    # Pretraining takes the top of the range whatever its budget (so branches stay the runs they stand for).
+    for budget in (10_000, 10_000_000):
+        assert schedule_for(pretrain(budget, lr_rule="tuned"), 0, N).peak_lr == pytest.approx(at(1e6))
+
+
+def test_an_unknown_lr_rule_is_refused_naming_the_key():
+    with pytest.raises(SpecError, match="lr_rule"):
+        TrainSettings(lr_rule="fast")
 
 
 @pytest.mark.parametrize("frac", [0.05, 0.2, 0.5, 1.0])

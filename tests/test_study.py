@@ -42,7 +42,7 @@ def test_plan_has_dependencies_and_shared_scratch_runs():
     assert len(both) == len(text) + 4
 
 
-@pytest.mark.parametrize("job, table", [("cpu", "cpu"), ("quick", "quick")])
+@pytest.mark.parametrize("job, table", [("cpu-fixed-budget", "cpu-fixed-budget"), ("quick", "quick")])
 def test_job_files_plan_the_run_ids_of_the_committed_tables(job, table):
     """Run ids name run directories and committed results: planning must keep making the same ones."""
     import pandas as pd
@@ -68,6 +68,7 @@ def test_run_ids_are_stable_and_follow_the_spec():
     ({"scratch": {"data_chars": ["many"]}}, "expected a number"),
     ({"train": {"batch_sizes": 4}}, "unknown key"),
     ({"train": {"batch_size": "four"}}, "batch_size"),
+    ({"train": {"lr_rule": "fast"}}, "lr_rule"),
     ({"pretrain": {"corpora": ["text"], "token_budget": {"n25k": 10}}}, "no entry for size"),
 ])
 def test_bad_study_files_are_refused_with_a_clear_message(change, message):

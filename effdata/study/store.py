@@ -167,7 +167,7 @@ def _swept_values(record: dict[str, Any]) -> dict[str, Any]:
 # What a mid-run checkpoint's row keeps of its pretraining run's row; the rest is the checkpoint's own.
 CHECKPOINT_SHARED = ("status", "error", "mode", "size", "seed", "n_params", "n_params_total", "n_layer", "d_model",
                      "n_head", "n_ctx", "vocab_size", "corpus", "target", "data_chars", "data_tokens", "batch_size",
-                     "peak_lr", "warmup_steps", "lr_scale", "schedule", "device", "threads", "dtype")
+                     "peak_lr", "warmup_steps", "lr_scale", "lr_rule", "schedule", "device", "threads", "dtype")
 CHECKPOINT_OWN = ("steps", "tokens_seen", "tokens_per_param", "flops", "flops_6N", "valid_loss", "loss",
                   "pretrain_valid_loss", "checkpoint")
 

@@ -28,6 +28,48 @@ def kaplan_lr(n_params: int) -> float:
     return max(1e-5, 0.003239 - 0.0001395 * math.log(max(n_params, 1)))
 
 
+@dataclass(frozen=True)
+class TunedLrRule:
+    """The learning-rate sweep's rule (analysis/lr, docs/METHOD.md §5c): log2 lr_scale = intercept +
+    per_decade·log10 D, D the run's training data in characters, held within the swept range
+    [low_chars, high_chars] (the sweep says nothing outside it)."""
+    intercept: float
+    per_decade: float
+    low_chars: float
+    high_chars: float
+    chars_per_token: float   # for runs sized in tokens: the Python split's ratio (1e5 chars = 33,522 tokens)
+
+
+# analysis/lr/sweep.json's chosen rule (leave-one-out RMS 0.56 in log2; tests/test_schedule.py checks the
+# two agree). D and run length move together in that sweep (the 1e6-character runs hit the 1,000-step cap),
+# so above 1e6 characters, where only the number of epochs grows, the factor is held at its 1e6 value.
+TUNED_LR = TunedLrRule(intercept=-5.219, per_decade=1.103, low_chars=1e5, high_chars=1e6, chars_per_token=2.983)
+
+
+def tuned_lr_factor(data_chars: float, rule: TunedLrRule = TUNED_LR) -> float:
+    """The factor on Kaplan's LR(N) the sweep found best for a run on `data_chars` characters."""
+    d = min(rule.high_chars, max(rule.low_chars, data_chars))
+    return 2.0 ** (rule.intercept + rule.per_decade * math.log10(d))
+
+
+def peak_lr(spec: RunSpec, n_train_tokens: int, n_params: int) -> float:
+    """`lr` if given; else Kaplan's LR(N) × `lr_scale`, and under `lr_rule = "tuned"` × the sweep's factor
+    for the run's data. Pretraining takes the factor at the top of the range whatever its budget: its data is
+    never repeated and its runs are long, and one value for every budget keeps a mid-run checkpoint's branch
+    the run of that length (`Branch`)."""
+    s = spec.settings
+    if s.lr is not None:
+        return s.lr
+    peak = kaplan_lr(n_params) * s.lr_scale
+    if s.lr_rule == "tuned":
+        if spec.mode == "pretrain":
+            chars = TUNED_LR.high_chars
+        else:
+            chars = spec.data_chars or n_train_tokens * TUNED_LR.chars_per_token
+        peak *= tuned_lr_factor(chars)
+    return peak
+
+
 def lr_at(step: int, peak: float, warmup_steps: int, total_steps: int, min_ratio: float = 0.1) -> float:
     """LR for the optimizer update at `step` (0-based): linear warm-up over `warmup_steps` updates
     (step 0 gets peak/warmup_steps, step warmup_steps-1 the peak), then cosine from the peak down to
@@ -130,8 +172,7 @@ def schedule_for(spec: RunSpec, n_train_tokens: int, n_params: int) -> Schedule:
     pretrain: token_budget / tokens per step. scratch and fine-tune: `max_epochs` over the fraction,
     clamped to [min_steps, max_steps] (fine-tunes use the from-scratch hyperparameters). Warm-up is
     `warmup_frac` of the expected steps (capped at `warmup_max`), so short runs finish their warm-up;
-    under wsd with mid-run checkpoints, of the shortest checkpoint's steps. Peak LR: Kaplan's rule by N
-    times `lr_scale`, unless `lr` is given."""
+    under wsd with mid-run checkpoints, of the shortest checkpoint's steps. Peak LR: `peak_lr`."""
     s = spec.settings
     tps = s.batch_size * spec.shape.n_ctx
     if spec.mode == "pretrain":
@@ -142,6 +183,6 @@ def schedule_for(spec: RunSpec, n_train_tokens: int, n_params: int) -> Schedule:
     branches = _branches(spec, total, tps, n_params) if s.schedule == "wsd" else ()
     warmup = _warmup_steps(s, min([b.total_steps for b in branches], default=total))
     interval = max(1, total // s.evals_per_run)
-    peak = s.lr if s.lr is not None else kaplan_lr(n_params) * s.lr_scale
+    peak = peak_lr(spec, n_train_tokens, n_params)
     decay = _decay_steps(s, total) if s.schedule == "wsd" else 0
     return Schedule(total, warmup, interval, peak, tps, s.schedule, decay, branches)

@@ -556,7 +556,7 @@ def _metrics(run: _Run, state: RunState, test_loss: float) -> dict[str, Any]:
         "device": str(run.dev), "threads": run.threads, "dtype": run.precision, "attention": run.attention,
         "compiled": run.stepper.compiled, "peak_lr": sch.peak_lr, "warmup_steps": sch.warmup_steps,
         "eval_interval": sch.eval_interval, "batch_size": spec.settings.batch_size, "init_loss": state.init_loss,
-        "lr_scale": spec.settings.lr_scale, "schedule": sch.kind,
+        "lr_scale": spec.settings.lr_scale, "lr_rule": spec.settings.lr_rule, "schedule": sch.kind,
         "evals": state.evals, **_time_metrics(state.seconds, wall, tokens_seen),
     }
     if spec.mode == "finetune":
