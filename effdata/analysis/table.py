@@ -71,7 +71,7 @@ COLUMN_DOCS: dict[str, tuple[str, str]] = {
 
 NUMERIC_COLUMNS = ("n_params", "data_chars", "data_tokens", "loss", "valid_loss", "flops",
                    "pretrain_flops", "wall_time", "n_layer", "d_model", "n_head", "seed", "tokens_seen",
-                   "tokens_per_param", "pretrain_valid_loss")
+                   "tokens_per_param", "pretrain_valid_loss", "pretrain_tokens_per_param")
 
 
 class TableError(ValueError):
