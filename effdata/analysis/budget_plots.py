@@ -18,10 +18,11 @@ import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FixedLocator, NullLocator
 
 from effdata.analysis.budget import BudgetStudy, StudyBudget, usable
 from effdata.analysis.plots import (UNIT_WORDS, SavedFigure, SkippedFigure, _category_handles, _format_n,
-                                    _interval_errors, _legend_outside, _pick, _save, _tidy_log_axis, draw_each)
+                                    _interval_errors, _legend_outside, _pick, _save, draw_each)
 from effdata.fmt import compact
 
 MAX_D_F_PANELS = 4
@@ -70,6 +71,23 @@ def _law_lines(ax, budget_fit, rows: pd.DataFrame, d_f: float, colors: dict) -> 
     return text + (" (incl. extrapolated)" if why else "")
 
 
+def _few_log_ticks(axis, formatter) -> None:
+    """Two to five ticks at 1-3-10 (else 1-2-5, else finer) steps of a log axis: a panel spanning less than a
+    decade otherwise gets matplotlib's linear fallback, a label at every 2×10³."""
+    limits = axis.axes.get_xlim() if axis is axis.axes.xaxis else axis.axes.get_ylim()
+    low, high = sorted(limits)
+    powers = range(int(np.floor(np.log10(low))), int(np.ceil(np.log10(high))) + 1)
+    for subs in ((1.0, 3.0), (1.0, 2.0, 5.0), (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)):
+        ticks = [m * 10.0 ** k for k in powers for m in subs if low <= m * 10.0 ** k <= high]
+        if len(ticks) > 5:
+            ticks = [t for t in ticks if np.isclose(t, 10.0 ** np.round(np.log10(t)))]
+        if len(ticks) >= 2:
+            break
+    axis.set_major_locator(FixedLocator(ticks))
+    axis.set_major_formatter(formatter)
+    axis.set_minor_locator(NullLocator())
+
+
 def _panel(ax, budget: BudgetStudy, tables: list[pd.DataFrame], base: str, d_f: float, colors: dict,
            first: bool) -> None:
     """One (distribution, D_F) panel; the first of a row names the γ law."""
@@ -82,9 +100,8 @@ def _panel(ax, budget: BudgetStudy, tables: list[pd.DataFrame], base: str, d_f: 
     law = _law_lines(ax, budget.studies[0].fits.get(base), shown[0], d_f, colors) if len(shown[0]) else ""
     ax.set_xscale("log")
     ax.set_yscale("log")
-    _tidy_log_axis(ax.xaxis)
-    _tidy_log_axis(ax.yaxis)
-    ax.xaxis.set_major_formatter(lambda value, _: f"{value:g}")   # budgets read as 3, 10, 30, not 3×10⁰
+    _few_log_ticks(ax.xaxis, lambda value, _: f"{value:g}")      # budgets read as 3, 10, 30, not 3×10⁰
+    _few_log_ticks(ax.yaxis, lambda value, _: compact(value))
     units = UNIT_WORDS[budget.units]
     ax.set_title(f"{base}, D_F = {compact(d_f)} {units}" + (f"\n{law}" if law and first else ""), fontsize="small")
 
@@ -107,8 +124,9 @@ def plot_dt_vs_tpp(budget: BudgetStudy, out_dir: Path) -> SavedFigure | SkippedF
     for ax in axes[:, 0]:
         ax.set_ylabel(f"D_T ({units})")
     handles = _category_handles((_format_n(n), colors[n]) for n in n_values)
-    handles += [Line2D([], [], color="0.3", marker="o", lw=1.0, label="this table (line: one N's budgets)"),
-                Line2D([], [], color="0.3", ls="--", lw=1.1, label="γ law: k·D_F^α·N^β·P^γ")]
+    handles.append(Line2D([], [], color="0.3", marker="o", lw=1.0, label="this table (line: one N's budgets)"))
+    if any(usable(fit)[0] is not None for fit in budget.studies[0].fits.values()):
+        handles.append(Line2D([], [], color="0.3", ls="--", lw=1.1, label="γ law: k·D_F^α·N^β·P^γ"))
     if len(tables) > 1 and not tables[1].empty:
         handles.append(Line2D([], [], color="0.3", marker="s", markerfacecolor="none", ls="",
                               label="compared table (hollow)"))
