@@ -226,6 +226,9 @@ def fit_budget(points: pd.DataFrame, base: str, units: str, draws: np.ndarray | 
     warnings = [] if warnings is None else warnings
     rows = points[(points["base"] == base) & np.isfinite(points["p"]) & (points["p"] > 0)]
     common = {"base": base, "units": units, "huber_delta": huber_delta, "names": tuple(sorted(rows["pretrain"].unique()))}
+    if rows.empty:
+        return BudgetFit(fitted=False, reason="not fitted: no fine-tune with a known pretraining budget (tokens per "
+                                              "parameter)", **common)
     chosen, regime, reason = select_fit_points(rows, warnings, f"{base}, budgets pooled")
     reason = reason or budget_reason(chosen)
     if reason is not None:
