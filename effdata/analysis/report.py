@@ -2,7 +2,8 @@
 
 The report opens with every warning collected on the way (nothing silent), then the fitted law
 with intervals beside the paper (the headline on interpolated D_E, the row including extrapolated
-ones beside it), the held-out check, the seeds' noise and what it does to D_T, the pretraining runs,
+ones beside it), the held-out check, the pretraining budget (budget_report.py: β under each budget, γ, the
+fixed-budget check), the seeds' noise and what it does to D_T, the pretraining runs,
 study design advice, the from-scratch laws (Kaplan and Chinchilla forms side by side), the figures and
 the per-run table with its flags and intervals. A table with only from-scratch runs gets no transfer
 section (said once): its report is the from-scratch laws.

@@ -63,7 +63,8 @@ COLUMN_DOCS: dict[str, tuple[str, str]] = {
     "tokens_per_param": ("optional", "pretraining rows: tokens_seen / n_params (computed when absent)"),
     "pretrain_valid_loss": ("optional", "pretraining rows: loss on the run's own held-out distribution"),
     "pretrain_tokens_per_param": ("optional", "fine-tuned rows: tokens per parameter of the checkpoint the run "
-                                              "started from (a mid-run checkpoint's own, for `text@10tpp`)"),
+                                              "started from (a mid-run checkpoint's own, for `text@10tpp`); the "
+                                              "budget analysis's P, else the pretraining row's tokens_seen / N"),
     "sweep": ("optional", "a [sweep] study's rows: the swept setting, whose value is in its own column; a table "
                           "with it gets the sweep analysis (effdata.analysis.sweep), not this one"),
     "wall_time": ("optional", "seconds"),
