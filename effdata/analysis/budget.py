@@ -208,8 +208,9 @@ def _fit_budget_points(points: pd.DataFrame, draws: np.ndarray, label: str, comm
         intervals = {"k": [float(np.exp(lo[0])), float(np.exp(hi[0]))], "alpha": [float(lo[1]), float(hi[1])],
                      "beta": [float(lo[2]), float(hi[2])], "gamma": [float(lo[3]), float(hi[3])]}
     else:
-        warnings.append(f"budget fit '{common['base']}' ({label}): only {len(law.used)} usable bootstrap "
-                        "resamples: no intervals")
+        warnings.append(f"budget fit '{common['base']}' ({label}): " + (
+            f"only {len(law.used)} usable bootstrap resamples: no intervals" if len(draws) else
+            "bootstrap disabled: the fit has no intervals"))
     log_k, alpha, beta, gamma = (float(v) for v in law.theta)
     return BudgetFit(fitted=True, k=math.exp(log_k), alpha=alpha, beta=beta, gamma=gamma, intervals=intervals,
                      points=label, n_points=len(points), n_extrapolated=int(points["extrapolated"].sum()),
