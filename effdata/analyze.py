@@ -2,6 +2,7 @@
 
     python -m effdata.analyze runs/quick/results.csv
     python -m effdata.analyze my_runs.parquet --compare text text+code --units tokens --out analysis/
+    python -m effdata.analyze runs/cpu/results.csv --budget-compare analysis/cpu-fixed-budget/results.csv
 
 Writes `REPORT.md` (with the figures beside it, PNG and SVG), `fits.json` and `effective.csv` to
 --out (default: `analysis/` next to the results table). The study runner calls `analyze()` in-process.
@@ -10,11 +11,16 @@ A table from a study with a [sweep] (its rows name the swept setting in a `sweep
 analysis instead (`effdata.analysis.sweep`): `REPORT.md`, `sweep.json`, `sweep.csv`, `best.csv` and the
 figure `sweep.png`; the transfer analysis would average runs of different swept values together.
 
+`--budget-compare OTHER` measures and fits another study of the same target whose pretraining budgets differ
+with the same pipeline (`_fit_table`), and sets its β beside this table's in the section *Pretraining budget*
+(`effdata.analysis.budget`); an unusable OTHER is a TableError before anything is written.
+
 The analysis layer never imports torch (tests/test_no_torch.py checks it).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +30,12 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from effdata.analysis.advice import StudyAdvice, study_advice
+from effdata.analysis.budget import BudgetStudy, compare_budgets, comparable_tables, study_budget
+from effdata.analysis.budget_plots import make_budget_figures
 from effdata.analysis.bootstrap import (NoiseModel, Resamples, attach_intervals, d_t_noise, estimate_noise,
                                         resample_effective, seed_spread)
 from effdata.analysis.effective import EffectiveResult, compute_effective
-from effdata.analysis.fit import DEFAULT_BOOTSTRAP, DEFAULT_HUBER_DELTA, fit_transfer
+from effdata.analysis.fit import DEFAULT_BOOTSTRAP, DEFAULT_HUBER_DELTA, TransferFit, fit_transfer
 from effdata.analysis.plots import SkippedFigure, make_figures
 from effdata.analysis.pretraining import summarize_pretraining
 from effdata.analysis.report import Analysis, compute_summary, fits_json, write_outputs
@@ -66,13 +74,14 @@ class Options:
     notes: str | None = None
     loss_noise: float | None = None
     reference_shapes: tuple[str, ...] = ()
+    budget_compare: object = None      # another results table (path or DataFrame): section *Pretraining budget*
 
 
 def analyze(results, out_dir=None, compare: list[str] | None = None, units: str = "chars",
             n_bootstrap: int = DEFAULT_BOOTSTRAP, huber_delta: float = DEFAULT_HUBER_DELTA, seed: int = 0,
             figures: bool = True, progress: bool = False, peak_flops: float | None = None,
             notes: str | None = None, loss_noise: float | None = None,
-            reference_shapes: list[str] | tuple[str, ...] = ()) -> dict:
+            reference_shapes: list[str] | tuple[str, ...] = (), budget_compare=None) -> dict:
     """Analyse a results table (path to CSV/Parquet/JSONL, a study directory, or a DataFrame).
 
     Returns the fits JSON (as written to fits.json) plus `paths` of what was written. Raises
@@ -81,19 +90,25 @@ def analyze(results, out_dir=None, compare: list[str] | None = None, units: str 
     relative noise of one run's loss to assume for single-seed grid points (default: measured from
     the seeds, else estimated from the from-scratch grid; bootstrap.py). `reference_shapes`: size or
     shape names of the reference shape of each N that holds several shapes (analysis/shape.py).
+    `budget_compare`: another study of the same target with other pretraining budgets (a path or a
+    DataFrame); a TableError, before anything is written, when it cannot be compared (analysis/budget.py).
     """
     if loss_noise is not None and not 0 <= loss_noise < 1:
         raise ValueError(f"loss_noise must be a fraction of the loss in [0, 1), e.g. 0.01, not {loss_noise}")
     options = Options(out_dir=Path(out_dir) if out_dir is not None else default_out_dir(results),
                       compare=list(compare) if compare else None, units=units, n_bootstrap=n_bootstrap,
                       huber_delta=huber_delta, seed=seed, figures=figures, progress=progress, peak_flops=peak_flops,
-                      notes=notes, loss_noise=loss_noise, reference_shapes=tuple(reference_shapes))
+                      notes=notes, loss_noise=loss_noise, reference_shapes=tuple(reference_shapes),
+                      budget_compare=budget_compare)
     # One BLAS thread for the whole analysis: it is thousands of tiny solves, where OpenBLAS threads only
     # add synchronisation (on a shared 2-core machine they made L-BFGS-B 25x slower: 110 s instead of
     # 15 s for the fit tests). Set at run time, unlike OPENBLAS_NUM_THREADS, which would also change torch
     # in the runner's process.
     with threadpool_limits(1, user_api="blas"):
         if is_sweep_table(read_table(results)):
+            if budget_compare is not None:
+                raise TableError("--budget-compare: this is a [sweep] study's table (it gets the sweep analysis, "
+                                 "which has no transfer law to compare)")
             return analyze_sweep(results, options.out_dir, units, figures, notes)
         return _analyze(results, options)
 
@@ -157,14 +172,81 @@ def _measure(results, options: Options) -> Measured:
     return Measured(table, effective, noise, resamples, groups, warnings)
 
 
-def _analyze(results, options: Options) -> dict:
+@dataclass
+class Fitted:
+    """A table measured and its transfer laws fitted, in the size-ladder view (one shape per N)."""
+
+    measured: Measured
+    ladder: ResultsTable
+    effective: EffectiveResult
+    resamples: Resamples | None
+    fits: dict[str, TransferFit]
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.measured.warnings
+
+
+def _fit_table(results, options: Options) -> Fitted:
+    """Measure a table (`_measure`) and fit the transfer law of every pretraining name on its ladder view."""
     measured = _measure(results, options)
-    warnings, table, o = measured.warnings, measured.table, options
-    ladder, effective, resamples = ladder_view(table, measured.effective, measured.resamples, measured.groups)
-    fits = {name: fit_transfer(effective.table, name, table.units, n_bootstrap=o.n_bootstrap,
-                               huber_delta=o.huber_delta, seed=o.seed, warnings=warnings, progress=o.progress,
+    o = options
+    ladder, effective, resamples = ladder_view(measured.table, measured.effective, measured.resamples, measured.groups)
+    fits = {name: fit_transfer(effective.table, name, ladder.units, n_bootstrap=o.n_bootstrap,
+                               huber_delta=o.huber_delta, seed=o.seed, warnings=measured.warnings, progress=o.progress,
                                draws=resamples.d_t if resamples is not None else None)
             for name in sorted(effective.table["pretrain"].unique())}
+    return Fitted(measured, ladder, effective, resamples, fits)
+
+
+def _source(results) -> str:
+    return "DataFrame" if isinstance(results, pd.DataFrame) else str(results)
+
+
+def _compared(results, options: Options) -> Fitted | None:
+    """The --budget-compare table, checked (TableError: nothing is written) and fitted as this one is."""
+    if options.budget_compare is None:
+        return None
+    other, name = options.budget_compare, _source(options.budget_compare)
+    try:
+        other_raw, other_table = read_table(other), load_results(other, units=options.units, warnings=[])
+    except TableError as exc:
+        raise TableError(f"--budget-compare: {exc}") from exc
+    if is_sweep_table(other_raw):
+        raise TableError(f"--budget-compare {name}: a [sweep] study's table has no transfer law to compare")
+    this_table = load_results(results, units=options.units, warnings=[])
+    warnings = comparable_tables(read_table(results), this_table, other_raw, other_table, name)
+    fitted = _fit_table(other, dataclasses.replace(options, compare=None, reference_shapes=()))
+    fitted.measured.warnings[:] = warnings + [f"compared table: {w}" for w in fitted.warnings]
+    return fitted
+
+
+def _budget(results, fitted: Fitted, compared: Fitted | None, options: Options) -> BudgetStudy | None:
+    """The section *Pretraining budget*: with a compared table, or when this table knows its budgets."""
+    studies = []
+    for role, source, table in (("this table", _source(results), fitted),
+                                ("compared table", _source(options.budget_compare), compared)):
+        if table is None:
+            continue
+        warnings: list[str] = []
+        studies.append(study_budget(role, source, table.effective.table, table.ladder.pretraining, table.fits,
+                                    table.ladder.units, table.resamples.d_t if table.resamples is not None else None,
+                                    options.n_bootstrap, options.huber_delta, options.seed, warnings))
+        fitted.warnings.extend(w if table is fitted else f"compared table: {w}" for w in warnings)
+    if compared is None and all(b.kind == "unknown" for b in studies[0].budgets.values()):
+        return None
+    return compare_budgets(*studies)
+
+
+def _analyze(results, options: Options) -> dict:
+    compared = _compared(results, options)
+    fitted = _fit_table(results, options)
+    measured, ladder, effective, resamples, fits = (fitted.measured, fitted.ladder, fitted.effective,
+                                                    fitted.resamples, fitted.fits)
+    warnings, table, o = measured.warnings, measured.table, options
+    if compared is not None:
+        warnings += compared.warnings
+    budget = _budget(results, fitted, compared, o)
     noise_by_d_f = d_t_noise(effective.table, resamples) if resamples is not None else None
     advice = (study_advice(fits, effective.table, noise_by_d_f, measured.noise, ladder) if resamples is not None
               else StudyAdvice(notes=["no bootstrap (--bootstrap 0): no intervals to advise on"]))
@@ -178,23 +260,23 @@ def _analyze(results, options: Options) -> dict:
         warnings.append("several shapes at one N, but no bootstrap (--bootstrap 0) or no fine-tuned runs: the shape "
                         "comparison needs the re-drawn runs, so the report has no *Shape* section")
     pretraining = summarize_pretraining(ladder.pretraining)
-    drawn = _figures(o, effective, fits, ladder, pretraining, kaplan, chinchilla, shapes)
+    drawn = _figures(o, effective, fits, ladder, pretraining, kaplan, chinchilla, shapes, budget)
     warnings += [f"figure {f.name} failed: {f.reason}" for f in drawn
                  if isinstance(f, SkippedFigure) and f.reason.startswith("plotting failed")]
-    analysis = Analysis(source="DataFrame" if isinstance(results, pd.DataFrame) else str(results), results=table,
+    analysis = Analysis(source=_source(results), results=table,
                         effective=measured.effective, fits=fits, kaplan=kaplan, figures=drawn, compare=o.compare,
                         n_bootstrap=o.n_bootstrap, huber_delta=o.huber_delta, warnings=warnings,
                         compute=compute_summary(read_table(results), o.peak_flops), notes=o.notes,
                         noise=measured.noise if resamples is not None else None, seed_spread=seed_spread(table),
                         d_t_noise=noise_by_d_f, pretraining=pretraining, advice=advice, chinchilla=chinchilla,
-                        ladder=effective if measured.groups else None, shapes=shapes)
+                        ladder=effective if measured.groups else None, shapes=shapes, budget=budget)
     paths = write_outputs(analysis, o.out_dir)
     result = fits_json(analysis)
     result["paths"] = {name: str(path) for name, path in paths.items()}
     return result
 
 
-def _figures(o: Options, effective, fits, ladder, pretraining, kaplan, chinchilla, shapes) -> list:
+def _figures(o: Options, effective, fits, ladder, pretraining, kaplan, chinchilla, shapes, budget) -> list:
     if not o.figures:
         return [SkippedFigure("all", "figures disabled (--no-figures)")]
     drawn = make_figures(effective, fits, ladder.runs, o.out_dir, compare=o.compare, seed_runs=ladder.seed_runs,
@@ -202,6 +284,8 @@ def _figures(o: Options, effective, fits, ladder, pretraining, kaplan, chinchill
     drawn += make_scratch_figures(ladder.scratch, ladder.units, kaplan, chinchilla, o.out_dir)
     if shapes is not None:
         drawn += make_shape_figures(shapes, o.out_dir)
+    if budget is not None:
+        drawn += make_budget_figures(budget, o.out_dir)
     return drawn
 
 
@@ -237,9 +321,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loss-noise", type=_relative_noise, metavar="SIGMA",
                         help="relative run-to-run noise of the loss to assume for grid points with one seed "
                              "(e.g. 0.01; default: measured from the seeds, else estimated from the from-scratch grid)")
+    parser.add_argument("--budget-compare", type=Path, metavar="OTHER_RESULTS",
+                        help="another study of the same target with other pretraining budgets (e.g. a fixed token "
+                             "budget): fitted the same way, its β set beside this table's, and the fixed-budget β this "
+                             "table predicts checked against it (section *Pretraining budget*)")
     args = parser.parse_args(argv)
     try:
-        result = analyze(args.results, args.out, compare=args.compare, units=args.units,
+        result = analyze(args.results, args.out, compare=args.compare, units=args.units, budget_compare=args.budget_compare,
                          n_bootstrap=args.bootstrap, huber_delta=args.huber_delta, seed=args.seed,
                          peak_flops=args.peak_flops, notes=args.notes.read_text() if args.notes else None,
                          figures=not args.no_figures, loss_noise=args.loss_noise,
@@ -274,12 +362,36 @@ def summary_lines(result: dict) -> list[str]:
             target = f"D ≈ {need['suggested']:.3g}" if need["suggested"] else "beyond the per-N law's reach"
             lines.append(f"  from-scratch run needed at N={need['n_params']:.3g}: {target} "
                          f"(largest now {need['d_scratch_max']:.3g})")
+    lines += _budget_lines(result.get("budget"))
     noise = result["interval"].get("noise")
     if noise:
         shared = len({(v["sigma"], v["source"]) for v in noise.values()}) == 1
         parts = {"all": next(iter(noise.values()))} if shared else noise
         lines.append("intervals assume a run-to-run loss noise of " + "; ".join(
             f"{'' if shared else mode + ' runs '}σ={100 * v['sigma']:.2g}% ({v['source']})" for mode, v in parts.items()))
+    return lines
+
+
+def _bracketed(value, interval) -> str:
+    return f"{value:.3g}" + (f" [{interval[0]:.3g}, {interval[1]:.3g}]" if interval else "")
+
+
+def _budget_lines(budget: dict | None) -> list[str]:
+    """γ per distribution and table, and the fixed-budget check, one line each."""
+    if not budget:
+        return []
+    lines = []
+    for study in budget["studies"]:
+        for base, fit in study["fits"].items():
+            shown = fit if fit["fitted"] else fit.get("including_extrapolated") or fit
+            lines.append(f"budget {base} ({study['role']}): " + (
+                f"gamma={_bracketed(shown['gamma'], shown['intervals'].get('gamma'))}, "
+                f"beta at fixed P={_bracketed(shown['beta'], shown['intervals'].get('beta'))}  "
+                f"({shown['n_points']} points, {shown['points']})" if shown["fitted"] else fit["reason"]))
+    for base, check in budget["fixed_budget_checks"].items():
+        lines.append(f"fixed-budget beta {base}: " + (check["reason"] if check["reason"] else
+                     f"predicted {_bracketed(check['predicted'], check['predicted_interval'])}, measured "
+                     f"{_bracketed(check['measured'], check['measured_interval'])}: {check['verdict']}"))
     return lines
 
 

@@ -163,3 +163,43 @@ def make_shape_runs(shapes: dict | None = None, n_params: float = SHAPE_N, law: 
     df["status"] = "ok"
     df["data_tokens"] = np.round(df["data_chars"] / CHARS_PER_TOKEN)
     return df
+
+
+# Pretraining budgets (analysis/budget.py): D_T = k D_F^alpha N^beta P^gamma, P the pretraining tokens per
+# parameter. k puts P = 30 on CPU_INSIDE's law, so every D_E of the budgets below (3 ... 157 tokens per
+# parameter) lies inside the from-scratch range, D_E/D_F from 1.2 to 8.7.
+TRUE_BUDGET = {"k": CPU_INSIDE["k"] / 30 ** 0.3, "alpha": 0.45, "beta": 0.38, "gamma": 0.3}
+PER_PARAM = {"text": 30.0, "text@10tpp": 10.0, "text@3tpp": 3.0}    # jobs/cpu.toml v2
+FIXED_TOKENS = 4e6                                                   # jobs/cpu-fixed-budget.toml v1
+
+
+def make_budget_runs(law: dict | None = None, budgets: dict | None = None, fixed_tokens: float | None = None,
+                     seeds: int = 1, loss_noise: float = 0.0, log_noise: float = 0.0, seed: int = 0,
+                     own_column: bool = True, target: str | None = None) -> pd.DataFrame:
+    """A CPU-shaped study of pretraining budgets: per name, P tokens per parameter (`budgets`, name -> P), or
+    with `fixed_tokens` the same tokens at every N (P = fixed_tokens / N; `budgets` then names the
+    distributions, values ignored). Pretraining rows carry tokens_seen; `own_column` adds the fine-tunes'
+    `pretrain_tokens_per_param` (as v2 tables have; v1 tables lack it). `target` adds that column."""
+    law = TRUE_BUDGET if law is None else law
+    budgets = (PER_PARAM if fixed_tokens is None else {"text": None}) if budgets is None else budgets
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n in CPU_N:
+        for d in CPU_SCRATCH:
+            rows += _seed_rows({"pretrain": "none", "mode": "scratch", "n_params": n, "data_chars": d},
+                               float(cpu_scratch_loss(n, d)), seeds, loss_noise, rng)
+        for name, p in budgets.items():
+            p = fixed_tokens / n if fixed_tokens is not None else p
+            rows.append({"pretrain": name, "mode": "pretrain", "n_params": n, "seed": 0, "tokens_seen": p * n,
+                         "loss": 6.0, "pretrain_valid_loss": 3.5 + 20 * (p * n) ** -0.25})
+            for d_f in CPU_D_F:
+                d_t = law["k"] * d_f ** law["alpha"] * n ** law["beta"] * p ** law["gamma"] * \
+                    np.exp(log_noise * rng.standard_normal())
+                point = {"pretrain": name, "mode": "finetune", "n_params": n, "data_chars": d_f}
+                point.update({"pretrain_tokens_per_param": p} if own_column else {})
+                rows += _seed_rows(point, float(cpu_scratch_loss(n, d_f + d_t)), seeds, loss_noise, rng)
+    df = pd.DataFrame(rows)
+    df["status"], df["size"] = "ok", [f"n{n / 1e3:.0f}k" for n in df["n_params"]]
+    if target is not None:
+        df["target"] = target
+    return df

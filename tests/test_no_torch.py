@@ -23,7 +23,8 @@ def test_analysis_modules_do_not_import_torch():
                      "effdata.analysis.curves, effdata.analysis.bootstrap, effdata.analysis.advice, "
                      "effdata.analysis.pretraining, effdata.analysis.scaling_plots, effdata.analysis.sweep, "
                      "effdata.analysis.sweep_plots, effdata.analysis.shape, "
-                     "effdata.analysis.shape_compare, effdata.analysis.shape_plots, effdata.analysis.shape_report")
+                     "effdata.analysis.shape_compare, effdata.analysis.shape_plots, effdata.analysis.shape_report, "
+                     "effdata.analysis.budget, effdata.analysis.budget_report, effdata.analysis.budget_plots")
 
 
 def test_the_planner_does_not_import_torch():

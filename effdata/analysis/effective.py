@@ -267,7 +267,8 @@ def _effective_row(run: pd.Series, curve: ScratchCurve | None, column: str) -> d
     return {"pretrain": run["pretrain"], "size": run.get("size", None), "shape": run.get("shape", ""), "n_params": n_params,
             "d_f": d_f, "loss": loss, "loss_std": run.get("loss_std", 0.0), "n_seeds": run.get("n_seeds", 1),
             "d_e": d_e, "d_t": d_t, "fraction": fraction, "multiplier": d_e / d_f, "d_low": d_low,
-            "d_scratch_max": d_scratch_max, "flops": run.get("flops", np.nan), "pretrain_flops": run.get("pretrain_flops", np.nan), **flags}
+            "d_scratch_max": d_scratch_max, "flops": run.get("flops", np.nan), "pretrain_flops": run.get("pretrain_flops", np.nan),
+            "pretrain_tokens_per_param": run.get("pretrain_tokens_per_param", np.nan), **flags}
 
 
 def compute_effective(results: ResultsTable, warnings: list[str] | None = None) -> EffectiveResult:
@@ -278,7 +279,7 @@ def compute_effective(results: ResultsTable, warnings: list[str] | None = None) 
     rows = [_effective_row(run, curves.get(curve_key(run)), column) for _, run in results.finetuned.iterrows()]
     table = pd.DataFrame(rows, columns=["pretrain", "size", "shape", "n_params", "d_f", "loss", "loss_std", "n_seeds",
                                         "d_e", "d_t", "fraction", "multiplier", "d_low", "d_scratch_max",
-                                        "flops", "pretrain_flops", *FLAG_NAMES])
+                                        "flops", "pretrain_flops", "pretrain_tokens_per_param", *FLAG_NAMES])
     # 90% intervals of D_E and D_T, filled in by the bootstrap over runs (bootstrap.attach_intervals).
     for position, name in enumerate(INTERVAL_COLUMNS):
         table.insert(table.columns.get_loc("d_t") + 1 + position, name, np.nan)

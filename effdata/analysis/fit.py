@@ -140,7 +140,8 @@ class TransferFit:
     n_bootstrap: int = 0
     n_bootstrap_used: int = 0                     # resamples that were not degenerate
     heldout: dict[str, HeldOut] = field(default_factory=dict)
-    samples: np.ndarray | None = field(default=None, repr=False)   # bootstrap (log k, alpha, beta)
+    samples: np.ndarray | None = field(default=None, repr=False)   # bootstrap (log k, alpha, beta), row b =
+    # resample b of the draws (nan where it could not identify the law): budget.py pairs them with its own
     points: str = "interpolated"                  # which D_E: "interpolated" or "including extrapolated"
     resampling: str = "fixed D_T"                 # what each bootstrap resample re-draws
     lack_of_fit: float | None = None              # tau: sd of log D_T about the law beyond the runs' noise
@@ -190,30 +191,52 @@ def _enough(d_f: np.ndarray, n_params: np.ndarray, minimum: int) -> str | None:
 
 
 class _LogLinearDesign:
-    """log D_T = c + alpha (x - x_mean) + beta (y - y_mean), x = log D_F, y = log N."""
+    """log D_T = c + alpha (x - x_mean) + beta (y - y_mean) [+ gamma_j (z_j - z_j_mean) ...], x = log D_F,
+    y = log N, z_j = log of each `extra` regressor (budget.py adds the pretraining tokens per parameter)."""
 
-    def __init__(self, d_f: np.ndarray, n_params: np.ndarray):
+    def __init__(self, d_f: np.ndarray, n_params: np.ndarray, extra: tuple[np.ndarray, ...] = ()):
         self.x, self.y = np.log(d_f), np.log(n_params)
-        self.x_mean, self.y_mean = float(self.x.mean()), float(self.y.mean())
-        self.matrix = np.column_stack([np.ones_like(self.x), self.x - self.x_mean, self.y - self.y_mean])
+        self.z = [np.log(np.asarray(column, float)) for column in extra]
+        self.means = np.array([float(c.mean()) for c in (self.x, self.y, *self.z)])
+        self.x_mean, self.y_mean = float(self.means[0]), float(self.means[1])
+        self.matrix = np.column_stack([np.ones_like(self.x)] + [c - m for c, m in zip((self.x, self.y, *self.z), self.means)])
+
+    @property
+    def width(self) -> int:
+        return self.matrix.shape[1]
 
     def to_natural(self, theta: np.ndarray) -> np.ndarray:
-        """(c, alpha, beta) -> (log k, alpha, beta); works on (..., 3) arrays."""
+        """(c, alpha, beta, ...) -> (log k, alpha, beta, ...); works on (..., p) arrays."""
         theta = np.asarray(theta, float)
-        log_k = theta[..., 0] - theta[..., 1] * self.x_mean - theta[..., 2] * self.y_mean
-        return np.stack([log_k, theta[..., 1], theta[..., 2]], axis=-1)
+        log_k = theta[..., 0] - theta[..., 1:] @ self.means
+        return np.concatenate([log_k[..., None], theta[..., 1:]], axis=-1)
 
-    def rows(self, d_f, n_params) -> np.ndarray:
-        return np.column_stack([np.ones(len(d_f)), np.log(d_f) - self.x_mean, np.log(n_params) - self.y_mean])
+    def to_centred(self, theta_natural: np.ndarray) -> np.ndarray:
+        """(log k, alpha, beta, ...) -> (c, alpha, beta, ...): the inverse of to_natural."""
+        theta = np.asarray(theta_natural, float)
+        c = theta[..., 0] + theta[..., 1:] @ self.means
+        return np.concatenate([c[..., None], theta[..., 1:]], axis=-1)
+
+    def rows(self, d_f, n_params, extra: tuple = ()) -> np.ndarray:
+        columns = [np.log(d_f), np.log(n_params), *(np.log(np.asarray(c, float)) for c in extra)]
+        return np.column_stack([np.ones(len(d_f))] + [c - m for c, m in zip(columns, self.means)])
+
+    def identified(self, used: np.ndarray) -> np.ndarray:
+        """(B,) bool: whether the points `used` (B, n) in each resample pin every parameter down (full rank)."""
+        masked = self.matrix[None] * used[..., None]
+        return np.linalg.matrix_rank(masked) == self.width
 
 
-def fit_log_linear(d_f, n_params, d_t, delta: float = DEFAULT_HUBER_DELTA) -> tuple[np.ndarray, float]:
-    """((log k, alpha, beta), summed Huber loss): multi-start L-BFGS-B, checked against IRLS."""
+def fit_log_linear(d_f, n_params, d_t, delta: float = DEFAULT_HUBER_DELTA,
+                   extra: tuple = ()) -> tuple[np.ndarray, float]:
+    """((log k, alpha, beta[, extra slopes]), summed Huber loss): multi-start L-BFGS-B, checked against IRLS."""
     d_f, n_params, d_t = (np.asarray(a, float) for a in (d_f, n_params, d_t))
-    design = _LogLinearDesign(d_f, n_params)
+    design = _LogLinearDesign(d_f, n_params, extra)
     target = np.log(d_t)
     centre = float(np.median(target))
-    starts = [np.array([centre + dc, a, b]) for dc in (-1.0, 0.0, 1.0) for a in (0.0, 0.5, 1.0)
+    # The objective is convex: the grid over the first three is a check, extra slopes start at 0.
+    zeros = [0.0] * (design.width - 3)
+    starts = [np.array([centre + dc, a, b, *zeros]) for dc in (-1.0, 0.0, 1.0) for a in (0.0, 0.5, 1.0)
               for b in (0.0, 0.5, 1.0)]
     theta, value = huber_minimize_lbfgs(design.matrix, target, delta, starts)
     polished = huber_irls(design.matrix[None], target[None], delta, theta[None])[0]
@@ -223,23 +246,25 @@ def fit_log_linear(d_f, n_params, d_t, delta: float = DEFAULT_HUBER_DELTA) -> tu
     return design.to_natural(theta), value
 
 
-def lack_of_fit(d_f, n_params, log_residual: np.ndarray, log_d_t_draws: np.ndarray) -> tuple[float, float]:
+def lack_of_fit(d_f, n_params, log_residual: np.ndarray, log_d_t_draws: np.ndarray,
+                extra: tuple = ()) -> tuple[float, float]:
     """(tau, noise): the sd of log D_T about the law that the runs' noise does not explain, and that noise.
 
     v_i, the variance of point i's log D_T from the runs' noise, comes from its 5th-95th percentile spread
     over the resamples (a draw with D_T <= 0 counts as log D_T = -inf, so a point that noise alone can
     ossify has v_i = inf). tau^2 is the DerSimonian-Laird estimate of a meta-regression: with weights
-    w_i = 1/v_i and the weighted least-squares residuals r_i, tau^2 = max(0, (sum w r^2 - (n - 3)) /
+    w_i = 1/v_i and the weighted least-squares residuals r_i, tau^2 = max(0, (sum w r^2 - (n - p)) /
     (sum w - tr((X'WX)^-1 X'W^2X))). An unweighted moment estimate let one near-zero D_T, measured at 4e3
     where the truth was 1e5, push tau from ~0.2 to 0.7 on a synthetic study. With D_T held fixed (v = 0),
-    tau is the residual sd. `noise` is the median over points of sqrt(v_i).
+    tau is the residual sd. `noise` is the median over points of sqrt(v_i). p: the law's parameters (3, plus
+    one per `extra` regressor).
     """
     log_d_t_draws = np.where(np.isnan(log_d_t_draws), -np.inf, log_d_t_draws)
     low, high = np.percentile(log_d_t_draws, INTERVAL_PERCENTILES, axis=0, method="inverted_cdf")
     with np.errstate(invalid="ignore"):
         variance = np.where(np.isfinite(low) & np.isfinite(high), ((high - low) / (2 * 1.6449)) ** 2, np.inf)
     noise = float(np.sqrt(np.median(variance)))
-    design = _LogLinearDesign(d_f, n_params).matrix
+    design = _LogLinearDesign(d_f, n_params, extra).matrix
     if np.all(variance == 0):
         dof = len(log_residual) - design.shape[1]
         return (float(np.sqrt(np.sum(log_residual ** 2) / dof)) if dof > 0 else 0.0), 0.0
@@ -259,36 +284,46 @@ def lack_of_fit(d_f, n_params, log_residual: np.ndarray, log_d_t_draws: np.ndarr
 
 def bootstrap_log_linear(d_f, n_params, d_t_draws, theta_natural: np.ndarray, delta: float,
                          rng: np.random.Generator, tau: float = 0.0, chunk: int = 250,
-                         progress: bool = False) -> tuple[np.ndarray, float]:
-    """((used, 3) bootstrap estimates of (log k, alpha, beta), share of draws with D_T <= 0).
+                         progress: bool = False, extra: tuple = ()) -> tuple[np.ndarray, float]:
+    """((used, p) bootstrap estimates of (log k, alpha, beta[, extra slopes]), share of draws with D_T <= 0):
+    `bootstrap_aligned` without the resamples that could not identify the law."""
+    aligned, nonpositive = bootstrap_aligned(d_f, n_params, d_t_draws, theta_natural, delta, rng, tau, chunk,
+                                             progress, extra)
+    return aligned[np.isfinite(aligned).all(axis=1)], nonpositive
+
+
+def bootstrap_aligned(d_f, n_params, d_t_draws, theta_natural: np.ndarray, delta: float,
+                      rng: np.random.Generator, tau: float = 0.0, chunk: int = 250,
+                      progress: bool = False, extra: tuple = ()) -> tuple[np.ndarray, float]:
+    """((B, p) estimates, nan rows where a resample cannot identify the law; share of draws with D_T <= 0).
 
     d_t_draws (B, n): each resample's D_T of the n points, re-read off re-drawn curves (the same row
     B times when D_T is held fixed). Each draw is multiplied by exp(tau * eps), the scatter about the
     law that re-drawing the runs does not reproduce (`lack_of_fit`). A draw with D_T <= 0 cannot enter
     a log fit: it gets weight 0 in its resample, as the estimate leaves ossified points out. A
-    resample whose remaining points have a single D_F or a single N cannot identify alpha or beta: dropped.
+    resample whose remaining points leave the design short of full rank (a single D_F, a single N, or
+    a pretraining budget tied to N) cannot identify the law: its row is nan. Row b is resample b of
+    `d_t_draws`, so two laws fitted on the same resamples pair up draw by draw (budget.py).
     """
     d_f, n_params, d_t_draws = np.asarray(d_f, float), np.asarray(n_params, float), np.asarray(d_t_draws, float)
-    design = _LogLinearDesign(d_f, n_params)
-    c0 = theta_natural[0] + theta_natural[1] * design.x_mean + theta_natural[2] * design.y_mean
-    start_centred = np.array([c0, theta_natural[1], theta_natural[2]])
+    design = _LogLinearDesign(d_f, n_params, extra)
+    start_centred = design.to_centred(theta_natural)
     usable = np.isfinite(d_t_draws) & (d_t_draws > 0)
-    estimates = []
+    estimates = np.full((len(d_t_draws), design.width), np.nan)
     for begin in tqdm(range(0, len(d_t_draws), chunk), desc="bootstrap", unit="chunk",
                       disable=not progress, leave=False):
         ok = usable[begin:begin + chunk]
         target = np.log(np.where(ok, d_t_draws[begin:begin + chunk], 1.0))
         target = target + tau * rng.standard_normal(target.shape)
-        spread = lambda v: np.where(ok, v, -np.inf).max(1) - np.where(ok, v, np.inf).min(1)  # noqa: E731
-        identifiable = (spread(design.x) > 0) & (spread(design.y) > 0)
+        identifiable = design.identified(ok)
         if not identifiable.any():
             continue
         count = int(identifiable.sum())
         theta = huber_irls(np.broadcast_to(design.matrix, (count,) + design.matrix.shape), target[identifiable],
-                           delta, np.broadcast_to(start_centred, (count, 3)), weights=ok[identifiable].astype(float))
-        estimates.append(design.to_natural(theta))
-    samples = np.concatenate(estimates) if estimates else np.empty((0, 3))
-    return samples, float(1 - usable.mean()) if usable.size else 0.0
+                           delta, np.broadcast_to(start_centred, (count, design.width)),
+                           weights=ok[identifiable].astype(float))
+        estimates[begin + np.flatnonzero(identifiable)] = design.to_natural(theta)
+    return estimates, float(1 - usable.mean()) if usable.size else 0.0
 
 
 def _held_out(d_f, n_params, d_t, group: str, delta: float) -> HeldOut:
@@ -414,34 +449,70 @@ def fit_transfer(effective: pd.DataFrame, pretrain: str, units: str, n_bootstrap
     return fit
 
 
+@dataclass(frozen=True)
+class LogLinearFit:
+    """A log-linear law fitted on points with its bootstrap: what TransferFit and budget.BudgetFit share."""
+
+    theta: np.ndarray                         # (log k, alpha, beta[, extra slopes])
+    objective: float                          # summed Huber loss at the optimum
+    r2_log: float | None
+    rmse_log: float
+    lack_of_fit: float | None = None          # tau (`lack_of_fit`); None without resamples
+    noise_scatter: float | None = None
+    samples: np.ndarray | None = field(default=None, repr=False)   # (B, p), row b = resample b, nan: not identified
+    nonpositive_draws: float = 0.0
+
+    @property
+    def used(self) -> np.ndarray:
+        """The resamples' estimates that identified the law."""
+        return np.empty((0, len(self.theta))) if self.samples is None else \
+            self.samples[np.isfinite(self.samples).all(axis=1)]
+
+    def percentiles(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(5th, 95th) percentile of every parameter over the resamples; None with fewer than 10."""
+        used = self.used
+        return tuple(np.percentile(used, INTERVAL_PERCENTILES, axis=0)) if len(used) >= 10 else None
+
+
+def fit_with_draws(d_f, n_params, d_t, draws: np.ndarray, delta: float, seed: int, progress: bool = False,
+                   extra: tuple = ()) -> LogLinearFit:
+    """Fit log D_T on (log D_F, log N, log extra...) and refit it on every resample of `draws` (B, n)."""
+    theta, objective = fit_log_linear(d_f, n_params, d_t, delta, extra)
+    design = _LogLinearDesign(d_f, n_params, extra)
+    log_residual = np.log(d_t) - design.rows(d_f, n_params, extra) @ design.to_centred(theta)
+    total = np.sum((np.log(d_t) - np.log(d_t).mean()) ** 2)
+    law = {"theta": theta, "objective": objective, "r2_log": float(1 - np.sum(log_residual ** 2) / total)
+           if total > 0 else None, "rmse_log": float(np.sqrt(np.mean(log_residual ** 2)))}
+    if not len(draws):
+        return LogLinearFit(**law)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tau, noise = lack_of_fit(d_f, n_params, log_residual, np.log(np.where(draws > 0, draws, np.nan)), extra)
+    samples, nonpositive = bootstrap_aligned(d_f, n_params, draws, theta, delta, np.random.default_rng(seed), tau=tau,
+                                             progress=progress, extra=extra)
+    return LogLinearFit(**law, lack_of_fit=tau, noise_scatter=noise, samples=samples, nonpositive_draws=nonpositive)
+
+
 def _fit_points(points, n_rows, draws, label, common, seed, warnings, progress) -> TransferFit:
     """Fit, bootstrap and held-out check of the law on `points` (rows of the effective table)."""
     fit = TransferFit(fitted=True, points=label, n_bootstrap=len(draws), **common)
     d_f, n_params, d_t = (points[c].to_numpy(float) for c in ("d_f", "n_params", "d_t"))
-    theta, fit.objective = fit_log_linear(d_f, n_params, d_t, fit.huber_delta)
-    log_residual = np.log(d_t) - (theta[0] + theta[1] * np.log(d_f) + theta[2] * np.log(n_params))
-    total = np.sum((np.log(d_t) - np.log(d_t).mean()) ** 2)
-    fit.k, fit.alpha, fit.beta = float(np.exp(theta[0])), float(theta[1]), float(theta[2])
+    law = fit_with_draws(d_f, n_params, d_t, draws, fit.huber_delta, seed, progress)
+    fit.objective, fit.r2_log, fit.rmse_log = law.objective, law.r2_log, law.rmse_log
+    fit.k, fit.alpha, fit.beta = float(np.exp(law.theta[0])), float(law.theta[1]), float(law.theta[2])
     fit.n_points, fit.n_extrapolated = len(points), int(points["extrapolated"].sum())
     fit.n_distinct_n, fit.n_distinct_d_f = len(np.unique(n_params)), len(np.unique(d_f))
     fit.n_excluded_other = n_rows - len(points) - fit.n_ossified
-    fit.r2_log = float(1 - np.sum(log_residual ** 2) / total) if total > 0 else None
-    fit.rmse_log = float(np.sqrt(np.mean(log_residual ** 2)))
     name = f"fit '{fit.pretrain}' ({label})"
     if len(draws):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            fit.lack_of_fit, fit.noise_scatter = lack_of_fit(d_f, n_params, log_residual,
-                                                             np.log(np.where(draws > 0, draws, np.nan)))
-        samples, fit.nonpositive_draws = bootstrap_log_linear(d_f, n_params, draws, theta, fit.huber_delta,
-                                                              np.random.default_rng(seed), tau=fit.lack_of_fit,
-                                                              progress=progress)
-        fit.samples, fit.n_bootstrap_used = samples, len(samples)
-        if len(samples) >= 10:
-            lo, hi = np.percentile(samples, INTERVAL_PERCENTILES, axis=0)
+        fit.lack_of_fit, fit.noise_scatter, fit.nonpositive_draws = law.lack_of_fit, law.noise_scatter, law.nonpositive_draws
+        fit.samples, fit.n_bootstrap_used = law.samples, len(law.used)
+        bounds = law.percentiles()
+        if bounds is not None:
+            lo, hi = bounds
             fit.intervals = {"k": [float(np.exp(lo[0])), float(np.exp(hi[0]))],
                              "alpha": [float(lo[1]), float(hi[1])], "beta": [float(lo[2]), float(hi[2])]}
         else:
-            warnings.append(f"{name}: only {len(samples)} usable bootstrap resamples: no intervals")
+            warnings.append(f"{name}: only {fit.n_bootstrap_used} usable bootstrap resamples: no intervals")
     else:
         warnings.append(f"{name}: bootstrap disabled: the fit has no intervals")
     fit.heldout = {group: _held_out(d_f, n_params, d_t, group, fit.huber_delta) for group in ("n_params", "d_f")}

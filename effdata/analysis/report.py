@@ -2,7 +2,8 @@
 
 The report opens with every warning collected on the way (nothing silent), then the fitted law
 with intervals beside the paper (the headline on interpolated D_E, the row including extrapolated
-ones beside it), the held-out check, the seeds' noise and what it does to D_T, the pretraining runs,
+ones beside it), the held-out check, the pretraining budget (budget_report.py: β under each budget, γ, the
+fixed-budget check), the seeds' noise and what it does to D_T, the pretraining runs,
 study design advice, the from-scratch laws (Kaplan and Chinchilla forms side by side), the figures and
 the per-run table with its flags and intervals. A table with only from-scratch runs gets no transfer
 section (said once): its report is the from-scratch laws.
@@ -20,6 +21,8 @@ import pandas as pd
 
 from effdata.analysis.advice import StudyAdvice
 from effdata.analysis.bootstrap import NoiseModel
+from effdata.analysis.budget import BudgetStudy
+from effdata.analysis.budget_report import budget_section
 from effdata.analysis.effective import FLAG_NAMES, EffectiveResult
 from effdata.analysis.fit import EXTRAPOLATION_MARGIN, HEADLINE_MIN_SHARE, MIN_FIT_POINTS, PAPER_TRANSFER, TransferFit, jsonable
 from effdata.analysis.planner import transfer_ranges
@@ -65,6 +68,7 @@ class Analysis:
     chinchilla: ChinchillaFit | None = None
     ladder: EffectiveResult | None = None   # one shape per N, what the laws use (None: `effective` itself)
     shapes: ShapeStudy | None = None         # several shapes at one N (analysis/shape_compare.py)
+    budget: BudgetStudy | None = None        # pretraining budgets, and a compared table's (analysis/budget.py)
 
     @property
     def law_view(self) -> EffectiveResult:
@@ -208,6 +212,7 @@ def fits_json(analysis: Analysis) -> dict:
         "transfer_ranges": transfer_ranges(analysis.law_view.table),   # what the planner marks extrapolation against
         "shape": shape_blocks(analysis.shapes) if analysis.shapes else None,   # the planner's shape comparisons
         "shape_study": analysis.shapes.to_dict() if analysis.shapes else None,
+        "budget": analysis.budget.to_dict() if analysis.budget else None,
         "input_notes": analysis.results.notes,
         "counts": {"runs": int(len(analysis.results.runs)), "scratch": int(len(analysis.results.scratch)),
                    "finetuned": int(len(table)), "set_aside": int(len(analysis.results.set_aside)),
@@ -447,6 +452,8 @@ def render_report(analysis: Analysis) -> str:
         lines += shape_section(analysis.shapes)
     if analysis.compare:
         lines += _comparison_section(analysis)
+    if analysis.budget:
+        lines += budget_section(analysis.budget)
     lines += _seed_section(analysis) + _pretraining_section(analysis) + _advice_section(analysis)
 
     if analysis.compute:

@@ -63,7 +63,8 @@ COLUMN_DOCS: dict[str, tuple[str, str]] = {
     "tokens_per_param": ("optional", "pretraining rows: tokens_seen / n_params (computed when absent)"),
     "pretrain_valid_loss": ("optional", "pretraining rows: loss on the run's own held-out distribution"),
     "pretrain_tokens_per_param": ("optional", "fine-tuned rows: tokens per parameter of the checkpoint the run "
-                                              "started from (a mid-run checkpoint's own, for `text@10tpp`)"),
+                                              "started from (a mid-run checkpoint's own, for `text@10tpp`); the "
+                                              "budget analysis's P, else the pretraining row's tokens_seen / N"),
     "sweep": ("optional", "a [sweep] study's rows: the swept setting, whose value is in its own column; a table "
                           "with it gets the sweep analysis (effdata.analysis.sweep), not this one"),
     "wall_time": ("optional", "seconds"),
@@ -71,7 +72,7 @@ COLUMN_DOCS: dict[str, tuple[str, str]] = {
 
 NUMERIC_COLUMNS = ("n_params", "data_chars", "data_tokens", "loss", "valid_loss", "flops",
                    "pretrain_flops", "wall_time", "n_layer", "d_model", "n_head", "seed", "tokens_seen",
-                   "tokens_per_param", "pretrain_valid_loss")
+                   "tokens_per_param", "pretrain_valid_loss", "pretrain_tokens_per_param")
 
 
 class TableError(ValueError):
