@@ -171,3 +171,16 @@ def test_one_seed_table_says_the_noise_is_estimated(tmp_path):
     assert any("one seed per grid point" in w for w in result["warnings"])
     given = analyze(df, tmp_path / "given", n_bootstrap=100, figures=False, loss_noise=0.01)
     assert given["interval"]["noise"]["finetune"] == {"sigma": 0.01, "source": "given (--loss-noise)", "seeded_points": 0}
+
+
+def test_seeds_on_the_from_scratch_runs_only_name_the_unseeded_fine_tunes_in_one_line(tmp_path):
+    """The reference study's design: extra seeds from scratch, one seed per fine-tune. The seed table has a
+    row per N that has seeds; the fine-tunes without any are named once, not as rows of nan."""
+    df = make_cpu_runs(seeds=2, loss_noise=0.005, seed=3)
+    df = df[(df["mode"] != "finetune") | (df["seed"] == 0)]
+    analyze(df, tmp_path, n_bootstrap=50, figures=False)
+    report = (tmp_path / "REPORT.md").read_text()
+    section = report[report.index("## Seeds"):report.index("What the runs' noise does to D_T")]
+    assert section.count("| from scratch |") == 5 and "nan%" not in section
+    assert "| 2 |" in section                                        # seeds at the points that have them
+    assert "One seed at every grid point" in section and "fine-tuned from text" in section

@@ -257,8 +257,8 @@ def seed_spread(results: ResultsTable) -> pd.DataFrame:
         dof = (seeded["count"] - 1).to_numpy(float)
         sd = np.sqrt(np.sum(dof * seeded["var"]) / dof.sum()) if len(seeded) else np.nan
         relative = np.sqrt(np.sum(dof * seeded["var"] / seeded["mean"] ** 2) / dof.sum()) if len(seeded) else np.nan
-        rows.append([pretrain, mode, float(n_params), shape, len(group), len(seeded), float(group["count"].median()),
-                     float(sd), float(relative)])
+        seeds = float((seeded if len(seeded) else group)["count"].median())   # at the points with seeds
+        rows.append([pretrain, mode, float(n_params), shape, len(group), len(seeded), seeds, float(sd), float(relative)])
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -328,10 +328,11 @@ def _seed_section(analysis: Analysis) -> list[str]:
         rows = [[("from scratch" if r.mode == "scratch" else f"fine-tuned from {r.pretrain}"),
                  sig(r.n_params) + (f" ({r.shape})" if analysis.shapes and r.shape else ""),
                  f"{r.seeded_points} of {r.grid_points}", sig(r.seeds), sig(r.sd, 2), f"{100 * r.relative:.2g}%"]
-                for r in spread.itertuples()]
+                for r in seeded.itertuples()]
         lines += ["Seed-to-seed spread of the loss (pooled over the grid points of that N with ≥ 2 seeds):", "",
-                  _markdown_table(["runs", "N", "grid points with seeds", "seeds per point", "sd (nats)",
+                  _markdown_table(["runs", "N", "grid points with seeds", "seeds at those points", "sd (nats)",
                                    "sd / loss"], rows), ""]
+        lines += _unseeded_lines(spread, analysis)
     noise = analysis.d_t_noise
     if noise is not None and len(noise):
         units = analysis.effective.units
@@ -342,6 +343,17 @@ def _seed_section(analysis: Analysis) -> list[str]:
                   _markdown_table(["pretrain", "D_F", "points", "D_T 90% interval (half width / D_T)",
                                    "share from the from-scratch curve", "resamples with D_T ≤ 0"], rows), ""]
     return lines
+
+
+def _unseeded_lines(spread: pd.DataFrame, analysis: Analysis) -> list[str]:
+    """One line for the runs with a single seed at every grid point (a table row each would say nothing)."""
+    grouped = spread.groupby(["mode", "pretrain"], sort=True)["seeded_points"].sum()
+    names = [("from scratch" if mode == "scratch" else f"fine-tuned from {pretrain}")
+             for (mode, pretrain), seeded in grouped.items() if seeded == 0]
+    if not names:
+        return []
+    source = analysis.noise.describe() if analysis.noise else "no bootstrap"
+    return [f"One seed at every grid point (not measured; the intervals assume {source}): {', '.join(names)}.", ""]
 
 
 def _pretraining_section(analysis: Analysis) -> list[str]:
