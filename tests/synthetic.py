@@ -5,7 +5,7 @@ Two shapes of study:
 * `make_runs` (the original): from scratch L(N, D) = L_inf(N) + A * D^(-b), L_inf(N) = 0.8 + 30 N^(-1/4),
   five N from 1e5 to 1e7, from-scratch runs far past every D_E. The per-N law of effective.py has exactly
   this form, so even extrapolation is exact.
-* `make_cpu_runs`: shaped like `jobs/cpu.toml` (the committed CPU study): the same five N (25 K ... 559 K),
+* `make_cpu_runs`: shaped like `jobs/cpu.toml` (the committed CPU study, v1 and v2): the same five N (25 K ... 559 K),
   from-scratch runs at 1e4 ... 3e6 characters, fine-tunes at 1e4 ... 3e5. Its from-scratch curve is Kaplan's
   L = [(N_c/N)^(a_N/a_D) + D_c/D]^a_D with constants chosen to reproduce the committed curves (loss 6.8 at
   1e4 characters, 4.3 at 3e6 for N = 25 K; 3.9 at 3e6 for N = 559 K). That is *not* of the per-N law's form,
@@ -38,7 +38,7 @@ TRUE_SCRATCH = {"E": 0.8, "A": 30.0, "alpha": 0.25, "B": A, "beta": B}   # scrat
 CPU_N = (25472, 56640, 100096, 200064, 559392)
 CPU_SCRATCH = (1e4, 3e4, 1e5, 3e5, 1e6, 3e6)
 CPU_D_F = (1e4, 3e4, 1e5, 3e5)
-# Kaplan-form from-scratch curve fitted by hand to analysis/cpu (D in characters).
+# Kaplan-form from-scratch curve fitted by hand to v1, analysis/cpu-fixed-budget (D in characters).
 CPU_KAPLAN = {"alpha_d": 0.10, "ratio": 0.74, "n_c": 4.4e12, "d_c": 1.5e12}
 # D_E/D_F from 1.4 to 8.7 and every D_E inside 1e4 ... 3e6 (the committed study's text+code is 1.5-7.5).
 CPU_INSIDE = {"k": 8.0, "alpha": 0.45, "beta": 0.38}
