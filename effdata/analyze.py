@@ -74,7 +74,7 @@ class Options:
     notes: str | None = None
     loss_noise: float | None = None
     reference_shapes: tuple[str, ...] = ()
-    budget_compare: object = None      # another results table (path or DataFrame): section *Pretraining budget*
+    budget_compare: str | Path | pd.DataFrame | None = None   # another results table: section *Pretraining budget*
 
 
 def analyze(results, out_dir=None, compare: list[str] | None = None, units: str = "chars",

@@ -7,7 +7,7 @@ from effdata.analysis.effective import compute_effective
 from scipy.special import huber
 
 from effdata.analysis.bootstrap import estimate_noise, resample_effective
-from effdata.analysis.fit import (bootstrap_log_linear, fit_log_linear, fit_transfer, huber_irls, lack_of_fit,
+from effdata.analysis.fit import (bootstrap_aligned, fit_log_linear, fit_transfer, huber_irls, lack_of_fit,
                                   nice_ceiling, _LogLinearDesign)
 from effdata.analysis.scaling import fit_kaplan, kaplan_loss
 from effdata.analysis.table import load_results
@@ -69,7 +69,9 @@ def test_bootstrap_drops_unidentifiable_resamples():
     theta, _ = fit_log_linear(d_f, n, d_t)
     draws = np.tile(d_t, (300, 1))
     draws[::3, d_f == 1e6] = -1.0           # every third resample: only D_F = 1e5 left, alpha unidentifiable
-    samples, nonpositive = bootstrap_log_linear(d_f, n, draws, theta, 0.1, np.random.default_rng(0))
+    aligned, nonpositive = bootstrap_aligned(d_f, n, draws, theta, 0.1, np.random.default_rng(0))
+    assert np.isnan(aligned[::3]).all()                                    # row b stays resample b
+    samples = aligned[np.isfinite(aligned).all(axis=1)]
     assert len(samples) == 200 and nonpositive == pytest.approx(2 / 15)
     np.testing.assert_allclose(np.median(samples, axis=0), theta, atol=1e-6)
 
@@ -81,7 +83,7 @@ def test_bootstrap_leaves_nonpositive_draws_out_of_their_resample():
     draws = np.tile(d_t, (200, 1))
     draws[:, 0] = -1.0                       # one point ossified in every resample: as if it were absent
     theta, _ = fit_log_linear(d_f, n, d_t)
-    samples, nonpositive = bootstrap_log_linear(d_f, n, draws, theta, 0.1, np.random.default_rng(0))
+    samples, nonpositive = bootstrap_aligned(d_f, n, draws, theta, 0.1, np.random.default_rng(0))
     assert nonpositive == pytest.approx(1 / 16)
     np.testing.assert_allclose(samples, np.tile(theta, (len(samples), 1)), atol=1e-6)
 

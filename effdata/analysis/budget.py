@@ -28,11 +28,11 @@ import pandas as pd
 
 from effdata.analysis.table import ResultsTable, TableError
 from effdata.analysis.fit import (DEFAULT_BOOTSTRAP, DEFAULT_HUBER_DELTA, INTERVAL_PERCENTILES, MIN_FIT_POINTS,
+                                  MIN_RESAMPLES,
                                   TransferFit, fit_with_draws, headline_points, jsonable, select_fit_points)
 
 MIN_BUDGET_POINTS = MIN_FIT_POINTS + 1   # four parameters plus at least two degrees of freedom
 SAME_BUDGET_RATIO = 1.05                 # P (or tokens) within 5% across N: one budget (steps round them up)
-MIN_DRAWS = 10                           # fewer usable resamples give no interval (as fit.py)
 
 
 def base_name(pretrain: str) -> str:
@@ -241,8 +241,9 @@ def fit_budget(points: pd.DataFrame, base: str, units: str, draws: np.ndarray | 
         chosen_rows, draws[:, points.index.get_indexer(chosen_rows.index)], label, common, seed, progress, warnings)
     beside = fit_on(chosen, "including extrapolated") if chosen["extrapolated"].any() else None
     inside, headline_reason = headline_points(chosen)
-    headline_reason = headline_reason or (f"{budget_reason(inside)} with D_E inside the measured from-scratch range"
-                                          if budget_reason(inside) else None)
+    inside_reason = None if headline_reason else budget_reason(inside)
+    headline_reason = headline_reason or (f"{inside_reason} with D_E inside the measured from-scratch range"
+                                          if inside_reason else None)
     if headline_reason is not None:
         return BudgetFit(fitted=False, reason=f"not fitted on interpolated D_E: {headline_reason}",
                          including_extrapolated=beside, **common)
@@ -332,7 +333,7 @@ def usable(fit: TransferFit | BudgetFit | None) -> tuple[TransferFit | BudgetFit
 
 def _interval(draws: np.ndarray) -> list[float] | None:
     finite = draws[np.isfinite(draws)]
-    return [float(v) for v in np.percentile(finite, INTERVAL_PERCENTILES)] if len(finite) >= MIN_DRAWS else None
+    return [float(v) for v in np.percentile(finite, INTERVAL_PERCENTILES)] if len(finite) >= MIN_RESAMPLES else None
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ DEFAULT_HUBER_DELTA = 0.1
 DEFAULT_BOOTSTRAP = 1000
 INTERVAL_PERCENTILES = (5.0, 95.0)
 MIN_FIT_POINTS = 5               # three parameters plus at least two degrees of freedom
+MIN_RESAMPLES = 10               # fewer usable bootstrap resamples give no interval
 HEADLINE_MIN_SHARE = 0.5         # interpolated points must be at least half (headline_points)
 # An extrapolated D_E falls short of the true one more the farther it lies past the largest from-scratch
 # run: on the Kaplan-shaped synthetic study (CPU_BEYOND, no noise) the truth was 1.03-1.75x the
@@ -282,16 +283,6 @@ def lack_of_fit(d_f, n_params, log_residual: np.ndarray, log_d_t_draws: np.ndarr
     return float(np.sqrt(max(0.0, (q - dof) / denominator))) if denominator > 0 else 0.0, noise
 
 
-def bootstrap_log_linear(d_f, n_params, d_t_draws, theta_natural: np.ndarray, delta: float,
-                         rng: np.random.Generator, tau: float = 0.0, chunk: int = 250,
-                         progress: bool = False, extra: tuple = ()) -> tuple[np.ndarray, float]:
-    """((used, p) bootstrap estimates of (log k, alpha, beta[, extra slopes]), share of draws with D_T <= 0):
-    `bootstrap_aligned` without the resamples that could not identify the law."""
-    aligned, nonpositive = bootstrap_aligned(d_f, n_params, d_t_draws, theta_natural, delta, rng, tau, chunk,
-                                             progress, extra)
-    return aligned[np.isfinite(aligned).all(axis=1)], nonpositive
-
-
 def bootstrap_aligned(d_f, n_params, d_t_draws, theta_natural: np.ndarray, delta: float,
                       rng: np.random.Generator, tau: float = 0.0, chunk: int = 250,
                       progress: bool = False, extra: tuple = ()) -> tuple[np.ndarray, float]:
@@ -469,9 +460,9 @@ class LogLinearFit:
             self.samples[np.isfinite(self.samples).all(axis=1)]
 
     def percentiles(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """(5th, 95th) percentile of every parameter over the resamples; None with fewer than 10."""
+        """(5th, 95th) percentile of every parameter over the resamples; None with fewer than MIN_RESAMPLES."""
         used = self.used
-        return tuple(np.percentile(used, INTERVAL_PERCENTILES, axis=0)) if len(used) >= 10 else None
+        return tuple(np.percentile(used, INTERVAL_PERCENTILES, axis=0)) if len(used) >= MIN_RESAMPLES else None
 
 
 def fit_with_draws(d_f, n_params, d_t, draws: np.ndarray, delta: float, seed: int, progress: bool = False,
