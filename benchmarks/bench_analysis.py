@@ -18,16 +18,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-import effdata.analyze as analyze_module  # noqa: E402
 import numpy as np  # noqa: E402
+from synthetic import TRUE_CODE, TRUE_TEXT, make_runs  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from effdata.analysis.bootstrap import attach_intervals, estimate_noise, resample_effective  # noqa: E402
-from effdata.analysis.effective import compute_effective  # noqa: E402
-from effdata.analysis.fit import fit_transfer  # noqa: E402
-from effdata.analysis.scaling import fit_chinchilla, fit_kaplan  # noqa: E402
-from effdata.analysis.table import load_results  # noqa: E402
-from synthetic import TRUE_CODE, TRUE_TEXT, make_runs  # noqa: E402
+import effdata.analyze as analyze_module  # noqa: E402
+from effdata.analysis.core.bootstrap import (  # noqa: E402
+    attach_intervals,
+    estimate_noise,
+    resample_effective,
+)
+from effdata.analysis.core.effective import compute_effective  # noqa: E402
+from effdata.analysis.core.fit import fit_transfer  # noqa: E402
+from effdata.analysis.core.table import load_results  # noqa: E402
+from effdata.analysis.laws.scaling import fit_chinchilla, fit_kaplan  # noqa: E402
 
 
 def main() -> None:

@@ -21,12 +21,18 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from synthetic import TRUE_SCRATCH, scratch_runs  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from effdata.analysis.scaling import (PAPER_CHINCHILLA, ScratchPoints, StartGrid, fit_chinchilla,  # noqa: E402
-                                      polish_lbfgs, solve_batched)
-from effdata.analysis.table import load_results  # noqa: E402
-from synthetic import TRUE_SCRATCH, scratch_runs  # noqa: E402
+from effdata.analysis.core.table import load_results  # noqa: E402
+from effdata.analysis.laws.scaling import (  # noqa: E402
+    PAPER_CHINCHILLA,
+    ScratchPoints,
+    StartGrid,
+    fit_chinchilla,
+    polish_lbfgs,
+    solve_batched,
+)
 
 
 def time_solvers(points: ScratchPoints, label: str, scipy_starts: int = 100) -> None:

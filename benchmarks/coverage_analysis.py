@@ -21,13 +21,17 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 import numpy as np  # noqa: E402
+from synthetic import CPU_BEYOND, CPU_INSIDE, make_cpu_runs, transferred  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from effdata.analysis.bootstrap import attach_intervals, estimate_noise, resample_effective  # noqa: E402
-from effdata.analysis.effective import compute_effective  # noqa: E402
-from effdata.analysis.fit import fit_transfer  # noqa: E402
-from effdata.analysis.table import load_results  # noqa: E402
-from synthetic import CPU_BEYOND, CPU_INSIDE, make_cpu_runs, transferred  # noqa: E402
+from effdata.analysis.core.bootstrap import (  # noqa: E402
+    attach_intervals,
+    estimate_noise,
+    resample_effective,
+)
+from effdata.analysis.core.effective import compute_effective  # noqa: E402
+from effdata.analysis.core.fit import fit_transfer  # noqa: E402
+from effdata.analysis.core.table import load_results  # noqa: E402
 
 SCENARIOS = {   # name: (law, seeds, loss noise per run, scatter of D_T about the law)
     "inside-3seeds-1%": (CPU_INSIDE, 3, 0.01, 0.0),

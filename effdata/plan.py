@@ -17,10 +17,18 @@ from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
-from effdata.analysis.plan_check import heldout_check
-from effdata.analysis.plan_report import render_plan
-from effdata.analysis.planner import LAW_FORMS, PlanError, PlanRequest, load_laws, make_plan, read_fits, with_shapes
-from effdata.analysis.table import TableError
+from effdata.analysis.core.table import TableError
+from effdata.analysis.plan.check import heldout_check
+from effdata.analysis.plan.planner import (
+    LAW_FORMS,
+    PlanError,
+    PlanRequest,
+    load_laws,
+    make_plan,
+    read_fits,
+    with_shapes,
+)
+from effdata.analysis.plan.report import render_plan
 from effdata.paths import atomic_write_text
 
 
@@ -63,7 +71,9 @@ def _plan(args) -> str:
     plan = make_plan(laws, request)
     text = render_plan(plan)
     if not args.no_figure:
-        from effdata.analysis.plan_plots import plot_plan   # matplotlib only when drawing
+        from effdata.analysis.plan.plots import (
+            plot_plan,  # matplotlib only when drawing
+        )
 
         figure = plot_plan(plan, args.out)
         text += f"\n![{figure.title}]({figure.png.name})\n"

@@ -1,13 +1,18 @@
-"""effdata.analysis.advice: the runs that would tighten a fit, computed from the data."""
+"""effdata.analysis.transfer.advice: the runs that would tighten a fit, computed from the data."""
 import numpy as np
 import pytest
-
-from effdata.analysis.advice import WIDE_EXPONENT_INTERVAL, study_advice
-from effdata.analysis.bootstrap import attach_intervals, d_t_noise, estimate_noise, resample_effective
-from effdata.analysis.effective import compute_effective
-from effdata.analysis.fit import fit_transfer
-from effdata.analysis.table import load_results
 from synthetic import CPU_BEYOND, make_cpu_runs
+
+from effdata.analysis.core.bootstrap import (
+    attach_intervals,
+    d_t_noise,
+    estimate_noise,
+    resample_effective,
+)
+from effdata.analysis.core.effective import compute_effective
+from effdata.analysis.core.fit import fit_transfer
+from effdata.analysis.core.table import load_results
+from effdata.analysis.transfer.advice import WIDE_EXPONENT_INTERVAL, study_advice
 
 
 def advise(df, n_bootstrap=200):

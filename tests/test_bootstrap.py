@@ -1,13 +1,27 @@
-"""effdata.analysis.bootstrap: re-drawn losses, the noise model, re-read D_E and their intervals."""
+"""effdata.analysis.core.bootstrap: re-drawn losses, the noise model, re-read D_E and their intervals."""
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic import (
+    CPU_INSIDE,
+    CPU_N,
+    CPU_SCRATCH,
+    cpu_scratch_loss,
+    make_cpu_runs,
+    transferred,
+)
 
-from effdata.analysis.bootstrap import (attach_intervals, d_t_noise, draw_losses, estimate_noise,
-                                        grid_residual_sd, resample_effective, seed_spread)
-from effdata.analysis.effective import compute_effective
-from effdata.analysis.table import load_results
-from synthetic import CPU_INSIDE, CPU_N, CPU_SCRATCH, cpu_scratch_loss, make_cpu_runs, transferred
+from effdata.analysis.core.bootstrap import (
+    attach_intervals,
+    d_t_noise,
+    draw_losses,
+    estimate_noise,
+    grid_residual_sd,
+    resample_effective,
+    seed_spread,
+)
+from effdata.analysis.core.effective import compute_effective
+from effdata.analysis.core.table import load_results
 
 
 def analysed(df, loss_noise=None):

@@ -1,18 +1,31 @@
-"""effdata.analysis.budget: D_T = k·D_F^α·N^β·P^γ fitted back from synthetic studies, the budgets in words, the
+"""effdata.analysis.budget.budget: D_T = k·D_F^α·N^β·P^γ fitted back from synthetic studies, the budgets in words, the
 fixed-budget check (β − γ) against a fixed-budget table, and `analyze --budget-compare` end to end."""
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic import (
+    CPU_D_F,
+    CPU_N,
+    FIXED_TOKENS,
+    TRUE_BUDGET,
+    make_budget_runs,
+    transferred,
+)
 
-from effdata.analysis.bootstrap import estimate_noise, resample_effective
-from effdata.analysis.budget import budget_points, compare_budgets, fit_budget, reading, study_budget
-from effdata.analysis.effective import compute_effective
-from effdata.analysis.fit import bootstrap_aligned, fit_log_linear, fit_transfer
-from effdata.analysis.table import load_results
+from effdata.analysis.budget.budget import (
+    budget_points,
+    compare_budgets,
+    fit_budget,
+    reading,
+    study_budget,
+)
+from effdata.analysis.core.bootstrap import estimate_noise, resample_effective
+from effdata.analysis.core.effective import compute_effective
+from effdata.analysis.core.fit import bootstrap_aligned, fit_log_linear, fit_transfer
+from effdata.analysis.core.table import load_results
 from effdata.analyze import main
-from synthetic import CPU_D_F, CPU_N, FIXED_TOKENS, TRUE_BUDGET, make_budget_runs, transferred
 
 FIXED_BETA = TRUE_BUDGET["beta"] - TRUE_BUDGET["gamma"]    # the slope in N under a fixed budget: 0.08
 NOISY = {"seeds": 2, "loss_noise": 0.01, "log_noise": 0.1}

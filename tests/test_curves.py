@@ -1,12 +1,18 @@
-"""effdata.analysis.curves: the batched curve numerics against scipy's one-curve-at-a-time answers."""
+"""effdata.analysis.core.curves: the batched curve numerics against scipy's one-curve-at-a-time answers."""
 import numpy as np
 import pytest
 from scipy.interpolate import PchipInterpolator
 from scipy.optimize import brentq, least_squares
-
-from effdata.analysis.curves import (Laws, block_starts, fit_laws, invert_curves, isotonic_decreasing,
-                                     pchip_slopes)
 from synthetic import CPU_N, CPU_SCRATCH, cpu_scratch_loss
+
+from effdata.analysis.core.curves import (
+    Laws,
+    block_starts,
+    fit_laws,
+    invert_curves,
+    isotonic_decreasing,
+    pchip_slopes,
+)
 
 
 def textbook_pav(values, weights):

@@ -2,11 +2,11 @@
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic import TRUE_TEXT, A, B, l_inf, make_runs, scratch_loss, transferred
 
-from effdata.analysis.curves import isotonic_decreasing
-from effdata.analysis.effective import ScratchCurve, compute_effective
-from effdata.analysis.table import load_results
-from synthetic import A, B, TRUE_TEXT, l_inf, make_runs, scratch_loss, transferred
+from effdata.analysis.core.curves import isotonic_decreasing
+from effdata.analysis.core.effective import ScratchCurve, compute_effective
+from effdata.analysis.core.table import load_results
 
 
 def effective_of(df):

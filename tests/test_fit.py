@@ -1,17 +1,31 @@
-"""effdata.analysis.fit and .scaling: recovering known k, alpha, beta and Kaplan exponents; intervals; bad input."""
+"""effdata.analysis.core.fit and .scaling: recovering known k, alpha, beta and Kaplan exponents; intervals; bad input."""
 import numpy as np
 import pandas as pd
 import pytest
-
-from effdata.analysis.effective import compute_effective
 from scipy.special import huber
+from synthetic import (
+    CPU_BEYOND,
+    CPU_INSIDE,
+    TRUE_CODE,
+    TRUE_TEXT,
+    make_cpu_runs,
+    make_runs,
+    transferred,
+)
 
-from effdata.analysis.bootstrap import estimate_noise, resample_effective
-from effdata.analysis.fit import (bootstrap_aligned, fit_log_linear, fit_transfer, huber_irls, lack_of_fit,
-                                  nice_ceiling, _LogLinearDesign)
-from effdata.analysis.scaling import fit_kaplan, kaplan_loss
-from effdata.analysis.table import load_results
-from synthetic import CPU_BEYOND, CPU_INSIDE, TRUE_CODE, TRUE_TEXT, make_cpu_runs, make_runs, transferred
+from effdata.analysis.core.bootstrap import estimate_noise, resample_effective
+from effdata.analysis.core.effective import compute_effective
+from effdata.analysis.core.fit import (
+    _LogLinearDesign,
+    bootstrap_aligned,
+    fit_log_linear,
+    fit_transfer,
+    huber_irls,
+    lack_of_fit,
+    nice_ceiling,
+)
+from effdata.analysis.core.table import load_results
+from effdata.analysis.laws.scaling import fit_kaplan, kaplan_loss
 
 EIGHT_D_F = tuple(np.geomspace(1e5, 1e7, 8))
 

@@ -48,6 +48,50 @@ def test_imports_point_down_the_layers():
     assert not wrong, "\n".join(wrong)
 
 
+# Inside the analysis layer, one folder per question a report answers (docs/DESIGN.md, "The analysis layer"):
+# each may import the shared core and nothing of another question, except the planner and the audit, which
+# read the laws the other folders fit. `pipeline` and `report` at the top of the layer assemble them all.
+QUESTIONS = {
+    "core": set(),
+    "transfer": {"core"}, "laws": {"core"}, "budget": {"core"}, "shape": {"core"}, "sweep": {"core"},
+    "plan": {"core", "laws", "shape"},
+    "audit": {"core", "laws", "budget"},
+}
+ASSEMBLY = {"effdata.analysis.pipeline", "effdata.analysis.report", "effdata.analysis"}
+
+
+def question_of(module: str) -> str | None:
+    """The question folder of an analysis module (None: the assembly at the top of the layer)."""
+    if module in ASSEMBLY:
+        return None
+    parts = module.split(".")
+    assert parts[:2] == ["effdata", "analysis"] and len(parts) >= 3 and parts[2] in QUESTIONS, \
+        f"{module}: an analysis module belongs in a question folder ({sorted(QUESTIONS)}) or is {sorted(ASSEMBLY)}"
+    return parts[2]
+
+
+def test_analysis_questions_import_only_the_core():
+    wrong = []
+    for path in sorted((PACKAGE / "analysis").rglob("*.py")):
+        module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
+        question = question_of(module)
+        if question is None:
+            continue
+        for imported in effdata_imports(path):
+            if not imported.startswith("effdata.analysis."):
+                continue
+            other = question_of(imported)
+            if other is None or (other != question and other not in QUESTIONS[question]):
+                wrong.append(f"{module} ({question}/) imports {imported}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_question_check_sees_a_crossing(tmp_path):
+    """The check above can fail: a shape module importing the budget folder, or the report, is caught."""
+    assert "budget" not in QUESTIONS["shape"] and question_of("effdata.analysis.budget.budget") == "budget"
+    assert question_of("effdata.analysis.report") is None   # importing the assembly from a question is wrong too
+
+
 def test_the_check_sees_a_wrong_import(tmp_path):
     """The check above can fail: an analysis module importing the study layer is caught."""
     bad = tmp_path / "bad.py"

@@ -1,17 +1,25 @@
-"""effdata.plan and effdata.analysis.planner: numbers by hand, units, extrapolation, budget, shape, bad input."""
+"""effdata.plan and effdata.analysis.plan.planner: numbers by hand, units, extrapolation, budget, shape, bad input."""
 import json
 import math
 
 import numpy as np
 import pytest
+from synthetic import TRUE_CODE, TRUE_TEXT, make_runs, scratch_runs
 
-from effdata.analysis.plan_check import heldout_check
-from effdata.analysis.planner import (PlanError, PlanRequest, load_laws, make_plan, paper_fits, parse_shape, predict,
-                                      read_fits)
-from effdata.analysis.scaling import StartGrid
+from effdata.analysis.laws.scaling import StartGrid
+from effdata.analysis.plan.check import heldout_check
+from effdata.analysis.plan.planner import (
+    PlanError,
+    PlanRequest,
+    load_laws,
+    make_plan,
+    paper_fits,
+    parse_shape,
+    predict,
+    read_fits,
+)
 from effdata.analyze import analyze
 from effdata.plan import main, render_heldout
-from synthetic import TRUE_CODE, TRUE_TEXT, make_runs, scratch_runs
 
 COARSE = StartGrid(a=(0, 5, 10), b=(0, 5, 10), e=(-1, 0, 1), alpha=(0.5, 1), beta=(0.5, 1))
 

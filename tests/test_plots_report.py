@@ -4,10 +4,19 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic import (
+    CPU_BEYOND,
+    CPU_INSIDE,
+    TRUE_CODE,
+    TRUE_TEXT,
+    make_cpu_runs,
+    make_runs,
+    scratch_loss,
+)
 
+from effdata.analysis.core.figures import SkippedFigure
+from effdata.analysis.transfer.plots import plot_loss_vs_compute
 from effdata.analyze import analyze, main, summary_lines
-from effdata.analysis.plots import SkippedFigure, plot_loss_vs_compute
-from synthetic import CPU_BEYOND, CPU_INSIDE, TRUE_CODE, TRUE_TEXT, make_cpu_runs, make_runs, scratch_loss
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,10 @@
-"""effdata.analysis.pretraining: the pretraining runs as an input, and whether bigger models were better pretrained."""
+"""effdata.analysis.transfer.pretraining: the pretraining runs as an input, and whether bigger models were better pretrained."""
 import numpy as np
 import pandas as pd
-
-from effdata.analysis.pretraining import summarize_pretraining
-from effdata.analysis.table import load_results
 from synthetic import CPU_N, make_cpu_runs, pretraining_rows
+
+from effdata.analysis.core.table import load_results
+from effdata.analysis.transfer.pretraining import summarize_pretraining
 
 
 def test_every_run_with_tokens_per_parameter_and_both_losses():

@@ -1,11 +1,19 @@
-"""effdata.analysis.scaling: the Chinchilla form recovered from known laws, its solver, intervals; Kaplan's ranges."""
+"""effdata.analysis.laws.scaling: the Chinchilla form recovered from known laws, its solver, intervals; Kaplan's ranges."""
 import numpy as np
 import pytest
 from scipy.special import huber
-
-from effdata.analysis.scaling import (ScratchPoints, StartGrid, bootstrap_chinchilla, fit_chinchilla, fit_kaplan,
-                                      natural_parameters, polish_lbfgs, solve_batched)
 from synthetic import CHARS_PER_TOKEN, TRUE_SCRATCH, scratch_runs
+
+from effdata.analysis.laws.scaling import (
+    ScratchPoints,
+    StartGrid,
+    bootstrap_chinchilla,
+    fit_chinchilla,
+    fit_kaplan,
+    natural_parameters,
+    polish_lbfgs,
+    solve_batched,
+)
 
 TRUE_A_OPT = TRUE_SCRATCH["beta"] / (TRUE_SCRATCH["alpha"] + TRUE_SCRATCH["beta"])
 # 3 x 3 x 3 x 2 x 2 = 108 starts: enough on these smooth synthetic tables (the full grid finds the same optimum,

@@ -9,16 +9,21 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic import SHAPE_N, TWO_SHAPES, make_cpu_runs, make_shape_runs
 
-from effdata.analysis.bootstrap import attach_intervals, estimate_noise, resample_effective, seed_spread
-from effdata.analysis.effective import ScratchCurve, compute_effective
-from effdata.analysis.planner import PlanRequest, load_laws, make_plan, read_fits
-from effdata.analysis.shape import Shape, find_groups, ladder_view
-from effdata.analysis.shape_compare import DepthSeries, analyse_shapes, depth_effect
-from effdata.analysis.table import load_results
+from effdata.analysis.core.bootstrap import (
+    attach_intervals,
+    estimate_noise,
+    resample_effective,
+    seed_spread,
+)
+from effdata.analysis.core.effective import ScratchCurve, compute_effective
+from effdata.analysis.core.table import load_results
+from effdata.analysis.plan.planner import PlanRequest, load_laws, make_plan, read_fits
+from effdata.analysis.shape.compare import DepthSeries, analyse_shapes, depth_effect
+from effdata.analysis.shape.groups import Shape, find_groups, ladder_view
 from effdata.analyze import analyze
 from effdata.plan import main as plan_main
-from synthetic import SHAPE_N, TWO_SHAPES, make_cpu_runs, make_shape_runs
 
 
 def _measure(df: pd.DataFrame, n_bootstrap: int = 300, seed: int = 0, references=()):

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from effdata.analysis.sweep import analyze_sweep_table, refined_best
+from effdata.analysis.sweep.sweep import analyze_sweep_table, refined_best
 from effdata.study.store import Store
 from effdata.study.study import StudyError, load_study, study_from_dict, study_runs
 

@@ -2,9 +2,15 @@
 import numpy as np
 import pandas as pd
 import pytest
-
-from effdata.analysis.table import FLOPS_NOTE, NO_PRETRAIN_NOTE, TableError, load_results, read_table
 from synthetic import make_runs, scratch_runs
+
+from effdata.analysis.core.table import (
+    FLOPS_NOTE,
+    NO_PRETRAIN_NOTE,
+    TableError,
+    load_results,
+    read_table,
+)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])

@@ -19,19 +19,32 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from effdata.analysis.advice import StudyAdvice
-from effdata.analysis.bootstrap import NoiseModel
-from effdata.analysis.budget import BudgetStudy
-from effdata.analysis.budget_report import budget_section
-from effdata.analysis.effective import FLAG_NAMES, EffectiveResult
-from effdata.analysis.fit import EXTRAPOLATION_MARGIN, HEADLINE_MIN_SHARE, MIN_FIT_POINTS, PAPER_TRANSFER, TransferFit, jsonable
-from effdata.analysis.planner import transfer_ranges
-from effdata.analysis.pretraining import PretrainingSummary
-from effdata.analysis.scaling import PAPER_CHINCHILLA, PAPER_KAPLAN, ChinchillaFit, KaplanFit
-from effdata.analysis.plots import UNIT_WORDS, SavedFigure, SkippedFigure
-from effdata.analysis.shape_compare import ShapeStudy, shape_blocks
-from effdata.analysis.shape_report import shape_section
-from effdata.analysis.table import ResultsTable
+from effdata.analysis.budget.budget import BudgetStudy
+from effdata.analysis.budget.report import budget_section
+from effdata.analysis.core.bootstrap import NoiseModel
+from effdata.analysis.core.effective import FLAG_NAMES, EffectiveResult
+from effdata.analysis.core.figures import UNIT_WORDS, SavedFigure, SkippedFigure
+from effdata.analysis.core.fit import (
+    EXTRAPOLATION_MARGIN,
+    HEADLINE_MIN_SHARE,
+    MIN_FIT_POINTS,
+    PAPER_TRANSFER,
+    TransferFit,
+    jsonable,
+)
+from effdata.analysis.core.markdown import fmt_interval, markdown_table
+from effdata.analysis.core.table import ResultsTable
+from effdata.analysis.laws.scaling import (
+    PAPER_CHINCHILLA,
+    PAPER_KAPLAN,
+    ChinchillaFit,
+    KaplanFit,
+)
+from effdata.analysis.plan.planner import transfer_ranges
+from effdata.analysis.shape.compare import ShapeStudy, shape_blocks
+from effdata.analysis.shape.report import shape_section
+from effdata.analysis.transfer.advice import StudyAdvice
+from effdata.analysis.transfer.pretraining import PretrainingSummary
 from effdata.fmt import compact, sig
 from effdata.paths import atomic_write_json, atomic_write_text
 
@@ -146,7 +159,7 @@ def _compute_section(compute: dict) -> list[str]:
     lines = ["## Compute", "",
              "Training FLOPs of the finished runs (`flops`: tokens × (6·(N + d_model·V) + attention), evaluation not "
              "counted), the sum of their wall times (run-minutes: parallel runs add up) and the rate achieved.", "",
-             _markdown_table(["runs", "count", "training FLOPs", "run-minutes", "FLOP/s per run", "MFU"], rows), ""]
+             markdown_table(["runs", "count", "training FLOPs", "run-minutes", "FLOP/s per run", "MFU"], rows), ""]
     if compute.get("peak_source"):
         peak = f" ({sig(compute['peak_flops'])} FLOP/s)" if compute.get("peak_flops") else ""
         lines += [f"MFU against the peak matmul rate: {compute['peak_source']}{peak}.", ""]
@@ -168,21 +181,7 @@ def _time_section(rows: list[dict]) -> list[str]:
     return ["Where the run time went: the share of the run-minutes in setting up (data, model), compiling, the "
             "training steps, held-out evaluations, the test pass and checkpoints; the steps' own token rate "
             "(what `python -m effdata.bench` measures) beside the rate end to end.", "",
-            _markdown_table(header, table), ""]
-
-
-def fmt_interval(fit, name: str, digits: int = 3) -> str:
-    value = getattr(fit, name)
-    interval = fit.intervals.get(name)
-    if interval is None:
-        return f"{sig(value, digits)} (no interval)"
-    return f"{sig(value, digits)} [{sig(interval[0], digits)}, {sig(interval[1], digits)}]"
-
-
-def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+            markdown_table(header, table), ""]
 
 
 def fits_json(analysis: Analysis) -> dict:
@@ -306,7 +305,7 @@ def _transfer_section(analysis: Analysis) -> list[str]:
         lines += ["*The paper's k is for D in characters; with tokens only α and β are comparable.*", ""]
     header = ["pretrain", "k [90% CI]", "α [90% CI]", "β [90% CI]", "points (regime)", "R² / RMSE (log)",
               "scatter τ / noise (log)", "held-out error (leave N / leave D_F)", "paper (Hernandez et al. 2021)"]
-    lines += [_markdown_table(header, _fit_rows(list(analysis.fits.values()), units)) if analysis.fits
+    lines += [markdown_table(header, _fit_rows(list(analysis.fits.values()), units)) if analysis.fits
               else "No fine-tuned runs: nothing to fit.", ""]
     for fit in analysis.fits.values():
         lines += _sensitivity_lines(fit)
@@ -330,7 +329,7 @@ def _seed_section(analysis: Analysis) -> list[str]:
                  f"{r.seeded_points} of {r.grid_points}", sig(r.seeds), sig(r.sd, 2), f"{100 * r.relative:.2g}%"]
                 for r in seeded.itertuples()]
         lines += ["Seed-to-seed spread of the loss (pooled over the grid points of that N with ≥ 2 seeds):", "",
-                  _markdown_table(["runs", "N", "grid points with seeds", "seeds at those points", "sd (nats)",
+                  markdown_table(["runs", "N", "grid points with seeds", "seeds at those points", "sd (nats)",
                                    "sd / loss"], rows), ""]
         lines += _unseeded_lines(spread, analysis)
     noise = analysis.d_t_noise
@@ -340,7 +339,7 @@ def _seed_section(analysis: Analysis) -> list[str]:
                  f"{100 * r.scratch_share:.0f}%" if np.isfinite(r.scratch_share) else "—", f"{100 * r.nonpositive:.1f}%"]
                 for r in noise.itertuples()]
         lines += [f"What the runs' noise does to D_T (medians over N of each point's 90% interval; D_F in {units}):", "",
-                  _markdown_table(["pretrain", "D_F", "points", "D_T 90% interval (half width / D_T)",
+                  markdown_table(["pretrain", "D_F", "points", "D_T 90% interval (half width / D_T)",
                                    "share from the from-scratch curve", "resamples with D_T ≤ 0"], rows), ""]
     return lines
 
@@ -367,7 +366,7 @@ def _pretraining_section(analysis: Analysis) -> list[str]:
     lines += ["Every pretraining run, the input the fine-tunes start from: tokens seen, tokens per parameter, its "
               "loss on its own held-out distribution (`pretrain_valid_loss`) and the target loss it starts "
               "fine-tuning from (its `loss`).", "",
-              _markdown_table(["pretrain", "size", "N", "tokens seen", "tokens / parameter", "own held-out loss",
+              markdown_table(["pretrain", "size", "N", "tokens seen", "tokens / parameter", "own held-out loss",
                                "target loss at start", "FLOPs"], rows), ""]
     lines += [f"- `{name}`: {reading}" for name, reading in summary.readings.items()] + [""]
     return lines
@@ -385,7 +384,7 @@ def _advice_section(analysis: Analysis) -> list[str]:
                  if s.flops is not None else "—"] for s in advice.suggestions]
         lines += ["Runs that would tighten the fits, cheapest first (cost: training FLOPs, from this table's runs "
                   "of the same grid point; a larger from-scratch run scaled in proportion to D):", "",
-                  _markdown_table(["runs", "why", "cost (FLOPs)"], rows), ""]
+                  markdown_table(["runs", "why", "cost (FLOPs)"], rows), ""]
     lines += [f"- {note}" for note in advice.notes]
     return lines + [""]
 
@@ -415,7 +414,7 @@ def _comparison_section(analysis: Analysis) -> list[str]:
     lines = ["## Pretraining distributions compared", "",
              "Smaller α means the distributions are closer; k is larger for the closer mix (paper rows: "
              "`text` → text → Python, `text+code` → 50% text + 50% non-Python code → Python).", "",
-             _markdown_table(header, rows), ""]
+             markdown_table(header, rows), ""]
     return lines
 
 
@@ -435,7 +434,7 @@ def _per_run_table(effective: EffectiveResult) -> str:
     units = effective.units
     header = ["pretrain", "size", "N", f"D_F ({units})", "loss (nats/token)", f"D_E [90%] ({units})",
               f"D_T [90%] ({units})", "D_T/D_E", "D_E/D_F", f"D(N) ({units})", "flags"]
-    return _markdown_table(header, rows)
+    return markdown_table(header, rows)
 
 
 def render_report(analysis: Analysis) -> str:
@@ -497,7 +496,7 @@ def _set_aside_lines(results: ResultsTable) -> list[str]:
     shown = [c for c in ("pretrain", "mode", "size", "n_params", results.data_column, "loss", "status", "error", "reason")
              if c in results.set_aside]
     return ["## Rows set aside", "",
-            _markdown_table(shown, [[sig(v) if isinstance(v, float) else str(v) for v in row]
+            markdown_table(shown, [[sig(v) if isinstance(v, float) else str(v) for v in row]
                                     for row in results.set_aside[shown].itertuples(index=False)]), ""]
 
 
@@ -545,7 +544,7 @@ def _chinchilla_lines(fit: ChinchillaFit) -> list[str]:
               ("a = β/(α+β): N_opt ∝ C^a", "n_opt_exponent"), ("b = α/(α+β): D_opt ∝ C^b", "d_opt_exponent"))
     rows = [[label, fmt_interval(fit, name), _paper_chinchilla("hoffmann", name), _paper_chinchilla("besiroglu", name)]
             for label, name in labels]
-    return lines + [_markdown_table(["parameter", "fitted [90% CI]", "Hoffmann et al. 2022", "Besiroglu et al. 2024"],
+    return lines + [markdown_table(["parameter", "fitted [90% CI]", "Hoffmann et al. 2022", "Besiroglu et al. 2024"],
                                     rows), "",
                     f"{fit.n_points} points; {fit.n_starts_at_best} of {fit.n_starts} starts reached the best "
                     f"objective; {fit.n_bootstrap_used} bootstrap resamples (each refitted from the optimum and the "
@@ -562,7 +561,7 @@ def _kaplan_lines(kaplan: KaplanFit) -> list[str]:
             for label, name in (("α_N", "alpha_n"), ("α_D", "alpha_d"), ("α_N/α_D", "ratio"))]
     rows += [["N_c", sig(kaplan.n_c), sig(PAPER_KAPLAN["n_c"])],
              ["D_c", sig(kaplan.d_c), sig(PAPER_KAPLAN["d_c"]) + " tokens"]]
-    return lines + [_markdown_table(["parameter", "fitted [90% CI]", "paper"], rows), "",
+    return lines + [markdown_table(["parameter", "fitted [90% CI]", "paper"], rows), "",
                     f"{kaplan.n_points} points, {kaplan.n_bootstrap_used} bootstrap resamples.", ""]
 
 
@@ -586,7 +585,7 @@ def _goodness_lines(kaplan: KaplanFit, chinchilla: ChinchillaFit) -> list[str]:
     return ["### Goodness of fit, side by side", "",
             "Leave one N out: the law refitted without each model size in turn predicts that size's runs. "
             "Kaplan's form is fitted by least squares, Chinchilla's by a Huber loss that is nearly L1 at δ = 1e-3, "
-            "so the RMSE favours Kaplan's a little.", "", _markdown_table(header, rows), ""]
+            "so the RMSE favours Kaplan's a little.", "", markdown_table(header, rows), ""]
 
 
 def write_outputs(analysis: Analysis, out_dir: Path) -> dict[str, Path]:

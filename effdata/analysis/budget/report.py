@@ -7,7 +7,7 @@ other table measured.
 """
 from __future__ import annotations
 
-from effdata.analysis.budget import BudgetFit, BudgetStudy, reading, usable
+from effdata.analysis.budget.budget import BudgetFit, BudgetStudy, reading, usable
 from effdata.fmt import sig
 
 UNIT_WORDS = {"chars": "characters", "tokens": "tokens"}

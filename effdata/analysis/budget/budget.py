@@ -26,10 +26,19 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from effdata.analysis.table import ResultsTable, TableError
-from effdata.analysis.fit import (DEFAULT_BOOTSTRAP, DEFAULT_HUBER_DELTA, INTERVAL_PERCENTILES, MIN_FIT_POINTS,
-                                  MIN_RESAMPLES,
-                                  TransferFit, fit_with_draws, headline_points, jsonable, select_fit_points)
+from effdata.analysis.core.fit import (
+    DEFAULT_BOOTSTRAP,
+    DEFAULT_HUBER_DELTA,
+    INTERVAL_PERCENTILES,
+    MIN_FIT_POINTS,
+    MIN_RESAMPLES,
+    TransferFit,
+    fit_with_draws,
+    headline_points,
+    jsonable,
+    select_fit_points,
+)
+from effdata.analysis.core.table import ResultsTable, TableError
 
 MIN_BUDGET_POINTS = MIN_FIT_POINTS + 1   # four parameters plus at least two degrees of freedom
 SAME_BUDGET_RATIO = 1.05                 # P (or tokens) within 5% across N: one budget (steps round them up)

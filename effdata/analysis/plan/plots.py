@@ -1,6 +1,6 @@
 """The plan's figure: predicted loss and effective-data multiplier against N, extrapolation dashed.
 
-Same conventions as effdata.analysis.plots (object-oriented matplotlib, seaborn style, PNG + SVG).
+Same conventions as effdata.analysis.transfer.plots (object-oriented matplotlib, seaborn style, PNG + SVG).
 """
 from __future__ import annotations
 
@@ -11,8 +11,16 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator
 
-from effdata.analysis.planner import SCRATCH, Plan, extrapolation, predict
-from effdata.analysis.plots import LOSS_LABEL, SCRATCH_COLOR, SavedFigure, _new_figure, _pretrain_colors, _save, _style
+from effdata.analysis.core.figures import (
+    LOSS_LABEL,
+    SCRATCH_COLOR,
+    SavedFigure,
+    _new_figure,
+    _pretrain_colors,
+    _save,
+    _style,
+)
+from effdata.analysis.plan.planner import SCRATCH, Plan, extrapolation, predict
 from effdata.fmt import compact
 
 CURVE_POINTS = 200

@@ -15,12 +15,18 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from effdata.analysis.effective import compute_effective
-from effdata.analysis.fit import fit_transfer
-from effdata.analysis.planner import PlanError, extrapolation, load_laws, planning_fits, predict
-from effdata.analysis.shape import find_groups, ladder_table
-from effdata.analysis.scaling import StartGrid, fit_chinchilla, fit_kaplan
-from effdata.analysis.table import ResultsTable, load_results
+from effdata.analysis.core.effective import compute_effective
+from effdata.analysis.core.fit import fit_transfer
+from effdata.analysis.core.table import ResultsTable, load_results
+from effdata.analysis.laws.scaling import StartGrid, fit_chinchilla, fit_kaplan
+from effdata.analysis.plan.planner import (
+    PlanError,
+    extrapolation,
+    load_laws,
+    planning_fits,
+    predict,
+)
+from effdata.analysis.shape.groups import find_groups, ladder_table
 
 GROUPS = {"d_f": "D_F", "n_params": "N"}
 

@@ -23,9 +23,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from effdata.analysis.bootstrap import Resamples
-from effdata.analysis.effective import CurveKey, EffectiveResult, curve_key
-from effdata.analysis.table import ResultsTable
+from effdata.analysis.core.bootstrap import Resamples
+from effdata.analysis.core.effective import CurveKey, EffectiveResult, curve_key
+from effdata.analysis.core.table import ResultsTable
 from effdata.fmt import compact
 from effdata.spec import CPU_LADDER, GPU_LADDER
 

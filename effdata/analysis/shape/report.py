@@ -11,7 +11,12 @@ import math
 
 import numpy as np
 
-from effdata.analysis.shape_compare import DepthEffect, DepthSeries, GroupResult, ShapeStudy
+from effdata.analysis.shape.compare import (
+    DepthEffect,
+    DepthSeries,
+    GroupResult,
+    ShapeStudy,
+)
 from effdata.fmt import compact, sig
 
 UNIT_WORDS = {"chars": "characters", "tokens": "tokens"}

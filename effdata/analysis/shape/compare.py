@@ -22,12 +22,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from effdata.analysis.bootstrap import (NoiseModel, Resamples, percentile_interval, pooled_relative_sd,
-                                        read_off_curve, redraw_points)
-from effdata.analysis.effective import EffectiveResult
-from effdata.analysis.fit import jsonable
-from effdata.analysis.shape import Shape, ShapeGroup, row_keys
-from effdata.analysis.table import ResultsTable
+from effdata.analysis.core.bootstrap import (
+    NoiseModel,
+    Resamples,
+    percentile_interval,
+    pooled_relative_sd,
+    read_off_curve,
+    redraw_points,
+)
+from effdata.analysis.core.effective import EffectiveResult
+from effdata.analysis.core.fit import jsonable
+from effdata.analysis.core.table import ResultsTable
+from effdata.analysis.shape.groups import Shape, ShapeGroup, row_keys
 
 # Which way is better, and how the statistic reads the quantity: a loss relative to its mean over the
 # shapes (the slope is a fraction of the loss per doubling of depth), D_T in log (a factor per doubling).

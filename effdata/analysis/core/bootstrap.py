@@ -20,16 +20,21 @@ bootstrap (fit.py) refits the law on these re-read D_T; `Resamples` keeps them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import warnings as python_warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from effdata.analysis.curves import fit_laws, invert_curves
-from effdata.analysis.effective import MIN_LAW_POINTS, CurveKey, EffectiveResult, no_laws
-from effdata.analysis.fit import INTERVAL_PERCENTILES
-from effdata.analysis.table import ResultsTable
+from effdata.analysis.core.curves import fit_laws, invert_curves
+from effdata.analysis.core.effective import (
+    MIN_LAW_POINTS,
+    CurveKey,
+    EffectiveResult,
+    no_laws,
+)
+from effdata.analysis.core.fit import INTERVAL_PERCENTILES
+from effdata.analysis.core.table import ResultsTable
 
 MODES = ("scratch", "finetune")
 

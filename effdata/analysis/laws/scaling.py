@@ -33,7 +33,7 @@ from scipy.optimize import least_squares, minimize
 from scipy.special import huber
 from tqdm.auto import tqdm
 
-from effdata.analysis.fit import INTERVAL_PERCENTILES, jsonable
+from effdata.analysis.core.fit import INTERVAL_PERCENTILES, jsonable
 
 MIN_KAPLAN_POINTS = 6            # four parameters
 KAPLAN_BOOTSTRAP_CAP = 200       # each Kaplan refit is a nonlinear solve; 200 is enough for 5-95%

@@ -30,8 +30,14 @@ import numpy as np
 import pandas as pd
 from scipy.interpolate import PchipInterpolator
 
-from effdata.analysis.curves import Laws, fit_laws, invert_curves, isotonic_decreasing, pooled_nodes
-from effdata.analysis.table import ResultsTable
+from effdata.analysis.core.curves import (
+    Laws,
+    fit_laws,
+    invert_curves,
+    isotonic_decreasing,
+    pooled_nodes,
+)
+from effdata.analysis.core.table import ResultsTable
 
 INTERVAL_COLUMNS = ("d_e_lo", "d_e_hi", "d_t_lo", "d_t_hi")
 FLAG_NAMES = ("extrapolated", "beyond_reach", "ossified", "low_data", "no_scratch")

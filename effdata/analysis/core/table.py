@@ -66,7 +66,7 @@ COLUMN_DOCS: dict[str, tuple[str, str]] = {
                                               "started from (a mid-run checkpoint's own, for `text@10tpp`); the "
                                               "budget analysis's P, else the pretraining row's tokens_seen / N"),
     "sweep": ("optional", "a [sweep] study's rows: the swept setting, whose value is in its own column; a table "
-                          "with it gets the sweep analysis (effdata.analysis.sweep), not this one"),
+                          "with it gets the sweep analysis (effdata.analysis.sweep.sweep), not this one"),
     "wall_time": ("optional", "seconds"),
 }
 

@@ -1,5 +1,5 @@
 """The sweep's figure: test loss against the swept setting, one line per model size, one panel per data
-size (effdata.analysis.sweep). Same conventions as effdata.analysis.plots (object-oriented matplotlib,
+size (effdata.analysis.sweep.sweep). Same conventions as effdata.analysis.transfer.plots (object-oriented matplotlib,
 seaborn style, PNG + SVG, legend outside the panels)."""
 from __future__ import annotations
 
@@ -11,9 +11,18 @@ import seaborn as sns
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, NullLocator
 
-from effdata.analysis.plots import (LOSS_LABEL, UNIT_WORDS, SavedFigure, SkippedFigure, _legend_outside,
-                                    _n_short, _new_figure, _save, _style)
-from effdata.analysis.sweep import SweepResult
+from effdata.analysis.core.figures import (
+    LOSS_LABEL,
+    UNIT_WORDS,
+    SavedFigure,
+    SkippedFigure,
+    _legend_outside,
+    _n_short,
+    _new_figure,
+    _save,
+    _style,
+)
+from effdata.analysis.sweep.sweep import SweepResult
 from effdata.fmt import compact
 
 MODE_STYLE = {"scratch": ("-", "o"), "finetune": ("--", "s")}

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from effdata.analysis.table import DATA_COLUMNS, TableError, read_table
+from effdata.analysis.core.table import DATA_COLUMNS, TableError, read_table
 from effdata.fmt import compact, sig
 
 SWEEP_COLUMN = "sweep"     # which setting(s) a run's [sweep] varied (effdata.study.store)

@@ -40,8 +40,13 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
 
-from effdata.analysis.fit import PAPER_TRANSFER
-from effdata.analysis.scaling import PAPER_CHINCHILLA, PAPER_KAPLAN, chinchilla_loss, kaplan_loss
+from effdata.analysis.core.fit import PAPER_TRANSFER
+from effdata.analysis.laws.scaling import (
+    PAPER_CHINCHILLA,
+    PAPER_KAPLAN,
+    chinchilla_loss,
+    kaplan_loss,
+)
 from effdata.fmt import compact
 
 PAPER_CHARS_PER_TOKEN = 3.0      # assumed for the papers' laws: a BPE on Python code (ours: 3.02)

@@ -1,6 +1,6 @@
 """The pretraining-budget figure: D_T against pretraining tokens per parameter. No torch.
 
-Same conventions as effdata.analysis.plots (object-oriented matplotlib, seaborn style, PNG + SVG, legends
+Same conventions as effdata.analysis.transfer.plots (object-oriented matplotlib, seaborn style, PNG + SVG, legends
 outside the panels, bars: 90% intervals of the bootstrap over runs).
 
   dt_vs_tpp   D_T against P, log-log; a panel per D_F (a row per distribution when there are several);
@@ -20,9 +20,19 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, NullLocator
 
-from effdata.analysis.budget import BudgetStudy, StudyBudget, usable
-from effdata.analysis.plots import (UNIT_WORDS, SavedFigure, SkippedFigure, _category_handles, _format_n,
-                                    _interval_errors, _legend_outside, _pick, _save, draw_each)
+from effdata.analysis.budget.budget import BudgetStudy, StudyBudget, usable
+from effdata.analysis.core.figures import (
+    UNIT_WORDS,
+    SavedFigure,
+    SkippedFigure,
+    _category_handles,
+    _format_n,
+    _interval_errors,
+    _legend_outside,
+    _pick,
+    _save,
+    draw_each,
+)
 from effdata.fmt import compact
 
 MAX_D_F_PANELS = 4

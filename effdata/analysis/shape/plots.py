@@ -1,6 +1,6 @@
 """The shape study's figures: each quantity against depth at fixed N, with 90% intervals. No torch.
 
-Same conventions as effdata.analysis.plots (object-oriented matplotlib, seaborn style, PNG + SVG). One
+Same conventions as effdata.analysis.transfer.plots (object-oriented matplotlib, seaborn style, PNG + SVG). One
 panel per group of shapes at one N (and pretraining name); depth on a log2 axis labelled with each shape's
 layers × width; bars are 90% intervals of the bootstrap over runs (losses: seeds re-drawn; D_T: both
 curves re-drawn).
@@ -20,9 +20,20 @@ import seaborn as sns
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, NullLocator
 
-from effdata.analysis.plots import (LOSS_LABEL, UNIT_WORDS, SavedFigure, SkippedFigure, _dodge, _interval_errors,
-                                    _legend_outside, _new_figure, _save, _tidy_log_axis, draw_each)
-from effdata.analysis.shape_compare import DepthSeries, GroupResult, ShapeStudy
+from effdata.analysis.core.figures import (
+    LOSS_LABEL,
+    UNIT_WORDS,
+    SavedFigure,
+    SkippedFigure,
+    _dodge,
+    _interval_errors,
+    _legend_outside,
+    _new_figure,
+    _save,
+    _tidy_log_axis,
+    draw_each,
+)
+from effdata.analysis.shape.compare import DepthSeries, GroupResult, ShapeStudy
 from effdata.fmt import compact
 
 

@@ -1,8 +1,8 @@
 """A plan as Markdown: what the laws are, the predictions per size, the best size in the budget, notes."""
 from __future__ import annotations
 
-from effdata.analysis.planner import SCRATCH, Plan
-from effdata.analysis.report import _markdown_table
+from effdata.analysis.core.markdown import markdown_table
+from effdata.analysis.plan.planner import SCRATCH, Plan
 from effdata.fmt import compact, sig
 
 
@@ -72,7 +72,7 @@ def render_plan(plan: Plan) -> str:
     lines += _laws_lines(plan) + ["", "## Predictions", ""]
     header = ["training", "N", "D_T (chars)", "D_E (chars)", "D_E/D_F", "predicted loss (nats/token)",
               "gain over scratch", "compute (FLOPs)", "in budget", "compute-optimal D for N (chars)", "extrapolated"]
-    lines += [_markdown_table(header, _prediction_rows(plan)), "",
+    lines += [markdown_table(header, _prediction_rows(plan)), "",
               "Predicted loss: the from-scratch law at D_E (at D_F from scratch). Compute-optimal D: the data "
               "that minimises the from-scratch loss for this N at fixed 6·N·D (Chinchilla form; † beyond the D "
               "the law was fitted on). Every prediction outside a law's fitted range is listed under "

@@ -1,4 +1,4 @@
-"""Figures for the transfer analysis (seaborn style on matplotlib; PNG and SVG).
+"""The transfer analysis's figures (seaborn style on matplotlib; PNG and SVG).
 
 Built with the object-oriented matplotlib API (Figure + Agg canvas, no pyplot), so making plots
 never changes the caller's backend or global state. Every figure follows the same conventions:
@@ -23,87 +23,46 @@ the reference shape of each N, and the shapes' own figures are in `shape_plots.p
 
 Why one module of ~560 lines: every figure of the report, one function each, sharing the style, colour
 and legend helpers at the top; the from-scratch laws' figure, the plan's and the shape study's live
-beside their modules.
+beside their modules. The shared style and helpers are in core/figures.py.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FixedLocator, LogLocator, NullLocator
 
-from effdata.analysis.effective import EffectiveResult
-from effdata.analysis.fit import PAPER_TRANSFER, TransferFit
-from effdata.analysis.pretraining import COMPUTE_OPTIMAL_TOKENS_PER_PARAM, PretrainingSummary
-from effdata.analysis.table import DATA_COLUMNS
+from effdata.analysis.core.effective import EffectiveResult
+from effdata.analysis.core.figures import (
+    LOSS_LABEL,
+    MAX_PANELS,
+    SCRATCH_COLOR,
+    UNIT_WORDS,
+    SavedFigure,
+    SkippedFigure,
+    _category_handles,
+    _data_label,
+    _dodge,
+    _format_n,
+    _interval_errors,
+    _legend_outside,
+    _n_axis,
+    _new_figure,
+    _pick,
+    _pretrain_colors,
+    _save,
+    _tidy_log_axis,
+    draw_each,
+)
+from effdata.analysis.core.fit import PAPER_TRANSFER, TransferFit
+from effdata.analysis.core.table import DATA_COLUMNS
+from effdata.analysis.transfer.pretraining import (
+    COMPUTE_OPTIMAL_TOKENS_PER_PARAM,
+    PretrainingSummary,
+)
 from effdata.fmt import compact
-
-UNIT_WORDS = {"chars": "characters", "tokens": "tokens"}
-LOSS_LABEL = "held-out target loss (nats/token)"
-SCRATCH_COLOR = "0.15"
-MAX_PANELS = 5
-
-
-@dataclass
-class SavedFigure:
-    name: str
-    title: str
-    caption: str
-    png: Path
-    svg: Path
-
-
-@dataclass
-class SkippedFigure:
-    name: str
-    reason: str
-
-
-def _style() -> dict:
-    # svg.fonttype none: SVG text stays text (editable, smaller, faster to write than glyph paths).
-    return {**sns.axes_style("whitegrid"), **sns.plotting_context("notebook", font_scale=0.85), "svg.fonttype": "none"}
-
-
-def _new_figure(n_panels: int, width: float = 4.6, height: float = 3.8) -> tuple[Figure, list]:
-    figure = Figure(figsize=(width * n_panels, height), layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.subplots(1, n_panels, squeeze=False)[0]
-    return figure, list(axes)
-
-
-def _save(figure: Figure, out_dir: Path, name: str, title: str, caption: str) -> SavedFigure:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
-    figure.savefig(png, dpi=130)
-    # The layout is settled by the PNG's draw; keep it for the SVG instead of solving it again
-    # (constrained layout is most of a save: the SVG of compare_dt took 3.2 s, now 1.4 s, on a loaded box).
-    figure.set_layout_engine("none")
-    figure.savefig(svg)
-    return SavedFigure(name=name, title=title, caption=caption, png=png, svg=svg)
-
-
-def _pick(values, count: int) -> list:
-    """Up to `count` values spread over the sorted unique values (smallest, ..., largest)."""
-    unique = sorted(set(values))
-    if len(unique) <= count:
-        return unique
-    return [unique[i] for i in np.linspace(0, len(unique) - 1, count).round().astype(int)]
-
-
-def _format_n(n: float) -> str:
-    return f"N = {compact(n)}"
-
-
-def _pretrain_colors(names) -> dict[str, tuple]:
-    names = sorted(set(names))
-    return dict(zip(names, sns.color_palette("deep", max(len(names), 1))))
 
 
 def _flag_legend_handles() -> list[Line2D]:
@@ -128,11 +87,6 @@ def _scatter_flagged(ax, x, y, rows: pd.DataFrame, color, label: str | None = No
                linewidths=0.8, zorder=4)
 
 
-def _category_handles(labels_colors) -> list[Line2D]:
-    """One filled marker per colour-coded category (N, D_F or pretraining), whatever its points' flags."""
-    return [Line2D([], [], marker="o", color=color, linestyle="", label=label) for label, color in labels_colors]
-
-
 def _shown_law(fit: TransferFit | None) -> tuple[TransferFit | None, str, str]:
     """(law to draw, line style, title line): the headline solid; without one, the sensitivity row dashed."""
     if fit is not None and fit.fitted:
@@ -142,64 +96,6 @@ def _shown_law(fit: TransferFit | None) -> tuple[TransferFit | None, str, str]:
         return other, "--", "no headline law; dashed: fit including extrapolated D_E"
     return None, "", "law not fitted"
 
-
-def _data_label(units: str, symbol: str = "D") -> str:
-    return f"target data {symbol} ({UNIT_WORDS[units]})"
-
-
-def _n_short(n: float) -> str:
-    """25472 -> '25K', 559392 -> '559K', 1.2e6 -> '1.2M': tick labels of an N axis."""
-    if n >= 1e6:
-        return f"{n / 1e6:.2g}M"
-    return f"{n / 1e3:.0f}K" if n >= 1e3 else f"{n:.0f}"
-
-
-def _n_axis(ax, n_values) -> None:
-    """Log N axis ticked at the measured sizes only (LogLocator's minor labels overlap on 1-2 decades)."""
-    ax.set_xscale("log")
-    ax.xaxis.set_major_locator(FixedLocator(sorted(set(n_values))))
-    ax.xaxis.set_major_formatter(lambda value, _: _n_short(value))
-    ax.xaxis.set_minor_locator(NullLocator())
-
-
-def _tidy_log_axis(axis) -> None:
-    """No minor ticks; under two decades, major ticks at 1 and 3 x 10^k so there is more than one label."""
-    # get_xlim/get_ylim, not axis.get_view_interval(): they apply the (lazy) autoscaling first.
-    limits = axis.axes.get_xlim() if axis is axis.axes.xaxis else axis.axes.get_ylim()
-    low, high = sorted(limits)
-    if low > 0 and np.log10(high / low) < 2:
-        # 1-3-10, the steps of our study grids; 1-2-5 labels ran into each other on 3.4-inch panels.
-        axis.set_major_locator(LogLocator(subs=(1.0, 3.0)))
-        axis.set_major_formatter(_power_of_ten_label)   # LogFormatter would label only the powers of ten
-    # No minor ticks at all: unlabelled and ungridded in this style, they were a third of the tick work.
-    axis.set_minor_locator(NullLocator())
-
-
-def _power_of_ten_label(value: float, _position=None) -> str:
-    """2e4 -> '2×10⁴' (as mathtext), 1e5 -> '10⁵'."""
-    if value <= 0:
-        return ""
-    exponent = int(np.floor(np.log10(value) + 1e-9))
-    mantissa = value / 10 ** exponent
-    power = f"10^{{{exponent}}}"
-    return f"${power}$" if abs(mantissa - 1) < 1e-6 else f"${mantissa:.2g}\\times{power}$"
-
-
-def _legend_outside(figure: Figure, handles: list, **kwargs) -> None:
-    """One legend for the figure, right of the panels (constrained layout makes room for it)."""
-    figure.legend(handles=handles, loc="outside right upper", fontsize="x-small", **kwargs)
-
-
-def _interval_errors(value, lo, hi, floor: float | None = None) -> np.ndarray:
-    """(2, n) error-bar lengths from [lo, hi] around value; a lower end <= 0 on a log axis is drawn to `floor`."""
-    value, lo, hi = (np.asarray(a, float) for a in (value, lo, hi))
-    if floor is not None:
-        lo = np.where(lo > 0, lo, floor)
-    lower, upper = np.clip(value - lo, 0, None), np.clip(hi - value, 0, None)
-    return np.nan_to_num(np.vstack([lower, upper]), nan=0.0, posinf=0.0)
-
-
-# --------------------------------------------------------------------------- figures
 
 def _draw_seeds(ax, seed_runs: pd.DataFrame | None, mode: str, pretrain: str, n: float, column: str, color) -> bool:
     """Each seed of a grid point as a small faint dot (only where some point has >= 2 seeds); True if drawn."""
@@ -283,11 +179,6 @@ def _fit_lines(ax, fit: TransferFit | None, d_f_range, n_values, palette) -> str
         for n, color in zip(n_values, palette):
             ax.plot(grid, law.predict(grid, n), color=color, lw=1.2, ls=style)
     return title
-
-
-def _dodge(values, index: int, count: int, spread: float = 0.06) -> np.ndarray:
-    """Shift log-axis positions by a fraction of a decade so that groups at the same x do not hide each other."""
-    return np.asarray(values, float) * 10 ** (spread * (index - (count - 1) / 2))
 
 
 def _d_t_points(ax, group: pd.DataFrame, x, floor: float, color, label: str) -> None:
@@ -559,14 +450,3 @@ def make_figures(effective: EffectiveResult, fits: dict[str, TransferFit], runs:
     return draw_each(makers)
 
 
-def draw_each(makers) -> list[SavedFigure | SkippedFigure]:
-    """Each (name, make) in the house style; one that raises becomes a SkippedFigure saying why: a figure
-    must never take the report down with it."""
-    figures = []
-    with matplotlib.rc_context(_style()):
-        for name, make in makers:
-            try:
-                figures.append(make())
-            except Exception as exc:  # noqa: BLE001
-                figures.append(SkippedFigure(name, f"plotting failed: {exc!r}"))
-    return figures

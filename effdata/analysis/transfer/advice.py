@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from effdata.analysis.bootstrap import NoiseModel
-from effdata.analysis.fit import TransferFit
-from effdata.analysis.table import ResultsTable
+from effdata.analysis.core.bootstrap import NoiseModel
+from effdata.analysis.core.fit import TransferFit
+from effdata.analysis.core.table import ResultsTable
 from effdata.fmt import compact, sig
 
 # A 90% interval of alpha or beta wider than this is "wide": 0.1 is about the difference between the

@@ -1,6 +1,6 @@
 """The from-scratch laws' figure: measured from-scratch losses and both fitted forms, per N.
 
-Same conventions as effdata.analysis.plots (object-oriented matplotlib, seaborn style, PNG + SVG).
+Same conventions as effdata.analysis.transfer.plots (object-oriented matplotlib, seaborn style, PNG + SVG).
 """
 from __future__ import annotations
 
@@ -13,9 +13,17 @@ import seaborn as sns
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LogNorm
 
-from effdata.analysis.plots import LOSS_LABEL, UNIT_WORDS, SavedFigure, SkippedFigure, _new_figure, _save, _style
-from effdata.analysis.scaling import ChinchillaFit, KaplanFit, kaplan_loss
-from effdata.analysis.table import DATA_COLUMNS
+from effdata.analysis.core.figures import (
+    LOSS_LABEL,
+    UNIT_WORDS,
+    SavedFigure,
+    SkippedFigure,
+    _new_figure,
+    _save,
+    _style,
+)
+from effdata.analysis.core.table import DATA_COLUMNS
+from effdata.analysis.laws.scaling import ChinchillaFit, KaplanFit, kaplan_loss
 
 CMAP = sns.color_palette("viridis", as_cmap=True)
 

@@ -1,0 +1,321 @@
+"""The analysis pipeline: one table in, every section's numbers, the figures and the report out.
+
+`analyze` reads the table once (`Source`: its name for the report, its rows as read) and passes the
+measured table (`Measured`: validated rows, D_E and D_T, the bootstrap) and its fitted laws (`Fitted`) to
+each question's folder in turn: transfer/, laws/, budget/, shape/, sweep/; `report.py` writes them out.
+`effdata.analyze` is the command line on top of it; the study runner calls `analyze` in-process.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from effdata.analysis.budget.budget import (
+    BudgetStudy,
+    comparable_tables,
+    compare_budgets,
+    study_budget,
+)
+from effdata.analysis.budget.plots import make_budget_figures
+from effdata.analysis.core.bootstrap import (
+    NoiseModel,
+    Resamples,
+    attach_intervals,
+    d_t_noise,
+    estimate_noise,
+    resample_effective,
+    seed_spread,
+)
+from effdata.analysis.core.effective import EffectiveResult, compute_effective
+from effdata.analysis.core.figures import SkippedFigure
+from effdata.analysis.core.fit import (
+    DEFAULT_BOOTSTRAP,
+    DEFAULT_HUBER_DELTA,
+    TransferFit,
+    fit_transfer,
+)
+from effdata.analysis.core.table import (
+    ResultsTable,
+    TableError,
+    load_results,
+    read_table,
+)
+from effdata.analysis.laws.plots import make_scratch_figures
+from effdata.analysis.laws.scaling import fit_chinchilla, fit_kaplan
+from effdata.analysis.report import Analysis, compute_summary, fits_json, write_outputs
+from effdata.analysis.shape.compare import analyse_shapes
+from effdata.analysis.shape.groups import (
+    ShapeGroup,
+    find_groups,
+    ladder_note,
+    ladder_view,
+)
+from effdata.analysis.shape.plots import make_shape_figures
+from effdata.analysis.sweep.plots import plot_sweep
+from effdata.analysis.sweep.sweep import (
+    analyze_sweep_table,
+    is_sweep_table,
+    sweep_json,
+    sweep_report,
+)
+from effdata.analysis.sweep.sweep import summary_lines as sweep_summary_lines
+from effdata.analysis.transfer.advice import StudyAdvice, study_advice
+from effdata.analysis.transfer.plots import make_figures
+from effdata.analysis.transfer.pretraining import summarize_pretraining
+from effdata.paths import atomic_write_json, atomic_write_text
+
+
+
+
+@dataclass(frozen=True)
+class Source:
+    """A results table as read once: its name (what the report says it analysed) and its rows."""
+
+    name: str
+    rows: pd.DataFrame
+
+
+def default_out_dir(results) -> Path:
+    if isinstance(results, pd.DataFrame):
+        return Path("analysis")
+    path = Path(results)
+    return (path if path.is_dir() else path.parent) / "analysis"
+
+
+@dataclass(frozen=True)
+class Options:
+    """What `analyze` was asked for, beyond the table."""
+
+    out_dir: Path
+    compare: list[str] | None = None
+    units: str = "chars"
+    n_bootstrap: int = DEFAULT_BOOTSTRAP
+    huber_delta: float = DEFAULT_HUBER_DELTA
+    seed: int = 0
+    figures: bool = True
+    progress: bool = False
+    peak_flops: float | None = None
+    notes: str | None = None
+    loss_noise: float | None = None
+    reference_shapes: tuple[str, ...] = ()
+    budget_compare: str | Path | pd.DataFrame | None = None   # another results table: section *Pretraining budget*
+
+
+def analyze(results, out_dir=None, compare: list[str] | None = None, units: str = "chars",
+            n_bootstrap: int = DEFAULT_BOOTSTRAP, huber_delta: float = DEFAULT_HUBER_DELTA, seed: int = 0,
+            figures: bool = True, progress: bool = False, peak_flops: float | None = None,
+            notes: str | None = None, loss_noise: float | None = None,
+            reference_shapes: list[str] | tuple[str, ...] = (), budget_compare=None) -> dict:
+    """Analyse a results table (path to CSV/Parquet/JSONL, a study directory, or a DataFrame).
+
+    Returns the fits JSON (as written to fits.json) plus `paths` of what was written. Raises
+    TableError only when the table cannot be read at all (missing file or required column);
+    every other problem is a warning in the report and in `result["warnings"]`. `loss_noise`: the
+    relative noise of one run's loss to assume for single-seed grid points (default: measured from
+    the seeds, else estimated from the from-scratch grid; bootstrap.py). `reference_shapes`: size or
+    shape names of the reference shape of each N that holds several shapes (analysis/shape.py).
+    `budget_compare`: another study of the same target with other pretraining budgets (a path or a
+    DataFrame); a TableError, before anything is written, when it cannot be compared (analysis/budget.py).
+    """
+    if loss_noise is not None and not 0 <= loss_noise < 1:
+        raise ValueError(f"loss_noise must be a fraction of the loss in [0, 1), e.g. 0.01, not {loss_noise}")
+    options = Options(out_dir=Path(out_dir) if out_dir is not None else default_out_dir(results),
+                      compare=list(compare) if compare else None, units=units, n_bootstrap=n_bootstrap,
+                      huber_delta=huber_delta, seed=seed, figures=figures, progress=progress, peak_flops=peak_flops,
+                      notes=notes, loss_noise=loss_noise, reference_shapes=tuple(reference_shapes),
+                      budget_compare=budget_compare)
+    # One BLAS thread for the whole analysis: it is thousands of tiny solves, where OpenBLAS threads only
+    # add synchronisation (on a shared 2-core machine they made L-BFGS-B 25x slower: 110 s instead of
+    # 15 s for the fit tests). Set at run time, unlike OPENBLAS_NUM_THREADS, which would also change torch
+    # in the runner's process.
+    with threadpool_limits(1, user_api="blas"):
+        raw = read_table(results)   # the only read of this table: every step below gets the DataFrame
+        if is_sweep_table(raw):
+            if budget_compare is not None:
+                raise TableError("--budget-compare: this is a [sweep] study's table (it gets the sweep analysis, "
+                                 "which has no transfer law to compare)")
+            return analyze_sweep(raw, options.out_dir, units, figures, notes)
+        return _analyze(Source(_source(results), raw), options)
+
+
+def analyze_sweep(results, out_dir: Path, units: str = "chars", figures: bool = True, notes: str | None = None) -> dict:
+    """The sweep analysis of a [sweep] study's table: REPORT.md, sweep.json, sweep.csv (losses), best.csv and
+    the figure, in `out_dir`. Returns sweep.json's content with `paths`."""
+    result = analyze_sweep_table(read_table(results), units)
+    drawn = plot_sweep(result, out_dir) if figures else SkippedFigure("sweep", "figures disabled (--no-figures)")
+    shown = [drawn.name] if not isinstance(drawn, SkippedFigure) else []
+    if isinstance(drawn, SkippedFigure) and figures:
+        result.warnings.append(f"figure {drawn.name}: {drawn.reason}")
+    paths = {"report": out_dir / "REPORT.md", "sweep": out_dir / "sweep.json", "losses": out_dir / "sweep.csv",
+             "best": out_dir / "best.csv"}
+    report = sweep_report(result, shown)
+    atomic_write_text(paths["report"], (notes.rstrip() + "\n\n" if notes else "") + report)
+    atomic_write_json(paths["sweep"], sweep_json(result))
+    atomic_write_text(paths["losses"], result.losses.to_csv(index=False))
+    atomic_write_text(paths["best"], result.best.to_csv(index=False))
+    out = sweep_json(result)
+    out["paths"] = {name: str(path) for name, path in paths.items()}
+    out["summary"] = sweep_summary_lines(result)
+    return out
+
+
+@dataclass
+class Measured:
+    """The table, its effective data and the bootstrap over its runs (every shape)."""
+
+    table: ResultsTable
+    effective: EffectiveResult
+    noise: NoiseModel
+    resamples: Resamples | None
+    groups: list[ShapeGroup]
+    warnings: list[str]
+
+
+def _measure(source: Source, options: Options) -> Measured:
+    """Read the table, D_E and D_T of every fine-tune (each off its own shape's curve), the bootstrap."""
+    warnings: list[str] = []
+    table = load_results(source.rows, units=options.units, warnings=warnings)
+    # The per-N from-scratch curves only serve D_E: without fine-tuned runs their warnings are about curves
+    # nothing uses (one per N for published points, whose N differs in almost every row).
+    effective = compute_effective(table, warnings if len(table.finetuned) else [])
+    names = sorted(effective.table["pretrain"].unique())
+    for name in options.compare or []:
+        if name not in names:
+            warnings.append(f"--compare: no fine-tuned runs pretrained on '{name}' (have {names or 'none'})")
+    groups, shape_warnings = find_groups([table.runs, table.pretraining], options.reference_shapes)
+    warnings += shape_warnings
+    if groups:
+        table.notes.append(ladder_note(groups))
+    noise = estimate_noise(table, effective, options.loss_noise)
+    resamples = None
+    if options.n_bootstrap > 0 and len(effective.table):
+        resamples = resample_effective(table, effective, noise, options.n_bootstrap, options.seed)
+        attach_intervals(effective.table, resamples)
+        if not any(noise.seeded_points.values()) and options.loss_noise is None:
+            warnings.append(f"one seed per grid point: the intervals assume a run-to-run loss noise of "
+                            f"{100 * noise.sigma['scratch']:.2g}%, estimated, not measured (section *Seeds*)")
+    return Measured(table, effective, noise, resamples, groups, warnings)
+
+
+@dataclass
+class Fitted:
+    """A table measured and its transfer laws fitted, in the size-ladder view (one shape per N)."""
+
+    measured: Measured
+    ladder: ResultsTable
+    effective: EffectiveResult
+    resamples: Resamples | None
+    fits: dict[str, TransferFit]
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.measured.warnings
+
+
+def _fit_table(source: Source, options: Options) -> Fitted:
+    """Measure a table (`_measure`) and fit the transfer law of every pretraining name on its ladder view."""
+    measured = _measure(source, options)
+    o = options
+    ladder, effective, resamples = ladder_view(measured.table, measured.effective, measured.resamples, measured.groups)
+    fits = {name: fit_transfer(effective.table, name, ladder.units, n_bootstrap=o.n_bootstrap,
+                               huber_delta=o.huber_delta, seed=o.seed, warnings=measured.warnings, progress=o.progress,
+                               draws=resamples.d_t if resamples is not None else None)
+            for name in sorted(effective.table["pretrain"].unique())}
+    return Fitted(measured, ladder, effective, resamples, fits)
+
+
+def _source(results) -> str:
+    return "DataFrame" if isinstance(results, pd.DataFrame) else str(results)
+
+
+def _compared(source: Source, options: Options) -> Fitted | None:
+    """The --budget-compare table, checked (TableError: nothing is written) and fitted as this one is."""
+    if options.budget_compare is None:
+        return None
+    other, name = options.budget_compare, _source(options.budget_compare)
+    try:
+        other_raw = read_table(other)
+        other_table = load_results(other_raw, units=options.units, warnings=[])
+    except TableError as exc:
+        raise TableError(f"--budget-compare: {exc}") from exc
+    if is_sweep_table(other_raw):
+        raise TableError(f"--budget-compare {name}: a [sweep] study's table has no transfer law to compare")
+    this_table = load_results(source.rows, units=options.units, warnings=[])
+    warnings = comparable_tables(source.rows, this_table, other_raw, other_table, name)
+    fitted = _fit_table(Source(name, other_raw), dataclasses.replace(options, compare=None, reference_shapes=()))
+    fitted.measured.warnings[:] = warnings + [f"compared table: {w}" for w in fitted.warnings]
+    return fitted
+
+
+def _budget(source: Source, fitted: Fitted, compared: Fitted | None, options: Options) -> BudgetStudy | None:
+    """The section *Pretraining budget*: with a compared table, or when this table knows its budgets."""
+    studies = []
+    for role, source, table in (("this table", source.name, fitted),
+                                ("compared table", _source(options.budget_compare), compared)):
+        if table is None:
+            continue
+        warnings: list[str] = []
+        studies.append(study_budget(role, source, table.effective.table, table.ladder.pretraining, table.fits,
+                                    table.ladder.units, table.resamples.d_t if table.resamples is not None else None,
+                                    options.n_bootstrap, options.huber_delta, options.seed, warnings))
+        fitted.warnings.extend(w if table is fitted else f"compared table: {w}" for w in warnings)
+    if compared is None and all(b.kind == "unknown" for b in studies[0].budgets.values()):
+        return None
+    return compare_budgets(*studies)
+
+
+def _analyze(source: Source, options: Options) -> dict:
+    compared = _compared(source, options)
+    fitted = _fit_table(source, options)
+    measured, ladder, effective, resamples, fits = (fitted.measured, fitted.ladder, fitted.effective,
+                                                    fitted.resamples, fitted.fits)
+    warnings, table, o = measured.warnings, measured.table, options
+    if compared is not None:
+        warnings += compared.warnings
+    budget = _budget(source, fitted, compared, o)
+    noise_by_d_f = d_t_noise(effective.table, resamples) if resamples is not None else None
+    advice = (study_advice(fits, effective.table, noise_by_d_f, measured.noise, ladder) if resamples is not None
+              else StudyAdvice(notes=["no bootstrap (--bootstrap 0): no intervals to advise on"]))
+    kaplan = fit_kaplan(ladder.scratch, n_bootstrap=o.n_bootstrap, seed=o.seed, warnings=warnings, progress=o.progress)
+    # In the table's unit (the transfer law's), so that the planner composes the two directly.
+    chinchilla = fit_chinchilla(ladder.scratch, table.units, n_bootstrap=o.n_bootstrap, seed=o.seed, warnings=warnings,
+                                progress=o.progress)
+    shapes = (analyse_shapes(measured.groups, table, measured.effective, measured.resamples, o.seed)
+              if measured.groups and measured.resamples is not None else None)
+    if measured.groups and shapes is None:
+        warnings.append("several shapes at one N, but no bootstrap (--bootstrap 0) or no fine-tuned runs: the shape "
+                        "comparison needs the re-drawn runs, so the report has no *Shape* section")
+    pretraining = summarize_pretraining(ladder.pretraining)
+    drawn = _figures(o, effective, fits, ladder, pretraining, kaplan, chinchilla, shapes, budget)
+    warnings += [f"figure {f.name} failed: {f.reason}" for f in drawn
+                 if isinstance(f, SkippedFigure) and f.reason.startswith("plotting failed")]
+    analysis = Analysis(source=source.name, results=table,
+                        effective=measured.effective, fits=fits, kaplan=kaplan, figures=drawn, compare=o.compare,
+                        n_bootstrap=o.n_bootstrap, huber_delta=o.huber_delta, warnings=warnings,
+                        compute=compute_summary(source.rows, o.peak_flops), notes=o.notes,
+                        noise=measured.noise if resamples is not None else None, seed_spread=seed_spread(table),
+                        d_t_noise=noise_by_d_f, pretraining=pretraining, advice=advice, chinchilla=chinchilla,
+                        ladder=effective if measured.groups else None, shapes=shapes, budget=budget)
+    paths = write_outputs(analysis, o.out_dir)
+    result = fits_json(analysis)
+    result["paths"] = {name: str(path) for name, path in paths.items()}
+    return result
+
+
+def _figures(o: Options, effective, fits, ladder, pretraining, kaplan, chinchilla, shapes, budget) -> list:
+    if not o.figures:
+        return [SkippedFigure("all", "figures disabled (--no-figures)")]
+    drawn = make_figures(effective, fits, ladder.runs, o.out_dir, compare=o.compare, seed_runs=ladder.seed_runs,
+                         pretraining=pretraining)
+    drawn += make_scratch_figures(ladder.scratch, ladder.units, kaplan, chinchilla, o.out_dir)
+    if shapes is not None:
+        drawn += make_shape_figures(shapes, o.out_dir)
+    if budget is not None:
+        drawn += make_budget_figures(budget, o.out_dir)
+    return drawn
+
+

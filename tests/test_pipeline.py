@@ -1,0 +1,37 @@
+"""The analysis pipeline reads its table once and hands the same rows to every section."""
+from __future__ import annotations
+
+import pandas as pd
+
+from effdata.analysis import pipeline
+from synthetic import make_budget_runs, make_runs
+
+
+def _count_reads(monkeypatch) -> list[str]:
+    reads: list[str] = []
+    real = pd.read_csv
+
+    def counting(path, *args, **kwargs):
+        reads.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(pd, "read_csv", counting)
+    return reads
+
+
+def test_a_table_is_read_once(tmp_path, monkeypatch):
+    path = tmp_path / "results.csv"
+    make_runs().to_csv(path, index=False)
+    reads = _count_reads(monkeypatch)
+    result = pipeline.analyze(path, tmp_path / "out", n_bootstrap=20, figures=False)
+    assert reads == [str(path)]
+    assert result["transfer"]
+
+
+def test_a_compared_table_is_read_once_too(tmp_path, monkeypatch):
+    this, other = tmp_path / "this.csv", tmp_path / "other.csv"
+    make_budget_runs().to_csv(this, index=False)
+    make_budget_runs(fixed_tokens=4e6).to_csv(other, index=False)
+    reads = _count_reads(monkeypatch)
+    pipeline.analyze(this, tmp_path / "out", n_bootstrap=20, figures=False, budget_compare=other)
+    assert sorted(reads) == sorted([str(this), str(other)])
