@@ -54,6 +54,7 @@ def test_imports_point_down_the_layers():
 QUESTIONS = {
     "core": set(),
     "transfer": {"core"}, "laws": {"core"}, "budget": {"core"}, "shape": {"core"}, "sweep": {"core"},
+    "dynamics": {"core"},
     "plan": {"core", "laws", "shape"},
     "audit": {"core", "laws", "budget"},
 }

@@ -4,6 +4,7 @@
     <out>/runs/<run_id>/run.json      the run as planned (`StudyRun.to_dict()`): what a worker executes
     <out>/runs/<run_id>/record.json   written atomically when the run ends (ok or failed)
     <out>/results.csv                 one row per record (and per mid-run checkpoint), regenerated from the records
+    <out>/curves.csv                  one row per evaluation of every ok run (its learning curve), beside it
 
 A run is done when its record exists, parses, and belongs to its id. Anything else (no record, a
 half-written or foreign record, a failed record) is run again.
@@ -19,6 +20,7 @@ from typing import Any, Iterator
 from effdata.paths import atomic_write_json, atomic_write_text
 from effdata.spec import FINAL_CHECKPOINT, SpecError, StudyRun, checkpoint_tag, identity_hash, pretrain_name
 from effdata.study.study import Study, StudyError
+from effdata.training.curve import CURVE_KEYS
 
 RECORD = "record.json"
 RUN = "run.json"
@@ -42,6 +44,10 @@ class Store:
     @property
     def results_path(self) -> Path:
         return self.out_dir / "results.csv"
+
+    @property
+    def curves_path(self) -> Path:
+        return self.out_dir / "curves.csv"
 
     def claim(self, study: Study) -> None:
         """Refuse an output directory that holds a different study; record ours otherwise."""
@@ -143,7 +149,37 @@ class Store:
         table = pd.DataFrame(rows)
         self.results_path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.results_path, table.to_csv(index=False))
+        curves = curve_rows(records)
+        if curves:   # records from before curves were kept and with no `evals` either: no table at all
+            atomic_write_text(self.curves_path, pd.DataFrame(curves, columns=["run_id", *CURVE_KEYS,
+                                                                              *_extra_keys(curves)]).to_csv(index=False))
         return self.results_path
+
+
+def curve_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every ok run's learning curve, a row per evaluation: the record's `curve`, or for a record written before
+    curves were kept, its `evals` ([step, held-out loss]; tokens from the run's tokens per step, no LR or
+    training loss)."""
+    rows = []
+    for r in records:
+        metrics = r["metrics"]
+        if r["status"] != "ok":
+            continue
+        if metrics.get("curve"):
+            rows += [{"run_id": r["run_id"], **point} for point in metrics["curve"]]
+            continue
+        per_step = metrics["tokens_seen"] / metrics["steps"] if metrics.get("steps") else None
+        rows += [{"run_id": r["run_id"], "step": step, "tokens": step * per_step if per_step else None,
+                  "valid_loss": loss} for step, loss in metrics.get("evals", [])]
+    return rows
+
+
+def _extra_keys(rows: list[dict[str, Any]]) -> list[str]:
+    """Columns a training option added to the curve (the gradient noise scale), in first-seen order."""
+    keys: dict[str, None] = {}
+    for row in rows:
+        keys.update({k: None for k in row if k != "run_id" and k not in CURVE_KEYS})
+    return list(keys)
 
 
 def _started_from(metrics: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from effdata.spec import FINAL_CHECKPOINT, RunSpec, checkpoint_name
 from effdata.training import device as devmod
 from effdata.training.bench import measure_step_times
 from effdata.training.checkpoint import load_pretrained, load_resume, save_checkpoint, save_resume, tokenizer_eos
+from effdata.training.curve import curve_point
 from effdata.training.evaluate import evaluate
 from effdata.training.model import build_model, non_embedding_params, total_params
 from effdata.training.rundata import Batches, RunData, RunFailed
@@ -82,6 +83,7 @@ class RunState:
     stopped: str = "budget"               # "budget" or "early"
     seconds: Seconds = field(default_factory=Seconds)
     checkpoints: list[dict] = field(default_factory=list)   # the mid-run checkpoints done (`_branch`)
+    curve: list[dict] = field(default_factory=list)   # the learning curve: one `curve_point` per evaluation
 
 
 @dataclass(frozen=True)
@@ -423,6 +425,7 @@ def _evaluate(run: _Run, state: RunState, window: _Window) -> bool:
     if stop:
         state.stopped = "early"
     lr = sch.lr(max(at - 1, 0), s.min_lr_ratio)
+    state.curve.append(curve_point(at, at * sch.tokens_per_step, lr, train_loss, vl))
     shown = f"{vl:.4f}" if vl is not None else "- (evaluated at the end)"
     run.log(f"step {at}/{sch.total_steps} train {train_loss:.4f} valid {shown} best {state.best_loss:.4f}"
             f"@{state.best_step} lr {lr:.3g} tok/s {tps:,.0f}")
@@ -557,7 +560,7 @@ def _metrics(run: _Run, state: RunState, test_loss: float) -> dict[str, Any]:
         "compiled": run.stepper.compiled, "peak_lr": sch.peak_lr, "warmup_steps": sch.warmup_steps,
         "eval_interval": sch.eval_interval, "batch_size": spec.settings.batch_size, "init_loss": state.init_loss,
         "lr_scale": spec.settings.lr_scale, "lr_rule": spec.settings.lr_rule, "schedule": sch.kind,
-        "evals": state.evals, **_time_metrics(state.seconds, wall, tokens_seen),
+        "evals": state.evals, "curve": state.curve, **_time_metrics(state.seconds, wall, tokens_seen),
     }
     if spec.mode == "finetune":
         metrics["init_from"] = str(spec.init_from)

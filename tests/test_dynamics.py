@@ -1,0 +1,132 @@
+"""Training dynamics: the curve table (written by the store, read by the analysis), L(N, S) fitted back
+from curves drawn from a known law, forecasts of a run's best loss from its early curve."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from effdata.analysis.core.table import TableError
+from effdata.analysis.dynamics.history import load_curves
+from effdata.analysis.dynamics.law import fit_learning_curve, law_loss
+from effdata.study.store import Store
+from effdata.study.study import study_from_dict, study_runs
+from effdata.training.curve import curve_point
+
+TRUTH = {"alpha_n": 0.3, "alpha_s": 0.7, "log_a": np.log(40.0), "log_b": np.log(60.0)}
+SIZES = (2.5e4, 5e4, 1e5, 2e5, 4e5)
+
+
+def synthetic_curves(seed: int = 0, noise: float = 0.005, run_noise: float = 0.005, seeds: int = 2,
+                     steps: int = 2000, evals: int = 20, warmup: int = 50) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(results rows, curve rows) of from-scratch runs whose held-out loss follows TRUTH's L(N, S), times a
+    per-run offset (a seed's) and per-evaluation noise, both log-normal."""
+    rng = np.random.default_rng(seed)
+    results, curves = [], []
+    for n in SIZES:
+        for s in range(seeds):
+            run_id = f"scratch-{int(n)}-s{s}"
+            step = np.linspace(0, steps, evals + 1).astype(int)
+            loss = law_loss(n, np.maximum(step, 1), **TRUTH) * np.exp(rng.normal(0, run_noise))
+            loss = loss * np.exp(rng.normal(0, noise, len(step)))
+            curves += [{"run_id": run_id, "step": int(k), "tokens": int(k) * 16 * 128, "lr": 1e-3,
+                        "train_loss": float(v), "valid_loss": float(v)} for k, v in zip(step, loss)]
+            results.append({"run_id": run_id, "status": "ok", "mode": "scratch", "pretrain": "none",
+                            "n_params": n, "seed": s, "data_tokens": 1e7, "loss": float(loss.min()),
+                            "batch_size": 16, "warmup_steps": warmup, "total_steps": steps})
+    return pd.DataFrame(results), pd.DataFrame(curves)
+
+
+# --------------------------------------------------------------------------- the curve table
+
+STUDY = {"name": "t", "sizes": ["n25k", "n50k"], "scratch": {"data_chars": [1e4, 2e4]},
+         "finetune": {"data_chars": [1e4]}, "pretrain": {"corpora": ["text"]}}
+
+
+def test_the_store_writes_every_ok_runs_curve_beside_the_results_and_the_analysis_reads_it(tmp_path):
+    new, old, failed = [r for r in study_runs(study_from_dict(STUDY)) if r.mode == "scratch"][:3]
+    store = Store(tmp_path)
+    curve = [curve_point(0, 0, 0.0, float("nan"), 7.5), curve_point(10, 20480, 1e-3, 6.0, None),
+             curve_point(20, 40960, 5e-4, 5.5, 5.2, b_simple=123.4)]
+    store.write_record(new, "ok", metrics={"n_params": 25_000, "loss": 5.2, "curve": curve})
+    # A record from before curves were kept: its `evals`, tokens from its tokens per step.
+    store.write_record(old, "ok", metrics={"n_params": 50_000, "loss": 5.0, "evals": [[0, 7.4], [16, 5.0]],
+                                           "steps": 16, "tokens_seen": 32768})
+    store.write_record(failed, "failed", error="boom")
+    store.write_table()
+    rows = pd.read_csv(store.curves_path)
+    assert list(rows.columns) == ["run_id", "step", "tokens", "lr", "train_loss", "valid_loss", "b_simple"]
+    assert rows.groupby("run_id").size().to_dict() == {new.run_id: 3, old.run_id: 2}
+    mine = rows[rows["run_id"] == new.run_id]
+    assert mine["train_loss"].isna().tolist() == [True, False, False] and mine["b_simple"].iloc[2] == 123.4
+    assert rows.loc[rows["run_id"] == old.run_id, "tokens"].tolist() == [0, 32768]
+    table = load_curves(store.curves_path, pd.read_csv(store.results_path))
+    # The point without a held-out loss (a budget run's middle) is not a curve point; both runs have their N.
+    assert len(table.points) == 4 and table.runs["n_params"].to_dict() == {new.run_id: 25_000, old.run_id: 50_000}
+
+
+def test_no_record_with_a_curve_writes_no_curve_table(tmp_path):
+    run = study_runs(study_from_dict(STUDY))[0]
+    store = Store(tmp_path)
+    store.write_record(run, "ok", metrics={"n_params": 25_000, "loss": 5.2})
+    store.write_table()
+    assert store.results_path.exists() and not store.curves_path.exists()
+
+
+def test_curve_table_joins_its_runs_and_sets_aside_what_it_cannot_use():
+    results, curves = synthetic_curves()
+    curves.loc[3, "valid_loss"] = np.nan                       # not evaluated there
+    curves = pd.concat([curves, curves.iloc[[5]]])             # a repeated (run_id, step)
+    extra = pd.DataFrame([{"run_id": "elsewhere", "step": 10, "valid_loss": 4.0}])   # no N anywhere
+    table = load_curves(pd.concat([curves, extra]), results)
+    assert len(table.points) == len(curves) - 2 and set(table.runs.index) == set(results["run_id"])
+    assert table.runs.loc["scratch-25000-s0", "n_params"] == 25000
+    text = " ".join(table.warnings)
+    assert "1 curve row(s) without" in text and "1 curve row(s) repeat" in text and "1 run(s)" in text
+
+
+def test_a_curve_table_from_another_setup_needs_only_run_step_and_loss_and_its_own_n():
+    table = load_curves(pd.DataFrame({"run_id": ["a", "a", "b"], "step": [1, 2, 1], "valid_loss": [5, 4, 6],
+                                      "n_params": [1e5, 1e5, 2e5]}))
+    assert list(table.runs["n_params"]) == [1e5, 2e5] and not table.warnings
+
+
+def test_a_curve_table_without_a_required_column_is_one_line():
+    with pytest.raises(TableError, match=r"lacks required column\(s\) \['valid_loss'\]"):
+        load_curves(pd.DataFrame({"run_id": ["a"], "step": [1]}))
+
+
+# --------------------------------------------------------------------------- L(N, S)
+
+def test_the_learning_curve_law_is_given_back_within_its_intervals():
+    """Over 12 synthetic studies, each parameter's 90 % interval holds the truth in at least 9 (a 90 %
+    interval misses 3 or more of 12 with probability 0.11; the percentile intervals held α_N 65 % of the
+    time: law.py, `_intervals`)."""
+    held = {name: 0 for name in TRUTH}
+    for seed in range(12):
+        results, curves = synthetic_curves(seed=seed)
+        fit = fit_learning_curve(load_curves(curves, results), n_bootstrap=60, seed=seed)
+        assert fit.fitted and fit.steps == "S" and fit.n_runs == 10 and fit.sizes == list(SIZES)
+        for name, value in TRUTH.items():
+            low, high = fit.intervals[name]
+            held[name] += low <= value <= high
+        assert fit.intervals["alpha_s"][1] - fit.intervals["alpha_s"][0] < 0.05   # informative, not just wide
+        # Every N left out is predicted to about the noise (0.5 % per point, 0.5 % per run).
+        assert max(fit.held_out.values()) < 0.03 and len(fit.held_out) == len(SIZES)
+    assert min(held.values()) >= 9, held
+
+
+def test_the_law_uses_the_most_data_of_each_n_and_stops_at_the_best_evaluation():
+    results, curves = synthetic_curves(noise=0.0, run_noise=0.0, seeds=1)
+    small = results.assign(run_id=results["run_id"] + "-small", data_tokens=1e5)
+    overfit = curves.assign(run_id=curves["run_id"] + "-small", valid_loss=curves["valid_loss"] + 3.0)
+    fit = fit_learning_curve(load_curves(pd.concat([curves, overfit]), pd.concat([results, small])), n_bootstrap=0)
+    assert not any(r.endswith("-small") for r in fit.runs)   # the smaller-data runs would move every parameter
+    assert fit.alpha_s == pytest.approx(TRUTH["alpha_s"], rel=1e-4)
+
+
+def test_one_size_is_not_a_law():
+    results, curves = synthetic_curves()
+    keep = results["n_params"] == SIZES[0]
+    fit = fit_learning_curve(load_curves(curves[curves["run_id"].isin(results.loc[keep, "run_id"])], results[keep]))
+    assert not fit.fitted and "≥ 2 N" in fit.reason
