@@ -125,6 +125,12 @@ def test_early_stopping_reports_best_not_last(tmp_path):
     assert losses[m["steps"]] > m["valid_loss"]
     after = [s for s in losses if s > m["best_step"]]
     assert len(after) == 3  # patience
+    # The learning curve: every evaluation, its held-out loss the one early stopping saw, the training loss
+    # from the first window on, tokens = steps x batch x context.
+    curve = m["curve"]
+    assert [p["step"] for p in curve] == list(losses) and [p["valid_loss"] for p in curve] == list(losses.values())
+    assert curve[0]["train_loss"] is None and all(p["train_loss"] > 0 for p in curve[1:])
+    assert all(p["tokens"] == p["step"] * 16 * 32 and p["lr"] >= 0 for p in curve)
 
 
 def test_same_seed_same_result(tmp_path):
@@ -240,6 +246,7 @@ def test_a_run_to_its_budget_evaluates_held_out_only_at_its_start_and_end(tmp_pa
     sp = spec("pretrain", n_tokens=16 * 32 * 60, settings=settings(pretrain_stop_on="budget"))
     m = run(sp, data(20_000), tmp_path)
     assert [step for step, _ in m["evals"]] == [0, 60] and m["best_step"] == 60 == m["steps"]
+    assert len(m["curve"]) == 21 and sum(p["valid_loss"] is not None for p in m["curve"]) == 2
     log = (tmp_path / "run" / "log.txt").read_text()
     assert log.count("valid - (evaluated at the end)") == 19
     with pytest.raises(RunFailed, match=r"diverged at step \d+: training loss"):
