@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from effdata.analysis.core.table import TableError
+from effdata.analysis.dynamics.forecast import forecast_runs
 from effdata.analysis.dynamics.history import load_curves
 from effdata.analysis.dynamics.law import fit_learning_curve, law_loss
 from effdata.study.store import Store
@@ -130,3 +131,29 @@ def test_one_size_is_not_a_law():
     keep = results["n_params"] == SIZES[0]
     fit = fit_learning_curve(load_curves(curves[curves["run_id"].isin(results.loc[keep, "run_id"])], results[keep]))
     assert not fit.fitted and "≥ 2 N" in fit.reason
+
+
+# --------------------------------------------------------------------------- forecasts
+
+def _median_error(result, method: str, fraction: float) -> float:
+    rows = result.summary[(result.summary["method"] == method) & (result.summary["fraction"] == fraction)]
+    return float(rows["median_abs_error"].iloc[0])
+
+
+def test_forecasts_of_curves_on_the_law_are_exact():
+    results, curves = synthetic_curves(noise=0.0, run_noise=0.0, seeds=1, evals=100)
+    result = forecast_runs(load_curves(curves, results))
+    assert len(result.table) == len(SIZES) * 3 * 2 and result.table["error"].notna().all()
+    assert result.table["error"].abs().max() < 1e-3
+
+
+def test_forecast_errors_shrink_with_the_curve_seen_and_the_law_knows_the_shape():
+    """With 0.5 % noise per evaluation and per run: the law's forecast (the shape from the other runs, one
+    level fitted) is within the noise from 10 % of the curve on; the run's own three-number fit extrapolates
+    a power law from a short stretch, so its error at 10 % is larger and shrinks by 50 %."""
+    results, curves = synthetic_curves(seed=3, evals=100)
+    result = forecast_runs(load_curves(curves, results))
+    assert all(_median_error(result, "law", f) < 0.01 for f in (0.1, 0.2, 0.5))
+    assert _median_error(result, "own", 0.5) < _median_error(result, "own", 0.1)
+    assert _median_error(result, "law", 0.1) < _median_error(result, "own", 0.1)
+    assert set(result.summary["forecast"]) == {len(SIZES) * 2}
