@@ -64,13 +64,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="another study of the same target with other pretraining budgets (e.g. a fixed token "
                              "budget): fitted the same way, its β set beside this table's, and the fixed-budget β this "
                              "table predicts checked against it (section *Pretraining budget*)")
+    parser.add_argument("--curves", type=Path, metavar="CURVES",
+                        help="a learning-curve table (run_id, step, valid_loss; one row per evaluation; default: "
+                             "curves.csv beside the results table): section *Training dynamics*")
     args = parser.parse_args(argv)
     try:
         result = analyze(args.results, args.out, compare=args.compare, units=args.units, budget_compare=args.budget_compare,
                          n_bootstrap=args.bootstrap, huber_delta=args.huber_delta, seed=args.seed,
                          peak_flops=args.peak_flops, notes=args.notes.read_text() if args.notes else None,
                          figures=not args.no_figures, loss_noise=args.loss_noise,
-                         reference_shapes=args.reference_shape, progress=sys.stderr.isatty())
+                         reference_shapes=args.reference_shape, progress=sys.stderr.isatty(), curves=args.curves)
     except TableError as exc:
         print(f"effdata.analyze: {exc}", file=sys.stderr)
         return 2

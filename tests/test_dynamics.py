@@ -157,3 +157,23 @@ def test_forecast_errors_shrink_with_the_curve_seen_and_the_law_knows_the_shape(
     assert _median_error(result, "own", 0.5) < _median_error(result, "own", 0.1)
     assert _median_error(result, "law", 0.1) < _median_error(result, "own", 0.1)
     assert set(result.summary["forecast"]) == {len(SIZES) * 2}
+
+
+# --------------------------------------------------------------------------- the pipeline
+
+def test_analyze_finds_the_curve_table_beside_the_results_and_reports_it(tmp_path):
+    from effdata.analysis.pipeline import analyze
+    results, curves = synthetic_curves(seed=4, evals=40)
+    results.to_csv(tmp_path / "results.csv", index=False)
+    results.to_csv(tmp_path / "alone.csv", index=False)
+    out = analyze(tmp_path / "results.csv", tmp_path / "without", units="tokens", n_bootstrap=20, figures=False)
+    assert "dynamics" not in out and "Training dynamics" not in (tmp_path / "without" / "REPORT.md").read_text()
+    curves.to_csv(tmp_path / "curves.csv", index=False)
+    out = analyze(tmp_path / "results.csv", tmp_path / "with", units="tokens", n_bootstrap=20, figures=False)
+    report = (tmp_path / "with" / "REPORT.md").read_text()
+    assert "## Training dynamics" in report and "| α_S |" in report and "plain optimiser steps S" in report
+    assert out["dynamics"]["law"]["fitted"] and out["dynamics"]["runs"] == 10
+    assert len(pd.read_csv(tmp_path / "with" / "forecasts.csv")) == 10 * 3 * 2
+    with pytest.raises(TableError, match="curve table lacks"):
+        analyze(tmp_path / "alone.csv", tmp_path / "bad", curves=curves.drop(columns="step"), figures=False,
+                n_bootstrap=0)

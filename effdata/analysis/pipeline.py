@@ -44,6 +44,9 @@ from effdata.analysis.core.table import (
     load_results,
     read_table,
 )
+from effdata.analysis.dynamics.dynamics import DynamicsStudy, study_dynamics
+from effdata.analysis.dynamics.history import curves_beside, load_curves
+from effdata.analysis.dynamics.plots import make_dynamics_figures
 from effdata.analysis.laws.plots import make_scratch_figures
 from effdata.analysis.laws.scaling import fit_chinchilla, fit_kaplan
 from effdata.analysis.report import Analysis, compute_summary, fits_json, write_outputs
@@ -103,13 +106,14 @@ class Options:
     loss_noise: float | None = None
     reference_shapes: tuple[str, ...] = ()
     budget_compare: str | Path | pd.DataFrame | None = None   # another results table: section *Pretraining budget*
+    curves: str | Path | pd.DataFrame | None = None   # a learning-curve table: section *Training dynamics*
 
 
 def analyze(results, out_dir=None, compare: list[str] | None = None, units: str = "chars",
             n_bootstrap: int = DEFAULT_BOOTSTRAP, huber_delta: float = DEFAULT_HUBER_DELTA, seed: int = 0,
             figures: bool = True, progress: bool = False, peak_flops: float | None = None,
             notes: str | None = None, loss_noise: float | None = None,
-            reference_shapes: list[str] | tuple[str, ...] = (), budget_compare=None) -> dict:
+            reference_shapes: list[str] | tuple[str, ...] = (), budget_compare=None, curves=None) -> dict:
     """Analyse a results table (path to CSV/Parquet/JSONL, a study directory, or a DataFrame).
 
     Returns the fits JSON (as written to fits.json) plus `paths` of what was written. Raises
@@ -120,6 +124,8 @@ def analyze(results, out_dir=None, compare: list[str] | None = None, units: str 
     shape names of the reference shape of each N that holds several shapes (analysis/shape.py).
     `budget_compare`: another study of the same target with other pretraining budgets (a path or a
     DataFrame); a TableError, before anything is written, when it cannot be compared (analysis/budget.py).
+    `curves`: a learning-curve table (path or DataFrame; default: `curves.csv` beside a results table given
+    as a path): the section *Training dynamics* (analysis/dynamics/); without one the report has none.
     """
     if loss_noise is not None and not 0 <= loss_noise < 1:
         raise ValueError(f"loss_noise must be a fraction of the loss in [0, 1), e.g. 0.01, not {loss_noise}")
@@ -127,7 +133,7 @@ def analyze(results, out_dir=None, compare: list[str] | None = None, units: str 
                       compare=list(compare) if compare else None, units=units, n_bootstrap=n_bootstrap,
                       huber_delta=huber_delta, seed=seed, figures=figures, progress=progress, peak_flops=peak_flops,
                       notes=notes, loss_noise=loss_noise, reference_shapes=tuple(reference_shapes),
-                      budget_compare=budget_compare)
+                      budget_compare=budget_compare, curves=curves if curves is not None else curves_beside(results))
     # One BLAS thread for the whole analysis: it is thousands of tiny solves, where OpenBLAS threads only
     # add synchronisation (on a shared 2-core machine they made L-BFGS-B 25x slower: 110 s instead of
     # 15 s for the fit tests). Set at run time, unlike OPENBLAS_NUM_THREADS, which would also change torch
@@ -277,6 +283,7 @@ def _analyze(source: Source, options: Options) -> dict:
     if compared is not None:
         warnings += compared.warnings
     budget = _budget(source, fitted, compared, o)
+    dynamics = _dynamics(source, o, warnings)
     noise_by_d_f = d_t_noise(effective.table, resamples) if resamples is not None else None
     advice = (study_advice(fits, effective.table, noise_by_d_f, measured.noise, ladder) if resamples is not None
               else StudyAdvice(notes=["no bootstrap (--bootstrap 0): no intervals to advise on"]))
@@ -290,7 +297,7 @@ def _analyze(source: Source, options: Options) -> dict:
         warnings.append("several shapes at one N, but no bootstrap (--bootstrap 0) or no fine-tuned runs: the shape "
                         "comparison needs the re-drawn runs, so the report has no *Shape* section")
     pretraining = summarize_pretraining(ladder.pretraining)
-    drawn = _figures(o, effective, fits, ladder, pretraining, kaplan, chinchilla, shapes, budget)
+    drawn = _figures(o, effective, fits, ladder, pretraining, kaplan, chinchilla, shapes, budget, dynamics)
     warnings += [f"figure {f.name} failed: {f.reason}" for f in drawn
                  if isinstance(f, SkippedFigure) and f.reason.startswith("plotting failed")]
     analysis = Analysis(source=source.name, results=table,
@@ -299,14 +306,26 @@ def _analyze(source: Source, options: Options) -> dict:
                         compute=compute_summary(source.rows, o.peak_flops), notes=o.notes,
                         noise=measured.noise if resamples is not None else None, seed_spread=seed_spread(table),
                         d_t_noise=noise_by_d_f, pretraining=pretraining, advice=advice, chinchilla=chinchilla,
-                        ladder=effective if measured.groups else None, shapes=shapes, budget=budget)
+                        ladder=effective if measured.groups else None, shapes=shapes, budget=budget,
+                        dynamics=dynamics)
     paths = write_outputs(analysis, o.out_dir)
     result = fits_json(analysis)
     result["paths"] = {name: str(path) for name, path in paths.items()}
     return result
 
 
-def _figures(o: Options, effective, fits, ladder, pretraining, kaplan, chinchilla, shapes, budget) -> list:
+def _dynamics(source: Source, options: Options, warnings: list[str]) -> DynamicsStudy | None:
+    """The section *Training dynamics* when there is a curve table (read here, validated against this table's
+    rows; a TableError when it cannot be read, as for the results table)."""
+    if options.curves is None:
+        return None
+    curves = load_curves(options.curves, source.rows)
+    warnings.extend(f"curves: {w}" for w in curves.warnings)
+    return study_dynamics(curves, _source(options.curves), options.n_bootstrap, options.seed)
+
+
+def _figures(o: Options, effective, fits, ladder, pretraining, kaplan, chinchilla, shapes, budget,
+             dynamics=None) -> list:
     if not o.figures:
         return [SkippedFigure("all", "figures disabled (--no-figures)")]
     drawn = make_figures(effective, fits, ladder.runs, o.out_dir, compare=o.compare, seed_runs=ladder.seed_runs,
@@ -316,6 +335,8 @@ def _figures(o: Options, effective, fits, ladder, pretraining, kaplan, chinchill
         drawn += make_shape_figures(shapes, o.out_dir)
     if budget is not None:
         drawn += make_budget_figures(budget, o.out_dir)
+    if dynamics is not None:
+        drawn += make_dynamics_figures(dynamics, o.out_dir)
     return drawn
 
 

@@ -34,6 +34,8 @@ from effdata.analysis.core.fit import (
 )
 from effdata.analysis.core.markdown import fmt_interval, markdown_table
 from effdata.analysis.core.table import ResultsTable
+from effdata.analysis.dynamics.dynamics import DynamicsStudy
+from effdata.analysis.dynamics.report import dynamics_section
 from effdata.analysis.laws.scaling import (
     PAPER_CHINCHILLA,
     PAPER_KAPLAN,
@@ -82,6 +84,7 @@ class Analysis:
     ladder: EffectiveResult | None = None   # one shape per N, what the laws use (None: `effective` itself)
     shapes: ShapeStudy | None = None         # several shapes at one N (analysis/shape_compare.py)
     budget: BudgetStudy | None = None        # pretraining budgets, and a compared table's (analysis/budget.py)
+    dynamics: DynamicsStudy | None = None    # learning curves, where the table has a curve table beside it
 
     @property
     def law_view(self) -> EffectiveResult:
@@ -224,6 +227,8 @@ def fits_json(analysis: Analysis) -> dict:
         "advice": {"suggestions": [asdict(s) for s in analysis.advice.suggestions], "notes": analysis.advice.notes},
         "figures": figures,
         "warnings": analysis.warnings,
+        # Only with a curve table: a table without one keeps the fits.json it always had.
+        **({"dynamics": analysis.dynamics.to_dict()} if analysis.dynamics else {}),
     })
 
 
@@ -471,6 +476,7 @@ def render_report(analysis: Analysis) -> str:
         lines += _compute_section(analysis.compute)
 
     lines += _scratch_laws_section(analysis)
+    lines += dynamics_section(analysis.dynamics) if analysis.dynamics else []
     lines += _figure_lines(analysis.figures)
     lines += ["", "## Per-run effective data", ""]
     lines += [_per_run_table(analysis.effective) if len(table) else "No fine-tuned runs.", ""]
@@ -507,6 +513,7 @@ def _scratch_only_sections(analysis: Analysis) -> list[str]:
     if analysis.compute:
         lines += _compute_section(analysis.compute)
     lines += _scratch_laws_section(analysis)
+    lines += dynamics_section(analysis.dynamics) if analysis.dynamics else []
     # The transfer figures were all skipped for want of fine-tuned runs, which is said above already.
     lines += _figure_lines([f for f in analysis.figures if isinstance(f, SavedFigure)]) + [""]
     return lines + _set_aside_lines(analysis.results)
@@ -595,4 +602,7 @@ def write_outputs(analysis: Analysis, out_dir: Path) -> dict[str, Path]:
     atomic_write_text(paths["report"], render_report(analysis))
     atomic_write_json(paths["fits"], fits_json(analysis))
     atomic_write_text(paths["effective"], analysis.effective.table.to_csv(index=False))
+    if analysis.dynamics:
+        paths["forecasts"] = out_dir / "forecasts.csv"
+        atomic_write_text(paths["forecasts"], analysis.dynamics.forecasts.table.to_csv(index=False))
     return paths

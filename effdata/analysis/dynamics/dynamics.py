@@ -1,0 +1,40 @@
+"""Training dynamics of a table with learning curves: L(N, S), forecasts from early curves, the noise scale.
+
+`study_dynamics` is what the pipeline calls when a curve table is present (`curves.csv` beside the results
+table, or `--curves`); its result feeds the report's *Training dynamics* section (`dynamics/report.py`), the
+figures (`dynamics/plots.py`), fits.json's `dynamics` and `forecasts.csv`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from effdata.analysis.dynamics.forecast import ForecastResult, forecast_runs
+from effdata.analysis.dynamics.history import CurveTable
+from effdata.analysis.dynamics.law import LAW_BOOTSTRAP, LearningCurveFit, fit_learning_curve
+from effdata.analysis.dynamics.noise import NoiseScaleFit, fit_critical_batch
+
+
+@dataclass
+class DynamicsStudy:
+    source: str
+    curves: CurveTable
+    law: LearningCurveFit                 # L(N, S), plain steps
+    law_min: LearningCurveFit | None      # L(N, S_min), where the noise scale was measured
+    forecasts: ForecastResult
+    noise: NoiseScaleFit | None           # B_crit(L) across runs, where the noise scale was measured
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "runs": int(len(self.curves.runs)),
+                "evaluations": int(len(self.curves.points)), "law": self.law.to_dict(),
+                "law_s_min": self.law_min.to_dict() if self.law_min else None,
+                "forecasts": self.forecasts.to_dict(), "critical_batch": self.noise.to_dict() if self.noise else None,
+                "warnings": self.curves.warnings}
+
+
+def study_dynamics(curves: CurveTable, source: str, n_bootstrap: int, seed: int) -> DynamicsStudy:
+    """Every dynamics result of one curve table; the law's bootstrap capped at LAW_BOOTSTRAP resamples."""
+    resamples = min(n_bootstrap, LAW_BOOTSTRAP)
+    law = fit_learning_curve(curves, resamples, seed)
+    noise = fit_critical_batch(curves, resamples, seed) if curves.has_noise_scale else None
+    law_min = fit_learning_curve(curves, resamples, seed, steps="S_min") if curves.has_noise_scale else None
+    return DynamicsStudy(source, curves, law, law_min, forecast_runs(curves), noise)
