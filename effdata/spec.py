@@ -181,6 +181,7 @@ class TrainSettings:
     compile: Literal["auto", "on", "off"] = "auto"
     compile_min_steps: int = 200       # "auto" considers compiling runs at least this long (training.step.should_compile)
     resume_every_s: float = 60.0       # write resume.pt at an evaluation at most this often (0: every one)
+    noise_scale: int = 0               # batches measured for the gradient noise scale at each evaluation (0: off; training.noise)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -209,6 +210,8 @@ class TrainSettings:
             ("diverge_factor", self.diverge_factor > 1, "> 1"),
             ("compile_min_steps", self.compile_min_steps >= 0, ">= 0"),
             ("resume_every_s", self.resume_every_s >= 0, ">= 0"),
+            ("noise_scale", self.noise_scale >= 0, ">= 0 (0 = off)"),
+            ("noise_scale", self.noise_scale == 0 or self.batch_size >= 2, "0 with batch_size 1 (it splits a batch)"),
         ]
         for key, ok, rule in checks:
             if not ok:

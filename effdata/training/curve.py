@@ -11,10 +11,10 @@ from typing import Any
 CURVE_KEYS = ("step", "tokens", "lr", "train_loss", "valid_loss")
 
 
-def _finite(x: float | None, digits: int = 6) -> float | None:
+def _finite(x: float | None) -> float | None:
     """A loss as JSON holds it: rounded like `evals`, None where there is none (step 0 has no training
     loss; a run trained to its budget is evaluated held-out only at its ends)."""
-    return round(float(x), digits) if x is not None and math.isfinite(x) else None
+    return round(float(x), 6) if x is not None and math.isfinite(x) else None
 
 
 def curve_point(step: int, tokens: int, lr: float, train_loss: float | None, valid_loss: float | None,
@@ -24,5 +24,6 @@ def curve_point(step: int, tokens: int, lr: float, train_loss: float | None, val
     gradient noise scale)."""
     point = {"step": int(step), "tokens": int(tokens), "lr": float(lr), "train_loss": _finite(train_loss),
              "valid_loss": _finite(valid_loss)}
-    point.update({k: _finite(v, 9) for k, v in extra.items()})
+    # Significant digits, not decimals: |G|² of a small model can be 1e-6.
+    point.update({k: float(f"{v:.9g}") if v is not None and math.isfinite(v) else None for k, v in extra.items()})
     return point

@@ -44,6 +44,7 @@ from effdata.training.checkpoint import load_pretrained, load_resume, save_check
 from effdata.training.curve import curve_point
 from effdata.training.evaluate import evaluate
 from effdata.training.model import build_model, non_embedding_params, total_params
+from effdata.training.noise import measure as measure_noise
 from effdata.training.rundata import Batches, RunData, RunFailed
 from effdata.training import steptimes
 from effdata.training.schedule import Branch, Schedule, schedule_for
@@ -425,7 +426,8 @@ def _evaluate(run: _Run, state: RunState, window: _Window) -> bool:
     if stop:
         state.stopped = "early"
     lr = sch.lr(max(at - 1, 0), s.min_lr_ratio)
-    state.curve.append(curve_point(at, at * sch.tokens_per_step, lr, train_loss, vl))
+    noise = _noise_scale(run, at) if s.noise_scale else {}
+    state.curve.append(curve_point(at, at * sch.tokens_per_step, lr, train_loss, vl, **noise))
     shown = f"{vl:.4f}" if vl is not None else "- (evaluated at the end)"
     run.log(f"step {at}/{sch.total_steps} train {train_loss:.4f} valid {shown} best {state.best_loss:.4f}"
             f"@{state.best_step} lr {lr:.3g} tok/s {tps:,.0f}")
@@ -443,6 +445,12 @@ def _evaluate(run: _Run, state: RunState, window: _Window) -> bool:
                       "elapsed": state.wall + time.perf_counter() - run.t_start})
     window.t_steps = time.perf_counter()
     return stop
+
+
+def _noise_scale(run: _Run, at: int) -> dict[str, float]:
+    """The gradient noise scale on the batches of the next `noise_scale` steps (training/noise.py): read, not trained."""
+    windows = [run.batches.get(at + j) for j in range(run.spec.settings.noise_scale)]
+    return measure_noise(run.stepper.eager_loss, run.stepper.params, windows, run.dev).as_point()
 
 
 def _save_every(s, window: _Window) -> float:
