@@ -9,7 +9,8 @@ import pytest
 from effdata.analysis.core.table import TableError
 from effdata.analysis.dynamics.forecast import forecast_runs
 from effdata.analysis.dynamics.history import load_curves
-from effdata.analysis.dynamics.law import fit_learning_curve, law_loss
+from effdata.analysis.dynamics.law import fit_learning_curve, law_loss, law_points, law_points_min
+from effdata.analysis.dynamics.noise import fit_critical_batch
 from effdata.study.store import Store
 from effdata.study.study import study_from_dict, study_runs
 from effdata.training.curve import curve_point
@@ -157,6 +158,38 @@ def test_forecast_errors_shrink_with_the_curve_seen_and_the_law_knows_the_shape(
     assert _median_error(result, "own", 0.5) < _median_error(result, "own", 0.1)
     assert _median_error(result, "law", 0.1) < _median_error(result, "own", 0.1)
     assert set(result.summary["forecast"]) == {len(SIZES) * 2}
+
+
+# --------------------------------------------------------------------------- the critical batch
+
+def with_noise_scale(results, curves, b_star=3e6, alpha_b=0.4, noise=0.1, seed=0):
+    """Curves whose B_simple (sequences of 128 tokens) follows B_crit(L) = B*/L^(1/α_B) in tokens, ×10 % noise;
+    a tenth of the estimates ≤ 0 (noise-dominated evaluations), which the fit must leave out."""
+    rng = np.random.default_rng(seed)
+    b = b_star / curves["valid_loss"] ** (1 / alpha_b) / 128 * np.exp(rng.normal(0, noise, len(curves)))
+    b[rng.random(len(b)) < 0.1] = -5.0
+    return results.assign(n_ctx=128), curves.assign(b_simple=b)
+
+
+def test_the_critical_batch_law_is_given_back_and_kaplans_is_not():
+    results, curves = with_noise_scale(*synthetic_curves(seed=5))
+    fit = fit_critical_batch(load_curves(curves, results), n_bootstrap=100)
+    assert fit.fitted and fit.left_out > 0 and (fit.points["b_crit"] > 0).all()
+    low, high = fit.intervals["alpha_b"]
+    assert low <= 0.4 <= high and not low <= 0.21 <= high
+    assert fit.intervals["b_star"][0] <= 3e6 <= fit.intervals["b_star"][1]
+
+
+def test_s_min_divides_each_step_by_one_plus_b_crit_over_b():
+    results, curves = with_noise_scale(*synthetic_curves(seed=6), noise=0.0)
+    table = load_curves(curves, results)
+    plain, least = law_points(table), law_points_min(table)
+    assert len(least.s) < len(plain.s)   # the evaluations with B_simple ≤ 0 have no S_min
+    keyed = curves.set_index(["run_id", "step"])["b_simple"]
+    b = np.array([keyed[(r, s)] for r, s in zip(plain.run, plain.s)])
+    expected = (plain.s / (1 + b / 16))[b > 0]
+    assert least.s == pytest.approx(expected)
+    assert fit_learning_curve(table, n_bootstrap=0, steps="S_min").steps == "S_min"
 
 
 # --------------------------------------------------------------------------- the pipeline
