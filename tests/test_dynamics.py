@@ -181,15 +181,14 @@ def test_the_critical_batch_law_is_given_back_and_kaplans_is_not():
 
 
 def test_s_min_divides_each_step_by_one_plus_b_crit_over_b():
-    results, curves = with_noise_scale(*synthetic_curves(seed=6), noise=0.0)
-    table = load_curves(curves, results)
-    plain, least = law_points(table), law_points_min(table)
-    assert len(least.s) < len(plain.s)   # the evaluations with B_simple ≤ 0 have no S_min
-    keyed = curves.set_index(["run_id", "step"])["b_simple"]
-    b = np.array([keyed[(r, s)] for r, s in zip(plain.run, plain.s)])
-    expected = (plain.s / (1 + b / 16))[b > 0]
-    assert least.s == pytest.approx(expected)
-    assert fit_learning_curve(table, n_bootstrap=0, steps="S_min").steps == "S_min"
+    results, curves = synthetic_curves(seed=6)
+    table = load_curves(curves, results.assign(n_ctx=128))
+    b_crit = lambda loss: 1e4 / loss   # noqa: E731 - tokens
+    plain, least = law_points(table), law_points_min(table, b_crit)
+    assert least.s == pytest.approx(plain.s / (1 + 1e4 / plain.loss / (16 * 128)))
+    # Without n_ctx, the batch in tokens is read off the curve's tokens per step (16 × 128 here too).
+    assert law_points_min(load_curves(curves, results), b_crit).s == pytest.approx(least.s)
+    assert fit_learning_curve(table, n_bootstrap=0, b_crit=b_crit).steps == "S_min"
 
 
 # --------------------------------------------------------------------------- the pipeline

@@ -36,5 +36,5 @@ def study_dynamics(curves: CurveTable, source: str, n_bootstrap: int, seed: int)
     resamples = min(n_bootstrap, LAW_BOOTSTRAP)
     law = fit_learning_curve(curves, resamples, seed)
     noise = fit_critical_batch(curves, resamples, seed) if curves.has_noise_scale else None
-    law_min = fit_learning_curve(curves, resamples, seed, steps="S_min") if curves.has_noise_scale else None
+    law_min = fit_learning_curve(curves, resamples, seed, b_crit=noise.b_crit) if noise and noise.fitted else None
     return DynamicsStudy(source, curves, law, law_min, forecast_runs(curves), noise)

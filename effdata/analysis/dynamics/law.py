@@ -2,8 +2,8 @@
 
     L(N, S) = (N_c / N)^α_N + (S_c / S)^α_S
 
-S is the plain step count: S_min = S / (1 + B_crit(L)/B) (Kaplan's eq. 5.4) needs the critical batch at
-every loss, which only runs with the `noise_scale` option measure; the fit says which it used (`steps`).
+S is the plain step count, or S_min = S / (1 + B_crit(L)/B) (Kaplan's eq. 5.4) where the critical batch
+was measured (runs with the `noise_scale` option, `noise.py` fits B_crit(L)); the fit says which (`steps`).
 Fitted as log L = log(A·N^(−α_N) + B·S^(−α_S)) with A = N_c^α_N, B = S_c^α_S (the natural parameters
 N_c and S_c are read off A and B: A and B are what the data pin down, N_c alone moves by decades along
 the valley of α_N at these sizes), each run weighted equally (a run's points are 1/points each).
@@ -20,6 +20,7 @@ curve), its spread scaled by Student's t (`_intervals` says why and what it meas
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -137,9 +138,11 @@ def solve(points: CurvePoints, start: np.ndarray | None = None) -> tuple[np.ndar
 
 
 def fit_learning_curve(curves: CurveTable, n_bootstrap: int = LAW_BOOTSTRAP, seed: int = 0,
-                       steps: str = "S") -> LearningCurveFit:
-    """L(N, S) on the curves' law points (`law_points`), with the bootstrap over runs and the held-out error by N."""
-    points = law_points(curves) if steps == "S" else law_points_min(curves)
+                       b_crit: Callable[[np.ndarray], np.ndarray] | None = None) -> LearningCurveFit:
+    """L(N, S) on the curves' law points (`law_points`), with the bootstrap over runs and the held-out error by N;
+    with `b_crit` (the critical batch in tokens against loss), L(N, S_min) (`law_points_min`)."""
+    steps = "S" if b_crit is None else "S_min"
+    points = law_points(curves) if b_crit is None else law_points_min(curves, b_crit)
     runs = sorted(set(points.run))
     sizes = sorted(set(points.n))
     if len(sizes) < MIN_SIZES:
@@ -158,17 +161,26 @@ def fit_learning_curve(curves: CurveTable, n_bootstrap: int = LAW_BOOTSTRAP, see
     return fit
 
 
-def law_points_min(curves: CurveTable) -> CurvePoints:
-    """The law points with S replaced by S_min = S/(1 + B_crit/B) (Kaplan eq. 5.4), B_crit the noise scale
-    measured at that evaluation (runs without it are left out)."""
+def law_points_min(curves: CurveTable, b_crit: Callable[[np.ndarray], np.ndarray]) -> CurvePoints:
+    """The law points with S replaced by S_min = S/(1 + B_crit(L)/B) (Kaplan eq. 5.4): B_crit(L) the fitted
+    critical-batch law in tokens (as Kaplan do: one evaluation's noise scale scatters by 2-10x about it in
+    jobs/dynamics.toml, which S_min would inherit), B the run's batch in tokens."""
     points = law_points(curves)
-    noise = curves.points.set_index(["run_id", "step"])["b_simple"]
-    batch = curves.runs["batch_size"]
-    b_crit = np.array([noise.get((r, s), np.nan) for r, s in zip(points.run, points.s)])
-    b = batch.reindex(points.run).to_numpy(float)
-    usable = np.isfinite(b_crit) & (b_crit > 0) & np.isfinite(b)
-    return CurvePoints(points.run[usable], points.n[usable], points.s[usable] / (1 + b_crit[usable] / b[usable]),
-                       points.loss[usable])
+    batch = batch_tokens(curves).reindex(points.run).to_numpy(float)
+    usable = np.isfinite(batch)
+    s_min = points.s / (1 + b_crit(points.loss) / batch)
+    return CurvePoints(points.run[usable], points.n[usable], s_min[usable], points.loss[usable])
+
+
+def batch_tokens(curves: CurveTable) -> pd.Series:
+    """Each run's tokens per step: batch × context from the results table, else the curve's tokens / step."""
+    runs = curves.runs
+    direct = runs["batch_size"] * runs["n_ctx"]
+    p = curves.points
+    if "tokens" in p:
+        later = p[(p["step"] > 0) & p["tokens"].notna()]
+        direct = direct.fillna((later["tokens"] / later["step"]).groupby(later["run_id"]).median())
+    return direct
 
 
 def _natural(theta: np.ndarray) -> dict[str, float]:

@@ -3,7 +3,9 @@
 Each evaluation of a run trained with the `noise_scale` option records the simple noise scale B_simple =
 tr(Σ)/|G|² in sequences (McCandlish et al. 2018, appendix A: training/noise.py). Kaplan take B_crit ≈ B_noise;
 here B_crit is B_simple in tokens (× the run's context), read against the held-out loss at the same
-evaluation (Kaplan read it against the training loss, which on their data of one epoch is the same).
+evaluation (Kaplan read it against the training loss, which on their data of one epoch is the same), of
+from-scratch runs only: a pretraining run's held-out loss is another distribution's than the one its
+gradients are, and a fine-tune's noise scale belongs to its pretrained start as much as to its loss.
 The fit is log B_crit = log B* − (1/α_B)·log L by least squares, each run weighted equally; evaluations
 where the estimate is ≤ 0 (|G|² estimated below zero: the noise dominates, B_simple is then unbounded) and the
 step-0 point are left out and counted. Intervals: the bootstrap over runs, 5-95 %.
@@ -44,6 +46,7 @@ class NoiseScaleFit:
 def noise_points(curves: CurveTable) -> tuple[pd.DataFrame, int]:
     """(evaluations with a positive B_simple and held-out loss after step 0, in tokens; how many were left out)."""
     p = curves.points
+    p = p[p["run_id"].isin(curves.runs.index[curves.runs["mode"] == "scratch"])]
     measured = p[p["b_simple"].notna() & (p["step"] > 0)] if "b_simple" in p else p.iloc[:0]
     usable = measured[measured["b_simple"] > 0]
     n_ctx = curves.runs["n_ctx"].reindex(usable["run_id"]).to_numpy(float)

@@ -8,6 +8,7 @@ import numpy as np
 import seaborn as sns
 from matplotlib.colors import LogNorm
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FixedLocator, NullLocator
 
 from effdata.analysis.core.figures import (
     LOSS_LABEL,
@@ -41,7 +42,9 @@ def plot_learning_curves(study: DynamicsStudy, out_dir: Path) -> SavedFigure:
     used = law_points(curves)
     sizes = sorted(curves.runs["n_params"].unique())
     norm = LogNorm(min(sizes), max(sizes) * 1.0001)
-    for run_id, points in curves.points[curves.points["step"] > 0].groupby("run_id"):   # step 0: no log axis
+    scratch = curves.runs.index[curves.runs["mode"] == "scratch"]
+    shown = curves.points[(curves.points["step"] > 0) & curves.points["run_id"].isin(scratch)]   # step 0: no log axis
+    for run_id, points in shown.groupby("run_id"):
         n = curves.runs.at[run_id, "n_params"]
         in_law = run_id in set(used.run)
         ax.plot(points["step"], points["valid_loss"], color=CMAP(norm(n)) if in_law else "0.75",
@@ -53,7 +56,8 @@ def plot_learning_curves(study: DynamicsStudy, out_dir: Path) -> SavedFigure:
             ax.plot(grid, law.loss(n, grid), color="0.1", lw=1.1, ls="--", zorder=4)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    _tidy_log_axis(ax.yaxis)
+    _loss_ticks(ax.yaxis, shown["valid_loss"])
+    _tidy_log_axis(ax.xaxis)
     ax.set_xlabel("optimiser steps S")
     ax.set_ylabel(LOSS_LABEL)
     handles = [Line2D([], [], color=CMAP(norm(n)), marker="o", ms=3, label=f"N = {compact(n)}") for n in sizes]
@@ -61,7 +65,7 @@ def plot_learning_curves(study: DynamicsStudy, out_dir: Path) -> SavedFigure:
                 Line2D([], [], color="0.1", ls="--", lw=1.1, label=f"fitted L(N, {law.steps})")]
     _legend_outside(figure, handles)
     return _save(figure, out_dir, "learning_curves", "Learning curves and L(N, S)",
-                 "Held-out loss at each evaluation of every from-scratch run (coloured: the runs with the most data "
+                 "Held-out loss at each evaluation after step 0 of every from-scratch run (coloured: the runs with the most data "
                  "of each N, which the law is fitted to, after warm-up up to their best evaluation; grey: the "
                  "others); black dashed: the fitted L(N, S) = (N_c/N)^α_N + (S_c/S)^α_S over the fitted steps.")
 
@@ -90,6 +94,14 @@ def plot_forecast_error(study: DynamicsStudy, out_dir: Path) -> SavedFigure:
                  "evaluations up to 10, 20 and 50 % of its planned steps; the bar reaches the 90th percentile.")
 
 
+def _loss_ticks(axis, losses) -> None:
+    """A log loss axis spans a fraction of a decade: four plain ticks (5.5, 6.2, ...), not 10^k labels that collide."""
+    low, high = float(np.min(losses)), float(np.max(losses))
+    axis.set_major_locator(FixedLocator(np.round(np.linspace(low, high, 4), 1)))
+    axis.set_major_formatter(lambda value, _: f"{value:.1f}")
+    axis.set_minor_locator(NullLocator())
+
+
 def plot_critical_batch(study: DynamicsStudy, out_dir: Path) -> SavedFigure:
     figure, (ax,) = _new_figure(1, width=5.2, height=3.8)
     fit = study.noise
@@ -105,7 +117,7 @@ def plot_critical_batch(study: DynamicsStudy, out_dir: Path) -> SavedFigure:
             label="Kaplan et al. 2020: B* = 2e8, α_B = 0.21")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    _tidy_log_axis(ax.xaxis)
+    _loss_ticks(ax.xaxis, points["loss"])
     ax.set_xlabel(LOSS_LABEL)
     ax.set_ylabel("B_crit ≈ B_simple (tokens)")
     handles = [Line2D([], [], color=CMAP(norm(n)), marker="o", ls="", label=f"N = {compact(n)}") for n in sizes]

@@ -9,8 +9,8 @@ from effdata.analysis.dynamics.law import PAPER_LEARNING_CURVE, LearningCurveFit
 from effdata.analysis.dynamics.noise import PAPER_CRITICAL_BATCH, NoiseScaleFit
 from effdata.fmt import sig
 
-STEP_WORDS = {"S": "plain optimiser steps S (no noise scale measured, so not Kaplan's S_min)",
-              "S_min": "S_min = S/(1 + B_crit/B) (Kaplan eq. 5.4), B_crit the noise scale measured at each evaluation"}
+STEP_WORDS = {"S": "plain optimiser steps S",
+              "S_min": "S_min = S/(1 + B_crit(L)/B) (Kaplan eq. 5.4), B_crit(L) the fitted law of the critical batch below"}
 
 
 def _percent(value: float, signed: bool = False) -> str:
@@ -32,14 +32,13 @@ def _law_lines(law: LearningCurveFit) -> list[str]:
     held = ", ".join(f"N = {sig(n)}: {100 * e:.2g} %" for n, e in law.held_out.items())
     return [f"L(N, S) = (N_c/N)^α_N + (S_c/S)^α_S in {STEP_WORDS[law.steps]}; {law.n_runs} runs at "
             f"{len(law.sizes)} N, {law.n_points} evaluations (after warm-up, up to each run's best; of each N the "
-            "runs with the most data: the law has no data term). 90 % intervals: bootstrap over runs, t-scaled.", "",
+            "runs with the most data: the law has no data term). 90 % intervals: bootstrap over runs, t-scaled with "
+            f"{max(1, len(law.sizes) - 2)} degree(s) of freedom for the N term (sizes − 2) and {max(1, law.n_runs - 2)} "
+            "for the S term (runs − 2).", "",
             markdown_table(["parameter", "fitted [90 %]", "Kaplan et al. 2020 (S_min, tokens of WebText2)"], rows), "",
             f"- In-sample RMS of log-loss residuals: {sig(law.rms_log)}.",
             f"- Held-out (each N left out, predicted by the law of the others; RMS relative error): {held}." if held
-            else "- No held-out check (needs ≥ 3 N).",
-            "- Kaplan's S_c and α_S are for S_min at the critical batch, with a constant learning rate after "
-            "warm-up; these runs decay it (cosine or wsd) and run at one fixed batch, which bends the end of each "
-            "curve, so α_S and S_c here describe this schedule, not the paper's.", ""]
+            else "- No held-out check (needs ≥ 3 N).", ""]
 
 
 def _forecast_lines(study: DynamicsStudy) -> list[str]:
@@ -83,6 +82,8 @@ def dynamics_section(study: DynamicsStudy) -> list[str]:
     lines += ["### Learning-curve law L(N, S)", ""] + _law_lines(study.law)
     if study.law_min is not None:
         lines += ["In S_min:", ""] + _law_lines(study.law_min)
+    lines += ["Kaplan's S_c and α_S are for S_min with a constant learning rate after warm-up; runs that decay it "
+              "(cosine or wsd) bend at their end, so α_S and S_c here describe this schedule, not the paper's.", ""]
     lines += ["### Forecasting a run's best loss from its start", ""] + _forecast_lines(study)
     lines += ["### Critical batch size", ""] + _noise_lines(study.noise)
     return lines
