@@ -83,11 +83,13 @@ def plot_forecast_error(study: DynamicsStudy, out_dir: Path) -> SavedFigure:
         ax.errorbar(100 * rows["fraction"] + shift, median, yerr=[np.zeros_like(median), p90 - median], capsize=3,
                     color=colors[method], ls="-" if in_law else ":", marker="o" if in_law else "s", ms=4)
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(lambda value, _: f"{value:g}")   # 0.5, 1, 2: percentages, not 10^k labels
+    ax.yaxis.set_minor_formatter(lambda value, _: f"{value:g}" if str(f"{value:g}")[0] in "25" else "")
     ax.set_xlabel("share of the run's planned steps seen (%)")
     ax.set_ylabel("|forecast − best loss| / best loss (%)")
     handles = [Line2D([], [], color=c, marker="o", label=METHOD_LABELS[m]) for m, c in colors.items()]
     handles += [Line2D([], [], color="0.3", ls="-", label="runs with the most data of their N"),
-                Line2D([], [], color="0.3", ls=":", label="runs with less data (overfit)")]
+                Line2D([], [], color="0.3", ls=":", label="runs with less data (not in the law)")]
     _legend_outside(figure, handles)
     return _save(figure, out_dir, "forecast_error", "Forecast error against the share of the run seen",
                  "Median relative error of the forecast best held-out loss of each from-scratch run, from the "
