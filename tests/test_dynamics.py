@@ -9,7 +9,12 @@ import pytest
 from effdata.analysis.core.table import TableError
 from effdata.analysis.dynamics.forecast import forecast_runs
 from effdata.analysis.dynamics.history import load_curves
-from effdata.analysis.dynamics.law import fit_learning_curve, law_loss, law_points, law_points_min
+from effdata.analysis.dynamics.law import (
+    fit_learning_curve,
+    law_loss,
+    law_points,
+    law_points_min,
+)
 from effdata.analysis.dynamics.noise import fit_critical_batch
 from effdata.study.store import Store
 from effdata.study.study import study_from_dict, study_runs
@@ -183,7 +188,7 @@ def test_the_critical_batch_law_is_given_back_and_kaplans_is_not():
 def test_s_min_divides_each_step_by_one_plus_b_crit_over_b():
     results, curves = synthetic_curves(seed=6)
     table = load_curves(curves, results.assign(n_ctx=128))
-    b_crit = lambda loss: 1e4 / loss   # noqa: E731 - tokens
+    b_crit = lambda loss: 1e4 / loss
     plain, least = law_points(table), law_points_min(table, b_crit)
     assert least.s == pytest.approx(plain.s / (1 + 1e4 / plain.loss / (16 * 128)))
     # Without n_ctx, the batch in tokens is read off the curve's tokens per step (16 × 128 here too).

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_train import data, run, settings, spec
 
 from effdata.spec import SpecError, TrainSettings
 from effdata.training.noise import estimate, measure
-from test_train import data, run, settings, spec
 
 
 def test_the_two_batch_estimator_inverts_the_expected_norms():

@@ -16,8 +16,8 @@ optimiser: a run with the measurement has the numbers of one without (tests/test
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 

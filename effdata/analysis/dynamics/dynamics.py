@@ -10,7 +10,11 @@ from dataclasses import dataclass
 
 from effdata.analysis.dynamics.forecast import ForecastResult, forecast_runs
 from effdata.analysis.dynamics.history import CurveTable
-from effdata.analysis.dynamics.law import LAW_BOOTSTRAP, LearningCurveFit, fit_learning_curve
+from effdata.analysis.dynamics.law import (
+    LAW_BOOTSTRAP,
+    LearningCurveFit,
+    fit_learning_curve,
+)
 from effdata.analysis.dynamics.noise import NoiseScaleFit, fit_critical_batch
 
 
@@ -24,8 +28,8 @@ class DynamicsStudy:
     noise: NoiseScaleFit | None           # B_crit(L) across runs, where the noise scale was measured
 
     def to_dict(self) -> dict:
-        return {"source": self.source, "runs": int(len(self.curves.runs)),
-                "evaluations": int(len(self.curves.points)), "law": self.law.to_dict(),
+        return {"source": self.source, "runs": len(self.curves.runs),
+                "evaluations": len(self.curves.points), "law": self.law.to_dict(),
                 "law_s_min": self.law_min.to_dict() if self.law_min else None,
                 "forecasts": self.forecasts.to_dict(), "critical_batch": self.noise.to_dict() if self.noise else None,
                 "warnings": self.curves.warnings}

@@ -71,7 +71,7 @@ def _by_law(theta: np.ndarray | None, n: float, seen: pd.DataFrame, end: float) 
     if theta is None:
         return np.nan
     alpha_n, alpha_s, log_a, log_b = theta
-    s_term = lambda s: np.exp(log_b - alpha_s * np.log(s))   # noqa: E731
+    s_term = lambda s: np.exp(log_b - alpha_s * np.log(s))
     if len(seen):
         level = float(np.mean(seen["valid_loss"].to_numpy() - s_term(seen["step"].to_numpy(float))))
     else:
@@ -101,8 +101,8 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (f, method, in_law), group in table.groupby(["fraction", "method", "in_law"]):
         errors = group["error"].dropna().to_numpy()
-        rows.append({"fraction": f, "method": method, "in_law": bool(in_law), "runs": int(len(group)),
-                     "forecast": int(len(errors)),
+        rows.append({"fraction": f, "method": method, "in_law": bool(in_law), "runs": len(group),
+                     "forecast": len(errors),
                      "median_abs_error": float(np.median(np.abs(errors))) if len(errors) else np.nan,
                      "p90_abs_error": float(np.percentile(np.abs(errors), 90)) if len(errors) else np.nan,
                      "mean_error": float(np.mean(errors)) if len(errors) else np.nan})

@@ -19,8 +19,8 @@ curve), its spread scaled by Student's t (`_intervals` says why and what it meas
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -46,10 +46,10 @@ class CurvePoints:
     s: np.ndarray
     loss: np.ndarray
 
-    def subset(self, mask: np.ndarray) -> "CurvePoints":
+    def subset(self, mask: np.ndarray) -> CurvePoints:
         return CurvePoints(self.run[mask], self.n[mask], self.s[mask], self.loss[mask])
 
-    def of_runs(self, runs) -> "CurvePoints":
+    def of_runs(self, runs) -> CurvePoints:
         """The points of `runs` in that order, a run drawn twice giving its points twice (the bootstrap)."""
         parts = [np.flatnonzero(self.run == r) for r in runs]
         index = np.concatenate(parts) if parts else np.array([], int)

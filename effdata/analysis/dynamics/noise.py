@@ -39,7 +39,7 @@ class NoiseScaleFit:
 
     def to_dict(self) -> dict:
         return {"fitted": self.fitted, "reason": self.reason, "b_star_tokens": self.b_star, "alpha_b": self.alpha_b,
-                "intervals": {k: list(v) for k, v in self.intervals.items()}, "points": int(len(self.points)),
+                "intervals": {k: list(v) for k, v in self.intervals.items()}, "points": len(self.points),
                 "left_out": self.left_out, "paper": PAPER_CRITICAL_BATCH}
 
 

@@ -2,6 +2,8 @@
 error at 10/20/50 % of a run, and B_crit(L) where the noise scale was measured. No torch."""
 from __future__ import annotations
 
+import math
+
 from effdata.analysis.core.markdown import markdown_table
 from effdata.analysis.dynamics.dynamics import DynamicsStudy
 from effdata.analysis.dynamics.forecast import MIN_OWN_POINTS
@@ -15,7 +17,7 @@ STEP_WORDS = {"S": "plain optimiser steps S",
 
 def _percent(value: float, signed: bool = False) -> str:
     """A relative error as a percentage; "—" where no run could be forecast."""
-    if value != value:
+    if math.isnan(value):
         return "—"
     return f"{100 * value:+.2g} %" if signed else f"{100 * value:.2g} %"
 
