@@ -7,15 +7,17 @@ import pandas as pd
 import pytest
 
 from effdata.analysis.core.table import TableError
+from effdata.analysis.dynamics.answers import frontier, law_steps, steps_for
 from effdata.analysis.dynamics.forecast import forecast_runs
 from effdata.analysis.dynamics.history import load_curves
 from effdata.analysis.dynamics.law import (
+    LearningCurveFit,
     fit_learning_curve,
     law_loss,
     law_points,
     law_points_min,
 )
-from effdata.analysis.dynamics.noise import fit_critical_batch
+from effdata.analysis.dynamics.noise import NoiseScaleFit, fit_critical_batch
 from effdata.study.store import Store
 from effdata.study.study import study_from_dict, study_runs
 from effdata.training.curve import curve_point
@@ -194,6 +196,40 @@ def test_s_min_divides_each_step_by_one_plus_b_crit_over_b():
     # Without n_ctx, the batch in tokens is read off the curve's tokens per step (16 × 128 here too).
     assert law_points_min(load_curves(curves, results), b_crit).s == pytest.approx(least.s)
     assert fit_learning_curve(table, n_bootstrap=0, b_crit=b_crit).steps == "S_min"
+
+
+# --------------------------------------------------------------------------- planner answers
+
+def known_law(steps: str = "S_min") -> LearningCurveFit:
+    return LearningCurveFit(True, steps=steps, sizes=[2.5e4, 4e5], step_range=(50, 2000), loss_range=(1.5, 4.0),
+                            batch_tokens=2048, **TRUTH)
+
+
+def test_steps_for_a_target_solve_the_law_and_say_what_is_out_of_reach():
+    law, noise = known_law(), NoiseScaleFit(True, b_star=3e6, alpha_b=0.4)
+    answer = steps_for(law, noise, 1e5, 2.0)
+    assert float(law.loss(1e5, answer.s_min)) == pytest.approx(2.0)         # the law at S_min is the target
+    b_crit = 3e6 / 2.0 ** (1 / 0.4)
+    assert answer.batch_tokens == pytest.approx(b_crit) and answer.steps == pytest.approx(2 * answer.s_min)
+    assert answer.tokens == pytest.approx(2 * answer.e_min) and answer.compute == pytest.approx(6e5 * answer.tokens)
+    assert answer.flags == ()
+    floor = 40 * 1e5 ** -0.3    # the N term: no number of steps gets below it
+    low = steps_for(law, noise, 1e5, 0.9 * floor)
+    assert np.isnan(low.steps) and any("unreachable" in f for f in low.flags)
+    assert any("N outside" in f for f in steps_for(law, noise, 1e7, 2.0).flags)
+    plain = steps_for(known_law("S"), None, 1e5, 2.0)
+    assert plain.batch_tokens == 2048 and plain.steps == pytest.approx(answer.s_min)
+
+
+def test_the_frontier_is_the_cheapest_size_and_grows_as_the_loss_falls():
+    law, noise = known_law(), NoiseScaleFit(True, b_star=3e6, alpha_b=0.4)
+    points = frontier(law, noise, [3.0, 2.5, 2.0])
+    assert [p.loss for p in points] == [3.0, 2.5, 2.0]
+    assert points[0].n_opt < points[1].n_opt < points[2].n_opt and points[0].c_min < points[2].c_min
+    for p in points:   # no size on a fine grid is cheaper than N_opt by more than the grid's step
+        grid = np.geomspace(1e3, 1e7, 2000)
+        compute = 6 * grid * law_steps(law, grid, p.loss) * 3e6 / p.loss ** 2.5
+        assert np.nanmin(compute) == pytest.approx(p.c_min, rel=1e-3)
 
 
 # --------------------------------------------------------------------------- the pipeline

@@ -72,6 +72,9 @@ class LearningCurveFit:
     n_points: int = 0
     sizes: list[float] = field(default_factory=list)
     rms_log: float = float("nan")         # in-sample root mean square of log-loss residuals
+    step_range: tuple[float, float] = (float("nan"), float("nan"))   # S (or S_min) of the points fitted
+    loss_range: tuple[float, float] = (float("nan"), float("nan"))
+    batch_tokens: float = float("nan")    # the runs' batch (median), what plain S is counted at
     held_out: dict[float, float] = field(default_factory=dict)   # N -> RMS relative error, that N left out
     runs: list[str] = field(default_factory=list)
 
@@ -83,6 +86,8 @@ class LearningCurveFit:
                 "alpha_s": self.alpha_s, "n_c": self.n_c, "s_c": self.s_c, "A": float(np.exp(self.log_a)),
                 "B": float(np.exp(self.log_b)), "intervals": {k: list(v) for k, v in self.intervals.items()},
                 "n_runs": self.n_runs, "n_points": self.n_points, "sizes": self.sizes, "rms_log": self.rms_log,
+                "step_range": list(self.step_range), "loss_range": list(self.loss_range),
+                "batch_tokens": self.batch_tokens,
                 "held_out_rms_relative": {str(int(k)): v for k, v in self.held_out.items()},
                 "paper": PAPER_LEARNING_CURVE}
 
@@ -150,7 +155,10 @@ def fit_learning_curve(curves: CurveTable, n_bootstrap: int = LAW_BOOTSTRAP, see
                                        f"evaluations after warm-up (have {len(sizes)} N, {len(runs)} runs)", steps)
     theta, rms = solve(points)
     fit = LearningCurveFit(True, steps=steps, n_runs=len(runs), n_points=len(points.loss), sizes=sizes, rms_log=rms,
-                           runs=runs, **_natural(theta))
+                           step_range=(float(points.s.min()), float(points.s.max())),
+                           loss_range=(float(points.loss.min()), float(points.loss.max())),
+                           runs=runs, batch_tokens=float(batch_tokens(curves).reindex(runs).median()),
+                           **_natural(theta))
     fit.intervals = _intervals(points, runs, theta, n_bootstrap, seed)
     if len(sizes) >= 3:
         for n in sizes:

@@ -76,6 +76,27 @@ def _noise_lines(fit: NoiseScaleFit | None) -> list[str]:
                             ["α_B", _cell(fit.alpha_b, fit.intervals.get("alpha_b")), sig(paper["alpha_b"])]]), ""]
 
 
+def _answer_lines(study: DynamicsStudy) -> list[str]:
+    """Steps and batch for the example targets at each fitted N, and the frontier where it can be drawn."""
+    if not study.answers:
+        return []
+    law = study.answering_law
+    rows = [[sig(a.target), sig(a.n), sig(a.steps), sig(a.batch_tokens), sig(a.tokens), sig(a.compute),
+             "; ".join(a.flags) or "—"] for a in study.answers]
+    batch_words = ("the batch is B_crit(L) (Kaplan's compromise: twice the fewest steps, twice the fewest tokens)"
+                   if law.steps == "S_min" else "at the batch the runs used (no noise scale: no critical batch)")
+    lines = ["### Steps and batch for a target loss", "",
+             f"From L(N, {law.steps}) solved for the steps; {batch_words}. Targets: the lowest loss the fitted runs "
+             "reached and the middle of their range; an answer outside the fitted ranges says so.", "",
+             markdown_table(["target loss", "N", "steps", "batch (tokens)", "tokens", "FLOPs (6·N·tokens)", "flags"],
+                            rows), ""]
+    if study.frontier:
+        rows = [[sig(f.loss), sig(f.n_opt), sig(f.c_min), "; ".join(f.flags) or "—"] for f in study.frontier]
+        lines += ["Compute-efficient frontier: C_min(L) = min over N of 6·N·E_min(N, L), E_min = B_crit(L)·S_min.",
+                  "", markdown_table(["loss", "N_opt", "C_min (FLOPs)", "flags"], rows), ""]
+    return lines
+
+
 def dynamics_section(study: DynamicsStudy) -> list[str]:
     curves = study.curves
     lines = ["## Training dynamics", "",
@@ -88,4 +109,4 @@ def dynamics_section(study: DynamicsStudy) -> list[str]:
               "(cosine or wsd) bend at their end, so α_S and S_c here describe this schedule, not the paper's.", ""]
     lines += ["### Forecasting a run's best loss from its start", ""] + _forecast_lines(study)
     lines += ["### Critical batch size", ""] + _noise_lines(study.noise)
-    return lines
+    return lines + _answer_lines(study)

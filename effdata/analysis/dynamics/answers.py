@@ -1,0 +1,108 @@
+"""What the learning-curve laws answer: steps and batch for a target loss at N, and the compute-efficient
+frontier (Kaplan et al. 2020, §5-6). Pure arithmetic on the fitted laws; every answer outside the ranges the
+laws were fitted on says so.
+
+* Steps: L(N, S) = (N_c/N)^α_N + (S_c/S)^α_S solved for S: S = S_c·(L − (N_c/N)^α_N)^(−1/α_S); none when
+  L is at or below the N term (the size cannot reach it however long it trains).
+* Batch: with L(N, S_min) and B_crit(L), a batch B takes S = S_min·(1 + B_crit/B) steps and E = E_min·(1 + B/B_crit)
+  tokens, E_min = B_crit·S_min (eq. 5.5-5.6); the answer's batch is B_crit, Kaplan's compromise (2× the fewest
+  steps, 2× the fewest tokens). With plain S (no noise scale) the steps are at the batch the runs used.
+* Frontier: C_min(L) = min over N of 6·N·E_min(N, L), N on a grid a decade around the fitted sizes; the N that
+  attains it is N_opt for that compute (Kaplan's N_opt ∝ C^0.73 is this minimum on their laws).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from effdata.analysis.dynamics.law import LearningCurveFit
+from effdata.analysis.dynamics.noise import NoiseScaleFit
+
+FRONTIER_GRID = 200     # sizes tried per loss, log-spaced over a decade beyond the fitted sizes each way
+
+
+@dataclass(frozen=True)
+class StepsAnswer:
+    n: float
+    target: float
+    steps: float               # optimiser steps at `batch_tokens` (nan: unreachable at this N)
+    batch_tokens: float
+    tokens: float              # steps × batch
+    compute: float             # 6·N·tokens
+    s_min: float               # the fewest steps (at an infinite batch; = steps for a plain-S law)
+    e_min: float               # the fewest tokens (at a tiny batch; nan for a plain-S law)
+    flags: tuple[str, ...]     # extrapolations, and why an answer is missing
+
+
+def _extrapolations(law: LearningCurveFit, n: float, target: float, s: float) -> list[str]:
+    flags = []
+    if not min(law.sizes) <= n <= max(law.sizes):
+        flags.append(f"N outside the fitted {min(law.sizes):.3g}-{max(law.sizes):.3g}")
+    if not law.loss_range[0] <= target <= law.loss_range[1]:
+        flags.append(f"loss outside the fitted {law.loss_range[0]:.3g}-{law.loss_range[1]:.3g}")
+    if np.isfinite(s) and not law.step_range[0] <= s <= law.step_range[1]:
+        flags.append(f"{law.steps} outside the fitted {law.step_range[0]:.3g}-{law.step_range[1]:.3g}")
+    return flags
+
+
+def law_steps(law: LearningCurveFit, n, target) -> np.ndarray:
+    """S (or S_min) at which L(N, S) reaches `target`; nan where the N term alone is at or above it."""
+    rest = np.asarray(target, float) - np.exp(law.log_a - law.alpha_n * np.log(np.asarray(n, float)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(rest > 0, np.exp((law.log_b - np.log(rest)) / law.alpha_s), np.nan)
+
+
+def steps_for(law: LearningCurveFit, noise: NoiseScaleFit | None, n: float, target: float) -> StepsAnswer:
+    """Steps, batch, tokens and compute for a run of N to reach `target` (module docstring)."""
+    s = float(law_steps(law, n, target))
+    flags = _extrapolations(law, n, target, s)
+    if not np.isfinite(s):
+        flags.append(f"unreachable: L(N, ∞) = {math.exp(law.log_a - law.alpha_n * math.log(n)):.3g} ≥ the target")
+    if law.steps == "S_min" and noise is not None and noise.fitted:
+        b_crit = float(noise.b_crit(target))
+        steps, e_min = 2 * s, s * b_crit
+        return StepsAnswer(n, target, steps, b_crit, steps * b_crit, 6 * n * steps * b_crit, s, e_min, tuple(flags))
+    b = law.batch_tokens
+    return StepsAnswer(n, target, s, b, s * b, 6 * n * s * b, s, np.nan, tuple(flags + ["steps at the runs' batch"]))
+
+
+@dataclass(frozen=True)
+class FrontierPoint:
+    loss: float
+    n_opt: float
+    c_min: float               # 6·N_opt·E_min: FLOPs
+    flags: tuple[str, ...]
+
+
+def frontier(law: LearningCurveFit, noise: NoiseScaleFit, losses) -> list[FrontierPoint]:
+    """C_min(L) and N_opt(L) for each loss (needs L(N, S_min) and B_crit(L))."""
+    if law.steps != "S_min" or not noise.fitted:
+        raise ValueError("the frontier needs L(N, S_min) and a fitted B_crit(L)")
+    grid = np.geomspace(min(law.sizes) / 10, max(law.sizes) * 10, FRONTIER_GRID)
+    points = []
+    for loss in losses:
+        compute = 6 * grid * law_steps(law, grid, loss) * float(noise.b_crit(loss))
+        if not np.isfinite(compute).any():
+            continue
+        best = int(np.nanargmin(compute))
+        flags = _extrapolations(law, grid[best], loss, float(law_steps(law, grid[best], loss)))
+        if best in (0, len(grid) - 1):
+            flags.append("the minimum is at the edge of the sizes tried")
+        points.append(FrontierPoint(float(loss), float(grid[best]), float(compute[best]), tuple(flags)))
+    return points
+
+
+def example_targets(law: LearningCurveFit) -> list[float]:
+    """Losses the report answers for: the lowest the law's runs reached, and the middle of its fitted range."""
+    low, high = law.loss_range
+    return [low, (low + high) / 2]
+
+
+def answer_all(law: LearningCurveFit, noise: NoiseScaleFit | None) -> tuple[list[StepsAnswer], list[FrontierPoint]]:
+    """Steps for each fitted N at each example target; the frontier over the fitted losses where it can be drawn."""
+    answers = [steps_for(law, noise, n, t) for t in example_targets(law) for n in law.sizes]
+    can_frontier = law.steps == "S_min" and noise is not None and noise.fitted
+    losses = np.linspace(law.loss_range[0], law.loss_range[1], 4)
+    return answers, frontier(law, noise, losses) if can_frontier else []
