@@ -35,7 +35,7 @@ from effdata.paths import home
 from effdata.spec import CPU_LADDER, TrainSettings, get_shape
 from effdata.training import device as devmod
 from effdata.training import steptimes
-from effdata.training.bench import bench_size, step_times
+from effdata.training.bench import bench_size, noise_scale_cost, step_times
 from effdata.training.step import should_compile
 
 
@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--chars-per-token", type=float, default=3.0)
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile column (it compiles per size)")
     p.add_argument("--no-trainer", action="store_true")
+    p.add_argument("--noise-scale", action="store_true",
+                   help="also time the gradient noise scale's measurement of one batch against a step (its cost)")
     a = p.parse_args(argv)
 
     if a.vocab is None:
@@ -107,10 +109,20 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {name} | {n:,} | {ours:,.0f} ({devmod.precision_name(*r['precision'])}) | {ours * cpt:,.0f} | "
               f"{comp} | {trainer:,.0f} | {r['eager']:,.0f} | {ours / trainer:.2f}x | {long_run / trainer:.2f}x | "
               f"{100 * mfu:.1f}% |", flush=True)
+    if a.noise_scale:
+        _noise_scale_table(a, dev)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\nload average {load:.2f} at end")
     if not a.no_compile:
         print(f"step and compile times recorded in {home() / steptimes.FILE}: compile=\"auto\" decides by them")
+
+
+def _noise_scale_table(a, dev) -> None:
+    """The noise scale's cost per batch measured, in steps: `noise_scale = k` adds k × this × evaluations / steps."""
+    print("\n| size | step ms (ours, eager) | noise scale of one batch ms | in steps |\n|---|---|---|---|")
+    for name in a.sizes.split(","):
+        step_s, noise_s = noise_scale_cost(get_shape(name.strip()), a.vocab, a.batch, dev)
+        print(f"| {name} | {1e3 * step_s:.1f} | {1e3 * noise_s:.1f} | {noise_s / step_s:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

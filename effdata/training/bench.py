@@ -227,3 +227,18 @@ def measure_step_times(shape, vocab: int, batch: int, dev, precision: str = "aut
     result = {"ours": tokens / float(np.median(times["ours"])), "times": times,
               "compile_s": methods["compiled"].first}
     return step_times(result, tokens)
+
+
+def noise_scale_cost(shape, vocab: int, batch: int, dev, repeats: int = 8) -> tuple[float, float]:
+    """(median seconds of our eager step, median seconds of measuring the noise scale on one batch of the same
+    size): what `noise_scale = k` adds per evaluation is k of the latter (training/noise.py). Interleaved, so
+    that load on the machine hits both alike."""
+    from effdata.training.noise import measure  # noqa: PLC0415 - only this measurement needs it
+
+    ours = Ours(shape, vocab, batch, dev, compile=False)
+    ours.run(1)
+    steps, noise = [], []
+    for i in range(repeats):
+        steps += ours.run(1)
+        noise.append(measure(ours.step.eager_loss, ours.step.params, [ours.ws[i % 4]], dev).seconds)
+    return float(np.median(steps)), float(np.median(noise))
