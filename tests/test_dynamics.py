@@ -250,3 +250,26 @@ def test_analyze_finds_the_curve_table_beside_the_results_and_reports_it(tmp_pat
     with pytest.raises(TableError, match="curve table lacks"):
         analyze(tmp_path / "alone.csv", tmp_path / "bad", curves=curves.drop(columns="step"), figures=False,
                 n_bootstrap=0)
+
+
+# --------------------------------------------------------------------------- the critical batch at fixed loss
+
+def test_steps_and_tokens_at_fixed_loss_give_back_the_critical_batch():
+    """Runs at 5 batch sizes whose curves follow one loss in S_min = S/(1 + B_crit/B), B_crit = 1,024 tokens:
+    the steps to a common loss obey S = S_min + E_min/B, and E_min/S_min is B_crit again (to the
+    interpolation between evaluations)."""
+    from effdata.analysis.dynamics.tradeoff import batch_tradeoffs
+
+    b_crit, rows, curves = 1024.0, [], []
+    for batch in (2, 4, 8, 16, 32):
+        run_id, step = f"b{batch}", np.arange(0, 3001, 25)
+        s_min = np.maximum(step, 1) / (1 + b_crit / (batch * 128))
+        loss = 1.5 + (60 / s_min) ** 0.7
+        curves += [{"run_id": run_id, "step": int(k), "tokens": int(k) * batch * 128, "valid_loss": float(v)}
+                   for k, v in zip(step, loss)]
+        rows.append({"run_id": run_id, "status": "ok", "mode": "scratch", "n_params": 1e5, "batch_size": batch,
+                     "n_ctx": 128, "loss": float(loss.min())})
+    (fit,) = batch_tradeoffs(load_curves(pd.DataFrame(curves), pd.DataFrame(rows)))
+    assert fit.fitted and fit.runs["steps"].notna().all()
+    assert fit.b_crit == pytest.approx(b_crit, rel=0.03)
+    assert fit.target == pytest.approx(max(r["loss"] for r in rows))
