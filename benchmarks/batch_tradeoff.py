@@ -18,10 +18,10 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO)]
 
-from effdata.analysis.dynamics.history import load_curves  # noqa: E402
-from effdata.analysis.dynamics.noise import fit_critical_batch  # noqa: E402
-from effdata.analysis.dynamics.tradeoff import batch_tradeoffs  # noqa: E402
-from effdata.fmt import sig  # noqa: E402
+from effdata.analysis.dynamics.history import load_curves
+from effdata.analysis.dynamics.noise import fit_critical_batch
+from effdata.analysis.dynamics.tradeoff import batch_tradeoffs
+from effdata.fmt import sig
 
 
 def main(argv: list[str] | None = None) -> int:
