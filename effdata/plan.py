@@ -3,6 +3,7 @@
     python -m effdata.plan analysis/cpu/fits.json --d-f 1e5 --budget 1e13
     python -m effdata.plan paper --d-f 1e8 --sizes 1e8 1e9 1e10 --budget 1e21
     python -m effdata.plan --heldout analysis/cpu/results.csv          # how well it predicts unseen runs
+    python -m effdata.plan analysis/dynamics/fits.json --target-loss 5.5 --sizes 5e4 1e5   # steps, batch, frontier
 
 FITS is a fits.json written by `python -m effdata.analyze` (or the directory holding it), or `paper`
 (`paper:hoffmann`) for the papers' laws, labelled as such. Prints the plan as Markdown and writes
@@ -37,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("fits", nargs="?", help="fits.json (or its directory), or 'paper' / 'paper:hoffmann'")
     parser.add_argument("--d-f", type=float, metavar="CHARS", help="target (fine-tuning) data, in characters")
+    parser.add_argument("--target-loss", type=float, metavar="LOSS",
+                        help="instead of --d-f: steps, batch and compute for a run of each size to reach this held-out "
+                             "loss, and the compute-efficient N, from the learning-curve laws (fits.json's `dynamics`)")
     parser.add_argument("--sizes", type=float, nargs="+", metavar="N",
                         help="candidate non-embedding sizes (default: 5 over the from-scratch law's fitted range)")
     parser.add_argument("--pretrain", nargs="+", metavar="NAME", help="pretraining names (default: every fitted one)")
@@ -59,7 +63,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _steps_plan(args) -> str:
+    """--target-loss: steps and batch at each size from the learning-curve laws (fits.json's `dynamics`)."""
+    from effdata.analysis.dynamics.answers import frontier, laws_from_fits, steps_for  # noqa: PLC0415
+    from effdata.analysis.dynamics.report import answers_markdown  # noqa: PLC0415
+
+    try:
+        law, noise = laws_from_fits(read_fits(args.fits))
+    except ValueError as exc:
+        raise PlanError(str(exc)) from None
+    answers = [steps_for(law, noise, n, args.target_loss) for n in (args.sizes or law.sizes)]
+    front = frontier(law, noise, [args.target_loss]) if law.steps == "S_min" and noise is not None else []
+    return "\n".join([f"# Steps and batch for loss {args.target_loss:g}", "",
+                      *answers_markdown(law, answers, front)]) + "\n"
+
+
 def _plan(args) -> str:
+    if args.fits is not None and args.target_loss is not None:
+        return _steps_plan(args)
     if args.fits is None or args.d_f is None:
         raise PlanError("give FITS (a fits.json, or 'paper') and --d-f CHARS, or --heldout RESULTS")
     laws = load_laws(read_fits(args.fits), law=args.law, chars_per_token=args.chars_per_token)
@@ -110,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     except (PlanError, TableError) as exc:
         print(f"effdata.plan: {exc}", file=sys.stderr)
         return 2
-    if not args.no_figure:
+    if not args.no_figure and args.target_loss is None:   # --target-loss prints only
         print(f"\nwritten: {args.out / 'PLAN.md'}, {args.out / 'plan.png'}", file=sys.stderr)
     return 0
 

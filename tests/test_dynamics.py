@@ -234,7 +234,7 @@ def test_the_frontier_is_the_cheapest_size_and_grows_as_the_loss_falls():
 
 # --------------------------------------------------------------------------- the pipeline
 
-def test_analyze_finds_the_curve_table_beside_the_results_and_reports_it(tmp_path):
+def test_analyze_finds_the_curve_table_beside_the_results_and_reports_it(tmp_path, capsys):
     from effdata.analysis.pipeline import analyze
     results, curves = synthetic_curves(seed=4, evals=40)
     results.to_csv(tmp_path / "results.csv", index=False)
@@ -247,6 +247,16 @@ def test_analyze_finds_the_curve_table_beside_the_results_and_reports_it(tmp_pat
     assert "## Training dynamics" in report and "| α_S |" in report and "plain optimiser steps S" in report
     assert out["dynamics"]["law"]["fitted"] and out["dynamics"]["runs"] == 10
     assert len(pd.read_csv(tmp_path / "with" / "forecasts.csv")) == 10 * 3 * 2
+    # The planner answers from that fits.json: the law at the steps it gives is the target.
+    from effdata.plan import main as plan
+    assert plan([str(tmp_path / "with" / "fits.json"), "--target-loss", "2.0", "--sizes", "1e5"]) == 0
+    answer = capsys.readouterr().out
+    steps = float(answer.split("| 2 | 1e+05 | ")[1].split(" |")[0])
+    fitted = out["dynamics"]["law"]
+    assert law_loss(1e5, steps, fitted["alpha_n"], fitted["alpha_s"], np.log(fitted["A"]), np.log(fitted["B"])) == \
+        pytest.approx(2.0, rel=5e-3)   # the table shows 3 significant digits of the steps
+    assert plan([str(tmp_path / "without" / "fits.json"), "--target-loss", "2.0"]) == 2
+    assert "no `dynamics` block" in capsys.readouterr().err
     with pytest.raises(TableError, match="curve table lacks"):
         analyze(tmp_path / "alone.csv", tmp_path / "bad", curves=curves.drop(columns="step"), figures=False,
                 n_bootstrap=0)

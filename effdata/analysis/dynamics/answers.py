@@ -106,3 +106,22 @@ def answer_all(law: LearningCurveFit, noise: NoiseScaleFit | None) -> tuple[list
     can_frontier = law.steps == "S_min" and noise is not None and noise.fitted
     losses = np.linspace(law.loss_range[0], law.loss_range[1], 4)
     return answers, frontier(law, noise, losses) if can_frontier else []
+
+
+def laws_from_fits(fits: dict) -> tuple[LearningCurveFit, NoiseScaleFit | None]:
+    """The law the answers use (L(N, S_min) where fitted, else L(N, S)) and B_crit(L), from fits.json's
+    `dynamics` block; ValueError naming what is missing."""
+    block = fits.get("dynamics")
+    if not block:
+        raise ValueError("this fits.json has no `dynamics` block (its table had no learning curves: curves.csv)")
+    entry = block.get("law_s_min") if (block.get("law_s_min") or {}).get("fitted") else block.get("law")
+    if not entry or not entry.get("fitted"):
+        raise ValueError(f"no fitted learning-curve law in this fits.json ({(entry or {}).get('reason', 'none')})")
+    law = LearningCurveFit(True, steps=entry["steps"], alpha_n=entry["alpha_n"], alpha_s=entry["alpha_s"],
+                           log_a=math.log(entry["A"]), log_b=math.log(entry["B"]), n_c=entry["n_c"], s_c=entry["s_c"],
+                           sizes=entry["sizes"], step_range=tuple(entry["step_range"]),
+                           loss_range=tuple(entry["loss_range"]), batch_tokens=entry["batch_tokens"] or float("nan"))
+    critical = block.get("critical_batch") or {}
+    noise = (NoiseScaleFit(True, b_star=critical["b_star_tokens"], alpha_b=critical["alpha_b"])
+             if critical.get("fitted") else None)
+    return law, noise

@@ -80,18 +80,23 @@ def _answer_lines(study: DynamicsStudy) -> list[str]:
     """Steps and batch for the example targets at each fitted N, and the frontier where it can be drawn."""
     if not study.answers:
         return []
-    law = study.answering_law
+    return ["### Steps and batch for a target loss", "",
+            *answers_markdown(study.answering_law, study.answers, study.frontier,
+                              "Targets: the lowest loss the fitted runs reached and the middle of their range.")]
+
+
+def answers_markdown(law: LearningCurveFit, answers: list, frontier: list, targets_words: str = "") -> list[str]:
+    """The steps table and the frontier table (the report's section and `python -m effdata.plan --target-loss`)."""
     rows = [[sig(a.target), sig(a.n), sig(a.steps), sig(a.batch_tokens), sig(a.tokens), sig(a.compute),
-             "; ".join(a.flags) or "—"] for a in study.answers]
+             "; ".join(a.flags) or "—"] for a in answers]
     batch_words = ("the batch is B_crit(L) (Kaplan's compromise: twice the fewest steps, twice the fewest tokens)"
                    if law.steps == "S_min" else "at the batch the runs used (no noise scale: no critical batch)")
-    lines = ["### Steps and batch for a target loss", "",
-             f"From L(N, {law.steps}) solved for the steps; {batch_words}. Targets: the lowest loss the fitted runs "
-             "reached and the middle of their range; an answer outside the fitted ranges says so.", "",
+    lines = [f"From L(N, {law.steps}) solved for the steps; {batch_words}. {targets_words} An answer outside the "
+             "fitted ranges says so.".replace("  ", " "), "",
              markdown_table(["target loss", "N", "steps", "batch (tokens)", "tokens", "FLOPs (6·N·tokens)", "flags"],
                             rows), ""]
-    if study.frontier:
-        rows = [[sig(f.loss), sig(f.n_opt), sig(f.c_min), "; ".join(f.flags) or "—"] for f in study.frontier]
+    if frontier:
+        rows = [[sig(f.loss), sig(f.n_opt), sig(f.c_min), "; ".join(f.flags) or "—"] for f in frontier]
         lines += ["Compute-efficient frontier: C_min(L) = min over N of 6·N·E_min(N, L), E_min = B_crit(L)·S_min.",
                   "", markdown_table(["loss", "N_opt", "C_min (FLOPs)", "flags"], rows), ""]
     return lines
