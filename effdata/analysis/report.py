@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from effdata.analysis.audit.audit import Audit, audit_json
+from effdata.analysis.audit.report import audit_section
 from effdata.analysis.budget.budget import BudgetStudy
 from effdata.analysis.budget.report import budget_section
 from effdata.analysis.core.bootstrap import NoiseModel
@@ -82,6 +84,7 @@ class Analysis:
     ladder: EffectiveResult | None = None   # one shape per N, what the laws use (None: `effective` itself)
     shapes: ShapeStudy | None = None         # several shapes at one N (analysis/shape_compare.py)
     budget: BudgetStudy | None = None        # pretraining budgets, and a compared table's (analysis/budget.py)
+    audit: Audit | None = None               # what each answer rests on (analysis/audit/)
 
     @property
     def law_view(self) -> EffectiveResult:
@@ -212,6 +215,7 @@ def fits_json(analysis: Analysis) -> dict:
         "shape": shape_blocks(analysis.shapes) if analysis.shapes else None,   # the planner's shape comparisons
         "shape_study": analysis.shapes.to_dict() if analysis.shapes else None,
         "budget": analysis.budget.to_dict() if analysis.budget else None,
+        "audit": audit_json(analysis.audit) if analysis.audit else None,
         "input_notes": analysis.results.notes,
         "counts": {"runs": int(len(analysis.results.runs)), "scratch": int(len(analysis.results.scratch)),
                    "finetuned": int(len(table)), "set_aside": int(len(analysis.results.set_aside)),
@@ -459,6 +463,8 @@ def render_report(analysis: Analysis) -> str:
         return "\n".join(lines + _scratch_only_sections(analysis))
 
     lines += _transfer_section(analysis)
+    if analysis.audit:
+        lines += audit_section(analysis.audit)
     if analysis.shapes:
         lines += shape_section(analysis.shapes)
     if analysis.compare:
@@ -507,6 +513,8 @@ def _scratch_only_sections(analysis: Analysis) -> list[str]:
     if analysis.compute:
         lines += _compute_section(analysis.compute)
     lines += _scratch_laws_section(analysis)
+    if analysis.audit:
+        lines += audit_section(analysis.audit)
     # The transfer figures were all skipped for want of fine-tuned runs, which is said above already.
     lines += _figure_lines([f for f in analysis.figures if isinstance(f, SavedFigure)]) + [""]
     return lines + _set_aside_lines(analysis.results)

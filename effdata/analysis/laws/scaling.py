@@ -490,3 +490,35 @@ def bootstrap_chinchilla(points: ScratchPoints, restarts: np.ndarray, n_resample
         best = np.argmin(value.reshape(len(index), len(restarts)), axis=1)
         estimates.append(theta.reshape(len(index), len(restarts), 5)[np.arange(len(index)), best])
     return np.concatenate(estimates) if estimates else np.empty((0, 5))
+
+
+# --------------------------------------------------------------------------- refits the audit asks for
+
+KAPLAN_BOUNDS = ([1e-4, 1e-4, -100, -100], [3, 3, 300, 300])   # what _kaplan_solve searches within
+
+
+def kaplan_refit(points: ScratchPoints, start, loss: str = "linear", f_scale: float = 1.0) -> np.ndarray:
+    """(alpha_n, alpha_d, log N_c, log D_C) on these points from `start` (and the usual starting grid);
+    `loss="huber"` with `f_scale` the Huber threshold on log loss gives the other estimator."""
+    median_log_loss = float(np.median(points.log_loss))
+    starts = [list(start)] + [[a_n, a_d, float(np.median(points.log_n)) + median_log_loss / a_n,
+                               float(np.median(points.log_d)) + median_log_loss / a_d]
+                              for a_n in (0.05, 0.1, 0.3) for a_d in (0.05, 0.1, 0.3)]
+    if loss == "linear":
+        return _kaplan_solve(points.log_n, points.log_d, points.log_loss, starts).x
+
+    def residual(p):
+        return p[1] * np.logaddexp((p[0] / p[1]) * (p[2] - points.log_n), p[3] - points.log_d) - points.log_loss
+
+    results = [least_squares(residual, s, bounds=KAPLAN_BOUNDS, x_scale=[0.1, 0.1, 10, 10], loss=loss,
+                             f_scale=f_scale) for s in starts]
+    return min(results, key=lambda r: r.cost).x
+
+
+def chinchilla_refit(points: ScratchPoints, delta: float = CHINCHILLA_HUBER_DELTA,
+                     grid: StartGrid = StartGrid()) -> np.ndarray:
+    """(E, A, B, alpha, beta, a_opt, b_opt) of the best of the starting grid on these points, polished."""
+    theta, value = solve_batched(points.log_n[None], points.log_d[None], points.log_loss[None], grid.points(), delta)
+    best = int(np.argmin(value))
+    polished, polished_value = polish_lbfgs(theta[best], points.log_n, points.log_d, points.log_loss, delta)
+    return natural_parameters(polished if polished_value < value[best] else theta[best])

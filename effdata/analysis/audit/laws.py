@@ -1,0 +1,130 @@
+"""The from-scratch laws audited: each N left out, the other estimator, the largest N predicted from the rest,
+the not-converged runs left out, and parameters against the bounds of their search (degenerate fits)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from effdata.analysis.audit.leverage import (Extrapolation, LawAudit, estimator_warnings, leave_each_out,
+                                             leverage_warnings)
+from effdata.analysis.laws.scaling import (CHINCHILLA_HUBER_DELTA, KAPLAN_BOUNDS, MIN_CHINCHILLA_POINTS,
+                                           MIN_KAPLAN_POINTS, ChinchillaFit, KaplanFit, ScratchPoints,
+                                           chinchilla_refit, kaplan_loss, kaplan_refit)
+from effdata.fmt import sig
+
+# E is searched as log E without a bound, so "E at its bound" is E ≈ 0: an irreducible loss below a millionth
+# of the smallest loss fitted is the solver running log E to -∞ (the public table of the audit issue: 1e-214).
+E_AT_ZERO = 1e-6
+# A Kaplan parameter within this fraction of the box it is searched in (KAPLAN_BOUNDS) sits on the box.
+AT_BOUND = 1e-3
+# Where a law's parameter is unidentified, these are what it decides.
+DERIVED = {"E": ("n_opt_exponent", "d_opt_exponent"), "alpha": ("n_opt_exponent", "d_opt_exponent"),
+           "beta": ("n_opt_exponent", "d_opt_exponent")}
+
+
+def chinchilla_bounds(fit: ChinchillaFit, min_loss: float) -> list[str]:
+    """Parameters of a fitted Chinchilla law at or against a bound of their search: E at 0, an exponent at or
+    below 0, or an interval that runs into one of them. Names, with why."""
+    found = []
+    lo_e = fit.intervals.get("E", [None])[0]
+    if fit.E is not None and fit.E < E_AT_ZERO * min_loss:
+        found.append(f"E = {sig(fit.E)} (at its bound 0: no irreducible loss is identified)")
+    elif lo_e is not None and lo_e < E_AT_ZERO * min_loss:
+        found.append(f"E's interval runs into its bound 0 (down to {sig(lo_e)})")
+    for name in ("alpha", "beta"):
+        value, interval = getattr(fit, name), fit.intervals.get(name)
+        if value is not None and value <= 0:
+            found.append(f"{name} = {sig(value)} (≤ 0: the loss does not fall along it)")
+        elif interval is not None and interval[0] <= 0:
+            found.append(f"{name}'s interval runs into 0 ([{sig(interval[0])}, {sig(interval[1])}])")
+    return found
+
+
+def kaplan_bounds(fit: KaplanFit) -> list[str]:
+    x = (fit.alpha_n, fit.alpha_d, np.log(fit.n_c), np.log(fit.d_c))
+    names = ("alpha_n", "alpha_d", "N_c", "D_c")
+    found = []
+    for name, value, lo, hi in zip(names, x, *KAPLAN_BOUNDS):
+        if min(abs(value - lo), abs(value - hi)) <= AT_BOUND * (hi - lo):
+            found.append(f"{name} at the edge of its search ({sig(value if name.startswith('alpha') else np.exp(value))})")
+    return found
+
+
+def _labels(points: ScratchPoints, size_labels: dict[float, str]) -> dict[float, str]:
+    return {v: size_labels.get(round(float(np.exp(v))), f"N={sig(np.exp(v))}") for v in np.unique(points.log_n)}
+
+
+def _largest(points: ScratchPoints, refit, predict, labels, minimum) -> Extrapolation | None:
+    top = points.log_n == points.log_n.max()
+    train = points.subset(~top)
+    if train.shortfall(minimum) is not None:
+        return None
+    predicted = predict(refit(train), points.subset(top))
+    actual = np.exp(points.log_loss[top])
+    return Extrapolation(labels[points.log_n.max()], float(np.mean(np.abs(predicted - actual))), "nats/token",
+                         int(top.sum()))
+
+
+def audit_kaplan(scratch: pd.DataFrame, fit: KaplanFit, size_labels: dict[float, str],
+                 converged: pd.Series | None) -> LawAudit | None:
+    if not fit.fitted:
+        return None
+    points = ScratchPoints.from_frame(scratch, "tokens")
+    start = (fit.alpha_n, fit.alpha_d, np.log(fit.n_c), np.log(fit.d_c))
+    refit = lambda p: kaplan_refit(p, start)  # noqa: E731
+    exponents = lambda x: {"alpha_n": float(x[0]), "alpha_d": float(x[1])}  # noqa: E731
+    audit = LawAudit("Kaplan L(N, D)", {"alpha_n": fit.alpha_n, "alpha_d": fit.alpha_d},
+                     {k: tuple(v) for k, v in fit.intervals.items() if k in ("alpha_n", "alpha_d")})
+    labels = _labels(points, size_labels)
+    usable = lambda keep: points.subset(keep).shortfall(MIN_KAPLAN_POINTS) is None  # noqa: E731
+    huber = lambda p: kaplan_refit(p, start, loss="huber", f_scale=CHINCHILLA_HUBER_DELTA)  # noqa: E731
+    audit.left_out = leave_each_out(points.log_n, labels, "N",
+                                    lambda keep: exponents(refit(points.subset(keep))) if usable(keep) else {},
+                                    lambda keep: exponents(huber(points.subset(keep))) if usable(keep) else {})
+    audit.other_estimate = exponents(huber(points))
+    audit.estimators = ("least squares", f"a Huber fit (δ = {CHINCHILLA_HUBER_DELTA:g} in log loss)")
+    audit.extrapolation = _largest(points, refit, lambda x, test: kaplan_loss(test.log_n, test.log_d, *x),
+                                   labels, MIN_KAPLAN_POINTS)
+    _without_unconverged(audit, scratch, converged, "tokens", MIN_KAPLAN_POINTS, lambda p: exponents(refit(p)))
+    audit.warnings = leverage_warnings(audit) + estimator_warnings(audit)
+    audit.warnings += [f"Kaplan L(N, D): {b}" for b in kaplan_bounds(fit)]
+    return audit
+
+
+def audit_chinchilla(scratch: pd.DataFrame, fit: ChinchillaFit, size_labels: dict[float, str],
+                     converged: pd.Series | None) -> LawAudit | None:
+    if not fit.fitted:
+        return None
+    points = ScratchPoints.from_frame(scratch, fit.units)
+    exponents = lambda x: {"alpha": float(x[3]), "beta": float(x[4])}  # noqa: E731
+    audit = LawAudit("Chinchilla L(N, D)", {"alpha": fit.alpha, "beta": fit.beta},
+                     {k: tuple(v) for k, v in fit.intervals.items() if k in ("alpha", "beta")})
+    labels = _labels(points, size_labels)
+    usable = lambda keep: points.subset(keep).shortfall(MIN_CHINCHILLA_POINTS) is None  # noqa: E731
+    least = lambda p: chinchilla_refit(p, delta=1e6)   # a Huber δ above every residual: least squares  # noqa: E731
+    audit.left_out = leave_each_out(
+        points.log_n, labels, "N",
+        lambda keep: exponents(chinchilla_refit(points.subset(keep), fit.huber_delta)) if usable(keep) else {},
+        lambda keep: exponents(least(points.subset(keep))) if usable(keep) else {})
+    audit.other_estimate = exponents(least(points))
+    audit.extrapolation = _largest(points, lambda p: chinchilla_refit(p, fit.huber_delta),
+                                   lambda x, test: x[0] + x[1] * np.exp(-x[3] * test.log_n) + x[2] * np.exp(-x[4] * test.log_d),
+                                   labels, MIN_CHINCHILLA_POINTS)
+    _without_unconverged(audit, scratch, converged, fit.units, MIN_CHINCHILLA_POINTS,
+                         lambda p: exponents(chinchilla_refit(p, fit.huber_delta)))
+    audit.warnings = leverage_warnings(audit) + estimator_warnings(audit)
+    bounds = chinchilla_bounds(fit, float(np.exp(points.log_loss.min())))
+    if bounds:
+        audit.warnings.append("Chinchilla L(N, D) is degenerate: " + "; ".join(bounds) + ". Its compute-optimal "
+                              "allocation (n_opt_exponent, d_opt_exponent) is unidentified: not a finding")
+    return audit
+
+
+def _without_unconverged(audit: LawAudit, scratch: pd.DataFrame, converged: pd.Series | None, units: str,
+                         minimum: int, refit) -> None:
+    """The law refitted on the converged from-scratch points only (a sensitivity row), where some are not."""
+    if converged is None or converged.all():
+        return
+    kept = ScratchPoints.from_frame(scratch[converged.reindex(scratch.index, fill_value=True).to_numpy(bool)], units)
+    if kept.shortfall(minimum) is None:
+        audit.sensitivity[f"without {int((~converged).sum())} not-converged points"] = refit(kept)
