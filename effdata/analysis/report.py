@@ -217,6 +217,7 @@ def fits_json(analysis: Analysis) -> dict:
         "budget": analysis.budget.to_dict() if analysis.budget else None,
         "audit": audit_json(analysis.audit) if analysis.audit else None,
         "input_notes": analysis.results.notes,
+        "vocab_size": _vocab_size(analysis.results),     # the planner refuses losses above a uniform guess
         "counts": {"runs": int(len(analysis.results.runs)), "scratch": int(len(analysis.results.scratch)),
                    "finetuned": int(len(table)), "set_aside": int(len(analysis.results.set_aside)),
                    **{flag: int(table[flag].sum()) if len(table) else 0 for flag in FLAG_NAMES}},
@@ -229,6 +230,13 @@ def fits_json(analysis: Analysis) -> dict:
         "figures": figures,
         "warnings": analysis.warnings,
     })
+
+
+def _vocab_size(results: ResultsTable) -> int | None:
+    """The vocabulary every run shares (None when the table does not say, or its runs differ)."""
+    rows = results.seed_runs
+    values = rows["vocab_size"].dropna().unique() if "vocab_size" in rows else []
+    return int(values[0]) if len(values) == 1 else None
 
 
 def _records(frame: pd.DataFrame | None) -> list[dict]:
@@ -550,14 +558,17 @@ def _chinchilla_lines(fit: ChinchillaFit) -> list[str]:
         return lines + [fit.reason or "not fitted", ""]
     labels = (("E", "E"), ("A", "A"), ("B", "B"), ("α (exponent of N)", "alpha"), ("β (exponent of D)", "beta"),
               ("a = β/(α+β): N_opt ∝ C^a", "n_opt_exponent"), ("b = α/(α+β): D_opt ∝ C^b", "d_opt_exponent"))
-    rows = [[label, fmt_interval(fit, name), _paper_chinchilla("hoffmann", name), _paper_chinchilla("besiroglu", name)]
+    shown = lambda name: fmt_interval(fit, name) + (" **unidentified**" if name in fit.unidentified else "")  # noqa: E731
+    rows = [[label, shown(name), _paper_chinchilla("hoffmann", name), _paper_chinchilla("besiroglu", name)]
             for label, name in labels]
     return lines + [markdown_table(["parameter", "fitted [90% CI]", "Hoffmann et al. 2022", "Besiroglu et al. 2024"],
                                     rows), "",
                     f"{fit.n_points} points; {fit.n_starts_at_best} of {fit.n_starts} starts reached the best "
                     f"objective; {fit.n_bootstrap_used} bootstrap resamples (each refitted from the optimum and the "
                     "grid's best distinct minima). Compute-optimal allocation at compute C = 6·N·D: N_opt ∝ C^a, "
-                    "D_opt ∝ C^b.", ""]
+                    "D_opt ∝ C^b.", ""] + ([f"**Degenerate fit**: {'; '.join(fit.degenerate)}. The allocation exponents "
+                                            "depend on where the search stopped, not on the data: not findings.", ""]
+                                           if fit.degenerate else [])
 
 
 def _kaplan_lines(kaplan: KaplanFit) -> list[str]:

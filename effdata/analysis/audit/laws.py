@@ -7,48 +7,10 @@ import pandas as pd
 
 from effdata.analysis.audit.leverage import (Extrapolation, LawAudit, estimator_warnings, leave_each_out,
                                              leverage_warnings)
-from effdata.analysis.laws.scaling import (CHINCHILLA_HUBER_DELTA, KAPLAN_BOUNDS, MIN_CHINCHILLA_POINTS,
+from effdata.analysis.laws.scaling import (CHINCHILLA_HUBER_DELTA, MIN_CHINCHILLA_POINTS,
                                            MIN_KAPLAN_POINTS, ChinchillaFit, KaplanFit, ScratchPoints,
                                            chinchilla_refit, kaplan_loss, kaplan_refit)
 from effdata.fmt import sig
-
-# E is searched as log E without a bound, so "E at its bound" is E ≈ 0: an irreducible loss below a millionth
-# of the smallest loss fitted is the solver running log E to -∞ (the public table of the audit issue: 1e-214).
-E_AT_ZERO = 1e-6
-# A Kaplan parameter within this fraction of the box it is searched in (KAPLAN_BOUNDS) sits on the box.
-AT_BOUND = 1e-3
-# Where a law's parameter is unidentified, these are what it decides.
-DERIVED = {"E": ("n_opt_exponent", "d_opt_exponent"), "alpha": ("n_opt_exponent", "d_opt_exponent"),
-           "beta": ("n_opt_exponent", "d_opt_exponent")}
-
-
-def chinchilla_bounds(fit: ChinchillaFit, min_loss: float) -> list[str]:
-    """Parameters of a fitted Chinchilla law at or against a bound of their search: E at 0, an exponent at or
-    below 0, or an interval that runs into one of them. Names, with why."""
-    found = []
-    lo_e = fit.intervals.get("E", [None])[0]
-    if fit.E is not None and fit.E < E_AT_ZERO * min_loss:
-        found.append(f"E = {sig(fit.E)} (at its bound 0: no irreducible loss is identified)")
-    elif lo_e is not None and lo_e < E_AT_ZERO * min_loss:
-        found.append(f"E's interval runs into its bound 0 (down to {sig(lo_e)})")
-    for name in ("alpha", "beta"):
-        value, interval = getattr(fit, name), fit.intervals.get(name)
-        if value is not None and value <= 0:
-            found.append(f"{name} = {sig(value)} (≤ 0: the loss does not fall along it)")
-        elif interval is not None and interval[0] <= 0:
-            found.append(f"{name}'s interval runs into 0 ([{sig(interval[0])}, {sig(interval[1])}])")
-    return found
-
-
-def kaplan_bounds(fit: KaplanFit) -> list[str]:
-    x = (fit.alpha_n, fit.alpha_d, np.log(fit.n_c), np.log(fit.d_c))
-    names = ("alpha_n", "alpha_d", "N_c", "D_c")
-    found = []
-    for name, value, lo, hi in zip(names, x, *KAPLAN_BOUNDS):
-        if min(abs(value - lo), abs(value - hi)) <= AT_BOUND * (hi - lo):
-            found.append(f"{name} at the edge of its search ({sig(value if name.startswith('alpha') else np.exp(value))})")
-    return found
-
 
 def _labels(points: ScratchPoints, size_labels: dict[float, str]) -> dict[float, str]:
     return {v: size_labels.get(round(float(np.exp(v))), f"N={sig(np.exp(v))}") for v in np.unique(points.log_n)}
@@ -87,7 +49,8 @@ def audit_kaplan(scratch: pd.DataFrame, fit: KaplanFit, size_labels: dict[float,
                                    labels, MIN_KAPLAN_POINTS)
     _without_unconverged(audit, scratch, converged, "tokens", MIN_KAPLAN_POINTS, lambda p: exponents(refit(p)))
     audit.warnings = leverage_warnings(audit) + estimator_warnings(audit)
-    audit.warnings += [f"Kaplan L(N, D): {b}" for b in kaplan_bounds(fit)]
+    if fit.degenerate:
+        audit.warnings.append("Kaplan L(N, D) is degenerate: " + "; ".join(fit.degenerate))
     return audit
 
 
@@ -113,10 +76,9 @@ def audit_chinchilla(scratch: pd.DataFrame, fit: ChinchillaFit, size_labels: dic
     _without_unconverged(audit, scratch, converged, fit.units, MIN_CHINCHILLA_POINTS,
                          lambda p: exponents(chinchilla_refit(p, fit.huber_delta)))
     audit.warnings = leverage_warnings(audit) + estimator_warnings(audit)
-    bounds = chinchilla_bounds(fit, float(np.exp(points.log_loss.min())))
-    if bounds:
-        audit.warnings.append("Chinchilla L(N, D) is degenerate: " + "; ".join(bounds) + ". Its compute-optimal "
-                              "allocation (n_opt_exponent, d_opt_exponent) is unidentified: not a finding")
+    if fit.degenerate:
+        audit.warnings.append("Chinchilla L(N, D) is degenerate: " + "; ".join(fit.degenerate) + ". Unidentified, "
+                              f"not findings: {', '.join(fit.unidentified)} (the planner prefers the other form)")
     return audit
 
 

@@ -21,6 +21,9 @@ import numpy as np
 from effdata.fmt import compact, sig
 
 LEVERAGE_HALF_WIDTHS = 2.0
+# Below this an exponent's move is no news whatever its interval (an exact law's interval has no width): the
+# reports quote exponents to two decimals, and the papers' exponents differ from each other by more.
+MIN_MOVE = 0.02
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ def _rests_on(value: float, interval, refit: float, full: float) -> str | None:
         return None
     if (interval[0] > 0 > refit) or (interval[1] < 0 < refit):
         return "sign"
-    return "value" if abs(refit - full) > LEVERAGE_HALF_WIDTHS * width else None
+    return "value" if abs(refit - full) > max(LEVERAGE_HALF_WIDTHS * width, MIN_MOVE) else None
 
 
 def leverage_warnings(audit: LawAudit) -> list[str]:
@@ -110,7 +113,7 @@ def estimator_warnings(audit: LawAudit) -> list[str]:
     found, (mine, theirs) = [], audit.estimators
     for name, value in audit.estimates.items():
         other, width = audit.other_estimate.get(name, np.nan), half_width(audit.intervals.get(name))
-        if width is not None and np.isfinite(other) and abs(other - value) > width:
+        if width is not None and np.isfinite(other) and abs(other - value) > max(width, MIN_MOVE):
             found.append(f"{audit.law}: {name} = {sig(value)} with {mine} but {sig(other)} with {theirs}: "
                          f"the estimators differ by more than the interval's half-width ({sig(width)}); a few points "
                          "decide it")

@@ -34,8 +34,10 @@ from scipy.special import huber
 from tqdm.auto import tqdm
 
 from effdata.analysis.core.fit import INTERVAL_PERCENTILES, jsonable
+from effdata.fmt import sig
 
 MIN_KAPLAN_POINTS = 6            # four parameters
+KAPLAN_BOUNDS = ([1e-4, 1e-4, -100, -100], [3, 3, 300, 300])   # the box _kaplan_solve searches
 KAPLAN_BOOTSTRAP_CAP = 200       # each Kaplan refit is a nonlinear solve; 200 is enough for 5-95%
 # Kaplan et al. 2020, early-stopped L(N, D), D in tokens.
 PAPER_KAPLAN = {"alpha_n": 0.076, "alpha_d": 0.103, "ratio": 0.74, "n_c": 6.4e13, "d_c": 1.8e13}
@@ -176,6 +178,7 @@ class KaplanFit:
     d_range: list[float] | None = None            # the same for D, in `units`
     chars_per_token: float | None = None
     goodness: Goodness | None = None
+    degenerate: list[str] = field(default_factory=list)   # parameters on the edge of their search (kaplan_bounds)
 
     def to_dict(self) -> dict:
         return jsonable(asdict(self))
@@ -193,7 +196,7 @@ def _kaplan_solve(log_n, log_d, log_loss, starts):
 
     best = None
     for start in starts:
-        result = least_squares(residual, start, bounds=([1e-4, 1e-4, -100, -100], [3, 3, 300, 300]),
+        result = least_squares(residual, start, bounds=KAPLAN_BOUNDS,
                                x_scale=[0.1, 0.1, 10, 10])
         if best is None or result.cost < best.cost:
             best = result
@@ -249,6 +252,7 @@ def _fit_kaplan(scratch, n_bootstrap, seed, warnings, progress) -> KaplanFit:
     if len(samples) >= 10:
         lo, hi = np.percentile(np.array(samples), INTERVAL_PERCENTILES, axis=0)
         fit.intervals = {name: [float(lo[i]), float(hi[i])] for i, name in enumerate(("alpha_n", "alpha_d", "ratio"))}
+    fit.degenerate = kaplan_bounds(fit)
     return fit
 
 
@@ -392,6 +396,8 @@ class ChinchillaFit:
     n_bootstrap_used: int = 0
     goodness: Goodness | None = None
     paper: dict = field(default_factory=lambda: {k: dict(v) for k, v in PAPER_CHINCHILLA.items()})
+    degenerate: list[str] = field(default_factory=list)    # parameters at or against a bound (chinchilla_bounds)
+    unidentified: list[str] = field(default_factory=list)  # what a degenerate parameter decides: not findings
 
     def loss(self, n, d):
         return chinchilla_loss(n, d, self.E, self.A, self.B, self.alpha, self.beta)
@@ -461,6 +467,9 @@ def fit_chinchilla(scratch: pd.DataFrame, units: str = "chars", n_bootstrap: int
         if len(samples) >= 10:
             lo, hi = np.nanpercentile(natural_parameters(samples), INTERVAL_PERCENTILES, axis=0)
             fit.intervals = {name: [float(lo[i]), float(hi[i])] for i, name in enumerate(CHINCHILLA_NAMES)}
+    fit.degenerate = chinchilla_bounds(fit, float(np.exp(points.log_loss.min())))
+    # Every bound the search has (E at 0, an exponent at 0) moves the allocation a = β/(α+β) with it.
+    fit.unidentified = ["n_opt_exponent", "d_opt_exponent"] if fit.degenerate else []
     return fit
 
 
@@ -492,9 +501,46 @@ def bootstrap_chinchilla(points: ScratchPoints, restarts: np.ndarray, n_resample
     return np.concatenate(estimates) if estimates else np.empty((0, 5))
 
 
+# --------------------------------------------------------------------------- degenerate fits
+
+# E is searched as log E without a bound, so "E at its bound" is E ≈ 0: an irreducible loss below a millionth
+# of the smallest loss fitted is the solver running log E to -∞ (the public table of the audit issue: 1e-214).
+E_AT_ZERO = 1e-6
+# A Kaplan parameter within this fraction of the box it is searched in (KAPLAN_BOUNDS) sits on the box.
+AT_BOUND = 1e-3
+
+
+def chinchilla_bounds(fit: "ChinchillaFit", min_loss: float) -> list[str]:
+    """Parameters of a fitted Chinchilla law at or against a bound of their search: E at 0, an exponent at or
+    below 0, or an interval that runs into one of them. Names, with why."""
+    found = []
+    lo_e = fit.intervals.get("E", [None])[0]
+    if fit.E is not None and fit.E < E_AT_ZERO * min_loss:
+        found.append(f"E = {sig(fit.E)} (at its bound 0: no irreducible loss is identified)")
+    elif lo_e is not None and lo_e < E_AT_ZERO * min_loss:
+        found.append(f"E's interval runs into its bound 0 (down to {sig(lo_e)})")
+    for name in ("alpha", "beta"):
+        value, interval = getattr(fit, name), fit.intervals.get(name)
+        if value is not None and value <= 0:
+            found.append(f"{name} = {sig(value)} (≤ 0: the loss does not fall along it)")
+        elif interval is not None and interval[0] <= 0:
+            found.append(f"{name}'s interval runs into 0 ([{sig(interval[0])}, {sig(interval[1])}])")
+    return found
+
+
+def kaplan_bounds(fit: "KaplanFit") -> list[str]:
+    x = (fit.alpha_n, fit.alpha_d, np.log(fit.n_c), np.log(fit.d_c))
+    names = ("alpha_n", "alpha_d", "N_c", "D_c")
+    found = []
+    for name, value, lo, hi in zip(names, x, *KAPLAN_BOUNDS):
+        if min(abs(value - lo), abs(value - hi)) <= AT_BOUND * (hi - lo):
+            found.append(f"{name} at the edge of its search ({sig(value if name.startswith('alpha') else np.exp(value))})")
+    return found
+
+
+
 # --------------------------------------------------------------------------- refits the audit asks for
 
-KAPLAN_BOUNDS = ([1e-4, 1e-4, -100, -100], [3, 3, 300, 300])   # what _kaplan_solve searches within
 
 
 def kaplan_refit(points: ScratchPoints, start, loss: str = "linear", f_scale: float = 1.0) -> np.ndarray:
