@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from effdata.data.tokens import DataError, TokenizedCorpus
 from effdata.spec import StudyRun
 from effdata.study.checks import check_plan, pretrain_epochs
 from effdata.study.cost import A100, CostModel
+from effdata.study.progress import MODES as PROGRESS_MODES
 from effdata.study.runner import LocalExecutor, RunBusy, exclusive_lock, quiet_libraries, schedule
 from effdata.study.store import Store
 from effdata.study.study import DEVICES, Study, StudyError, load_study, study_runs
@@ -45,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "cuda stops at once when this machine has no CUDA")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and their compute, run nothing")
     parser.add_argument("--no-analysis", action="store_true", help="skip the analysis after training")
+    parser.add_argument("--progress", choices=PROGRESS_MODES, default="auto",
+                        help="how runs are shown while they execute: bar (a redrawing tqdm bar, for a terminal), "
+                             "plain (a line per ended run and a summary line every minute, for logs: CI, SLURM, "
+                             "nohup), or auto (default: bar when stderr is a terminal, else plain)")
     parser.add_argument("--home", type=Path, help="cache directory for corpora and tokens (default: $EFFDATA_HOME "
                                                   "or ~/.cache/effdata)")
     with contextlib.suppress(ImportError):
@@ -95,12 +102,61 @@ def local_plan(device: str, workers: int = 0) -> LocalPlan:
 
 
 def prepare_data(study: Study, pretrains: tuple[str, ...], home: Path | None) -> dict[str, TokenizedCorpus]:
-    """Build (or validate) every corpus the study reads, before any training starts."""
+    """Build (or validate) every corpus the study reads, before any training starts. What is built is
+    shown as it starts (the first time: corpora, the tokenizer, token files; cached afterwards)."""
     from effdata.data.tokenizer import DEFAULT_VOCAB_SIZE  # noqa: PLC0415
     from effdata.data.tokens import prepare  # noqa: PLC0415
 
-    return {name: prepare(name, study.vocab_size or DEFAULT_VOCAB_SIZE, home,
-                          tokenizer_corpora=study.tokenizer_corpora) for name in (study.target, *pretrains)}
+    names = list(dict.fromkeys((study.target, *pretrains)))
+    data = {}
+    with preparation_shown(len(names)) as shown:
+        for index, name in enumerate(names, 1):
+            shown.corpus = (index, name)
+            data[name] = prepare(name, study.vocab_size or DEFAULT_VOCAB_SIZE, home,
+                                 tokenizer_corpora=study.tokenizer_corpora)
+    if shown.lines:
+        print(f"data ready ({time.monotonic() - shown.started:.0f} s)", file=sys.stderr)
+    return data
+
+
+class PreparationLines(logging.Handler):
+    """The data layer's lines (effdata.data logs what it starts building) to stderr, each under a header
+    saying which of the study's corpora is being prepared: nothing is shown when everything is cached."""
+
+    def __init__(self, total: int):
+        super().__init__(logging.INFO)
+        self.total, self.corpus = total, (0, "")
+        self.headed: set[int] = set()
+        self.lines = 0
+        self.started = time.monotonic()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            index, name = self.corpus
+            if index not in self.headed:
+                self.headed.add(index)
+                print(f"preparing data {index}/{self.total}: {name}", file=sys.stderr)
+            print(f"  {record.getMessage()}", file=sys.stderr, flush=True)  # sys.stderr now: tests capture it
+            self.lines += 1
+        except Exception:  # noqa: BLE001  (logging's rule: a failing handler must not stop the work)
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def preparation_shown(total: int):
+    """effdata.data's INFO lines shown through a PreparationLines while the block runs, then as before."""
+    logger = logging.getLogger("effdata.data")
+    handler = PreparationLines(total)
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # a root handler someone configured would print each line twice
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
 
 
 def cost_model(study: Study, data: dict[str, TokenizedCorpus]) -> CostModel:
@@ -187,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
             executor, parallel = make_executor(args, store, device)
             print(f"study {study.name}: {len(runs)} runs in {out_dir} (pretraining: {', '.join(pretrains)}; "
                   f"{parallel} at a time)", file=sys.stderr)
-            outcome = schedule(store, runs, executor, max_parallel=parallel, estimate=cost_model(study, data).flops)
+            outcome = schedule(store, runs, executor, max_parallel=parallel, estimate=cost_model(study, data).flops,
+                               progress=args.progress)
             table = store.write_table()
     except KeyboardInterrupt:
         print("effdata.run: interrupted; finished runs are kept, run the same command to resume",
