@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +22,7 @@ from effdata.data.tokens import DataError, TokenizedCorpus
 from effdata.spec import StudyRun
 from effdata.study.checks import check_plan, pretrain_epochs
 from effdata.study.cost import A100, CostModel
-from effdata.study.progress import MODES as PROGRESS_MODES
+from effdata.study.progress import MODES as PROGRESS_MODES, preparation_shown
 from effdata.study.runner import LocalExecutor, RunBusy, exclusive_lock, quiet_libraries, schedule
 from effdata.study.store import Store
 from effdata.study.study import DEVICES, Study, StudyError, load_study, study_runs
@@ -114,49 +112,7 @@ def prepare_data(study: Study, pretrains: tuple[str, ...], home: Path | None) ->
             shown.corpus = (index, name)
             data[name] = prepare(name, study.vocab_size or DEFAULT_VOCAB_SIZE, home,
                                  tokenizer_corpora=study.tokenizer_corpora)
-    if shown.lines:
-        print(f"data ready ({time.monotonic() - shown.started:.0f} s)", file=sys.stderr)
     return data
-
-
-class PreparationLines(logging.Handler):
-    """The data layer's lines (effdata.data logs what it starts building) to stderr, each under a header
-    saying which of the study's corpora is being prepared: nothing is shown when everything is cached."""
-
-    def __init__(self, total: int):
-        super().__init__(logging.INFO)
-        self.total, self.corpus = total, (0, "")
-        self.headed: set[int] = set()
-        self.lines = 0
-        self.started = time.monotonic()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            index, name = self.corpus
-            if index not in self.headed:
-                self.headed.add(index)
-                print(f"preparing data {index}/{self.total}: {name}", file=sys.stderr)
-            print(f"  {record.getMessage()}", file=sys.stderr, flush=True)  # sys.stderr now: tests capture it
-            self.lines += 1
-        except Exception:  # noqa: BLE001  (logging's rule: a failing handler must not stop the work)
-            self.handleError(record)
-
-
-@contextlib.contextmanager
-def preparation_shown(total: int):
-    """effdata.data's INFO lines shown through a PreparationLines while the block runs, then as before."""
-    logger = logging.getLogger("effdata.data")
-    handler = PreparationLines(total)
-    level, propagate = logger.level, logger.propagate
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False  # a root handler someone configured would print each line twice
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-        logger.propagate = propagate
 
 
 def cost_model(study: Study, data: dict[str, TokenizedCorpus]) -> CostModel:

@@ -175,7 +175,7 @@ def test_data_preparation_says_what_it_builds_once(tmp_path, tiny_corpora, capsy
     err = capsys.readouterr().err
     python, text = tiny_corpora["python"], tiny_corpora["text"]
     expected = [f"preparing data 1/2: {python}",
-                f"  training tokenizer bpe-384 on {python}, {text}: reading a sample of 6.00M characters ...",
+                f"  training tokenizer bpe-384 on {python}, {text}: reading its sample (up to 6.00M characters) ...",
                 f"  building corpus {python}: 160 files ...",
                 f"  building corpus {text}: 160 files ...",
                 "  training tokenizer bpe-384 on ",
@@ -209,3 +209,13 @@ def test_a_tiny_study_with_captured_output_prints_plain_lines(tmp_path, tiny_cor
         assert len(ended) == 1 and re.search(r": ok  loss \d\.\d{4} .* \d+ s  (stopped early|full schedule)$",
                                              ended[0]), ended
     assert any(line.startswith("runs: 3/3 ended (3 ok, 0 failed, 0 blocked)") for line in lines)
+
+
+def test_building_corpora_from_the_command_line_says_so(tmp_path, tiny_corpora, capsys):
+    from effdata.corpora import main as corpora_main  # noqa: PLC0415
+
+    python = tiny_corpora["python"]
+    assert corpora_main([python, "--home", str(tmp_path / "home"), "--no-tokens"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[:2] == [f"preparing data 1/1: {python}", f"  building corpus {python}: 160 files ..."]
+    assert lines[2].startswith("data ready (") and len(lines) == 3

@@ -117,7 +117,7 @@ def get_tokenizer(vocab_size: int = DEFAULT_VOCAB_SIZE, home=None, *, corpora: t
     import time
 
     t0 = time.time()
-    log.info("training tokenizer bpe-%d on %s: reading a sample of %s characters ...", vocab_size,
+    log.info("training tokenizer bpe-%d on %s: reading its sample (up to %s characters) ...", vocab_size,
              ", ".join(corpora), si(sample_chars))
     texts = balanced_sample(corpora, sample_chars, home)
     log.info("training tokenizer bpe-%d on %s characters ...", vocab_size, si(sum(map(len, texts))))

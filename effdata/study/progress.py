@@ -1,4 +1,8 @@
-"""How a study's progress is shown while its runs execute: tqdm's bar in a terminal, plain lines in a log.
+"""What a study shows while it works: the data it prepares, then its runs (tqdm's bar in a terminal, plain
+lines in a log).
+
+The data layer logs what it starts building (`effdata.data.*`, INFO); `preparation_shown` prints those lines
+while a command prepares its corpora, so a first run on an empty cache says what takes its minute or two.
 
 A redrawing bar suits a terminal. Written to a file (CI, SLURM logs, nohup) every redraw is kept, and the
 bar's postfix (the latest worker's step line) made single log lines kilobytes long. There `PlainProgress`
@@ -7,6 +11,8 @@ decides by the stream's `isatty()`; `run.py --progress bar|plain` overrides it.
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 import sys
 import time
@@ -140,3 +146,51 @@ def _isatty(stream: TextIO) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):  # a closed or file-like stream without a terminal behind it
         return False
+
+
+# ----------------------------------------------------------------------------------------------
+# The data preparation
+
+
+class PreparationLines(logging.Handler):
+    """The data layer's lines (effdata.data logs what it starts building) to stderr, each under a header
+    saying which of the study's corpora is being prepared: nothing is shown when everything is cached."""
+
+    def __init__(self, total: int):
+        super().__init__(logging.INFO)
+        self.total, self.corpus = total, (0, "")
+        self.headed: set[int] = set()
+        self.lines = 0
+        self.started = time.monotonic()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            index, name = self.corpus
+            if index not in self.headed:
+                self.headed.add(index)
+                print(f"preparing data {index}/{self.total}: {name}", file=sys.stderr)
+            print(f"  {record.getMessage()}", file=sys.stderr, flush=True)  # sys.stderr now: tests capture it
+            self.lines += 1
+        except Exception:  # noqa: BLE001  (logging's rule: a failing handler must not stop the work)
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def preparation_shown(total: int):
+    """effdata.data's INFO lines shown through a PreparationLines while the block runs, then as before;
+    `data ready` with the time taken when something was built. Set the handler's `corpus` (index, name)
+    before preparing each one."""
+    logger = logging.getLogger("effdata.data")
+    handler = PreparationLines(total)
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # a root handler someone configured would print each line twice
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+    if handler.lines:  # not reached when the block raised: its error is what is said then
+        print(f"data ready ({time.monotonic() - handler.started:.0f} s)", file=sys.stderr)
