@@ -219,3 +219,18 @@ def test_building_corpora_from_the_command_line_says_so(tmp_path, tiny_corpora, 
     lines = capsys.readouterr().err.splitlines()
     assert lines[:2] == [f"preparing data 1/1: {python}", f"  building corpus {python}: 160 files ..."]
     assert lines[2].startswith("data ready (") and len(lines) == 3
+
+
+def test_a_long_tokenization_says_how_far_it_got_in_a_log(tmp_path, tiny_corpora, capsys, monkeypatch):
+    from effdata.data import tokens  # noqa: PLC0415
+    from effdata.study.progress import preparation_shown  # noqa: PLC0415
+
+    monkeypatch.setattr(tokens, "SAY_EVERY", 0.0)     # every batch counts as long
+    monkeypatch.setattr(tokens, "BATCH_CHARS", 100_000)
+    python, text = tiny_corpora["python"], tiny_corpora["text"]
+    with preparation_shown(1) as shown:
+        shown.corpus = (1, python)
+        tokens.prepare(python, 384, tmp_path / "home", tokenizer_corpora=[python, text])
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith(f"  tokenize {python}/train: ")]
+    done = [re.search(r": (\S+) of (\S+) characters$", line).groups() for line in said]
+    assert len(said) >= 3 and done[-1][0] == done[-1][1], said  # batch by batch, to the whole split

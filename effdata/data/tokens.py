@@ -32,6 +32,7 @@ from effdata.data.tokenizer import DEFAULT_VOCAB_SIZE, EOT, ensure_tokenizer, to
 TOKENS_VERSION = "1"
 SPLITS = ("train", "valid", "test")
 BATCH_CHARS = 2_000_000  # characters per encode_batch call
+SAY_EVERY = 15.0  # seconds between 'how far' lines of a long tokenization where no bar is drawn (a log)
 
 log = logging.getLogger(__name__)  # what is being built, for a command line to show (effdata.data.corpora)
 
@@ -88,6 +89,7 @@ def _encode_split(docs, tok, dtype: str, desc: str):
     end = 0
     i = 0
     total_chars = sum(len(d.text) for d in docs)
+    said, done = time.monotonic(), 0
     with tqdm(total=total_chars, unit="char", unit_scale=True, desc=desc, leave=False, disable=None) as bar:
         while i < len(docs):
             j, size = i, 0
@@ -102,7 +104,10 @@ def _encode_split(docs, tok, dtype: str, desc: str):
                 end += len(ids) + 1
                 meta[i + k] = (end, len(docs[i + k].text))
             bar.update(size)
-            i = j
+            i, done = j, done + size
+            if bar.disable and time.monotonic() - said >= SAY_EVERY:  # a terminal has the bar; a log gets a line
+                said = time.monotonic()
+                log.info("%s: %s of %s characters", desc, si(done), si(total_chars))
     arr = np.concatenate(chunks) if chunks else np.zeros(0, dtype=dtype)
     return arr, meta
 
