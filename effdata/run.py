@@ -22,6 +22,7 @@ from effdata.data.tokens import DataError, TokenizedCorpus
 from effdata.spec import StudyRun
 from effdata.study.checks import check_plan, pretrain_epochs
 from effdata.study.cost import A100, CostModel
+from effdata.study.progress import MODES as PROGRESS_MODES, preparation_shown
 from effdata.study.runner import LocalExecutor, RunBusy, exclusive_lock, quiet_libraries, schedule
 from effdata.study.store import Store
 from effdata.study.study import DEVICES, Study, StudyError, load_study, study_runs
@@ -45,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "cuda stops at once when this machine has no CUDA")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and their compute, run nothing")
     parser.add_argument("--no-analysis", action="store_true", help="skip the analysis after training")
+    parser.add_argument("--progress", choices=PROGRESS_MODES, default="auto",
+                        help="how runs are shown while they execute: bar (a redrawing tqdm bar, for a terminal), "
+                             "plain (a line per ended run and a summary line every minute, for logs: CI, SLURM, "
+                             "nohup), or auto (default: bar when stderr is a terminal, else plain)")
     parser.add_argument("--home", type=Path, help="cache directory for corpora and tokens (default: $EFFDATA_HOME "
                                                   "or ~/.cache/effdata)")
     with contextlib.suppress(ImportError):
@@ -95,12 +100,19 @@ def local_plan(device: str, workers: int = 0) -> LocalPlan:
 
 
 def prepare_data(study: Study, pretrains: tuple[str, ...], home: Path | None) -> dict[str, TokenizedCorpus]:
-    """Build (or validate) every corpus the study reads, before any training starts."""
+    """Build (or validate) every corpus the study reads, before any training starts. What is built is
+    shown as it starts (the first time: corpora, the tokenizer, token files; cached afterwards)."""
     from effdata.data.tokenizer import DEFAULT_VOCAB_SIZE  # noqa: PLC0415
     from effdata.data.tokens import prepare  # noqa: PLC0415
 
-    return {name: prepare(name, study.vocab_size or DEFAULT_VOCAB_SIZE, home,
-                          tokenizer_corpora=study.tokenizer_corpora) for name in (study.target, *pretrains)}
+    names = list(dict.fromkeys((study.target, *pretrains)))
+    data = {}
+    with preparation_shown(len(names)) as shown:
+        for index, name in enumerate(names, 1):
+            shown.corpus = (index, name)
+            data[name] = prepare(name, study.vocab_size or DEFAULT_VOCAB_SIZE, home,
+                                 tokenizer_corpora=study.tokenizer_corpora)
+    return data
 
 
 def cost_model(study: Study, data: dict[str, TokenizedCorpus]) -> CostModel:
@@ -187,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             executor, parallel = make_executor(args, store, device)
             print(f"study {study.name}: {len(runs)} runs in {out_dir} (pretraining: {', '.join(pretrains)}; "
                   f"{parallel} at a time)", file=sys.stderr)
-            outcome = schedule(store, runs, executor, max_parallel=parallel, estimate=cost_model(study, data).flops)
+            outcome = schedule(store, runs, executor, max_parallel=parallel, estimate=cost_model(study, data).flops,
+                               progress=args.progress)
             table = store.write_table()
     except KeyboardInterrupt:
         print("effdata.run: interrupted; finished runs are kept, run the same command to resume",

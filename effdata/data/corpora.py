@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,9 @@ from effdata.data.sources import BUILTIN, files_key, glob_files, load_files, loa
 from effdata.paths import atomic_write_bytes, atomic_write_json, home as _home, sha256_file, sha256_text
 
 DEFAULT_CORPORA = ("python", "text", "code", "text+code")
+
+# What is being built, for a waiting user: a command line shows these (INFO) lines; nothing else does.
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -200,16 +204,19 @@ def _load_cached(name: str, key: str, home: Path | None) -> Corpus | None:
 def _build(name: str, home: Path | None) -> Corpus:
     t0 = time.time()
     if name.startswith("hf:"):
+        log.info("building corpus %s: loading the dataset ...", name)
         raw, sources, origin = load_hf(name, home)
         key = sha256_text(json.dumps([CLEAN_VERSION, SPLIT_SALT, name, [vars(s) for s in sources]]))
     else:
         if name.startswith("files:"):
             files = glob_files(name)
+            log.info("building corpus %s: %s files ...", name, f"{len(files):,}")
             raw = load_files(name, files, home)
             origin = f"local files {name[len('files:'):]} (read with datasets)"
         else:
             listing = BUILTIN[name]()
             files, origin = listing.files, listing.origin
+            log.info("building corpus %s: %s files ...", name, f"{len(files):,}")
             raw = list(listing.read(files))
         key = files_key(files, name)
         sources = [Source(label, str(p), sha256_file(p)) for label, p in files]
@@ -229,7 +236,9 @@ def load_corpus(name: str, home: Path | None = None) -> Corpus:
         for c, _ in comps:  # check every name before loading anything
             if not (c in BUILTIN or c.startswith("files:") or c.startswith("hf:")):
                 raise CorpusError(_unknown(c))
-        return mix([(load_corpus(c, home), w) for c, w in comps], name)
+        loaded = [(load_corpus(c, home), w) for c, w in comps]
+        log.info("mixing corpus %s from %s", name, ", ".join(f"{c.name} ({w:.0%})" for c, w in loaded))
+        return mix(loaded, name)
     if not (name in BUILTIN or name.startswith("files:") or name.startswith("hf:")):
         raise CorpusError(_unknown(name))
     if name.startswith("hf:"):

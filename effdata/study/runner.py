@@ -25,6 +25,7 @@ from typing import Iterator, Protocol
 
 from effdata.paths import atomic_write_text
 from effdata.spec import RunSpec, StudyRun
+from effdata.study.progress import SUMMARY_EVERY, open_progress
 from effdata.study.store import RECORD, Store
 
 
@@ -278,6 +279,9 @@ class LocalExecutor:
         self._procs.clear()
 
 
+STOPPED = {"early": "stopped early", "budget": "full schedule"}  # a record's `stopped`, in words
+
+
 def _end_line(run_id: str, record: dict) -> str:
     m = record["metrics"]
     parts = [f"{run_id}: ok", f"loss {m.get('loss', float('nan')):.4f}",
@@ -286,6 +290,8 @@ def _end_line(run_id: str, record: dict) -> str:
         parts.append(f"{m['tokens_per_s']:,.0f} tok/s")
     if isinstance(m.get("wall_time"), (int, float)):
         parts.append(f"{m['wall_time']:.0f} s")
+    if m.get("stopped"):  # "early" (patience ran out) or "budget" (its whole schedule)
+        parts.append(STOPPED.get(m["stopped"], f"stopped: {m['stopped']}"))
     return "  ".join(parts)
 
 
@@ -315,10 +321,10 @@ class Outcome:
 
 
 def schedule(store: Store, runs: list[StudyRun], executor: Executor, max_parallel: int,
-             estimate=None, poll_interval: float = 0.2) -> Outcome:
-    """Submit every run whose dependencies are done, at most `max_parallel` at a time, until all end."""
-    from tqdm.auto import tqdm  # noqa: PLC0415
-
+             estimate=None, poll_interval: float = 0.2, progress: str = "auto",
+             summary_every: float = SUMMARY_EVERY) -> Outcome:
+    """Submit every run whose dependencies are done, at most `max_parallel` at a time, until all end.
+    `progress`: "bar", "plain" or "auto" (effdata.study.progress: the bar on a terminal, lines in a log)."""
     outcome = Outcome()
     pending: dict[str, StudyRun] = {}
     for run in runs:
@@ -331,7 +337,8 @@ def schedule(store: Store, runs: list[StudyRun], executor: Executor, max_paralle
     cost = estimate or (lambda run: 0.0)
     order = sorted(pending, key=lambda rid: (pending[rid].mode != "pretrain", -cost(pending[rid])))
     in_flight: set[str] = set()
-    bar = tqdm(total=len(pending), desc="runs", unit="run", dynamic_ncols=True, file=sys.stderr)
+    shown = open_progress(progress, len(pending), total_cost=sum(cost(r) for r in pending.values()),
+                          every=summary_every)
     try:
         while order or in_flight:
             for run_id in list(order):
@@ -342,7 +349,7 @@ def schedule(store: Store, runs: list[StudyRun], executor: Executor, max_paralle
                 if bad:
                     outcome.blocked[run_id] = f"dependency did not finish: {', '.join(bad)}"
                     order.remove(run_id)
-                    bar.update(1)
+                    shown.ended(f"{run_id}: blocked: {outcome.blocked[run_id]}", "blocked", cost(pending[run_id]))
                     continue
                 if all(store.is_done(d) for d in deps):
                     executor.submit(run_id)
@@ -354,28 +361,35 @@ def schedule(store: Store, runs: list[StudyRun], executor: Executor, max_paralle
                     outcome.blocked[run_id] = "dependency not done and not in this plan"
                 break
             for line in executor.messages():
-                bar.set_postfix_str(line[-100:], refresh=True)
+                shown.message(line)
             for run_id, reason in executor.poll():
                 if run_id not in in_flight:
                     continue
                 in_flight.discard(run_id)
-                record = store.read_record(run_id)
-                if record is None and reason and reason.startswith("busy:"):
-                    outcome.failed[run_id] = reason  # another process owns it: leave its files alone
-                elif record is None:
-                    # The process died before writing a record: write it so the reason is kept.
-                    why = reason or "ended without a record"
-                    store.write_record(pending[run_id], "failed", error=why)
-                    outcome.failed[run_id] = why
-                elif record["status"] == "ok":
-                    outcome.done.append(run_id)
-                else:
-                    outcome.failed[run_id] = record["error"] or reason or "failed"
-                bar.write(_end_line(run_id, record) if run_id in outcome.done
-                          else f"{run_id}: FAILED: {outcome.failed[run_id]}")
-                bar.update(1)
+                status, line = _settle(store, pending[run_id], reason, outcome)
+                shown.ended(line, status, cost(pending[run_id]))
+            shown.tick(len(in_flight))
             time.sleep(poll_interval)
     finally:
-        bar.close()
+        shown.close()
         executor.shutdown()
     return outcome
+
+
+def _settle(store: Store, run: StudyRun, reason: str | None, outcome: Outcome) -> tuple[str, str]:
+    """An ended run into `outcome` by its record; (its status, its line for the user)."""
+    run_id = run.run_id
+    record = store.read_record(run_id)
+    if record is None and reason and reason.startswith("busy:"):
+        outcome.failed[run_id] = reason  # another process owns it: leave its files alone
+    elif record is None:
+        # The process died before writing a record: write it so the reason is kept.
+        why = reason or "ended without a record"
+        store.write_record(run, "failed", error=why)
+        outcome.failed[run_id] = why
+    elif record["status"] == "ok":
+        outcome.done.append(run_id)
+        return "ok", _end_line(run_id, record)
+    else:
+        outcome.failed[run_id] = record["error"] or reason or "failed"
+    return "failed", f"{run_id}: FAILED: {outcome.failed[run_id]}"
