@@ -17,6 +17,8 @@ What `load_results` does, in order, and why:
   not in the transfer analysis; the report shows them as its input;
 * labels each row's shape (`shape`: `l<layers>d<width>[h<heads>]` from `n_layer`, `d_model`, `n_head`,
   else the `size` name, else empty), so that runs of different shapes at one N stay apart;
+* keeps one row per run where a `run_id` repeats (a public table's intermediate checkpoints: the final one, by
+  its progress column) and the best learning rate where one point was run at several (both said in the notes);
 * averages the seeds that share (pretrain, N, shape, data size) and keeps their spread (`loss_std`,
   `n_seeds`), because the transfer analysis wants one loss per grid point; the seeds themselves are
   kept too (`seed_runs`): the bootstrap re-draws them.
@@ -169,6 +171,8 @@ def load_results(source: str | Path | pd.DataFrame, units: str = "chars",
         warnings.append(f"{int(exact_duplicates.sum())} exact duplicate row(s) dropped")
         df = df[~exact_duplicates]
 
+    df = _final_checkpoints(df, notes)
+    df = _best_learning_rate(df, data_column, notes)
     runs = _average_seeds(df, data_column, warnings)
     set_aside = pd.concat(aside, ignore_index=True) if aside else pd.DataFrame(columns=["reason"])
     if runs.empty:
@@ -257,6 +261,44 @@ def _data_column(df: pd.DataFrame, units: str, warnings: list[str]) -> tuple[str
         df["data_tokens"] = df["flops"] / (6.0 * df["n_params"])
         return "tokens", "data_tokens", [FLOPS_NOTE]
     raise TableError("results table has no data_chars, data_tokens or flops values: nothing gives the data size D")
+
+
+# Tables as public scaling studies publish them (issue 25): several rows per run, one per checkpoint, with a
+# column saying how far the run had got; several learning rates per (N, D). Our own tables have one row per run
+# id and one learning rate per point, so neither step changes them.
+PROGRESS_COLUMNS = ("progress", "fraction_trained", "checkpoint_fraction", "step", "tokens_seen")
+LR_COLUMNS = ("learning_rate", "lr", "peak_lr", "lr_scale")
+
+
+def _final_checkpoints(df: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """One row per run: where a `run_id` repeats, its last checkpoint (the largest progress value). An
+    intermediate checkpoint of a run with a decaying schedule is not the best its N reaches on that data."""
+    if "run_id" not in df.columns or not df["run_id"].duplicated().any():
+        return df
+    progress = next((c for c in PROGRESS_COLUMNS if c in df.columns and df[c].notna().any()), None)
+    ordered = df.sort_values(progress, kind="stable") if progress else df
+    last = ordered.drop_duplicates("run_id", keep="last").sort_index()
+    how = f"the largest `{progress}`" if progress else "its last row (no progress column to order them)"
+    notes.append(f"{len(df) - len(last)} intermediate-checkpoint rows dropped: each run's final checkpoint is kept "
+                 f"({how}; {df['run_id'].nunique()} runs)")
+    return last
+
+
+def _best_learning_rate(df: pd.DataFrame, data_column: str, notes: list[str]) -> pd.DataFrame:
+    """Where runs of one point (pretrain, mode, N, shape, D, seed) differ in learning rate, the best one: the
+    laws describe the best a size reaches on the data, and averaging learning rates would not."""
+    lr = next((c for c in LR_COLUMNS if c in df.columns and df[c].notna().any()), None)
+    if lr is None:
+        return df
+    key = ["pretrain", "mode", "n_params", "shape", data_column] + (["seed"] if "seed" in df.columns else [])
+    varies = df.groupby(key, dropna=False)[lr].transform("nunique") > 1
+    if not varies.any():
+        return df
+    best = df.loc[df[varies].groupby(key, dropna=False)["loss"].idxmin()]
+    kept = pd.concat([df[~varies], best]).sort_index()
+    notes.append(f"several learning rates (`{lr}`) at {best.shape[0]} point(s): the best (lowest loss) of each is "
+                 f"kept, {int(varies.sum()) - len(best)} other row(s) dropped")
+    return kept
 
 
 def _average_seeds(df: pd.DataFrame, data_column: str, warnings: list[str]) -> pd.DataFrame:
