@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from effdata.analysis.audit.budget import audit_budget
 from effdata.analysis.audit.confounds import Ladder, confound_warnings, ladder_shapes
 from effdata.analysis.audit.convergence import (Convergence, check_convergence, convergence_warnings,
                                                 d_e_on_unconverged)
 from effdata.analysis.audit.laws import audit_chinchilla, audit_kaplan
 from effdata.analysis.audit.leverage import LawAudit
 from effdata.analysis.audit.transfer import audit_transfer, fit_points, refit_exponents
+from effdata.analysis.budget.budget import BudgetStudy
 from effdata.analysis.core.fit import TransferFit
 from effdata.analysis.core.table import ResultsTable
 from effdata.analysis.laws.scaling import ChinchillaFit, KaplanFit
@@ -64,7 +66,7 @@ def _without_marked(audit: LawAudit, effective: pd.DataFrame, fit: TransferFit, 
 
 
 def audit_table(table: ResultsTable, ladder: ResultsTable, effective: pd.DataFrame, fits: dict[str, TransferFit],
-                kaplan: KaplanFit, chinchilla: ChinchillaFit | None) -> Audit:
+                kaplan: KaplanFit, chinchilla: ChinchillaFit | None, budget: BudgetStudy | None = None) -> Audit:
     """The audit of one measured and fitted table (the ladder view: one shape per N, what the laws use)."""
     labels, totals = size_labels(table.seed_runs), total_params(table.seed_runs)
     convergence = check_convergence(table.seed_runs, ladder.scratch, ladder.data_column)
@@ -75,6 +77,9 @@ def audit_table(table: ResultsTable, ladder: ResultsTable, effective: pd.DataFra
         if law is not None:
             _without_marked(law, effective, fit, marked)
             audit.laws.append(law)
+    if budget is not None:   # this table's γ laws (studies[0]); a compared table is audited by its own report
+        study = budget.studies[0]
+        audit.laws += [law for fit in study.fits.values() if (law := audit_budget(study.points, fit, labels))]
     converged = convergence.point_converged
     for law in (audit_kaplan(ladder.scratch, kaplan, labels, converged),
                 audit_chinchilla(ladder.scratch, chinchilla, labels, converged) if chinchilla is not None else None):
