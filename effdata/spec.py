@@ -195,6 +195,13 @@ class TrainSettings:
     compile: Literal["auto", "on", "off"] = "auto"
     compile_min_steps: int = 200       # "auto" considers compiling runs at least this long (training.step.should_compile)
     resume_every_s: float = 60.0       # write resume.pt at an evaluation at most this often (0: every one)
+    # How a from-scratch run or fine-tune finds its training length (docs/METHOD.md §5e; pretraining is not
+    # affected): "off", early stopping within the [min_steps, max_steps] schedule; "branches", a wsd trunk with a
+    # decay branched off at min_steps·branch_ratio^k steps, evaluated at the branches' ends only, until
+    # `branch_patience` branches in a row are worse than the best, or the trunk's own end at max_steps.
+    length_search: Literal["off", "branches"] = "off"
+    branch_ratio: float = 1.5          # each length tried is this many times the last
+    branch_patience: int = 2           # lengths worse than the best, in a row, that end the search
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -223,6 +230,11 @@ class TrainSettings:
             ("diverge_factor", self.diverge_factor > 1, "> 1"),
             ("compile_min_steps", self.compile_min_steps >= 0, ">= 0"),
             ("resume_every_s", self.resume_every_s >= 0, ">= 0"),
+            ("branch_ratio", self.branch_ratio > 1, "> 1"),
+            ("branch_patience", self.branch_patience >= 1, ">= 1"),
+            ("length_search", self.length_search == "off" or self.schedule == "wsd",
+             '"off" unless schedule = "wsd" (a branch is the run of its length only when the LR does not depend '
+             'on the length before its decay)'),
         ]
         for key, ok, rule in checks:
             if not ok:
