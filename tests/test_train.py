@@ -103,6 +103,7 @@ def test_loss_falls(tmp_path):
     assert m["valid_loss"] < m["init_loss"] - 1.0
     assert m["loss"] < m["init_loss"] - 1.0
     assert m["steps"] == m["total_steps"] and m["tokens_seen"] == m["steps"] * 16 * 32
+    assert m["stop_reason"] == "epoch_budget" and m["length_search"] == "off"      # 6 epochs: 141 steps, no clamp
     assert m["chars_seen"] == pytest.approx(3 * m["tokens_seen"])
     assert m["flops"] > m["flops_6N"] == 6 * m["n_params"] * m["tokens_seen"]
     assert (tmp_path / "run" / "log.txt").read_text().count("valid") >= 20

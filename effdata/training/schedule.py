@@ -152,6 +152,11 @@ class Schedule:
         """Updates the branches add to the run (each decays from its start to its end)."""
         return sum(b.total_steps - self.branch_start(b) for b in self.branches)
 
+    @property
+    def length_steps(self) -> int:
+        """Updates a length search's branches add when it tries every length (its most; it stops sooner)."""
+        return sum(b.total_steps - self.branch_start(b) for b in self.lengths)
+
 
 def _decay_steps(s: TrainSettings, total: int) -> int:
     return max(1, round(s.decay_frac * total))
