@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=0,
                         help="parallel runs on this machine (default: one per core on CPU, one per GPU on CUDA; "
                              "workers take the GPUs in turn)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads per worker (default: the cores shared among the workers); 1 keeps a "
+                             "worker fast on a machine other work also loads (docs/notes/issue-23.md)")
     parser.add_argument("--device", choices=DEVICES,
                         help="where runs execute (default: the study's `device`, else auto: CUDA when present); "
                              "cuda stops at once when this machine has no CUDA")
@@ -79,11 +82,12 @@ class LocalPlan:
     gpus: tuple[str, ...] = ()         # CUDA_VISIBLE_DEVICES entries, taken by the workers in turn
 
 
-def local_plan(device: str, workers: int = 0) -> LocalPlan:
+def local_plan(device: str, workers: int = 0, threads: int = 0) -> LocalPlan:
     """`device` ("auto", "cpu", "cuda") resolved on this machine; StudyError when it asks for missing CUDA.
 
     CPU: one worker per core, one thread each (small models run best so). CUDA: one worker per visible GPU,
-    the cores shared among them; `workers` overrides the count (more workers than GPUs share GPUs)."""
+    the cores shared among them; `workers` overrides the count (more workers than GPUs share GPUs), `threads`
+    the threads per worker."""
     from effdata.training.device import available_cores, cuda_missing, visible_gpus  # noqa: PLC0415
 
     missing = None if device == "cpu" else cuda_missing()
@@ -93,10 +97,10 @@ def local_plan(device: str, workers: int = 0) -> LocalPlan:
     cores = available_cores()
     if device == "cpu" or missing:
         workers = workers or cores
-        return LocalPlan("cpu", workers, max(1, cores // workers))
+        return LocalPlan("cpu", workers, threads or max(1, cores // workers))
     gpus = tuple(visible_gpus())
     workers = workers or len(gpus)
-    return LocalPlan("cuda", workers, max(1, cores // workers), gpus)
+    return LocalPlan("cuda", workers, threads or max(1, cores // workers), gpus)
 
 
 def prepare_data(study: Study, pretrains: tuple[str, ...], home: Path | None) -> dict[str, TokenizedCorpus]:
@@ -170,7 +174,7 @@ def make_executor(args, store: Store, device: str):
     if getattr(args, "executor", "local") == "slurm":
         from effdata.study.slurm import slurm_executor  # noqa: PLC0415
         return slurm_executor(args, store.out_dir, device), args.max_parallel
-    plan = local_plan(device, args.workers)
+    plan = local_plan(device, args.workers, args.threads)
     executor = LocalExecutor(store.out_dir, workers=plan.workers, threads_per_worker=plan.threads, home=args.home,
                              device=plan.device, gpus=list(plan.gpus))
     return executor, plan.workers

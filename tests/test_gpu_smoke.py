@@ -61,6 +61,8 @@ def test_local_plan_gives_one_worker_per_gpu(monkeypatch):
     assert local_plan("auto") == LocalPlan("cuda", workers=2, threads=4, gpus=("3", "5"))
     assert local_plan("cuda", workers=4) == LocalPlan("cuda", workers=4, threads=2, gpus=("3", "5"))
     assert local_plan("cpu") == LocalPlan("cpu", workers=8, threads=1)
+    assert local_plan("cpu", workers=1) == LocalPlan("cpu", workers=1, threads=8)
+    assert local_plan("cpu", workers=1, threads=1) == LocalPlan("cpu", workers=1, threads=1)   # --threads
 
 
 def test_visible_gpus_follow_cuda_visible_devices(monkeypatch):

@@ -75,7 +75,9 @@ def execute_with(out_dir: Path | str, run_id: str, body) -> str:
             metrics = body(spec, run_dir)
         except Exception as exc:  # noqa: BLE001  (any failure becomes the run's record)
             atomic_write_text(run_dir / "error.txt", traceback.format_exc())
-            store.write_record(run, "failed", error=f"{type(exc).__name__}: {exc}", spec=spec.to_dict())
+            why = getattr(exc, "stop_reason", None)  # RunFailed: "diverged" for a divergence
+            store.write_record(run, "failed", error=f"{type(exc).__name__}: {exc}", spec=spec.to_dict(),
+                               metrics={"stop_reason": why} if why else None)
             return "failed"
         store.write_record(run, "ok", metrics=metrics, spec=spec.to_dict())
         return "ok"

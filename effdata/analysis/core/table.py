@@ -70,6 +70,16 @@ COLUMN_DOCS: dict[str, tuple[str, str]] = {
     "sweep": ("optional", "a [sweep] study's rows: the swept setting, whose value is in its own column; a table "
                           "with it gets the sweep analysis (effdata.analysis.sweep.sweep), not this one"),
     "wall_time": ("optional", "seconds"),
+    "stop_reason": ("optional", "why the run ended: `early_stop` (its held-out loss stopped improving: `patience` "
+                                "evaluations, or `branch_patience` lengths of a length search), else the limit that "
+                                "set its length: `epoch_budget` (max_epochs), `step_floor` (min_steps, more than its "
+                                "epochs asked), `step_cap` (max_steps), `token_budget` (pretraining); `diverged` on a "
+                                "failed row. A from-scratch run that did not early-stop may be above the best loss "
+                                "its N reaches on its D"),
+    "best_is_last": ("optional", "the run's best held-out evaluation is its last one: with a limit as "
+                                 "stop_reason, the run was still improving when it stopped"),
+    "length_search": ("optional", "`branches`: the run tried lengths min_steps·branch_ratio^k on a wsd trunk and "
+                                  "kept the best (docs/METHOD.md §5e); `off`: early stopping within its schedule"),
 }
 
 NUMERIC_COLUMNS = ("n_params", "data_chars", "data_tokens", "loss", "valid_loss", "flops",
