@@ -1,5 +1,6 @@
 """effdata.analyze end to end: report, figures, JSON; bad input never crashes."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -193,3 +194,107 @@ def test_seeds_on_the_from_scratch_runs_only_name_the_unseeded_fine_tunes_in_one
     assert section.count("| from scratch |") == 5 and "nan%" not in section
     assert "| 2 |" in section                                        # seeds at the points that have them
     assert "One seed at every grid point" in section and "fine-tuned from text" in section
+
+
+# --------------------------------------------------------------------------- figures at page width (issue 24)
+
+WIDE_BUDGETS = {"text": 30.0, "text@10tpp": 10.0, "text@3tpp": 3.0, "code": 30.0, "code@10tpp": 10.0, "code@3tpp": 3.0}
+SHOWN_WIDTH_PX = 800      # a page or a README column
+MIN_TEXT_PX = 7.5         # the legend's "small" at a 10-inch figure is 8.7 px; x-small on six panels was 2 px
+
+
+@pytest.fixture(scope="module")
+def wide_figures(tmp_path_factory):
+    """Every figure analyze draws for a table with six pretraining names (two distributions at three budgets),
+    five N and four D_F, an ossified run and FLOPs: {name: matplotlib Figure}, caught as they are saved."""
+    from matplotlib.figure import Figure
+
+    from synthetic import make_budget_runs
+    df = make_budget_runs(budgets=WIDE_BUDGETS, log_noise=0.1, seed=4)
+    ossify = (df["mode"] == "finetune") & (df["pretrain"] == "text@3tpp") & (df["n_params"] == df["n_params"].min())
+    df.loc[ossify, "loss"] += 0.5
+    df["flops"] = 6 * df["n_params"] * df["data_chars"]
+    drawn, save = {}, Figure.savefig
+
+    def record(figure, path, *args, **kwargs):
+        if str(path).endswith(".png"):
+            drawn[Path(path).stem] = figure
+        return save(figure, path, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Figure, "savefig", record)
+        result = analyze(df, tmp_path_factory.mktemp("wide"), compare=["text", "code"], n_bootstrap=40)
+    assert not [f for f in result["figures"] if "skipped" in f], result["figures"]
+    return drawn
+
+
+def _columns(figure) -> int:
+    """Panel columns: distinct left edges of the axes (a colour bar is not a panel)."""
+    return len({round(ax.get_position().x0, 3) for ax in figure.axes if not hasattr(ax, "_colorbar")})
+
+
+def test_every_figure_is_at_most_three_panels_wide_and_legible_at_page_width(wide_figures):
+    from matplotlib.text import Text
+    expected = {"loss_vs_data", "dt_vs_df", "fraction_vs_n", "loss_vs_n", "loss_vs_compute", "compare_dt",
+                "compare_parameters", "pretraining", "scratch_laws", "dt_vs_tpp"}
+    assert expected <= set(wide_figures)
+    assert _columns(wide_figures["dt_vs_df"]) == 3 and len(wide_figures["dt_vs_df"].axes) == 6   # wrapped, not cut
+    for name, figure in wide_figures.items():
+        assert _columns(figure) <= 3, f"{name}: {_columns(figure)} panel columns"
+        scale = SHOWN_WIDTH_PX / (72 * figure.get_figwidth())     # px per point, the figure shown 800 px wide
+        texts = [t for t in figure.findobj(Text) if t.get_visible() and t.get_text().strip()]
+        smallest = min(texts, key=lambda t: t.get_fontsize())
+        assert smallest.get_fontsize() * scale >= MIN_TEXT_PX, \
+            f"{name}: '{smallest.get_text()}' is {smallest.get_fontsize() * scale:.1f} px at {SHOWN_WIDTH_PX} px wide"
+
+
+def _drawn_colors(artist) -> list:
+    """The colours an artist shows: a Line2D's line only if it has a line style, its marker's face only if the
+    marker is filled (an error bar's caps are '|' markers whose unused line colour is the default blue)."""
+    from matplotlib.lines import Line2D
+    from matplotlib.markers import MarkerStyle
+    if not isinstance(artist, Line2D):
+        getters = ("get_facecolor", "get_edgecolor") if hasattr(artist, "get_facecolor") else ("get_color",)
+        return [getattr(artist, g)() for g in getters if hasattr(artist, g)]
+    colors = [artist.get_color()] if artist.get_linestyle() not in ("None", "none", "", " ") else []
+    marker = artist.get_marker()
+    if marker not in (None, "None", "none", ""):
+        colors.append(artist.get_markeredgecolor())
+        if MarkerStyle(marker).is_filled():
+            colors.append(artist.get_markerfacecolor())
+    return colors
+
+
+def _chromatic(artist) -> list[tuple]:
+    """The colours the artist shows that have a hue (greys, black and white are neutral), as rounded RGB."""
+    from matplotlib.colors import to_rgba_array
+    found = []
+    for value in _drawn_colors(artist):
+        try:
+            colors = to_rgba_array(value)
+        except (ValueError, TypeError):
+            continue
+        found += [tuple(float(x) for x in np.round(c[:3], 2)) for c in colors
+                  if c[3] > 0 and c[:3].max() - c[:3].min() > 0.1]
+    return found
+
+
+def test_loss_vs_data_gives_each_colour_one_meaning(wide_figures):
+    """A colour is a pretraining (its legend entry 'fine-tuned from …'); every flag is a shape in a neutral
+    grey, and nothing in the panels has a colour that is not a pretraining's (the red X of an ossified run
+    once read as text+code@3tpp, the series drawn in the palette's red)."""
+    figure = wide_figures["loss_vs_data"]
+    legend = figure.legends[0]
+    series = {}
+    for handle, text in zip(legend.legend_handles, legend.get_texts()):
+        colors = set(_chromatic(handle))
+        if text.get_text().startswith("fine-tuned from"):
+            assert len(colors) == 1, text.get_text()
+            series[colors.pop()] = text.get_text()
+        else:
+            assert not colors, f"'{text.get_text()}' is not a series but has a hue {colors}: flags are grey"
+    assert len(series) == len(WIDE_BUDGETS)           # six names, six colours
+    for ax in figure.axes:
+        for artist in ax.findobj():
+            strays = set(_chromatic(artist)) - set(series)
+            assert not strays, f"{artist} {getattr(artist, 'get_xydata', lambda: '')()} has a colour that is no pretraining's: {strays}"
