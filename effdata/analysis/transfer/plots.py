@@ -391,9 +391,13 @@ def plot_compare_parameters(fits: dict[str, TransferFit], out_dir: Path, names: 
         ax.set_ylim(-0.7, len(shown) - 0.3)
         ax.set_xlabel({"alpha": "α (exponent of D_F)", "beta": "β (exponent of N)"}[parameter])
     axes[0].set_ylabel("pretraining distribution")
-    handles, labels = axes[0].get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
-    _legend_outside(figure, list(unique.values()))
+    # The legend's markers in grey: taken from the axes they wore the last distribution's colour.
+    neutral = {"headline law (90% interval)": {"marker": "o"},
+               "including extrapolated D_E": {"marker": "s", "markerfacecolor": "white"},
+               "Hernandez et al. 2021": {"marker": "D", "markerfacecolor": "none", "color": "0.2"}}
+    drawn = set(axes[0].get_legend_handles_labels()[1])
+    _legend_outside(figure, [Line2D([], [], ls="", **{"color": FLAG_COLOR, **style}, label=label)
+                             for label, style in neutral.items() if label in drawn])
     return _save(figure, out_dir, "compare_parameters", "Fitted exponents per pretraining distribution",
                  "Filled: the headline law (interpolated D_E) with its 90% interval; hollow squares, where there are "
                  "extrapolated D_E: the law including them (sensitivity check); diamonds: the paper.")
