@@ -80,7 +80,7 @@ def find_jobs(root: Path = ROOT) -> tuple[list[Job], list[str]]:
 
 
 def run(job: Job, out: Path, figures: bool, root: Path = ROOT) -> None:
-    result = subprocess.run(job.argv(out, figures), cwd=root, capture_output=True, text=True)
+    result = subprocess.run(job.argv(out, figures), cwd=root, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"{job.report}: {shlex.join(job.argv(out, figures)[1:])} exited {result.returncode}:\n"
                            f"{result.stderr[-2000:]}")
@@ -89,7 +89,7 @@ def run(job: Job, out: Path, figures: bool, root: Path = ROOT) -> None:
 def _without_figures(name: str, text: str) -> str:
     """A report without its *Figures* section, a fits.json without its `figures` key."""
     if name.endswith(".md"):
-        return re.sub(r"\n## Figures\n.*?(?=\n## |\Z)", "\n", text, flags=re.S)
+        return re.sub(r"\n## Figures\n.*?(?=\n## |\Z)", "\n", text, flags=re.DOTALL)
     if name == "fits.json":
         data = json.loads(text)
         data.pop("figures", None)

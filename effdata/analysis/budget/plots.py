@@ -169,7 +169,7 @@ def plot_dt_vs_tpp(budget: BudgetStudy, out_dir: Path) -> SavedFigure | SkippedF
     handles.append(Line2D([], [], marker="X", color=FLAG_COLOR, ls="", label="D_T ≤ 0 (bottom edge)"))
     _legend_outside(figure, handles)
     return _save(figure, out_dir, "dt_vs_tpp", "Effective data transferred against pretraining tokens per parameter",
-                 f"A panel per pretraining distribution and fine-tuning set size D_F; colour: model size N. Filled points joined by a "
+                 "A panel per pretraining distribution and fine-tuning set size D_F; colour: model size N. Filled points joined by a "
                  "line: one size fine-tuned from each of its pretraining budgets (this table); hollow squares: the "
                  "compared table; dashed: the γ law fitted on this table. Bars: 90% intervals (bootstrap over runs).")
 
