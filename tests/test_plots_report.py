@@ -200,7 +200,7 @@ def test_seeds_on_the_from_scratch_runs_only_name_the_unseeded_fine_tunes_in_one
 
 WIDE_BUDGETS = {"text": 30.0, "text@10tpp": 10.0, "text@3tpp": 3.0, "code": 30.0, "code@10tpp": 10.0, "code@3tpp": 3.0}
 SHOWN_WIDTH_PX = 800      # a page or a README column
-MIN_TEXT_PX = 7.5         # the legend's "small" at a 10-inch figure is 8.7 px; x-small on six panels was 2 px
+MIN_TEXT_PX = 7.5         # the legend's "small" in a 10-inch figure is 9.4 px; x-small on six panels was 3 px
 
 
 def _wide_transfer_table() -> pd.DataFrame:

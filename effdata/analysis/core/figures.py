@@ -11,7 +11,7 @@ so that one that fails becomes a SkippedFigure saying why.
 
 Page width (issue 24): panels wrap at MAX_COLUMNS to more rows, a figure is at most PAGE_WIDTH inches
 wide and its legend sits under the panels, so that shown 800 px wide (a page, a README column) its
-smallest text is still about 8 px. Colour means one thing per figure (a series: a pretraining, an N,
+smallest text is still about 9 px. Colour means one thing per figure (a series: a pretraining, an N,
 a D_F); flags (extrapolated, ossified, an interval, a law) are told by marker shape or line style and
 drawn in neutral grey in the legend.
 """
@@ -38,7 +38,7 @@ SCRATCH_COLOR = "0.15"
 FLAG_COLOR = "0.3"        # neutral: a flag's legend entry must not look like one of the series
 MAX_PANELS = 5
 MAX_COLUMNS = 3           # six panels in a row were 3432 px wide: unreadable scaled to a page
-PAGE_WIDTH = 10.0         # inches; at 800 px, 9 pt text is 10 px and the legend's 7.8 pt is 8.7 px
+PAGE_WIDTH = 10.0         # inches; shown 800 px wide, 9.35 pt ticks are 10.4 px, the 8.5 pt legend 9.4 px
 LEGEND_FONT = "small"
 
 
