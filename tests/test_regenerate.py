@@ -28,7 +28,7 @@ def test_every_committed_report_names_its_command():
     assert not problems
     folders = {str(job.folder) for job in jobs}
     assert {"analysis/cpu", "analysis/cpu-fixed-budget", "analysis/quick", "analysis/shape", "analysis/lr",
-            "analysis/lr/batch", "analysis/lr/warmup"} <= folders
+            "analysis/lr/batch", "analysis/lr/warmup", "analysis/cpu/plan", "analysis/cpu-fixed-budget/plan"} <= folders
 
 
 @pytest.mark.slow
