@@ -6,7 +6,7 @@ loads. The key hashes the sample's corpora keys and the settings below, so a cha
 trains a new tokenizer instead of silently reusing an old one.
 
 The default vocabulary size was chosen by measuring training speed in characters per second of tiny
-GPT-2 models (``benchmarks/bench_vocab.py``; table in the README / notes).
+GPT-2 models (``benchmarks/bench_vocab.py``; table in docs/data.md).
 """
 from __future__ import annotations
 

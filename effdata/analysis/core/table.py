@@ -39,7 +39,7 @@ FLOPS_NOTE = ("D = C / (6·N) tokens, from the `flops` column (the table has no 
               "the tokens trained on, which is the data-set size only for runs of one epoch")
 NO_PRETRAIN_NOTE = "No `pretrain` column: every row is a from-scratch run"
 
-# Documented once here; the README table and the report's glossary are built from it.
+# Documented once here, and a row each in docs/analysis.md's *Input columns* (tests/test_docs.py checks it).
 COLUMN_DOCS: dict[str, tuple[str, str]] = {
     "pretrain": ("optional", '`none` for a from-scratch run, else the pretraining name (`text`, `text+code`, ...); '
                              "without the column every row is from scratch"),
@@ -165,7 +165,7 @@ def load_results(source: str | Path | pd.DataFrame, units: str = "chars",
     if missing:
         raise TableError(f"results table lacks required column(s) {missing}; "
                          f"it has {list(df.columns)}. Required: n_params, loss and "
-                         "data_chars, data_tokens or flops (see README, 'Analysis input').")
+                         "data_chars, data_tokens or flops (see docs/analysis.md, 'Input columns').")
     for column in NUMERIC_COLUMNS:
         if column in df.columns:
             df[column] = pd.to_numeric(df[column], errors="coerce")

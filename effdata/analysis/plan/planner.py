@@ -149,7 +149,7 @@ class ShapeOption:
 
 @dataclass(frozen=True)
 class ShapeComparison:
-    """The optional `shape` block of fits.json (written by a shape study; see README 'Planning a run')."""
+    """The optional `shape` block of fits.json (written by a shape study; see docs/planning.md, 'The `shape` block')."""
 
     quantity: str                          # a key of SHAPE_QUANTITIES
     options: tuple[ShapeOption, ...]
