@@ -8,18 +8,21 @@ import pandas as pd
 from effdata.analysis.audit.leverage import (Extrapolation, LawAudit, estimator_warnings, leave_each_out,
                                              leverage_warnings)
 from effdata.analysis.laws.scaling import (CHINCHILLA_HUBER_DELTA, MIN_CHINCHILLA_POINTS,
-                                           MIN_KAPLAN_POINTS, ChinchillaFit, KaplanFit, ScratchPoints,
-                                           chinchilla_refit, kaplan_loss, kaplan_refit)
+                                           MIN_KAPLAN_POINTS, REFIT_GRID, ChinchillaFit, KaplanFit, ScratchPoints,
+                                           chinchilla_refit, chinchilla_start, kaplan_loss, kaplan_refit)
 from effdata.fmt import sig
+
+CHINCHILLA_MIN_SIZES = 3
+
 
 def _labels(points: ScratchPoints, size_labels: dict[float, str]) -> dict[float, str]:
     return {v: size_labels.get(round(float(np.exp(v))), f"N={sig(np.exp(v))}") for v in np.unique(points.log_n)}
 
 
-def _largest(points: ScratchPoints, refit, predict, labels, minimum) -> Extrapolation | None:
+def _largest(points: ScratchPoints, refit, predict, labels, minimum, min_sizes: int = 2) -> Extrapolation | None:
     top = points.log_n == points.log_n.max()
     train = points.subset(~top)
-    if train.shortfall(minimum) is not None:
+    if train.shortfall(minimum) is not None or len(np.unique(train.log_n)) < min_sizes:
         return None
     predicted = predict(refit(train), points.subset(top))
     actual = np.exp(points.log_loss[top])
@@ -60,21 +63,25 @@ def audit_chinchilla(scratch: pd.DataFrame, fit: ChinchillaFit, size_labels: dic
         return None
     points = ScratchPoints.from_frame(scratch, fit.units)
     exponents = lambda x: {"alpha": float(x[3]), "beta": float(x[4])}  # noqa: E731
+    start = chinchilla_start(fit)
+    refit = lambda p, delta=fit.huber_delta: chinchilla_refit(p, delta, REFIT_GRID, start)  # noqa: E731
     audit = LawAudit("Chinchilla L(N, D)", {"alpha": fit.alpha, "beta": fit.beta},
                      {k: tuple(v) for k, v in fit.intervals.items() if k in ("alpha", "beta")})
     labels = _labels(points, size_labels)
-    usable = lambda keep: points.subset(keep).shortfall(MIN_CHINCHILLA_POINTS) is None  # noqa: E731
-    least = lambda p: chinchilla_refit(p, delta=1e6)   # a Huber δ above every residual: least squares  # noqa: E731
+    # E + A/N^α has three parameters along N: two sizes leave it unidentified (a flat valley in α).
+    usable = lambda keep: (points.subset(keep).shortfall(MIN_CHINCHILLA_POINTS) is None  # noqa: E731
+                           and len(np.unique(points.log_n[keep])) >= CHINCHILLA_MIN_SIZES)
+    least = lambda p: refit(p, 1e6)   # a Huber δ above every residual: least squares  # noqa: E731
     audit.left_out = leave_each_out(
         points.log_n, labels, "N",
-        lambda keep: exponents(chinchilla_refit(points.subset(keep), fit.huber_delta)) if usable(keep) else {},
+        lambda keep: exponents(refit(points.subset(keep))) if usable(keep) else {},
         lambda keep: exponents(least(points.subset(keep))) if usable(keep) else {})
     audit.other_estimate = exponents(least(points))
-    audit.extrapolation = _largest(points, lambda p: chinchilla_refit(p, fit.huber_delta),
+    audit.extrapolation = _largest(points, refit,
                                    lambda x, test: x[0] + x[1] * np.exp(-x[3] * test.log_n) + x[2] * np.exp(-x[4] * test.log_d),
-                                   labels, MIN_CHINCHILLA_POINTS)
+                                   labels, MIN_CHINCHILLA_POINTS, CHINCHILLA_MIN_SIZES)
     _without_unconverged(audit, scratch, converged, fit.units, MIN_CHINCHILLA_POINTS,
-                         lambda p: exponents(chinchilla_refit(p, fit.huber_delta)))
+                         lambda p: exponents(refit(p)))
     audit.warnings = leverage_warnings(audit) + estimator_warnings(audit)
     if fit.degenerate:
         audit.warnings.append("Chinchilla L(N, D) is degenerate: " + "; ".join(fit.degenerate) + ". Unidentified, "

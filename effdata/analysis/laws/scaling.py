@@ -561,10 +561,25 @@ def kaplan_refit(points: ScratchPoints, start, loss: str = "linear", f_scale: fl
     return min(results, key=lambda r: r.cost).x
 
 
-def chinchilla_refit(points: ScratchPoints, delta: float = CHINCHILLA_HUBER_DELTA,
-                     grid: StartGrid = StartGrid()) -> np.ndarray:
-    """(E, A, B, alpha, beta, a_opt, b_opt) of the best of the starting grid on these points, polished."""
-    theta, value = solve_batched(points.log_n[None], points.log_d[None], points.log_loss[None], grid.points(), delta)
+# The audit refits the law a dozen times per table: from the full fit's optimum and this coarse grid (243 starts
+# instead of 4,500; 10-17x faster). On every leave-one-N-out refit of the committed tables (both estimators) it
+# reached the full grid's objective to 1e-12; the exponents agreed to 3e-4 except on analysis/quick, whose refits
+# keep two sizes, where the objective is flat in α (E + A/N^α is not identified by two N): the audit does not
+# refit the Chinchilla form on fewer than three sizes (audit/laws.py).
+REFIT_GRID = StartGrid(a=(0, 10, 20), b=(0, 10, 20), e=(-1, 0, 1), alpha=(0, 0.5, 1.5), beta=(0, 0.5, 1.5))
+
+
+def chinchilla_start(fit: "ChinchillaFit") -> np.ndarray:
+    """The fit's optimum as a start (a, b, e, alpha, beta) for a refit."""
+    with np.errstate(divide="ignore"):
+        return np.array([np.log(fit.A), np.log(fit.B), max(np.log(max(fit.E, 1e-300)), -700.0), fit.alpha, fit.beta])
+
+
+def chinchilla_refit(points: ScratchPoints, delta: float = CHINCHILLA_HUBER_DELTA, grid: StartGrid = StartGrid(),
+                     start: np.ndarray | None = None) -> np.ndarray:
+    """(E, A, B, alpha, beta, a_opt, b_opt) of the best of the starting grid (and `start`) on these points, polished."""
+    starts = grid.points() if start is None else np.vstack([start[None], grid.points()])
+    theta, value = solve_batched(points.log_n[None], points.log_d[None], points.log_loss[None], starts, delta)
     best = int(np.argmin(value))
     polished, polished_value = polish_lbfgs(theta[best], points.log_n, points.log_d, points.log_loss, delta)
     return natural_parameters(polished if polished_value < value[best] else theta[best])
