@@ -52,6 +52,10 @@ class Ours:
             self.first = times.pop(0)
         return times
 
+    def attention_kernels(self) -> list[str]:
+        """The SDPA kernels one more (untimed) step runs: `device.sdpa_kernels`."""
+        return devmod.sdpa_kernels(lambda: float(self.step(self.ws[0], 1e-3)))
+
 
 class EagerLoop:
     """The plain loop most people write: labels=, default AdamW (foreach), clip, zero_grad, .item()."""
@@ -198,6 +202,7 @@ def bench_size(shape, vocab, batch, steps, rounds, dev, compile=True, trainer=Tr
     out = {k: tokens / float(np.median(v)) for k, v in times.items()}
     out["times"] = times
     out["precision"] = methods["ours"].precision
+    out["attention"] = methods["ours"].attention_kernels()
     if compile:
         out["compile_s"] = methods["compiled"].first
     return out
