@@ -92,7 +92,7 @@ trap stopped TERM INT
   echo "started $(date -u +%FT%TZ); work $WORK; out $OUT; study $STUDY; workers $WORKERS; budget ${BUDGET}s; tiny $TINY"
   uname -a; nproc
   command -v nvidia-smi >/dev/null && nvidia-smi
-  "$PY" -c "import sys, torch, transformers; print('python', sys.version.split()[0], 'torch', torch.__version__, 'transformers', transformers.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
+  "$PY" -c "import sys, torch; from importlib.metadata import version; print('python', sys.version.split()[0], 'torch', torch.__version__, 'transformers', version('transformers'), 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
   git log -1 --format='commit %H %s' 2>/dev/null
 } > "$WORK/env.txt" 2>&1
 cat "$WORK/env.txt"
@@ -104,7 +104,7 @@ SIZES=${GPU_BENCH_SIZES:-$("$PY" -c "import sys; from effdata.study.study import
 if [ "$SIZES" != none ]; then
   if [ "$TINY" = 1 ]; then
     step bench "$BENCH_S" "$WORK/bench.md" "$PY" -m effdata.bench --device "$DEVICE" --sizes "$SIZES" --batch 4 \
-      --steps 2 --rounds 1 --no-compile --threads "$THREADS" --json "$WORK/bench.json"
+      --steps 2 --rounds 1 --no-compile --chars-per-token 3 --threads "$THREADS" --json "$WORK/bench.json"
   else
     # Every size at the study's batch of 16 (ours, the Trainer, a plain loop; eager), then the largest at the
     # pretraining batch of 128 with the compiled step too (one compile: tens of seconds).

@@ -8,8 +8,8 @@ Trainer in bf16 mixed precision where ours is bf16 on a GPU, else fp32 (on CPU i
 the eager loop in fp32. The methods are interleaved (`--rounds` rounds of `--steps` steps
 each, first step of each untimed) and each is reported at its median step time, so that other
 processes taking the CPU for a while hit every method alike. Prints a Markdown table with tokens/s,
-characters/s (tokens/s × chars/token: measured from the tokenizer when one is cached, else the
-`--chars-per-token` figure), the speed-up of our step over the Trainer, and model-FLOPs utilisation
+characters/s (tokens/s × chars/token: `--chars-per-token`, else measured on the python corpus at this
+vocabulary, prepared if missing, else 3.0), the speed-up of our step over the Trainer, and model-FLOPs utilisation
 (training FLOPs per token as in `effdata.spec.ModelShape.flops_per_token`, against the peak matmul rate measured
 here for the dtype our step runs in: bf16 peak when it autocasts to bf16, else fp32), and the attention
 kernel our step runs (`device.sdpa_kernels`: flash, efficient, cudnn or math, read from the profiler).
@@ -42,7 +42,9 @@ from effdata.training.bench import bench_size, step_times
 from effdata.training.step import should_compile
 
 
-def _chars_per_token(vocab: int, fallback: float) -> tuple[float, str]:
+def _chars_per_token(vocab: int, given: float | None) -> tuple[float, str]:
+    if given is not None:
+        return given, "given"
     try:  # the tokens module records chars and tokens per split; use it when a corpus is prepared
         from effdata.data import tokens
 
@@ -50,7 +52,7 @@ def _chars_per_token(vocab: int, fallback: float) -> tuple[float, str]:
         sp = tc.splits["valid"]
         return sp.n_chars / sp.n_tokens, "measured on the python valid split"
     except Exception:  # noqa: BLE001
-        return fallback, "assumed (no prepared python corpus found)"
+        return 3.0, "assumed (no prepared python corpus found)"
 
 
 def _record_step_times(dev, shape, a, threads: int, r: dict) -> steptimes.StepTimes:
@@ -75,7 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--vocab", type=int, default=None, help="vocabulary size (default: the tokenizer's default)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all available cores)")
     p.add_argument("--device", default=None)
-    p.add_argument("--chars-per-token", type=float, default=3.0)
+    p.add_argument("--chars-per-token", type=float, default=None,
+                   help="for the chars/s column (default: measured on the python corpus, which is prepared if "
+                        "missing; else 3.0)")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile column (it compiles per size)")
     p.add_argument("--no-trainer", action="store_true")
     p.add_argument("--json", type=Path, help="also write the table (and the machine, peaks, load) here, "
