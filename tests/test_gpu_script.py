@@ -20,6 +20,7 @@ import pytest
 
 from conftest import write_tiny_corpora
 from effdata import gpu
+from effdata.data.corpora import PINNED_KEYS, CorpusError, corpus_key
 from studyfiles import write_study
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,6 +60,17 @@ def _members(archive: Path) -> list[str]:
         return tar.getnames()
 
 
+def test_a_packed_home_answers_corpus_keys_from_its_pins(tmp_path):
+    name = f"files:{tmp_path}/nowhere/*.txt"
+    with pytest.raises(CorpusError):
+        corpus_key(name, tmp_path)  # no sources, no pin
+    (tmp_path / PINNED_KEYS).write_text(json.dumps({name: "abc"}))
+    assert corpus_key(name, tmp_path) == "abc"
+    (tmp_path / PINNED_KEYS).write_text("[1]")
+    with pytest.raises(CorpusError, match="must map corpus names to keys"):
+        corpus_key(name, tmp_path)
+
+
 def test_the_gpu_path_imports_without_datasets_or_submitit():
     """What the H200 runs, with the two packages it lacks unimportable: the commands, a worker's run, the
     Trainer baseline (transformers asks whether datasets is there), the quietening of libraries."""
@@ -66,6 +78,8 @@ def test_the_gpu_path_imports_without_datasets_or_submitit():
             "from transformers import Trainer\n"
             "from effdata.study.runner import quiet_libraries\n"
             "quiet_libraries()\n"
+            "import transformers\n"
+            "assert transformers.logging.get_verbosity() == transformers.logging.ERROR\n"
             "assert '--executor' in effdata.run.build_parser().format_help()\n"  # submitit only when SLURM is used
             "assert sys.modules['datasets'] is None and sys.modules['submitit'] is None\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,

@@ -107,13 +107,16 @@ def execute_run(out_dir: Path | str, run_id: str, threads: int | None = None, pr
 
 
 def quiet_libraries() -> None:
-    """Per-run bars and advice from transformers/datasets would drown the study's own progress."""
+    """Per-run bars and advice from transformers/datasets would drown the study's own progress. Each library
+    on its own: a GPU machine without `datasets` (docs/notes/issue-21.md) still quietens transformers."""
     with contextlib.suppress(ImportError):
-        import datasets  # noqa: PLC0415
         import transformers  # noqa: PLC0415
 
         transformers.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
+    with contextlib.suppress(ImportError):
+        import datasets  # noqa: PLC0415
+
         datasets.disable_progress_bars()
         datasets.logging.set_verbosity_error()
 
