@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{assume.step_floor_s * 1e3:.1f} ms a step and {assume.run_overhead_s:.0f} s a run for each worker")
     print("| size | runs | FLOPs | worker-seconds |\n|---|---|---|---|")
     for size, (flops, seconds, n) in e["by_size"].items():
-        print(f"| {size} | {n} | {flops:.2e} | {seconds:,.0f} |")
+        print(f"| {size} | {n:.0f} | {flops:.2e} | {seconds:,.0f} |")
     print(f"GPU-bound {e['gpu_s']:,.0f} s; worker-bound {e['workers_s']:,.0f} s at {a.workers} workers; longest chain "
           f"{e['chain_s']:,.0f} s -> about {e['wall_s'] / 60:.1f} min")
 
