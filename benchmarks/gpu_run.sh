@@ -18,7 +18,7 @@
 #                   longest estimated run is ~25 s), then packing (90)
 #   GPU_DEVICE      the study's device (the study file's; GPU_TINY: cpu)
 #   GPU_WORK        the work folder: home, study, logs (default: a new temporary folder)
-#   GPU_TINY=1      the CI configuration on CPU: device cpu, a bench of 2 steps without compile
+#   GPU_TINY=1      the CI configuration on CPU: device cpu, a bench of 2 steps of ours and the Trainer
 #   PYTHON          the interpreter (python3; on the H200 the one that holds torch)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
@@ -104,7 +104,8 @@ SIZES=${GPU_BENCH_SIZES:-$("$PY" -c "import sys; from effdata.study.study import
 if [ "$SIZES" != none ]; then
   if [ "$TINY" = 1 ]; then
     step bench "$BENCH_S" "$WORK/bench.md" "$PY" -m effdata.bench --device "$DEVICE" --sizes "$SIZES" --batch 4 \
-      --steps 2 --rounds 1 --no-compile --chars-per-token 3 --threads "$THREADS" --json "$WORK/bench.json"
+      --steps 2 --rounds 1 --no-compile --no-eager --chars-per-token 3 --threads "$THREADS" \
+      --json "$WORK/bench.json"
   else
     # Every size at the study's batch of 16 (ours, the Trainer, a plain loop; eager), then the largest at the
     # pretraining batch of 128 with the compiled step too (one compile: tens of seconds).

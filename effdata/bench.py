@@ -82,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
                         "missing; else 3.0)")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile column (it compiles per size)")
     p.add_argument("--no-trainer", action="store_true")
+    p.add_argument("--no-eager", action="store_true", help="skip the plain eager loop")
     p.add_argument("--json", type=Path, help="also write the table (and the machine, peaks, load) here, "
                                              "rewritten after every size so a stopped bench keeps its rows")
     return p
@@ -91,7 +92,7 @@ def _size_row(name: str, a, dev, threads: int, cpt: float, peaks: dict[str, floa
     """Benchmark one size; its row as numbers (the table prints them, --json keeps them)."""
     shape = get_shape(name.strip())
     r = bench_size(shape, a.vocab, a.batch, a.steps, a.rounds, dev, compile=not a.no_compile,
-                   trainer=not a.no_trainer)
+                   trainer=not a.no_trainer, eager=not a.no_eager)
     ours, trainer = r["ours"], r.get("trainer", float("nan"))
     f_tok, _ = shape.flops_per_token(a.vocab)
     peak = peaks["bf16"] if r["precision"][0] is not None else peaks["fp32"]
@@ -100,7 +101,7 @@ def _size_row(name: str, a, dev, threads: int, cpt: float, peaks: dict[str, floa
     long_run = r["compiled"] if measured and should_compile(TrainSettings(), 10**9, measured) else ours
     return {"size": name, "n_params": shape.n_params, "precision": devmod.precision_name(*r["precision"]),
             "ours_tokens_per_s": ours, "ours_chars_per_s": ours * cpt, "compiled_tokens_per_s": r.get("compiled"),
-            "compile_s": r.get("compile_s"), "trainer_tokens_per_s": trainer, "eager_tokens_per_s": r["eager"],
+            "compile_s": r.get("compile_s"), "trainer_tokens_per_s": trainer, "eager_tokens_per_s": r.get("eager", float("nan")),
             "ours_over_trainer": ours / trainer, "long_run_over_trainer": long_run / trainer,
             "mfu": ours * f_tok / peak, "compiled_mfu": (r["compiled"] * f_tok / peak) if "compiled" in r else None,
             "flops_per_token": f_tok, "attention": r["attention"]}

@@ -141,7 +141,7 @@ def test_a_stopped_run_still_returns_what_finished(carried, tmp_path):
     root, env = carried
     out, work = tmp_path / "out", tmp_path / "work"
     proc = subprocess.Popen(["bash", str(SCRIPT)], env={**env, "OUT": str(out), "GPU_WORK": str(work),
-                                                        "GPU_BENCH_SIZES": "none"},
+                                                        "GPU_BENCH_SIZES": "none", "GPU_WORKERS": "1"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 200
