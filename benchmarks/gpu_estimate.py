@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> None:
     assume = GpuAssumptions(mfu=a.mfu, step_floor_s=a.step_floor_ms / 1e3)
     e = estimate(runs, cost, a.workers, assume)
     print(f"{study.name}: {e['runs']} runs, {e['flops']:.2e} FLOPs (training and evaluation, every run to its end)")
-    print(f"assumed: {assume.mfu:.0%} of {assume.peak_bf16 / 1e12:.0f} TFLOP/s bf16 (training) and {assume.eval_mfu:.0%} "
-          f"of {assume.peak_fp32 / 1e12:.0f} TFLOP/s fp32 (evaluation) for the whole GPU, "
+    print(f"assumed: {assume.mfu:.0%} of {assume.peak_bf16 / 1e12:.0f} TFLOP/s bf16 (training) and "
+          f"{assume.eval_mfu:.0%} of {assume.peak_fp32 / 1e12:.0f} TFLOP/s fp32 (evaluation) for the whole GPU, "
           f"{assume.step_floor_s * 1e3:.1f} ms a step and {assume.run_overhead_s:.0f} s a run for each worker")
     print("| size | runs | FLOPs | worker-seconds |\n|---|---|---|---|")
     for size, (flops, seconds, n) in e["by_size"].items():

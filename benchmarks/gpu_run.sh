@@ -36,7 +36,9 @@ OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/effdata-gpu-out.XXXXXX")}
 DEVICE=${GPU_DEVICE:-}
 [ "$TINY" = 1 ] && DEVICE=${DEVICE:-cpu}
 for n in "$WORKERS" "$BUDGET" "$BENCH_S" "$DRAIN"; do
-  [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "gpu_run.sh: GPU_WORKERS, GPU_BUDGET_S, GPU_BENCH_S and GPU_DRAIN_S must be positive whole numbers, got '$n'" >&2; exit 2; }
+  [[ "$n" =~ ^[1-9][0-9]*$ ]] || {
+    echo "gpu_run.sh: GPU_WORKERS, GPU_BUDGET_S, GPU_BENCH_S and GPU_DRAIN_S must be positive whole numbers, got '$n'" >&2
+    exit 2; }
 done
 [ -f "$STUDY" ] || { echo "gpu_run.sh: no study file $STUDY (GPU_STUDY)" >&2; exit 2; }
 mkdir -p "$WORK" "$OUT" || exit 2
@@ -100,7 +102,8 @@ cat "$WORK/env.txt"
 step unpack 120 - "$PY" -m effdata.gpu unpack --carry "$CARRY" || exit
 
 THREADS=$(( $(nproc) / WORKERS )); [ "$THREADS" -ge 1 ] || THREADS=1
-SIZES=${GPU_BENCH_SIZES:-$("$PY" -c "import sys; from effdata.study.study import load_study; print(','.join(load_study(sys.argv[1]).sizes))" "$STUDY")}
+STUDY_SIZES='import sys; from effdata.study.study import load_study; print(",".join(load_study(sys.argv[1]).sizes))'
+SIZES=${GPU_BENCH_SIZES:-$("$PY" -c "$STUDY_SIZES" "$STUDY")}
 if [ "$SIZES" != none ]; then
   if [ "$TINY" = 1 ]; then
     step bench "$BENCH_S" "$WORK/bench.md" "$PY" -m effdata.bench --device "$DEVICE" --sizes "$SIZES" --batch 4 \

@@ -101,7 +101,8 @@ def _size_row(name: str, a, dev, threads: int, cpt: float, peaks: dict[str, floa
     long_run = r["compiled"] if measured and should_compile(TrainSettings(), 10**9, measured) else ours
     return {"size": name, "n_params": shape.n_params, "precision": devmod.precision_name(*r["precision"]),
             "ours_tokens_per_s": ours, "ours_chars_per_s": ours * cpt, "compiled_tokens_per_s": r.get("compiled"),
-            "compile_s": r.get("compile_s"), "trainer_tokens_per_s": trainer, "eager_tokens_per_s": r.get("eager", float("nan")),
+            "compile_s": r.get("compile_s"), "trainer_tokens_per_s": trainer,
+            "eager_tokens_per_s": r.get("eager", float("nan")),
             "ours_over_trainer": ours / trainer, "long_run_over_trainer": long_run / trainer,
             "mfu": ours * f_tok / peak, "compiled_mfu": (r["compiled"] * f_tok / peak) if "compiled" in r else None,
             "flops_per_token": f_tok, "attention": r["attention"]}
@@ -111,7 +112,8 @@ def _table_line(row: dict) -> str:
     comp = f"{row['compiled_tokens_per_s']:,.0f} ({row['compile_s']:.0f})" if row["compiled_tokens_per_s"] else "-"
     return (f"| {row['size']} | {row['n_params']:,} | {row['ours_tokens_per_s']:,.0f} ({row['precision']}) | "
             f"{row['ours_chars_per_s']:,.0f} | {comp} | {row['trainer_tokens_per_s']:,.0f} | "
-            f"{row['eager_tokens_per_s']:,.0f} | {row['ours_over_trainer']:.2f}x | {row['long_run_over_trainer']:.2f}x | "
+            f"{row['eager_tokens_per_s']:,.0f} | {row['ours_over_trainer']:.2f}x | "
+            f"{row['long_run_over_trainer']:.2f}x | "
             f"{100 * row['mfu']:.1f}% | {', '.join(row['attention']) or 'none (eager attention)'} |")
 
 
@@ -124,14 +126,15 @@ def main(argv: list[str] | None = None) -> None:
     dev = devmod.pick_device(a.device)
     threads = devmod.set_threads(a.threads)
     cpt, cpt_how = _chars_per_token(a.vocab, a.chars_per_token)
-    peaks = {"fp32": devmod.peak_matmul_flops(dev.type, "float32"), "bf16": devmod.peak_matmul_flops(dev.type, "bfloat16")}
+    peaks = {"fp32": devmod.peak_matmul_flops(dev.type, "float32"),
+             "bf16": devmod.peak_matmul_flops(dev.type, "bfloat16")}
     where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else (platform.processor() or platform.machine())
     info = {"device": str(dev), "machine": where, "torch": torch.__version__, "threads": threads, "batch": a.batch,
             "vocab": a.vocab, "steps": a.steps, "rounds": a.rounds,
             "chars_per_token": cpt, "peak_fp32_flops": peaks["fp32"], "peak_bf16_flops": peaks["bf16"],
             "load_start": _load(), "rows": []}
-    print(f"device {dev} ({where}), torch {torch.__version__}, threads {threads}, load average {info['load_start']:.2f} "
-          f"at start")
+    print(f"device {dev} ({where}), torch {torch.__version__}, threads {threads}, "
+          f"load average {info['load_start']:.2f} at start")
     print(f"measured peak matmul: fp32 {peaks['fp32'] / 1e9:,.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:,.0f} GFLOP/s")
     print(f"batch {a.batch} sequences, vocab {a.vocab}, median of {a.rounds} interleaved rounds x {a.steps} steps "
           f"per method (first step untimed); chars/token {cpt:.2f} ({cpt_how})\n")

@@ -176,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     args = build_parser().parse_args(argv)
     if args.stop_after is not None and not args.stop_after > 0:
-        print(f"effdata.run: --stop-after must be a positive number of seconds, got {args.stop_after:g}", file=sys.stderr)
+        print(f"effdata.run: --stop-after must be a positive number of seconds, got {args.stop_after:g}",
+              file=sys.stderr)
         return 2
     deadline = None if args.stop_after is None else began + args.stop_after
     try:

@@ -102,7 +102,8 @@ def test_a_wrong_or_too_large_carry_is_one_line_and_exit_2(carried, tmp_path, ca
     # An unpacked home packs again without the sources (its keys are pinned), and the size limit holds.
     assert gpu.main(["unpack", "--carry", str(root / "carry"), "--home", str(tmp_path / "home")]) == 0
     capsys.readouterr()
-    again = ["pack", "--study", str(root / "tiny.toml"), "--home", str(tmp_path / "home"), "--carry", str(tmp_path / "c")]
+    again = ["pack", "--study", str(root / "tiny.toml"), "--home", str(tmp_path / "home"),
+             "--carry", str(tmp_path / "c")]
     assert gpu.main(again + ["--max-mib", "0.001"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "MiB, more than the 0.001 MiB" in err[0] and not (tmp_path / "c" / gpu.ARCHIVE).exists()

@@ -181,8 +181,10 @@ def attention_impl(device: torch.device, body_dtype: torch.dtype | None) -> str:
 
 # The aten operators scaled_dot_product_attention dispatches to, by the kernel family they run (forward
 # and backward share the prefix; the CPU's flash kernel is `..._flash_attention_for_cpu`).
-SDPA_KERNELS = (("flash", "_scaled_dot_product_flash_attention"), ("efficient", "_scaled_dot_product_efficient_attention"),
-                ("cudnn", "_scaled_dot_product_cudnn_attention"), ("math", "_scaled_dot_product_attention_math"),
+SDPA_KERNELS = (("flash", "_scaled_dot_product_flash_attention"),
+                ("efficient", "_scaled_dot_product_efficient_attention"),
+                ("cudnn", "_scaled_dot_product_cudnn_attention"),
+                ("math", "_scaled_dot_product_attention_math"),
                 ("overrideable", "_scaled_dot_product_fused_attention_overrideable"))
 
 
