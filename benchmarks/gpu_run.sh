@@ -12,13 +12,14 @@
 #   GPU_CARRY       the carried folder (.gpu-carry)
 #   GPU_STUDY       the study file (jobs/gpu-h200.toml); GPU_PRETRAIN its pretraining corpora (the study's)
 #   GPU_WORKERS     study workers sharing the one GPU (4: 16 cores, 4 torch threads each)
-#   GPU_BUDGET_S    the whole invocation, seconds (510: 9 minutes less a margin for start-up and transfers)
-#   GPU_BENCH_S     the benchmark at most (150); GPU_BENCH_SIZES its sizes (the study's; "none" skips it)
+#   GPU_BUDGET_S    the whole invocation, seconds (540: 9 minutes; the device call's timeout_s of 600 leaves 60 s)
+#   GPU_BENCH_S     the benchmark at most (180); GPU_BENCH_SIZES its sizes (the study's; "none" skips it)
 #   GPU_DRAIN_S     no run starts later than this before the budget's end: runs in flight finish (the
 #                   longest estimated run is ~25 s), then packing (90)
 #   GPU_DEVICE      the study's device (the study file's; GPU_TINY: cpu)
 #   GPU_WORK        the work folder: home, study, logs (default: a new temporary folder)
-#   GPU_TINY=1      the CI configuration on CPU: device cpu, a bench of 2 steps of ours and the Trainer
+#   GPU_TINY=1      the CI configuration on CPU: device cpu, a bench of 2 steps of ours and the Trainer, and
+#                   1 s of ours in 1 and 2 processes
 #   PYTHON          the interpreter (python3; on the H200 the one that holds torch)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
@@ -28,8 +29,8 @@ TINY=${GPU_TINY:-0}
 CARRY=${GPU_CARRY:-.gpu-carry}
 STUDY=${GPU_STUDY:-jobs/gpu-h200.toml}
 WORKERS=${GPU_WORKERS:-4}
-BUDGET=${GPU_BUDGET_S:-510}
-BENCH_S=${GPU_BENCH_S:-150}
+BUDGET=${GPU_BUDGET_S:-540}
+BENCH_S=${GPU_BENCH_S:-180}
 DRAIN=${GPU_DRAIN_S:-90}
 WORK=${GPU_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/effdata-gpu.XXXXXX")}
 OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/effdata-gpu-out.XXXXXX")}
@@ -104,22 +105,24 @@ step unpack 120 - "$PY" -m effdata.gpu unpack --carry "$CARRY" || exit
 THREADS=$(( $(nproc) / WORKERS )); [ "$THREADS" -ge 1 ] || THREADS=1
 STUDY_SIZES='import sys; from effdata.study.study import load_study; print(",".join(load_study(sys.argv[1]).sizes))'
 SIZES=${GPU_BENCH_SIZES:-$("$PY" -c "$STUDY_SIZES" "$STUDY")}
-if [ "$SIZES" != none ]; then
-  if [ "$TINY" = 1 ]; then
-    step bench "$BENCH_S" "$WORK/bench.md" "$PY" -m effdata.bench --device "$DEVICE" --sizes "$SIZES" --batch 4 \
-      --steps 2 --rounds 1 --no-compile --no-eager --chars-per-token 3 --threads "$THREADS" \
-      --json "$WORK/bench.json"
-  else
-    # Every size at the study's batch of 16 (ours, the Trainer, a plain loop; eager), then the largest at the
-    # pretraining batch of 128 with the compiled step too (one compile: tens of seconds).
-    BENCH_END=$(( $(date +%s) + BENCH_S ))
-    step bench "$BENCH_S" "$WORK/bench.md" "$PY" -m effdata.bench --device "${DEVICE:-cuda}" --sizes "$SIZES" \
-      --batch 16 --steps 20 --rounds 3 --no-compile --threads "$THREADS" --json "$WORK/bench.json"
-    LEFT=$(( BENCH_END - $(date +%s) ))
-    [ "$LEFT" -gt 20 ] && step bench-pretrain "$LEFT" "$WORK/bench.md" "$PY" -m effdata.bench \
-      --device "${DEVICE:-cuda}" --sizes "${SIZES##*,}" --batch 128 --steps 10 --rounds 3 --threads "$THREADS" \
-      --json "$WORK/bench-pretrain.json"
-  fi
+BENCH_END=$(( $(date +%s) + BENCH_S ))
+left() { echo $(( BENCH_END - $(date +%s) )); }
+if [ "$SIZES" != none ] && [ "$TINY" = 1 ]; then
+  step bench "$BENCH_S" "$WORK/bench.md" "$PY" -m effdata.bench --device "$DEVICE" --sizes "$SIZES" --batch 4 \
+    --steps 2 --rounds 1 --no-compile --no-eager --chars-per-token 3 --threads "$THREADS" --concurrent 1,2 \
+    --concurrent-seconds 1 --json "$WORK/bench.json"
+elif [ "$SIZES" != none ]; then
+  # 1. Every size at the study's batch of 16: ours, the Trainer, a plain loop (eager). 2. The smallest and the
+  # largest in 1, 2, 4 and 8 processes at once (how many workers the GPU takes). 3. The largest at the
+  # pretraining batch of 128 with the compiled step too (one compile: tens of seconds), if time is left.
+  step bench "$(left)" "$WORK/bench.md" "$PY" -m effdata.bench --device "${DEVICE:-cuda}" --sizes "$SIZES" \
+    --batch 16 --steps 20 --rounds 3 --no-compile --threads "$THREADS" --json "$WORK/bench.json"
+  [ "$(left)" -gt 20 ] && step bench-workers "$(left)" "$WORK/bench.md" "$PY" -m effdata.bench \
+    --device "${DEVICE:-cuda}" --sizes "${SIZES%%,*},${SIZES##*,}" --batch 16 --steps 5 --rounds 1 --no-compile \
+    --no-trainer --no-eager --threads "$(nproc)" --concurrent 1,2,4,8 --json "$WORK/bench-workers.json"
+  [ "$(left)" -gt 20 ] && step bench-pretrain "$(left)" "$WORK/bench.md" "$PY" -m effdata.bench \
+    --device "${DEVICE:-cuda}" --sizes "${SIZES##*,}" --batch 128 --steps 10 --rounds 3 --threads "$THREADS" \
+    --json "$WORK/bench-pretrain.json"
 fi
 
 STOP=$(( BUDGET - DRAIN - $(elapsed) ))

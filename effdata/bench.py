@@ -38,7 +38,7 @@ from effdata.paths import atomic_write_json, home
 from effdata.spec import CPU_LADDER, TrainSettings, get_shape
 from effdata.training import device as devmod
 from effdata.training import steptimes
-from effdata.training.bench import bench_size, step_times
+from effdata.training.bench import bench_size, concurrent_rates, step_times
 from effdata.training.step import should_compile
 
 
@@ -83,6 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile column (it compiles per size)")
     p.add_argument("--no-trainer", action="store_true")
     p.add_argument("--no-eager", action="store_true", help="skip the plain eager loop")
+    p.add_argument("--concurrent", metavar="K,K,...",
+                   help="also: tokens/s of K processes running our step at once, for each size and K (a study's "
+                        "workers sharing one GPU), each process with --threads / max K threads")
+    p.add_argument("--concurrent-seconds", type=float, default=3.0, help="the window each K is timed over")
     p.add_argument("--json", type=Path, help="also write the table (and the machine, peaks, load) here, "
                                              "rewritten after every size so a stopped bench keeps its rows")
     return p
@@ -146,9 +150,34 @@ def main(argv: list[str] | None = None) -> None:
         if a.json:
             atomic_write_json(a.json, info)
         print(_table_line(row), flush=True)
+    if a.concurrent:
+        info["concurrent"] = _concurrent(a, dev, threads)
+        if a.json:
+            atomic_write_json(a.json, info)
     print(f"\nload average {_load():.2f} at end")
     if not a.no_compile:
         print(f"step and compile times recorded in {home() / steptimes.FILE}: compile=\"auto\" decides by them")
+
+
+def _concurrent(a, dev, threads: int) -> list[dict]:
+    """The --concurrent table: per size and K, the K processes' tokens/s together and against one process."""
+    counts = sorted({int(k) for k in a.concurrent.split(",")})
+    if counts[0] < 1:
+        raise SystemExit(f"effdata.bench: --concurrent takes counts of 1 or more, got {a.concurrent}")
+    print(f"\n{a.concurrent_seconds:g} s of our eager step in K processes at once, "
+          f"{max(1, threads // counts[-1])} threads each\n")
+    print("| size | K | tok/s, all K | × one process | tok/s per process (min-max) |\n|---|---|---|---|---|")
+    out = []
+    for name in a.sizes.split(","):
+        rows = concurrent_rates(get_shape(name.strip()), a.vocab, a.batch, dev, counts, a.concurrent_seconds,
+                                max(1, threads // counts[-1]))
+        one = rows[0]["tokens_per_s"] / rows[0]["processes"]
+        for row in rows:
+            per = row["per_process_tokens_per_s"]
+            print(f"| {name} | {row['processes']} | {row['tokens_per_s']:,.0f} | {row['tokens_per_s'] / one:.2f} | "
+                  f"{min(per):,.0f}-{max(per):,.0f} |", flush=True)
+            out.append({"size": name, **row})
+    return out
 
 
 def _load() -> float:

@@ -148,8 +148,8 @@ def unpack(carry: Path, home: Path | None) -> dict[str, TokenizedCorpus]:
 def collect(work: Path, out: Path, home: Path | None = None) -> list[str]:
     """Into `out`: records.tar.gz (every run's plan, record, log and error, the study's identity, this
     machine's measured step times), results.csv (regenerated from the records), and whatever of bench.md,
-    bench.json and env.txt `work` holds. Returns one line per file written. Works on a study that stopped
-    part-way: a run's record is written when it ends."""
+    the bench's JSON files and env.txt `work` holds: 7 files at most, log.txt (the script's) the 8th. Returns
+    one line per file written. Works on a study that stopped part-way: a run's record is written when it ends."""
     out.mkdir(parents=True, exist_ok=True)
     study = work / "study"
     lines = [_records_archive(study, _home(home), out)]
@@ -159,7 +159,7 @@ def collect(work: Path, out: Path, home: Path | None = None) -> list[str]:
         table = Store(study).write_table()
         shutil.copyfile(table, out / "results.csv")
         lines.append(f"results.csv {_kib(out / 'results.csv')} ({_rows(table)} rows)")
-    for name in ("bench.md", "bench.json", "bench-pretrain.json", "env.txt"):
+    for name in ("bench.md", "bench.json", "bench-workers.json", "bench-pretrain.json", "env.txt"):
         if (work / name).is_file():
             shutil.copyfile(work / name, out / name)
             lines.append(f"{name} {_kib(out / name)}")

@@ -125,6 +125,8 @@ def test_the_tiny_gpu_run_returns_bench_records_and_table(carried, tmp_path):
     assert "unpack: exit 0" in log and "bench: exit 0" in log and "study: exit 1" in log
     bench = json.loads((out / "bench.json").read_text())
     assert [r["size"] for r in bench["rows"]] == [SIZES[0]] and bench["rows"][0]["trainer_tokens_per_s"] > 0
+    assert [(r["size"], r["processes"]) for r in bench["concurrent"]] == [(SIZES[0], 1), (SIZES[0], 2)]
+    assert all(len(r["per_process_tokens_per_s"]) == r["processes"] and r["tokens_per_s"] > 0 for r in bench["concurrent"])
     assert f"| {SIZES[0]} |" in (out / "bench.md").read_text()
     table = pd.read_csv(out / "results.csv")
     assert len(table) == 10 and set(table["size"]) == set(SIZES)  # 2 sizes x (3 scratch, 1 pretrain, 1 fine-tune)
