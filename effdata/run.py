@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from effdata.spec import StudyRun
 from effdata.study.checks import check_plan, pretrain_epochs
 from effdata.study.cost import A100, CostModel
 from effdata.study.progress import MODES as PROGRESS_MODES, preparation_shown
-from effdata.study.runner import LocalExecutor, RunBusy, exclusive_lock, quiet_libraries, schedule
+from effdata.study.runner import ORDERS, LocalExecutor, RunBusy, exclusive_lock, quiet_libraries, schedule
 from effdata.study.store import Store
 from effdata.study.study import DEVICES, Study, StudyError, load_study, study_runs
 
@@ -47,6 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", choices=DEVICES,
                         help="where runs execute (default: the study's `device`, else auto: CUDA when present); "
                              "cuda stops at once when this machine has no CUDA")
+    parser.add_argument("--order", choices=ORDERS, default="longest",
+                        help="after pretraining: the longest runs first (default; the shortest wall time), or size "
+                             "by size from the smallest, from-scratch runs and fine-tunes interleaved (what a "
+                             "deadline leaves is whole sizes)")
+    parser.add_argument("--stop-after", type=float, metavar="SECONDS",
+                        help="start no run later than SECONDS after this command began; runs in flight finish, the "
+                             "rest stay to do (the same command later does them)")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and their compute, run nothing")
     parser.add_argument("--no-analysis", action="store_true", help="skip the analysis after training")
     parser.add_argument("--progress", choices=PROGRESS_MODES, default="auto",
@@ -181,7 +189,13 @@ def make_executor(args, store: Store, device: str):
 
 
 def main(argv: list[str] | None = None) -> int:
+    began = time.monotonic()
     args = build_parser().parse_args(argv)
+    if args.stop_after is not None and not args.stop_after > 0:
+        print(f"effdata.run: --stop-after must be a positive number of seconds, got {args.stop_after:g}",
+              file=sys.stderr)
+        return 2
+    deadline = None if args.stop_after is None else began + args.stop_after
     try:
         study = load_study(args.study)
         device = args.device or study.device
@@ -204,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"study {study.name}: {len(runs)} runs in {out_dir} (pretraining: {', '.join(pretrains)}; "
                   f"{parallel} at a time)", file=sys.stderr)
             outcome = schedule(store, runs, executor, max_parallel=parallel, estimate=cost_model(study, data).flops,
-                               progress=args.progress)
+                               progress=args.progress, order=args.order, deadline=deadline)
             table = store.write_table()
     except KeyboardInterrupt:
         print("effdata.run: interrupted; finished runs are kept, run the same command to resume",
@@ -218,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"effdata.run: {exc}", file=sys.stderr)
         return 2
     print(f"{len(outcome.done)} runs done now, {len(outcome.skipped)} done before, "
-          f"{len(outcome.failed)} failed, {len(outcome.blocked)} blocked; results table: {table}", file=sys.stderr)
+          f"{len(outcome.failed)} failed, {len(outcome.blocked)} blocked, {len(outcome.deferred)} not started "
+          f"(--stop-after); results table: {table}", file=sys.stderr)
     for run_id, why in {**outcome.failed, **outcome.blocked}.items():
         print(f"  {run_id}: {why}", file=sys.stderr)
     if not args.no_analysis:

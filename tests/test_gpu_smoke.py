@@ -182,6 +182,20 @@ def test_compiled_blocks_keep_attention_causal_with_no_mask(tiny_model, monkeypa
     assert all(".h.0._orig_mod" not in key for key in model.state_dict())  # the model itself stays as it was
 
 
+def test_the_attention_kernel_a_step_runs_is_read_not_assumed(tiny_model):
+    """What the bench reports (device.sdpa_kernels): the kernel SDPA dispatched to, from the profiler. On
+    this CPU the flash kernel runs for fp32; forced to the math fallback it reads math; eager attention none."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    model, windows = tiny_model
+    step = make_loss_fn(model, None, torch.device("cpu"))
+    assert devmod.sdpa_kernels(lambda: step(windows).backward()) == ["flash"]
+    with sdpa_kernel(SDPBackend.MATH):
+        assert devmod.sdpa_kernels(lambda: step(windows).backward()) == ["math"]
+    model.config._attn_implementation = "eager"
+    assert devmod.sdpa_kernels(lambda: step(windows).backward()) == []
+
+
 def test_a_compile_error_in_the_backward_falls_back_to_eager(tiny_model, monkeypatch):
     from functorch.compile import make_boxed_func
     from torch._dynamo.backends.common import aot_autograd

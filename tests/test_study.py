@@ -146,6 +146,15 @@ def test_pretrain_schedule_is_for_the_pretraining_runs_alone():
     assert {r.spec.settings.warmup_frac for r in warm if r.mode != "pretrain"} == {0.2}
 
 
+def test_pretrain_batch_size_is_for_the_pretraining_runs_alone():
+    study = study_from_dict({**MINIMAL, "pretrain": {**WSD, "batch_size": 128}, "train": {"batch_size": 16}})
+    runs = study_runs(study)
+    assert {r.spec.settings.batch_size for r in runs if r.mode == "pretrain"} == {128}
+    assert {r.spec.settings.batch_size for r in runs if r.mode != "pretrain"} == {16}
+    with pytest.raises(StudyError, match=r"\[pretrain\] batch_size must be >= 1, got 0"):
+        study_from_dict({**MINIMAL, "pretrain": {**WSD, "batch_size": 0}})
+
+
 def test_extra_seeds_cover_only_the_sizes_they_name():
     study = study_from_dict({**MINIMAL, "scratch": {"data_chars": [1e4, 3e4, 1e5]}, "finetune": {"data_chars": [1e4, 3e4]},
                              "extra_seeds": {"seeds": [1, 2], "scratch_data_chars": [1e4],

@@ -152,12 +152,16 @@ def test_resume_after_interrupt_gives_same_result(tmp_path):
         run(sp, data(3000), tmp_path, "cut", progress=interrupt)
     saved = torch.load(tmp_path / "cut" / "resume.pt", weights_only=False)
     assert saved["best_step"] == saved["step"] == 20 and saved["best_state"] is None  # the model, saved once
+    saved_bytes = (tmp_path / "cut" / "resume.pt").stat().st_size
     resumed = run(sp, data(3000), tmp_path, "cut")
     assert "resumed at step 20" in (tmp_path / "cut" / "log.txt").read_text()
     for k in ("evals", "loss", "valid_loss", "best_step", "steps", "tokens_seen"):
         assert resumed[k] == full[k], k
     assert resumed["time_steps"] > 0 and resumed["wall_time"] > resumed["time_setup"]  # both processes count
     assert not (tmp_path / "cut" / "resume.pt").exists()
+    # resume.pt's writes in the record, both processes': at every evaluation but the last (resume_every_s = 0)
+    assert full["resume_writes"] == resumed["resume_writes"] == full["steps"] // full["eval_interval"]  # steps 0, 4, ..., 76
+    assert resumed["resume_bytes"] >= saved_bytes > 0 and 0 < full["resume_write_s"] <= full["time_checkpoint"]
 
 
 # ------------------------------------------------------------------ pretrain -> checkpoint -> fine-tune

@@ -91,8 +91,8 @@ class PlainProgress:
 
     def ended(self, line: str | None, status: str, cost: float = 0.0) -> None:
         self.counts[status] = self.counts.get(status, 0) + 1
-        if status == "blocked":
-            self.cost_total -= cost  # it will never run: no part of the time left
+        if status in ("blocked", "deferred"):
+            self.cost_total -= cost  # it will not run in this invocation: no part of the time left
         else:
             self.cost_ended += cost
         if line is not None:

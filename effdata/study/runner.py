@@ -110,13 +110,16 @@ def execute_run(out_dir: Path | str, run_id: str, threads: int | None = None, pr
 
 
 def quiet_libraries() -> None:
-    """Per-run bars and advice from transformers/datasets would drown the study's own progress."""
+    """Per-run bars and advice from transformers/datasets would drown the study's own progress. Each library
+    on its own: a GPU machine without `datasets` (docs/notes/issue-21.md) still quietens transformers."""
     with contextlib.suppress(ImportError):
-        import datasets  # noqa: PLC0415
         import transformers  # noqa: PLC0415
 
         transformers.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
+    with contextlib.suppress(ImportError):
+        import datasets  # noqa: PLC0415
+
         datasets.disable_progress_bars()
         datasets.logging.set_verbosity_error()
 
@@ -316,17 +319,47 @@ class Outcome:
     skipped: list[str] = field(default_factory=list)    # already done before
     failed: dict[str, str] = field(default_factory=dict)
     blocked: dict[str, str] = field(default_factory=dict)  # a dependency failed
+    deferred: list[str] = field(default_factory=list)   # not started: the deadline passed first
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.blocked
+        return not self.failed and not self.blocked and not self.deferred
+
+
+ORDERS = ("longest", "size")
+
+
+def run_order(pending: dict[str, StudyRun], order: str = "longest", cost=None) -> list[str]:
+    """The order runs are offered to the executor in; pretraining first of all (fine-tunes wait on it),
+    the longest pretraining first (it sets the time to the first fine-tunes of its size).
+
+    longest: then the longest runs first, which sets the shortest wall time when everything finishes.
+    size: then size by size from the smallest, from-scratch runs and fine-tunes interleaved by data size,
+    so that a study stopped by a deadline (`schedule(deadline=)`) leaves whole sizes (a from-scratch curve
+    and the fine-tunes read off it) rather than the longest runs of every size."""
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
+    cost = cost or (lambda run: 0.0)
+
+    def key(run_id: str) -> tuple:
+        run = pending[run_id]
+        if run.mode == "pretrain":
+            return (0, -cost(run))
+        if order == "longest":
+            return (1, -cost(run))
+        spec = run.spec
+        return (1, spec.shape.n_params, spec.data_chars or spec.data_tokens or 0, run.mode != "scratch", run_id)
+
+    return sorted(pending, key=key)
 
 
 def schedule(store: Store, runs: list[StudyRun], executor: Executor, max_parallel: int,
              estimate=None, poll_interval: float = 0.2, progress: str = "auto",
-             summary_every: float = SUMMARY_EVERY) -> Outcome:
-    """Submit every run whose dependencies are done, at most `max_parallel` at a time, until all end.
-    `progress`: "bar", "plain" or "auto" (effdata.study.progress: the bar on a terminal, lines in a log)."""
+             summary_every: float = SUMMARY_EVERY, order: str = "longest", deadline: float | None = None) -> Outcome:
+    """Submit every run whose dependencies are done, at most `max_parallel` at a time, until all end, in
+    `run_order(order)`. `progress`: "bar", "plain" or "auto" (effdata.study.progress: the bar on a terminal,
+    lines in a log). `deadline` (a `time.monotonic()` value): no run starts after it; the runs in flight
+    finish, the others are `Outcome.deferred` (planned, not started: the same command later does them)."""
     outcome = Outcome()
     pending: dict[str, StudyRun] = {}
     for run in runs:
@@ -335,14 +368,18 @@ def schedule(store: Store, runs: list[StudyRun], executor: Executor, max_paralle
             outcome.skipped.append(run.run_id)
         else:
             pending[run.run_id] = run
-    # Long runs first (they set the wall time); pretraining first of all (fine-tunes wait on it).
-    cost = estimate or (lambda run: 0.0)
-    order = sorted(pending, key=lambda rid: (pending[rid].mode != "pretrain", -cost(pending[rid])))
+    order = run_order(pending, order, estimate)
     in_flight: set[str] = set()
     shown = open_progress(progress, len(pending), total_cost=sum(cost(r) for r in pending.values()),
                           every=summary_every)
     try:
         while order or in_flight:
+            if order and deadline is not None and time.monotonic() >= deadline:
+                outcome.deferred += order
+                note = f"deadline passed: {len(order)} runs not started, {len(in_flight)} in flight finish"
+                for index, run_id in enumerate(order):
+                    shown.ended(note if index == 0 else None, "deferred", cost(pending[run_id]))
+                order = []
             for run_id in list(order):
                 if len(in_flight) >= max_parallel:
                     break

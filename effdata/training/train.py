@@ -72,6 +72,21 @@ class Seconds:
 
 
 @dataclass
+class ResumeWrites:
+    """The run's resume.pt writes: how many, the largest file and the longest write (a GPU-sized model's
+    file is a gigabyte: docs/notes/issue-16.md). Their total time is in `Seconds.checkpoint`."""
+
+    count: int = 0
+    max_bytes: int = 0
+    max_seconds: float = 0.0
+
+    def note(self, size: int, seconds: float) -> None:
+        self.count += 1
+        self.max_bytes = max(self.max_bytes, size)
+        self.max_seconds = max(self.max_seconds, seconds)
+
+
+@dataclass
 class RunState:
     """Everything a run carries from evaluation to evaluation: saved as resume.pt, field for field,
     with the model's and the optimiser's state beside it."""
@@ -88,6 +103,7 @@ class RunState:
     stop_reason: str = ""                 # "early_stop" once patience ran out; else the schedule's limit
     seconds: Seconds = field(default_factory=Seconds)
     checkpoints: list[dict] = field(default_factory=list)   # the mid-run checkpoints done (`_branch`)
+    resume: ResumeWrites = field(default_factory=ResumeWrites)  # the writes before the one that saved it
 
 
 @dataclass(frozen=True)
@@ -277,6 +293,7 @@ def _start_or_resume(run: _Run) -> RunState:
     state = RunState(**{f.name: saved[f.name] for f in fields(RunState) if f.name in saved})
     if state.best_state is None and _best_is_trunk(run, state):
         state.best_state = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
+    state.resume.note(path.stat().st_size, 0.0)  # the write that made this file (its time is in `wall`)
     run.log(f"resumed at step {state.step} (best {state.best_loss:.4f} at step {state.best_step})")
     return state
 
@@ -289,7 +306,9 @@ def _save(run: _Run, state: RunState) -> None:
     payload["wall"] = state.wall + t - run.t_start
     payload.update(model=run.model.state_dict(), optimizer=run.optimizer.state_dict())
     save_resume(run.run_dir / RESUME_FILE, payload)
-    state.seconds.checkpoint += time.perf_counter() - t
+    seconds = time.perf_counter() - t
+    state.seconds.checkpoint += seconds
+    state.resume.note((run.run_dir / RESUME_FILE).stat().st_size, seconds)
 
 
 def _loop(run: _Run, state: RunState) -> None:
@@ -630,6 +649,8 @@ def _metrics(run: _Run, state: RunState, test_loss: float) -> dict[str, Any]:
         "eval_interval": sch.eval_interval, "batch_size": spec.settings.batch_size, "init_loss": state.init_loss,
         "lr_scale": spec.settings.lr_scale, "lr_rule": spec.settings.lr_rule, "schedule": sch.kind,
         "evals": state.evals, **_time_metrics(state.seconds, wall, tokens_seen),
+        "resume_writes": state.resume.count, "resume_bytes": state.resume.max_bytes,
+        "resume_write_s": state.resume.max_seconds,
     }
     if spec.mode == "finetune":
         metrics["init_from"] = str(spec.init_from)
