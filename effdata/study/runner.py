@@ -369,6 +369,7 @@ def schedule(store: Store, runs: list[StudyRun], executor: Executor, max_paralle
         else:
             pending[run.run_id] = run
     order = run_order(pending, order, estimate)
+    cost = estimate or (lambda run: 0.0)
     in_flight: set[str] = set()
     shown = open_progress(progress, len(pending), total_cost=sum(cost(r) for r in pending.values()),
                           every=summary_every)
