@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 
-from effdata.analysis.audit.audit import audit_table
 from effdata.analysis.audit.confounds import confound_warnings, ladder_shapes
 from effdata.analysis.audit.convergence import check_convergence, convergence_warnings
 from effdata.analysis.audit.transfer import audit_transfer, censored_fit
