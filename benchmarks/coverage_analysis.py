@@ -9,6 +9,11 @@ the truth: alpha, beta, log k of the headline law, and every per-point D_T inter
 scenario: coverage, bias and sd of the estimates, median interval widths, the lack of fit tau, and, for
 the strong-transfer scenario, how often the headline was withheld and whether the suggested from-scratch
 runs reach the true D_E.
+
+With --audit, also the false-alarm rate of the audit's warnings (effdata/analysis/audit/) where the truth is
+clean: the share of draws in which the transfer law's leverage or estimator warnings fire, and the Kaplan
+law's (its from-scratch curve is Kaplan's form, so a Kaplan fit is the right model; the Chinchilla form's E
+is 0 in this truth, and flagging it is right, not a false alarm, so it is not counted).
 """
 from __future__ import annotations
 
@@ -24,6 +29,9 @@ import numpy as np  # noqa: E402
 from synthetic import CPU_BEYOND, CPU_INSIDE, make_cpu_runs, transferred  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
+from effdata.analysis.audit.laws import audit_kaplan  # noqa: E402
+from effdata.analysis.audit.leverage import half_width  # noqa: E402
+from effdata.analysis.audit.transfer import audit_transfer  # noqa: E402
 from effdata.analysis.core.bootstrap import (  # noqa: E402
     attach_intervals,
     estimate_noise,
@@ -32,6 +40,7 @@ from effdata.analysis.core.bootstrap import (  # noqa: E402
 from effdata.analysis.core.effective import compute_effective  # noqa: E402
 from effdata.analysis.core.fit import fit_transfer  # noqa: E402
 from effdata.analysis.core.table import load_results  # noqa: E402
+from effdata.analysis.laws.scaling import fit_kaplan  # noqa: E402
 
 SCENARIOS = {   # name: (law, seeds, loss noise per run, scatter of D_T about the law)
     "inside-3seeds-1%": (CPU_INSIDE, 3, 0.01, 0.0),
@@ -43,7 +52,41 @@ SCENARIOS = {   # name: (law, seeds, loss noise per run, scatter of D_T about th
 }
 
 
-def one_draw(law, seeds, loss_noise, scatter, draw, resamples) -> dict:
+def audit_draw(results, effective, fit, draw: int) -> dict:
+    """Which audit warnings fire on this draw: 'sign', 'value' (leverage), 'estimator', per law."""
+    kinds = lambda warnings: sorted({"sign" if "sign rests" in w else "value" if "value rests" in w else  # noqa: E731
+                                     "estimator" if "estimators differ" in w else "other" for w in warnings})
+    transfer = audit_transfer(effective.table, fit, {}, {})
+    kaplan = audit_kaplan(results.scratch, fit_kaplan(results.scratch, seed=draw), {}, None)
+    return {"shift_ratio": _largest_shift(transfer),
+            "audit_transfer": kinds(transfer.warnings) if transfer else [],
+            "audit_kaplan": kinds(kaplan.warnings) if kaplan else []}
+
+
+def _largest_shift(audit) -> float:
+    """The largest |refit without one N or D_F − headline| over the interval's half-width, either estimator."""
+    if audit is None:
+        return np.nan
+    ratios = [abs(left_value - audit.estimates[name]) / half_width(audit.intervals[name])
+              for left in audit.left_out for name in audit.estimates if name in audit.intervals
+              for left_value in (left.estimates.get(name, np.nan),) if np.isfinite(left_value)]
+    return max(ratios, default=np.nan)
+
+
+def audit_summary(rows: list[dict]) -> str:
+    shifts = np.array([r["shift_ratio"] for r in rows if np.isfinite(r.get("shift_ratio", np.nan))])
+    parts = [("transfer law, a left-out refit (Huber) moves an exponent by more than k half-widths in: "
+              + ", ".join(f"k={k:g}: {np.mean(shifts > k):.1%}" for k in (0.5, 1, 1.5, 2))) if len(shifts) else ""]
+    for law in ("transfer", "kaplan"):
+        fired = [r[f"audit_{law}"] for r in rows if f"audit_{law}" in r]
+        if fired:
+            share = {k: np.mean([k in f for f in fired]) for k in ("sign", "value", "estimator", "other")}
+            parts.append(f"audit {law}: any warning in {np.mean([bool(f) for f in fired]):.1%} of draws ("
+                         + ", ".join(f"{k} {v:.1%}" for k, v in share.items()) + ")")
+    return "\n    ".join(parts)
+
+
+def one_draw(law, seeds, loss_noise, scatter, draw, resamples, audit: bool = False) -> dict:
     results = load_results(make_cpu_runs({"text": law}, seeds=seeds, loss_noise=loss_noise, log_noise=scatter,
                                          seed=10_000 + draw))
     effective = compute_effective(results)
@@ -67,6 +110,8 @@ def one_draw(law, seeds, loss_noise, scatter, draw, resamples) -> dict:
         out["alpha_including_extrapolated"] = fit.including_extrapolated.alpha
     reach = [need["suggested"] is not None and need["suggested"] >= _true_d_e(law, need) for need in fit.scratch_runs_needed]
     out["suggestions_reach"] = float(np.mean(reach)) if reach else np.nan
+    if audit and fit.fitted:
+        out.update(audit_draw(results, effective, fit, draw))
     return out
 
 
@@ -108,13 +153,17 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=200)
     parser.add_argument("--resamples", type=int, default=500)
     parser.add_argument("--scenario", nargs="+", choices=sorted(SCENARIOS), default=list(SCENARIOS))
+    parser.add_argument("--audit", action="store_true", help="also count the audit's warnings (false alarms)")
     args = parser.parse_args()
     with threadpool_limits(1, user_api="blas"):
         for name in args.scenario:
             law, seeds, loss_noise, scatter = SCENARIOS[name]
             start = time.perf_counter()
-            rows = [one_draw(law, seeds, loss_noise, scatter, draw, args.resamples) for draw in range(args.draws)]
+            rows = [one_draw(law, seeds, loss_noise, scatter, draw, args.resamples, args.audit)
+                    for draw in range(args.draws)]
             print(summarize(name, law, rows, time.perf_counter() - start), flush=True)
+            if args.audit:
+                print("    " + audit_summary(rows), flush=True)
 
 
 if __name__ == "__main__":

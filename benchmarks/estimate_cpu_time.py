@@ -21,6 +21,10 @@ and more attention per token). So this script puts seconds on the cost model's n
 * the planned runs then get seconds from the cost model's tokens (trained, evaluated) × that share, and
   the runner's order (pretraining first, then the most FLOPs first, each run when its dependencies are
   done) is simulated on `--workers` workers.
+* a run with `length_search = "branches"` has no share: its steps are simulated on its own schedule
+  (`search_steps`), assuming its best length is `--best-epochs` epochs over its data (scratch and finetune;
+  the defaults are the medians of v2's early-stopped runs, analysis/cpu: 27 and 9) and that it stops
+  `branch_patience` lengths later (or at its cap).
 
 Prints the seconds per size and mode, the run-minutes and the simulated wall time.
 """
@@ -60,7 +64,8 @@ def calibrate(tables: list[Path], speeds: dict[str, float], eval_tokens: dict[Pa
     frames = []
     for path in tables:
         rows = pd.read_csv(path)
-        rows = rows[rows["status"] == "ok"].copy()
+        # a mid-run checkpoint's row (`<id>@10tpp`) has no time of its own: its run's row holds it
+        rows = rows[(rows["status"] == "ok") & rows["wall_time"].notna()].copy()
         rows["evaluated"] = _evaluated_tokens(rows, eval_tokens[path])
         frames.append(rows)
     rows = pd.concat(frames, ignore_index=True)
@@ -76,13 +81,31 @@ def calibrate(tables: list[Path], speeds: dict[str, float], eval_tokens: dict[Pa
             "median_abs_error": float(np.median(np.abs(predicted / rows["wall_time"] - 1)))}
 
 
-def run_seconds(run: StudyRun, cost: CostModel, factors: dict, speeds: dict[str, float]) -> float:
+def search_steps(run: StudyRun, cost: CostModel, best_epochs: dict[str, float]) -> tuple[int, int]:
+    """A length search's (steps trained, evaluations), trunk and branches, if its best length is the first it
+    tries at or past `best_epochs[mode]` epochs and it stops `branch_patience` lengths later or at its cap."""
+    schedule, s = cost.schedule(run), run.spec.settings
+    data_tokens = run.spec.data_tokens or (run.spec.data_chars or 0) / cost.chars_per_token
+    best = best_epochs[run.mode] * data_tokens / schedule.tokens_per_step
+    lengths = list(schedule.lengths)
+    k = next((i for i, b in enumerate(lengths) if b.total_steps >= best), len(lengths))
+    tried = lengths[:k + 1 + s.branch_patience]
+    if len(tried) == len(lengths) and k + s.branch_patience >= len(lengths):   # the trunk reaches its cap
+        return schedule.total_steps + sum(b.total_steps - schedule.branch_start(b) for b in tried), len(tried) + 2
+    trunk = schedule.branch_start(tried[-1])
+    return trunk + sum(b.total_steps - schedule.branch_start(b) for b in tried), len(tried) + 1
+
+
+def run_seconds(run: StudyRun, cost: CostModel, factors: dict, speeds: dict[str, float],
+                best_epochs: dict[str, float]) -> float:
     share = factors["share"].get(run.mode, 1.0)
     a = factors["a_pretrain"] if run.mode == "pretrain" else factors["a_other"]
     schedule = cost.schedule(run)
     every = schedule.eval_interval
     steps = max(1, round(share * schedule.total_steps))
     evaluations = 1 + steps // every + (1 if steps % every else 0)
+    if schedule.lengths:
+        steps, evaluations = search_steps(run, cost, best_epochs)
     s = run.spec.settings
     evaluated = evaluations * s.eval_tokens + s.test_tokens + (s.eval_tokens if run.mode == "pretrain" else 0)
     return (a * steps * schedule.tokens_per_step + factors["e"] * evaluated) / speeds[run.spec.size]
@@ -114,6 +137,8 @@ def main() -> None:
     parser.add_argument("--speed", nargs="+", required=True, metavar="SIZE=TOK/S")
     parser.add_argument("--calibrate", nargs="+", type=Path, required=True, metavar="RESULTS_CSV")
     parser.add_argument("--calibration-speed", nargs="+", required=True, metavar="SIZE=TOK/S")
+    parser.add_argument("--best-epochs", nargs=2, type=float, default=(27.0, 9.0), metavar=("SCRATCH", "FINETUNE"),
+                        help="a length search's best length in epochs (default: v2's early-stopped medians)")
     parser.add_argument("--chars-per-token", type=float, default=None,
                         help="of the target's train split (default: the calibration tables' median)")
     args = parser.parse_args()
@@ -127,7 +152,8 @@ def main() -> None:
     scratch = tables[(tables["mode"] != "pretrain") & tables["data_tokens"].notna()]
     cpt = args.chars_per_token or float((scratch["data_chars"] / scratch["data_tokens"]).median())
     cost = CostModel(chars_per_token=cpt, vocab_size=study.vocab_size or 2048)
-    seconds = {r.run_id: run_seconds(r, cost, factors, speeds) for r in runs}
+    best_epochs = {"scratch": args.best_epochs[0], "finetune": args.best_epochs[1]}
+    seconds = {r.run_id: run_seconds(r, cost, factors, speeds, best_epochs) for r in runs}
     flops = {r.run_id: cost.flops(r) for r in runs}
     print(f"calibration on {factors['runs']} runs: a_pretrain {factors['a_pretrain']:.2f}, a_other "
           f"{factors['a_other']:.2f}, e {factors['e']:.2f}; total off by {100 * factors['total_error']:+.1f}%, median "
@@ -146,9 +172,13 @@ def main() -> None:
 
 
 def _study_eval_tokens(path: Path) -> int:
-    """A committed table's eval_tokens, from the study file of the same name (jobs/<name>.toml)."""
-    study = load_study(REPO / "jobs" / f"{path.parent.name}.toml")
-    return study.train.eval_tokens
+    """A committed table's eval_tokens, from the study file whose `name` is the table's folder (analysis/cpu
+    is jobs/cpu-v2.toml's, named "cpu")."""
+    for job in sorted((REPO / "jobs").glob("*.toml")):
+        study = load_study(job)
+        if study.name == path.parent.name:
+            return study.train.eval_tokens
+    raise SystemExit(f"no jobs/*.toml is named {path.parent.name!r}, the folder of {path}")
 
 
 if __name__ == "__main__":

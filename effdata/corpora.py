@@ -12,6 +12,7 @@ from effdata.data.corpora import DEFAULT_CORPORA, CorpusError, cache_dir, check_
 from effdata.data.tokenizer import DEFAULT_VOCAB_SIZE
 from effdata.data.tokens import prepare
 from effdata.fmt import si
+from effdata.study.progress import preparation_shown
 
 
 
@@ -59,8 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     names = a.names or list(DEFAULT_CORPORA)
     try:
         check_sources(names, a.home)
-        for n in names:
-            print(summary(n, a.home, tokens=not a.no_tokens, vocab_size=a.vocab_size), flush=True)
+        with preparation_shown(len(names)) as shown:  # what is built, while it is (minutes on an empty cache)
+            for index, n in enumerate(names, 1):
+                shown.corpus = (index, n)
+                print(summary(n, a.home, tokens=not a.no_tokens, vocab_size=a.vocab_size), flush=True)
     except CorpusError as e:
         print(f"effdata: {e}", file=sys.stderr)
         return 2

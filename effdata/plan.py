@@ -13,6 +13,7 @@ See effdata/analysis/planner.py for the definitions (compute, units, extrapolati
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -78,7 +79,7 @@ def _steps_plan(args) -> str:
                       *answers_markdown(law, answers, front)]) + "\n"
 
 
-def _plan(args) -> str:
+def _plan(args, argv: list[str]) -> str:
     if args.fits is not None and args.target_loss is not None:
         return _steps_plan(args)
     if args.fits is None or args.d_f is None:
@@ -98,6 +99,9 @@ def _plan(args) -> str:
 
         figure = plot_plan(plan, args.out)
         text += f"\n![{figure.title}]({figure.png.name})\n"
+        # The command that wrote it, so that the file can be regenerated and checked
+        # (benchmarks/regenerate_reports.py, tests/test_regenerate.py).
+        text += f"\nWritten by `python -m effdata.plan {shlex.join(argv)}`.\n"
         atomic_write_text(args.out / "PLAN.md", text)
     return text
 
@@ -119,6 +123,7 @@ def render_heldout(check) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
     try:
         # One BLAS thread: thousands of tiny solves (see effdata.analyze).
@@ -127,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                 law = "chinchilla" if args.law == "auto" else args.law
                 print(render_heldout(heldout_check(args.heldout, law=law)), end="")
                 return 0
-            print(_plan(args), end="")
+            print(_plan(args, argv), end="")
     except (PlanError, TableError) as exc:
         print(f"effdata.plan: {exc}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,8 @@ from effdata.data.tokens import DataError, TokenizedCorpus
 from effdata.spec import StudyRun
 from effdata.study.checks import check_plan, pretrain_epochs
 from effdata.study.cost import A100, CostModel
-from effdata.study.runner import LocalExecutor, RunBusy, exclusive_lock, quiet_libraries, schedule
+from effdata.study.progress import MODES as PROGRESS_MODES, preparation_shown
+from effdata.study.runner import ORDERS, LocalExecutor, RunBusy, exclusive_lock, quiet_libraries, schedule
 from effdata.study.store import Store
 from effdata.study.study import DEVICES, Study, StudyError, load_study, study_runs
 
@@ -40,11 +42,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=0,
                         help="parallel runs on this machine (default: one per core on CPU, one per GPU on CUDA; "
                              "workers take the GPUs in turn)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads per worker (default: the cores shared among the workers); 1 keeps a "
+                             "worker fast on a machine other work also loads (docs/notes/issue-23.md)")
     parser.add_argument("--device", choices=DEVICES,
                         help="where runs execute (default: the study's `device`, else auto: CUDA when present); "
                              "cuda stops at once when this machine has no CUDA")
+    parser.add_argument("--order", choices=ORDERS, default="longest",
+                        help="after pretraining: the longest runs first (default; the shortest wall time), or size "
+                             "by size from the smallest, from-scratch runs and fine-tunes interleaved (what a "
+                             "deadline leaves is whole sizes)")
+    parser.add_argument("--stop-after", type=float, metavar="SECONDS",
+                        help="start no run later than SECONDS after this command began; runs in flight finish, the "
+                             "rest stay to do (the same command later does them)")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and their compute, run nothing")
     parser.add_argument("--no-analysis", action="store_true", help="skip the analysis after training")
+    parser.add_argument("--progress", choices=PROGRESS_MODES, default="auto",
+                        help="how runs are shown while they execute: bar (a redrawing tqdm bar, for a terminal), "
+                             "plain (a line per ended run and a summary line every minute, for logs: CI, SLURM, "
+                             "nohup), or auto (default: bar when stderr is a terminal, else plain)")
     parser.add_argument("--home", type=Path, help="cache directory for corpora and tokens (default: $EFFDATA_HOME "
                                                   "or ~/.cache/effdata)")
     with contextlib.suppress(ImportError):
@@ -74,11 +90,12 @@ class LocalPlan:
     gpus: tuple[str, ...] = ()         # CUDA_VISIBLE_DEVICES entries, taken by the workers in turn
 
 
-def local_plan(device: str, workers: int = 0) -> LocalPlan:
+def local_plan(device: str, workers: int = 0, threads: int = 0) -> LocalPlan:
     """`device` ("auto", "cpu", "cuda") resolved on this machine; StudyError when it asks for missing CUDA.
 
     CPU: one worker per core, one thread each (small models run best so). CUDA: one worker per visible GPU,
-    the cores shared among them; `workers` overrides the count (more workers than GPUs share GPUs)."""
+    the cores shared among them; `workers` overrides the count (more workers than GPUs share GPUs), `threads`
+    the threads per worker."""
     from effdata.training.device import available_cores, cuda_missing, visible_gpus  # noqa: PLC0415
 
     missing = None if device == "cpu" else cuda_missing()
@@ -88,19 +105,26 @@ def local_plan(device: str, workers: int = 0) -> LocalPlan:
     cores = available_cores()
     if device == "cpu" or missing:
         workers = workers or cores
-        return LocalPlan("cpu", workers, max(1, cores // workers))
+        return LocalPlan("cpu", workers, threads or max(1, cores // workers))
     gpus = tuple(visible_gpus())
     workers = workers or len(gpus)
-    return LocalPlan("cuda", workers, max(1, cores // workers), gpus)
+    return LocalPlan("cuda", workers, threads or max(1, cores // workers), gpus)
 
 
 def prepare_data(study: Study, pretrains: tuple[str, ...], home: Path | None) -> dict[str, TokenizedCorpus]:
-    """Build (or validate) every corpus the study reads, before any training starts."""
+    """Build (or validate) every corpus the study reads, before any training starts. What is built is
+    shown as it starts (the first time: corpora, the tokenizer, token files; cached afterwards)."""
     from effdata.data.tokenizer import DEFAULT_VOCAB_SIZE  # noqa: PLC0415
     from effdata.data.tokens import prepare  # noqa: PLC0415
 
-    return {name: prepare(name, study.vocab_size or DEFAULT_VOCAB_SIZE, home,
-                          tokenizer_corpora=study.tokenizer_corpora) for name in (study.target, *pretrains)}
+    names = list(dict.fromkeys((study.target, *pretrains)))
+    data = {}
+    with preparation_shown(len(names)) as shown:
+        for index, name in enumerate(names, 1):
+            shown.corpus = (index, name)
+            data[name] = prepare(name, study.vocab_size or DEFAULT_VOCAB_SIZE, home,
+                                 tokenizer_corpora=study.tokenizer_corpora)
+    return data
 
 
 def cost_model(study: Study, data: dict[str, TokenizedCorpus]) -> CostModel:
@@ -158,14 +182,20 @@ def make_executor(args, store: Store, device: str):
     if getattr(args, "executor", "local") == "slurm":
         from effdata.study.slurm import slurm_executor  # noqa: PLC0415
         return slurm_executor(args, store.out_dir, device), args.max_parallel
-    plan = local_plan(device, args.workers)
+    plan = local_plan(device, args.workers, args.threads)
     executor = LocalExecutor(store.out_dir, workers=plan.workers, threads_per_worker=plan.threads, home=args.home,
                              device=plan.device, gpus=list(plan.gpus))
     return executor, plan.workers
 
 
 def main(argv: list[str] | None = None) -> int:
+    began = time.monotonic()
     args = build_parser().parse_args(argv)
+    if args.stop_after is not None and not args.stop_after > 0:
+        print(f"effdata.run: --stop-after must be a positive number of seconds, got {args.stop_after:g}",
+              file=sys.stderr)
+        return 2
+    deadline = None if args.stop_after is None else began + args.stop_after
     try:
         study = load_study(args.study)
         device = args.device or study.device
@@ -187,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
             executor, parallel = make_executor(args, store, device)
             print(f"study {study.name}: {len(runs)} runs in {out_dir} (pretraining: {', '.join(pretrains)}; "
                   f"{parallel} at a time)", file=sys.stderr)
-            outcome = schedule(store, runs, executor, max_parallel=parallel, estimate=cost_model(study, data).flops)
+            outcome = schedule(store, runs, executor, max_parallel=parallel, estimate=cost_model(study, data).flops,
+                               progress=args.progress, order=args.order, deadline=deadline)
             table = store.write_table()
     except KeyboardInterrupt:
         print("effdata.run: interrupted; finished runs are kept, run the same command to resume",
@@ -201,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"effdata.run: {exc}", file=sys.stderr)
         return 2
     print(f"{len(outcome.done)} runs done now, {len(outcome.skipped)} done before, "
-          f"{len(outcome.failed)} failed, {len(outcome.blocked)} blocked; results table: {table}", file=sys.stderr)
+          f"{len(outcome.failed)} failed, {len(outcome.blocked)} blocked, {len(outcome.deferred)} not started "
+          f"(--stop-after); results table: {table}", file=sys.stderr)
     for run_id, why in {**outcome.failed, **outcome.blocked}.items():
         print(f"  {run_id}: {why}", file=sys.stderr)
     if not args.no_analysis:

@@ -90,6 +90,20 @@ CPU_LADDER: dict[str, ModelShape] = _ladder(
     ("n1m", 6, 128, 8, 128),     # N = 1,189,888
 )
 
+# The width ladder (v3, issue 23): one depth, only the width changes, so β is not mixed with the depth effect
+# the shape study measured (D_T ×1.5–1.8 per doubling of depth at 50 K and 200 K). Two layers because the
+# three smallest CPU_LADDER sizes already are (v2 and v3 share those shapes), the shape study's best
+# fine-tuned loss was at 1–2 layers at both N, and 2 layers is the cheapest depth per parameter on this CPU
+# (s200k-l2 trained fastest of the 200 K shapes). Head dim 16, context 128; 25 K to 1.04 M, 1.61 decades.
+WIDTH_LADDER: dict[str, ModelShape] = _ladder(
+    ("w25k", 2, 32, 2, 128),     # N = 25,472 (the shape of n25k)
+    ("w50k", 2, 48, 3, 128),     # N = 56,640 (n50k)
+    ("w100k", 2, 64, 4, 128),    # N = 100,096 (n100k)
+    ("w200k", 2, 96, 6, 128),    # N = 223,872
+    ("w500k", 2, 144, 9, 128),   # N = 501,696
+    ("w1m", 2, 208, 13, 128),    # N = 1,044,160
+)
+
 # GPU ladder toward the paper's sizes: head dim 64, context 1024 (GPT-2 small and medium at the top).
 GPU_LADDER: dict[str, ModelShape] = _ladder(
     ("g5m", 6, 256, 4, 1024),     # N ≈ 4.7M
@@ -117,7 +131,7 @@ SHAPES: dict[str, ModelShape] = _ladder(
     ("s50k-l16", 16, 16, 1, 128),   # N = 52,512
 )
 
-ALL_SHAPES: dict[str, ModelShape] = {**CPU_LADDER, **GPU_LADDER, **SHAPES}
+ALL_SHAPES: dict[str, ModelShape] = {**CPU_LADDER, **WIDTH_LADDER, **GPU_LADDER, **SHAPES}
 
 _CUSTOM = re.compile(r"^l(\d+)d(\d+)h(\d+)(?:c(\d+))?$")
 
@@ -182,6 +196,13 @@ class TrainSettings:
     compile_min_steps: int = 200       # "auto" considers compiling runs at least this long (training.step.should_compile)
     resume_every_s: float = 60.0       # write resume.pt at an evaluation at most this often (0: every one)
     noise_scale: int = 0               # batches measured for the gradient noise scale at each evaluation (0: off; training.noise)
+    # How a from-scratch run or fine-tune finds its training length (docs/METHOD.md §5e; pretraining is not
+    # affected): "off", early stopping within the [min_steps, max_steps] schedule; "branches", a wsd trunk with a
+    # decay branched off at min_steps·branch_ratio^k steps, evaluated at the branches' ends only, until
+    # `branch_patience` branches in a row are worse than the best, or the trunk's own end at max_steps.
+    length_search: Literal["off", "branches"] = "off"
+    branch_ratio: float = 1.5          # each length tried is this many times the last
+    branch_patience: int = 2           # lengths worse than the best, in a row, that end the search
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -212,6 +233,11 @@ class TrainSettings:
             ("resume_every_s", self.resume_every_s >= 0, ">= 0"),
             ("noise_scale", self.noise_scale >= 0, ">= 0 (0 = off)"),
             ("noise_scale", self.noise_scale == 0 or self.batch_size >= 2, "0 with batch_size 1 (it splits a batch)"),
+            ("branch_ratio", self.branch_ratio > 1, "> 1"),
+            ("branch_patience", self.branch_patience >= 1, ">= 1"),
+            ("length_search", self.length_search == "off" or self.schedule == "wsd",
+             '"off" unless schedule = "wsd" (a branch is the run of its length only when the LR does not depend '
+             'on the length before its decay)'),
         ]
         for key, ok, rule in checks:
             if not ok:

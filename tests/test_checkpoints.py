@@ -174,5 +174,33 @@ def test_the_results_table_has_a_row_per_checkpoint_and_fine_tunes_know_theirs(t
     assert rows.loc["text@10tpp", "tokens_per_param"] == 10 and rows.loc["text@20tpp", "flops"] == 2e10
     assert rows.loc["text@10tpp", "pretrain_valid_loss"] == 3.0 and rows.loc["text", "tokens_per_param"] == 40
     assert f"{pre.run_id}@10tpp" in table.index
+    assert set(rows.loc[["text@10tpp", "text@20tpp"], "stop_reason"]) == {"token_budget"}   # a run to its budget
+    assert rows.loc[["text@10tpp", "text@20tpp"], "best_is_last"].all()
     ft = table[table["mode"] == "finetune"].groupby("pretrain")[["pretrain_tokens_per_param", "pretrain_flops"]].first()
     assert ft.loc["text@10tpp"].tolist() == [10, 1e10] and ft.loc["text"].tolist() == [40, 4e10]
+
+
+def test_a_diverged_run_says_so_in_its_record_and_row(tmp_path):
+    """A divergence fails the run (RunFailed, "diverged"); its failed record and row still carry stop_reason."""
+    from effdata.study.runner import execute_with
+    from effdata.training.rundata import RunFailed
+
+    runs = study_runs(study_from_dict({**STUDY, "sizes": ["n25k"]}))
+    store = Store(tmp_path)
+    diverging, broken = [r for r in runs if r.mode == "scratch"][0], next(r for r in runs if r.mode == "pretrain")
+    for run in (diverging, broken):
+        store.write_run(run)
+
+    def diverge(spec, run_dir):
+        raise RunFailed("diverged at step 40: valid loss 9.1 (limit 8.3, initial 7.6)", "diverged")
+
+    def other(spec, run_dir):
+        raise RunFailed("a checkpoint that does not match")
+
+    assert execute_with(tmp_path, diverging.run_id, diverge) == "failed"
+    assert execute_with(tmp_path, broken.run_id, other) == "failed"
+    assert store.read_record(diverging.run_id)["metrics"] == {"stop_reason": "diverged"}
+    assert store.read_record(broken.run_id)["metrics"] == {}
+    table = pd.read_csv(store.write_table()).set_index("run_id")
+    assert table.loc[diverging.run_id, "stop_reason"] == "diverged" and table.loc[diverging.run_id, "status"] == "failed"
+    assert pd.isna(table.loc[broken.run_id, "stop_reason"])

@@ -61,6 +61,8 @@ def test_local_plan_gives_one_worker_per_gpu(monkeypatch):
     assert local_plan("auto") == LocalPlan("cuda", workers=2, threads=4, gpus=("3", "5"))
     assert local_plan("cuda", workers=4) == LocalPlan("cuda", workers=4, threads=2, gpus=("3", "5"))
     assert local_plan("cpu") == LocalPlan("cpu", workers=8, threads=1)
+    assert local_plan("cpu", workers=1) == LocalPlan("cpu", workers=1, threads=8)
+    assert local_plan("cpu", workers=1, threads=1) == LocalPlan("cpu", workers=1, threads=1)   # --threads
 
 
 def test_visible_gpus_follow_cuda_visible_devices(monkeypatch):
@@ -178,6 +180,20 @@ def test_compiled_blocks_keep_attention_causal_with_no_mask(tiny_model, monkeypa
     eager = make_loss_fn(model, None, torch.device("cpu"))(windows)
     assert loss.item() == pytest.approx(eager.item(), rel=1e-6)
     assert all(".h.0._orig_mod" not in key for key in model.state_dict())  # the model itself stays as it was
+
+
+def test_the_attention_kernel_a_step_runs_is_read_not_assumed(tiny_model):
+    """What the bench reports (device.sdpa_kernels): the kernel SDPA dispatched to, from the profiler. On
+    this CPU the flash kernel runs for fp32; forced to the math fallback it reads math; eager attention none."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    model, windows = tiny_model
+    step = make_loss_fn(model, None, torch.device("cpu"))
+    assert devmod.sdpa_kernels(lambda: step(windows).backward()) == ["flash"]
+    with sdpa_kernel(SDPBackend.MATH):
+        assert devmod.sdpa_kernels(lambda: step(windows).backward()) == ["math"]
+    model.config._attn_implementation = "eager"
+    assert devmod.sdpa_kernels(lambda: step(windows).backward()) == []
 
 
 def test_a_compile_error_in_the_backward_falls_back_to_eager(tiny_model, monkeypatch):

@@ -5,7 +5,7 @@ import re
 import pytest
 import torch
 
-from effdata.spec import ALL_SHAPES, CPU_LADDER, GPU_LADDER, SHAPES, ModelShape, get_shape
+from effdata.spec import ALL_SHAPES, CPU_LADDER, GPU_LADDER, SHAPES, WIDTH_LADDER, ModelShape, get_shape
 from effdata.training.model import build_model, non_embedding_params, total_params
 
 
@@ -14,7 +14,7 @@ def _count_by_name(model) -> int:
                if not any(k in n for k in ("wte", "wpe", "lm_head")))
 
 
-@pytest.mark.parametrize("name", list(CPU_LADDER) + list(SHAPES) + ["l1d16h2c32"])
+@pytest.mark.parametrize("name", list(CPU_LADDER) + list(WIDTH_LADDER) + list(SHAPES) + ["l1d16h2c32"])
 def test_n_counted_from_model(name):
     shape = get_shape(name)
     model = build_model(shape, vocab_size=256)
@@ -52,6 +52,25 @@ def test_ladder_spans_and_shape_variants():
         assert min(layers) == 1 and max(layers) >= 16  # wide-shallow to deep-narrow
     for s in ALL_SHAPES.values():
         assert s.d_model % s.n_head == 0
+
+
+def test_the_width_ladder_changes_only_the_width():
+    """v3's ladder (issue 23): six sizes at one depth and one head width over >= 1.5 decades of N, each
+    about the N its name says; its three smallest are v2's shapes, so the two studies share them."""
+    shapes = list(WIDTH_LADDER.values())
+    ns = [s.n_params for s in shapes]
+    assert len(shapes) == 6 and ns == sorted(ns) and ns[0] < 30_000 and ns[-1] >= 1_000_000
+    assert math.log10(ns[-1] / ns[0]) >= 1.5
+    assert {s.n_layer for s in shapes} == {2} and {s.d_model // s.n_head for s in shapes} == {16}
+    assert {s.n_ctx for s in shapes} == {128}
+    ratios = [b / a for a, b in zip(ns, ns[1:])]
+    assert max(ratios) / min(ratios) < 1.3                     # about evenly spaced in log N
+    for name, s in WIDTH_LADDER.items():
+        nominal = float(name[1:-1]) * (1e3 if name.endswith("k") else 1e6)
+        assert abs(s.n_params / nominal - 1) < 0.15, name
+    for w, n in (("w25k", "n25k"), ("w50k", "n50k"), ("w100k", "n100k")):
+        assert (WIDTH_LADDER[w].n_layer, WIDTH_LADDER[w].d_model) == (CPU_LADDER[n].n_layer, CPU_LADDER[n].d_model)
+    assert all(get_shape(name) == s for name, s in WIDTH_LADDER.items())
 
 
 def _nominal(name: str) -> float:

@@ -40,6 +40,6 @@ def test_loading_a_study_and_listing_its_runs_does_not_import_torch():
                      "from effdata.study.store import Store\n"
                      "runs = study_runs(load_study('jobs/cpu-fixed-budget.toml'), ['text', 'text+code'])\n"
                      "assert len(runs) == 80 and sum(CostModel(3.0, 2048).gpu_seconds(r) for r in runs) > 0\n"
-                     "assert len(study_runs(load_study('jobs/cpu.toml'), ['text', 'text+code'])) == 180\n"
+                     "assert len(study_runs(load_study('jobs/cpu-v2.toml'), ['text', 'text+code'])) == 180\n"
                      "assert len(study_runs(load_study('jobs/lr.toml'))) == 41\n"
                      "assert len(study_runs(load_study('jobs/shape.toml'), ['text'])) == 170\n")

@@ -1,5 +1,6 @@
 """effdata.analyze end to end: report, figures, JSON; bad input never crashes."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -193,3 +194,154 @@ def test_seeds_on_the_from_scratch_runs_only_name_the_unseeded_fine_tunes_in_one
     assert section.count("| from scratch |") == 5 and "nan%" not in section
     assert "| 2 |" in section                                        # seeds at the points that have them
     assert "One seed at every grid point" in section and "fine-tuned from text" in section
+
+
+# --------------------------------------------------------------------------- figures at page width (issue 24)
+
+WIDE_BUDGETS = {"text": 30.0, "text@10tpp": 10.0, "text@3tpp": 3.0, "code": 30.0, "code@10tpp": 10.0, "code@3tpp": 3.0}
+SHOWN_WIDTH_PX = 800      # a page or a README column
+MIN_TEXT_PX = 7.5         # the legend's "small" in a 10-inch figure is 9.4 px; x-small on six panels was 3 px
+
+
+def _wide_transfer_table() -> pd.DataFrame:
+    """Six pretraining names (two distributions at three budgets), five N, four D_F, an ossified run, FLOPs;
+    transfer strong enough (k × 20) that some D_E lie beyond the from-scratch runs (extrapolated, hollow)."""
+    from synthetic import TRUE_BUDGET, make_budget_runs
+    df = make_budget_runs(law={**TRUE_BUDGET, "k": 20 * TRUE_BUDGET["k"]}, budgets=WIDE_BUDGETS, log_noise=0.1, seed=4)
+    ossify = (df["mode"] == "finetune") & (df["pretrain"] == "text@3tpp") & (df["n_params"] == df["n_params"].min())
+    df.loc[ossify, "loss"] += 0.5
+    df["flops"] = 6 * df["n_params"] * df["data_chars"]
+    return df
+
+
+def _wide_shape_table() -> pd.DataFrame:
+    """Two shapes at each of four N: four panels in each shape figure."""
+    from synthetic import make_shape_runs
+    parts = []
+    for index, n in enumerate((5e4, 1e5, 2e5, 4e5)):
+        part = make_shape_runs(n_params=n, seed=index)
+        part["size"] = [f"s{n:.0e}-{size}" for size in part["size"]]
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _wide_sweep_table() -> pd.DataFrame:
+    """An lr_scale sweep at four data sizes: four panels."""
+    rows = [{"status": "ok", "mode": "scratch", "pretrain": "none", "size": f"n{n:g}", "seed": 0, "n_params": n,
+             "data_chars": d, "loss": 4 + 0.05 * (np.log2(v) - 1) ** 2 - 0.1 * np.log10(d), "sweep": "lr_scale",
+             "lr_scale": v}
+            for n in (2.5e4, 1e5, 5e5) for d in (1e4, 1e5, 1e6, 1e7) for v in (0.5, 1, 2, 4, 8)]
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def wide_figures(tmp_path_factory):
+    """Every figure the analysis draws for tables with many panels' worth of names, N, shapes and data sizes:
+    {"<analysis>/<figure>": matplotlib Figure}, caught as they are saved."""
+    from matplotlib.figure import Figure
+
+    from effdata.analysis.pipeline import analyze_sweep
+    root, drawn, save = tmp_path_factory.mktemp("wide"), {}, Figure.savefig
+
+    def record(figure, path, *args, **kwargs):
+        if str(path).endswith(".png"):
+            drawn[f"{Path(path).parent.name}/{Path(path).stem}"] = figure
+        return save(figure, path, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Figure, "savefig", record)
+        results = [analyze(_wide_transfer_table(), root / "transfer", compare=["text", "code"], n_bootstrap=40),
+                   analyze(_wide_shape_table(), root / "shape", n_bootstrap=30)]
+        analyze_sweep(_wide_sweep_table(), root / "sweep")
+    for result in results:
+        assert not [f for f in result["figures"] if "skipped" in f and "flops" not in f["skipped"]], result["figures"]
+    return drawn
+
+
+def _columns(figure) -> int:
+    """Panel columns: distinct left edges of the axes (a colour bar is not a panel)."""
+    return len({round(ax.get_position().x0, 3) for ax in figure.axes if not hasattr(ax, "_colorbar")})
+
+
+def test_every_figure_is_at_most_three_panels_wide_and_legible_at_page_width(wide_figures):
+    from matplotlib.text import Text
+    transfer = {"loss_vs_data", "dt_vs_df", "fraction_vs_n", "loss_vs_n", "loss_vs_compute", "compare_dt",
+                "compare_parameters", "pretraining", "scratch_laws", "dt_vs_tpp"}
+    expected = {f"transfer/{name}" for name in transfer} | {"sweep/sweep"} | \
+        {f"shape/{name}" for name in ("shape_pretraining", "shape_finetuned", "shape_dt")}
+    assert expected <= set(wide_figures)
+    dt_vs_df = wide_figures["transfer/dt_vs_df"]
+    assert _columns(dt_vs_df) == 3 and len(dt_vs_df.axes) == 6        # six panels wrapped, none cut
+    assert len(wide_figures["shape/shape_dt"].axes) == 4 and len(wide_figures["sweep/sweep"].axes) == 4
+    for name, figure in wide_figures.items():
+        assert _columns(figure) <= 3, f"{name}: {_columns(figure)} panel columns"
+        scale = SHOWN_WIDTH_PX / (72 * figure.get_figwidth())     # px per point, the figure shown 800 px wide
+        texts = [t for t in figure.findobj(Text) if t.get_visible() and t.get_text().strip()]
+        smallest = min(texts, key=lambda t: t.get_fontsize())
+        assert smallest.get_fontsize() * scale >= MIN_TEXT_PX, \
+            f"{name}: '{smallest.get_text()}' is {smallest.get_fontsize() * scale:.1f} px at {SHOWN_WIDTH_PX} px wide"
+
+
+def _drawn_colors(artist) -> list:
+    """The colours an artist shows: a Line2D's line only if it has a line style, its marker's face only if the
+    marker is filled (an error bar's caps are '|' markers whose unused line colour is the default blue)."""
+    from matplotlib.lines import Line2D
+    from matplotlib.markers import MarkerStyle
+    if not isinstance(artist, Line2D):
+        getters = ("get_facecolor", "get_edgecolor") if hasattr(artist, "get_facecolor") else ("get_color",)
+        return [getattr(artist, g)() for g in getters if hasattr(artist, g)]
+    colors = [artist.get_color()] if artist.get_linestyle() not in ("None", "none", "", " ") else []
+    marker = artist.get_marker()
+    if marker not in (None, "None", "none", ""):
+        colors.append(artist.get_markeredgecolor())
+        if MarkerStyle(marker).is_filled():
+            colors.append(artist.get_markerfacecolor())
+    return colors
+
+
+def _chromatic(artist) -> list[tuple]:
+    """The colours the artist shows that have a hue (greys, black and white are neutral), as rounded RGB."""
+    from matplotlib.colors import to_rgba_array
+    found = []
+    for value in _drawn_colors(artist):
+        try:
+            colors = to_rgba_array(value)
+        except (ValueError, TypeError):
+            continue
+        found += [tuple(float(x) for x in np.round(c[:3], 2)) for c in colors
+                  if c[3] > 0 and c[:3].max() - c[:3].min() > 0.1]
+    return found
+
+
+def test_loss_vs_data_gives_each_colour_one_meaning(wide_figures):
+    """A colour is a pretraining (its legend entry 'fine-tuned from …'); every flag is a shape in a neutral
+    grey, and nothing in the panels has a colour that is not a pretraining's (the red X of an ossified run
+    once read as text+code@3tpp, the series drawn in the palette's red)."""
+    figure = wide_figures["transfer/loss_vs_data"]
+    legend = figure.legends[0]
+    series = {}
+    for handle, text in zip(legend.legend_handles, legend.get_texts()):
+        colors = set(_chromatic(handle))
+        if text.get_text().startswith("fine-tuned from"):
+            assert len(colors) == 1, text.get_text()
+            series[colors.pop()] = text.get_text()
+        else:
+            assert not colors, f"'{text.get_text()}' is not a series but has a hue {colors}: flags are grey"
+    assert len(series) == len(WIDE_BUDGETS)           # six names, six colours
+    for ax in figure.axes:
+        for artist in ax.findobj():
+            strays = set(_chromatic(artist)) - set(series)
+            assert not strays, f"{artist} {getattr(artist, 'get_xydata', lambda: '')()} has a colour that is no pretraining's: {strays}"
+
+
+def test_no_two_legend_entries_of_any_figure_share_a_colour(wide_figures):
+    """In every figure a hue names one thing: a legend entry for a flag or a law that took the colour of the
+    last series drawn (compare_parameters' markers once did) would read as that series."""
+    for name, figure in wide_figures.items():
+        legends = list(figure.legends) + [ax.get_legend() for ax in figure.axes if ax.get_legend()]
+        for legend in legends:
+            owner = {}
+            for handle, text in zip(legend.legend_handles, legend.get_texts()):
+                for color in set(_chromatic(handle)):
+                    assert owner.setdefault(color, text.get_text()) == text.get_text(), \
+                        f"{name}: '{text.get_text()}' and '{owner[color]}' share the colour {color}"

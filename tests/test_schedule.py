@@ -158,3 +158,46 @@ def test_the_dry_run_counts_the_branches():
     assert cost.tokens(with_branches) - cost.tokens(without) == sch.branch_steps * 512 > 0
     s = spec.settings
     assert cost.eval_tokens(with_branches) - cost.eval_tokens(without) == 2 * (2 * s.eval_tokens + s.test_tokens)
+
+
+def scratch(data_tokens: int, **settings) -> RunSpec:
+    return RunSpec("scratch", SIZE, 0, "python", data_tokens=data_tokens,
+                   settings=TrainSettings(**{"batch_size": 16, **settings}))
+
+
+def test_the_schedule_says_which_limit_sets_a_runs_length():
+    """Every 512 tokens is a step: 20 epochs of 5,120 tokens are 200 steps."""
+    rule = dict(max_epochs=20.0, min_steps=100, max_steps=1000)
+    assert schedule_for(scratch(5_120, **rule), 5_120, N).limit == "epoch_budget"
+    assert schedule_for(scratch(512, **rule), 512, N).limit == "step_floor"        # 20 steps asked, 100 run
+    capped = schedule_for(scratch(512_000, **rule), 512_000, N)
+    assert (capped.limit, capped.total_steps) == ("step_cap", 1000)
+    assert schedule_for(pretrain(512 * 100), 0, N).limit == "token_budget"
+
+
+def test_a_length_search_tries_geometric_lengths_below_its_cap_each_the_run_of_that_length():
+    sch = schedule_for(scratch(5_120, schedule="wsd", length_search="branches", min_steps=25, max_steps=1000,
+                               branch_ratio=1.5, warmup_frac=0.2), 5_120, N)
+    lengths = [b.total_steps for b in sch.lengths]
+    assert lengths == [25, 38, 56, 84, 127, 190, 285, 427, 641, 961]               # round(25·1.5^k) < 1000
+    assert (sch.total_steps, sch.limit, sch.eval_interval) == (1000, "step_cap", 1000)   # evaluated at ends only
+    assert sch.warmup_steps == 5                                                   # 20 % of the shortest
+    for branch in sch.lengths:
+        alone = schedule_for(scratch(5_120, schedule="wsd", min_steps=branch.total_steps, max_steps=branch.total_steps,
+                                     warmup_frac=0.2, warmup_max=5), 5_120, N)
+        own, start = sch.of_branch(branch), sch.branch_start(branch)
+        assert alone.total_steps == branch.total_steps and start == alone.decay_start >= sch.warmup_steps
+        assert [own.lr(s, 0.1) for s in range(branch.total_steps)] == [alone.lr(s, 0.1) for s in range(branch.total_steps)]
+        assert [sch.lr(s, 0.1) for s in range(start)] == [alone.lr(s, 0.1) for s in range(start)]
+    assert sch.length_steps == sum(b.total_steps - sch.branch_start(b) for b in sch.lengths)
+    pre = schedule_for(pretrain(512 * 100, length_search="branches"), 0, N)
+    assert pre.lengths == () and pre.total_steps == 100                           # pretraining runs to its budget
+
+
+def test_the_dry_run_counts_a_length_search_as_trying_every_length():
+    search = StudyRun("s", scratch(5_120, schedule="wsd", length_search="branches", min_steps=25, max_steps=1000), "none")
+    cost = CostModel(chars_per_token=3.0, vocab_size=64)
+    sch = cost.schedule(search)
+    assert cost.tokens(search) == (1000 + sch.length_steps) * 512
+    s = search.spec.settings
+    assert cost.eval_tokens(search) == (2 + len(sch.lengths)) * s.eval_tokens + s.test_tokens

@@ -43,7 +43,7 @@ def test_plan_has_dependencies_and_shared_scratch_runs():
     assert len(both) == len(text) + 4
 
 
-@pytest.mark.parametrize("job, table", [("cpu", "cpu"), ("cpu-fixed-budget", "cpu-fixed-budget"), ("quick", "quick")])
+@pytest.mark.parametrize("job, table", [("cpu-v2", "cpu"), ("cpu-fixed-budget", "cpu-fixed-budget"), ("quick", "quick")])
 def test_job_files_plan_the_run_ids_of_the_committed_tables(job, table):
     """Run ids name run directories and committed results: planning must keep making the same ones."""
     import pandas as pd
@@ -125,7 +125,8 @@ WSD = {"corpora": ["text"], "token_budget": 2_000_000, "schedule": "wsd"}
     ({**WSD, "checkpoint_tokens_per_param": [10, 10]}, {"pretrain_stop_on": "budget"}, "repeated"),
     ({**WSD, "schedule": "linear"}, {}, r"\[pretrain\] schedule must be one of 'cosine', 'wsd', got 'linear'"),
     ({**WSD, "decay_frac": 1.5}, {}, r"\[pretrain\] decay_frac must be in \(0, 1\], got 1.5"),
-    ({**WSD, "warmup_frac": 0.1}, {}, r"\[pretrain\]: unknown key\(s\) warmup_frac"),
+    ({**WSD, "warmup_frac": 1.5}, {}, r"\[pretrain\] warmup_frac must be in \[0, 1\), got 1.5"),
+    ({**WSD, "patience": 3}, {}, r"\[pretrain\]: unknown key\(s\) patience"),
 ])
 def test_bad_mid_run_checkpoints_are_refused_naming_the_key(pretrain, train, message):
     with pytest.raises(StudyError, match=message):
@@ -139,6 +140,19 @@ def test_pretrain_schedule_is_for_the_pretraining_runs_alone():
     assert {r.spec.settings.schedule for r in runs if r.mode != "pretrain"} == {"cosine"}
     plain = study_runs(study_from_dict({**MINIMAL, "pretrain": {**WSD, "schedule": "cosine"}}))
     assert {r.run_id for r in runs if r.mode == "scratch"} == {r.run_id for r in plain if r.mode == "scratch"}
+    warm = study_runs(study_from_dict({**MINIMAL, "pretrain": {**WSD, "warmup_frac": 0.01},
+                                       "train": {"warmup_frac": 0.2}}))
+    assert {r.spec.settings.warmup_frac for r in warm if r.mode == "pretrain"} == {0.01}   # jobs/cpu.toml v3
+    assert {r.spec.settings.warmup_frac for r in warm if r.mode != "pretrain"} == {0.2}
+
+
+def test_pretrain_batch_size_is_for_the_pretraining_runs_alone():
+    study = study_from_dict({**MINIMAL, "pretrain": {**WSD, "batch_size": 128}, "train": {"batch_size": 16}})
+    runs = study_runs(study)
+    assert {r.spec.settings.batch_size for r in runs if r.mode == "pretrain"} == {128}
+    assert {r.spec.settings.batch_size for r in runs if r.mode != "pretrain"} == {16}
+    with pytest.raises(StudyError, match=r"\[pretrain\] batch_size must be >= 1, got 0"):
+        study_from_dict({**MINIMAL, "pretrain": {**WSD, "batch_size": 0}})
 
 
 def test_extra_seeds_cover_only_the_sizes_they_name():

@@ -103,6 +103,7 @@ def test_loss_falls(tmp_path):
     assert m["valid_loss"] < m["init_loss"] - 1.0
     assert m["loss"] < m["init_loss"] - 1.0
     assert m["steps"] == m["total_steps"] and m["tokens_seen"] == m["steps"] * 16 * 32
+    assert m["stop_reason"] == "epoch_budget" and m["length_search"] == "off"      # 6 epochs: 141 steps, no clamp
     assert m["chars_seen"] == pytest.approx(3 * m["tokens_seen"])
     assert m["flops"] > m["flops_6N"] == 6 * m["n_params"] * m["tokens_seen"]
     assert (tmp_path / "run" / "log.txt").read_text().count("valid") >= 20
@@ -117,7 +118,7 @@ def test_loss_falls(tmp_path):
 def test_early_stopping_reports_best_not_last(tmp_path):
     sp = spec(n_tokens=1000, settings=settings(max_steps=400))
     m = run(sp, data(1000), tmp_path)  # a tiny train set: valid plateaus, then rises
-    assert m["stopped"] == "early"
+    assert m["stop_reason"] == "early_stop" and not m["best_is_last"]
     assert m["best_step"] < m["steps"] < m["total_steps"]
     losses = dict(m["evals"])
     assert m["valid_loss"] == pytest.approx(min(losses.values()), abs=1e-6)
@@ -157,12 +158,16 @@ def test_resume_after_interrupt_gives_same_result(tmp_path):
         run(sp, data(3000), tmp_path, "cut", progress=interrupt)
     saved = torch.load(tmp_path / "cut" / "resume.pt", weights_only=False)
     assert saved["best_step"] == saved["step"] == 20 and saved["best_state"] is None  # the model, saved once
+    saved_bytes = (tmp_path / "cut" / "resume.pt").stat().st_size
     resumed = run(sp, data(3000), tmp_path, "cut")
     assert "resumed at step 20" in (tmp_path / "cut" / "log.txt").read_text()
     for k in ("evals", "loss", "valid_loss", "best_step", "steps", "tokens_seen"):
         assert resumed[k] == full[k], k
     assert resumed["time_steps"] > 0 and resumed["wall_time"] > resumed["time_setup"]  # both processes count
     assert not (tmp_path / "cut" / "resume.pt").exists()
+    # resume.pt's writes in the record, both processes': at every evaluation but the last (resume_every_s = 0)
+    assert full["resume_writes"] == resumed["resume_writes"] == full["steps"] // full["eval_interval"]  # steps 0, 4, ..., 76
+    assert resumed["resume_bytes"] >= saved_bytes > 0 and 0 < full["resume_write_s"] <= full["time_checkpoint"]
 
 
 # ------------------------------------------------------------------ pretrain -> checkpoint -> fine-tune
@@ -188,7 +193,7 @@ def test_pretrain_checkpoint_loads_and_generates(pretrained):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     ckpt = Path(pretrained["checkpoint"])
-    assert pretrained["mode"] == "pretrain" and pretrained["stopped"] == "budget"
+    assert pretrained["mode"] == "pretrain" and pretrained["stop_reason"] == "token_budget"
     model = AutoModelForCausalLM.from_pretrained(ckpt)
     tok = AutoTokenizer.from_pretrained(ckpt)
     assert tok.eos_token == "<|endoftext|>" and model.config.eos_token_id == 0
@@ -237,7 +242,7 @@ def test_pretraining_whose_target_loss_rises_is_not_a_divergence(tmp_path):
     metrics = run(sp, other, tmp_path)
     target_losses = [loss for _, loss in metrics["evals"]]
     assert max(target_losses) > 1.01 * target_losses[0]  # would have been called a divergence
-    assert metrics["stopped"] == "budget"
+    assert metrics["stop_reason"] == "token_budget" and metrics["best_is_last"]
 
 
 def test_a_run_to_its_budget_evaluates_held_out_only_at_its_start_and_end(tmp_path):

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from effdata.analysis.audit.audit import audit_table
 from effdata.analysis.budget.budget import (
     BudgetStudy,
     comparable_tables,
@@ -296,6 +297,8 @@ def _analyze(source: Source, options: Options) -> dict:
     if measured.groups and shapes is None:
         warnings.append("several shapes at one N, but no bootstrap (--bootstrap 0) or no fine-tuned runs: the shape "
                         "comparison needs the re-drawn runs, so the report has no *Shape* section")
+    audit = audit_table(table, ladder, effective.table, fits, kaplan, chinchilla, budget)
+    warnings[:0] = audit.warnings     # what the answers rest on opens the report
     pretraining = summarize_pretraining(ladder.pretraining)
     drawn = _figures(o, effective, fits, ladder, pretraining, kaplan, chinchilla, shapes, budget, dynamics)
     warnings += [f"figure {f.name} failed: {f.reason}" for f in drawn
@@ -307,7 +310,7 @@ def _analyze(source: Source, options: Options) -> dict:
                         noise=measured.noise if resamples is not None else None, seed_spread=seed_spread(table),
                         d_t_noise=noise_by_d_f, pretraining=pretraining, advice=advice, chinchilla=chinchilla,
                         ladder=effective if measured.groups else None, shapes=shapes, budget=budget,
-                        dynamics=dynamics)
+                        audit=audit, dynamics=dynamics)
     paths = write_outputs(analysis, o.out_dir)
     result = fits_json(analysis)
     result["paths"] = {name: str(path) for name, path in paths.items()}

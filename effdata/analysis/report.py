@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from effdata.analysis.audit.audit import Audit, audit_json
+from effdata.analysis.audit.report import audit_section
 from effdata.analysis.budget.budget import BudgetStudy
 from effdata.analysis.budget.report import budget_section
 from effdata.analysis.core.bootstrap import NoiseModel
@@ -84,6 +86,7 @@ class Analysis:
     ladder: EffectiveResult | None = None   # one shape per N, what the laws use (None: `effective` itself)
     shapes: ShapeStudy | None = None         # several shapes at one N (analysis/shape_compare.py)
     budget: BudgetStudy | None = None        # pretraining budgets, and a compared table's (analysis/budget.py)
+    audit: Audit | None = None               # what each answer rests on (analysis/audit/)
     dynamics: DynamicsStudy | None = None    # learning curves, where the table has a curve table beside it
 
     @property
@@ -215,7 +218,9 @@ def fits_json(analysis: Analysis) -> dict:
         "shape": shape_blocks(analysis.shapes) if analysis.shapes else None,   # the planner's shape comparisons
         "shape_study": analysis.shapes.to_dict() if analysis.shapes else None,
         "budget": analysis.budget.to_dict() if analysis.budget else None,
+        "audit": audit_json(analysis.audit) if analysis.audit else None,
         "input_notes": analysis.results.notes,
+        "vocab_size": _vocab_size(analysis.results),     # the planner refuses losses above a uniform guess
         "counts": {"runs": int(len(analysis.results.runs)), "scratch": int(len(analysis.results.scratch)),
                    "finetuned": int(len(table)), "set_aside": int(len(analysis.results.set_aside)),
                    **{flag: int(table[flag].sum()) if len(table) else 0 for flag in FLAG_NAMES}},
@@ -230,6 +235,13 @@ def fits_json(analysis: Analysis) -> dict:
         # Only with a curve table: a table without one keeps the fits.json it always had.
         **({"dynamics": analysis.dynamics.to_dict()} if analysis.dynamics else {}),
     })
+
+
+def _vocab_size(results: ResultsTable) -> int | None:
+    """The vocabulary every run shares (None when the table does not say, or its runs differ)."""
+    rows = results.seed_runs
+    values = rows["vocab_size"].dropna().unique() if "vocab_size" in rows else []
+    return int(values[0]) if len(values) == 1 else None
 
 
 def _records(frame: pd.DataFrame | None) -> list[dict]:
@@ -464,6 +476,8 @@ def render_report(analysis: Analysis) -> str:
         return "\n".join(lines + _scratch_only_sections(analysis))
 
     lines += _transfer_section(analysis)
+    if analysis.audit:
+        lines += audit_section(analysis.audit)
     if analysis.shapes:
         lines += shape_section(analysis.shapes)
     if analysis.compare:
@@ -513,6 +527,8 @@ def _scratch_only_sections(analysis: Analysis) -> list[str]:
     if analysis.compute:
         lines += _compute_section(analysis.compute)
     lines += _scratch_laws_section(analysis)
+    if analysis.audit:
+        lines += audit_section(analysis.audit)
     lines += dynamics_section(analysis.dynamics) if analysis.dynamics else []
     # The transfer figures were all skipped for want of fine-tuned runs, which is said above already.
     lines += _figure_lines([f for f in analysis.figures if isinstance(f, SavedFigure)]) + [""]
@@ -549,14 +565,17 @@ def _chinchilla_lines(fit: ChinchillaFit) -> list[str]:
         return lines + [fit.reason or "not fitted", ""]
     labels = (("E", "E"), ("A", "A"), ("B", "B"), ("α (exponent of N)", "alpha"), ("β (exponent of D)", "beta"),
               ("a = β/(α+β): N_opt ∝ C^a", "n_opt_exponent"), ("b = α/(α+β): D_opt ∝ C^b", "d_opt_exponent"))
-    rows = [[label, fmt_interval(fit, name), _paper_chinchilla("hoffmann", name), _paper_chinchilla("besiroglu", name)]
+    shown = lambda name: fmt_interval(fit, name) + (" **unidentified**" if name in fit.unidentified else "")  # noqa: E731
+    rows = [[label, shown(name), _paper_chinchilla("hoffmann", name), _paper_chinchilla("besiroglu", name)]
             for label, name in labels]
     return lines + [markdown_table(["parameter", "fitted [90% CI]", "Hoffmann et al. 2022", "Besiroglu et al. 2024"],
                                     rows), "",
                     f"{fit.n_points} points; {fit.n_starts_at_best} of {fit.n_starts} starts reached the best "
                     f"objective; {fit.n_bootstrap_used} bootstrap resamples (each refitted from the optimum and the "
                     "grid's best distinct minima). Compute-optimal allocation at compute C = 6·N·D: N_opt ∝ C^a, "
-                    "D_opt ∝ C^b.", ""]
+                    "D_opt ∝ C^b.", ""] + ([f"**Degenerate fit**: {'; '.join(fit.degenerate)}. The allocation exponents "
+                                            "depend on where the search stopped, not on the data: not findings.", ""]
+                                           if fit.degenerate else [])
 
 
 def _kaplan_lines(kaplan: KaplanFit) -> list[str]:

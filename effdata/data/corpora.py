@@ -8,11 +8,17 @@ Built corpora are cached under ``home()/corpora/<name>/``; the cache key is a fi
 source files (relative path, size, mtime_ns) plus the cleaning version, so an unchanged corpus loads
 without re-reading or re-cleaning its sources. The cached blob is checked against its sha256 on load:
 a corrupt or stale cache is rebuilt, never used.
+
+A packed home (``python -m effdata.gpu pack``: the tokenizer and token files carried to a machine that
+has none of the sources, e.g. a GPU machine without Debian's text packages or this interpreter's standard
+library) holds ``pinned-keys.json``: the keys its corpora had where they were built. ``corpus_key`` returns
+a pinned key without looking for the sources, so the token files built from them are used as they are.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import time
 from dataclasses import dataclass, field
@@ -25,6 +31,9 @@ from effdata.data.sources import BUILTIN, files_key, glob_files, load_files, loa
 from effdata.paths import atomic_write_bytes, atomic_write_json, home as _home, sha256_file, sha256_text
 
 DEFAULT_CORPORA = ("python", "text", "code", "text+code")
+
+# What is being built, for a waiting user: a command line shows these (INFO) lines; nothing else does.
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -137,12 +146,33 @@ def cache_dir(name: str, home: Path | None) -> Path:
     return _home(home) / "corpora" / safe_name(name)
 
 
+PINNED_KEYS = "pinned-keys.json"
+
+
+def pinned_keys(home: Path | None = None) -> dict[str, str]:
+    """The corpus keys a packed home was built with (``PINNED_KEYS``), or {} for an ordinary home."""
+    path = _home(home) / PINNED_KEYS
+    if not path.exists():
+        return {}
+    try:
+        keys = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CorpusError(f"{path} is unreadable ({exc}); unpack the carried home again") from None
+    if not isinstance(keys, dict) or not all(isinstance(v, str) for v in keys.values()):
+        raise CorpusError(f"{path} must map corpus names to keys")
+    return keys
+
+
 def corpus_key(name: str, home: Path | None = None) -> str:
     """A cheap key that changes when the corpus's sources or settings change (no reading).
 
     For builtin corpora and files: it is a fingerprint of (path, size, mtime) of every source file;
-    hf: datasets are loaded (from the datasets cache) and keyed by their fingerprints."""
+    hf: datasets are loaded (from the datasets cache) and keyed by their fingerprints. In a packed home,
+    the key pinned for the name (``pinned_keys``): its sources are not there to look at."""
     name = name.strip()
+    pinned = pinned_keys(home).get(name)
+    if pinned is not None:
+        return pinned
     if is_mixture(name):
         return sha256_text(json.dumps([name, [(corpus_key(c, home), w) for c, w in parse_mixture(name)]]))
     if name in BUILTIN:
@@ -200,16 +230,19 @@ def _load_cached(name: str, key: str, home: Path | None) -> Corpus | None:
 def _build(name: str, home: Path | None) -> Corpus:
     t0 = time.time()
     if name.startswith("hf:"):
+        log.info("building corpus %s: loading the dataset ...", name)
         raw, sources, origin = load_hf(name, home)
         key = sha256_text(json.dumps([CLEAN_VERSION, SPLIT_SALT, name, [vars(s) for s in sources]]))
     else:
         if name.startswith("files:"):
             files = glob_files(name)
+            log.info("building corpus %s: %s files ...", name, f"{len(files):,}")
             raw = load_files(name, files, home)
             origin = f"local files {name[len('files:'):]} (read with datasets)"
         else:
             listing = BUILTIN[name]()
             files, origin = listing.files, listing.origin
+            log.info("building corpus %s: %s files ...", name, f"{len(files):,}")
             raw = list(listing.read(files))
         key = files_key(files, name)
         sources = [Source(label, str(p), sha256_file(p)) for label, p in files]
@@ -229,7 +262,9 @@ def load_corpus(name: str, home: Path | None = None) -> Corpus:
         for c, _ in comps:  # check every name before loading anything
             if not (c in BUILTIN or c.startswith("files:") or c.startswith("hf:")):
                 raise CorpusError(_unknown(c))
-        return mix([(load_corpus(c, home), w) for c, w in comps], name)
+        loaded = [(load_corpus(c, home), w) for c, w in comps]
+        log.info("mixing corpus %s from %s", name, ", ".join(f"{c.name} ({w:.0%})" for c, w in loaded))
+        return mix(loaded, name)
     if not (name in BUILTIN or name.startswith("files:") or name.startswith("hf:")):
         raise CorpusError(_unknown(name))
     if name.startswith("hf:"):

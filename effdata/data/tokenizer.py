@@ -6,13 +6,15 @@ loads. The key hashes the sample's corpora keys and the settings below, so a cha
 trains a new tokenizer instead of silently reusing an old one.
 
 The default vocabulary size was chosen by measuring training speed in characters per second of tiny
-GPT-2 models (``benchmarks/bench_vocab.py``; table in the README / notes).
+GPT-2 models (``benchmarks/bench_vocab.py``; table in docs/data.md).
 """
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
+from effdata.fmt import si
 from effdata.paths import atomic_write_json, home as _home, sha256_file, sha256_text
 
 DEFAULT_VOCAB_SIZE: int = 2048
@@ -21,6 +23,8 @@ SAMPLE_CORPORA: tuple[str, ...] = ("python", "text", "code")
 SAMPLE_CHARS: int = 6_000_000  # total; split equally between SAMPLE_CORPORA (train splits only)
 MAX_DOC_CHARS: int = 100_000  # one document contributes at most this much to the sample
 TOKENIZER_VERSION = "1"
+
+log = logging.getLogger(__name__)  # what is being built, for a command line to show (effdata.data.corpora)
 
 
 def _settings(vocab_size: int, corpora: tuple[str, ...], sample_chars: int) -> dict:
@@ -113,7 +117,10 @@ def get_tokenizer(vocab_size: int = DEFAULT_VOCAB_SIZE, home=None, *, corpora: t
     import time
 
     t0 = time.time()
+    log.info("training tokenizer bpe-%d on %s: reading its sample (up to %s characters) ...", vocab_size,
+             ", ".join(corpora), si(sample_chars))
     texts = balanced_sample(corpora, sample_chars, home)
+    log.info("training tokenizer bpe-%d on %s characters ...", vocab_size, si(sum(map(len, texts))))
     tok = train_tokenizer(texts, vocab_size)
     tok.save_pretrained(str(d))
     info = {

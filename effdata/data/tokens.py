@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -24,12 +25,16 @@ from pathlib import Path
 import numpy as np
 
 from effdata.data.corpora import corpus_key, load_corpus, safe_name
+from effdata.fmt import si
 from effdata.paths import atomic_write, atomic_write_bytes, atomic_write_json, home as _home, sha256_file, sha256_text
 from effdata.data.tokenizer import DEFAULT_VOCAB_SIZE, EOT, ensure_tokenizer, tokenizer_hash
 
 TOKENS_VERSION = "1"
 SPLITS = ("train", "valid", "test")
 BATCH_CHARS = 2_000_000  # characters per encode_batch call
+SAY_EVERY = 15.0  # seconds between 'how far' lines of a long tokenization where no bar is drawn (a log)
+
+log = logging.getLogger(__name__)  # what is being built, for a command line to show (effdata.data.corpora)
 
 
 class DataError(ValueError):
@@ -84,6 +89,7 @@ def _encode_split(docs, tok, dtype: str, desc: str):
     end = 0
     i = 0
     total_chars = sum(len(d.text) for d in docs)
+    said, done = time.monotonic(), 0
     with tqdm(total=total_chars, unit="char", unit_scale=True, desc=desc, leave=False, disable=None) as bar:
         while i < len(docs):
             j, size = i, 0
@@ -98,7 +104,10 @@ def _encode_split(docs, tok, dtype: str, desc: str):
                 end += len(ids) + 1
                 meta[i + k] = (end, len(docs[i + k].text))
             bar.update(size)
-            i = j
+            i, done = j, done + size
+            if bar.disable and time.monotonic() - said >= SAY_EVERY:  # a terminal has the bar; a log gets a line
+                said = time.monotonic()
+                log.info("%s: %s of %s characters", desc, si(done), si(total_chars))
     arr = np.concatenate(chunks) if chunks else np.zeros(0, dtype=dtype)
     return arr, meta
 
@@ -192,6 +201,7 @@ def prepare(corpus: str, vocab_size: int = DEFAULT_VOCAB_SIZE, home=None, *,
     tok = Tokenizer.from_file(str(tdir / "tokenizer.json"))
     vocab = tok.get_vocab_size(with_added_tokens=True)
     dtype = _dtype(vocab)
+    log.info("tokenizing %s: %s characters, %s documents ...", corpus, si(c.n_chars), f"{len(c.documents):,}")
     final, d = d, d.parent / f".{d.name}.tmp-{os.getpid()}"  # build aside, then rename into place
     if d.exists():
         shutil.rmtree(d)

@@ -1,6 +1,7 @@
 """What a study's runs will cost, before they run: tokens, FLOPs and expected GPU time per run. No torch.
 
-Upper bounds: every run is assumed to train its whole schedule (early stopping usually ends sooner).
+Upper bounds: every run is assumed to train its whole schedule (early stopping usually ends sooner; a
+length search is counted as trying every length up to its cap).
 Fractions given in characters use the target's measured characters per token. Training FLOPs per token
 are `ModelShape.flops_per_token` (6N plus the unembedding and attention); an evaluation costs a third
 of that per token (forward only).
@@ -41,9 +42,9 @@ class CostModel:
         return schedule_for(spec, data_tokens, spec.shape.n_params)
 
     def tokens(self, run: StudyRun) -> int:
-        """Tokens the run trains on at most, its mid-run checkpoints' branches included."""
+        """Tokens the run trains on at most, its mid-run checkpoints' branches (and a length search's) included."""
         schedule = self.schedule(run)
-        return (schedule.total_steps + schedule.branch_steps) * schedule.tokens_per_step
+        return (schedule.total_steps + schedule.branch_steps + schedule.length_steps) * schedule.tokens_per_step
 
     def flops(self, run: StudyRun) -> float:
         """Training FLOPs at most, 6·N·tokens (the paper's convention; what the longest-first order sorts by)."""
@@ -61,7 +62,7 @@ class CostModel:
         evaluations = 1 + total // every + (1 if total % every else 0)  # step 0, every `every`, the last
         extra = s.eval_tokens if run.mode == "pretrain" else 0
         ends = (1 + len(schedule.branches)) * (s.test_tokens + extra)
-        return (evaluations + len(schedule.branches)) * s.eval_tokens + ends
+        return (evaluations + len(schedule.branches) + len(schedule.lengths)) * s.eval_tokens + ends
 
     def eval_flops(self, run: StudyRun) -> float:
         return run.spec.shape.flops_per_token(self.vocab_size)[0] / 3 * self.eval_tokens(run)

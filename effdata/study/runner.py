@@ -25,6 +25,7 @@ from typing import Iterator, Protocol
 
 from effdata.paths import atomic_write_text
 from effdata.spec import RunSpec, StudyRun
+from effdata.study.progress import SUMMARY_EVERY, open_progress
 from effdata.study.store import RECORD, Store
 
 
@@ -74,7 +75,9 @@ def execute_with(out_dir: Path | str, run_id: str, body) -> str:
             metrics = body(spec, run_dir)
         except Exception as exc:  # noqa: BLE001  (any failure becomes the run's record)
             atomic_write_text(run_dir / "error.txt", traceback.format_exc())
-            store.write_record(run, "failed", error=f"{type(exc).__name__}: {exc}", spec=spec.to_dict())
+            why = getattr(exc, "stop_reason", None)  # RunFailed: "diverged" for a divergence
+            store.write_record(run, "failed", error=f"{type(exc).__name__}: {exc}", spec=spec.to_dict(),
+                               metrics={"stop_reason": why} if why else None)
             return "failed"
         store.write_record(run, "ok", metrics=metrics, spec=spec.to_dict())
         return "ok"
@@ -107,13 +110,16 @@ def execute_run(out_dir: Path | str, run_id: str, threads: int | None = None, pr
 
 
 def quiet_libraries() -> None:
-    """Per-run bars and advice from transformers/datasets would drown the study's own progress."""
+    """Per-run bars and advice from transformers/datasets would drown the study's own progress. Each library
+    on its own: a GPU machine without `datasets` (docs/notes/issue-21.md) still quietens transformers."""
     with contextlib.suppress(ImportError):
-        import datasets  # noqa: PLC0415
         import transformers  # noqa: PLC0415
 
         transformers.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
+    with contextlib.suppress(ImportError):
+        import datasets  # noqa: PLC0415
+
         datasets.disable_progress_bars()
         datasets.logging.set_verbosity_error()
 
@@ -278,6 +284,9 @@ class LocalExecutor:
         self._procs.clear()
 
 
+STOPPED = {"early": "stopped early", "budget": "full schedule"}  # a record's `stopped`, in words
+
+
 def _end_line(run_id: str, record: dict) -> str:
     m = record["metrics"]
     parts = [f"{run_id}: ok", f"loss {m.get('loss', float('nan')):.4f}",
@@ -286,6 +295,8 @@ def _end_line(run_id: str, record: dict) -> str:
         parts.append(f"{m['tokens_per_s']:,.0f} tok/s")
     if isinstance(m.get("wall_time"), (int, float)):
         parts.append(f"{m['wall_time']:.0f} s")
+    if m.get("stopped"):  # "early" (patience ran out) or "budget" (its whole schedule)
+        parts.append(STOPPED.get(m["stopped"], f"stopped: {m['stopped']}"))
     return "  ".join(parts)
 
 
@@ -308,17 +319,47 @@ class Outcome:
     skipped: list[str] = field(default_factory=list)    # already done before
     failed: dict[str, str] = field(default_factory=dict)
     blocked: dict[str, str] = field(default_factory=dict)  # a dependency failed
+    deferred: list[str] = field(default_factory=list)   # not started: the deadline passed first
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.blocked
+        return not self.failed and not self.blocked and not self.deferred
+
+
+ORDERS = ("longest", "size")
+
+
+def run_order(pending: dict[str, StudyRun], order: str = "longest", cost=None) -> list[str]:
+    """The order runs are offered to the executor in; pretraining first of all (fine-tunes wait on it),
+    the longest pretraining first (it sets the time to the first fine-tunes of its size).
+
+    longest: then the longest runs first, which sets the shortest wall time when everything finishes.
+    size: then size by size from the smallest, from-scratch runs and fine-tunes interleaved by data size,
+    so that a study stopped by a deadline (`schedule(deadline=)`) leaves whole sizes (a from-scratch curve
+    and the fine-tunes read off it) rather than the longest runs of every size."""
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
+    cost = cost or (lambda run: 0.0)
+
+    def key(run_id: str) -> tuple:
+        run = pending[run_id]
+        if run.mode == "pretrain":
+            return (0, -cost(run))
+        if order == "longest":
+            return (1, -cost(run))
+        spec = run.spec
+        return (1, spec.shape.n_params, spec.data_chars or spec.data_tokens or 0, run.mode != "scratch", run_id)
+
+    return sorted(pending, key=key)
 
 
 def schedule(store: Store, runs: list[StudyRun], executor: Executor, max_parallel: int,
-             estimate=None, poll_interval: float = 0.2) -> Outcome:
-    """Submit every run whose dependencies are done, at most `max_parallel` at a time, until all end."""
-    from tqdm.auto import tqdm  # noqa: PLC0415
-
+             estimate=None, poll_interval: float = 0.2, progress: str = "auto",
+             summary_every: float = SUMMARY_EVERY, order: str = "longest", deadline: float | None = None) -> Outcome:
+    """Submit every run whose dependencies are done, at most `max_parallel` at a time, until all end, in
+    `run_order(order)`. `progress`: "bar", "plain" or "auto" (effdata.study.progress: the bar on a terminal,
+    lines in a log). `deadline` (a `time.monotonic()` value): no run starts after it; the runs in flight
+    finish, the others are `Outcome.deferred` (planned, not started: the same command later does them)."""
     outcome = Outcome()
     pending: dict[str, StudyRun] = {}
     for run in runs:
@@ -327,13 +368,19 @@ def schedule(store: Store, runs: list[StudyRun], executor: Executor, max_paralle
             outcome.skipped.append(run.run_id)
         else:
             pending[run.run_id] = run
-    # Long runs first (they set the wall time); pretraining first of all (fine-tunes wait on it).
+    order = run_order(pending, order, estimate)
     cost = estimate or (lambda run: 0.0)
-    order = sorted(pending, key=lambda rid: (pending[rid].mode != "pretrain", -cost(pending[rid])))
     in_flight: set[str] = set()
-    bar = tqdm(total=len(pending), desc="runs", unit="run", dynamic_ncols=True, file=sys.stderr)
+    shown = open_progress(progress, len(pending), total_cost=sum(cost(r) for r in pending.values()),
+                          every=summary_every)
     try:
         while order or in_flight:
+            if order and deadline is not None and time.monotonic() >= deadline:
+                outcome.deferred += order
+                note = f"deadline passed: {len(order)} runs not started, {len(in_flight)} in flight finish"
+                for index, run_id in enumerate(order):
+                    shown.ended(note if index == 0 else None, "deferred", cost(pending[run_id]))
+                order = []
             for run_id in list(order):
                 if len(in_flight) >= max_parallel:
                     break
@@ -342,7 +389,7 @@ def schedule(store: Store, runs: list[StudyRun], executor: Executor, max_paralle
                 if bad:
                     outcome.blocked[run_id] = f"dependency did not finish: {', '.join(bad)}"
                     order.remove(run_id)
-                    bar.update(1)
+                    shown.ended(f"{run_id}: blocked: {outcome.blocked[run_id]}", "blocked", cost(pending[run_id]))
                     continue
                 if all(store.is_done(d) for d in deps):
                     executor.submit(run_id)
@@ -354,28 +401,35 @@ def schedule(store: Store, runs: list[StudyRun], executor: Executor, max_paralle
                     outcome.blocked[run_id] = "dependency not done and not in this plan"
                 break
             for line in executor.messages():
-                bar.set_postfix_str(line[-100:], refresh=True)
+                shown.message(line)
             for run_id, reason in executor.poll():
                 if run_id not in in_flight:
                     continue
                 in_flight.discard(run_id)
-                record = store.read_record(run_id)
-                if record is None and reason and reason.startswith("busy:"):
-                    outcome.failed[run_id] = reason  # another process owns it: leave its files alone
-                elif record is None:
-                    # The process died before writing a record: write it so the reason is kept.
-                    why = reason or "ended without a record"
-                    store.write_record(pending[run_id], "failed", error=why)
-                    outcome.failed[run_id] = why
-                elif record["status"] == "ok":
-                    outcome.done.append(run_id)
-                else:
-                    outcome.failed[run_id] = record["error"] or reason or "failed"
-                bar.write(_end_line(run_id, record) if run_id in outcome.done
-                          else f"{run_id}: FAILED: {outcome.failed[run_id]}")
-                bar.update(1)
+                status, line = _settle(store, pending[run_id], reason, outcome)
+                shown.ended(line, status, cost(pending[run_id]))
+            shown.tick(len(in_flight))
             time.sleep(poll_interval)
     finally:
-        bar.close()
+        shown.close()
         executor.shutdown()
     return outcome
+
+
+def _settle(store: Store, run: StudyRun, reason: str | None, outcome: Outcome) -> tuple[str, str]:
+    """An ended run into `outcome` by its record; (its status, its line for the user)."""
+    run_id = run.run_id
+    record = store.read_record(run_id)
+    if record is None and reason and reason.startswith("busy:"):
+        outcome.failed[run_id] = reason  # another process owns it: leave its files alone
+    elif record is None:
+        # The process died before writing a record: write it so the reason is kept.
+        why = reason or "ended without a record"
+        store.write_record(run, "failed", error=why)
+        outcome.failed[run_id] = why
+    elif record["status"] == "ok":
+        outcome.done.append(run_id)
+        return "ok", _end_line(run_id, record)
+    else:
+        outcome.failed[run_id] = record["error"] or reason or "failed"
+    return "failed", f"{run_id}: FAILED: {outcome.failed[run_id]}"

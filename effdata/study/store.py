@@ -218,7 +218,8 @@ def _checkpoint_rows(record: dict[str, Any], row: dict[str, Any]) -> list[dict[s
         own = {key: c.get(key) for key in CHECKPOINT_OWN}
         rows.append({"run_id": f"{record['run_id']}@{checkpoint_tag(c['checkpoint_tokens_per_param'])}", **{k: row[k] for k in CHECKPOINT_SHARED if k in row},
                      "pretrain": pretrain_name(record["pretrain"], c["checkpoint_tokens_per_param"]),
-                     "total_steps": c["steps"], "best_step": c["steps"], **own})
+                     "total_steps": c["steps"], "best_step": c["steps"], "stop_reason": "token_budget",
+                     "best_is_last": True, **own})
     return rows
 
 

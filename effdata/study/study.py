@@ -26,7 +26,7 @@ A study file looks like this (every key is checked; an unknown key or a wrong ty
     corpora = ["text"]             # used when --pretrain is not given
     token_budget = 2_000_000       # or a table: token_budget = { n20k = 1e6, n60k = 3e6 }
     # or a budget that grows with N: tokens_per_param = 100, min_tokens = 1e6, max_tokens = 5e7
-    schedule = "wsd"               # optional: [train] schedule / decay_frac for the pretraining runs only
+    schedule = "wsd"               # optional: [train] schedule / decay_frac / warmup_frac / batch_size for pretraining only
     checkpoint_tokens_per_param = [10, 30]   # optional (wsd): also fine-tune the model a run of c·N tokens
                                    # ends with, branched off mid-run; pretraining name "text@10tpp"
 
@@ -198,8 +198,10 @@ def _data_sizes(table: Any, where: str, more_keys: frozenset[str] = frozenset())
 
 
 # [train] keys that [pretrain] may set for the pretraining runs alone: mid-run checkpoints need the wsd
-# schedule, which an early-stopped from-scratch run or fine-tune should not be forced to use.
-PRETRAIN_TRAIN_KEYS = ("schedule", "decay_frac")
+# schedule, which an early-stopped from-scratch run or fine-tune should not be forced to use; a GPU study
+# pretrains on larger batches than its small-data runs can use (jobs/gpu-h200.toml: 16 sequences for the
+# runs on 1e4 characters, whose 3,300 tokens are one batch of 32; 128 for pretraining).
+PRETRAIN_TRAIN_KEYS = ("schedule", "decay_frac", "warmup_frac", "batch_size")
 PRETRAIN_KEYS = {"corpora", "token_budget", "tokens_per_param", "min_tokens", "max_tokens",
                  "checkpoint_tokens_per_param", *PRETRAIN_TRAIN_KEYS}
 

@@ -7,6 +7,7 @@ their users run them, driven step by step from here so the rounds stay interleav
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import tempfile
 import time
@@ -51,6 +52,10 @@ class Ours:
         if self.first is None:
             self.first = times.pop(0)
         return times
+
+    def attention_kernels(self) -> list[str]:
+        """The SDPA kernels one more (untimed) step runs: `device.sdpa_kernels`."""
+        return devmod.sdpa_kernels(lambda: float(self.step(self.ws[0], 1e-3)))
 
 
 class EagerLoop:
@@ -198,9 +203,67 @@ def bench_size(shape, vocab, batch, steps, rounds, dev, compile=True, trainer=Tr
     out = {k: tokens / float(np.median(v)) for k, v in times.items()}
     out["times"] = times
     out["precision"] = methods["ours"].precision
+    out["attention"] = methods["ours"].attention_kernels()
     if compile:
         out["compile_s"] = methods["compiled"].first
     return out
+
+
+def concurrent_rates(shape, vocab: int, batch: int, dev, counts: list[int], seconds: float,
+                     threads: int = 1) -> list[dict]:
+    """Tokens/s of K processes training their own copy of `shape` with our step at the same time, for each K
+    in `counts`: what a study's K workers sharing one GPU get together. Each process builds and warms up its
+    model once (`_rate_worker`); for each K the first K run `seconds` of steps at once."""
+    ctx = mp.get_context("spawn")
+    pipes, procs = [], []
+    for _ in range(max(counts)):
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_rate_worker, args=(child, shape, vocab, batch, dev, threads), daemon=True)
+        proc.start()
+        pipes.append(parent)
+        procs.append(proc)
+    try:
+        for conn in pipes:
+            _reply(conn)  # built and warmed up
+        rows, tokens = [], batch * shape.n_ctx
+        for k in counts:
+            for conn in pipes[:k]:
+                conn.send(seconds)
+            rates = [_reply(conn) * tokens for conn in pipes[:k]]
+            rows.append({"processes": k, "tokens_per_s": sum(rates), "per_process_tokens_per_s": rates})
+        return rows
+    finally:
+        for conn, proc in zip(pipes, procs):
+            with contextlib.suppress(OSError):
+                conn.send(None)
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.kill()
+
+
+def _reply(conn):
+    reply = conn.recv()
+    if isinstance(reply, BaseException):
+        raise reply
+    return reply
+
+
+def _rate_worker(conn, shape, vocab: int, batch: int, dev, threads: int) -> None:
+    """One of `concurrent_rates`'s processes: steps per second over each window it is sent, until None."""
+    devmod.set_threads(threads)
+    try:
+        ours = Ours(shape, vocab, batch, dev, compile=False)
+        ours.run(3)
+    except Exception as exc:  # noqa: BLE001 - reported to the parent at its first read
+        conn.send(exc)
+        return
+    conn.send("ready")
+    while (seconds := conn.recv()) is not None:
+        start, steps = time.perf_counter(), 0
+        while time.perf_counter() - start < seconds:
+            float(ours.step(ours.ws[steps % 4], 1e-3))
+            steps += 1
+        conn.send(steps / (time.perf_counter() - start))
 
 
 def step_times(result: dict, tokens_per_step: int) -> StepTimes:

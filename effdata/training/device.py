@@ -179,6 +179,28 @@ def attention_impl(device: torch.device, body_dtype: torch.dtype | None) -> str:
     return "eager" if device.type == "cpu" and body_dtype is not None else "sdpa"
 
 
+# The aten operators scaled_dot_product_attention dispatches to, by the kernel family they run (forward
+# and backward share the prefix; the CPU's flash kernel is `..._flash_attention_for_cpu`).
+SDPA_KERNELS = (("flash", "_scaled_dot_product_flash_attention"),
+                ("efficient", "_scaled_dot_product_efficient_attention"),
+                ("cudnn", "_scaled_dot_product_cudnn_attention"),
+                ("math", "_scaled_dot_product_attention_math"),
+                ("overrideable", "_scaled_dot_product_fused_attention_overrideable"))
+
+
+def sdpa_kernels(call) -> list[str]:
+    """The attention kernels `call()` runs, read from the profiler's operator names: e.g. ["flash"] when
+    SDPA picked the flash kernel, ["math"] when it fell back to plain matmuls and softmax (on a GPU: an
+    unsupported head size, dtype or mask), [] when the model has no SDPA call (the "eager" attention).
+    Which kernel runs is chosen per call by shapes, dtype, mask and GPU, so it is read, not assumed."""
+    from torch.profiler import ProfilerActivity, profile  # noqa: PLC0415
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        call()
+    names = {event.name for event in prof.events()}
+    return [kernel for kernel, op in SDPA_KERNELS if any(op in name for name in names)]
+
+
 def precision_name(body: torch.dtype | None, head: torch.dtype | None) -> str:
     if body is None and head is None:
         return "fp32"

@@ -13,11 +13,13 @@ import torch
 
 
 class RunFailed(RuntimeError):
-    """A run that cannot give a trustworthy number. `reason` says why (also str(exc))."""
+    """A run that cannot give a trustworthy number. `reason` says why (also str(exc)); `stop_reason` is
+    "diverged" for a divergence (the failed record's `stop_reason`), else None."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, stop_reason: str | None = None):
         super().__init__(reason)
         self.reason = reason
+        self.stop_reason = stop_reason
 
 
 @dataclass

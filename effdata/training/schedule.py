@@ -13,6 +13,10 @@ Two learning-rate schedules (`TrainSettings.schedule`, docs/METHOD.md §5b):
   a copy at the decay start of a shorter run, decay the copy, and hold exactly the model that shorter
   run would have ended with (`Branch`). Its warm-up is therefore set by its shortest branch, not by
   its own length, so that the branch and the shorter run share it.
+
+The same branches find a from-scratch run's or a fine-tune's best length (`TrainSettings.length_search =
+"branches"`, docs/METHOD.md §5e): the trunk runs to the cap (`max_steps`) under wsd, and `Schedule.lengths`
+are the shorter runs it tries on the way, min_steps·branch_ratio^k steps, each the run of that length.
 """
 from __future__ import annotations
 
@@ -105,7 +109,7 @@ class Branch:
     """A mid-run checkpoint of a wsd pretraining run: the run of `total_steps` it stands for. The trunk
     leaves a copy at that run's decay start; the copy decays to `total_steps` and is saved."""
 
-    tokens_per_param: float            # the c of checkpoint_tokens_per_param
+    tokens_per_param: float | None     # the c of checkpoint_tokens_per_param (None: a length search's branch)
     total_steps: int                   # ceil(round(c·N) / tokens per step): a run with that token budget
     decay_steps: int
 
@@ -120,6 +124,8 @@ class Schedule:
     kind: str = "cosine"               # TrainSettings.schedule
     decay_steps: int = 0               # wsd: the final decay's updates
     branches: tuple[Branch, ...] = ()  # wsd pretraining: the mid-run checkpoints, shortest first
+    lengths: tuple[Branch, ...] = ()   # length_search = "branches": the shorter runs tried, shortest first
+    limit: str = "epoch_budget"        # what sets total_steps: token_budget, epoch_budget, step_floor, step_cap
 
     def lr(self, step: int, min_ratio: float) -> float:
         if self.kind == "wsd":
@@ -134,7 +140,8 @@ class Schedule:
     def of_branch(self, branch: Branch) -> "Schedule":
         """The schedule of the shorter run `branch` stands for: the same warm-up and peak, its own length
         and decay. Its LR equals this run's at every step before its decay start (`branch_start`)."""
-        return dataclasses.replace(self, total_steps=branch.total_steps, decay_steps=branch.decay_steps, branches=())
+        return dataclasses.replace(self, total_steps=branch.total_steps, decay_steps=branch.decay_steps, branches=(),
+                                   lengths=())
 
     def branch_start(self, branch: Branch) -> int:
         """The trunk step at which `branch` leaves it: the shorter run's decay start."""
@@ -144,6 +151,11 @@ class Schedule:
     def branch_steps(self) -> int:
         """Updates the branches add to the run (each decays from its start to its end)."""
         return sum(b.total_steps - self.branch_start(b) for b in self.branches)
+
+    @property
+    def length_steps(self) -> int:
+        """Updates a length search's branches add when it tries every length (its most; it stops sooner)."""
+        return sum(b.total_steps - self.branch_start(b) for b in self.lengths)
 
 
 def _decay_steps(s: TrainSettings, total: int) -> int:
@@ -166,23 +178,52 @@ def _branches(spec: RunSpec, total: int, tps: int, n_params: int) -> tuple[Branc
     return tuple(out)
 
 
+def _search_lengths(s: TrainSettings, total: int) -> tuple[Branch, ...]:
+    """The runs a length search tries before the trunk's own end: min_steps·branch_ratio^k steps (rounded,
+    each longer than the last), shorter than `total`. Geometric, so that the search's cost is a fixed
+    multiple of the length it finds whatever that length is (docs/METHOD.md §5e)."""
+    out: list[Branch] = []
+    length = float(s.min_steps)
+    while round(length) < total:
+        steps = round(length)
+        if not out or steps > out[-1].total_steps:
+            out.append(Branch(None, steps, _decay_steps(s, steps)))
+        length *= s.branch_ratio
+    return tuple(out)
+
+
+def _length(spec: RunSpec, n_train_tokens: int, tps: int) -> tuple[int, str]:
+    """The run's steps and what sets them (`Schedule.limit`)."""
+    s = spec.settings
+    if spec.mode == "pretrain":
+        return max(1, math.ceil(spec.token_budget / tps)), "token_budget"
+    if s.length_search == "branches":
+        return s.max_steps, "step_cap"
+    epochs = math.ceil(s.max_epochs * n_train_tokens / tps)
+    if epochs > s.max_steps:
+        return s.max_steps, "step_cap"
+    if epochs < s.min_steps:
+        return s.min_steps, "step_floor"
+    return epochs, "epoch_budget"
+
+
 def schedule_for(spec: RunSpec, n_train_tokens: int, n_params: int) -> Schedule:
     """Expected length, warm-up, evaluation interval, peak LR and (wsd) decay and branches of a run.
 
     pretrain: token_budget / tokens per step. scratch and fine-tune: `max_epochs` over the fraction,
-    clamped to [min_steps, max_steps] (fine-tunes use the from-scratch hyperparameters). Warm-up is
-    `warmup_frac` of the expected steps (capped at `warmup_max`), so short runs finish their warm-up;
-    under wsd with mid-run checkpoints, of the shortest checkpoint's steps. Peak LR: `peak_lr`."""
+    clamped to [min_steps, max_steps] (fine-tunes use the from-scratch hyperparameters); under
+    `length_search = "branches"`, max_steps with the shorter `lengths` tried on the way, and evaluated only
+    at their ends and its own (the interval is the whole run). Warm-up is `warmup_frac` of the expected
+    steps (capped at `warmup_max`), so short runs finish their warm-up; under wsd with branches, of the
+    shortest branch's steps. Peak LR: `peak_lr`."""
     s = spec.settings
     tps = s.batch_size * spec.shape.n_ctx
-    if spec.mode == "pretrain":
-        total = max(1, math.ceil(spec.token_budget / tps))
-    else:
-        total = math.ceil(s.max_epochs * n_train_tokens / tps)
-        total = min(s.max_steps, max(s.min_steps, total))
+    total, limit = _length(spec, n_train_tokens, tps)
     branches = _branches(spec, total, tps, n_params) if s.schedule == "wsd" else ()
-    warmup = _warmup_steps(s, min([b.total_steps for b in branches], default=total))
-    interval = max(1, total // s.evals_per_run)
+    search = spec.mode != "pretrain" and s.length_search == "branches"
+    lengths = _search_lengths(s, total) if search else ()
+    warmup = _warmup_steps(s, min([b.total_steps for b in branches + lengths], default=total))
+    interval = total if search else max(1, total // s.evals_per_run)
     peak = peak_lr(spec, n_train_tokens, n_params)
     decay = _decay_steps(s, total) if s.schedule == "wsd" else 0
-    return Schedule(total, warmup, interval, peak, tps, s.schedule, decay, branches)
+    return Schedule(total, warmup, interval, peak, tps, s.schedule, decay, branches, lengths, limit)

@@ -14,6 +14,12 @@ What a run does (docs/METHOD.md has the why):
 * failure: NaN/inf, or a loss above `diverge_factor`·max(initial loss, ln V) → `RunFailed`; so do a
   checkpoint that does not match, and data too short for one window. Never a silently wrong number;
 * pretraining saves the best model with the tokenizer under `run_dir/checkpoint`;
+* the best length (`length_search = "branches"`, scratch and fine-tunes): the same branches, at the decay start
+  of runs of min_steps·branch_ratio^k steps, each evaluated on the target valid split at its end as that run
+  would be; the best branch's model is the run's; the run stops when `branch_patience` branches in a row are
+  worse than the best (`_try_length`), else at max_steps;
+* why it stopped: `stop_reason` (early_stop, or the limit that set its length: token_budget, epoch_budget,
+  step_floor, step_cap; a divergence fails the run with "diverged") and `best_is_last`;
 * mid-run checkpoints (wsd pretraining, `checkpoint_tokens_per_param`): when the trunk reaches the decay
   start of a shorter run, a branch trains the same model and optimiser over that run's decay, on the
   batches the trunk would have seen, saves the model as `run_dir/checkpoint@<c>tpp`, and gives the
@@ -68,6 +74,21 @@ class Seconds:
 
 
 @dataclass
+class ResumeWrites:
+    """The run's resume.pt writes: how many, the largest file and the longest write (a GPU-sized model's
+    file is a gigabyte: docs/notes/issue-16.md). Their total time is in `Seconds.checkpoint`."""
+
+    count: int = 0
+    max_bytes: int = 0
+    max_seconds: float = 0.0
+
+    def note(self, size: int, seconds: float) -> None:
+        self.count += 1
+        self.max_bytes = max(self.max_bytes, size)
+        self.max_seconds = max(self.max_seconds, seconds)
+
+
+@dataclass
 class RunState:
     """Everything a run carries from evaluation to evaluation: saved as resume.pt, field for field,
     with the model's and the optimiser's state beside it."""
@@ -81,10 +102,11 @@ class RunState:
     evals: list[list] = field(default_factory=list)   # [step, valid loss]
     init_loss: float | None = None
     wall: float = 0.0                     # seconds spent in earlier processes (a resumed run)
-    stopped: str = "budget"               # "budget" or "early"
+    stop_reason: str = ""                 # "early_stop" once patience ran out; else the schedule's limit
     seconds: Seconds = field(default_factory=Seconds)
     checkpoints: list[dict] = field(default_factory=list)   # the mid-run checkpoints done (`_branch`)
     curve: list[dict] = field(default_factory=list)   # the learning curve: one `curve_point` per evaluation
+    resume: ResumeWrites = field(default_factory=ResumeWrites)  # the writes before the one that saved it
 
 
 @dataclass(frozen=True)
@@ -272,8 +294,9 @@ def _start_or_resume(run: _Run) -> RunState:
     run.model.load_state_dict(saved["model"])
     run.optimizer.load_state_dict(saved["optimizer"])
     state = RunState(**{f.name: saved[f.name] for f in fields(RunState) if f.name in saved})
-    if state.best_state is None and state.best_step == state.step:
+    if state.best_state is None and _best_is_trunk(run, state):
         state.best_state = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
+    state.resume.note(path.stat().st_size, 0.0)  # the write that made this file (its time is in `wall`)
     run.log(f"resumed at step {state.step} (best {state.best_loss:.4f} at step {state.best_step})")
     return state
 
@@ -281,12 +304,14 @@ def _start_or_resume(run: _Run) -> RunState:
 def _save(run: _Run, state: RunState) -> None:
     t = time.perf_counter()
     payload = {f.name: getattr(state, f.name) for f in fields(RunState)}
-    if state.best_step == state.step:  # the best model is the model: saved once (a quarter of the file)
+    if _best_is_trunk(run, state):  # the best model is the model: saved once (a quarter of the file)
         payload["best_state"] = None
     payload["wall"] = state.wall + t - run.t_start
     payload.update(model=run.model.state_dict(), optimizer=run.optimizer.state_dict())
     save_resume(run.run_dir / RESUME_FILE, payload)
-    state.seconds.checkpoint += time.perf_counter() - t
+    seconds = time.perf_counter() - t
+    state.seconds.checkpoint += seconds
+    state.resume.note((run.run_dir / RESUME_FILE).stat().st_size, seconds)
 
 
 def _loop(run: _Run, state: RunState) -> None:
@@ -299,6 +324,8 @@ def _loop(run: _Run, state: RunState) -> None:
     while state.step < sch.total_steps:
         for branch in _branches_due(run, state):
             _branch(run, state, branch, window)
+        if any(_try_length(run, state, branch, window) for branch in _lengths_due(run, state)):
+            break
         t = time.perf_counter() if first else 0.0
         window.loss_sum += run.stepper(run.batches.get(state.step), sch.lr(state.step, s.min_lr_ratio))
         if first:
@@ -373,14 +400,15 @@ def _branch(run: _Run, state: RunState, branch: Branch, window: _Window) -> None
 
 def _decay_branch(run: _Run, state: RunState, branch: Branch) -> float:
     """The branch's decay steps, with the LR of the shorter run; its mean training loss, checked."""
+    what = (checkpoint_name(branch.tokens_per_param) if branch.tokens_per_param is not None
+            else f"the run of {branch.total_steps} steps")
     own, s = run.schedule.of_branch(branch), run.spec.settings
     loss_sum = torch.zeros((), dtype=torch.float32, device=run.dev)
     for step in range(own.decay_start, own.total_steps):
         loss_sum += run.stepper(run.batches.get(step), own.lr(step, s.min_lr_ratio))
     train_loss = float(loss_sum) / max(1, own.total_steps - own.decay_start)
     if not math.isfinite(train_loss):
-        raise RunFailed(f"diverged in the branch to {checkpoint_name(branch.tokens_per_param)}: training loss "
-                        f"is {train_loss}")
+        raise RunFailed(f"diverged in the branch to {what}: training loss is {train_loss}", "diverged")
     _check_divergence(run, state, train_loss, None)
     return train_loss
 
@@ -409,6 +437,65 @@ def _save_branch(run: _Run, branch: Branch, train_loss: float) -> dict[str, Any]
             "pretrain_valid_loss": own}
 
 
+def _lengths_due(run: _Run, state: RunState) -> list[Branch]:
+    """The length search's branches that leave the trunk at this step and are not evaluated yet (a resumed
+    run finds the ones it did in `state.evals`, under their own lengths)."""
+    done = {at for at, _ in state.evals}
+    return [b for b in run.schedule.lengths
+            if run.schedule.branch_start(b) == state.step and b.total_steps not in done]
+
+
+def _try_length(run: _Run, state: RunState, branch: Branch, window: _Window) -> bool:
+    """Length search, at the trunk's step = the decay start of the run of `branch.total_steps` steps: decay
+    the trunk's model and optimiser over that run's decay (`_decay_branch`, as a mid-run checkpoint does),
+    evaluate it on the target valid split as that run's end (`_valid_point`: it may become the best model),
+    give the trunk back its state bit for bit, and write resume.pt when due. True to stop: `branch_patience`
+    lengths in a row worse than the best, so the best length is behind the trunk."""
+    s = run.spec.settings
+    trunk_loss = float(window.loss_sum) / window.count if window.count else 0.0
+    if not math.isfinite(trunk_loss):
+        raise RunFailed(f"diverged at step {state.step}: training loss is {trunk_loss}", "diverged")
+    _account_steps(state, window)
+    began = time.perf_counter()
+    trunk = _Trunk.of(run)
+    with torch.random.fork_rng(devices=[run.dev] if run.dev.type == "cuda" else []):
+        train_loss = _decay_branch(run, state, branch)
+        t_eval = time.perf_counter()
+        vl = _valid_point(run, state, at=branch.total_steps)
+        eval_s = time.perf_counter() - t_eval
+    state.seconds.evals += eval_s
+    _check_divergence(run, state, train_loss, vl)
+    trunk.restore(run)
+    state.seconds.branches += time.perf_counter() - began - eval_s
+    stop = state.bad >= s.branch_patience
+    if stop:
+        state.stop_reason = "early_stop"
+    run.log(f"length {branch.total_steps}: steps {run.schedule.branch_start(branch)}-{branch.total_steps} decayed, "
+            f"train {train_loss:.4f} valid {vl:.4f} best {state.best_loss:.4f}@{state.best_step}"
+            + (f"; {state.bad} worse in a row: stop" if stop else ""))
+    window.loss_sum.zero_()
+    window.count = 0
+    if not stop and time.perf_counter() - window.last_save >= _save_every(s, window):
+        t = time.perf_counter()
+        _save(run, state)
+        window.last_save = time.perf_counter()
+        window.save_s = window.last_save - t
+    if run.progress is not None:
+        run.progress({"step": state.step, "total_steps": run.schedule.total_steps, "train_loss": train_loss,
+                      "valid_loss": vl, "best_valid_loss": state.best_loss, "length": branch.total_steps,
+                      "elapsed": state.wall + time.perf_counter() - run.t_start})
+    now = time.perf_counter()
+    window.t0 += now - began  # the log's tokens/s is the trunk's
+    window.t_steps = now
+    return stop
+
+
+def _best_is_trunk(run: _Run, state: RunState) -> bool:
+    """Whether the best model is the trunk's model now (then resume.pt holds it once); a length search's best
+    is a branch's decayed model, whatever step the trunk is at."""
+    return state.best_step == state.step and not run.schedule.lengths
+
+
 def _evaluate(run: _Run, state: RunState, window: _Window) -> bool:
     """At an evaluation point after `state.step` steps: check the training loss, evaluate held-out where
     it can decide something (`_needs_valid`), update the best model and patience, log, save; True to stop."""
@@ -417,14 +504,14 @@ def _evaluate(run: _Run, state: RunState, window: _Window) -> bool:
     _account_steps(state, window)
     t_eval = time.perf_counter()
     if window.count and not math.isfinite(train_loss):
-        raise RunFailed(f"diverged at step {at}: training loss is {train_loss}")
+        raise RunFailed(f"diverged at step {at}: training loss is {train_loss}", "diverged")
     vl = _valid_point(run, state) if _needs_valid(run, state) else None
     _check_divergence(run, state, train_loss, vl)
     elapsed = time.perf_counter() - window.t0
     tps = (at - window.step0) * sch.tokens_per_step / elapsed if at > window.step0 and elapsed > 0 else 0.0
     stop = run.early_stop and state.bad >= s.patience
     if stop:
-        state.stopped = "early"
+        state.stop_reason = "early_stop"
     lr = sch.lr(max(at - 1, 0), s.min_lr_ratio)
     noise = _noise_scale(run, at) if s.noise_scale else {}
     state.curve.append(curve_point(at, at * sch.tokens_per_step, lr, train_loss, vl, **noise))
@@ -468,14 +555,16 @@ def _needs_valid(run: _Run, state: RunState) -> bool:
     return run.early_stop or not state.evals or state.step >= run.schedule.total_steps
 
 
-def _valid_point(run: _Run, state: RunState) -> float:
-    """The held-out loss now; the best model and patience updated with it."""
+def _valid_point(run: _Run, state: RunState, at: int | None = None) -> float:
+    """The held-out loss of the model now, a run of `at` steps (default: the trunk's step); the best model
+    and patience updated with it."""
+    at = state.step if at is None else at
     vl = run.valid_loss()
     if state.init_loss is None:
         state.init_loss = vl
-    state.evals.append([state.step, round(vl, 6)])
+    state.evals.append([at, round(vl, 6)])
     if vl < state.best_loss or not run.early_stop:
-        state.best_loss, state.best_step, state.bad = vl, state.step, 0
+        state.best_loss, state.best_step, state.bad = vl, at, 0
         state.best_state = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
     else:
         state.bad += 1
@@ -491,7 +580,7 @@ def _check_divergence(run: _Run, state: RunState, train_loss: float, valid_loss:
     if (valid_loss is not None and not math.isfinite(valid_loss)) or (
             watched is not None and math.isfinite(watched) and watched > limit):
         raise RunFailed(f"diverged at step {state.step}: {name} {watched:.4g} (limit {limit:.4g}, "
-                        f"initial {state.init_loss:.4g})")
+                        f"initial {state.init_loss:.4g})", "diverged")
 
 
 def _finish(run: _Run, state: RunState) -> dict[str, Any]:
@@ -558,7 +647,9 @@ def _metrics(run: _Run, state: RunState, test_loss: float) -> dict[str, Any]:
         "vocab_size": int(data.vocab_size), "seed": spec.seed, "corpus": spec.corpus, "target": spec.target,
         "data_chars": int(data.train_chars), "data_tokens": int(len(data.train)),
         "valid_loss": state.best_loss, "loss": test_loss, "best_step": state.best_step, "steps": state.step,
-        "total_steps": sch.total_steps, "stopped": state.stopped,
+        "total_steps": sch.total_steps, "stop_reason": state.stop_reason or sch.limit,
+        "best_is_last": bool(state.evals) and state.evals[-1][0] == state.best_step,
+        "length_search": spec.settings.length_search,
         "epochs": tokens_seen / len(data.train), "tokens_seen": tokens_seen,
         "chars_seen": tokens_seen * (data.train_chars / len(data.train)),
         "best_tokens_seen": state.best_step * sch.tokens_per_step,
@@ -569,9 +660,17 @@ def _metrics(run: _Run, state: RunState, test_loss: float) -> dict[str, Any]:
         "eval_interval": sch.eval_interval, "batch_size": spec.settings.batch_size, "init_loss": state.init_loss,
         "lr_scale": spec.settings.lr_scale, "lr_rule": spec.settings.lr_rule, "schedule": sch.kind,
         "evals": state.evals, "curve": state.curve, **_time_metrics(state.seconds, wall, tokens_seen),
+        "resume_writes": state.resume.count, "resume_bytes": state.resume.max_bytes,
+        "resume_write_s": state.resume.max_seconds,
     }
     if spec.mode == "finetune":
         metrics["init_from"] = str(spec.init_from)
+    if sch.lengths:
+        done = {at for at, _ in state.evals}
+        steps = sum(b.total_steps - sch.branch_start(b) for b in sch.lengths if b.total_steps in done)
+        metrics.update(lengths_tried=sum(b.total_steps in done for b in sch.lengths) + (state.step == sch.total_steps),
+                       branch_steps=steps, branch_tokens_seen=steps * sch.tokens_per_step,
+                       branch_flops=f_full * steps * sch.tokens_per_step)
     if state.checkpoints:
         metrics["checkpoints"] = state.checkpoints
         metrics["branch_steps"] = sch.branch_steps

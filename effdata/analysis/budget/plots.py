@@ -3,7 +3,8 @@
 Same conventions as effdata.analysis.transfer.plots (object-oriented matplotlib, seaborn style, PNG + SVG, legends
 outside the panels, bars: 90% intervals of the bootstrap over runs).
 
-  dt_vs_tpp   D_T against P, log-log; a panel per D_F (a row per distribution when there are several);
+  dt_vs_tpp   D_T against P, log-log; a panel per D_F and distribution (a column per distribution when there
+              are two or three, else each distribution's D_F in rows of three);
               a colour per N (the sequential palette of the other figures); this table's points filled,
               a line joining one size's budgets (its checkpoints); the compared table's points hollow
               squares in the same colours; the γ law of each N dashed; D_T <= 0 at the bottom edge (X).
@@ -22,6 +23,9 @@ from matplotlib.ticker import FixedLocator, NullLocator
 
 from effdata.analysis.budget.budget import BudgetStudy, StudyBudget, usable
 from effdata.analysis.core.figures import (
+    FLAG_COLOR,
+    MAX_COLUMNS,
+    PAGE_WIDTH,
     UNIT_WORDS,
     SavedFigure,
     SkippedFigure,
@@ -44,10 +48,31 @@ def _drawable(study: StudyBudget) -> pd.DataFrame:
     return points[np.isfinite(points["p"]) & (points["p"] > 0) & np.isfinite(points["d_t"])]
 
 
-def _grid(rows: int, columns: int) -> tuple[Figure, np.ndarray]:
-    figure = Figure(figsize=(3.3 * columns, 3.0 * rows), layout="constrained")
+def _layout(bases: list[str], d_fs: list[float]) -> list[list[tuple[str, float] | None]]:
+    """Panels (distribution, D_F) as rows of at most MAX_COLUMNS: a column per distribution and a row per D_F
+    when there are 2-3 distributions (one D_F's panels side by side compare the distributions); else each
+    distribution's D_F wrapped to rows of three. None is an empty place."""
+    if 1 < len(bases) <= MAX_COLUMNS:
+        return [[(base, d_f) for base in bases] for d_f in d_fs]
+    rows = []
+    for base in bases:
+        panels = [(base, d_f) for d_f in d_fs]
+        for start in range(0, len(panels), MAX_COLUMNS):
+            row = panels[start:start + MAX_COLUMNS]
+            rows.append(row + [None] * (min(MAX_COLUMNS, len(panels)) - len(row)))
+    return rows
+
+
+def _grid(layout: list[list]) -> tuple[Figure, np.ndarray]:
+    columns = len(layout[0])
+    width = min(3.3, PAGE_WIDTH / columns)
+    figure = Figure(figsize=(width * columns, 3.0 * len(layout)), layout="constrained")
     FigureCanvasAgg(figure)
-    return figure, figure.subplots(rows, columns, squeeze=False)
+    axes = figure.subplots(len(layout), columns, squeeze=False)
+    for ax, panel in zip(axes.flat, (p for row in layout for p in row)):
+        if panel is None:
+            ax.remove()
+    return figure, axes
 
 
 def _draw_points(ax, rows: pd.DataFrame, color, floor: float, filled: bool) -> None:
@@ -124,15 +149,16 @@ def plot_dt_vs_tpp(budget: BudgetStudy, out_dir: Path) -> SavedFigure | SkippedF
     d_fs = _pick(tables[0]["d_f"], MAX_D_F_PANELS)
     n_values = sorted(set().union(*(set(t["n_params"]) for t in tables)))
     colors = dict(zip(n_values, sns.color_palette("viridis", len(n_values))))
-    figure, axes = _grid(len(bases), len(d_fs))
-    for row, base in enumerate(bases):
-        for column, d_f in enumerate(d_fs):
-            _panel(axes[row, column], budget, tables, base, d_f, colors, first=column == 0)
-    units = UNIT_WORDS[budget.units]
-    for ax in axes[-1]:
-        ax.set_xlabel("pretraining tokens per parameter P")
-    for ax in axes[:, 0]:
-        ax.set_ylabel(f"D_T ({units})")
+    layout = _layout(bases, d_fs)
+    figure, axes = _grid(layout)
+    for row, panels in enumerate(layout):
+        for column, panel in enumerate(panels):
+            if panel is not None:
+                base, d_f = panel
+                ax = axes[row, column]
+                _panel(ax, budget, tables, base, d_f, colors, first=d_f == d_fs[0])
+                ax.set_xlabel("pretraining tokens per parameter P")
+                ax.set_ylabel(f"D_T ({UNIT_WORDS[budget.units]})")
     handles = _category_handles((_format_n(n), colors[n]) for n in n_values)
     handles.append(Line2D([], [], color="0.3", marker="o", lw=1.0, label="this table (line: one N's budgets)"))
     if any(usable(fit)[0] is not None for fit in budget.studies[0].fits.values()):
@@ -140,10 +166,10 @@ def plot_dt_vs_tpp(budget: BudgetStudy, out_dir: Path) -> SavedFigure | SkippedF
     if len(tables) > 1 and not tables[1].empty:
         handles.append(Line2D([], [], color="0.3", marker="s", markerfacecolor="none", ls="",
                               label="compared table (hollow)"))
-    handles.append(Line2D([], [], marker="X", color="0.3", ls="", label="D_T ≤ 0 (bottom edge)"))
+    handles.append(Line2D([], [], marker="X", color=FLAG_COLOR, ls="", label="D_T ≤ 0 (bottom edge)"))
     _legend_outside(figure, handles)
     return _save(figure, out_dir, "dt_vs_tpp", "Effective data transferred against pretraining tokens per parameter",
-                 f"A panel per fine-tuning set size D_F; colour: model size N. Filled points joined by a "
+                 "A panel per pretraining distribution and fine-tuning set size D_F; colour: model size N. Filled points joined by a "
                  "line: one size fine-tuned from each of its pretraining budgets (this table); hollow squares: the "
                  "compared table; dashed: the γ law fitted on this table. Bars: 90% intervals (bootstrap over runs).")
 

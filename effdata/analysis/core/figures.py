@@ -8,9 +8,16 @@ of the bootstrap over runs (D_E, D_T) or the seeds' spread (losses); legends say
 the panels, never on the data; N axes are ticked at the measured sizes, and log axes spanning less
 than two decades get 1-3 ticks instead of crowded minor labels. `draw_each` draws a list of figures
 so that one that fails becomes a SkippedFigure saying why.
+
+Page width (issue 24): panels wrap at MAX_COLUMNS to more rows, a figure is at most PAGE_WIDTH inches
+wide and its legend sits under the panels, so that shown 800 px wide (a page, a README column) its
+smallest text is still about 9 px. Colour means one thing per figure (a series: a pretraining, an N,
+a D_F); flags (extrapolated, ossified, an interval, a law) are told by marker shape or line style and
+drawn in neutral grey in the legend.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +26,7 @@ import numpy as np
 import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, LogLocator, NullLocator
 
@@ -27,7 +35,11 @@ from effdata.fmt import compact
 UNIT_WORDS = {"chars": "characters", "tokens": "tokens"}
 LOSS_LABEL = "held-out target loss (nats/token)"
 SCRATCH_COLOR = "0.15"
+FLAG_COLOR = "0.3"        # neutral: a flag's legend entry must not look like one of the series
 MAX_PANELS = 5
+MAX_COLUMNS = 3           # six panels in a row were 3432 px wide: unreadable scaled to a page
+PAGE_WIDTH = 10.0         # inches; shown 800 px wide, 9.35 pt ticks are 10.4 px, the 8.5 pt legend 9.4 px
+LEGEND_FONT = "small"
 
 
 @dataclass
@@ -50,11 +62,23 @@ def _style() -> dict:
     return {**sns.axes_style("whitegrid"), **sns.plotting_context("notebook", font_scale=0.85), "svg.fonttype": "none"}
 
 
-def _new_figure(n_panels: int, width: float = 4.6, height: float = 3.8) -> tuple[Figure, list]:
-    figure = Figure(figsize=(width * n_panels, height), layout="constrained")
+def grid_shape(n_panels: int, max_columns: int = MAX_COLUMNS) -> tuple[int, int]:
+    """(rows, columns) of a grid of n panels: at most `max_columns` wide, as few rows as that allows."""
+    columns = max(1, min(n_panels, max_columns))
+    return math.ceil(max(n_panels, 1) / columns), columns
+
+
+def _new_figure(n_panels: int, width: float = 4.6, height: float = 3.8,
+                max_columns: int = MAX_COLUMNS) -> tuple[Figure, list]:
+    """n panels wrapped to rows of at most `max_columns`; the panels of a wide grid are narrowed so that the
+    figure fits PAGE_WIDTH (not shortened: a 3-inch-high panel cut its loss axis's label). Axes in reading order."""
+    rows, columns = grid_shape(n_panels, max_columns)
+    figure = Figure(figsize=(min(width, PAGE_WIDTH / columns) * columns, height * rows), layout="constrained")
     FigureCanvasAgg(figure)
-    axes = figure.subplots(1, n_panels, squeeze=False)[0]
-    return figure, list(axes)
+    axes = list(figure.subplots(rows, columns, squeeze=False).flat)
+    for spare in axes[n_panels:]:     # the last row's empty places
+        spare.remove()
+    return figure, axes[:n_panels]
 
 
 def _save(figure: Figure, out_dir: Path, name: str, title: str, caption: str) -> SavedFigure:
@@ -133,8 +157,22 @@ def _power_of_ten_label(value: float, _position=None) -> str:
 
 
 def _legend_outside(figure: Figure, handles: list, **kwargs) -> None:
-    """One legend for the figure, right of the panels (constrained layout makes room for it)."""
-    figure.legend(handles=handles, loc="outside right upper", fontsize="x-small", **kwargs)
+    """One legend for the figure, under the panels (constrained layout makes room for it): beside them it
+    made a three-panel figure 40% wider, and so its text 40% smaller on a page. As many columns as the
+    longest label lets fit across the figure, the entries spread evenly over the rows."""
+    if not handles:
+        return
+    points = FontProperties(size=LEGEND_FONT).get_size_in_points()
+    # A label's width estimated at 0.6 em a character, plus the handle and the column gap (about 5 em).
+    longest = max(len(str(h.get_label())) for h in handles)
+    entry = (0.6 * longest + 5.0) * points / 72
+    columns = max(1, min(len(handles), int(figure.get_figwidth() // entry)))
+    rows = math.ceil(len(handles) / columns)
+    columns = math.ceil(len(handles) / rows)
+    # Constrained layout takes the legend's room out of the panels: grow the figure by it instead
+    # (a line is about 1.55 em with the label spacing; the frame and padding about 1.5 em).
+    figure.set_figheight(figure.get_figheight() + (1.55 * rows + 1.5) * points / 72)
+    figure.legend(handles=handles, loc="outside lower center", fontsize=LEGEND_FONT, ncols=columns, **kwargs)
 
 
 def _interval_errors(value, lo, hi, floor: float | None = None) -> np.ndarray:

@@ -17,6 +17,8 @@ What `load_results` does, in order, and why:
   not in the transfer analysis; the report shows them as its input;
 * labels each row's shape (`shape`: `l<layers>d<width>[h<heads>]` from `n_layer`, `d_model`, `n_head`,
   else the `size` name, else empty), so that runs of different shapes at one N stay apart;
+* keeps one row per run where a `run_id` repeats (a public table's intermediate checkpoints: the final one, by
+  its progress column) and the best learning rate where one point was run at several (both said in the notes);
 * averages the seeds that share (pretrain, N, shape, data size) and keeps their spread (`loss_std`,
   `n_seeds`), because the transfer analysis wants one loss per grid point; the seeds themselves are
   kept too (`seed_runs`): the bootstrap re-draws them.
@@ -37,7 +39,7 @@ FLOPS_NOTE = ("D = C / (6·N) tokens, from the `flops` column (the table has no 
               "the tokens trained on, which is the data-set size only for runs of one epoch")
 NO_PRETRAIN_NOTE = "No `pretrain` column: every row is a from-scratch run"
 
-# Documented once here; the README table and the report's glossary are built from it.
+# Documented once here, and a row each in docs/analysis.md's *Input columns* (tests/test_docs.py checks it).
 COLUMN_DOCS: dict[str, tuple[str, str]] = {
     "pretrain": ("optional", '`none` for a from-scratch run, else the pretraining name (`text`, `text+code`, ...); '
                              "without the column every row is from scratch"),
@@ -68,6 +70,16 @@ COLUMN_DOCS: dict[str, tuple[str, str]] = {
     "sweep": ("optional", "a [sweep] study's rows: the swept setting, whose value is in its own column; a table "
                           "with it gets the sweep analysis (effdata.analysis.sweep.sweep), not this one"),
     "wall_time": ("optional", "seconds"),
+    "stop_reason": ("optional", "why the run ended: `early_stop` (its held-out loss stopped improving: `patience` "
+                                "evaluations, or `branch_patience` lengths of a length search), else the limit that "
+                                "set its length: `epoch_budget` (max_epochs), `step_floor` (min_steps, more than its "
+                                "epochs asked), `step_cap` (max_steps), `token_budget` (pretraining); `diverged` on a "
+                                "failed row. A from-scratch run that did not early-stop may be above the best loss "
+                                "its N reaches on its D"),
+    "best_is_last": ("optional", "the run's best held-out evaluation is its last one: with a limit as "
+                                 "stop_reason, the run was still improving when it stopped"),
+    "length_search": ("optional", "`branches`: the run tried lengths min_steps·branch_ratio^k on a wsd trunk and "
+                                  "kept the best (docs/METHOD.md §5e); `off`: early stopping within its schedule"),
 }
 
 NUMERIC_COLUMNS = ("n_params", "data_chars", "data_tokens", "loss", "valid_loss", "flops",
@@ -153,7 +165,7 @@ def load_results(source: str | Path | pd.DataFrame, units: str = "chars",
     if missing:
         raise TableError(f"results table lacks required column(s) {missing}; "
                          f"it has {list(df.columns)}. Required: n_params, loss and "
-                         "data_chars, data_tokens or flops (see README, 'Analysis input').")
+                         "data_chars, data_tokens or flops (see docs/analysis.md, 'Input columns').")
     for column in NUMERIC_COLUMNS:
         if column in df.columns:
             df[column] = pd.to_numeric(df[column], errors="coerce")
@@ -169,6 +181,8 @@ def load_results(source: str | Path | pd.DataFrame, units: str = "chars",
         warnings.append(f"{int(exact_duplicates.sum())} exact duplicate row(s) dropped")
         df = df[~exact_duplicates]
 
+    df = _final_checkpoints(df, notes)
+    df = _best_learning_rate(df, data_column, notes)
     runs = _average_seeds(df, data_column, warnings)
     set_aside = pd.concat(aside, ignore_index=True) if aside else pd.DataFrame(columns=["reason"])
     if runs.empty:
@@ -257,6 +271,44 @@ def _data_column(df: pd.DataFrame, units: str, warnings: list[str]) -> tuple[str
         df["data_tokens"] = df["flops"] / (6.0 * df["n_params"])
         return "tokens", "data_tokens", [FLOPS_NOTE]
     raise TableError("results table has no data_chars, data_tokens or flops values: nothing gives the data size D")
+
+
+# Tables as public scaling studies publish them (issue 25): several rows per run, one per checkpoint, with a
+# column saying how far the run had got; several learning rates per (N, D). Our own tables have one row per run
+# id and one learning rate per point, so neither step changes them.
+PROGRESS_COLUMNS = ("progress", "fraction_trained", "checkpoint_fraction", "step", "tokens_seen")
+LR_COLUMNS = ("learning_rate", "lr", "peak_lr", "lr_scale")
+
+
+def _final_checkpoints(df: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """One row per run: where a `run_id` repeats, its last checkpoint (the largest progress value). An
+    intermediate checkpoint of a run with a decaying schedule is not the best its N reaches on that data."""
+    if "run_id" not in df.columns or not df["run_id"].duplicated().any():
+        return df
+    progress = next((c for c in PROGRESS_COLUMNS if c in df.columns and df[c].notna().any()), None)
+    ordered = df.sort_values(progress, kind="stable") if progress else df
+    last = ordered.drop_duplicates("run_id", keep="last").sort_index()
+    how = f"the largest `{progress}`" if progress else "its last row (no progress column to order them)"
+    notes.append(f"{len(df) - len(last)} intermediate-checkpoint rows dropped: each run's final checkpoint is kept "
+                 f"({how}; {df['run_id'].nunique()} runs)")
+    return last
+
+
+def _best_learning_rate(df: pd.DataFrame, data_column: str, notes: list[str]) -> pd.DataFrame:
+    """Where runs of one point (pretrain, mode, N, shape, D, seed) differ in learning rate, the best one: the
+    laws describe the best a size reaches on the data, and averaging learning rates would not."""
+    lr = next((c for c in LR_COLUMNS if c in df.columns and df[c].notna().any()), None)
+    if lr is None:
+        return df
+    key = ["pretrain", "mode", "n_params", "shape", data_column] + (["seed"] if "seed" in df.columns else [])
+    varies = df.groupby(key, dropna=False)[lr].transform("nunique") > 1
+    if not varies.any():
+        return df
+    best = df.loc[df[varies].groupby(key, dropna=False)["loss"].idxmin()]
+    kept = pd.concat([df[~varies], best]).sort_index()
+    notes.append(f"several learning rates (`{lr}`) at {best.shape[0]} point(s): the best (lowest loss) of each is "
+                 f"kept, {int(varies.sum()) - len(best)} other row(s) dropped")
+    return kept
 
 
 def _average_seeds(df: pd.DataFrame, data_column: str, warnings: list[str]) -> pd.DataFrame:

@@ -51,6 +51,7 @@ from effdata.fmt import compact
 
 PAPER_CHARS_PER_TOKEN = 3.0      # assumed for the papers' laws: a BPE on Python code (ours: 3.02)
 PAPER_SOURCES = ("paper", "paper:besiroglu", "paper:hoffmann")
+PAPER_VOCAB = 50257               # GPT-2's BPE, which Kaplan et al. and Hernandez et al. used
 # Where the papers' laws were fitted, D in tokens: as Kaplan et al. and Hoffmann et al. state it; for
 # Besiroglu et al.'s refit, the range of the 240 points it was fitted on (D = C/(6N), measured here).
 PAPER_RANGES = {"kaplan": {"n_range": [768.0, 1.5e9], "d_range": [2.2e7, 2.3e10]},
@@ -148,7 +149,7 @@ class ShapeOption:
 
 @dataclass(frozen=True)
 class ShapeComparison:
-    """The optional `shape` block of fits.json (written by a shape study; see README 'Planning a run')."""
+    """The optional `shape` block of fits.json (written by a shape study; see docs/planning.md, 'The `shape` block')."""
 
     quantity: str                          # a key of SHAPE_QUANTITIES
     options: tuple[ShapeOption, ...]
@@ -185,6 +186,9 @@ class Laws:
     shapes: tuple[ShapeComparison, ...]    # a shape study's comparisons (none: no shape comparison)
     chars_per_token: float | None          # None: compute cannot be given in FLOPs
     chars_per_token_source: str
+    uniform_loss: float | None = None      # log(vocabulary): a uniform guess's loss; no prediction may exceed it
+    other_scratch: "ScratchLaw | None" = None   # the other fitted form, in case this one is not sane for a request
+    scratch_choice: str = ""               # which form, and why (auto)
 
 
 def _span(r: Range | None) -> str:
@@ -236,7 +240,7 @@ def paper_fits(source: str = "paper") -> dict:
              "Kaplan et al. 2020 (--law kaplan), Hernandez et al. 2021 transfer laws (D in characters); other "
              "tokenizers and data, so their absolute losses do not compare with effdata's studies")
     return {
-        "source": source, "label": label, "built_in": True, "units": "chars",
+        "source": source, "label": label, "built_in": True, "units": "chars", "vocab_size": PAPER_VOCAB,
         "transfer": {name: {"fitted": True, "k": law["k"], "alpha": law["alpha"], "beta": law["beta"], "intervals": {}}
                      for name, law in PAPER_TRANSFER.items()},
         "chinchilla": {"fitted": True, "units": "tokens", "chars_per_token": None, **PAPER_RANGES[key],
@@ -260,25 +264,55 @@ def load_laws(fits: dict, law: str = "auto", chars_per_token: float | None = Non
 
 def _load_laws(fits: dict, law: str, chars_per_token: float | None) -> Laws:
     built_in = bool(fits.get("built_in"))
-    form, entry = _choose_scratch_entry(fits, law)
+    form, entry, choice = _choose_scratch_entry(fits, law)
     cpt, cpt_source = _chars_per_token(entry, chars_per_token, built_in)
     scratch = _scratch_law(form, entry, cpt)
+    other_form = {"chinchilla": "kaplan", "kaplan": "chinchilla"}[form]
+    other = fits.get(other_form)
+    other_law = (_scratch_law(other_form, other, cpt) if law == "auto" and isinstance(other, dict) and other.get("fitted")
+                 and not other.get("degenerate") else None)
     transfer, not_fitted = _transfer_laws(fits, cpt)
     label = fits.get("label") or f"fitted by effdata.analyze on {fits.get('source', 'an unnamed table')}"
+    vocab = fits.get("vocab_size")
     return Laws(source=str(fits.get("source", "?")), label=label, is_paper=built_in, scratch=scratch,
                 transfer=transfer, not_fitted=not_fitted, shapes=parse_shapes(fits.get("shape")),
-                chars_per_token=cpt, chars_per_token_source=cpt_source)
+                chars_per_token=cpt, chars_per_token_source=cpt_source,
+                uniform_loss=math.log(vocab) if isinstance(vocab, (int, float)) and vocab > 1 else None,
+                other_scratch=other_law, scratch_choice=choice)
 
 
-def _choose_scratch_entry(fits: dict, law: str) -> tuple[str, dict]:
+def _heldout_error(entry: dict) -> float:
+    """Leave-one-N-out RMSE of log loss (effdata.analyze's goodness), inf where not measured."""
+    value = (entry.get("goodness") or {}).get("heldout_rmse_log")
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else math.inf
+
+
+def _choose_scratch_entry(fits: dict, law: str) -> tuple[str, dict, str]:
+    """(form, its fits.json entry, why). `auto`: of the fitted forms, not a degenerate one when the other is not,
+    then the lower held-out error (leave one N out); with neither measured, the Chinchilla form."""
     forms = ("chinchilla", "kaplan") if law == "auto" else (law,)
-    reasons = []
+    fitted, reasons = {}, []
     for form in forms:
         entry = fits.get(form)
         if isinstance(entry, dict) and entry.get("fitted"):
-            return form, entry
-        reasons.append(f"{form}: {entry.get('reason') or 'not fitted'}" if isinstance(entry, dict) else f"{form}: absent")
-    raise PlanError(f"the fits have no fitted from-scratch law to predict losses with ({'; '.join(reasons)})")
+            fitted[form] = entry
+        else:
+            reasons.append(f"{form}: {entry.get('reason') or 'not fitted'}" if isinstance(entry, dict) else f"{form}: absent")
+    if not fitted:
+        raise PlanError(f"the fits have no fitted from-scratch law to predict losses with ({'; '.join(reasons)})")
+    if law != "auto" or len(fitted) == 1:
+        form = next(iter(fitted))
+        sane = fitted[form].get("degenerate")
+        return form, fitted[form], (f"the {form} form, the only one fitted" if law == "auto" else f"the {form} form, asked for") + (
+            f"; it is degenerate ({'; '.join(sane)}): its allocation is not a finding" if sane else "")
+    clean = {f: e for f, e in fitted.items() if not e.get("degenerate")} or fitted
+    form = min(clean, key=lambda f: (_heldout_error(clean[f]), forms.index(f)))
+    why = [f"{f} is degenerate ({'; '.join(fitted[f]['degenerate'])})" for f in fitted if f not in clean]
+    errors = {f: _heldout_error(e) for f, e in fitted.items()}
+    if all(math.isfinite(v) for v in errors.values()):
+        why.append("held-out error (leave one N out, RMSE of log loss) " +
+                   ", ".join(f"{f} {errors[f]:.3g}" for f in fitted))
+    return form, fitted[form], f"the {form} form (auto: {'; '.join(why) or 'neither held-out error measured'})"
 
 
 def _chars_per_token(entry: dict, given: float | None, built_in: bool) -> tuple[float | None, str]:
@@ -482,6 +516,37 @@ def predict(laws: Laws, pretrain: str, n_params, d_f) -> dict[str, np.ndarray]:
             "loss_scratch": laws.scratch.loss(n, d_f)}
 
 
+def refusal(laws: Laws, loss: float) -> str:
+    """'' for a loss the law can mean, else why the prediction is refused: above a uniform guess over the
+    vocabulary (no trained model is worse than that), negative, or not a number."""
+    if not math.isfinite(loss):
+        return "the law gives no finite loss here"
+    if loss < 0:
+        return f"the law gives a negative loss ({loss:.3g})"
+    if laws.uniform_loss is not None and loss > laws.uniform_loss:
+        return (f"the law gives {loss:.3g} nats/token, above a uniform guess over the vocabulary "
+                f"({laws.uniform_loss:.3g}): outside what it can mean here")
+    return ""
+
+
+def _is_sane(laws: Laws, request: PlanRequest, options, sizes) -> bool:
+    n = np.array(sizes, float)
+    return all(not refusal(laws, float(v)) for option in options
+               for key in ("loss", "loss_scratch") for v in predict(laws, option, n, request.d_f)[key])
+
+
+def sane_laws(laws: Laws, request: PlanRequest, options, sizes) -> tuple[Laws, str | None]:
+    """The laws to plan with: where the chosen from-scratch form predicts what it cannot mean for this request
+    (above a uniform guess, negative) and the other fitted form does not, the other one, said in a note."""
+    if laws.other_scratch is None or _is_sane(laws, request, options, sizes):
+        return laws, None
+    other = dataclasses.replace(laws, scratch=laws.other_scratch, other_scratch=laws.scratch)
+    if not _is_sane(other, request, options, sizes):
+        return laws, None
+    return other, (f"the {laws.scratch.form} form predicts losses it cannot mean for this request (above a uniform "
+                   f"guess, or negative); the {other.scratch.form} form stays sane, so the plan uses it")
+
+
 def extrapolation(laws: Laws, pretrain: str, n: float, d_f: float, d_e: float) -> str:
     """'' inside every range the laws were fitted on, else what lies outside which range."""
     scratch_law = "from-scratch law's"
@@ -538,9 +603,12 @@ def _rows(laws: Laws, request: PlanRequest, options, sizes) -> pd.DataFrame:
         target, pretraining, counted = training_compute(laws, request, option, n)
         d_opt = laws.scratch.compute_optimal_data(n)
         for i, size in enumerate(sizes):
-            rows.append({"pretrain": option, "n_params": size, "d_f": request.d_f,
-                         **{key: float(value[i]) for key, value in predicted.items()},
-                         "gain": float(predicted["loss_scratch"][i] - predicted["loss"][i]),
+            refused = refusal(laws, float(predicted["loss"][i])) or refusal(laws, float(predicted["loss_scratch"][i]))
+            values = {key: float(value[i]) for key, value in predicted.items()}
+            if refused:   # a number the law cannot mean is not a prediction: no loss, no gain
+                values.update(loss=np.nan, loss_scratch=np.nan)
+            rows.append({"pretrain": option, "n_params": size, "d_f": request.d_f, **values, "refused": refused,
+                         "gain": float(values["loss_scratch"] - values["loss"]),
                          "compute_target": float(target[i]), "compute_pretrain": float(pretraining[i]),
                          "compute": float(counted[i]),
                          "within_budget": None if request.budget is None else bool(counted[i] <= request.budget),
@@ -560,7 +628,11 @@ def best_within_budget(laws: Laws, request: PlanRequest, option: str, sizes) -> 
     if not affordable.any():
         return (f"{_option_words(option)}: even N = {min(sizes):.3g} needs {counted[0]:.3g} FLOPs, "
                 f"over the budget of {request.budget:.3g}")
-    loss = np.where(affordable, predict(laws, option, grid, request.d_f)["loss"], np.inf)
+    predicted = predict(laws, option, grid, request.d_f)["loss"]
+    sane = np.array([not refusal(laws, float(v)) for v in predicted])
+    if not (affordable & sane).any():
+        return f"{_option_words(option)}: the law predicts no loss it can mean at any affordable size"
+    loss = np.where(affordable & sane, predicted, np.inf)
     best = int(np.argmin(loss))
     # The grid reaches at least the largest size the budget allows, so the last affordable size is at the budget.
     at_budget = best == int(np.flatnonzero(affordable)[-1])
@@ -588,7 +660,15 @@ def make_plan(laws: Laws, request: PlanRequest) -> Plan:
     """Predictions for every candidate size and way of training, the best size in the budget, notes."""
     names = check_request(request, laws)
     options, sizes = (SCRATCH, *names), candidate_sizes(laws, request)
+    laws, switched = sane_laws(laws, request, options, sizes)
     plan = Plan(laws=laws, request=request, options=options, sizes=sizes, rows=_rows(laws, request, options, sizes))
+    if laws.scratch_choice:
+        plan.notes.append(f"From-scratch law: {laws.scratch_choice}.")
+    if switched:
+        plan.notes.append(f"From-scratch law switched: {switched}.")
+    if plan.rows["refused"].astype(bool).any():
+        plan.notes.append(f"{int(plan.rows['refused'].astype(bool).sum())} prediction(s) refused: the law gives a loss "
+                          "it cannot mean there (the reason is in the table).")
     if request.budget is not None:
         for option in options:
             found = best_within_budget(laws, request, option, sizes)

@@ -12,6 +12,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator
 
 from effdata.analysis.core.figures import (
+    LEGEND_FONT,
     LOSS_LABEL,
     SCRATCH_COLOR,
     SavedFigure,
@@ -100,13 +101,13 @@ def plot_plan(plan: Plan, out_dir: Path) -> SavedFigure:
         if plan.best:
             handles.append(Line2D([], [], marker="*", color="0.4", ls="", markersize=11,
                                   label=f"best within {compact(plan.request.budget)} FLOPs"))
-        loss_ax.legend(handles=handles, fontsize="x-small")
+        loss_ax.legend(handles=handles, fontsize=LEGEND_FONT)
         if multiplier_ax is not None:
             multiplier_ax.set_yscale("log")
             _readable_log_axis(multiplier_ax, "y")
             multiplier_ax.set_ylabel("effective data multiplier D_E / D_F")
             multiplier_ax.set_title("what pretraining is worth, in multiples of the target data", fontsize="small")
-            multiplier_ax.legend(fontsize="x-small")
+            multiplier_ax.legend(fontsize=LEGEND_FONT)
         source = "PAPER laws (not measured here)" if plan.laws.is_paper else f"laws fitted on {plan.laws.source}"
         figure.suptitle(f"Planner: {source}", fontsize="small")
         return _save(figure, Path(out_dir), "plan", "Predicted loss and effective data against model size",

@@ -38,8 +38,9 @@ def _prediction_rows(plan: Plan) -> list[list[str]]:
         scratch = row["pretrain"] == SCRATCH
         budget = "" if row["within_budget"] is None else ("yes" if row["within_budget"] else "no")
         rows.append([_option(row["pretrain"]), sig(row["n_params"]), "—" if scratch else sig(row["d_t"]),
-                     sig(row["d_e"]), sig(row["multiplier"]), sig(row["loss"], 4),
-                     "—" if scratch else f"{row['gain']:+.3f}", sig(row["compute"]), budget,
+                     sig(row["d_e"]), sig(row["multiplier"]),
+                     f"refused: {row['refused']}" if row.get("refused") else sig(row["loss"], 4),
+                     "—" if scratch or row.get("refused") else f"{row['gain']:+.3f}", sig(row["compute"]), budget,
                      _beyond(plan, row["d_opt"]), row["extrapolation"] or "—"])
     return rows
 

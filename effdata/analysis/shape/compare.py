@@ -12,7 +12,7 @@ Per group of shapes at one N (`shape.find_groups`) and pretraining name (docs/ME
   interval of its re-drawn values;
 * `ShapeTransfer`: each shape's D_T series as a law in D_F at fixed N, log D_T = c + α (log D_F − mean),
   and its D_T relative to the reference shape's, with intervals;
-* `shape_blocks`: what fits.json's `shape` key holds for the planner (README, "The `shape` block").
+* `shape_blocks`: what fits.json's `shape` key holds for the planner (docs/planning.md, "The `shape` block").
 """
 from __future__ import annotations
 
@@ -394,7 +394,7 @@ def _whole(value: float) -> int | None:
 
 def shape_blocks(study: ShapeStudy) -> list[dict]:
     """fits.json's `shape`: one comparison per group, pretraining name, D_F and quantity (fine-tuned loss,
-    D_T off each shape's own curve), in the format the planner reads (README, "The `shape` block")."""
+    D_T off each shape's own curve), in the format the planner reads (docs/planning.md, "The `shape` block")."""
     blocks = []
     quantities = {"fine-tuned loss": "loss", "D_T": "d_t"}
     for result in study.groups:

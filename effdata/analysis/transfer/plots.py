@@ -21,9 +21,9 @@ Figures (docs/METHOD.md §1 "Figures worth reproducing"):
 These figures draw one shape per N: with several shapes at one N (a shape study) `analyze` gives them
 the reference shape of each N, and the shapes' own figures are in `shape_plots.py`.
 
-Why one module of ~560 lines: every figure of the report, one function each, sharing the style, colour
-and legend helpers at the top; the from-scratch laws' figure, the plan's and the shape study's live
-beside their modules. The shared style and helpers are in core/figures.py.
+Why one module of ~450 lines: every figure of the transfer question, one function each, sharing the flag
+and interval helpers at the top; the other questions' figures live in their folders. The shared style,
+the grid (at most three panels wide) and the legend are in core/figures.py.
 """
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ from effdata.analysis.core.effective import EffectiveResult
 from effdata.analysis.core.figures import (
     LOSS_LABEL,
     MAX_PANELS,
+    FLAG_COLOR,
     SCRATCH_COLOR,
     UNIT_WORDS,
     SavedFigure,
@@ -66,16 +67,19 @@ from effdata.fmt import compact
 
 
 def _flag_legend_handles() -> list[Line2D]:
+    # Flags are shapes in a neutral grey: a red X once read as the series drawn in the palette's red.
     return [
-        Line2D([], [], marker="o", color="0.3", linestyle="", label="measured D_E"),
-        Line2D([], [], marker="o", color="0.3", markerfacecolor="none", linestyle="",
+        Line2D([], [], marker="o", color=FLAG_COLOR, linestyle="", label="measured D_E"),
+        Line2D([], [], marker="o", color=FLAG_COLOR, markerfacecolor="none", linestyle="",
                label="extrapolated D_E (hollow)"),
-        Line2D([], [], marker="X", color="crimson", linestyle="", markersize=8, label="ossified (D_T ≤ 0)"),
+        Line2D([], [], marker="X", color=FLAG_COLOR, markeredgecolor="black", markeredgewidth=0.8, linestyle="",
+               markersize=8, label="ossified (D_T ≤ 0)"),
     ]
 
 
 def _scatter_flagged(ax, x, y, rows: pd.DataFrame, color, label: str | None = None, size: float = 36) -> None:
-    """Filled markers for measured points, hollow for extrapolated, X for ossified."""
+    """Filled markers for measured points, hollow for extrapolated, X for ossified: the flag is the marker's
+    shape, the colour stays the series' (an ossified run keeps its pretraining's or its N's colour)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     ossified = rows["ossified"].to_numpy(bool)
     extrapolated = rows["extrapolated"].to_numpy(bool) & ~ossified
@@ -83,7 +87,7 @@ def _scatter_flagged(ax, x, y, rows: pd.DataFrame, color, label: str | None = No
     ax.scatter(x[plain], y[plain], s=size, color=color, label=label, zorder=3)
     ax.scatter(x[extrapolated], y[extrapolated], s=size, facecolors="none", edgecolors=color,
                linewidths=1.4, zorder=3)
-    ax.scatter(x[ossified], y[ossified], s=size * 1.6, marker="X", color="crimson", edgecolors=color,
+    ax.scatter(x[ossified], y[ossified], s=size * 1.6, marker="X", color=color, edgecolors="black",
                linewidths=0.8, zorder=4)
 
 
@@ -147,8 +151,7 @@ def plot_loss_vs_data(effective: EffectiveResult, out_dir: Path, n_values=None,
             for _, run in group[np.isfinite(group["d_e"])].iterrows():
                 # D_T is the horizontal gap from D_F to D_E at the fine-tuned loss.
                 ax.annotate("", xy=(run["d_e"], run["loss"]), xytext=(run["d_f"], run["loss"]),
-                            arrowprops={"arrowstyle": "->", "color": "crimson" if run["ossified"] else color,
-                                        "lw": 0.9, "alpha": 0.8})
+                            arrowprops={"arrowstyle": "->", "color": color, "lw": 0.9, "alpha": 0.8})
             _d_e_interval(ax, group, color)
         ax.set_xscale("log")
         _tidy_log_axis(ax.xaxis)
@@ -388,9 +391,13 @@ def plot_compare_parameters(fits: dict[str, TransferFit], out_dir: Path, names: 
         ax.set_ylim(-0.7, len(shown) - 0.3)
         ax.set_xlabel({"alpha": "α (exponent of D_F)", "beta": "β (exponent of N)"}[parameter])
     axes[0].set_ylabel("pretraining distribution")
-    handles, labels = axes[0].get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
-    _legend_outside(figure, list(unique.values()))
+    # The legend's markers in grey: taken from the axes they wore the last distribution's colour.
+    neutral = {"headline law (90% interval)": {"marker": "o"},
+               "including extrapolated D_E": {"marker": "s", "markerfacecolor": "white"},
+               "Hernandez et al. 2021": {"marker": "D", "markerfacecolor": "none", "color": "0.2"}}
+    drawn = set(axes[0].get_legend_handles_labels()[1])
+    _legend_outside(figure, [Line2D([], [], ls="", **{"color": FLAG_COLOR, **style}, label=label)
+                             for label, style in neutral.items() if label in drawn])
     return _save(figure, out_dir, "compare_parameters", "Fitted exponents per pretraining distribution",
                  "Filled: the headline law (interpolated D_E) with its 90% interval; hollow squares, where there are "
                  "extrapolated D_E: the law including them (sensitivity check); diamonds: the paper.")

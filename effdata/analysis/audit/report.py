@@ -1,0 +1,75 @@
+"""The report's section *Audit: what each answer rests on* (its warnings open the report)."""
+from __future__ import annotations
+
+import numpy as np
+
+from effdata.analysis.audit.audit import Audit
+from effdata.analysis.audit.convergence import FIX
+from effdata.analysis.audit.leverage import LEVERAGE_HALF_WIDTHS, LawAudit
+from effdata.analysis.core.markdown import markdown_table
+from effdata.fmt import sig
+
+
+def _cell(value) -> str:
+    return sig(value) if value is not None and np.isfinite(value) else "—"
+
+
+def _law_table(law: LawAudit) -> list[str]:
+    names = list(law.estimates)
+    interval = lambda n: f" [{sig(law.intervals[n][0])}, {sig(law.intervals[n][1])}]" if n in law.intervals else ""  # noqa: E731
+    rows = [[f"headline ({law.estimators[0]})", *[f"{_cell(law.estimates[n])}{interval(n)}" for n in names]]]
+    if law.other_estimate is not None:
+        rows.append([law.estimators[1], *[_cell(law.other_estimate.get(n)) for n in names]])
+    both = lambda o, n: _cell(o.estimates.get(n)) + (f" ({_cell(o.other.get(n))})" if o.other else "")  # noqa: E731
+    rows += [[f"without {o.label}", *[both(o, n) for n in names]] for o in law.left_out]
+    rows += [[label, *[_cell(values.get(n)) for n in names]] for label, values in law.sensitivity.items()]
+    lines = [f"**{law.law}**", "", markdown_table(["fit", *names], rows), ""]
+    if any(o.other for o in law.left_out):
+        lines += [f"Left-out rows: {law.estimators[0]} ({law.estimators[1]} in brackets).", ""]
+    if law.extrapolation is not None:
+        e = law.extrapolation
+        size = (f"a factor of {np.exp(e.error):.3g} in D_T" if e.unit == "log D_T" else f"{sig(e.error)} nats/token")
+        lines += [f"Fitted on every size but {e.label} and asked about its {e.n_points} points: off by {size} on "
+                  "average.", ""]
+    return lines
+
+
+def _convergence_lines(audit: Audit) -> list[str]:
+    c = audit.convergence
+    if not c.checked:
+        return ["Convergence could not be checked: the table does not say why its runs stopped (no `stop_reason` or "
+                "`stopped` column).", ""]
+    bad = c.not_converged
+    if bad.empty:
+        return [f"All {c.n_runs} from-scratch runs stopped by early stopping.", ""]
+    header = list(bad.columns)
+    rows = [[_cell(v) if isinstance(v, float) else str(v) for v in row] for row in bad.itertuples(index=False)]
+    return [f"{len(bad)} of {c.n_runs} from-scratch runs did not stop by early stopping: their losses are upper bounds "
+            f"on what their N reaches on their D. {int(audit.d_e_marked.sum())} D_E are read on a stretch of a curve "
+            f"such a run makes (the rows *without … not-converged* above refit without them). To fix: {FIX}.", "",
+            markdown_table(header, rows), ""]
+
+
+def _ladder_lines(audit: Audit) -> list[str]:
+    if not audit.ladder.checked:
+        return ["Depth and width per N are not in the table (`n_layer`, `d_model`): the ladder was not checked.", ""]
+    rows = audit.ladder.rows
+    header = list(rows.columns)
+    body = [[_cell(v) if isinstance(v, float) else str(v) for v in row] for row in rows.itertuples(index=False)]
+    verdict = ("Depth changes with N: exponents of N mix width and depth." if audit.ladder.depth_changes
+               else "One depth at every N: exponents of N are exponents of width (and the embedding's share).")
+    return [verdict, "", markdown_table(header, body), ""]
+
+
+def audit_section(audit: Audit) -> list[str]:
+    lines = ["## Audit: what each answer rests on", "",
+             "Every fitted exponent refitted with each N left out (and each D_F for the transfer law), by a second "
+             "estimator, and on the largest N predicted from the others; sensitivity rows beside them. A warning at "
+             f"the top of this report names a size when leaving it out flips an exponent's sign or moves it by more "
+             f"than {LEVERAGE_HALF_WIDTHS:g} half-widths of its interval, and an estimator when the two differ by more "
+             "than a half-width (docs/METHOD.md §6).", ""]
+    for law in audit.laws:
+        lines += _law_table(law)
+    lines += ["### Convergence", ""] + _convergence_lines(audit)
+    lines += ["### The N ladder", ""] + _ladder_lines(audit)
+    return lines

@@ -1,0 +1,196 @@
+"""What a study shows while it works: the data it prepares, then its runs (tqdm's bar in a terminal, plain
+lines in a log).
+
+The data layer logs what it starts building (`effdata.data.*`, INFO); `preparation_shown` prints those lines
+while a command prepares its corpora, so a first run on an empty cache says what takes its minute or two.
+
+A redrawing bar suits a terminal. Written to a file (CI, SLURM logs, nohup) every redraw is kept, and the
+bar's postfix (the latest worker's step line) made single log lines kilobytes long. There `PlainProgress`
+prints one line per ended run and, every `every` seconds, one summary line. `open_progress("auto", ...)`
+decides by the stream's `isatty()`; `run.py --progress bar|plain` overrides it.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import sys
+import time
+from typing import Callable, Protocol, TextIO
+
+MODES = ("auto", "bar", "plain")
+LINE_MAX = 200           # a plain line is cut here: a log line should fit a screen or two, whatever an error says
+SUMMARY_EVERY = 60.0     # seconds between plain summary lines
+
+
+class Progress(Protocol):
+    def message(self, line: str) -> None: ...                       # a running run's latest step line
+    def ended(self, line: str | None, status: str, cost: float = 0.0) -> None: ...  # ok, failed or blocked
+    def tick(self, running: int) -> None: ...                        # every scheduler pass
+    def close(self) -> None: ...
+
+
+def one_line(text: str, limit: int = LINE_MAX) -> str:
+    """`text` on one line (an error's line breaks, with the indentation around them, become one space), cut
+    to `limit` characters."""
+    text = re.sub(r"\s*[\r\n]+\s*", " ", text).strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def duration(seconds: float) -> str:
+    """45 -> '45s', 192 -> '3m12s', 3900 -> '1h05m': elapsed and remaining times in a summary."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+class BarProgress:
+    """Today's terminal view: one bar of ended runs, the latest step line as its postfix, a line per run
+    written above it."""
+
+    def __init__(self, total: int, stream: TextIO):
+        from tqdm.auto import tqdm  # noqa: PLC0415
+
+        self.bar = tqdm(total=total, desc="runs", unit="run", dynamic_ncols=True, file=stream)
+
+    def message(self, line: str) -> None:
+        self.bar.set_postfix_str(line[-100:], refresh=True)
+
+    def ended(self, line: str | None, status: str, cost: float = 0.0) -> None:
+        if line is not None:
+            self.bar.write(line)
+        self.bar.update(1)
+
+    def tick(self, running: int) -> None:
+        pass
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class PlainProgress:
+    """A line per ended run and a periodic summary, nothing redrawn: for logs. Step lines of running runs
+    are dropped (each run writes its own log.txt); the summary says how many are running."""
+
+    def __init__(self, total: int, stream: TextIO, *, total_cost: float = 0.0, every: float = SUMMARY_EVERY,
+                 clock: Callable[[], float] = time.monotonic):
+        self.total, self.stream, self.every, self.clock = total, stream, every, clock
+        self.started = self.last_summary = clock()
+        self.counts = {"ok": 0, "failed": 0, "blocked": 0}
+        self.cost_total, self.cost_ended = total_cost, 0.0
+        self.running = 0
+
+    def _print(self, line: str) -> None:
+        print(one_line(line), file=self.stream, flush=True)
+
+    def message(self, line: str) -> None:
+        pass
+
+    def ended(self, line: str | None, status: str, cost: float = 0.0) -> None:
+        self.counts[status] = self.counts.get(status, 0) + 1
+        if status in ("blocked", "deferred"):
+            self.cost_total -= cost  # it will not run in this invocation: no part of the time left
+        else:
+            self.cost_ended += cost
+        if line is not None:
+            self._print(line)
+
+    def tick(self, running: int) -> None:
+        self.running = running
+        if self.clock() - self.last_summary >= self.every:
+            self._print(self.summary())
+
+    def close(self) -> None:
+        self._print(self.summary())
+
+    def summary(self) -> str:
+        self.last_summary = now = self.clock()
+        ended = sum(self.counts.values())
+        elapsed = now - self.started
+        return (f"runs: {ended}/{self.total} ended ({self.counts['ok']} ok, {self.counts['failed']} failed, "
+                f"{self.counts['blocked']} blocked); {self.running} running; {duration(elapsed)} elapsed; "
+                f"{self._left(ended, elapsed)}")
+
+    def _left(self, ended: int, elapsed: float) -> str:
+        """Time left, by the ended runs' share of the estimated cost (FLOPs) when there is one, else of
+        the count: a rough figure (runs in flight are counted as not started)."""
+        if ended >= self.total:
+            return "none left"
+        if self.cost_ended > 0 and self.cost_total > self.cost_ended:
+            share = self.cost_ended / self.cost_total
+        elif ended and not self.cost_total:
+            share = ended / self.total
+        else:
+            return "time left unknown until a run ends"
+        return f"about {duration(elapsed * (1 - share) / share)} left"
+
+
+def open_progress(mode: str, total: int, *, total_cost: float = 0.0, stream: TextIO | None = None,
+                  every: float = SUMMARY_EVERY) -> Progress:
+    """`mode` "bar", "plain", or "auto": the bar when `stream` (default stderr) is a terminal."""
+    stream = stream or sys.stderr
+    if mode not in MODES:
+        raise ValueError(f"progress must be one of {', '.join(MODES)}, got {mode!r}")
+    if mode == "auto":
+        mode = "bar" if _isatty(stream) else "plain"
+    if mode == "bar":
+        return BarProgress(total, stream)
+    return PlainProgress(total, stream, total_cost=total_cost, every=every)
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a closed or file-like stream without a terminal behind it
+        return False
+
+
+# ----------------------------------------------------------------------------------------------
+# The data preparation
+
+
+class PreparationLines(logging.Handler):
+    """The data layer's lines (effdata.data logs what it starts building) to stderr, each under a header
+    saying which of the study's corpora is being prepared: nothing is shown when everything is cached."""
+
+    def __init__(self, total: int):
+        super().__init__(logging.INFO)
+        self.total, self.corpus = total, (0, "")
+        self.headed: set[int] = set()
+        self.lines = 0
+        self.started = time.monotonic()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            index, name = self.corpus
+            if index not in self.headed:
+                self.headed.add(index)
+                print(f"preparing data {index}/{self.total}: {name}", file=sys.stderr)
+            print(f"  {record.getMessage()}", file=sys.stderr, flush=True)  # sys.stderr now: tests capture it
+            self.lines += 1
+        except Exception:  # noqa: BLE001  (logging's rule: a failing handler must not stop the work)
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def preparation_shown(total: int):
+    """effdata.data's INFO lines shown through a PreparationLines while the block runs, then as before;
+    `data ready` with the time taken when something was built. Set the handler's `corpus` (index, name)
+    before preparing each one."""
+    logger = logging.getLogger("effdata.data")
+    handler = PreparationLines(total)
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # a root handler someone configured would print each line twice
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+    if handler.lines:  # not reached when the block raised: its error is what is said then
+        print(f"data ready ({time.monotonic() - handler.started:.0f} s)", file=sys.stderr)

@@ -1,0 +1,236 @@
+"""What a user sees while a study works (issue 24, item 5): the data preparation's stages, and the runs as
+plain lines where output is not a terminal (CI, SLURM logs, nohup), the tqdm bar where it is."""
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+from effdata.run import build_parser, main
+from effdata.spec import RunSpec, StudyRun
+from effdata.study.progress import LINE_MAX, BarProgress, PlainProgress, duration, one_line, open_progress
+from effdata.study.runner import schedule
+from effdata.study.store import Store
+from studyfiles import write_study
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TtyStream(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _run(name: str, mode: str, depends_on=()) -> StudyRun:
+    spec = RunSpec(mode=mode, size="l1d16h2c32", seed=0, corpus=name, token_budget=1000 if mode == "pretrain" else None)
+    return StudyRun(label=f"{mode}-{name}", spec=spec, pretrain="none" if mode == "scratch" else "text",
+                    depends_on=tuple(depends_on), init_from_run=depends_on[0] if depends_on else None)
+
+
+class RecordingExecutor:
+    """Runs end at the next poll with a record written as execute_run would (no torch, no processes);
+    a run named in `fail` ends failed with a long multi-line error."""
+
+    def __init__(self, store: Store, runs: list[StudyRun], fail: tuple[str, ...] = ()):
+        self.store, self.runs, self.fail = store, {r.run_id: r for r in runs}, fail
+        self.submitted: list[str] = []
+
+    def submit(self, run_id: str) -> None:
+        self.submitted.append(run_id)
+
+    def poll(self):
+        ended, self.submitted = self.submitted, []
+        for run_id in ended:
+            run = self.runs[run_id]
+            if run.spec.corpus in self.fail:
+                self.store.write_record(run, "failed", error="RuntimeError: " + "a very long reason\n" * 40)
+            else:
+                self.store.write_record(run, "ok", metrics={"loss": 2.5, "best_step": 40, "steps": 50,
+                                                            "tokens_per_s": 12345.0, "wall_time": 7.2,
+                                                            "stopped": "early", "n_params": 1234})
+        return [(run_id, None) for run_id in ended]
+
+    def messages(self) -> list[str]:
+        return ["step 10/50  train 3.1  " + "x" * 5000]  # a worker's step line, far too long for a log
+
+    def shutdown(self) -> None:
+        pass
+
+
+# ----------------------------------------------------------------------------------------------
+# The pieces
+
+
+def test_one_line_collapses_and_cuts():
+    assert one_line("a\n  b  c\r\n") == "a b  c"
+    cut = one_line("x" * 500)
+    assert len(cut) == LINE_MAX and cut.endswith("...")
+
+
+def test_duration():
+    assert [duration(s) for s in (0, 45, 192, 3900)] == ["0s", "45s", "3m12s", "1h05m"]
+
+
+def test_plain_summary_every_interval_with_time_left_by_cost():
+    clock, out = FakeClock(), io.StringIO()
+    shown = PlainProgress(4, out, total_cost=100.0, every=60.0, clock=clock)
+    clock.now += 30
+    shown.tick(2)
+    assert out.getvalue() == ""  # not a minute yet
+    shown.ended("run-a: ok  loss 2.5", "ok", cost=25.0)
+    clock.now += 30
+    shown.tick(2)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "run-a: ok  loss 2.5"
+    # a quarter of the cost in 60 s: about 180 s left
+    assert lines[1] == "runs: 1/4 ended (1 ok, 0 failed, 0 blocked); 2 running; 1m00s elapsed; about 3m00s left"
+    shown.tick(2)
+    assert len(out.getvalue().splitlines()) == 2  # the next summary waits another minute
+
+
+def test_plain_time_left_without_an_estimate_counts_runs_and_skips_blocked_cost():
+    clock, out = FakeClock(), io.StringIO()
+    shown = PlainProgress(3, out, every=60.0, clock=clock)
+    assert shown.summary().endswith("time left unknown until a run ends")
+    clock.now += 10
+    shown.ended(None, "ok")
+    assert shown.summary().endswith("about 20s left")
+    costed = PlainProgress(3, io.StringIO(), total_cost=30.0, clock=clock)
+    costed.ended("b: blocked", "blocked", cost=10.0)
+    costed.ended("a: ok", "ok", cost=10.0)
+    assert costed.cost_total == 20.0 and costed.summary().endswith("left")
+
+
+def test_auto_picks_the_bar_on_a_terminal_and_plain_lines_elsewhere():
+    assert isinstance(open_progress("auto", 3, stream=io.StringIO()), PlainProgress)
+    bar = open_progress("auto", 3, stream=TtyStream())
+    assert isinstance(bar, BarProgress)
+    bar.close()
+    assert isinstance(open_progress("plain", 3, stream=TtyStream()), PlainProgress)
+    forced = open_progress("bar", 3, stream=io.StringIO())
+    assert isinstance(forced, BarProgress)
+    forced.close()
+    with pytest.raises(ValueError, match="progress must be one of"):
+        open_progress("fancy", 3)
+
+
+def test_help_documents_the_flag():
+    text = " ".join(build_parser().format_help().split())  # argparse wraps at the terminal width
+    assert "--progress {auto,bar,plain}" in text and "stderr is a terminal" in text
+    assert build_parser().parse_args([]).progress == "auto"
+
+
+# ----------------------------------------------------------------------------------------------
+# The scheduler's output, captured (not a terminal)
+
+
+def test_schedule_prints_a_plain_line_per_ended_run(tmp_path, capsys):
+    pre = _run("text", "pretrain")
+    runs = [pre, _run("a", "finetune", [pre.run_id]), _run("b", "scratch"), _run("c", "scratch")]
+    store = Store(tmp_path / "out")
+    outcome = schedule(store, runs, RecordingExecutor(store, runs, fail=("c",)), max_parallel=2, poll_interval=0,
+                       summary_every=0)
+    assert sorted(outcome.done) == sorted(r.run_id for r in runs[:3]) and list(outcome.failed) == [runs[3].run_id]
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert all(len(line) <= LINE_MAX for line in lines), max(map(len, lines))
+    assert "\r" not in err and "x" * 200 not in err  # no redraws, no step postfix
+    ended = [line for line in lines if not line.startswith("runs: ")]
+    assert len(ended) == len(runs)
+    for run in runs[:3]:
+        assert f"{run.run_id}: ok  loss 2.5000  best step 40/50  12,345 tok/s  7 s  stopped early" in ended
+    assert any(line.startswith(f"{runs[3].run_id}: FAILED: RuntimeError: a very long reason") for line in ended)
+    assert lines[-1].startswith("runs: 4/4 ended (3 ok, 1 failed, 0 blocked); 0 running;")
+    assert lines[-1].endswith("none left")
+
+
+def test_schedule_with_the_bar_forced_draws_it(tmp_path, capsys):
+    runs = [_run("b", "scratch")]
+    store = Store(tmp_path / "out")
+    schedule(store, runs, RecordingExecutor(store, runs), max_parallel=1, poll_interval=0, progress="bar")
+    captured = capsys.readouterr()
+    assert "runs: 100%" in captured.err  # tqdm's bar, as in a terminal
+    assert f"{runs[0].run_id}: ok" in captured.out  # tqdm.write's line above it, as before
+
+
+# ----------------------------------------------------------------------------------------------
+# The command line on tiny corpora
+
+
+def _cli(study: Path, tmp_path: Path, *extra: str) -> list[str]:
+    return ["--study", str(study), "--out", str(tmp_path / "out"), "--home", str(tmp_path / "home"), *extra]
+
+
+def test_data_preparation_says_what_it_builds_once(tmp_path, tiny_corpora, capsys):
+    study = write_study(tmp_path / "s.toml", tiny_corpora, sizes=["n25k"])
+    assert main(_cli(study, tmp_path, "--dry-run")) == 0
+    err = capsys.readouterr().err
+    python, text = tiny_corpora["python"], tiny_corpora["text"]
+    expected = [f"preparing data 1/2: {python}",
+                f"  training tokenizer bpe-384 on {python}, {text}: reading its sample (up to 6.00M characters) ...",
+                f"  building corpus {python}: 160 files ...",
+                f"  building corpus {text}: 160 files ...",
+                "  training tokenizer bpe-384 on ",
+                f"  tokenizing {python}: ",
+                f"preparing data 2/2: {text}",
+                f"  tokenizing {text}: ",
+                "data ready ("]
+    lines = err.splitlines()
+    assert len(lines) == len(expected), err
+    for line, start in zip(lines, expected):
+        assert line.startswith(start), (line, start)
+    assert re.fullmatch(r"  tokenizing .*: \d+\.\d\dk characters, \d+ documents \.\.\.", lines[5])
+    assert main(_cli(study, tmp_path, "--dry-run")) == 0
+    assert capsys.readouterr().err == ""  # all cached: nothing to say
+
+
+@pytest.mark.slow
+def test_a_tiny_study_with_captured_output_prints_plain_lines(tmp_path, tiny_corpora, capsys):
+    study = write_study(tmp_path / "s.toml", tiny_corpora, sizes=["n25k"], scratch={"data_chars": [2e4]},
+                        finetune={"data_chars": [2e4]}, pretrain={"token_budget": 20_000})
+    assert main(_cli(study, tmp_path, "--no-analysis", "--workers", "1")) == 0
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert "\r" not in captured.err and captured.out == ""
+    assert all(len(line) <= LINE_MAX for line in lines), max(lines, key=len)
+    assert lines[0].startswith("preparing data 1/2: ")
+    records = list(Store(tmp_path / "out").records())
+    assert len(records) == 3
+    for record in records:
+        ended = [line for line in lines if line.startswith(f"{record['run_id']}: ")]
+        assert len(ended) == 1 and re.search(r": ok  loss \d\.\d{4} .* \d+ s  (stopped early|full schedule)$",
+                                             ended[0]), ended
+    assert any(line.startswith("runs: 3/3 ended (3 ok, 0 failed, 0 blocked)") for line in lines)
+
+
+def test_building_corpora_from_the_command_line_says_so(tmp_path, tiny_corpora, capsys):
+    from effdata.corpora import main as corpora_main  # noqa: PLC0415
+
+    python = tiny_corpora["python"]
+    assert corpora_main([python, "--home", str(tmp_path / "home"), "--no-tokens"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[:2] == [f"preparing data 1/1: {python}", f"  building corpus {python}: 160 files ..."]
+    assert lines[2].startswith("data ready (") and len(lines) == 3
+
+
+def test_a_long_tokenization_says_how_far_it_got_in_a_log(tmp_path, tiny_corpora, capsys, monkeypatch):
+    from effdata.data import tokens  # noqa: PLC0415
+    from effdata.study.progress import preparation_shown  # noqa: PLC0415
+
+    monkeypatch.setattr(tokens, "SAY_EVERY", 0.0)     # every batch counts as long
+    monkeypatch.setattr(tokens, "BATCH_CHARS", 100_000)
+    python, text = tiny_corpora["python"], tiny_corpora["text"]
+    with preparation_shown(1) as shown:
+        shown.corpus = (1, python)
+        tokens.prepare(python, 384, tmp_path / "home", tokenizer_corpora=[python, text])
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith(f"  tokenize {python}/train: ")]
+    done = [re.search(r": (\S+) of (\S+) characters$", line).groups() for line in said]
+    assert len(said) >= 3 and done[-1][0] == done[-1][1], said  # batch by batch, to the whole split

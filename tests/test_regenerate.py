@@ -1,0 +1,37 @@
+"""Every committed report regenerates identically from the command it names (issue 24 item 4).
+
+benchmarks/regenerate_reports.py finds each analysis/**/REPORT.md's `python -m effdata.analyze … --out <its
+folder>`, runs it into a temporary folder and compares what it writes with the committed files (see its
+docstring for how figures are compared). When this fails, either the code changed a number (regenerate the
+reports with `python benchmarks/regenerate_reports.py` and say why in the commit) or a report was edited by hand.
+About 40 s on two cores.
+"""
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "regenerate_reports.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("regenerate_reports", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module    # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_committed_report_names_its_command():
+    jobs, problems = _load().find_jobs()
+    assert not problems
+    folders = {str(job.folder) for job in jobs}
+    assert {"analysis/cpu", "analysis/cpu-fixed-budget", "analysis/quick", "analysis/shape", "analysis/lr",
+            "analysis/lr/batch", "analysis/lr/warmup", "analysis/cpu/plan", "analysis/cpu-fixed-budget/plan"} <= folders
+
+
+@pytest.mark.slow
+def test_every_committed_report_regenerates_identically():
+    problems = _load().check()
+    assert not problems, "\n".join(problems)
