@@ -172,6 +172,7 @@ def test_the_checks_fail_on_a_planted_duplicate_a_missing_row_and_a_broken_link(
         shutil.copy(page, target)
     for folder in ("analysis", "jobs", "benchmarks", "effdata", "tests"):
         (tmp_path / folder).symlink_to(ROOT / folder)
+    (tmp_path / "docs" / "notes").symlink_to(ROOT / "docs" / "notes")   # pages link issue notes
     assert documentation_problems(tmp_path) == [] and link_problems(tmp_path) == []
 
     training = tmp_path / "docs" / "training.md"
