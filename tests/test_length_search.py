@@ -43,6 +43,10 @@ def test_the_lengths_tried_are_geometric_and_evaluated_only_at_their_ends(overfi
     tried = [at for at, _ in m["evals"]][1:]
     assert [at for at, _ in m["evals"]][0] == 0 and tried == lengths[:len(tried)]   # step 0, then branch ends only
     assert m["lengths_tried"] == len(tried)
+    # The learning curve holds the lengths tried (decayed run ends) beside the trunk's step-0 evaluation.
+    ends = [p for p in m["curve"] if p.get("decayed")]
+    assert [p["step"] for p in ends] == tried and [p["valid_loss"] for p in ends] == [v for _, v in m["evals"]][1:]
+    assert all(p["tokens"] == p["step"] * sp.settings.batch_size * sp.shape.n_ctx for p in ends)
     assert m["branch_steps"] == sum(L - sch.branch_start(b) for b, L in zip(sch.lengths, tried))
     log = (overfit["dir"] / "log.txt").read_text()
     assert log.count(" length ") == len(tried)

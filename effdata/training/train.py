@@ -463,6 +463,7 @@ def _try_length(run: _Run, state: RunState, branch: Branch, window: _Window) -> 
         t_eval = time.perf_counter()
         vl = _valid_point(run, state, at=branch.total_steps)
         eval_s = time.perf_counter() - t_eval
+    state.curve.append(_length_point(run, branch, train_loss, vl))
     state.seconds.evals += eval_s
     _check_divergence(run, state, train_loss, vl)
     trunk.restore(run)
@@ -488,6 +489,15 @@ def _try_length(run: _Run, state: RunState, branch: Branch, window: _Window) -> 
     window.t0 += now - began  # the log's tokens/s is the trunk's
     window.t_steps = now
     return stop
+
+
+def _length_point(run: _Run, branch: Branch, train_loss: float, valid_loss: float) -> dict[str, Any]:
+    """A length tried, as a learning-curve point: the end of the run of that many steps (decayed; `decayed` = 1),
+    its last LR and its decay's training loss. A searched run's trunk is evaluated only at its ends, so these
+    are its curve (analysis/dynamics reads them as the loss after S steps)."""
+    own = run.schedule.of_branch(branch)
+    return curve_point(branch.total_steps, branch.total_steps * own.tokens_per_step,
+                       own.lr(branch.total_steps - 1, run.spec.settings.min_lr_ratio), train_loss, valid_loss, decayed=1.0)
 
 
 def _best_is_trunk(run: _Run, state: RunState) -> bool:

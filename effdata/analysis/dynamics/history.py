@@ -18,7 +18,7 @@ from effdata.analysis.core.table import SCRATCH, TableError, read_table
 
 CURVES_FILE = "curves.csv"
 REQUIRED = ("run_id", "step", "valid_loss")
-NUMERIC = ("step", "tokens", "lr", "train_loss", "valid_loss", "n_params", "b_simple", "b_small", "b_big")
+NUMERIC = ("step", "tokens", "lr", "train_loss", "valid_loss", "n_params", "b_simple", "decayed")
 
 # Documented once here, like the results table's COLUMN_DOCS.
 CURVE_COLUMN_DOCS: dict[str, tuple[str, str]] = {
@@ -30,6 +30,8 @@ CURVE_COLUMN_DOCS: dict[str, tuple[str, str]] = {
     "train_loss": ("optional", "mean training loss since the previous evaluation"),
     "n_params": ("optional", "N, for runs the results table does not have"),
     "b_simple": ("optional", "the gradient noise scale B_simple in sequences (`noise_scale` option)"),
+    "decayed": ("optional", "1 where the point is the end of a decayed run of that length (a length search's "
+                            "branch: `length_search = \"branches\"`), empty for an evaluation on the way"),
 }
 RUN_COLUMNS = ("n_params", "mode", "batch_size", "n_ctx", "warmup_steps", "total_steps", "size", "seed",
                "data_tokens", "data_chars", "valid_loss")

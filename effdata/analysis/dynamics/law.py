@@ -12,7 +12,9 @@ Which points: from-scratch runs only (a fine-tune starts from a checkpoint, and 
 held-out loss is another distribution's); of each N, the runs with the most data, because the law has no
 data term (Kaplan fitted it to runs that never repeat data), and the smaller-data runs of a study flatten
 and overfit early; of each run, the evaluations after its warm-up (the law is not meant for it) up to its
-best one (after it the held-out loss rises: overfitting, which the law does not describe).
+best one (after it the held-out loss rises: overfitting, which the law does not describe). A run that
+searched its length (`length_search = "branches"`) is evaluated held-out only at the ends of the lengths it
+tried, each decayed (`decayed` in the curve table): those are its points, the loss of a run of S steps.
 
 Intervals: the bootstrap over runs (a run's points move together: a seed's offset is shared by its whole
 curve), its spread scaled by Student's t (`_intervals` says why and what it measured). Held-out error: each N left out in turn, the law fitted on the others predicts its points.
