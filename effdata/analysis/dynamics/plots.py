@@ -13,6 +13,7 @@ from matplotlib.ticker import FixedLocator, NullLocator
 from effdata.analysis.core.figures import (
     LOSS_LABEL,
     SavedFigure,
+    SkippedFigure,
     _legend_outside,
     _new_figure,
     _save,
@@ -29,6 +30,8 @@ METHOD_LABELS = {"law": "L(N, S) of the other runs, own level", "own": "own earl
 
 
 def make_dynamics_figures(study: DynamicsStudy, out_dir: Path) -> list:
+    if not (study.curves.runs["mode"] == "scratch").any():
+        return [SkippedFigure("learning_curves", "no from-scratch runs in the curve table")]
     makers = [("learning_curves", lambda: plot_learning_curves(study, out_dir)),
               ("forecast_error", lambda: plot_forecast_error(study, out_dir))]
     if study.noise is not None and study.noise.fitted:
