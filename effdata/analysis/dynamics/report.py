@@ -69,8 +69,9 @@ def _noise_lines(fit: NoiseScaleFit | None) -> list[str]:
         return [f"B_crit(L) not fitted: {fit.reason}.", ""]
     paper = PAPER_CRITICAL_BATCH
     return ["B_crit(L) = B*/L^(1/α_B), B_crit ≈ B_simple = tr(Σ)/|G|² (McCandlish et al. 2018) measured at each "
-            f"evaluation, in tokens; {len(fit.points)} evaluations ({fit.left_out} left out: estimate ≤ 0 or "
-            "step 0). 90 % intervals: bootstrap over runs.", "",
+            f"evaluation after step 0 of the from-scratch runs, in tokens; {len(fit.points)} evaluations "
+            f"({fit.left_out} more left out: an estimate ≤ 0, noise-dominated). 90 % intervals: bootstrap over runs.",
+            "",
             markdown_table(["parameter", "fitted [90 %]", "Kaplan et al. 2020"],
                            [["B* (tokens)", _cell(fit.b_star, fit.intervals.get("b_star")), sig(paper["b_star"])],
                             ["α_B", _cell(fit.alpha_b, fit.intervals.get("alpha_b")), sig(paper["alpha_b"])]]), ""]
