@@ -283,3 +283,24 @@ def test_steps_and_tokens_at_fixed_loss_give_back_the_critical_batch():
     assert fit.fitted and fit.runs["steps"].notna().all()
     assert fit.b_crit == pytest.approx(b_crit, rel=0.03)
     assert fit.target == pytest.approx(max(r["loss"] for r in rows))
+
+
+# --------------------------------------------------------------------------- stopping by forecast
+
+def test_stopping_by_forecast_stops_the_clear_losers_and_never_the_winner():
+    """A sweep of 4 settings at each N whose losses differ by 0, 3, 6 and 9 % (a constant factor on the law):
+    at half of each run the forecasts tell them apart, the rule stops the three losers of each N and keeps the
+    best; with a margin wider than the gaps it stops none."""
+    from effdata.analysis.dynamics.stopping import simulate_stopping
+
+    results, curves = synthetic_curves(seed=7, seeds=1, noise=0.002, run_noise=0.0, evals=40)
+    rows, points = [], []
+    for k, factor in enumerate((1.0, 1.03, 1.06, 1.09)):
+        rows.append(results.assign(run_id=results["run_id"] + f"-x{k}", loss=results["loss"] * factor))
+        points.append(curves.assign(run_id=curves["run_id"] + f"-x{k}", valid_loss=curves["valid_loss"] * factor))
+    table = load_curves(pd.concat(points), pd.concat(rows))
+    result = forecast_runs(table)
+    check = simulate_stopping(table, result, 0.5)
+    assert (check.groups, check.runs, check.stopped, check.wrong) == (len(SIZES), 4 * len(SIZES), 3 * len(SIZES), 0)
+    assert check.saved == pytest.approx(0.5 * 3 / 4)
+    assert simulate_stopping(table, result, 0.5, margin=0.2).stopped == 0
