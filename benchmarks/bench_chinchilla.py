@@ -91,7 +91,7 @@ def main() -> None:
     parser.add_argument("--epoch-csv", type=Path, help="Epoch's svg_extracted_data.csv")
     args = parser.parse_args()
     with threadpool_limits(1, user_api="blas"):       # what effdata.analyze does
-        cpu = load_results(REPO / "analysis" / "cpu" / "results.csv", warnings=[])
+        cpu = load_results(REPO / "analysis" / "cpu-v2" / "results.csv", warnings=[])
         time_solvers(ScratchPoints.from_frame(cpu.scratch, "chars"), "CPU study from-scratch runs")
         time_solvers(ScratchPoints.from_frame(scratch_runs(log_noise=0.01), "chars"), "synthetic 5 N x 16 D")
         if args.draws:

@@ -2,7 +2,7 @@
 
     python benchmarks/estimate_cpu_time.py jobs/shape.toml --pretrain text --workers 2 \
         --speed s200k-l1=28037 s200k-l2=30817 s200k-l4=27431 s200k-l8=18453 s200k-l16=17150 \
-        --calibrate analysis/quick/results.csv analysis/cpu/results.csv \
+        --calibrate analysis/quick/results.csv analysis/cpu-v2/results.csv \
         --calibration-speed n25k=60165 n50k=50245 n100k=40268 n200k=26518 n500k=15006
 
 The dry run (`python -m effdata.run --dry-run`) gives each run's tokens and FLOPs from the cost model
@@ -23,7 +23,7 @@ and more attention per token). So this script puts seconds on the cost model's n
   done) is simulated on `--workers` workers.
 * a run with `length_search = "branches"` has no share: its steps are simulated on its own schedule
   (`search_steps`), assuming its best length is `--best-epochs` epochs over its data (scratch and finetune;
-  the defaults are the medians of v2's early-stopped runs, analysis/cpu: 27 and 9) and that it stops
+  the defaults are the medians of v2's early-stopped runs, analysis/cpu-v2: 27 and 9) and that it stops
   `branch_patience` lengths later (or at its cap).
 
 Prints the seconds per size and mode, the run-minutes and the simulated wall time.
@@ -172,7 +172,7 @@ def main() -> None:
 
 
 def _study_eval_tokens(path: Path) -> int:
-    """A committed table's eval_tokens, from the study file whose `name` is the table's folder (analysis/cpu
+    """A committed table's eval_tokens, from the study file whose `name` is the table's folder (analysis/cpu-v2
     is jobs/cpu-v2.toml's, named "cpu")."""
     for job in sorted((REPO / "jobs").glob("*.toml")):
         study = load_study(job)

@@ -92,6 +92,23 @@ def test_a_killed_search_resumes_to_the_same_numbers(overfit, tmp_path):
         assert resumed[key] == full[key], key
 
 
+def test_a_search_killed_where_the_trunk_stands_at_the_best_length_resumes_with_the_best_model(tmp_path):
+    """At ratio 1.25 each length's branch leaves the trunk at the previous length's step (31 - 6 = 25, ...):
+    after a worse length the trunk stands at step = best_step, yet the best model is the decayed branch, not
+    the trunk's, and resume.pt must hold it."""
+    def kill_at_the_first_worse_length(info):
+        if info.get("length") and info["valid_loss"] > info["best_valid_loss"]:
+            raise KeyboardInterrupt
+
+    sp = scratch(SMALL, search(branch_ratio=1.25, resume_every_s=0))
+    full = train_run(sp, data(SMALL), tmp_path / "full", threads=1)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(sp, data(SMALL), tmp_path / "cut", threads=1, progress=kill_at_the_first_worse_length)
+    resumed = train_run(sp, data(SMALL), tmp_path / "cut", threads=1)
+    assert f"resumed at step {full['best_step']}" in (tmp_path / "cut" / "log.txt").read_text()
+    assert (resumed["loss"], resumed["valid_loss"], resumed["evals"]) == (full["loss"], full["valid_loss"], full["evals"])
+
+
 def test_a_search_trains_past_where_a_step_cap_stops_while_the_loss_still_falls(tmp_path):
     """v2's rule: epochs over the data clamped to max_steps, early stopping within it. At 100 steps the cap
     binds with the best at the last evaluation; the search goes on and finds a longer, better run."""

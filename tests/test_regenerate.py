@@ -27,8 +27,8 @@ def test_every_committed_report_names_its_command():
     jobs, problems = _load().find_jobs()
     assert not problems
     folders = {str(job.folder) for job in jobs}
-    assert {"analysis/cpu", "analysis/cpu-fixed-budget", "analysis/quick", "analysis/shape", "analysis/lr",
-            "analysis/lr/batch", "analysis/lr/warmup", "analysis/cpu/plan", "analysis/cpu-fixed-budget/plan"} <= folders
+    assert {"analysis/cpu-v2", "analysis/cpu-fixed-budget", "analysis/quick", "analysis/shape", "analysis/lr",
+            "analysis/lr/batch", "analysis/lr/warmup", "analysis/cpu-v2/plan", "analysis/cpu-fixed-budget/plan"} <= folders
 
 
 @pytest.mark.slow
