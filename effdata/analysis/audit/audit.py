@@ -91,7 +91,8 @@ def audit_table(table: ResultsTable, ladder: ResultsTable, effective: pd.DataFra
 def audit_json(audit: Audit) -> dict:
     """fits.json's `audit`: per law its refits and warnings, the runs that did not converge, the ladder."""
     laws = [{"law": law.law, "estimates": law.estimates, "intervals": law.intervals,
-             "left_out": [{"group": o.group, "label": o.label, "estimates": o.estimates} for o in law.left_out],
+             "left_out": [{"group": o.group, "label": o.label, "estimates": o.estimates, "other": o.other}
+                          for o in law.left_out],
              "estimators": list(law.estimators), "other_estimate": law.other_estimate,
              "extrapolation": None if law.extrapolation is None else vars(law.extrapolation),
              "sensitivity": law.sensitivity, "warnings": law.warnings} for law in audit.laws]
