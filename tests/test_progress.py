@@ -206,7 +206,7 @@ def test_a_tiny_study_with_captured_output_prints_plain_lines(tmp_path, tiny_cor
     assert len(records) == 3
     for record in records:
         ended = [line for line in lines if line.startswith(f"{record['run_id']}: ")]
-        assert len(ended) == 1 and re.search(r": ok  loss \d\.\d{4} .* \d+ s  (stopped early|full schedule)$",
+        assert len(ended) == 1 and re.search(r": ok  loss \d\.\d{4} .* \d+ s  (stopped early|full schedule.*|stopped at its step cap)$",
                                              ended[0]), ended
     assert any(line.startswith("runs: 3/3 ended (3 ok, 0 failed, 0 blocked)") for line in lines)
 

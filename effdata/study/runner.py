@@ -284,7 +284,10 @@ class LocalExecutor:
         self._procs.clear()
 
 
-STOPPED = {"early": "stopped early", "budget": "full schedule"}  # a record's `stopped`, in words
+# A record's `stop_reason` (and `stopped`, in records before v3), in words.
+STOPPED = {"early_stop": "stopped early", "early": "stopped early", "budget": "full schedule",
+           "step_cap": "stopped at its step cap", "epoch_budget": "full schedule (epoch budget)",
+           "token_budget": "full schedule (token budget)", "step_floor": "full schedule (step floor)"}
 
 
 def _end_line(run_id: str, record: dict) -> str:
@@ -295,8 +298,9 @@ def _end_line(run_id: str, record: dict) -> str:
         parts.append(f"{m['tokens_per_s']:,.0f} tok/s")
     if isinstance(m.get("wall_time"), (int, float)):
         parts.append(f"{m['wall_time']:.0f} s")
-    if m.get("stopped"):  # "early" (patience ran out) or "budget" (its whole schedule)
-        parts.append(STOPPED.get(m["stopped"], f"stopped: {m['stopped']}"))
+    reason = m.get("stop_reason") or m.get("stopped")
+    if reason:
+        parts.append(STOPPED.get(reason, f"stopped: {reason}"))
     return "  ".join(parts)
 
 
