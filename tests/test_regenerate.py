@@ -27,7 +27,7 @@ def test_every_committed_report_names_its_command():
     jobs, problems = _load().find_jobs()
     assert not problems
     folders = {str(job.folder) for job in jobs}
-    assert {"analysis/cpu-v2", "analysis/cpu-fixed-budget", "analysis/quick", "analysis/shape", "analysis/lr",
+    assert {"analysis/cpu", "analysis/cpu/plan", "analysis/cpu-v2", "analysis/cpu-fixed-budget", "analysis/quick", "analysis/shape", "analysis/lr",
             "analysis/lr/batch", "analysis/lr/warmup", "analysis/cpu-v2/plan", "analysis/cpu-fixed-budget/plan"} <= folders
 
 
