@@ -1,12 +1,7 @@
 """The transfer analysis's figures (seaborn style on matplotlib; PNG and SVG).
 
-Built with the object-oriented matplotlib API (Figure + Agg canvas, no pyplot), so making plots
-never changes the caller's backend or global state. Every figure follows the same conventions:
-log axes for data, N and compute; units on every axis; filled markers for measured D_E, hollow
-markers for extrapolated ones, an X for ossified runs (D_T <= 0); error bars are the 90% intervals
-of the bootstrap over runs (D_E, D_T) or the seeds' spread (losses); legends say so and sit outside
-the panels, never on the data; N axes are ticked at the measured sizes, and log axes spanning less
-than two decades get 1-3 ticks instead of crowded minor labels.
+The conventions every figure follows (log axes, units, markers for measured, extrapolated and ossified
+points, 90% intervals, legends outside the panels, at most three panels wide) are in core/figures.py.
 
 Figures (docs/METHOD.md §1 "Figures worth reproducing"):
   loss_vs_data        loss against data, from scratch and fine-tuned, D_T drawn, for chosen N (1, 5)
@@ -19,7 +14,7 @@ Figures (docs/METHOD.md §1 "Figures worth reproducing"):
   pretraining         every pretraining run: own loss, tokens per parameter, target loss at start
 
 These figures draw one shape per N: with several shapes at one N (a shape study) `analyze` gives them
-the reference shape of each N, and the shapes' own figures are in `shape_plots.py`.
+the reference shape of each N, and the shapes' own figures are in `shape/plots.py`.
 
 Why one module of ~450 lines: every figure of the transfer question, one function each, sharing the flag
 and interval helpers at the top; the other questions' figures live in their folders. The shared style,
