@@ -148,13 +148,13 @@ class Store:
 
 
 def _best_is_first(mode: str, metrics: dict[str, Any]) -> bool | None:
-    """A length search that kept the shortest length it tried (`min_steps`): the best run may be shorter
-    still, so its loss is an upper bound like a capped run's (docs/METHOD.md §5e). None for a run that did
-    not search (pretraining never does, whatever its settings say)."""
+    """A length search that kept the shortest length it tried (`min_steps`), or its starting model (step 0,
+    a fine-tune no length improved on): the best run may lie between, so its loss is an upper bound like a
+    capped run's (docs/METHOD.md §5e). None for a run that did not search (pretraining never does)."""
     if mode == "pretrain" or metrics.get("length_search") != "branches":
         return None
     lengths = [at for at, _ in metrics.get("evals", [])[1:]]   # [0, initial loss] first
-    return bool(lengths) and metrics.get("best_step") == lengths[0]
+    return bool(lengths) and metrics.get("best_step", 0) <= lengths[0]
 
 
 def _started_from(metrics: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
