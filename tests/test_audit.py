@@ -170,3 +170,17 @@ def test_analyze_on_a_public_table_gives_both_laws_and_their_error_on_the_larges
     for name in ("Kaplan L(N, D)", "Chinchilla L(N, D)"):
         assert laws[name]["extrapolation"]["unit"] == "nats/token" and laws[name]["extrapolation"]["error"] < 0.2
     assert abs(result["chinchilla"]["alpha"] - 0.34) < 0.1
+
+
+def test_searches_that_kept_their_first_length_are_named_and_their_fine_tunes_refitted_without(tmp_path):
+    runs = _with_stops(make_cpu_runs(seeds=1, seed=3), capped_d=1e9)      # every run converged ...
+    first = (runs["mode"] == "finetune") & (runs["data_chars"] == runs["data_chars"].min())
+    runs["best_is_first"] = first                                           # ... but the smallest D_F at its floor
+    result = analyze(runs, tmp_path, n_bootstrap=50, figures=False)
+    assert any("kept the shortest length" in w for w in result["warnings"])
+    assert len(result["audit"]["convergence"]["at_first_length"]) == first.sum()
+    law = next(law for law in result["audit"]["laws"] if law["law"].startswith("transfer"))
+    assert any("at their first length" in name for name in law["sensitivity"])
+    plain = analyze(_with_stops(make_cpu_runs(seeds=1, seed=3), capped_d=1e9), tmp_path / "b", n_bootstrap=50,
+                    figures=False)
+    assert not any("kept the shortest length" in w for w in plain["warnings"])

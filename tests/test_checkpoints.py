@@ -204,3 +204,23 @@ def test_a_diverged_run_says_so_in_its_record_and_row(tmp_path):
     table = pd.read_csv(store.write_table()).set_index("run_id")
     assert table.loc[diverging.run_id, "stop_reason"] == "diverged" and table.loc[diverging.run_id, "status"] == "failed"
     assert pd.isna(table.loc[broken.run_id, "stop_reason"])
+
+
+def test_a_search_that_kept_its_shortest_length_is_flagged_in_its_row(tmp_path):
+    """best_is_first: the best may be shorter than min_steps. Derived from the record's evaluations, so a table
+    regenerated from older records gets it too; empty for runs that did not search, pretraining included."""
+    runs = study_runs(study_from_dict({**STUDY, "sizes": ["n25k"]}))
+    store = Store(tmp_path)
+    scratch, finetune = [r for r in runs if r.mode == "scratch"][0], [r for r in runs if r.mode == "finetune"][:2]
+    pre = next(r for r in runs if r.mode == "pretrain")
+    evals = [[0, 7.0], [25, 5.0], [38, 5.1], [56, 5.2]]
+    fake_record(store, scratch, {"length_search": "branches", "evals": evals, "best_step": 25})
+    fake_record(store, finetune[0], {"length_search": "branches", "evals": evals[:2] + [[38, 4.9], [56, 5.0], [84, 5.1]],
+                                     "best_step": 38})
+    fake_record(store, finetune[1], {"length_search": "off", "evals": evals, "best_step": 25})
+    other = [r for r in runs if r.mode == "finetune"][2]                  # no length beat the pretrained model
+    fake_record(store, other, {"length_search": "branches", "evals": [[0, 4.0], [25, 4.1], [38, 4.2]], "best_step": 0})
+    fake_record(store, pre, {"length_search": "branches", "evals": [[0, 7.0], [100, 4.0]], "best_step": 100})
+    table = pd.read_csv(store.write_table()).set_index("run_id")["best_is_first"]
+    assert table[scratch.run_id] == True and table[finetune[0].run_id] == False   # noqa: E712 (values, not identity)
+    assert pd.isna(table[finetune[1].run_id]) and pd.isna(table[pre.run_id]) and table[other.run_id] == True  # noqa: E712

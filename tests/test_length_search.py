@@ -128,6 +128,15 @@ def test_a_search_that_reaches_its_cap_says_so(tmp_path):
     assert m["best_is_last"] and m["best_step"] == 60                              # still falling: not converged
 
 
+def test_pretraining_does_not_search_whatever_its_settings_say(tmp_path):
+    """A study's [train] applies to its pretraining too (jobs/cpu.toml): pretraining runs to its budget."""
+    sp = RunSpec("pretrain", SIZE, 0, "text", token_budget=16 * 32 * 60,
+                 settings=search(pretrain_stop_on="budget", min_steps=10, max_steps=60))
+    m = train_run(sp, data(LARGE), tmp_path / "p", threads=1)
+    assert [at for at, _ in m["evals"]] == [0, 60] and m["stop_reason"] == "token_budget"
+    assert m["length_search"] == "off" and "lengths_tried" not in m
+
+
 def test_length_search_needs_the_wsd_schedule_and_sane_values():
     with pytest.raises(SpecError, match='length_search must be "off" unless schedule = "wsd"'):
         TrainSettings(length_search="branches")

@@ -141,6 +141,7 @@ class Store:
             row["pretrain"] = r["pretrain"]  # the table's meaning, whatever the metrics call it
             row.update(_swept_values(r))
             row["tokens_per_param"] = _tokens_per_param(metrics)
+            row["best_is_first"] = _best_is_first(identity["mode"], metrics)
             started = [_started_from(ok.get(dep, {}), r) for dep in r["depends_on"]]
             row["pretrain_flops"] = sum(m.get("flops", 0.0) for m in started)
             row["pretrain_tokens_per_param"] = sum(_tokens_per_param(m) or 0.0 for m in started) or None
@@ -180,6 +181,16 @@ def _extra_keys(rows: list[dict[str, Any]]) -> list[str]:
     for row in rows:
         keys.update({k: None for k in row if k != "run_id" and k not in CURVE_KEYS})
     return list(keys)
+
+
+def _best_is_first(mode: str, metrics: dict[str, Any]) -> bool | None:
+    """A length search that kept the shortest length it tried (`min_steps`), or its starting model (step 0,
+    a fine-tune no length improved on): the best run may lie between, so its loss is an upper bound like a
+    capped run's (docs/METHOD.md §5e). None for a run that did not search (pretraining never does)."""
+    if mode == "pretrain" or metrics.get("length_search") != "branches":
+        return None
+    lengths = [at for at, _ in metrics.get("evals", [])[1:]]   # [0, initial loss] first
+    return bool(lengths) and metrics.get("best_step", 0) <= lengths[0]
 
 
 def _started_from(metrics: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:

@@ -659,7 +659,7 @@ def _metrics(run: _Run, state: RunState, test_loss: float) -> dict[str, Any]:
         "valid_loss": state.best_loss, "loss": test_loss, "best_step": state.best_step, "steps": state.step,
         "total_steps": sch.total_steps, "stop_reason": state.stop_reason or sch.limit,
         "best_is_last": bool(state.evals) and state.evals[-1][0] == state.best_step,
-        "length_search": spec.settings.length_search,
+        "length_search": spec.settings.length_search if spec.mode != "pretrain" else "off",
         "epochs": tokens_seen / len(data.train), "tokens_seen": tokens_seen,
         "chars_seen": tokens_seen * (data.train_chars / len(data.train)),
         "best_tokens_seen": state.best_step * sch.tokens_per_step,

@@ -15,7 +15,7 @@ import pandas as pd
 from effdata.analysis.audit.budget import audit_budget
 from effdata.analysis.audit.confounds import Ladder, confound_warnings, ladder_shapes
 from effdata.analysis.audit.convergence import (Convergence, check_convergence, convergence_warnings,
-                                                d_e_on_unconverged)
+                                                d_e_on_unconverged, fine_tunes_at_first)
 from effdata.analysis.audit.laws import audit_chinchilla, audit_kaplan
 from effdata.analysis.audit.leverage import LawAudit
 from effdata.analysis.audit.transfer import audit_transfer, fit_points, refit_exponents
@@ -56,12 +56,12 @@ def total_params(runs: pd.DataFrame) -> dict[float, float]:
     return {float(n): float(t) for n, t in zip(known["n_params"], known["n_params_total"])}
 
 
-def _without_marked(audit: LawAudit, effective: pd.DataFrame, fit: TransferFit, marked: pd.Series) -> None:
+def _without_marked(audit: LawAudit, effective: pd.DataFrame, fit: TransferFit, marked: pd.Series, what: str) -> None:
     points, shown = fit_points(effective, fit)
     hit = marked.reindex(points.index, fill_value=False).to_numpy(bool)
     if hit.any():
         kept = points[~hit]
-        audit.sensitivity[f"without {int(hit.sum())} D_E read on not-converged runs"] = refit_exponents(
+        audit.sensitivity[f"without {int(hit.sum())} {what}"] = refit_exponents(
             *(kept[c].to_numpy(float) for c in ("d_f", "n_params", "d_t")), shown.huber_delta)
 
 
@@ -71,11 +71,13 @@ def audit_table(table: ResultsTable, ladder: ResultsTable, effective: pd.DataFra
     labels, totals = size_labels(table.seed_runs), total_params(table.seed_runs)
     convergence = check_convergence(table.seed_runs, ladder.scratch, ladder.data_column)
     marked = d_e_on_unconverged(effective, ladder.scratch, ladder.data_column, convergence)
+    first = fine_tunes_at_first(effective, convergence, ladder.data_column)
     audit = Audit(convergence=convergence, d_e_marked=marked, ladder=ladder_shapes(ladder.runs))
     for name, fit in fits.items():
         law = audit_transfer(effective, fit, labels, totals)
         if law is not None:
-            _without_marked(law, effective, fit, marked)
+            _without_marked(law, effective, fit, marked, "D_E read on not-converged runs")
+            _without_marked(law, effective, fit, first, "fine-tunes at their first length")
             audit.laws.append(law)
     if budget is not None:   # this table's γ laws (studies[0]); a compared table is audited by its own report
         study = budget.studies[0]
@@ -101,5 +103,6 @@ def audit_json(audit: Audit) -> dict:
             "convergence": {"checked": audit.convergence.checked, "column": audit.convergence.column,
                             "runs": audit.convergence.n_runs,
                             "not_converged": bad.replace({np.nan: None}).to_dict("records") if len(bad) else [],
-                            "d_e_marked": int(audit.d_e_marked.sum())},
+                            "d_e_marked": int(audit.d_e_marked.sum()),
+                            "at_first_length": audit.convergence.at_first.replace({np.nan: None}).to_dict("records")},
             "ladder": audit.ladder.rows.to_dict("records") if audit.ladder.checked else None}

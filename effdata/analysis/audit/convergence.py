@@ -31,6 +31,7 @@ class Convergence:
     not_converged: pd.DataFrame = field(default_factory=pd.DataFrame)   # one row per run
     n_runs: int = 0                                      # from-scratch runs checked
     point_converged: pd.Series | None = None             # per from-scratch point (the scratch frame's index)
+    at_first: pd.DataFrame = field(default_factory=pd.DataFrame)   # searches that kept their shortest length
 
     @property
     def checked(self) -> bool:
@@ -59,9 +60,32 @@ def check_convergence(seed_runs: pd.DataFrame, scratch: pd.DataFrame, data_colum
     bad["best_is_last"] = _best_is_last(runs)[~converged]
     shown = [c for c in ("run_id", "size", "n_params", data_column, "steps", "epochs", "best_step", "why",
                          "best_is_last") if c in bad]
-    bad_keys = set(map(tuple, bad[keys].to_numpy().tolist()))
+    first = _at_first(seed_runs)
+    bad_keys = set(map(tuple, pd.concat([bad, first[first["mode"] == "scratch"]])[keys].to_numpy().tolist()))
     point = pd.Series([tuple(row) not in bad_keys for row in scratch[keys].to_numpy().tolist()], index=scratch.index)
-    return Convergence(column, bad[shown].reset_index(drop=True), len(runs), point)
+    first_shown = [c for c in ("run_id", "mode", "pretrain", "size", "n_params", data_column, "best_step") if c in first]
+    return Convergence(column, bad[shown].reset_index(drop=True), len(runs), point,
+                       first[first_shown].reset_index(drop=True))
+
+
+def _at_first(seed_runs: pd.DataFrame) -> pd.DataFrame:
+    """From-scratch runs and fine-tunes whose length search kept its shortest length or its starting model
+    (`best_is_first`): the best run may be shorter than any tried, so the loss is an upper bound. A fine-tune's
+    D_T is then too small; a from-scratch point is too high (docs/METHOD.md §5e)."""
+    if "best_is_first" not in seed_runs:
+        return seed_runs.iloc[:0]
+    flag = seed_runs["best_is_first"].astype(str).str.lower().isin({"true", "1", "1.0"})
+    return seed_runs[flag & seed_runs["mode"].isin(["scratch", "finetune"])]
+
+
+def fine_tunes_at_first(effective: pd.DataFrame, convergence: Convergence, data_column: str) -> pd.Series:
+    """Per fine-tuned point: did one of its runs keep the shortest length its search tried?"""
+    first = convergence.at_first
+    if first.empty or "pretrain" not in first:
+        return pd.Series(False, index=effective.index)
+    keys = set(zip(first["pretrain"], first["n_params"].astype(float), first[data_column].astype(float)))
+    return pd.Series([(p, float(n), float(d)) in keys for p, n, d in
+                      zip(effective["pretrain"], effective["n_params"], effective["d_f"])], index=effective.index)
 
 
 def d_e_on_unconverged(effective: pd.DataFrame, scratch: pd.DataFrame, data_column: str,
@@ -84,16 +108,27 @@ def d_e_on_unconverged(effective: pd.DataFrame, scratch: pd.DataFrame, data_colu
     return marked
 
 
+def first_length_warnings(convergence: Convergence) -> list[str]:
+    first = convergence.at_first
+    if first.empty:
+        return []
+    count = first["mode"].value_counts()
+    return [f"{count.get('finetune', 0)} fine-tunes and {count.get('scratch', 0)} from-scratch runs kept the "
+            "shortest length their search tried, or their starting model (`best_is_first`): the best run may be "
+            "shorter, so their losses are upper bounds (a fine-tune's D_T too small, a from-scratch point too "
+            "high). To fix: a shorter first length (`min_steps`)"]
+
+
 def convergence_warnings(convergence: Convergence, marked: int) -> list[str]:
     if not convergence.checked:
         return []
     bad = convergence.not_converged
     if bad.empty:
-        return []
+        return first_length_warnings(convergence)
     sizes = ", ".join(sorted({str(s) for s in bad.get("size", bad["n_params"].map(compact))}))
     text = (f"{len(bad)} of {convergence.n_runs} from-scratch runs did not converge (stopped on "
             f"{', '.join(sorted(set(bad['why'])))}, not by early stopping; sizes {sizes}): their losses are upper "
             f"bounds and the curve is too high there")
     if marked:
         text += f"; {marked} D_E are read on such a stretch (too large: marked in the audit)"
-    return [text + f". To fix: {FIX}"]
+    return [text + f". To fix: {FIX}"] + first_length_warnings(convergence)

@@ -50,6 +50,17 @@ def _convergence_lines(audit: Audit) -> list[str]:
             markdown_table(header, rows), ""]
 
 
+def _first_length_lines(audit: Audit) -> list[str]:
+    first = audit.convergence.at_first
+    if first.empty:
+        return []
+    body = [[_cell(v) if isinstance(v, float) else str(v) for v in row] for row in first.itertuples(index=False)]
+    return [f"{len(first)} runs kept the shortest length their search tried, or their starting model "
+            "(`best_is_first`): their losses are upper bounds (the rows *without … at their first length* above "
+            "refit without those fine-tunes). To fix: a shorter first length (`min_steps`).", "",
+            markdown_table(list(first.columns), body), ""]
+
+
 def _ladder_lines(audit: Audit) -> list[str]:
     if not audit.ladder.checked:
         return ["Depth and width per N are not in the table (`n_layer`, `d_model`): the ladder was not checked.", ""]
@@ -70,6 +81,6 @@ def audit_section(audit: Audit) -> list[str]:
              "than a half-width (docs/METHOD.md §6).", ""]
     for law in audit.laws:
         lines += _law_table(law)
-    lines += ["### Convergence", ""] + _convergence_lines(audit)
+    lines += ["### Convergence", ""] + _convergence_lines(audit) + _first_length_lines(audit)
     lines += ["### The N ladder", ""] + _ladder_lines(audit)
     return lines

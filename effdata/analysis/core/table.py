@@ -78,6 +78,9 @@ COLUMN_DOCS: dict[str, tuple[str, str]] = {
                                 "its N reaches on its D"),
     "best_is_last": ("optional", "the run's best held-out evaluation is its last one: with a limit as "
                                  "stop_reason, the run was still improving when it stopped"),
+    "best_is_first": ("optional", "a length search kept the shortest length it tried (min_steps) or its starting model "
+                                  "(step 0): the best run may be shorter, so the loss is an upper bound; empty for a run "
+                                  "that did not search"),
     "length_search": ("optional", "`branches`: the run tried lengths min_steps·branch_ratio^k on a wsd trunk and "
                                   "kept the best (docs/METHOD.md §5e); `off`: early stopping within its schedule"),
 }
