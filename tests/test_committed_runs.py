@@ -56,9 +56,8 @@ RERUN = {
     # v2's cosine schedule with early stopping (length_search off), the tuned LR rule.
     "cpu-v2": Table("jobs/cpu-v2.toml", "analysis/cpu/results.csv"),
     # The default demo: the length search, the width ladder, budget pretraining with mid-run checkpoints and a
-    # fine-tune. Until analysis/quick holds its run, the reference is the re-run this test makes, made with
-    # commit 34636a3's code in a fresh home (its pretraining equals the cpu-v3 study's run of the same id).
-    "quick-v3": Table("jobs/quick.toml", "tests/data/quick-v3-reference.csv", pretraining=True),
+    # fine-tune (each of its runs is also the cpu-v3 study's run of the same id).
+    "quick-v3": Table("jobs/quick.toml", "analysis/quick/results.csv", pretraining=True),
 }
 
 # Committed table -> (job file, why the current code makes other numbers, the commit that changed them).
@@ -75,9 +74,6 @@ KNOWN_TO_DIFFER = {
 
 # Committed table -> why it is not re-run here although its cheapest runs reproduce.
 NOT_RE_RUN = {
-    "analysis/quick/results.csv": "v2's demo (jobs/quick-v2.toml), to be replaced by the v3 demo's table; its cheapest "
-                                  "from-scratch run, text pretraining and fine-tune (n25k) reproduced at 34636a3 in a "
-                                  "fresh home; the cpu-v2 table's run covers the same path",
     "analysis/shape/results.csv": "its cheapest from-scratch run (s50k-l8, 3e4 characters) reproduced at 34636a3; left "
                                   "out for time (30 s here under load): the cpu-v2 table's run covers the same path",
     "analysis/lr/results.csv": "its cheapest from-scratch run (n25k, 1e5 characters, lr_scale 0.5) reproduced at "

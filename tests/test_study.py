@@ -43,7 +43,7 @@ def test_plan_has_dependencies_and_shared_scratch_runs():
     assert len(both) == len(text) + 4
 
 
-@pytest.mark.parametrize("job, table", [("cpu-v2", "cpu"), ("cpu-fixed-budget", "cpu-fixed-budget"), ("quick-v2", "quick")])
+@pytest.mark.parametrize("job, table", [("cpu-v2", "cpu"), ("cpu-fixed-budget", "cpu-fixed-budget"), ("quick", "quick")])
 def test_job_files_plan_the_run_ids_of_the_committed_tables(job, table):
     """Run ids name run directories and committed results: planning must keep making the same ones."""
     import pandas as pd
