@@ -27,8 +27,7 @@ Seen failing, and how to see it again (docs/notes/issue-23-quick.md): set `Train
 w25k text pretraining by +0.095 nats and its mid-run checkpoints by -0.11 and -0.12.
 
 Time: 74 s on the 2-core machine with other tests beside it (3 min 9 s, with one more table, while a study ran
-there too), most of
-it building the fresh home (the 53 M-character text corpus is tokenized for the pretraining).
+there too), most of it building the fresh home (the 53 M-character text corpus is tokenized for the pretraining).
 """
 from __future__ import annotations
 
