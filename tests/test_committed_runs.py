@@ -55,7 +55,7 @@ class Table:
 
 RERUN = {
     # v2's cosine schedule with early stopping (length_search off), the tuned LR rule.
-    "cpu-v2": Table("jobs/cpu-v2.toml", "analysis/cpu/results.csv"),
+    "cpu-v2": Table("jobs/cpu-v2.toml", "analysis/cpu-v2/results.csv"),
     # The default demo: the length search, the width ladder, budget pretraining with mid-run checkpoints and a
     # fine-tune (each of its runs is also the cpu-v3 study's run of the same id).
     "quick-v3": Table("jobs/quick.toml", "analysis/quick/results.csv", pretraining=True),
@@ -83,6 +83,12 @@ NOT_RE_RUN = {
                                      "34636a3; left out for time, as the lr table",
     "analysis/lr/warmup/results.csv": "its cheapest from-scratch run (n25k, 1e5 characters, 1 % warm-up) and its "
                                       "pretraining reproduced at 34636a3; left out for time, as the lr table",
+    "analysis/cpu/results.csv": "the v3 study (jobs/cpu.toml): every one of the 66 rows it shares with the quick-v3 "
+                                "table (same run ids) is equal to it, so the quick-v3 re-run above covers it",
+    "analysis/dynamics/results.csv": "issue 22's short study (jobs/dynamics.toml), made by this code; not re-run here "
+                                     "(left out for time, and not checked by hand)",
+    "analysis/dynamics-batch/results.csv": "issue 22's batch experiment (jobs/dynamics-batch.toml), made by this code; "
+                                           "not re-run here (left out for time, and not checked by hand)",
 }
 
 
