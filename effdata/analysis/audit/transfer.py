@@ -10,7 +10,8 @@ from scipy.stats import norm
 
 from effdata.analysis.audit.leverage import (Extrapolation, LawAudit, estimator_warnings, leave_each_out,
                                              leverage_warnings)
-from effdata.analysis.core.fit import MIN_FIT_POINTS, TransferFit, fit_log_linear, headline_points, select_fit_points
+from effdata.analysis.core.fit import (MIN_FIT_POINTS, TransferFit, enough_points, fit_log_linear, headline_points,
+                                      select_fit_points)
 
 EXPONENTS = ("alpha", "beta")
 
@@ -26,7 +27,8 @@ def fit_points(effective: pd.DataFrame, fit: TransferFit) -> tuple[pd.DataFrame,
 
 
 def _identified(d_f, n_params) -> bool:
-    return len(d_f) >= MIN_FIT_POINTS - 1 and len(np.unique(d_f)) >= 2 and len(np.unique(n_params)) >= 2
+    # One point fewer than the headline asks for: a refit without one group needs only to pin three parameters.
+    return enough_points(d_f, n_params, MIN_FIT_POINTS - 1) is None
 
 
 def refit_exponents(d_f, n_params, d_t, delta: float) -> dict[str, float]:

@@ -180,7 +180,7 @@ def jsonable(value):
     return value
 
 
-def _enough(d_f: np.ndarray, n_params: np.ndarray, minimum: int) -> str | None:
+def enough_points(d_f: np.ndarray, n_params: np.ndarray, minimum: int) -> str | None:
     """None if the points can pin down three parameters, else the reason."""
     if len(d_f) < minimum:
         return f"need ≥ {minimum} points with D_T > 0 (have {len(d_f)})"
@@ -323,7 +323,7 @@ def _held_out(d_f, n_params, d_t, group: str, delta: float) -> HeldOut:
     errors, per_fold = [], []
     for value in np.unique(keys):
         train, test = keys != value, keys == value
-        if _enough(d_f[train], n_params[train], minimum=3) is not None:
+        if enough_points(d_f[train], n_params[train], minimum=3) is not None:
             continue   # the rest cannot identify the law (e.g. only one other N)
         design = _LogLinearDesign(d_f[train], n_params[train])
         theta = huber_irls(design.matrix[None], np.log(d_t[train])[None], delta,
@@ -344,9 +344,9 @@ def select_fit_points(effective: pd.DataFrame, warnings: list[str], pretrain: st
     usable = effective[np.isfinite(effective["d_t"]) & (effective["d_t"] > 0)
                        & ~effective["beyond_reach"] & ~effective["no_scratch"]]
     low = usable[usable["low_data"]]
-    if _enough(low["d_f"].to_numpy(), low["n_params"].to_numpy(), MIN_FIT_POINTS) is None:
+    if enough_points(low["d_f"].to_numpy(), low["n_params"].to_numpy(), MIN_FIT_POINTS) is None:
         return low, "low_data", None
-    reason = _enough(usable["d_f"].to_numpy(), usable["n_params"].to_numpy(), MIN_FIT_POINTS)
+    reason = enough_points(usable["d_f"].to_numpy(), usable["n_params"].to_numpy(), MIN_FIT_POINTS)
     if reason is None:
         warnings.append(f"fit '{pretrain}': only {len(low)} usable point(s) in the low-data regime "
                         f"(D_F ≤ 10% of D(N)); fitted on all {len(usable)} points with D_T > 0 instead")
@@ -364,7 +364,7 @@ def headline_points(points: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
     inside are the weakest-transfer corner of the grid, selected on the outcome itself.
     """
     inside = points[~points["extrapolated"].astype(bool)]
-    reason = _enough(inside["d_f"].to_numpy(), inside["n_params"].to_numpy(), MIN_FIT_POINTS)
+    reason = enough_points(inside["d_f"].to_numpy(), inside["n_params"].to_numpy(), MIN_FIT_POINTS)
     if reason is None and len(inside) < HEADLINE_MIN_SHARE * len(points):
         reason = (f"only {len(inside)} of {len(points)} points have D_E inside the measured from-scratch "
                   f"range (the headline needs at least half)")

@@ -1,0 +1,84 @@
+"""Measurement (not a test): what the audit (effdata/analysis/audit/) costs, and whether its fast Chinchilla refits
+find what the full starting grid finds.
+
+    .venv/bin/python benchmarks/bench_audit.py [--repeats 2] [--tables cpu-v2 quick cpu-fixed-budget shape]
+
+1. The analysis of analysis/cpu-v2 (with its --budget-compare table, no figures) with the audit and with it
+   replaced by an empty one, `--repeats` times each, interleaved.
+2. For every committed table named, each N left out in turn, both estimators: the Chinchilla refit from the
+   full 4,500-start grid against the audit's (the fit's optimum and `REFIT_GRID`): the largest difference in
+   an exponent and in the objective, and the seconds each took.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+from effdata.analysis import pipeline  # noqa: E402
+from effdata.analysis.audit.audit import Audit  # noqa: E402
+from effdata.analysis.core.table import load_results  # noqa: E402
+from effdata.analysis.laws.scaling import (REFIT_GRID, ScratchPoints, _lse_terms, _summed_huber,  # noqa: E402
+                                           chinchilla_refit, chinchilla_start, fit_chinchilla)
+
+
+def analysis_seconds(with_audit: bool) -> float:
+    real = pipeline.audit_table
+    pipeline.audit_table = real if with_audit else (lambda *a, **k: Audit())
+    try:
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory() as out:
+            pipeline.analyze(REPO / "analysis/cpu-v2/results.csv", out, compare=["text", "text+code"], figures=False,
+                             budget_compare=REPO / "analysis/cpu-fixed-budget/results.csv")
+        return time.perf_counter() - start
+    finally:
+        pipeline.audit_table = real
+
+
+def objective(natural: np.ndarray, points: ScratchPoints, delta: float) -> float:
+    theta = np.array([np.log(natural[1]), np.log(natural[2]), np.log(max(natural[0], 1e-300)), natural[3], natural[4]])
+    residual, _, _ = _lse_terms(theta[None], points.log_n[None], points.log_d[None], points.log_loss[None])
+    return float(_summed_huber(residual, delta)[0])
+
+
+def compare_refits(name: str) -> str:
+    table = load_results(REPO / "analysis" / name / "results.csv")
+    fit = fit_chinchilla(table.scratch, table.units, n_bootstrap=0)
+    points = ScratchPoints.from_frame(table.scratch, fit.units)
+    exponent = gap = full_s = fast_s = 0.0
+    for value in np.unique(points.log_n):
+        kept = points.subset(points.log_n != value)
+        for delta in (fit.huber_delta, 1e6):
+            start = time.perf_counter()
+            full = chinchilla_refit(kept, delta)
+            full_s += time.perf_counter() - start
+            start = time.perf_counter()
+            fast = chinchilla_refit(kept, delta, REFIT_GRID, chinchilla_start(fit))
+            fast_s += time.perf_counter() - start
+            exponent = max(exponent, abs(full[3] - fast[3]), abs(full[4] - fast[4]))
+            gap = max(gap, abs(objective(full, kept, delta) - objective(fast, kept, delta)))
+    return (f"{name}: {len(np.unique(points.log_n))} sizes; largest exponent difference {exponent:.2g}, objective "
+            f"difference {gap:.2g}; full grid {full_s:.1f} s, audit's {fast_s:.1f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--tables", nargs="+", default=["cpu-v2", "quick", "cpu-fixed-budget", "shape"])
+    args = parser.parse_args()
+    for _ in range(args.repeats):
+        print(f"analysis of cpu-v2: with the audit {analysis_seconds(True):.1f} s, "
+              f"without {analysis_seconds(False):.1f} s", flush=True)
+    for name in args.tables:
+        print(compare_refits(name), flush=True)
+
+
+if __name__ == "__main__":
+    main()
