@@ -172,14 +172,12 @@ def main() -> None:
 
 
 def _study_eval_tokens(path: Path) -> int:
-    """A committed table's eval_tokens, from the study file whose `name` is the table's folder (analysis/cpu-v2
-    is jobs/cpu-v2.toml's, named "cpu")."""
-    for job in sorted((REPO / "jobs").glob("*.toml")):
-        study = load_study(job)
-        if study.name == path.parent.name:
-            return study.train.eval_tokens
-    raise SystemExit(f"no jobs/*.toml is named {path.parent.name!r}, the folder of {path}")
-
+    """A committed table's eval_tokens, from its study file: analysis/<folder> is jobs/<folder>.toml's
+    (analysis/cpu is jobs/cpu.toml, named "cpu-v3"; the study names carry versions, the folders do not)."""
+    job = REPO / "jobs" / f"{path.parent.name}.toml"
+    if not job.is_file():
+        raise SystemExit(f"no {job.relative_to(REPO)} for the table {path}")
+    return load_study(job).train.eval_tokens
 
 if __name__ == "__main__":
     main()

@@ -95,7 +95,10 @@ CPU_LADDER: dict[str, ModelShape] = _ladder(
 # three smallest CPU_LADDER sizes already are (v2 and v3 share those shapes), the shape study's best
 # fine-tuned loss was at 1–2 layers at both N, and 2 layers is the cheapest depth per parameter on this CPU
 # (s200k-l2 trained fastest of the 200 K shapes). Head dim 16, context 128; 25 K to 1.04 M, 1.61 decades.
+# w7k (one head of 16, the narrowest at this head width) extends it downward: w1m's pretraining alone is
+# 10,427 estimated seconds for two corpora on this CPU, w7k's 30; v4 spans w7k–w500k, 1.88 decades.
 WIDTH_LADDER: dict[str, ModelShape] = _ladder(
+    ("w7k", 2, 16, 1, 128),      # N = 6,592 (token embeddings 2048 × 16 = 32,768: five times N)
     ("w25k", 2, 32, 2, 128),     # N = 25,472 (the shape of n25k)
     ("w50k", 2, 48, 3, 128),     # N = 56,640 (n50k)
     ("w100k", 2, 64, 4, 128),    # N = 100,096 (n100k)

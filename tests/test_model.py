@@ -55,15 +55,16 @@ def test_ladder_spans_and_shape_variants():
 
 
 def test_the_width_ladder_changes_only_the_width():
-    """v3's ladder (issue 23): six sizes at one depth and one head width over >= 1.5 decades of N, each
-    about the N its name says; its three smallest are v2's shapes, so the two studies share them."""
+    """The width ladder (issue 23): sizes at one depth and one head width over >= 1.5 decades of N, each
+    about the N its name says; w25k … w1m evenly spaced in log N, w7k (v4's extension downward) below
+    them; its w25k, w50k, w100k are v2's shapes, so the studies share them."""
     shapes = list(WIDTH_LADDER.values())
     ns = [s.n_params for s in shapes]
-    assert len(shapes) == 6 and ns == sorted(ns) and ns[0] < 30_000 and ns[-1] >= 1_000_000
-    assert math.log10(ns[-1] / ns[0]) >= 1.5
+    assert len(shapes) == 7 and ns == sorted(ns) and ns[0] < 10_000 and ns[-1] >= 1_000_000
+    assert math.log10(ns[-1] / ns[1]) >= 1.5 and math.log10(WIDTH_LADDER["w500k"].n_params / ns[0]) >= 1.5
     assert {s.n_layer for s in shapes} == {2} and {s.d_model // s.n_head for s in shapes} == {16}
     assert {s.n_ctx for s in shapes} == {128}
-    ratios = [b / a for a, b in zip(ns, ns[1:])]
+    ratios = [b / a for a, b in zip(ns[1:], ns[2:])]
     assert max(ratios) / min(ratios) < 1.3                     # about evenly spaced in log N
     for name, s in WIDTH_LADDER.items():
         nominal = float(name[1:-1]) * (1e3 if name.endswith("k") else 1e6)
