@@ -83,8 +83,8 @@ NOT_RE_RUN = {
                                      "34636a3; left out for time, as the lr table",
     "analysis/lr/warmup/results.csv": "its cheapest from-scratch run (n25k, 1e5 characters, 1 % warm-up) and its "
                                       "pretraining reproduced at 34636a3; left out for time, as the lr table",
-    "analysis/cpu/results.csv": "the v3 study (jobs/cpu.toml): every one of the 66 rows it shares with the quick-v3 "
-                                "table (same run ids) is equal to it, so the quick-v3 re-run above covers it",
+    "analysis/cpu-v3/results.csv": "the v3 study (jobs/cpu-v3.toml), made by the same code as the quick-v3 table that "
+                                   "was re-run here until v4 replaced it (every one of the 66 rows they shared was equal)",
     "analysis/dynamics/results.csv": "issue 22's short study (jobs/dynamics.toml), made by this code; not re-run here "
                                      "(left out for time, and not checked by hand)",
     "analysis/dynamics-batch/results.csv": "issue 22's batch experiment (jobs/dynamics-batch.toml), made by this code; "

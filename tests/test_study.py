@@ -43,7 +43,7 @@ def test_plan_has_dependencies_and_shared_scratch_runs():
     assert len(both) == len(text) + 4
 
 
-@pytest.mark.parametrize("job, table", [("cpu", "cpu"), ("cpu-v2", "cpu-v2"), ("cpu-fixed-budget", "cpu-fixed-budget"), ("quick", "quick")])
+@pytest.mark.parametrize("job, table", [("cpu", "cpu"), ("cpu-v3", "cpu-v3"), ("cpu-v2", "cpu-v2"), ("cpu-fixed-budget", "cpu-fixed-budget"), ("quick", "quick")])
 def test_job_files_plan_the_run_ids_of_the_committed_tables(job, table):
     """Run ids name run directories and committed results: planning must keep making the same ones."""
     import pandas as pd
