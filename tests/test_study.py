@@ -155,6 +155,19 @@ def test_pretrain_batch_size_is_for_the_pretraining_runs_alone():
         study_from_dict({**MINIMAL, "pretrain": {**WSD, "batch_size": 0}})
 
 
+def test_pretrain_lr_scale_changes_the_pretraining_and_its_fine_tunes_alone():
+    """jobs/lr-pretrain-*.toml: the pretraining LR checked by a key that leaves the from-scratch ids alone."""
+    base = study_runs(study_from_dict({**MINIMAL, "pretrain": WSD}))
+    half = study_runs(study_from_dict({**MINIMAL, "pretrain": {**WSD, "lr_scale": 0.5}}))
+    assert {r.spec.settings.lr_scale for r in half if r.mode == "pretrain"} == {0.5}
+    assert {r.spec.settings.lr_scale for r in half if r.mode != "pretrain"} == {1.0}
+    ids = lambda runs, mode: {r.run_id for r in runs if r.mode == mode}  # noqa: E731
+    assert ids(half, "scratch") == ids(base, "scratch")
+    assert not ids(half, "pretrain") & ids(base, "pretrain") and not ids(half, "finetune") & ids(base, "finetune")
+    with pytest.raises(StudyError, match=r"\[pretrain\] lr_scale must be > 0, got 0"):
+        study_from_dict({**MINIMAL, "pretrain": {**WSD, "lr_scale": 0}})
+
+
 def test_extra_seeds_cover_only_the_sizes_they_name():
     study = study_from_dict({**MINIMAL, "scratch": {"data_chars": [1e4, 3e4, 1e5]}, "finetune": {"data_chars": [1e4, 3e4]},
                              "extra_seeds": {"seeds": [1, 2], "scratch_data_chars": [1e4],

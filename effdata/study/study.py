@@ -200,8 +200,10 @@ def _data_sizes(table: Any, where: str, more_keys: frozenset[str] = frozenset())
 # [train] keys that [pretrain] may set for the pretraining runs alone: mid-run checkpoints need the wsd
 # schedule, which an early-stopped from-scratch run or fine-tune should not be forced to use; a GPU study
 # pretrains on larger batches than its small-data runs can use (jobs/gpu-h200.toml: 16 sequences for the
-# runs on 1e4 characters, whose 3,300 tokens are one batch of 32; 128 for pretraining).
-PRETRAIN_TRAIN_KEYS = ("schedule", "decay_frac", "warmup_frac", "batch_size")
+# runs on 1e4 characters, whose 3,300 tokens are one batch of 32; 128 for pretraining). lr_scale: a study never
+# sweeps its pretraining, so the pretraining LR is checked by studies that differ in this key alone
+# (jobs/lr-pretrain-*.toml; their from-scratch runs keep the reference study's ids).
+PRETRAIN_TRAIN_KEYS = ("schedule", "decay_frac", "warmup_frac", "batch_size", "lr_scale")
 PRETRAIN_KEYS = {"corpora", "token_budget", "tokens_per_param", "min_tokens", "max_tokens",
                  "checkpoint_tokens_per_param", *PRETRAIN_TRAIN_KEYS}
 
