@@ -11,7 +11,8 @@ laws were fitted on says so.
   attains it is N_opt for that compute (Kaplan's N_opt ∝ C^0.73 is this minimum on their laws).
 * The same frontier in closed form, for a compute C (`frontier_at_compute`): d/dN of N·S_min(N, L) = 0 puts the
   N term at α_S/(α_N + α_S) of L (Kaplan §6.1), so N_opt ∝ L^(−1/α_N), S_min ∝ L^(−1/α_S), B_crit ∝ L^(−1/α_B)
-  and C_min ∝ L^(−p), p = 1/α_N + 1/α_S + 1/α_B: N_opt ∝ C^((1/α_N)/p), Kaplan's α_C^min/α_N (0.71 on his laws).
+  and C_min ∝ L^(−p), p = 1/α_N + 1/α_S + 1/α_B: N_opt ∝ C^((1/α_N)/p), Kaplan's α_C^min/α_N (0.68 from his
+  rounded exponents; he quotes 0.71, and 0.73 fitted on his runs).
 """
 from __future__ import annotations
 

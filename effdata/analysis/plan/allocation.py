@@ -170,7 +170,7 @@ def _frontier_rule_and_judge(fits: dict) -> tuple[Rule, Judge, list[float]]:
     exponent = frontier_exponent(law, noise)        # raises without L(N, S_min) and B_crit(L)
     span = [optimal_at_loss(law, noise, loss).c_min for loss in law.loss_range]
     rule = Rule("frontier", "Kaplan's frontier: L(N, S_min) + B_crit(L) (fitted)", exponent, None,
-                f"{PAPER_KAPLAN_EXPONENT} (§6; 0.71 from his exponents)",
+                f"{PAPER_KAPLAN_EXPONENT} (§6; 0.68 from his α_N, α_S, α_B)",
                 lambda c: frontier_at_compute(law, noise, c).n_opt)
 
     def flags(n, c):
