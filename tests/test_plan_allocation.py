@@ -16,7 +16,12 @@ from effdata.analysis.dynamics.answers import (
 )
 from effdata.analysis.dynamics.law import LearningCurveFit
 from effdata.analysis.dynamics.noise import NoiseScaleFit
-from effdata.analysis.plan.allocation import allocate, allocator, chinchilla_n_opt, kaplan_n_opt
+from effdata.analysis.plan.allocation import (
+    allocate,
+    allocator,
+    chinchilla_n_opt,
+    kaplan_n_opt,
+)
 from effdata.analysis.plan.planner import read_fits
 from effdata.plan import main
 
@@ -107,8 +112,8 @@ def test_cli_writes_the_allocation_and_its_figure(tmp_path, capsys):
 @pytest.mark.parametrize("case, args, message", [
     ("zero", ["--compute", "0"], "every compute C must be a positive number of FLOPs (got 0.0)"),
     ("negative", ["--compute=-1e12"], "every compute C must be a positive number of FLOPs (got -1000000000000.0)"),
-    ("no law", ["--compute", "1e15"], "these fits have no law to allocate compute with (Kaplan's frontier: this fits.json "
-                                      "has no `dynamics` block"),
+    ("no law", ["--compute", "1e15"], ("these fits have no law to allocate compute with (Kaplan's frontier: this "
+                                       "fits.json has no `dynamics` block")),
 ])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, case, args, message):
     fits = read_fits("paper")
