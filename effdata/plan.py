@@ -4,6 +4,7 @@
     python -m effdata.plan paper --d-f 1e8 --sizes 1e8 1e9 1e10 --budget 1e21
     python -m effdata.plan --heldout analysis/cpu/results.csv          # how well it predicts unseen runs
     python -m effdata.plan analysis/dynamics/fits.json --target-loss 5.5 --sizes 5e4 1e5   # steps, batch, frontier
+    python -m effdata.plan analysis/cpu-v2/fits.json --compute 1e12 1e15   # N and D for C FLOPs: Kaplan beside Chinchilla
 
 FITS is a fits.json written by `python -m effdata.analyze` (or the directory holding it), or `paper`
 (`paper:hoffmann`) for the papers' laws, labelled as such. Prints the plan as Markdown and writes
@@ -42,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--target-loss", type=float, metavar="LOSS",
                         help="instead of --d-f: steps, batch and compute for a run of each size to reach this held-out "
                              "loss, and the compute-efficient N, from the learning-curve laws (fits.json's `dynamics`)")
+    parser.add_argument("--compute", type=float, nargs="+", metavar="FLOPS",
+                        help="instead of --d-f: how big a model on how much data for C FLOPs, Kaplan's allocation "
+                             "beside Chinchilla's and the papers'; writes ALLOCATION.md and allocation.png to --out")
     parser.add_argument("--sizes", type=float, nargs="+", metavar="N",
                         help="candidate non-embedding sizes (default: 5 over the from-scratch law's fitted range)")
     parser.add_argument("--pretrain", nargs="+", metavar="NAME", help="pretraining names (default: every fitted one)")
@@ -79,9 +83,27 @@ def _steps_plan(args) -> str:
                       *answers_markdown(law, answers, front)]) + "\n"
 
 
+def _allocation_plan(args, argv: list[str]) -> str:
+    """--compute: N_opt and D for each C under every fitted law and the papers' rules (analysis/plan/allocation.py)."""
+    from effdata.analysis.plan.allocation import allocate, allocator  # noqa: PLC0415
+    from effdata.analysis.plan.report import render_allocation  # noqa: PLC0415
+
+    found = allocator(read_fits(args.fits), chars_per_token=args.chars_per_token)
+    text = render_allocation(found, allocate(found, args.compute))
+    if not args.no_figure:
+        from effdata.analysis.plan.plots import plot_allocation  # noqa: PLC0415  (matplotlib only when drawing)
+
+        figure = plot_allocation(found, args.compute, args.out)
+        text += f"\n![{figure.title}]({figure.png.name})\n\nWritten by `python -m effdata.plan {shlex.join(argv)}`.\n"
+        atomic_write_text(args.out / "ALLOCATION.md", text)
+    return text
+
+
 def _plan(args, argv: list[str]) -> str:
     if args.fits is not None and args.target_loss is not None:
         return _steps_plan(args)
+    if args.fits is not None and args.compute is not None:
+        return _allocation_plan(args, argv)
     if args.fits is None or args.d_f is None:
         raise PlanError("give FITS (a fits.json, or 'paper') and --d-f CHARS, or --heldout RESULTS")
     laws = load_laws(read_fits(args.fits), law=args.law, chars_per_token=args.chars_per_token)
@@ -137,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"effdata.plan: {exc}", file=sys.stderr)
         return 2
     if not args.no_figure and args.target_loss is None:   # --target-loss prints only
-        print(f"\nwritten: {args.out / 'PLAN.md'}, {args.out / 'plan.png'}", file=sys.stderr)
+        report, figure = ("ALLOCATION.md", "allocation.png") if args.compute else ("PLAN.md", "plan.png")
+        print(f"\nwritten: {args.out / report}, {args.out / figure}", file=sys.stderr)
     return 0
 
 

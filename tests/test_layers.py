@@ -55,7 +55,7 @@ QUESTIONS = {
     "core": set(),
     "transfer": {"core"}, "laws": {"core"}, "budget": {"core"}, "shape": {"core"}, "sweep": {"core"},
     "dynamics": {"core"},
-    "plan": {"core", "laws", "shape"},
+    "plan": {"core", "laws", "shape", "dynamics"},   # dynamics: the compute allocation reads Kaplan's frontier
     "audit": {"core", "laws", "budget"},
 }
 ASSEMBLY = {"effdata.analysis.pipeline", "effdata.analysis.report", "effdata.analysis"}

@@ -9,6 +9,10 @@ laws were fitted on says so.
   steps, 2× the fewest tokens). With plain S (no noise scale) the steps are at the batch the runs used.
 * Frontier: C_min(L) = min over N of 6·N·E_min(N, L), N on a grid a decade around the fitted sizes; the N that
   attains it is N_opt for that compute (Kaplan's N_opt ∝ C^0.73 is this minimum on their laws).
+* The same frontier in closed form, for a compute C (`frontier_at_compute`): d/dN of N·S_min(N, L) = 0 puts the
+  N term at α_S/(α_N + α_S) of L (Kaplan §6.1), so N_opt ∝ L^(−1/α_N), S_min ∝ L^(−1/α_S), B_crit ∝ L^(−1/α_B)
+  and C_min ∝ L^(−p), p = 1/α_N + 1/α_S + 1/α_B: N_opt ∝ C^((1/α_N)/p), Kaplan's α_C^min/α_N (0.68 from his
+  rounded exponents; he quotes 0.71, and 0.73 fitted on his runs).
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import brentq
 
 from effdata.analysis.dynamics.law import LearningCurveFit
 from effdata.analysis.dynamics.noise import NoiseScaleFit
@@ -36,7 +41,7 @@ class StepsAnswer:
     flags: tuple[str, ...]     # extrapolations, and why an answer is missing
 
 
-def _extrapolations(law: LearningCurveFit, n: float, target: float, s: float) -> list[str]:
+def extrapolations(law: LearningCurveFit, n: float, target: float, s: float) -> list[str]:
     flags = []
     if not min(law.sizes) <= n <= max(law.sizes):
         flags.append(f"N outside the fitted {min(law.sizes):.3g}-{max(law.sizes):.3g}")
@@ -57,7 +62,7 @@ def law_steps(law: LearningCurveFit, n, target) -> np.ndarray:
 def steps_for(law: LearningCurveFit, noise: NoiseScaleFit | None, n: float, target: float) -> StepsAnswer:
     """Steps, batch, tokens and compute for a run of N to reach `target` (module docstring)."""
     s = float(law_steps(law, n, target))
-    flags = _extrapolations(law, n, target, s)
+    flags = extrapolations(law, n, target, s)
     if not np.isfinite(s):
         flags.append(f"unreachable: L(N, ∞) = {math.exp(law.log_a - law.alpha_n * math.log(n)):.3g} ≥ the target")
     if law.steps == "S_min" and noise is not None and noise.fitted:
@@ -87,11 +92,60 @@ def frontier(law: LearningCurveFit, noise: NoiseScaleFit, losses) -> list[Fronti
         if not np.isfinite(compute).any():
             continue
         best = int(np.nanargmin(compute))
-        flags = _extrapolations(law, grid[best], loss, float(law_steps(law, grid[best], loss)))
+        flags = extrapolations(law, grid[best], loss, float(law_steps(law, grid[best], loss)))
         if best in (0, len(grid) - 1):
             flags.append("the minimum is at the edge of the sizes tried")
         points.append(FrontierPoint(float(loss), float(grid[best]), float(compute[best]), tuple(flags)))
     return points
+
+
+def _frontier_laws(law: LearningCurveFit, noise: NoiseScaleFit | None) -> NoiseScaleFit:
+    """B_crit(L), or ValueError when the closed-form frontier cannot be drawn from these laws."""
+    if law.steps != "S_min" or noise is None or not noise.fitted:
+        raise ValueError("the frontier needs L(N, S_min) and a fitted B_crit(L)")
+    if not min(law.alpha_n, law.alpha_s, noise.alpha_b) > 0:
+        raise ValueError("the frontier needs positive α_N, α_S and α_B")
+    return noise
+
+
+def optimal_at_loss(law: LearningCurveFit, noise: NoiseScaleFit | None, loss: float) -> FrontierPoint:
+    """N_opt and C_min for one loss, in closed form (module docstring), flagged like the grid's frontier."""
+    noise = _frontier_laws(law, noise)
+    share = law.alpha_s / (law.alpha_n + law.alpha_s)      # the N term's share of L at the optimum
+    n_opt = math.exp((law.log_a - math.log(share * loss)) / law.alpha_n)
+    s_min = float(law_steps(law, n_opt, loss))
+    c_min = 6 * n_opt * s_min * float(noise.b_crit(loss))
+    return FrontierPoint(float(loss), n_opt, c_min, tuple(extrapolations(law, n_opt, loss, s_min)))
+
+
+def frontier_exponent(law: LearningCurveFit, noise: NoiseScaleFit | None) -> float:
+    """a in N_opt ∝ C^a along the frontier: (1/α_N) / (1/α_N + 1/α_S + 1/α_B)."""
+    noise = _frontier_laws(law, noise)
+    return (1 / law.alpha_n) / (1 / law.alpha_n + 1 / law.alpha_s + 1 / noise.alpha_b)
+
+
+def frontier_at_compute(law: LearningCurveFit, noise: NoiseScaleFit | None, compute: float) -> FrontierPoint:
+    """The frontier's point whose C_min is `compute`: log C_min is linear in log L (slope −p), so one point fixes L."""
+    noise = _frontier_laws(law, noise)
+    p = 1 / law.alpha_n + 1 / law.alpha_s + 1 / noise.alpha_b
+    at_one = optimal_at_loss(law, noise, 1.0).c_min
+    return optimal_at_loss(law, noise, (at_one / compute) ** (1 / p))
+
+
+def loss_at_compute(law: LearningCurveFit, noise: NoiseScaleFit | None, n: float, compute: float) -> float:
+    """The loss a size-N run reaches with `compute` FLOPs spent at C_min (6·N·S_min(N, L)·B_crit(L) = C), under
+    the frontier's laws: what another allocation's N is worth on this law. C falls as L rises, so one root."""
+    noise = _frontier_laws(law, noise)
+    floor = math.exp(law.log_a - law.alpha_n * math.log(n))      # L(N, ∞): the cost runs to infinity there
+
+    def excess(log_gap):   # log C − log compute at L = floor + gap; S_min from the gap itself (no cancellation)
+        log_steps = (law.log_b - log_gap) / law.alpha_s
+        b_crit = float(noise.b_crit(floor + math.exp(log_gap)))
+        return math.log(6 * n) + log_steps + math.log(b_crit) - math.log(compute)
+    low, high = math.log(floor) - 60, math.log(floor) + 10
+    if excess(low) < 0 or excess(high) > 0:
+        return float("nan")
+    return floor + math.exp(brentq(excess, low, high, xtol=1e-12))
 
 
 def example_targets(law: LearningCurveFit) -> list[float]:

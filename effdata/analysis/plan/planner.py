@@ -265,11 +265,11 @@ def load_laws(fits: dict, law: str = "auto", chars_per_token: float | None = Non
 def _load_laws(fits: dict, law: str, chars_per_token: float | None) -> Laws:
     built_in = bool(fits.get("built_in"))
     form, entry, choice = _choose_scratch_entry(fits, law)
-    cpt, cpt_source = _chars_per_token(entry, chars_per_token, built_in)
-    scratch = _scratch_law(form, entry, cpt)
+    cpt, cpt_source = law_chars_per_token(entry, chars_per_token, built_in)
+    scratch = scratch_law(form, entry, cpt)
     other_form = {"chinchilla": "kaplan", "kaplan": "chinchilla"}[form]
     other = fits.get(other_form)
-    other_law = (_scratch_law(other_form, other, cpt) if law == "auto" and isinstance(other, dict) and other.get("fitted")
+    other_law = (scratch_law(other_form, other, cpt) if law == "auto" and isinstance(other, dict) and other.get("fitted")
                  and not other.get("degenerate") else None)
     transfer, not_fitted = _transfer_laws(fits, cpt)
     label = fits.get("label") or f"fitted by effdata.analyze on {fits.get('source', 'an unnamed table')}"
@@ -315,7 +315,7 @@ def _choose_scratch_entry(fits: dict, law: str) -> tuple[str, dict, str]:
     return form, fitted[form], f"the {form} form (auto: {'; '.join(why) or 'neither held-out error measured'})"
 
 
-def _chars_per_token(entry: dict, given: float | None, built_in: bool) -> tuple[float | None, str]:
+def law_chars_per_token(entry: dict, given: float | None, built_in: bool) -> tuple[float | None, str]:
     if given is not None:
         if not (math.isfinite(given) and given > 0):
             raise PlanError(f"--chars-per-token must be a positive number (got {given})")
@@ -341,7 +341,7 @@ def _range(entry: dict, key: str, scale: float | None = 1.0) -> Range | None:
     return Range(float(value[0]) * scale, float(value[1]) * scale)
 
 
-def _scratch_law(form: str, entry: dict, cpt: float | None) -> ScratchLaw:
+def scratch_law(form: str, entry: dict, cpt: float | None) -> ScratchLaw:
     units = entry.get("units") or "tokens"
     if units == "tokens" and cpt is None:
         raise PlanError(f"the {form} law is in tokens and the fits give no characters per token: "

@@ -8,19 +8,24 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
+import seaborn as sns
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator
 
 from effdata.analysis.core.figures import (
+    FLAG_COLOR,
     LEGEND_FONT,
     LOSS_LABEL,
     SCRATCH_COLOR,
     SavedFigure,
+    _legend_outside,
     _new_figure,
     _pretrain_colors,
     _save,
     _style,
 )
+from effdata.analysis.plan.allocation import Allocator, own_flags
 from effdata.analysis.plan.planner import SCRATCH, Plan, extrapolation, predict
 from effdata.fmt import compact
 
@@ -113,3 +118,53 @@ def plot_plan(plan: Plan, out_dir: Path) -> SavedFigure:
         return _save(figure, Path(out_dir), "plan", "Predicted loss and effective data against model size",
                      "Lines: the laws' predictions; dots: the candidate sizes; dashed: outside a law's fitted range; "
                      "stars: the best size within the compute budget.")
+
+
+# --------------------------------------------------------------------------- python -m effdata.plan --compute
+
+def _compute_grid(found: Allocator, computes) -> np.ndarray:
+    """From a decade below the smallest of the asked and fitted compute to a decade above the largest."""
+    span = [*computes, *found.fitted_compute]
+    return np.geomspace(min(span) / 10, max(span) * 10, CURVE_POINTS)
+
+
+def _allocation_curves(found: Allocator, grid: np.ndarray, n_ax, ratio_ax) -> None:
+    """N_opt(C) and D/N per rule: solid inside its own law's fitted range, dashed beyond, paper rules dotted."""
+    colors = dict(zip([r.key for r in found.rules], sns.color_palette("deep", len(found.rules))))
+    for rule in found.rules:
+        n = np.array([rule.n_opt(c) for c in grid])
+        ratio = grid / (6 * n) / n
+        if rule.is_paper:
+            n_ax.plot(grid, n, color=colors[rule.key], lw=1.2, ls=":", label=rule.label)
+            ratio_ax.plot(grid, ratio, color=colors[rule.key], lw=1.2, ls=":")
+            continue
+        outside = np.array([bool(own_flags(found, rule, v, c)) for v, c in zip(n, grid)])
+        _curve(n_ax, grid, n, outside, colors[rule.key], rule.label)
+        _curve(ratio_ax, grid, ratio, outside, colors[rule.key], None)
+
+
+def plot_allocation(found: Allocator, computes, out_dir: Path) -> SavedFigure:
+    """N_opt against C and tokens per parameter against C, for every rule; the asked compute marked."""
+    with matplotlib.rc_context(_style()):
+        figure, (n_ax, ratio_ax) = _new_figure(2, width=5.0, height=4.0)
+        grid = _compute_grid(found, computes)
+        _allocation_curves(found, grid, n_ax, ratio_ax)
+        for ax in (n_ax, ratio_ax):
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("training compute C (FLOPs)")
+            if found.fitted_compute:
+                ax.axvspan(min(found.fitted_compute), max(found.fitted_compute), color="0.92", zorder=0)
+            for c in computes:
+                ax.axvline(c, color=FLAG_COLOR, lw=0.8, ls="-.")
+        n_ax.set_ylabel("compute-optimal non-embedding parameters N_opt")
+        ratio_ax.set_ylabel("tokens per parameter D/N at N_opt")
+        handles, _ = n_ax.get_legend_handles_labels()
+        handles += [Line2D([], [], color=FLAG_COLOR, ls="--", label="outside the law's fitted range"),
+                    Line2D([], [], color=FLAG_COLOR, ls="-.", lw=0.8, label="compute asked for"),
+                    Patch(color="0.92", label="compute the fitted laws span")]
+        _legend_outside(figure, handles)
+        figure.suptitle(f"Compute allocation: laws fitted on {found.source}", fontsize="small")
+        return _save(figure, Path(out_dir), "allocation", "Compute-optimal model size and data against compute",
+                     "N_opt(C) and D/N for each law's allocation and the papers' rules (dotted); dashed: outside the "
+                     "law's fitted range; shaded: the compute its fitted laws span.")

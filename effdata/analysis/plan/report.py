@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from effdata.analysis.core.markdown import markdown_table
+from effdata.analysis.plan.allocation import Allocation, Allocator
 from effdata.analysis.plan.planner import SCRATCH, Plan
 from effdata.fmt import compact, sig
 
@@ -80,4 +81,45 @@ def render_plan(plan: Plan) -> str:
               "*extrapolated*, with the range.", ""]
     lines += ["## Best size for the budget", ""] + _best_lines(plan) + ["", "## Notes", ""]
     lines += [f"- {note}" for note in plan.notes]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- python -m effdata.plan --compute
+
+def _exponent_rows(found: Allocator) -> list[list[str]]:
+    rows = []
+    for rule in found.rules:
+        interval = f" [{sig(rule.interval[0], 2)}, {sig(rule.interval[1], 2)}]" if rule.interval else ""
+        rows.append([rule.label, sig(rule.exponent, 3) + interval, rule.paper or "—"])
+    return rows
+
+
+def _allocation_rows(found: Allocator, allocations: list[Allocation]) -> list[list[str]]:
+    return [[a.rule.label, sig(a.n), sig(a.tokens), sig(a.chars), sig(a.tokens / a.n),
+             *(sig(a.losses[judge.key], 4) for judge in found.judges), "; ".join(a.flags) or "—"]
+            for a in allocations]
+
+
+def render_allocation(found: Allocator, allocations: list[Allocation]) -> str:
+    """The exponents side by side, then a table per compute: each rule's N and D, its loss under every fitted law."""
+    computes = list(dict.fromkeys(a.compute for a in allocations))
+    lines = [f"# Compute allocation for C = {', '.join(sig(c) for c in computes)} FLOPs", "",
+             "How big a model, on how much data, for C FLOPs (C = 6·N·D, D in tokens): the compute-optimal N of "
+             "each fitted law beside the papers' rules, and the loss each allocation reaches under every fitted law.",
+             "", f"- Laws fitted by effdata.analyze on `{found.source}`.",
+             f"- Characters per token: {sig(found.chars_per_token)} ({found.cpt_source})."]
+    lines += [f"- Not used: {why}." for why in found.missing]
+    lines += ["", "## N_opt ∝ C^a", "", markdown_table(["allocation", "a [90% CI]", "paper"], _exponent_rows(found)),
+              "", "Intervals: the bootstrap's percentiles of the exponent (fits.json keeps each parameter's, not the "
+              "joint samples, so N_opt(C) itself has no interval); the learning-curve frontier has none.", ""]
+    header = ["allocation", "N_opt", "D (tokens)", "D (chars)", "tokens per parameter",
+              *(f"loss under {judge.label}" for judge in found.judges), "outside a fitted range"]
+    for c in computes:
+        at_c = [a for a in allocations if a.compute == c]
+        lines += [f"## C = {sig(c)} FLOPs", "", markdown_table(header, _allocation_rows(found, at_c)), ""]
+    lines += ["## Notes", "", "- Each fitted law's own allocation has the lowest loss in its column; the spread down "
+              "a column is what choosing another allocation costs under that law. Losses in nats/token; the frontier's "
+              "is the loss a run of that N reaches spending C at a batch well below B_crit (Kaplan's C_min).",
+              "- Paper rules come from other tokenizers, data and sizes: compare their N, not their losses."]
+    lines += [f"- {note[:1].upper() + note[1:]}." for rule in found.rules for note in rule.notes]
     return "\n".join(lines) + "\n"
