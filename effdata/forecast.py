@@ -71,9 +71,12 @@ class StopCheck:
 
 def stop_check(steps, losses, end: float, seen: float, bar: float) -> StopCheck | None:
     """Stop when forecast·(1 − margin) > bar: even the forecast's largest measured error in the run's favour
-    leaves it worse than a sibling that has finished. None when there is no forecast or no margin yet."""
+    leaves it worse than a sibling that has finished. The forecast of the best loss is at most the best seen (a
+    curve already past its best, where the fit is poor, keeps what it reached). None when there is no forecast
+    or no margin yet."""
     margin = margin_at(seen)
     forecast = own_forecast(steps, losses, end)
     if margin is None or not math.isfinite(forecast):
         return None
+    forecast = min(forecast, min(losses))
     return StopCheck(forecast, margin, seen, bar, bool(forecast * (1 - margin) > bar))

@@ -49,6 +49,12 @@ def test_a_run_stops_when_its_forecast_less_the_margin_is_above_the_best_sibling
         (pytest.approx(2.3, abs=1e-6), 0.05, 0.5, bar)
 
 
+def test_the_forecast_of_the_best_is_never_above_the_best_seen():
+    rising = np.array([3.0, 2.5, 2.6, 2.8, 3.0])                    # past its best: the fit is poor there
+    check = stop_check(STEPS, rising, 100, seen=0.5, bar=2.4)
+    assert check.forecast_loss <= 2.5 and not check.stop             # 2.5 × 0.95 < 2.4 is not above it
+
+
 def test_no_check_before_the_first_measured_fraction_or_without_enough_points():
     assert stop_check(STEPS, CURVE, 100, seen=0.2, bar=1.0) is None
     assert stop_check(STEPS[:3], CURVE[:3], 100, seen=0.5, bar=1.0) is None
