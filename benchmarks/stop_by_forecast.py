@@ -8,6 +8,10 @@ Reads `curves.csv` and `results.csv`, forecasts every from-scratch run's best lo
 group of runs sharing N and data size (a sweep's points). Not in the report: a [sweep] study's table gets the
 sweep analysis, and a grid's (N, data) groups hold only seeds of one setting.
 
+`--rule F`: the study option `stop_by_forecast = F` in hindsight, on a study run without it: each sweep point (runs
+sharing mode, N and data size) checked at its evaluations from F on against its best sibling's final loss, as if
+that sibling had finished first (the most the option can save in any order), and whether a stopped run had won.
+
 `--margins`: the own-curve forecast's largest |error| over the studies' from-scratch runs and fine-tunes at each
 fraction of effdata.forecast.MARGINS, beside the margin there: what the study option `stop_by_forecast` subtracts.
 """
@@ -25,7 +29,7 @@ sys.path[:0] = [str(REPO)]
 from effdata.analysis.dynamics.forecast import FRACTIONS, forecast_runs, own_errors
 from effdata.analysis.dynamics.history import load_curves
 from effdata.analysis.dynamics.stopping import simulate_stopping
-from effdata.forecast import MARGINS
+from effdata.forecast import MARGINS, stop_check
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,10 +37,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("study", type=Path, nargs="+", help="study directories holding results.csv and curves.csv")
     parser.add_argument("--margin", type=float, help="relative margin (default: the forecasts' 90th-percentile error)")
     parser.add_argument("--margins", action="store_true", help="the own forecast's largest error against MARGINS")
+    parser.add_argument("--rule", type=float, metavar="F", help="stop_by_forecast = F in hindsight")
     args = parser.parse_args(argv)
     tables = [load_curves(study / "curves.csv", pd.read_csv(study / "results.csv")) for study in args.study]
     if args.margins:
         return print_margins(tables)
+    if args.rule is not None:
+        for study in args.study:
+            print_hindsight(study, args.rule)
+        return 0
     for study, curves in zip(args.study, tables):
         if len(tables) > 1:
             print(f"\n{study}:\n")
@@ -53,6 +62,35 @@ def print_margins(tables) -> int:
         at = errors.loc[errors["fraction"] == fraction, "error"].dropna()
         print(f"| {100 * fraction:.0f} % | {100 * at.abs().max():.1f} % | {100 * at.mean():+.1f} % | {100 * margin:.0f} % |")
     return 0
+
+
+def print_hindsight(study: Path, fraction: float) -> None:
+    results = pd.read_csv(study / "results.csv")
+    results = results[results["mode"] != "pretrain"]
+    curves = pd.read_csv(study / "curves.csv").dropna(subset=["valid_loss"])
+    saved = 0
+    for _, group in results.groupby(["mode", "n_params", "data_chars" if "data_chars" in results else "data_tokens"]):
+        for _, run in group.iterrows():
+            bar = group.loc[group["run_id"] != run["run_id"], "valid_loss"].min()
+            at = _hindsight_stop(curves[curves["run_id"] == run["run_id"]], run, fraction, bar)
+            if at is not None:
+                saved += run["steps"] - at
+                print(f"{run['run_id']}: stopped at step {at} of {run['steps']} run; its best {run['valid_loss']:.4f}, "
+                      f"the best sibling's {bar:.4f}" + (" (it had won)" if run["valid_loss"] < bar else ""))
+    print(f"{study}, from {100 * fraction:.0f} %: {saved:.0f} of {results['steps'].sum():.0f} steps saved "
+          f"({100 * saved / results['steps'].sum():.0f} %)")
+
+
+def _hindsight_stop(curve: pd.DataFrame, run: pd.Series, fraction: float, bar: float) -> int | None:
+    """The first evaluation from `fraction` of the planned steps at which the rule stops the run, or None."""
+    for step in curve["step"]:
+        seen = step / run["total_steps"]
+        if fraction <= seen < 1:
+            points = curve[(curve["step"] <= step) & (curve["step"] > run["warmup_steps"])]
+            check = stop_check(points["step"], points["valid_loss"], run["total_steps"], seen, bar)
+            if check is not None and check.stop:
+                return int(step)
+    return None
 
 
 def print_simulation(curves, margin: float | None) -> None:
