@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from types import UnionType
 from typing import Any, Literal
 
+from effdata.forecast import FIRST_FRACTION
+
 
 class SpecError(ValueError):
     """A shape, setting or run description that cannot be used; the message names the key."""
@@ -206,6 +208,9 @@ class TrainSettings:
     length_search: Literal["off", "branches"] = "off"
     branch_ratio: float = 1.5          # each length tried is this many times the last
     branch_patience: int = 2           # lengths worse than the best, in a row, that end the search
+    # A [sweep] point (scratch or fine-tune) seen to this fraction of its planned steps stops when its forecast best
+    # loss, less the forecast's measured error, is above its best finished sibling's (effdata.forecast; 0: off)
+    stop_by_forecast: float = 0.0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -238,6 +243,10 @@ class TrainSettings:
             ("noise_scale", self.noise_scale == 0 or self.batch_size >= 2, "0 with batch_size 1 (it splits a batch)"),
             ("branch_ratio", self.branch_ratio > 1, "> 1"),
             ("branch_patience", self.branch_patience >= 1, ">= 1"),
+            ("stop_by_forecast", self.stop_by_forecast == 0 or FIRST_FRACTION <= self.stop_by_forecast < 1,
+             f"0 (off) or in [{FIRST_FRACTION}, 1) (its forecast's error is measured from there)"),
+            ("stop_by_forecast", self.stop_by_forecast == 0 or self.length_search == "off",
+             '0 with length_search = "branches" (it forecasts a run of planned length from its periodic evaluations)'),
             ("length_search", self.length_search == "off" or self.schedule == "wsd",
              '"off" unless schedule = "wsd" (a branch is the run of its length only when the LR does not depend '
              'on the length before its decay)'),
@@ -457,6 +466,15 @@ class StudyRun:
     @property
     def run_id(self) -> str:
         return f"{self.label}-{identity_hash(self.identity())}"
+
+    def sweep_group(self) -> str | None:
+        """What a [sweep] point shares with its siblings, the other points of the same run (its identity less
+        the swept settings), as text; None for a run that is not a sweep point."""
+        if not self.sweep_keys:
+            return None
+        identity = self.identity()
+        identity["settings"] = {k: v for k, v in identity["settings"].items() if k not in self.sweep_keys}
+        return json.dumps(identity, sort_keys=True)
 
     def to_dict(self) -> dict[str, Any]:
         out = {"run_id": self.run_id, "label": self.label, "spec": self.spec.to_dict(), "pretrain": self.pretrain,

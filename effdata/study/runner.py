@@ -101,10 +101,14 @@ def execute_run(out_dir: Path | str, run_id: str, threads: int | None = None, pr
 
     quiet_libraries()
 
+    store = Store(Path(out_dir))
+    planned = store.read_run(run_id)
+    rivals = store.rival_loss(planned) if planned.spec.settings.stop_by_forecast else None  # siblings: only if used
+
     def train(spec: RunSpec, run_dir: Path) -> dict:
         started = time.perf_counter()  # reading the data is part of the run's setup time
         return train_run(spec, run_data(spec, home=home, prepared=prepared_once), run_dir, progress=progress,
-                         threads=threads, device=device, started=started)
+                         threads=threads, device=device, started=started, rivals=rivals)
 
     return execute_with(out_dir, run_id, train)
 
@@ -287,7 +291,8 @@ class LocalExecutor:
 # A record's `stop_reason` (and `stopped`, in records before v3), in words.
 STOPPED = {"early_stop": "stopped early", "early": "stopped early", "budget": "full schedule",
            "step_cap": "stopped at its step cap", "epoch_budget": "full schedule (epoch budget)",
-           "token_budget": "full schedule (token budget)", "step_floor": "full schedule (step floor)"}
+           "token_budget": "full schedule (token budget)", "step_floor": "full schedule (step floor)",
+           "forecast": "stopped by forecast (a losing sweep point)"}
 
 
 def _end_line(run_id: str, record: dict) -> str:

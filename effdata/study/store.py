@@ -116,6 +116,35 @@ class Store:
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         })
 
+    def planned(self) -> Iterator[StudyRun]:
+        """Every run planned in this directory (its run.json), skipping a file that cannot be read."""
+        if not self.runs_dir.exists():
+            return
+        for run_dir in sorted(self.runs_dir.iterdir()):
+            try:
+                yield self.read_run(run_dir.name)
+            except (OSError, ValueError, KeyError, TypeError):   # JSONDecodeError and SpecError are ValueErrors
+                continue
+
+    def rival_loss(self, run: StudyRun):
+        """For a [sweep] point: a function giving the best held-out loss (`valid_loss`) of its siblings that have
+        finished (ok, and not stopped by forecast themselves), or None while none has; None for a run that is not
+        a sweep point. The siblings are found once; their records are read at each call (they finish meanwhile)."""
+        group = run.sweep_group()
+        if group is None:
+            return None
+        siblings = [r.run_id for r in self.planned() if r.run_id != run.run_id and r.sweep_group() == group]
+
+        def best() -> float | None:
+            losses = [m["valid_loss"] for m in (self._ok_metrics(s) for s in siblings)
+                      if m and m.get("stop_reason") != "forecast" and m.get("valid_loss") is not None]
+            return min(losses, default=None)
+        return best
+
+    def _ok_metrics(self, run_id: str) -> dict[str, Any] | None:
+        record = self.read_record(run_id)
+        return record["metrics"] if record is not None and record["status"] == "ok" else None
+
     def records(self) -> Iterator[dict[str, Any]]:
         if not self.runs_dir.exists():
             return

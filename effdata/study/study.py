@@ -342,6 +342,7 @@ def study_from_dict(raw: dict[str, Any], where: str = "study") -> Study:
         study = _study(raw, where)
         _check_sizes(study)
         _check_pretraining(study)
+        _check_stop_by_forecast(study)
     except StudyError as exc:
         if str(exc).startswith(where):
             raise
@@ -405,6 +406,15 @@ def _check_sizes(study: Study) -> None:
         except SpecError as exc:
             raise StudyError(str(exc)) from None
         study.pretrain.budget_for(size)
+
+
+def _check_stop_by_forecast(study: Study) -> None:
+    """stop_by_forecast stops a run that cannot beat a sibling: only a [sweep] gives a run siblings."""
+    if study.train.stop_by_forecast and not study.sweep:
+        raise StudyError("[train] stop_by_forecast needs a [sweep]: it stops a sweep point forecast to lose to "
+                         "another point of the same run, and this study has none")
+    if any(key == "stop_by_forecast" for key, _ in study.sweep):
+        raise StudyError("[sweep] stop_by_forecast cannot be swept: set it in [train]")
 
 
 def _check_pretraining(study: Study) -> None:

@@ -20,6 +20,10 @@ What a run does (docs/METHOD.md has the why):
   worse than the best (`_try_length`), else at max_steps;
 * why it stopped: `stop_reason` (early_stop, or the limit that set its length: token_budget, epoch_budget,
   step_floor, step_cap; a divergence fails the run with "diverged") and `best_is_last`;
+* stopping by forecast (`stop_by_forecast`, a [sweep] point): at each evaluation past that fraction of its
+  planned steps, the best loss forecast from its own curve less the forecast's measured error
+  (effdata.forecast) is set against `rivals()`, the caller's best finished sibling; above it, the run stops
+  with stop_reason "forecast" and the check in its record (`_forecast_stop`);
 * mid-run checkpoints (wsd pretraining, `checkpoint_tokens_per_param`): when the trunk reaches the decay
   start of a shorter run, a branch trains the same model and optimiser over that run's decay, on the
   batches the trunk would have seen, saves the model as `run_dir/checkpoint@<c>tpp`, and gives the
@@ -43,6 +47,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from effdata.forecast import stop_check
 from effdata.spec import FINAL_CHECKPOINT, RunSpec, checkpoint_name
 from effdata.training import device as devmod
 from effdata.training.bench import measure_step_times
@@ -106,6 +111,7 @@ class RunState:
     seconds: Seconds = field(default_factory=Seconds)
     checkpoints: list[dict] = field(default_factory=list)   # the mid-run checkpoints done (`_branch`)
     curve: list[dict] = field(default_factory=list)   # the learning curve: one `curve_point` per evaluation
+    forecast: dict = field(default_factory=dict)      # the last stop_by_forecast check (forecast.StopCheck)
     resume: ResumeWrites = field(default_factory=ResumeWrites)  # the writes before the one that saved it
 
 
@@ -140,6 +146,7 @@ class _Run:
     eval_dtypes: tuple[torch.dtype | None, torch.dtype | None]   # (body, unembedding) of evaluations
     progress: Callable[[dict], None] | None
     log: RunLog
+    rivals: Callable[[], float | None] | None = None   # best finished sibling's held-out loss (stop_by_forecast)
     t_start: float = field(default_factory=time.perf_counter)
     graphs: int | None = None             # torch.compile graphs after this process's first step
     measuring_s: float = 0.0              # measuring this machine's step times for the compile decision
@@ -172,7 +179,8 @@ class _Window:
 
 def train_run(spec: RunSpec, data: RunData, run_dir: Path | str,
               progress: Callable[[dict], None] | None = None, *,
-              threads: int | None = None, device: str | None = None, started: float | None = None) -> dict[str, Any]:
+              threads: int | None = None, device: str | None = None, started: float | None = None,
+              rivals: Callable[[], float | None] | None = None) -> dict[str, Any]:
     """Execute one run; return its flat, JSON-serialisable metrics. Raises RunFailed(reason).
 
     `threads`: torch CPU threads (default: every available core; the runner passes cores/workers).
@@ -180,8 +188,11 @@ def train_run(spec: RunSpec, data: RunData, run_dir: Path | str,
     with step, total_steps, train_loss, valid_loss, best_valid_loss, lr, tokens_per_s, elapsed.
     `started`: the `time.perf_counter()` at which the caller began the run (the runner: before reading
     its data), so that `wall_time` and `time_setup` count that too; default: now.
+    `rivals()`: the best held-out loss of the run's finished [sweep] siblings, or None (the runner's
+    `Store.rival_loss`); with `stop_by_forecast` set, a run forecast to lose to it stops (`_forecast_stop`).
     """
     run = _setup(spec, data, Path(run_dir), progress, threads, device, started)
+    run.rivals = rivals
     state = _start_or_resume(run)
     state.seconds.setup += time.perf_counter() - run.t_start - run.measuring_s
     state.seconds.compile += run.measuring_s
@@ -525,6 +536,7 @@ def _evaluate(run: _Run, state: RunState, window: _Window) -> bool:
     lr = sch.lr(max(at - 1, 0), s.min_lr_ratio)
     noise = _noise_scale(run, at) if s.noise_scale else {}
     state.curve.append(curve_point(at, at * sch.tokens_per_step, lr, train_loss, vl, **noise))
+    stop = stop or (vl is not None and _forecast_stop(run, state))
     shown = f"{vl:.4f}" if vl is not None else "- (evaluated at the end)"
     run.log(f"step {at}/{sch.total_steps} train {train_loss:.4f} valid {shown} best {state.best_loss:.4f}"
             f"@{state.best_step} lr {lr:.3g} tok/s {tps:,.0f}")
@@ -542,6 +554,37 @@ def _evaluate(run: _Run, state: RunState, window: _Window) -> bool:
                       "elapsed": state.wall + time.perf_counter() - run.t_start})
     window.t_steps = time.perf_counter()
     return stop
+
+
+def _forecast_stop(run: _Run, state: RunState) -> bool:
+    """stop_by_forecast, at an evaluation past that fraction of the planned steps (not the last one, which ends
+    the run anyway) while a sibling has finished: the own-curve forecast of the best loss, after warm-up, less
+    its measured margin (effdata.forecast.stop_check), against the best sibling's. The check is kept in the
+    state (the record's `forecast_*`); True, with stop_reason "forecast", when the run cannot win."""
+    s, sch = run.spec.settings, run.schedule
+    seen = state.step / sch.total_steps
+    if not s.stop_by_forecast or run.rivals is None or not s.stop_by_forecast <= seen < 1:
+        return False
+    bar = run.rivals()
+    if bar is None:
+        return False
+    points = [(p["step"], p["valid_loss"]) for p in state.curve
+              if p.get("valid_loss") is not None and p["step"] > sch.warmup_steps]
+    check = stop_check([p[0] for p in points], [p[1] for p in points], sch.total_steps, seen, bar)
+    if check is None:
+        return False
+    state.forecast = check.to_dict()
+    run.log(f"forecast best {check.forecast_loss:.4f} at step {sch.total_steps} from {100 * seen:.0f} %, less "
+            f"{100 * check.forecast_margin:.0f} %: {check.forecast_loss * (1 - check.forecast_margin):.4f} against the "
+            f"best finished sibling's {bar:.4f}" + ("; stop" if check.stop else ""))
+    if check.stop:
+        state.stop_reason = "forecast"
+    return check.stop
+
+
+def _forecast_metrics(state: RunState) -> dict[str, float]:
+    """The last stop_by_forecast check as `forecast_*` columns (none when no check was made)."""
+    return {k: v for k, v in state.forecast.items() if k != "stop"}
 
 
 def _noise_scale(run: _Run, at: int) -> dict[str, float]:
@@ -671,7 +714,7 @@ def _metrics(run: _Run, state: RunState, test_loss: float) -> dict[str, Any]:
         "lr_scale": spec.settings.lr_scale, "lr_rule": spec.settings.lr_rule, "schedule": sch.kind,
         "evals": state.evals, "curve": state.curve, **_time_metrics(state.seconds, wall, tokens_seen),
         "resume_writes": state.resume.count, "resume_bytes": state.resume.max_bytes,
-        "resume_write_s": state.resume.max_seconds,
+        "resume_write_s": state.resume.max_seconds, **_forecast_metrics(state),
     }
     if spec.mode == "finetune":
         metrics["init_from"] = str(spec.init_from)

@@ -18,7 +18,8 @@ from effdata.fmt import compact
 CONVERGED = {"stop_reason": {"early_stop"}, "stopped": {"early"}}
 LIMITS = {"step_cap": "a step cap (`max_steps`)", "step_floor": "a step floor (`min_steps`)",
           "epoch_budget": "an epoch budget (`max_epochs`)", "token_budget": "a token budget",
-          "budget": "a step cap or epoch budget (`max_steps`, `max_epochs`)", "diverged": "divergence"}
+          "budget": "a step cap or epoch budget (`max_steps`, `max_epochs`)", "diverged": "divergence",
+          "forecast": "a forecast (`stop_by_forecast`)"}
 FIX = ("let each run find its best length (`length_search = \"branches\"` under [train], docs/training.md), or "
        "raise the limit it hit")
 

@@ -73,14 +73,22 @@ COLUMN_DOCS: dict[str, tuple[str, str]] = {
     "stop_reason": ("optional", "why the run ended: `early_stop` (its held-out loss stopped improving: `patience` "
                                 "evaluations, or `branch_patience` lengths of a length search), else the limit that "
                                 "set its length: `epoch_budget` (max_epochs), `step_floor` (min_steps, more than its "
-                                "epochs asked), `step_cap` (max_steps), `token_budget` (pretraining); `diverged` on a "
-                                "failed row. A from-scratch run that did not early-stop may be above the best loss "
-                                "its N reaches on its D"),
+                                "epochs asked), `step_cap` (max_steps), `token_budget` (pretraining); `forecast` "
+                                "(a [sweep] point stopped by `stop_by_forecast`: set aside here, never a sweep's best); "
+                                "`diverged` on a failed row. A from-scratch run that did not early-stop may be above "
+                                "the best loss its N reaches on its D"),
     "best_is_last": ("optional", "the run's best held-out evaluation is its last one: with a limit as "
                                  "stop_reason, the run was still improving when it stopped"),
     "best_is_first": ("optional", "a length search kept the shortest length it tried (min_steps) or its starting model "
                                   "(step 0): the best run may be shorter, so the loss is an upper bound; empty for a run "
                                   "that did not search"),
+    "forecast_loss": ("optional", "`stop_by_forecast`'s last check of the run: its best held-out loss forecast at its "
+                                  "planned end from its curve so far (effdata.forecast); empty when never checked"),
+    "forecast_margin": ("optional", "the relative margin subtracted from that forecast: its largest error measured on "
+                                    "the committed studies at that fraction"),
+    "forecast_seen": ("optional", "the fraction of its planned steps the run had seen at that check"),
+    "forecast_bar": ("optional", "the best held-out loss among its finished sweep siblings at that check; the run "
+                                 "stopped (`stop_reason = forecast`) when forecast_loss·(1 − forecast_margin) was above it"),
     "length_search": ("optional", "`branches`: the run tried lengths min_steps·branch_ratio^k on a wsd trunk and "
                                   "kept the best (docs/METHOD.md §5e); `off`: early stopping within its schedule"),
 }
@@ -248,11 +256,20 @@ def _set_aside_unusable(df: pd.DataFrame, data_column: str,
     df = _set_aside(df, inconsistent, "mode contradicts pretrain", aside, warnings,
                     "whose mode contradicts pretrain (scratch must have pretrain 'none')")
 
+    df = _set_aside(df, stopped_by_forecast(df), "stopped by forecast", aside, warnings,
+                    "stopped by forecast (`stop_reason = forecast`: a losing sweep point, not the best its N reaches)")
     values = df[["loss", "n_params", data_column]].to_numpy(dtype=float)
     unusable = pd.Series(~(np.isfinite(values).all(axis=1) & (values > 0).all(axis=1)), index=df.index)
     df = _set_aside(df, unusable, "non-finite or non-positive loss/N/data", aside, warnings,
                     f"with a missing, non-finite or non-positive loss, n_params or {data_column}")
     return df, aside, pretraining
+
+
+def stopped_by_forecast(df: pd.DataFrame) -> pd.Series:
+    """Rows of runs stopped by `stop_by_forecast`: their loss is where they were stopped, an upper bound."""
+    if "stop_reason" not in df.columns:
+        return pd.Series(False, index=df.index)
+    return df["stop_reason"].astype(str) == "forecast"
 
 
 def _has_values(df: pd.DataFrame, column: str) -> bool:

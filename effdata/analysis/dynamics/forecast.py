@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import least_squares
 
 from effdata.analysis.dynamics.history import CurveTable
 from effdata.analysis.dynamics.law import law_points, solve
+from effdata.forecast import MARGINS, MIN_POINTS, own_forecast
 
 FRACTIONS = (0.1, 0.2, 0.5)
-MIN_OWN_POINTS = 4      # c + b·S^(−a): three numbers and one degree of freedom
+MIN_OWN_POINTS = MIN_POINTS
 METHODS = ("law", "own")
 
 
@@ -46,7 +46,7 @@ def forecast_runs(curves: CurveTable, fractions=FRACTIONS) -> ForecastResult:
     """Both forecasts of every from-scratch run with a curve, at each fraction (module docstring)."""
     points = law_points(curves)
     in_law = set(points.run)
-    runs = curves.runs[curves.runs["mode"] == "scratch"]
+    runs = _with_truth(curves.runs[curves.runs["mode"] == "scratch"])
     rows = []
     for run_id, curve in curves.points[curves.points["run_id"].isin(runs.index)].groupby("run_id"):
         info = runs.loc[run_id]
@@ -66,6 +66,12 @@ def forecast_runs(curves: CurveTable, fractions=FRACTIONS) -> ForecastResult:
     return ForecastResult(table, summarize(table))
 
 
+def _with_truth(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs whose best loss is known: not those stopped by forecast (`stop_reason = forecast`), whose curve
+    ends before their best."""
+    return runs[runs["stop_reason"].astype(str) != "forecast"] if "stop_reason" in runs else runs
+
+
 def _by_law(theta: np.ndarray | None, n: float, seen: pd.DataFrame, end: float) -> float:
     """The law's shape in S from other runs, the run's own level from its seen points."""
     if theta is None:
@@ -80,20 +86,27 @@ def _by_law(theta: np.ndarray | None, n: float, seen: pd.DataFrame, end: float) 
 
 
 def _by_own(seen: pd.DataFrame, end: float) -> float:
-    """c + b·S^(−a) fitted to the seen points alone, read at the end; NaN with fewer than MIN_OWN_POINTS."""
-    if len(seen) < MIN_OWN_POINTS:
-        return np.nan
-    s, loss = seen["step"].to_numpy(float), seen["valid_loss"].to_numpy(float)
-    scale = s.max()
+    """c + b·S^(−a) fitted to the seen points alone, read at the end (effdata.forecast: the fit the training
+    loop stops runs by); NaN with fewer than MIN_OWN_POINTS."""
+    return own_forecast(seen["step"].to_numpy(float), seen["valid_loss"].to_numpy(float), end)
 
-    def residual(p):
-        c, log_b, a = p
-        return np.log(c + np.exp(log_b - a * np.log(s / scale))) - np.log(loss)
 
-    start = np.array([0.5 * loss.min(), np.log(0.5 * loss.min()), 0.5])
-    result = least_squares(residual, start, bounds=([0.0, -30, 0.01], [loss.max(), 30, 5.0]))
-    c, log_b, a = result.x
-    return float(c + np.exp(log_b - a * np.log(end / scale)))
+def own_errors(curves: CurveTable, fractions=tuple(f for f, _ in MARGINS)) -> pd.DataFrame:
+    """The `own` forecast's relative error for every from-scratch run and fine-tune with a curve, at each
+    fraction: what effdata.forecast.MARGINS is measured from (a run stopped by forecast has no truth: left out)."""
+    runs = _with_truth(curves.runs[curves.runs["mode"].isin(["scratch", "finetune"])])
+    rows = []
+    for run_id, curve in curves.points[curves.points["run_id"].isin(runs.index)].groupby("run_id"):
+        info = runs.loc[run_id]
+        end = info["total_steps"] if np.isfinite(info["total_steps"]) else curve["step"].max()
+        warmup = info["warmup_steps"] if np.isfinite(info["warmup_steps"]) else 0.0
+        truth = float(curve["valid_loss"].min())
+        for f in fractions:
+            seen = curve[(curve["step"] <= f * end) & (curve["step"] > warmup)]
+            value = _by_own(seen, end)
+            rows.append({"run_id": run_id, "mode": info["mode"], "fraction": f, "forecast": value, "truth": truth,
+                         "error": value / truth - 1})
+    return pd.DataFrame(rows, columns=["run_id", "mode", "fraction", "forecast", "truth", "error"])
 
 
 def summarize(table: pd.DataFrame) -> pd.DataFrame:

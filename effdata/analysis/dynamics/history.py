@@ -34,7 +34,7 @@ CURVE_COLUMN_DOCS: dict[str, tuple[str, str]] = {
                             "branch: `length_search = \"branches\"`), empty for an evaluation on the way"),
 }
 RUN_COLUMNS = ("n_params", "mode", "batch_size", "n_ctx", "warmup_steps", "total_steps", "size", "seed",
-               "data_tokens", "data_chars", "valid_loss")
+               "data_tokens", "data_chars", "valid_loss", "stop_reason")
 
 
 @dataclass

@@ -7,6 +7,8 @@ of the transfer analysis: the transfer analysis averages every run of one (pretr
 which would mix the swept values. docs/METHOD.md §5c has the method; in short:
 
 * **Losses**: test loss per (mode, pretraining, N, data size, value), seeds averaged (their spread kept).
+* **Stopped by forecast** (`stop_reason = forecast`, a study's `stop_by_forecast`): such a value's loss is where
+  it was stopped, an upper bound; it is shown (marked) but is never the best, and no parabola goes through it.
 * **Best value** per (mode, pretraining, N, data size): the grid's lowest loss, refined by the parabola in
   log2(value) through it and its two neighbours (its vertex, kept inside those neighbours). A best at the
   edge of the grid is flagged `edge`: the optimum may lie beyond it, so no refinement and no rule use it.
@@ -23,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from effdata.analysis.core.table import DATA_COLUMNS, TableError, read_table
+from effdata.analysis.core.table import DATA_COLUMNS, TableError, read_table, stopped_by_forecast
 from effdata.fmt import compact, sig
 
 SWEEP_COLUMN = "sweep"     # which setting(s) a run's [sweep] varied (effdata.study.store)
@@ -91,6 +93,10 @@ def sweep_rows(source, units: str = "chars", warnings: list[str] | None = None) 
     df = df[usable]
     if "pretrain" not in df:
         df["pretrain"] = "none"
+    df["by_forecast"] = stopped_by_forecast(df)
+    if df["by_forecast"].any():
+        warnings.append(f"{int(df['by_forecast'].sum())} run(s) stopped by forecast (a losing point, its loss an "
+                        "upper bound): shown, never a best value")
     return df, key, column
 
 
@@ -99,19 +105,25 @@ def sweep_losses(df: pd.DataFrame, key: str, column: str) -> pd.DataFrame:
     grouped = df.groupby([*GROUP, column, key], sort=True)
     out = grouped["loss"].agg(loss="mean", loss_std="std", n_seeds="size").reset_index()
     out["loss_std"] = out["loss_std"].fillna(0.0)
+    if "by_forecast" in df and df["by_forecast"].any():   # the column only then: tables without it are unchanged
+        out["by_forecast"] = grouped["by_forecast"].any().to_numpy()
     if "size" in df:
         out = out.merge(df.groupby("n_params")["size"].first().reset_index(), on="n_params", how="left")
     return out
 
 
-def refined_best(values: np.ndarray, losses: np.ndarray) -> tuple[float, float, bool]:
+def refined_best(values: np.ndarray, losses: np.ndarray, stopped: np.ndarray | None = None) -> tuple[float, float, bool]:
     """(best value, the loss there, at the grid's edge): the parabola in log2(value) through the lowest loss
-    and its neighbours, its vertex kept between them; the grid's best as it is at an edge."""
+    and its neighbours, its vertex kept between them; the grid's best as it is at an edge. A value `stopped` by
+    forecast is never the best, and next to one the grid's best is kept unrefined."""
     order = np.argsort(values)
     x, y = np.log2(values[order]), losses[order]
-    i = int(np.argmin(y))
+    out = np.zeros(len(x), bool) if stopped is None else np.asarray(stopped, bool)[order]
+    i = int(np.argmin(np.where(out, np.inf, y)))
     if i == 0 or i == len(x) - 1:
         return float(values[order][i]), float(y[i]), True
+    if out[i - 1] or out[i + 1]:
+        return float(values[order][i]), float(y[i]), False
     a, b, c = np.polyfit(x[i - 1:i + 2], y[i - 1:i + 2], 2)
     vertex = float(np.clip(-b / (2 * a), x[i - 1], x[i + 1])) if a > 0 else float(x[i])
     return float(2.0 ** vertex), float(np.polyval([a, b, c], vertex)), False
@@ -121,11 +133,13 @@ def best_values(losses: pd.DataFrame, key: str, column: str) -> pd.DataFrame:
     rows = []
     for (mode, pretrain, n, d), group in losses.groupby([*GROUP, column], sort=True):
         values, loss = group[key].to_numpy(float), group["loss"].to_numpy(float)
-        best, at_best, edge = refined_best(values, loss) if len(values) >= 3 else (
-            float(values[np.argmin(loss)]), float(loss.min()), True)
+        stopped = group["by_forecast"].to_numpy(bool) if "by_forecast" in group else np.zeros(len(values), bool)
+        i = int(np.argmin(np.where(stopped, np.inf, loss)))
+        best, at_best, edge = refined_best(values, loss, stopped) if len(values) >= 3 else (
+            float(values[i]), float(loss[i]), True)
         rows.append({"mode": mode, "pretrain": pretrain, "n_params": n, column: d,
                      "size": group["size"].iloc[0] if "size" in group else None,
-                     "grid_best": float(values[np.argmin(loss)]), "grid_loss": float(loss.min()),
+                     "grid_best": float(values[i]), "grid_loss": float(loss[i]),
                      "best": best, "loss_at_best": at_best, "edge": edge, "values": len(values)})
     return pd.DataFrame(rows)
 
@@ -224,13 +238,16 @@ def _loss_table(result: SweepResult) -> list[str]:
     best = result.best.set_index([*GROUP, column])
     for point, group in result.losses.groupby([*GROUP, column], sort=True):
         by_value = dict(zip(group[key], group["loss"]))
+        stopped = set(group.loc[group["by_forecast"], key]) if "by_forecast" in group else set()
         grid_best = best.loc[point, "grid_best"]
-        cells = [("**" + sig(by_value[v], 4) + "**" if v == grid_best else sig(by_value[v], 4)) if v in by_value
-                 else "—" for v in values]
+        cells = [("**" + sig(by_value[v], 4) + "**" if v == grid_best else sig(by_value[v], 4) + "†" * (v in stopped))
+                 if v in by_value else "—" for v in values]
         size = group["size"].iloc[0] if "size" in group else ""
         lines.append(f"| {point[0]} | {point[1]} | {size} | {compact(point[2])} | {compact(point[3])} | "
                      + " | ".join(cells) + " |")
-    return lines + ["", "Bold: the lowest loss of the row."]
+    stopped = "by_forecast" in result.losses and result.losses["by_forecast"].any()
+    note = "; †: stopped by forecast (its loss where it stopped)" if stopped else ""
+    return lines + ["", f"Bold: the lowest loss of the row{note}."]
 
 
 def _best_table(result: SweepResult) -> list[str]:
