@@ -173,7 +173,7 @@ def main() -> None:
 
 def _study_eval_tokens(path: Path) -> int:
     """A committed table's eval_tokens, from its study file: analysis/<folder> is jobs/<folder>.toml's
-    (analysis/cpu is jobs/cpu.toml, named "cpu-v3"; the study names carry versions, the folders do not)."""
+    (analysis/cpu is jobs/cpu.toml, named "cpu-v4"; the study names carry versions, the folders do not)."""
     job = REPO / "jobs" / f"{path.parent.name}.toml"
     if not job.is_file():
         raise SystemExit(f"no {job.relative_to(REPO)} for the table {path}")

@@ -1,6 +1,6 @@
 """Measurement (not a test): two studies' from-scratch points at the same shapes, side by side.
 
-    python benchmarks/scratch_compare.py analysis/cpu/results.csv /work/runs/cpu-v3/results.csv
+    python benchmarks/scratch_compare.py analysis/cpu-v2/results.csv analysis/cpu-v3/results.csv
 
 Joins the seed-0 from-scratch rows of two results tables on (n_layer, d_model, data size in characters,
 to 3 digits) and prints each point's loss, why it stopped (`stopped` in tables from before issue 23,

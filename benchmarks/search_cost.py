@@ -4,7 +4,7 @@
 
 For each size and data size, one from-scratch run under v2's rule (jobs/cpu-v2.toml's [train]: cosine, 20
 epochs clamped to [100, 1000] steps, early stopping with patience 3 of 20 evaluations) and one under v3's
-(jobs/cpu.toml's [train]: the wsd length search from 25 steps, ×1.5, two worse lengths stop it, cap 3,000),
+(jobs/cpu-v3.toml's [train]: the wsd length search from 25 steps, ×1.5, two worse lengths stop it, cap 3,000),
 both with the tuned learning rate. Prints each run's test loss, best length, steps trained (trunk and
 branches), evaluations, wall seconds and where they went, and the ratios v3 / v2.
 """
@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    rules = {"v2": load_study(JOBS / "cpu-v2.toml").train, "v3": load_study(JOBS / "cpu.toml").train}
+    rules = {"v2": load_study(JOBS / "cpu-v2.toml").train, "v3": load_study(JOBS / "cpu-v3.toml").train}
     rows = []
     for size in args.sizes:
         for chars in args.data_chars:

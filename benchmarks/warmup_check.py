@@ -7,7 +7,7 @@ point from v2's at the same shape? Three stand-alone runs of one length, each ke
 * `wsd, 5 %`: the same with v2's warm-up rule (5 % of the run's steps);
 * `cosine, 5 %`: v2's schedule, run to its end (v2 early-stopped inside it; here the end is kept);
 * `--decay-fracs`: wsd with the 5-step warm-up and longer decays.
-Everything else is jobs/cpu.toml's [train] (tuned LR, batch 16, eager).
+Everything else is jobs/cpu-v3.toml's [train] (tuned LR, batch 16, eager).
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--only-decay", action="store_true", help="run only the --decay-fracs variants")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    v3 = dataclasses.replace(load_study(JOBS / "cpu.toml").train, length_search="off", min_steps=args.steps,
+    v3 = dataclasses.replace(load_study(JOBS / "cpu-v3.toml").train, length_search="off", min_steps=args.steps,
                              max_steps=args.steps, evals_per_run=1)
     short = round(v3.warmup_frac * 25)   # the search's warm-up: warmup_frac of its shortest length (min_steps 25)
     variants = {"wsd, 5 warm-up": dataclasses.replace(v3, warmup_max=short),

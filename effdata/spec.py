@@ -92,7 +92,7 @@ CPU_LADDER: dict[str, ModelShape] = _ladder(
     ("n1m", 6, 128, 8, 128),     # N = 1,189,888
 )
 
-# The width ladder (v3, issue 23): one depth, only the width changes, so β is not mixed with the depth effect
+# The width ladder (v3 and v4, issue 23): one depth, only the width changes, so β is not mixed with the depth effect
 # the shape study measured (D_T ×1.5–1.8 per doubling of depth at 50 K and 200 K). Two layers because the
 # three smallest CPU_LADDER sizes already are (v2 and v3 share those shapes), the shape study's best
 # fine-tuned loss was at 1–2 layers at both N, and 2 layers is the cheapest depth per parameter on this CPU
