@@ -27,8 +27,12 @@ demo: $(VENV)/.installed text-packages
 corpora: $(VENV)/.installed text-packages
 	$(PY) -m effdata.corpora
 
+# Two pytest workers (pytest-xdist), one thread each: the suite is mostly single-threaded Python and waiting
+# (SLURM, subprocesses), so two processes fill both cores; the SLURM tests stay in one worker (xdist_group).
+# TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed text-packages
-	$(PY) -m pytest -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 bench: $(VENV)/.installed
 	$(PY) -m effdata.bench

@@ -87,6 +87,11 @@ NOT_RE_RUN = {
                                 "(copied, not re-run), so the quick-v4 re-run above covers it",
     "analysis/cpu-v3/results.csv": "the v3 study (jobs/cpu-v3.toml), made by the same code as the quick-v3 table that "
                                    "was re-run here until v4 replaced it (every one of the 66 rows they shared was equal)",
+    "analysis/lr/search/results.csv": "issue 23's LR re-sweep (jobs/lr-search.toml + jobs/lr-search-low.toml), made by this "
+                                      "code; its lr_scale 1 points are v4's settings and w100k on 1e5 characters equals "
+                                      "v4's run bit for bit (5.477086): the quick-v4 re-run covers the same path",
+    "analysis/lr/pretrain/results.csv": "issue 23's pretraining-LR check: v4's w100k rows beside jobs/lr-pretrain-*.toml's "
+                                        "(their from-scratch rows are v4's); made by this code, not re-run here for time",
     "analysis/dynamics/results.csv": "issue 22's short study (jobs/dynamics.toml), made by this code; not re-run here "
                                      "(left out for time, and not checked by hand)",
     "analysis/dynamics-batch/results.csv": "issue 22's batch experiment (jobs/dynamics-batch.toml), made by this code; "

@@ -34,6 +34,9 @@ TESTS = Path(__file__).resolve().parent
 SLURM_UP = Path(os.environ.get("EFFDATA_SLURM_UP") or REPO / ".ci" / "slurm-up.sh")  # the bring-up script
 FAKE = "slurm_fake_run:execute_run"
 PY = sys.executable
+# Under `pytest -n` (make test) every SLURM test runs in one worker: they share one small cluster, whose job
+# slots two workers' studies would fight over, and its bring-up runs once.
+pytestmark = pytest.mark.xdist_group("slurm")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -168,8 +168,10 @@ class PreparationLines(logging.Handler):
             index, name = self.corpus
             if index not in self.headed:
                 self.headed.add(index)
-                print(f"preparing data {index}/{self.total}: {name}", file=sys.stderr)
-            print(f"  {record.getMessage()}", file=sys.stderr, flush=True)  # sys.stderr now: tests capture it
+                print(one_line(f"preparing data {index}/{self.total}: {name}"), file=sys.stderr)
+            # One line each, cut like the runs' lines: a corpus of local files names its paths, however long.
+            # sys.stderr looked up now, not at import: tests capture it.
+            print("  " + one_line(record.getMessage(), LINE_MAX - 2), file=sys.stderr, flush=True)
             self.lines += 1
         except Exception:  # noqa: BLE001  (logging's rule: a failing handler must not stop the work)
             self.handleError(record)
