@@ -29,7 +29,8 @@ def renamed(name: str, suffix: str) -> str:
 
 def one_table(path: Path, suffix: str) -> pd.DataFrame:
     rows = pd.read_csv(path)
-    rows = rows[(rows["size"] == SIZE) & rows["pretrain"].map(lambda p: p == "none" or re.match(r"text(@|$)", p))]
+    text_or_scratch = rows["pretrain"].map(lambda p: p == "none" or re.match(r"text(@|$)", p) is not None)
+    rows = rows[(rows["size"] == SIZE) & text_or_scratch]
     if rows.empty:
         raise SystemExit(f"{path}: no {SIZE} text or from-scratch rows")
     return rows.assign(pretrain=rows["pretrain"].map(lambda p: renamed(p, suffix)))
