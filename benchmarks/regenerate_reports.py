@@ -137,11 +137,16 @@ def check(only: list[str] | None = None, root: Path = ROOT) -> list[str]:
         for index, job in enumerate(jobs):
             if only and not any(str(job.folder).startswith(o.rstrip("/")) for o in only):
                 continue
-            out = Path(tmp) / str(index)
-            figures = job.is_sweep or job.module == "effdata.plan"
-            run(job, out, figures, root)
-            problems += compare(job, out, figures, root)
+            problems += check_job(job, Path(tmp) / str(index), root)
     return problems
+
+
+def check_job(job: Job, out: Path, root: Path = ROOT) -> list[str]:
+    """One job run into `out` and compared with its committed folder: the problems found ([] when it matches).
+    Figures are drawn and compared only where the report's numbers live in them (sweeps, plans)."""
+    figures = job.is_sweep or job.module == "effdata.plan"
+    run(job, out, figures, root)
+    return compare(job, out, figures, root)
 
 
 def regenerate(only: list[str] | None = None, root: Path = ROOT) -> None:
