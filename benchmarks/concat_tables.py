@@ -11,6 +11,16 @@ loss, so that the choice is made on the validation split and the analysis reads 
 
     python benchmarks/concat_tables.py analysis/cpu/results.csv runs/cpu-ft-lr-quarter/results.csv \
         runs/cpu-ft-lr-eighth/results.csv --best-by valid_loss --out analysis/cpu-ft-lr/best/results.csv
+
+`--sweep KEY`: the rows of every grid point that was run at several values of KEY are marked as a sweep over it
+(the `sweep` column a [sweep] study writes), so that `python -m effdata.analyze` gives the sweep analysis: the
+loss at each value, the best per size and data size, and the rule fitted to it (analysis/cpu-ft-lr/sweep):
+
+    python benchmarks/concat_tables.py analysis/cpu/results.csv runs/cpu-ft-lr-*/results.csv --sweep lr_scale \
+        --out analysis/cpu-ft-lr/sweep/results.csv
+
+`--curves`: also the learning curves (each table's `curves.csv` beside it) of the runs kept, as `curves.csv`
+beside `--out`, where the analysis looks for them.
 """
 from __future__ import annotations
 
@@ -36,18 +46,35 @@ def best_by(table: pd.DataFrame, column: str) -> pd.DataFrame:
                      ignore_index=True)
 
 
+def as_sweep(table: pd.DataFrame, key: str) -> pd.DataFrame:
+    """`table` with sweep = key on the rows of the grid points run at more than one value of `key`."""
+    if key not in table.columns:
+        raise SystemExit(f"concat_tables.py: --sweep {key}: no such column")
+    keys = [column for column in POINT if column in table.columns]
+    swept = table.groupby(keys, dropna=False, sort=False)[key].transform("nunique") > 1
+    return table.assign(sweep=swept.map({True: key, False: None}))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("tables", type=Path, nargs="+")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--best-by", metavar="COLUMN", help="keep the run with the lowest COLUMN per grid point")
+    parser.add_argument("--sweep", metavar="KEY", help="mark the grid points run at several values of KEY as its sweep")
+    parser.add_argument("--curves", action="store_true", help="also curves.csv (each table's, beside it) of the runs kept")
     args = parser.parse_args(argv)
     tables = [pd.read_csv(path) for path in args.tables]
     merged = pd.concat(tables, ignore_index=True).drop_duplicates("run_id", keep="first")
     if args.best_by:
         merged = best_by(merged, args.best_by)
+    if args.sweep:
+        merged = as_sweep(merged, args.sweep)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     merged.to_csv(args.out, index=False)
+    if args.curves:
+        curves = pd.concat([pd.read_csv(path.parent / "curves.csv") for path in args.tables], ignore_index=True)
+        kept = curves[curves["run_id"].isin(merged["run_id"])].drop_duplicates(["run_id", "step"], keep="first")
+        kept.to_csv(args.out.parent / "curves.csv", index=False)
     print(f"{args.out}: {len(merged)} rows from {sum(map(len, tables))}", file=sys.stderr)
     return 0
 

@@ -6,13 +6,16 @@ fine-tunes at a lower learning rate (jobs/cpu-ft-lr-*.toml, analysis/cpu-ft-lr):
 
 For each pretraining name (`--pretrain`, default text and text+code) and each analysis: β and α with their
 intervals, k, the points fitted (and how many of them were extrapolated or ossified), β by least squares,
-the range of β with each N left out (Huber and least squares, from the audit) and the audit's warnings on it.
+the range of β with each N left out (Huber and least squares, from the audit) and the audit's warnings on it;
+then each analysis's D_T over the first one's at every size and D_F (`effective.csv` beside each fits.json).
 """
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
+
+import pandas as pd
 
 from effdata.fmt import sig
 
@@ -35,6 +38,17 @@ def law_row(label: str, fits: dict, pretrain: str) -> str:
              str(len(audit.get("warnings", [])))]
     return "| " + " | ".join(cells) + " |"
 
+def dt_ratios(first: Path, other: Path, pretrain: str) -> pd.DataFrame:
+    """D_T of `other`'s analysis over `first`'s, by D_F (rows) and size (columns, in order of N)."""
+    key = ["pretrain", "size", "d_f"]
+    a, b = (pd.read_csv(path.parent / "effective.csv") for path in (first, other))
+    both = a.merge(b, on=key, suffixes=("_first", "_other"))
+    both = both[both["pretrain"] == pretrain].sort_values("n_params_first")
+    both["ratio"] = both["d_t_other"] / both["d_t_first"]
+    sizes = list(dict.fromkeys(both["size"]))
+    return both.pivot_table(index="d_f", columns="size", values="ratio")[sizes]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("fits", nargs="+", help="FITS.json[=LABEL]")
@@ -49,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
         print("|---|---|---|---|---|---|---|---|")
         for label, fits in analyses:
             print(law_row(label, fits, pretrain))
+    paths = [Path(t.partition("=")[0]) for t in args.fits]
+    for pretrain in args.pretrain:
+        for (label, _), path in zip(analyses[1:], paths[1:]):
+            print(f"\nD_T of {label} over {analyses[0][0]}, {pretrain} (negative: one of the two ossified):\n")
+            print(dt_ratios(paths[0], path, pretrain).round(2).to_string())
     return 0
 
 

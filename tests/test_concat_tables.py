@@ -34,9 +34,13 @@ def test_best_by_keeps_the_lowest_validation_loss_per_point_and_reads_its_test_l
                                                                     data=3e4)])
     a.to_csv(tmp_path / "a.csv", index=False)
     b.to_csv(tmp_path / "b.csv", index=False)
-    out = tmp_path / "best.csv"
+    pd.DataFrame({"run_id": ["s", "f1", "f1"], "step": [0, 0, 8], "valid_loss": [6, 6, 4]}).to_csv(
+        tmp_path / "curves.csv", index=False)  # both tables' curves.csv: one file beside both here
+    out = tmp_path / "best" / "results.csv"
     assert _load().main([str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--best-by", "valid_loss",
-                         "--out", str(out)]) == 0
+                         "--curves", "--out", str(out)]) == 0
+    curves = pd.read_csv(out.parent / "curves.csv")
+    assert list(curves["run_id"]) == ["s"]     # f1 was not kept; s is read twice (two tables), kept once
     best = pd.read_csv(out).set_index("run_id")
     assert sorted(best.index) == ["f2", "g1", "h1", "s"]
     assert best.loc["f2", "loss"] == 3.8
