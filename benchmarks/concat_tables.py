@@ -4,6 +4,23 @@ share v4's pretraining and add sweep points to the same groups).
 
     python benchmarks/concat_tables.py runs/lr-search/results.csv runs/lr-search-low/results.csv \
         --out analysis/lr/search/results.csv
+
+With --best-by valid_loss, runs that differ in a setting alone (the same mode, pretraining, size, seed and data
+size: v4's fine-tunes at three learning rates, jobs/cpu-ft-lr-*.toml) keep the one with the lowest validation
+loss, so that the choice is made on the validation split and the analysis reads the test loss of the chosen run:
+
+    python benchmarks/concat_tables.py analysis/cpu/results.csv runs/cpu-ft-lr-quarter/results.csv \
+        runs/cpu-ft-lr-eighth/results.csv --best-by valid_loss --out analysis/cpu-ft-lr/best/results.csv
+
+`--sweep KEY`: the rows of every grid point that was run at several values of KEY are marked as a sweep over it
+(the `sweep` column a [sweep] study writes), so that `python -m effdata.analyze` gives the sweep analysis: the
+loss at each value, the best per size and data size, and the rule fitted to it (analysis/cpu-ft-lr/sweep):
+
+    python benchmarks/concat_tables.py analysis/cpu/results.csv runs/cpu-ft-lr-*/results.csv --sweep lr_scale \
+        --out analysis/cpu-ft-lr/sweep/results.csv
+
+`--curves`: also the learning curves (each table's `curves.csv` beside it) of the runs kept, as `curves.csv`
+beside `--out`, where the analysis looks for them.
 """
 from __future__ import annotations
 
@@ -13,16 +30,51 @@ from pathlib import Path
 
 import pandas as pd
 
+# What makes two rows the same point of a study's grid, whatever setting they differ in.
+POINT = ["mode", "pretrain", "size", "seed", "data_chars", "data_tokens"]
+
+
+def best_by(table: pd.DataFrame, column: str) -> pd.DataFrame:
+    """One row per grid point: the lowest `column` among the finished runs of that point (ties: the first)."""
+    if column not in table.columns:
+        raise SystemExit(f"concat_tables.py: --best-by {column}: no such column")
+    keys = [key for key in POINT if key in table.columns]
+    ok = table[table["status"].eq("ok") & table[column].notna()] if "status" in table.columns else table
+    rest = table.drop(ok.index)
+    chosen = ok.loc[ok.groupby(keys, dropna=False, sort=False)[column].idxmin()]
+    return pd.concat([chosen, rest[~rest.set_index(keys).index.isin(chosen.set_index(keys).index)]],
+                     ignore_index=True)
+
+
+def as_sweep(table: pd.DataFrame, key: str) -> pd.DataFrame:
+    """`table` with sweep = key on the rows of the grid points run at more than one value of `key`."""
+    if key not in table.columns:
+        raise SystemExit(f"concat_tables.py: --sweep {key}: no such column")
+    keys = [column for column in POINT if column in table.columns]
+    swept = table.groupby(keys, dropna=False, sort=False)[key].transform("nunique") > 1
+    return table.assign(sweep=swept.map({True: key, False: None}))
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("tables", type=Path, nargs="+")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--best-by", metavar="COLUMN", help="keep the run with the lowest COLUMN per grid point")
+    parser.add_argument("--sweep", metavar="KEY", help="mark the grid points run at several values of KEY as its sweep")
+    parser.add_argument("--curves", action="store_true", help="also curves.csv (each table's, beside it) of the runs kept")
     args = parser.parse_args(argv)
     tables = [pd.read_csv(path) for path in args.tables]
     merged = pd.concat(tables, ignore_index=True).drop_duplicates("run_id", keep="first")
+    if args.best_by:
+        merged = best_by(merged, args.best_by)
+    if args.sweep:
+        merged = as_sweep(merged, args.sweep)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     merged.to_csv(args.out, index=False)
+    if args.curves:
+        curves = pd.concat([pd.read_csv(path.parent / "curves.csv") for path in args.tables], ignore_index=True)
+        kept = curves[curves["run_id"].isin(merged["run_id"])].drop_duplicates(["run_id", "step"], keep="first")
+        kept.to_csv(args.out.parent / "curves.csv", index=False)
     print(f"{args.out}: {len(merged)} rows from {sum(map(len, tables))}", file=sys.stderr)
     return 0
 

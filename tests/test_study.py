@@ -168,6 +168,32 @@ def test_pretrain_lr_scale_changes_the_pretraining_and_its_fine_tunes_alone():
         study_from_dict({**MINIMAL, "pretrain": {**WSD, "lr_scale": 0}})
 
 
+def test_finetune_lr_scale_changes_the_fine_tunes_alone():
+    """jobs/cpu-ft-lr*.toml: the fine-tuning LR set for the fine-tunes alone; the from-scratch runs and the
+    pretraining keep their ids (so a study can reuse v4's), the fine-tunes get new ones."""
+    base = study_runs(study_from_dict({**MINIMAL, "pretrain": WSD}))
+    low = study_runs(study_from_dict({**MINIMAL, "pretrain": WSD,
+                                      "finetune": {**MINIMAL["finetune"], "lr_scale": 0.125}}))
+    assert {r.spec.settings.lr_scale for r in low if r.mode == "finetune"} == {0.125}
+    assert {r.spec.settings.lr_scale for r in low if r.mode != "finetune"} == {1.0}
+    ids = lambda runs, mode: {r.run_id for r in runs if r.mode == mode}  # noqa: E731
+    assert ids(low, "scratch") == ids(base, "scratch") and ids(low, "pretrain") == ids(base, "pretrain")
+    assert ids(low, "finetune") and not ids(low, "finetune") & ids(base, "finetune")
+    assert all(r.depends_on[0] in ids(base, "pretrain") for r in low if r.mode == "finetune")
+
+
+@pytest.mark.parametrize("finetune, sweep, message", [
+    ({"lr_scale": 0}, {}, r"\[finetune\] lr_scale must be > 0, got 0"),
+    ({"lr_scale": "low"}, {}, r"\[finetune\] lr_scale"),
+    ({"lr_scale": 0.5}, {"lr_scale": [0.5, 1]}, r"\[finetune\] lr_scale is also swept in \[sweep\]"),
+    ({"batch_size": 8}, {}, r"\[finetune\]: unknown key\(s\) batch_size"),
+])
+def test_finetune_settings_are_checked_before_anything_runs(finetune, sweep, message):
+    raw = {**MINIMAL, "finetune": {**MINIMAL["finetune"], **finetune}, **({"sweep": sweep} if sweep else {})}
+    with pytest.raises(StudyError, match=message):
+        study_from_dict(raw)
+
+
 def test_extra_seeds_cover_only_the_sizes_they_name():
     study = study_from_dict({**MINIMAL, "scratch": {"data_chars": [1e4, 3e4, 1e5]}, "finetune": {"data_chars": [1e4, 3e4]},
                              "extra_seeds": {"seeds": [1, 2], "scratch_data_chars": [1e4],

@@ -128,6 +128,7 @@ class Study:
     device: str = "auto"                # where runs execute (DEVICES); `--device` overrides it
     sweep: tuple[tuple[str, tuple[Any, ...]], ...] = ()   # [sweep]: (TrainSettings key, its values), in file order
     finetune_sizes: tuple[str, ...] | None = None   # [finetune] sizes: the sizes pretrained and fine-tuned
+    finetune_train: dict[str, Any] = field(default_factory=dict)   # FINETUNE_TRAIN_KEYS: [train] for fine-tunes only
     extra_seeds: ExtraSeeds = ExtraSeeds()
 
     def train_given(self) -> dict[str, Any]:
@@ -358,7 +359,8 @@ def _study(raw: dict[str, Any], where: str) -> Study:
     if not isinstance(raw["name"], str) or not raw["name"]:
         raise StudyError("name must be a non-empty string")
     seeds = _seed_list(raw.get("seeds", [0]), "seeds")
-    scratch, finetune = _data_sizes(raw["scratch"], "scratch"), _data_sizes(raw["finetune"], "finetune", frozenset({"sizes"}))
+    scratch = _data_sizes(raw["scratch"], "scratch")
+    finetune = _data_sizes(raw["finetune"], "finetune", frozenset({"sizes", *FINETUNE_TRAIN_KEYS}))
     target = raw.get("target", "python")
     if not isinstance(target, str):
         raise StudyError(f"target must be a corpus name, got {target!r}")
@@ -384,9 +386,29 @@ def _study(raw: dict[str, Any], where: str) -> Study:
         device=device,
         sweep=_sweep(raw.get("sweep", {}), train),
         finetune_sizes=_finetune_sizes(raw["finetune"], sizes),
+        finetune_train=_finetune_train(raw["finetune"], train, raw.get("sweep", {})),
         extra_seeds=(_extra_seeds(raw["extra_seeds"], seeds, scratch, finetune) if "extra_seeds" in raw
                      else ExtraSeeds()),
     )
+
+
+# [train] keys that [finetune] may set for the fine-tunes alone. lr_scale: fine-tunes want a lower LR than the
+# from-scratch rule gives them (analysis/lr/search: ×0.125 beat ×1 by 1.4–4.0 % at w100k), and a study that
+# changes it for them alone keeps its from-scratch runs' and pretraining runs' ids (jobs/cpu-ft-lr*.toml).
+FINETUNE_TRAIN_KEYS = ("lr_scale",)
+
+
+def _finetune_train(table: dict, train: dict, sweep: Any) -> dict[str, Any]:
+    """[finetune]'s FINETUNE_TRAIN_KEYS, each checked by building the settings a fine-tune would use."""
+    given = {key: table[key] for key in FINETUNE_TRAIN_KEYS if key in table}
+    clash = sorted(set(given) & set(sweep if isinstance(sweep, dict) else {}))
+    if clash:
+        raise StudyError(f"[finetune] {clash[0]} is also swept in [sweep]: set it in one of them")
+    try:
+        settings = TrainSettings.from_dict({**train, **given})
+    except SpecError as exc:
+        raise StudyError(f"[finetune] {exc}") from None
+    return {key: getattr(settings, key) for key in given}
 
 
 def _finetune_sizes(table: dict, sizes: tuple[str, ...]) -> tuple[str, ...] | None:
@@ -509,6 +531,9 @@ def _finetune_run(study: Study, pre: StudyRun, tpp: float | None, d: int, point:
     unit = study.finetune.unit
     s = pre.spec
     settings, keys = _swept(study, point)
+    if study.finetune_train:
+        settings = dataclasses.replace(settings, **study.finetune_train)
+        keys = tuple(dict.fromkeys((*keys, *study.finetune_train)))
     spec = _spec(study, settings, mode="finetune", size=s.size, seed=s.seed, corpus=study.target,
                  **{f"data_{unit}": d})
     source = _slug(s.corpus) + ("" if tpp is None else f"@{checkpoint_tag(tpp)}")

@@ -1,0 +1,49 @@
+"""benchmarks/concat_tables.py --best-by: one run per grid point, chosen on validation loss (the analysis of
+v4's fine-tunes at their best learning rate, analysis/cpu-ft-lr/best)."""
+import importlib.util
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "concat_tables.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("concat_tables", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(run_id, mode, lr, valid, loss, status="ok", pretrain="text", data=1e4):
+    return {"run_id": run_id, "status": status, "mode": mode, "pretrain": pretrain, "size": "w25k", "seed": 0,
+            "data_chars": data, "lr_scale": lr, "valid_loss": valid, "loss": loss}
+
+
+def test_best_by_keeps_the_lowest_validation_loss_per_point_and_reads_its_test_loss(tmp_path):
+    # The point (text, 1e4) is won on validation by lr 0.25 although lr 0.125 has the lower test loss: the
+    # choice must not look at the test split. The scratch run is in both tables (one row); a failed fine-tune
+    # at a point with a finished one goes, one at a point without stays (the analysis reports it).
+    a = pd.DataFrame([_row("s", "scratch", 1, 5.0, 5.1, pretrain="none"), _row("f1", "finetune", 1, 4.0, 4.0),
+                      _row("g1", "finetune", 1, 3.9, 3.9, data=3e4), _row("h1", "finetune", 1, None, None, "failed",
+                                                                         pretrain="text+code")])
+    b = pd.DataFrame([_row("s", "scratch", 1, 5.0, 5.1, pretrain="none"), _row("f2", "finetune", 0.25, 3.7, 3.8),
+                      _row("f3", "finetune", 0.125, 3.8, 3.6), _row("g2", "finetune", 0.25, None, None, "failed",
+                                                                    data=3e4)])
+    a.to_csv(tmp_path / "a.csv", index=False)
+    b.to_csv(tmp_path / "b.csv", index=False)
+    pd.DataFrame({"run_id": ["s", "f1", "f1"], "step": [0, 0, 8], "valid_loss": [6, 6, 4]}).to_csv(
+        tmp_path / "curves.csv", index=False)  # both tables' curves.csv: one file beside both here
+    out = tmp_path / "best" / "results.csv"
+    assert _load().main([str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--best-by", "valid_loss",
+                         "--curves", "--out", str(out)]) == 0
+    curves = pd.read_csv(out.parent / "curves.csv")
+    assert list(curves["run_id"]) == ["s"]     # f1 was not kept; s is read twice (two tables), kept once
+    best = pd.read_csv(out).set_index("run_id")
+    assert sorted(best.index) == ["f2", "g1", "h1", "s"]
+    assert best.loc["f2", "loss"] == 3.8
+    plain = tmp_path / "all.csv"
+    assert _load().main([str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--out", str(plain)]) == 0
+    assert len(pd.read_csv(plain)) == 7
