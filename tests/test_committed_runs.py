@@ -95,6 +95,11 @@ NOT_RE_RUN = {
                                       "v4's run bit for bit (5.477086): the quick-v4 re-run covers the same path",
     "analysis/lr/pretrain/results.csv": "issue 23's pretraining-LR check: v4's w100k rows beside jobs/lr-pretrain-*.toml's "
                                         "(their from-scratch rows are v4's); made by this code, not re-run here for time",
+    **{f"analysis/cpu-ft-lr/{name}/results.csv": (
+        "the fine-tuning LR check (jobs/cpu-ft-lr-*.toml, made by this code): its from-scratch and pretraining rows "
+        "are v4's runs of the same ids (the quick-v4 re-run covers them); its fine-tunes differ from v4's in "
+        "[finetune] lr_scale alone; not re-run here for time") for name in ("quarter", "eighth", "sixteenth", "double",
+                                                                             "best", "sweep")},
     "analysis/dynamics/results.csv": "issue 22's short study (jobs/dynamics.toml), made by this code; not re-run here "
                                      "(left out for time, and not checked by hand)",
     "analysis/dynamics-batch/results.csv": "issue 22's batch experiment (jobs/dynamics-batch.toml), made by this code; "
