@@ -174,5 +174,11 @@ case "$state" in
   idle|mixed|allocated|completing) ;;
   *) fail "node $host is '${state:-not known to slurmctld}' after ${WAIT_S} s ($(scontrol show node "$host" 2>/dev/null | grep -o 'Reason=.*' | head -n 1); logs in $LOGDIR)" ;;
 esac
-srun_works || fail "node $host is $state but 'srun -N1 true' failed (logs in $LOGDIR)"
+# Retried: right after a restart on a loaded machine the first srun can fail although the node is idle (seen once
+# in `make test`, 5 December: the controller-down test's restart, both cores busy; srun worked a minute later).
+srun_deadline=$(( $(date +%s) + 60 ))
+until srun_works; do
+  [ "$(date +%s)" -lt "$srun_deadline" ] || fail "node $host is $state but 'srun -N1 true' failed for 60 s (logs in $LOGDIR)"
+  sleep 2
+done
 ok "SLURM is up: node $host $state, partition debug"
