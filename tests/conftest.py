@@ -56,3 +56,18 @@ def one_blas_thread():
     """What `effdata.analyze` does for a whole analysis; the tests call the fitters directly."""
     with threadpool_limits(1, user_api="blas"):
         yield
+
+
+def pytest_itemcollected(item):
+    """Tests that share a module-scoped fixture of their own module run in one xdist worker, so that it is built
+    once: spread over two workers, test_runner.py's smoke study (30 s) and test_plots_report.py's studies (23 s
+    and 11 s) were each built twice (`pytest --durations`, 5 December). A test already in a group keeps it. Here,
+    as each test is collected: xdist reads the groups in its own pytest_collection_modifyitems, which ran before
+    a tryfirst one of ours in its workers."""
+    if item.get_closest_marker("xdist_group") or not hasattr(item, "_fixtureinfo"):
+        return
+    module = item.nodeid.split("::")[0]
+    shared = sorted(name for name, defs in item._fixtureinfo.name2fixturedefs.items()
+                    if defs and defs[-1].scope == "module" and defs[-1].baseid == module)
+    if shared:
+        item.add_marker(pytest.mark.xdist_group(f"{module}::{shared[0]}"))
