@@ -9,15 +9,17 @@ With --best-by valid_loss, runs that differ in a setting alone (the same mode, p
 size: v4's fine-tunes at three learning rates, jobs/cpu-ft-lr-*.toml) keep the one with the lowest validation
 loss, so that the choice is made on the validation split and the analysis reads the test loss of the chosen run:
 
-    python benchmarks/concat_tables.py analysis/cpu/results.csv runs/cpu-ft-lr-quarter/results.csv \
-        runs/cpu-ft-lr-eighth/results.csv --best-by valid_loss --out analysis/cpu-ft-lr/best/results.csv
+    python benchmarks/concat_tables.py analysis/cpu/results.csv analysis/cpu-ft-lr/quarter/results.csv \
+        analysis/cpu-ft-lr/eighth/results.csv --best-by valid_loss --out best/results.csv
+    (analysis/cpu-ft-lr/best/NOTES.md has the committed table's command: five tables, with --curves)
 
 `--sweep KEY`: the rows of every grid point that was run at several values of KEY are marked as a sweep over it
 (the `sweep` column a [sweep] study writes), so that `python -m effdata.analyze` gives the sweep analysis: the
 loss at each value, the best per size and data size, and the rule fitted to it (analysis/cpu-ft-lr/sweep):
 
-    python benchmarks/concat_tables.py analysis/cpu/results.csv runs/cpu-ft-lr-*/results.csv --sweep lr_scale \
-        --out analysis/cpu-ft-lr/sweep/results.csv
+    python benchmarks/concat_tables.py analysis/cpu/results.csv analysis/cpu-ft-lr/quarter/results.csv \
+        analysis/cpu-ft-lr/eighth/results.csv --sweep lr_scale --out sweep/results.csv
+    (analysis/cpu-ft-lr/sweep/NOTES.md has the committed table's command)
 
 `--curves`: also the learning curves (each table's `curves.csv` beside it) of the runs kept, as `curves.csv`
 beside `--out`, where the analysis looks for them.
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     merged.to_csv(args.out, index=False)
     if args.curves:
         curves = pd.concat([pd.read_csv(path.parent / "curves.csv") for path in args.tables], ignore_index=True)
-        kept = curves[curves["run_id"].isin(merged["run_id"])].drop_duplicates(["run_id", "step"], keep="first")
+        kept = curves[curves["run_id"].isin(merged["run_id"])].drop_duplicates()  # a run read from two tables
         kept.to_csv(args.out.parent / "curves.csv", index=False)
     print(f"{args.out}: {len(merged)} rows from {sum(map(len, tables))}", file=sys.stderr)
     return 0
