@@ -38,6 +38,7 @@ def law_row(label: str, fits: dict, pretrain: str) -> str:
              str(len(audit.get("warnings", [])))]
     return "| " + " | ".join(cells) + " |"
 
+
 def dt_ratios(first: Path, other: Path, pretrain: str) -> pd.DataFrame:
     """D_T of `other`'s analysis over `first`'s, by D_F (rows) and size (columns, in order of N)."""
     key = ["pretrain", "size", "d_f"]
@@ -54,20 +55,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("fits", nargs="+", help="FITS.json[=LABEL]")
     parser.add_argument("--pretrain", nargs="+", default=["text", "text+code"])
     args = parser.parse_args(argv)
-    analyses = [(t.partition("=")[2] or t.partition("=")[0], json.loads(Path(t.partition("=")[0]).read_text()))
-                for t in args.fits]
+    analyses = []   # (label, fits.json's path, its content), in the order given
+    for given in args.fits:
+        path, _, label = given.partition("=")
+        analyses.append((label or path, Path(path), json.loads(Path(path).read_text())))
     for pretrain in args.pretrain:
         print(f"\n**{pretrain}**\n")
         print("| analysis | β [interval] | α [interval] | k | points | β least squares | β, each N out "
               "(Huber / least squares) | audit warnings |")
         print("|---|---|---|---|---|---|---|---|")
-        for label, fits in analyses:
+        for label, _, fits in analyses:
             print(law_row(label, fits, pretrain))
-    paths = [Path(t.partition("=")[0]) for t in args.fits]
+    (first_label, first_path, _), *others = analyses
     for pretrain in args.pretrain:
-        for (label, _), path in zip(analyses[1:], paths[1:]):
-            print(f"\nD_T of {label} over {analyses[0][0]}, {pretrain} (negative: one of the two ossified):\n")
-            print(dt_ratios(paths[0], path, pretrain).round(2).to_string())
+        for label, path, _ in others:
+            print(f"\nD_T of {label} over {first_label}, {pretrain} (negative: one of the two ossified):\n")
+            print(dt_ratios(first_path, path, pretrain).round(2).to_string())
     return 0
 
 

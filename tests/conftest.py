@@ -61,9 +61,9 @@ def one_blas_thread():
 def pytest_itemcollected(item):
     """Tests that share a module-scoped fixture of their own module run in one xdist worker, so that it is built
     once: spread over two workers, test_runner.py's smoke study (30 s) and test_plots_report.py's studies (23 s
-    and 11 s) were each built twice (`pytest --durations`, 5 December). A test already in a group keeps it. Here,
-    as each test is collected: xdist reads the groups in its own pytest_collection_modifyitems, which ran before
-    a tryfirst one of ours in its workers."""
+    and 11 s) were each built twice (`pytest --durations`, 5 December). A test already in a group keeps it. Marked
+    as each test is collected, so the mark is there before any pytest_collection_modifyitems (xdist reads the
+    groups in its own). tests/test_xdist_groups.py checks that the groups are honoured at all."""
     if item.get_closest_marker("xdist_group") or not hasattr(item, "_fixtureinfo"):
         return
     module = item.nodeid.split("::")[0]
