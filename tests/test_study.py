@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from effdata.spec import TrainSettings
 from effdata.study.study import StudyError, load_study, study_from_dict, study_runs
 
 JOBS = Path(__file__).resolve().parent.parent / "jobs"
@@ -182,14 +183,39 @@ def test_finetune_lr_scale_changes_the_fine_tunes_alone():
     assert all(r.depends_on[0] in ids(base, "pretrain") for r in low if r.mode == "finetune")
 
 
+def test_scratch_max_steps_changes_the_scratch_runs_alone():
+    """jobs/cpu-large-d.toml: a higher step cap for the from-scratch runs alone (larger data sizes need it); the
+    pretraining and the fine-tunes keep their ids, the from-scratch runs get new ones with the new cap."""
+    base = study_runs(study_from_dict({**MINIMAL, "pretrain": WSD}))
+    capped = study_runs(study_from_dict({**MINIMAL, "pretrain": WSD,
+                                         "scratch": {**MINIMAL["scratch"], "max_steps": 9000}}))
+    assert {r.spec.settings.max_steps for r in capped if r.mode == "scratch"} == {9000}
+    default = TrainSettings().max_steps
+    assert {r.spec.settings.max_steps for r in capped if r.mode != "scratch"} == {default} != {9000}
+    ids = lambda runs, mode: {r.run_id for r in runs if r.mode == mode}  # noqa: E731
+    assert ids(capped, "finetune") == ids(base, "finetune") and ids(capped, "pretrain") == ids(base, "pretrain")
+    assert ids(capped, "scratch") and not ids(capped, "scratch") & ids(base, "scratch")
+
+
 @pytest.mark.parametrize("finetune, sweep, message", [
     ({"lr_scale": 0}, {}, r"\[finetune\] lr_scale must be > 0, got 0"),
     ({"lr_scale": "low"}, {}, r"\[finetune\] lr_scale"),
     ({"lr_scale": 0.5}, {"lr_scale": [0.5, 1]}, r"\[finetune\] lr_scale is also swept in \[sweep\]"),
     ({"batch_size": 8}, {}, r"\[finetune\]: unknown key\(s\) batch_size"),
+    ({"max_steps": 0}, {}, r"\[finetune\] max_steps"),
 ])
 def test_finetune_settings_are_checked_before_anything_runs(finetune, sweep, message):
     raw = {**MINIMAL, "finetune": {**MINIMAL["finetune"], **finetune}, **({"sweep": sweep} if sweep else {})}
+    with pytest.raises(StudyError, match=message):
+        study_from_dict(raw)
+
+
+@pytest.mark.parametrize("scratch, message", [
+    ({"max_steps": 4}, r"\[scratch\] max_steps must be >= min_steps"),
+    ({"lr_scale": 0.5}, r"\[scratch\]: unknown key\(s\) lr_scale"),
+])
+def test_scratch_settings_are_checked_before_anything_runs(scratch, message):
+    raw = {**MINIMAL, "train": {"min_steps": 8}, "scratch": {**MINIMAL["scratch"], **scratch}}
     with pytest.raises(StudyError, match=message):
         study_from_dict(raw)
 

@@ -129,6 +129,7 @@ class Study:
     sweep: tuple[tuple[str, tuple[Any, ...]], ...] = ()   # [sweep]: (TrainSettings key, its values), in file order
     finetune_sizes: tuple[str, ...] | None = None   # [finetune] sizes: the sizes pretrained and fine-tuned
     finetune_train: dict[str, Any] = field(default_factory=dict)   # FINETUNE_TRAIN_KEYS: [train] for fine-tunes only
+    scratch_train: dict[str, Any] = field(default_factory=dict)    # SCRATCH_TRAIN_KEYS: [train] for scratch runs only
     extra_seeds: ExtraSeeds = ExtraSeeds()
 
     def train_given(self) -> dict[str, Any]:
@@ -359,7 +360,7 @@ def _study(raw: dict[str, Any], where: str) -> Study:
     if not isinstance(raw["name"], str) or not raw["name"]:
         raise StudyError("name must be a non-empty string")
     seeds = _seed_list(raw.get("seeds", [0]), "seeds")
-    scratch = _data_sizes(raw["scratch"], "scratch")
+    scratch = _data_sizes(raw["scratch"], "scratch", frozenset(SCRATCH_TRAIN_KEYS))
     finetune = _data_sizes(raw["finetune"], "finetune", frozenset({"sizes", *FINETUNE_TRAIN_KEYS}))
     target = raw.get("target", "python")
     if not isinstance(target, str):
@@ -386,28 +387,32 @@ def _study(raw: dict[str, Any], where: str) -> Study:
         device=device,
         sweep=_sweep(raw.get("sweep", {}), train),
         finetune_sizes=_finetune_sizes(raw["finetune"], sizes),
-        finetune_train=_finetune_train(raw["finetune"], train, raw.get("sweep", {})),
+        finetune_train=_mode_train(raw["finetune"], "finetune", FINETUNE_TRAIN_KEYS, train, raw.get("sweep", {})),
+        scratch_train=_mode_train(raw["scratch"], "scratch", SCRATCH_TRAIN_KEYS, train, raw.get("sweep", {})),
         extra_seeds=(_extra_seeds(raw["extra_seeds"], seeds, scratch, finetune) if "extra_seeds" in raw
                      else ExtraSeeds()),
     )
 
 
-# [train] keys that [finetune] may set for the fine-tunes alone. lr_scale: fine-tunes want a lower LR than the
-# from-scratch rule gives them (analysis/lr/search: ×0.125 beat ×1 by 1.4–4.0 % at w100k), and a study that
-# changes it for them alone keeps its from-scratch runs' and pretraining runs' ids (jobs/cpu-ft-lr*.toml).
-FINETUNE_TRAIN_KEYS = ("lr_scale",)
+# [train] keys that [finetune] or [scratch] may set for their runs alone; a study that sets one keeps the ids of
+# the other modes' runs and of its pretraining. lr_scale: fine-tunes want a lower LR than the from-scratch rule
+# gives them (analysis/lr/search: ×0.125 beat ×1 by 1.4–4.0 % at w100k; jobs/cpu-ft-lr*.toml). max_steps: a
+# length search's compute limit (its branches do not depend on it, METHOD §5b), which larger data sizes need
+# raised (v4's w7k on 3e5 characters kept its best at 2,335 of 3,000 steps; jobs/cpu-large-d.toml).
+FINETUNE_TRAIN_KEYS = ("lr_scale", "max_steps")
+SCRATCH_TRAIN_KEYS = ("max_steps",)
 
 
-def _finetune_train(table: dict, train: dict, sweep: Any) -> dict[str, Any]:
-    """[finetune]'s FINETUNE_TRAIN_KEYS, each checked by building the settings a fine-tune would use."""
-    given = {key: table[key] for key in FINETUNE_TRAIN_KEYS if key in table}
+def _mode_train(table: dict, section: str, allowed: tuple[str, ...], train: dict, sweep: Any) -> dict[str, Any]:
+    """[section]'s own [train] keys (`allowed`), each checked by building the settings its runs would use."""
+    given = {key: table[key] for key in allowed if key in table}
     clash = sorted(set(given) & set(sweep if isinstance(sweep, dict) else {}))
     if clash:
-        raise StudyError(f"[finetune] {clash[0]} is also swept in [sweep]: set it in one of them")
+        raise StudyError(f"[{section}] {clash[0]} is also swept in [sweep]: set it in one of them")
     try:
         settings = TrainSettings.from_dict({**train, **given})
     except SpecError as exc:
-        raise StudyError(f"[finetune] {exc}") from None
+        raise StudyError(f"[{section}] {exc}") from None
     return {key: getattr(settings, key) for key in given}
 
 
@@ -509,7 +514,7 @@ SWEEP_TAGS = {"lr_scale": "lr"}
 
 def _scratch_run(study: Study, size: str, seed: int, d: int, point: dict[str, Any]) -> StudyRun:
     unit = study.scratch.unit
-    settings, keys = _swept(study, point)
+    settings, keys = _with_mode_train(*_swept(study, point), study.scratch_train)
     spec = _spec(study, settings, mode="scratch", size=size, seed=seed, corpus=study.target, **{f"data_{unit}": d})
     return StudyRun(label=f"scratch-{size}-{short_number(d)}{unit[0]}{_sweep_label(point)}-s{seed}", spec=spec,
                     pretrain="none", settings_keys=keys, sweep_keys=tuple(point))
@@ -530,10 +535,7 @@ def _finetune_run(study: Study, pre: StudyRun, tpp: float | None, d: int, point:
     parameter, whose pretraining is then named `<corpus>@<tpp>tpp`."""
     unit = study.finetune.unit
     s = pre.spec
-    settings, keys = _swept(study, point)
-    if study.finetune_train:
-        settings = dataclasses.replace(settings, **study.finetune_train)
-        keys = tuple(dict.fromkeys((*keys, *study.finetune_train)))
+    settings, keys = _with_mode_train(*_swept(study, point), study.finetune_train)
     spec = _spec(study, settings, mode="finetune", size=s.size, seed=s.seed, corpus=study.target,
                  **{f"data_{unit}": d})
     source = _slug(s.corpus) + ("" if tpp is None else f"@{checkpoint_tag(tpp)}")
@@ -541,6 +543,14 @@ def _finetune_run(study: Study, pre: StudyRun, tpp: float | None, d: int, point:
                     spec=spec, pretrain=pretrain_name(s.corpus, tpp), depends_on=(pre.run_id,),
                     init_from_run=pre.run_id, init_from_checkpoint=None if tpp is None else checkpoint_name(tpp),
                     settings_keys=keys, sweep_keys=tuple(point))
+
+
+def _with_mode_train(settings: TrainSettings, keys: tuple[str, ...],
+                     own: dict[str, Any]) -> tuple[TrainSettings, tuple[str, ...]]:
+    """A mode's own [train] keys ([scratch] or [finetune]) over the study's: they enter its runs' ids alone."""
+    if not own:
+        return settings, keys
+    return dataclasses.replace(settings, **own), tuple(dict.fromkeys((*keys, *own)))
 
 
 def _slug(corpus: str) -> str:
