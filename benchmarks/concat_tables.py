@@ -13,6 +13,10 @@ loss, so that the choice is made on the validation split and the analysis reads 
         analysis/cpu-ft-lr/eighth/results.csv --best-by valid_loss --out best/results.csv
     (analysis/cpu-ft-lr/best/NOTES.md has the committed table's command: five tables, with --curves)
 
+With --first-per-point, a grid point run in several tables keeps the first table's finished run: an extension
+that re-runs some points under another compute limit listed first (jobs/cpu-large-d.toml re-runs v4's
+from-scratch runs on 3e5 characters under a higher step cap; analysis/cpu-large-d/NOTES.md has the command).
+
 `--sweep KEY`: the rows of every grid point that was run at several values of KEY are marked as a sweep over it
 (the `sweep` column a [sweep] study writes), so that `python -m effdata.analyze` gives the sweep analysis: the
 loss at each value, the best per size and data size, and the rule fitted to it (analysis/cpu-ft-lr/sweep):
@@ -48,6 +52,14 @@ def best_by(table: pd.DataFrame, column: str) -> pd.DataFrame:
                      ignore_index=True)
 
 
+def first_per_point(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per grid point: the first finished run of that point in table order (else its first row)."""
+    keys = [key for key in POINT if key in table.columns]
+    finished = table["status"].eq("ok") if "status" in table.columns else pd.Series(True, index=table.index)
+    order = table.assign(_unfinished=~finished).sort_values("_unfinished", kind="stable")
+    return order.drop_duplicates(keys, keep="first").drop(columns="_unfinished").sort_index()
+
+
 def as_sweep(table: pd.DataFrame, key: str) -> pd.DataFrame:
     """`table` with sweep = key on the rows of the grid points run at more than one value of `key`."""
     if key not in table.columns:
@@ -61,7 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("tables", type=Path, nargs="+")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--best-by", metavar="COLUMN", help="keep the run with the lowest COLUMN per grid point")
+    choose = parser.add_mutually_exclusive_group()
+    choose.add_argument("--best-by", metavar="COLUMN", help="keep the run with the lowest COLUMN per grid point")
+    choose.add_argument("--first-per-point", action="store_true",
+                        help="keep the first table's finished run of a grid point run in several tables")
     parser.add_argument("--sweep", metavar="KEY", help="mark the grid points run at several values of KEY as its sweep")
     parser.add_argument("--curves", action="store_true", help="also curves.csv (each table's, beside it) of the runs kept")
     args = parser.parse_args(argv)
@@ -69,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     merged = pd.concat(tables, ignore_index=True).drop_duplicates("run_id", keep="first")
     if args.best_by:
         merged = best_by(merged, args.best_by)
+    if args.first_per_point:
+        merged = first_per_point(merged)
     if args.sweep:
         merged = as_sweep(merged, args.sweep)
     args.out.parent.mkdir(parents=True, exist_ok=True)

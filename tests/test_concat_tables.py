@@ -47,3 +47,20 @@ def test_best_by_keeps_the_lowest_validation_loss_per_point_and_reads_its_test_l
     plain = tmp_path / "all.csv"
     assert _load().main([str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--out", str(plain)]) == 0
     assert len(pd.read_csv(plain)) == 7
+
+
+def test_first_per_point_keeps_the_first_tables_finished_run_of_each_point(tmp_path):
+    # jobs/cpu-large-d.toml re-runs v4's from-scratch points on 3e5 under a higher cap, listed first: its rows
+    # replace v4's at those points; a point only v4 ran keeps v4's row; a point the extension failed keeps v4's.
+    ext = pd.DataFrame([_row("s3-new", "scratch", 1, 4.0, 4.1, pretrain="none", data=3e5),
+                        _row("s6", "scratch", 1, 3.5, 3.6, pretrain="none", data=1e6),
+                        _row("f5-new", "finetune", 1, None, None, "failed", data=1e5)])
+    v4 = pd.DataFrame([_row("s3-old", "scratch", 1, 3.0, 3.1, pretrain="none", data=3e5),
+                       _row("s1", "scratch", 1, 5.0, 5.1, pretrain="none", data=1e4),
+                       _row("f5-old", "finetune", 1, 3.9, 3.9, data=1e5)])
+    ext.to_csv(tmp_path / "ext.csv", index=False)
+    v4.to_csv(tmp_path / "v4.csv", index=False)
+    out = tmp_path / "joined.csv"
+    assert _load().main([str(tmp_path / "ext.csv"), str(tmp_path / "v4.csv"), "--first-per-point",
+                         "--out", str(out)]) == 0
+    assert sorted(pd.read_csv(out)["run_id"]) == ["f5-old", "s1", "s3-new", "s6"]
