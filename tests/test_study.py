@@ -212,7 +212,8 @@ def test_finetune_settings_are_checked_before_anything_runs(finetune, sweep, mes
 
 @pytest.mark.parametrize("scratch, message", [
     ({"max_steps": 4}, r"\[scratch\] max_steps must be >= min_steps"),
-    ({"lr_scale": 0.5}, r"\[scratch\]: unknown key\(s\) lr_scale"),
+    ({"lr_scale": 0}, r"\[scratch\] lr_scale must be > 0"),
+    ({"batch_size": 8}, r"\[scratch\]: unknown key\(s\) batch_size"),
 ])
 def test_scratch_settings_are_checked_before_anything_runs(scratch, message):
     raw = {**MINIMAL, "train": {"min_steps": 8}, "scratch": {**MINIMAL["scratch"], **scratch}}

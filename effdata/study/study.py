@@ -398,9 +398,11 @@ def _study(raw: dict[str, Any], where: str) -> Study:
 # the other modes' runs and of its pretraining. lr_scale: fine-tunes want a lower LR than the from-scratch rule
 # gives them (analysis/lr/search: ×0.125 beat ×1 by 1.4–4.0 % at w100k; jobs/cpu-ft-lr*.toml). max_steps: a
 # length search's compute limit (its branches do not depend on it, METHOD §5b), which larger data sizes need
-# raised (v4's w7k on 3e5 characters kept its best at 2,335 of 3,000 steps; jobs/cpu-large-d.toml).
+# raised (v4's w7k on 3e5 characters kept its best at 2,335 of 3,000 steps; jobs/cpu-large-d.toml). [scratch]
+# lr_scale: the tuned rule's LR is an extrapolation at 1e6 characters and too high at w100k on 3e5
+# (analysis/lr/search); jobs/cpu-scratch-lr-*.toml check what that does to the from-scratch curves of large N.
 FINETUNE_TRAIN_KEYS = ("lr_scale", "max_steps")
-SCRATCH_TRAIN_KEYS = ("max_steps",)
+SCRATCH_TRAIN_KEYS = ("max_steps", "lr_scale")
 
 
 def _mode_train(table: dict, section: str, allowed: tuple[str, ...], train: dict, sweep: Any) -> dict[str, Any]:
