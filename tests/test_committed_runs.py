@@ -54,6 +54,7 @@ class Table:
     job: str                   # the job file that made the table
     rows: str                  # the committed CSV the re-run rows are compared with
     pretraining: bool = False  # also the cheapest text pretraining and its cheapest fine-tune
+    seed: int | None = None    # only this seed's runs (a table whose other seeds another table re-runs)
 
 
 RERUN = {
@@ -62,6 +63,8 @@ RERUN = {
     # The default demo: the length search, the width ladder, budget pretraining with mid-run checkpoints and a
     # fine-tune (each of its runs is also the cpu-v4 study's run of the same id).
     "quick-v4": Table("jobs/quick.toml", "analysis/quick/results.csv", pretraining=True),
+    # Extra seeds: the cheapest from-scratch run of seed 1 or 2 (v4's seed 0 is covered by quick-v4).
+    "cpu-seeds": Table("jobs/cpu-seeds.toml", "analysis/cpu-seeds/results.csv", seed=2),
 }
 
 # Committed table -> (job file, why the current code makes other numbers, the commit that changed them).
@@ -100,6 +103,11 @@ NOT_RE_RUN = {
         "are v4's runs of the same ids (the quick-v4 re-run covers them); its fine-tunes differ from v4's in "
         "[finetune] lr_scale alone; not re-run here for time") for name in ("quarter", "eighth", "sixteenth", "double",
                                                                              "best", "sweep")},
+    **{f"analysis/cpu-large-d/{name}results.csv": (
+        "v4 extended to larger data (jobs/cpu-large-d.toml, jobs/cpu-scratch-lr-*.toml; made by this code): its "
+        "cheapest new from-scratch run trains on 3e5 characters for minutes, so it is not re-run here; the six re-runs "
+        "of v4's 3e5 runs under its higher cap gave v4's losses bit for bit (analysis/cpu-large-d/NOTES.md)")
+       for name in ("", "extension/", "scratch-lr-half/", "scratch-lr-quarter/", "best-scratch-lr/")},
     "analysis/dynamics/results.csv": "issue 22's short study (jobs/dynamics.toml), made by this code; not re-run here "
                                      "(left out for time, and not checked by hand)",
     "analysis/dynamics-batch/results.csv": "issue 22's batch experiment (jobs/dynamics-batch.toml), made by this code; "
@@ -187,7 +195,8 @@ def test_the_cheapest_committed_runs_come_out_bit_for_bit(name, fresh_home, tmp_
                     f"{running}: bit for bit holds on that build only")
     table = RERUN[name]
     committed = read_rows(ROOT / table.rows)
-    picked = cheapest_runs(study_runs(load_study(ROOT / table.job), PRETRAINS), table.pretraining)
+    runs = study_runs(load_study(ROOT / table.job), PRETRAINS)
+    picked = cheapest_runs([r for r in runs if table.seed in (None, r.spec.seed)], table.pretraining)
     missing = [r.run_id for r in picked if r.run_id not in committed]
     assert not missing, f"{table.rows} has no row for {missing}: {table.job} no longer plans the table's runs"
     rows = rerun(ROOT / table.job, picked, fresh_home, tmp_path / "out")
