@@ -12,6 +12,7 @@ A study file looks like this (every key is checked; an unknown key or a wrong ty
 
     [scratch]                      # from-scratch runs on nested target fractions
     data_chars = [1e5, 3e5, 1e6]   # or data_tokens = [...]
+    max_steps = 20000              # optional: lr_scale / max_steps for these runs alone (FINETUNE_TRAIN_KEYS too)
 
     [finetune]                     # fine-tunes of each pretrained checkpoint
     data_chars = [1e5, 3e5]
