@@ -63,7 +63,7 @@ RERUN = {
     # The default demo: the length search, the width ladder, budget pretraining with mid-run checkpoints and a
     # fine-tune (each of its runs is also the cpu-v4 study's run of the same id).
     "quick-v4": Table("jobs/quick.toml", "analysis/quick/results.csv", pretraining=True),
-    # Extra seeds: the cheapest from-scratch run of seed 1 or 2 (v4's seed 0 is covered by quick-v4).
+    # Extra seeds: seed 2's cheapest from-scratch run (v4's seed 0 is covered by quick-v4).
     "cpu-seeds": Table("jobs/cpu-seeds.toml", "analysis/cpu-seeds/results.csv", seed=2),
 }
 

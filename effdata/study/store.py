@@ -12,10 +12,11 @@ half-written or foreign record, a failed record) is run again.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from effdata.paths import atomic_write_json, atomic_write_text
 from effdata.spec import FINAL_CHECKPOINT, SpecError, StudyRun, checkpoint_tag, identity_hash, pretrain_name
@@ -106,6 +107,26 @@ class Store:
     def is_done(self, run_id: str) -> bool:
         record = self.read_record(run_id)
         return record is not None and record["status"] == "ok"
+
+    def adopt(self, source: Path, runs: Iterable[StudyRun]) -> list[str]:
+        """Copy in the runs of `runs` that another study directory (`--reuse`) finished and this one has not. A run
+        id is a hash of the run's identity, so a run of the same id there is this study's run: a check of one
+        setting reuses the reference study's other runs (jobs/cpu-ft-lr-*.toml, jobs/cpu-large-d.toml). Copied
+        beside runs/ first and renamed in, so that an interrupted copy is never taken for a run."""
+        other = Store(Path(source))
+        adopted = []
+        for run in runs:
+            if self.is_done(run.run_id) or not other.is_done(run.run_id):
+                continue
+            staging = self.out_dir / ".adopting" / run.run_id
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.copytree(other.run_dir(run.run_id), staging)
+            shutil.rmtree(self.run_dir(run.run_id), ignore_errors=True)   # a failed or unfinished attempt here
+            self.runs_dir.mkdir(parents=True, exist_ok=True)
+            staging.rename(self.run_dir(run.run_id))
+            adopted.append(run.run_id)
+        shutil.rmtree(self.out_dir / ".adopting", ignore_errors=True)
+        return adopted
 
     def write_record(self, run: StudyRun, status: str, metrics: dict | None = None, error: str | None = None,
                      spec: dict | None = None) -> None:
