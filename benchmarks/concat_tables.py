@@ -17,6 +17,10 @@ With --first-per-point, a grid point run in several tables keeps the first table
 that re-runs some points under another compute limit listed first (jobs/cpu-large-d.toml re-runs v4's
 from-scratch runs on 3e5 characters under a higher step cap; analysis/cpu-large-d/NOTES.md has the command).
 
+`--points-of-first`: only the grid points the first table has; the other tables offer other runs of those points
+(another setting of them) and no new points: v4 with its from-scratch runs at their best LR, where the LR
+checks on 3e5 characters come from tables that also hold 1e6 (analysis/cpu-scratch-lr/best/NOTES.md).
+
 `--sweep KEY`: the rows of every grid point that was run at several values of KEY are marked as a sweep over it
 (the `sweep` column a [sweep] study writes), so that `python -m effdata.analyze` gives the sweep analysis: the
 loss at each value, the best per size and data size, and the rule fitted to it (analysis/cpu-ft-lr/sweep):
@@ -60,6 +64,12 @@ def first_per_point(table: pd.DataFrame) -> pd.DataFrame:
     return order.drop_duplicates(keys, keep="first").drop(columns="_unfinished").sort_index()
 
 
+def points_of_first(merged: pd.DataFrame, first: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `merged` at the grid points `first` has."""
+    keys = [key for key in POINT if key in first.columns and key in merged.columns]
+    return merged[merged.set_index(keys).index.isin(first.set_index(keys).index)]
+
+
 def as_sweep(table: pd.DataFrame, key: str) -> pd.DataFrame:
     """`table` with sweep = key on the rows of the grid points run at more than one value of `key`."""
     if key not in table.columns:
@@ -77,11 +87,15 @@ def main(argv: list[str] | None = None) -> int:
     choose.add_argument("--best-by", metavar="COLUMN", help="keep the run with the lowest COLUMN per grid point")
     choose.add_argument("--first-per-point", action="store_true",
                         help="keep the first table's finished run of a grid point run in several tables")
+    parser.add_argument("--points-of-first", action="store_true",
+                        help="only the grid points of the first table (the others offer other runs of them)")
     parser.add_argument("--sweep", metavar="KEY", help="mark the grid points run at several values of KEY as its sweep")
     parser.add_argument("--curves", action="store_true", help="also curves.csv (each table's, beside it) of the runs kept")
     args = parser.parse_args(argv)
     tables = [pd.read_csv(path) for path in args.tables]
     merged = pd.concat(tables, ignore_index=True).drop_duplicates("run_id", keep="first")
+    if args.points_of_first:
+        merged = points_of_first(merged, tables[0])
     if args.best_by:
         merged = best_by(merged, args.best_by)
     if args.first_per_point:

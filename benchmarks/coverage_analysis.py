@@ -10,6 +10,12 @@ scenario: coverage, bias and sd of the estimates, median interval widths, the la
 the strong-transfer scenario, how often the headline was withheld and whether the suggested from-scratch
 runs reach the true D_E.
 
+Seeds "3/1": three seeds of the from-scratch points on <= 1e5 characters (three D per N), one of every other
+run (as analysis/cpu-seeds): the
+fine-tunes' noise is lent from the from-scratch seeds, per N where it is measured at two or more N (falling
+noise: 2% at the smallest N to 0.5% at the largest, as cpu-seeds measured 1.1% to 0.24%); --pooled-noise
+lends one pooled sigma instead, the model before per-N noise.
+
 With --audit, also the false-alarm rate of the audit's warnings (effdata/analysis/audit/) where the truth is
 clean: the share of draws in which the transfer law's leverage or estimator warnings fire, and the Kaplan
 law's (its from-scratch curve is Kaplan's form, so a Kaplan fit is the right model; the Chinchilla form's E
@@ -26,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 import numpy as np  # noqa: E402
-from synthetic import CPU_BEYOND, CPU_INSIDE, make_cpu_runs, transferred  # noqa: E402
+from synthetic import CPU_BEYOND, CPU_INSIDE, falling_noise, make_cpu_runs, transferred  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from effdata.analysis.audit.laws import audit_kaplan  # noqa: E402
@@ -49,6 +55,8 @@ SCENARIOS = {   # name: (law, seeds, loss noise per run, scatter of D_T about th
     "inside-1seed-1%": (CPU_INSIDE, 1, 0.01, 0.0),
     "middle-3seeds-1%": ({**CPU_INSIDE, "k": 100.0}, 3, 0.01, 0.0),
     "beyond-3seeds-1%": (CPU_BEYOND, 3, 0.01, 0.0),
+    "inside-3/1seeds-1%": (CPU_INSIDE, (3, 1, 1e5), 0.01, 0.0),
+    "inside-3/1seeds-falling": (CPU_INSIDE, (3, 1, 1e5), falling_noise(0.02, 0.005), 0.0),
 }
 
 
@@ -86,11 +94,13 @@ def audit_summary(rows: list[dict]) -> str:
     return "\n    ".join(parts)
 
 
-def one_draw(law, seeds, loss_noise, scatter, draw, resamples, audit: bool = False) -> dict:
-    results = load_results(make_cpu_runs({"text": law}, seeds=seeds, loss_noise=loss_noise, log_noise=scatter,
-                                         seed=10_000 + draw))
+def one_draw(law, seeds, loss_noise, scatter, draw, resamples, audit: bool = False, per_n: bool = True) -> dict:
+    scratch_seeds, finetune_seeds, seeded_d = seeds if isinstance(seeds, tuple) else (seeds, seeds, np.inf)
+    df = make_cpu_runs({"text": law}, seeds=scratch_seeds, loss_noise=loss_noise, log_noise=scatter, seed=10_000 + draw)
+    seeded = (df["mode"] == "scratch") & (df["data_chars"] <= seeded_d)
+    results = load_results(df[seeded | (df["seed"] < finetune_seeds)])
     effective = compute_effective(results)
-    noise = estimate_noise(results, effective)
+    noise = estimate_noise(results, effective, per_n=per_n)
     draws = resample_effective(results, effective, noise, resamples, seed=draw)
     attach_intervals(effective.table, draws)
     fit = fit_transfer(effective.table, "text", "chars", seed=draw, draws=draws.d_t)
@@ -100,6 +110,7 @@ def one_draw(law, seeds, loss_noise, scatter, draw, resamples, audit: bool = Fal
     holds = (table["d_t_lo"] <= true_d_t) & (true_d_t <= table["d_t_hi"])
     out = {"fitted": fit.fitted, "tau": fit.lack_of_fit, "extrapolated": int(table["extrapolated"].sum()),
            "points_inside": holds[~table["extrapolated"]].tolist() if scatter == 0 else [],
+           "points_inside_n": table["n_params"][~table["extrapolated"]].tolist() if scatter == 0 else [],
            "points_extrapolated": holds[table["extrapolated"]].tolist() if scatter == 0 else []}
     if fit.fitted and fit.intervals:
         truth = {"alpha": law["alpha"], "beta": law["beta"], "k": law["k"]}
@@ -137,6 +148,9 @@ def summarize(name: str, law: dict, rows: list[dict], seconds: float) -> str:
     if inside or outside:
         parts.append("per-point D_T coverage: " + (f"interpolated {np.mean(inside):.3f} ({len(inside)} intervals)" if inside else "")
                      + (f", extrapolated {np.mean(outside):.3f} ({len(outside)})" if outside else ""))
+    if inside:
+        n_of = np.array([n for r in rows for n in r["points_inside_n"]])
+        parts.append("  by N: " + ", ".join(f"{n:.3g} {np.mean(np.array(inside)[n_of == n]):.3f}" for n in np.unique(n_of)))
     parts.append(f"median τ {np.median([r['tau'] for r in rows if r['tau'] is not None] or [np.nan]):.3f}; "
                  f"median extrapolated points {np.median([r['extrapolated'] for r in rows]):.0f}")
     with_extrapolated = [r["alpha_including_extrapolated"] for r in rows if "alpha_including_extrapolated" in r]
@@ -154,12 +168,13 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=500)
     parser.add_argument("--scenario", nargs="+", choices=sorted(SCENARIOS), default=list(SCENARIOS))
     parser.add_argument("--audit", action="store_true", help="also count the audit's warnings (false alarms)")
+    parser.add_argument("--pooled-noise", action="store_true", help="one sigma per mode, not per N (the old model)")
     args = parser.parse_args()
     with threadpool_limits(1, user_api="blas"):
         for name in args.scenario:
             law, seeds, loss_noise, scatter = SCENARIOS[name]
             start = time.perf_counter()
-            rows = [one_draw(law, seeds, loss_noise, scatter, draw, args.resamples, args.audit)
+            rows = [one_draw(law, seeds, loss_noise, scatter, draw, args.resamples, args.audit, not args.pooled_noise)
                     for draw in range(args.draws)]
             print(summarize(name, law, rows, time.perf_counter() - start), flush=True)
             if args.audit:

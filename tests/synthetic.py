@@ -14,7 +14,8 @@ Two shapes of study:
 Fine-tuned: L_ft(N, D_F) = L_scratch(N, D_F + D_T), D_T = k D_F^alpha N^beta * exp(log_noise * eps): the
 analyzer should read back D_T and fit k, alpha, beta. `log_noise` is scatter of the grid point about the
 law (the same for every seed of the point); `loss_noise` is per-run noise, loss * (1 + loss_noise * eps),
-on from-scratch and fine-tuned runs alike; `seeds` runs per grid point.
+on from-scratch and fine-tuned runs alike (a number, or a function of N: `falling_noise`); `seeds` runs per
+grid point.
 
 The from-scratch law of `make_runs` is also the Chinchilla form E + A/N^alpha + B/D^beta with
 TRUE_SCRATCH (D in chars), so the same tables test the Chinchilla fit and the planner; `scratch_runs`
@@ -92,8 +93,16 @@ def make_runs(laws: dict[str, dict] | None = None, n_values=N_VALUES, d_f_values
     return df
 
 
-def _seed_rows(point: dict, loss: float, seeds: int, loss_noise: float, rng) -> list[dict]:
+def falling_noise(largest: float = 0.02, smallest: float = 0.005, n_values=CPU_N):
+    """sigma(N) falling as a power of N from `largest` at the smallest N to `smallest` at the largest, as
+    analysis/cpu-seeds measured it (1.1% at 6.6 K to 0.24% at 500 K)."""
+    slope = np.log(smallest / largest) / np.log(max(n_values) / min(n_values))
+    return lambda n: float(largest * (n / min(n_values)) ** slope)
+
+
+def _seed_rows(point: dict, loss: float, seeds: int, loss_noise, rng) -> list[dict]:
     # No draw without noise, so the noiseless and log_noise-only tables keep their random stream.
+    loss_noise = loss_noise(point["n_params"]) if callable(loss_noise) else loss_noise
     noise = 1 + loss_noise * rng.standard_normal(seeds) if loss_noise else np.ones(seeds)
     return [{**point, "seed": s, "loss": loss * noise[s]} for s in range(seeds)]
 

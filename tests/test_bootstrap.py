@@ -2,11 +2,13 @@
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from synthetic import (
     CPU_INSIDE,
     CPU_N,
     CPU_SCRATCH,
     cpu_scratch_loss,
+    falling_noise,
     make_cpu_runs,
     transferred,
 )
@@ -16,7 +18,11 @@ from effdata.analysis.core.bootstrap import (
     d_t_noise,
     draw_losses,
     estimate_noise,
+    NOISE_BY_N_LEVEL,
+    NoiseModel,
+    equal_variances,
     grid_residual_sd,
+    noise_by_n,
     resample_effective,
     seed_spread,
 )
@@ -57,6 +63,81 @@ def test_noise_is_measured_from_seeds_and_estimated_from_the_grid_without_them()
     assert "from-scratch grid" in one_seed.source["scratch"] and one_seed.seeded_points == {"scratch": 0, "finetune": 0}
     # 12 degrees of freedom: the estimate's sd is ~20%; 50% tolerance.
     assert one_seed.sigma["scratch"] == pytest.approx(0.01, rel=0.5)
+
+
+def test_noise_that_falls_with_n_is_measured_per_n_and_lent_to_single_seed_points():
+    # Seeds on the from-scratch runs only, as in analysis/cpu-seeds; the noise falls 4x over the ladder.
+    truth = falling_noise(0.02, 0.005)
+    df = make_cpu_runs(seeds=3, loss_noise=truth, seed=11)
+    df = df[(df["mode"] == "scratch") | (df["seed"] == 0)]
+    results, effective, noise = analysed(df)
+    assert sorted(noise.by_n) == ["finetune", "scratch"] and sorted(noise.by_n["scratch"]) == list(CPU_N)
+    # 6 points x 2 degrees of freedom per N: each sigma is uncertain by ~20%; 50% tolerance.
+    for n, sd in noise.by_n["scratch"].items():
+        assert sd == pytest.approx(truth(n), rel=0.5)
+    assert noise.by_n["scratch"][CPU_N[0]] > 2 * noise.by_n["scratch"][CPU_N[-1]]
+    # A single-seed fine-tune is re-drawn with its own N's sigma, not the pooled one.
+    draws = draw_losses(results, noise, 20_000, np.random.default_rng(3))
+    finetune = (results.runs["mode"] == "finetune").to_numpy()
+    expected = noise.at("finetune", results.runs["n_params"][finetune]) * results.runs["loss"][finetune]
+    np.testing.assert_allclose(draws[:, finetune].std(axis=0), expected, rtol=0.03)
+    assert "σ per N" in noise.describe() and "per N" not in estimate_noise(results, effective, per_n=False).describe()
+
+
+def test_noise_per_n_needs_two_measured_n():
+    # Seeds at one N only say nothing about how the noise varies with N: one pooled sigma.
+    df = make_cpu_runs(seeds=3, loss_noise=0.01, seed=12)
+    df = df[(df["n_params"] == CPU_N[0]) | (df["seed"] == 0)]
+    _, _, noise = analysed(df)
+    assert noise.by_n == {} and noise.seeded_points["scratch"] == len(CPU_SCRATCH)
+    # Given noise replaces the measured noise, per N too.
+    _, _, given = analysed(make_cpu_runs(seeds=3, loss_noise=falling_noise(), seed=13), loss_noise=0.01)
+    assert given.by_n == {} and given.sigma["scratch"] == 0.01
+
+
+def test_equal_variances_is_bartletts_test():
+    rng = np.random.default_rng(14)
+    for spread in (0.0, 0.3, 1.0):
+        groups = [rng.normal(0, 1 + spread * i, size=7) for i in range(5)]
+        expected = stats.bartlett(*groups).pvalue >= NOISE_BY_N_LEVEL
+        assert equal_variances(np.full(5, 6.0), np.array([g.var(ddof=1) for g in groups])) == expected
+    assert equal_variances(np.full(3, 2.0), np.zeros(3)) and not equal_variances(np.full(3, 2.0), np.array([0, 1, 1.0]))
+
+
+@pytest.mark.parametrize("noise, low, high", [(0.01, 0.02, 0.09), (falling_noise(0.02, 0.005), 0.65, 0.87),
+                                               (falling_noise(0.02, 0.0025), 0.95, 1.0)])
+def test_noise_per_n_false_alarm_rate_and_power(noise, low, high):
+    # Seeds as in analysis/cpu-seeds (3 seeds at 3 D per N: 6 degrees of freedom per N). With the same sigma at
+    # every N, sigma per N should be chosen at the test's level (5%; 300 tables: sd 1.3%). Measured power: 23%
+    # for a 2x fall over the five N, 76% for 4x, 99% for 8x (sd 2.5%; tolerance about 4 sd). cpu-seeds's 4.5x
+    # over six N gives p = 0.0004.
+    key = ["n_params", "data_chars"]
+    chosen = []
+    for draw in range(300):
+        df = make_cpu_runs(seeds=3, loss_noise=noise, seed=100 + draw)
+        scratch = df[(df["mode"] == "scratch") & (df["data_chars"] <= 1e5)]
+        chosen.append(bool(noise_by_n(scratch, key)))
+    assert low <= np.mean(chosen) <= high
+
+
+def test_shapes_of_one_size_share_their_noise():
+    # The shape study's shapes of one size differ by <= 5% in N: one sigma per size, from both shapes'
+    # seeds (2 + 2 degrees of freedom reach MIN_NOISE_DOF only together).
+    rows = [{"n_params": n, "data_chars": 1e4, "seed": s, "loss": 5 * (1 + 0.01 * (s - 1) * scale)}
+            for n, scale in ((50112, 1), (49860, 1), (200064, 5), (205712, 5)) for s in range(3)]
+    by_n = noise_by_n(pd.DataFrame(rows), ["n_params", "data_chars"])
+    assert len(by_n) == 2
+    (small, small_sd), (large, large_sd) = sorted(by_n.items())
+    assert small == pytest.approx(np.sqrt(50112 * 49860)) and large == pytest.approx(np.sqrt(200064 * 205712))
+    assert small_sd == pytest.approx(0.01, rel=0.01) and large_sd == pytest.approx(0.05, rel=0.01)
+    assert noise_by_n(pd.DataFrame(rows[:6] + rows[6:9]), ["n_params", "data_chars"]) == {}
+
+
+def test_noise_at_interpolates_in_log_n_and_holds_beyond():
+    noise = NoiseModel(sigma={"scratch": 0.5, "finetune": 0.5}, source={"scratch": "", "finetune": ""},
+                       by_n={"scratch": {1e4: 0.02, 1e6: 0.01}})
+    np.testing.assert_allclose(noise.at("scratch", [1e3, 1e4, 1e5, 1e6, 1e7]), [0.02, 0.02, 0.015, 0.01, 0.01])
+    np.testing.assert_allclose(noise.at("finetune", [1e3, 1e6]), [0.5, 0.5])
 
 
 def test_grid_residuals_recover_known_noise_and_need_a_complete_grid():

@@ -64,3 +64,19 @@ def test_first_per_point_keeps_the_first_tables_finished_run_of_each_point(tmp_p
     assert _load().main([str(tmp_path / "ext.csv"), str(tmp_path / "v4.csv"), "--first-per-point",
                          "--out", str(out)]) == 0
     assert sorted(pd.read_csv(out)["run_id"]) == ["f5-old", "s1", "s3-new", "s6"]
+
+
+def test_points_of_first_takes_other_runs_of_the_first_tables_points_only(tmp_path):
+    # v4 and an LR check that also ran 1e6: the check's 3e5 run competes for v4's point, its 1e6 run is no
+    # point of v4's and stays out.
+    v4 = pd.DataFrame([_row("s3-x1", "scratch", 1, 4.0, 4.1, pretrain="none", data=3e5)])
+    check = pd.DataFrame([_row("s3-half", "scratch", 0.5, 3.9, 4.0, pretrain="none", data=3e5),
+                          _row("s6-half", "scratch", 0.5, 3.5, 3.6, pretrain="none", data=1e6)])
+    v4.to_csv(tmp_path / "v4.csv", index=False)
+    check.to_csv(tmp_path / "check.csv", index=False)
+    out = tmp_path / "best.csv"
+    assert _load().main([str(tmp_path / "v4.csv"), str(tmp_path / "check.csv"), "--points-of-first",
+                         "--best-by", "valid_loss", "--out", str(out)]) == 0
+    assert list(pd.read_csv(out)["run_id"]) == ["s3-half"]
+    assert _load().main([str(tmp_path / "v4.csv"), str(tmp_path / "check.csv"), "--out", str(out)]) == 0
+    assert len(pd.read_csv(out)) == 3

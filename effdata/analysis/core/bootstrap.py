@@ -9,8 +9,9 @@ too narrow (docs/METHOD.md §1 and §4). So each resample:
      scaled by sqrt(n / (n - 1)): the plain bootstrap of a mean of n has variance (n - 1)/n * s^2/n,
      which with 3 seeds makes intervals 18% too narrow; scaled, it is s^2/n;
    * with one seed, loss * (1 + sigma * eps), eps ~ N(0, 1): a noise floor `sigma` given
-     (`--loss-noise`), else taken from the seeds of the other grid points when there are any, else
-     from the residuals of the from-scratch grid (`grid_residual_sd`); `NoiseModel` says which;
+     (`--loss-noise`), else taken from the seeds of the other grid points when there are any (per N
+     when seeds measure it at two or more N: `noise_by_n`), else from the residuals of the from-scratch
+     grid (`grid_residual_sd`); `NoiseModel` says which;
 2. re-builds each from-scratch curve (one per N and shape: monotone fit, PCHIP, per-N law) from the
    re-drawn losses;
 3. reads every fine-tuned loss off it again: D_E, D_T.
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from effdata.analysis.core.curves import fit_laws, invert_curves
 from effdata.analysis.core.effective import (
@@ -35,8 +37,14 @@ from effdata.analysis.core.effective import (
 )
 from effdata.analysis.core.fit import INTERVAL_PERCENTILES
 from effdata.analysis.core.table import ResultsTable
+from effdata.fmt import compact
 
 MODES = ("scratch", "finetune")
+# Seed degrees of freedom an N needs before its own sigma is used: with d of them a pooled sd is uncertain by
+# about 1/sqrt(2d), 35% at 4 (2 points of 3 seeds give 4). Below it the N borrows by interpolation.
+MIN_NOISE_DOF = 4
+NOISE_BY_N_LEVEL = 0.05  # sigma per N only where Bartlett's test rejects one sigma for every N at this level
+SAME_SIZE_DECADES = 0.1   # N closer than this (a factor 1.26) share one noise: `_one_size`
 
 
 def point_key(results: ResultsTable) -> list[str]:
@@ -51,12 +59,31 @@ class NoiseModel:
     sigma: dict[str, float]            # mode -> relative sd of one run's loss
     source: dict[str, str]             # mode -> where sigma comes from, in words
     seeded_points: dict[str, int] = field(default_factory=dict)   # mode -> grid points with >= 2 seeds
+    by_n: dict[str, dict[float, float]] = field(default_factory=dict)  # mode -> {N: sigma}, when measured per N
+
+    def at(self, mode: str, n_params: np.ndarray) -> np.ndarray:
+        """sigma of one run of `mode` at each N: per N where measured, interpolated in log N between the
+        measured N and held at the nearest beyond them; else the mode's one sigma."""
+        n_params = np.asarray(n_params, float)
+        table = self.by_n.get(mode)
+        if not table:
+            return np.full(n_params.shape, self.sigma[mode])
+        n, sd = np.array(sorted(table.items())).T
+        return np.interp(np.log(n_params), np.log(n), sd)
 
     def describe(self) -> str:
         """The noise of one run's loss in words (one clause when both modes share it)."""
-        if len({(self.sigma[m], self.source[m]) for m in MODES}) == 1:
-            return f"σ = {100 * self.sigma[MODES[0]]:.2g}% of the loss for every run ({self.source[MODES[0]]})"
-        return "; ".join(f"{mode} runs σ = {100 * self.sigma[mode]:.2g}% ({self.source[mode]})" for mode in MODES)
+        if len({(self.sigma[m], self.source[m], tuple(sorted(self.by_n.get(m, {}).items()))) for m in MODES}) == 1:
+            return self._clause(MODES[0], "of the loss for every run")
+        return "; ".join(f"{mode} runs {self._clause(mode)}" for mode in MODES)
+
+    def _clause(self, mode: str, of: str = "") -> str:
+        table = self.by_n.get(mode)
+        of = f" {of}" if of else ""
+        if not table:
+            return f"σ = {100 * self.sigma[mode]:.2g}%{of} ({self.source[mode]})"
+        per_n = ", ".join(f"{100 * sd:.2g}% at N = {compact(n)}" for n, sd in sorted(table.items()))
+        return f"σ per N, {per_n}{of} ({self.source[mode]}; interpolated in log N between, held beyond)"
 
 
 @dataclass
@@ -82,14 +109,67 @@ class Resamples:
 
 def pooled_relative_sd(seed_runs: pd.DataFrame, key: list[str]) -> tuple[float, int]:
     """(pooled sd of loss / mean loss over grid points with >= 2 seeds, number of such points)."""
-    groups = seed_runs.groupby(key)["loss"]
-    count, mean, var = groups.count(), groups.mean(), groups.var(ddof=1)
-    seeded = count >= 2
-    if not seeded.any():
+    points = _seeded_points(seed_runs, key)
+    if points.empty:
         return float("nan"), 0
-    dof = (count[seeded] - 1).to_numpy(float)
-    relative_var = (var[seeded] / mean[seeded] ** 2).to_numpy(float)
-    return float(np.sqrt(np.sum(dof * relative_var) / dof.sum())), int(seeded.sum())
+    return float(np.sqrt(np.sum(points["dof"] * points["relative_var"]) / points["dof"].sum())), len(points)
+
+
+def noise_by_n(seed_runs: pd.DataFrame, key: list[str]) -> dict[float, float]:
+    """{N: pooled relative sd over that N's seeded grid points} for the N with >= MIN_NOISE_DOF seed degrees
+    of freedom; empty unless two or more N have them (one N says nothing about how the noise varies).
+
+    Why per N: three seeds of v4's from-scratch points (analysis/cpu-seeds) measured 1.1% at N = 6.6 K
+    falling to 0.24% at 500 K; one pooled sigma (0.57%) made the small models' intervals too narrow and
+    the large models' too wide.
+    """
+    points = _seeded_points(seed_runs, key)
+    if points.empty:
+        return {}
+    points["n_params"] = _one_size(points["n_params"].to_numpy(float))
+    points["weighted"] = points["dof"] * points["relative_var"]
+    per_n = points.groupby("n_params")[["dof", "weighted"]].sum()
+    per_n = per_n[per_n["dof"] >= MIN_NOISE_DOF]
+    if len(per_n) < 2 or equal_variances(per_n["dof"].to_numpy(float), (per_n["weighted"] / per_n["dof"]).to_numpy(float)):
+        return {}
+    return {float(n): float(np.sqrt(r.weighted / r.dof)) for n, r in per_n.iterrows()}
+
+
+def equal_variances(dof: np.ndarray, var: np.ndarray) -> bool:
+    """Whether Bartlett's test (from each group's variance and degrees of freedom) leaves the groups' variances
+    equal at level NOISE_BY_N_LEVEL. Why a test: on synthetic CPU-shaped studies with seeds like cpu-seeds's
+    (6 degrees of freedom per N; benchmarks/coverage_analysis.py, 200 draws) a sigma per N always taken costs 3
+    points of per-point D_T coverage where the noise is in fact the same at every N (0.857 against 0.886
+    pooled), and gives 0.85-0.87 at every N where it falls 4x (pooled: 0.75 at the smallest N, 0.999 at the
+    largest). With the test: 0.883 and 0.83-0.89. Its power at 6 degrees of freedom per N: 23% for a 2x fall
+    over five N, 76% for 4x, 99% for 8x (tests/test_bootstrap.py)."""
+    if (var <= 0).any():
+        return not (var > 0).any()
+    total, k = dof.sum(), len(dof)
+    pooled = np.sum(dof * var) / total
+    statistic = (total * np.log(pooled) - np.sum(dof * np.log(var))) / (
+        1 + (np.sum(1 / dof) - 1 / total) / (3 * (k - 1)))
+    return bool(stats.chi2.sf(statistic, k - 1) >= NOISE_BY_N_LEVEL)
+
+
+def _one_size(n_params: np.ndarray) -> np.ndarray:
+    """Each N replaced by the geometric mean of its size: N within SAME_SIZE_DECADES of the next smaller one
+    count as one size (the shape study's shapes of one size differ by <= 5% in N; a ladder's steps are >= 2x)."""
+    values = np.unique(n_params)
+    group = np.concatenate([[0], np.cumsum(np.diff(np.log10(values)) > SAME_SIZE_DECADES)])
+    geometric_mean = lambda n: n.iloc[0] if len(n) == 1 else np.exp(np.log(n).mean())  # noqa: E731
+    centre = pd.Series(values).groupby(group).transform(geometric_mean).to_numpy()
+    return centre[np.searchsorted(values, n_params)]
+
+
+def _seeded_points(seed_runs: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    """One row per grid point with >= 2 seeds: its key, seed degrees of freedom and variance / mean^2."""
+    groups = seed_runs.groupby(key)["loss"]
+    points = pd.DataFrame({"count": groups.count(), "mean": groups.mean(), "var": groups.var(ddof=1)})
+    points = points[points["count"] >= 2].reset_index()
+    return pd.DataFrame({"n_params": points["n_params"].astype(float) if len(points) else [],
+                         "dof": (points["count"] - 1).astype(float),
+                         "relative_var": points["var"] / points["mean"] ** 2})
 
 
 def grid_residual_sd(scratch: pd.DataFrame, data_column: str) -> tuple[float, int]:
@@ -130,24 +210,28 @@ def residual_relative_sd(effective: EffectiveResult) -> tuple[float, int]:
     return (float(np.sqrt(squares / dof)), dof) if dof else (float("nan"), 0)
 
 
-def estimate_noise(results: ResultsTable, effective: EffectiveResult, loss_noise: float | None = None) -> NoiseModel:
-    """The noise floor for single-seed grid points, per mode (see the module docstring)."""
+def estimate_noise(results: ResultsTable, effective: EffectiveResult, loss_noise: float | None = None,
+                   per_n: bool = True) -> NoiseModel:
+    """The noise floor for single-seed grid points, per mode (see the module docstring); per N too when
+    `per_n` and seeds measure it at two or more N (`noise_by_n`)."""
     key = point_key(results)
-    sigma, source, seeded = {}, {}, {}
+    sigma, source, seeded, by_n = {}, {}, {}, {}
     for mode in MODES:
         rows = results.seed_runs[results.seed_runs["mode"] == mode] if len(results.seed_runs) else results.seed_runs
         sigma[mode], seeded[mode] = pooled_relative_sd(rows, key) if len(rows) else (float("nan"), 0)
+        by_n[mode] = noise_by_n(rows, key) if per_n and len(rows) else {}
         source[mode] = f"seed-to-seed spread of {seeded[mode]} {mode} grid point(s)"
     for mode, other in zip(MODES, MODES[::-1]):
         if not seeded[mode] and seeded[other]:
             sigma[mode], source[mode] = sigma[other], f"seed-to-seed spread of the {other} runs"
+            by_n[mode] = by_n[other]
     if loss_noise is not None:
         for mode in MODES:
-            sigma[mode], source[mode] = float(loss_noise), "given (--loss-noise)"
+            sigma[mode], source[mode], by_n[mode] = float(loss_noise), "given (--loss-noise)", {}
     elif not any(seeded.values()):
         for mode in MODES:
             sigma[mode], source[mode] = _residual_floor(results, effective)
-    return NoiseModel(sigma=sigma, source=source, seeded_points=seeded)
+    return NoiseModel(sigma=sigma, source=source, seeded_points=seeded, by_n={m: t for m, t in by_n.items() if t})
 
 
 def _residual_floor(results: ResultsTable, effective: EffectiveResult) -> tuple[float, str]:
@@ -171,7 +255,11 @@ def draw_losses(results: ResultsTable, noise: NoiseModel, n_resamples: int,
     seeds = results.seed_runs.groupby(key)["loss"].apply(lambda s: s.to_numpy(float))
     per_point = [seeds.get(tuple(row), np.array([loss])) for row, loss in
                  zip(runs[key].itertuples(index=False), runs["loss"])]
-    sigma = np.array([noise.sigma[m] for m in runs["mode"].to_numpy()])
+    modes, n_params = runs["mode"].to_numpy(), runs["n_params"].to_numpy(float)
+    sigma = np.empty(len(runs))
+    for mode in np.unique(modes):
+        mine = modes == mode
+        sigma[mine] = noise.at(mode, n_params[mine]) if mode in noise.sigma else np.nan
     return redraw_points(per_point, sigma, n_resamples, rng)
 
 
