@@ -206,7 +206,8 @@ def fits_json(analysis: Analysis) -> dict:
                                   "re-built, D_E and D_T re-read, law refitted with its lack of fit"),
                      "noise": ({mode: {"sigma": analysis.noise.sigma[mode], "source": analysis.noise.source[mode],
                                        "seeded_points": analysis.noise.seeded_points.get(mode, 0),
-                                       **({"sigma_by_n": analysis.noise.by_n[mode]} if mode in analysis.noise.by_n else {})}
+                                       **({"sigma_by_n": [{"n_params": n, "sigma": sd} for n, sd in sorted(analysis.noise.by_n[mode].items())]}
+                                          if mode in analysis.noise.by_n else {})}
                                 for mode in analysis.noise.sigma} if analysis.noise else None)},
         "huber_delta": analysis.huber_delta,
         "transfer": transfer,
