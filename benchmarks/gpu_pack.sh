@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Here, before a GPU invocation: build (or validate) the GPU study's corpora, tokenizer and token files under
 # $EFFDATA_HOME and put them, with the corpus keys they were built under, into the git-ignored .gpu-carry/
-# (one gzipped archive and its manifest) that the device tool carries beside the code:
+# (one xz archive and its manifest) that the device tool carries beside the code:
 #
 #   bash benchmarks/gpu_pack.sh                  # jobs/gpu-h200.toml, its pretraining corpora
 #   GPU_STUDY=jobs/other.toml GPU_PRETRAIN="text text+code" bash benchmarks/gpu_pack.sh

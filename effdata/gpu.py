@@ -29,11 +29,12 @@ from effdata.data.tokens import DataError, TokenizedCorpus, prepare
 from effdata.paths import atomic_write_json, home as _home, sha256_file
 from effdata.study.study import StudyError, load_study
 
-ARCHIVE = "home.tar.gz"
+ARCHIVE = "home.tar.xz"
 MANIFEST = "manifest.json"
-# 64 MiB travel with the code (the device tool's limit); the tracked tree is ~9.6 MB today, so the archive
-# may take 48 MiB. gzip, not xz: the V = 2,048 python and text token files (54 MB) are 28.1 MB gzipped in
-# 4 s here, 16.8 MB with xz -6 in 81 s; the gzipped archive fits and decompresses in about a second.
+# 64 MiB travel with the code (the device tool's limit). xz, not gzip: the V = 2,048 python and text token
+# files (54 MB) are 16.8 MB with xz -6 in 81 s here, 28.1 MB gzipped in 4 s; the committed analyses grew the
+# tracked tree from 9.6 MB to 35 MB (5 December), and 35 + 28.1 MB left 4 MB of the 67.1; xz leaves 15.
+# Decompressing takes a second or two on the device. The archive may still take 48 MiB when the tree is small.
 MAX_ARCHIVE_MIB = 48.0
 # What comes back (the device tool's limit): at most 8 files, each at most 16 MiB.
 MAX_FILES, MAX_FILE_BYTES = 8, 16 * 2**20
@@ -73,7 +74,7 @@ def _key_names(names: list[str]) -> list[str]:
 
 def pack(study_file: Path, pretrains: list[str] | None, home: Path | None, carry: Path,
          max_mib: float = MAX_ARCHIVE_MIB) -> Manifest:
-    """Prepare the study's corpora in `home` (building what is missing) and write `carry`/home.tar.gz and
+    """Prepare the study's corpora in `home` (building what is missing) and write `carry`/home.tar.xz and
     `carry`/manifest.json. CarryError when the archive is larger than `max_mib`."""
     study = load_study(study_file)
     vocab = study.vocab_size or DEFAULT_VOCAB_SIZE
@@ -88,7 +89,7 @@ def pack(study_file: Path, pretrains: list[str] | None, home: Path | None, carry
                         tokenizer=str(tokenizer_dir.relative_to(root)), pinned=pinned)
     carry.mkdir(parents=True, exist_ok=True)
     archive = carry / ARCHIVE
-    with tarfile.open(archive, "w:gz", compresslevel=6) as tar:
+    with tarfile.open(archive, "w:xz", preset=6) as tar:
         for rel in [manifest.tokenizer, *manifest.corpora.values()]:
             tar.add(root / rel, arcname=rel, filter=lambda info: None if info.name.endswith(".in-use") else info)
         keys = json.dumps(pinned, indent=2, sort_keys=True).encode()
@@ -128,7 +129,7 @@ def unpack(carry: Path, home: Path | None) -> dict[str, TokenizedCorpus]:
     if not archive.exists() or sha256_file(archive) != manifest.archive_sha256:
         raise CarryError(f"{archive} is missing or not the archive {carry / MANIFEST} describes; pack again")
     root = _home(home)
-    with tarfile.open(archive, "r:gz") as tar:
+    with tarfile.open(archive, "r:xz") as tar:
         tar.extractall(root, filter="data")
     loaded = {}
     for name, rel in manifest.corpora.items():
