@@ -113,7 +113,7 @@ NOT_RE_RUN = {
         "pretraining and fine-tunes are v4's runs of the same ids, copied by --reuse (the quick-v4 re-run covers them); "
         "its from-scratch runs differ from v4's in [scratch] lr_scale alone (and, for ×0.125 on 3e5, max_steps, a "
         "compute limit only); not re-run here for time (the suite has about 40 s left of its 10 minutes)")
-       for name in ("half", "quarter", "eighth", "sweep", "best", "best-both")},
+       for name in ("half", "quarter", "eighth", "double", "sweep", "best", "best-both")},
     "analysis/dynamics/results.csv": "issue 22's short study (jobs/dynamics.toml), made by this code; not re-run here "
                                      "(left out for time, and not checked by hand)",
     "analysis/dynamics-batch/results.csv": "issue 22's batch experiment (jobs/dynamics-batch.toml), made by this code; "
