@@ -107,7 +107,8 @@ NOT_RE_RUN = {
         "v4 extended to larger data (jobs/cpu-large-d.toml, jobs/cpu-scratch-lr-*.toml; made by this code): its "
         "cheapest new from-scratch run trains on 3e5 characters for minutes, so it is not re-run here; the six re-runs "
         "of v4's 3e5 runs under its higher cap gave v4's losses bit for bit (analysis/cpu-large-d/NOTES.md)")
-       for name in ("", "extension/", "scratch-lr-half/", "scratch-lr-quarter/", "best-scratch-lr/")},
+       for name in ("", "extension/", "scratch-lr-half/", "scratch-lr-quarter/", "best-scratch-lr/", "ft-lr-quarter/",
+                    "ft-lr-eighth/", "best-lr/")},
     **{f"analysis/cpu-scratch-lr/{name}/results.csv": (
         "the from-scratch LR check on v4's range (jobs/cpu-scratch-lr-small-*.toml, made by this code): its "
         "pretraining and fine-tunes are v4's runs of the same ids, copied by --reuse (the quick-v4 re-run covers them); "
