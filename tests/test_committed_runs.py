@@ -104,7 +104,7 @@ NOT_RE_RUN = {
         "[finetune] lr_scale alone; not re-run here for time") for name in ("quarter", "eighth", "sixteenth", "double",
                                                                              "best", "sweep")},
     **{f"analysis/cpu-large-d/{name}results.csv": (
-        "v4 extended to larger data (jobs/cpu-large-d.toml, jobs/cpu-scratch-lr-*.toml; made by this code): its "
+        "v4 extended to larger data (jobs/cpu-large-d*.toml, jobs/cpu-scratch-lr-*.toml; made by this code): its "
         "cheapest new from-scratch run trains on 3e5 characters for minutes, so it is not re-run here; the six re-runs "
         "of v4's 3e5 runs under its higher cap gave v4's losses bit for bit (analysis/cpu-large-d/NOTES.md)")
        for name in ("", "extension/", "scratch-lr-half/", "scratch-lr-quarter/", "best-scratch-lr/", "ft-lr-quarter/",
