@@ -32,7 +32,7 @@ from effdata.study.study import StudyError, load_study
 ARCHIVE = "home.tar.xz"
 MANIFEST = "manifest.json"
 # 64 MiB travel with the code (the device tool's limit). xz, not gzip: the V = 2,048 python and text token
-# files (54 MB) are 16.8 MB with xz -6 in 81 s here, 28.1 MB gzipped in 4 s; the committed analyses grew the
+# files (54 MB) are 16.9 MB with xz -6 in 45 s here (`bash benchmarks/gpu_pack.sh`), 28.1 MB gzipped in 4 s; the committed analyses grew the
 # tracked tree from 9.6 MB to 35 MB (5 December), and 35 + 28.1 MB left 4 MB of the 67.1; xz leaves 15.
 # Decompressing takes a second or two on the device. The archive may still take 48 MiB when the tree is small.
 MAX_ARCHIVE_MIB = 48.0

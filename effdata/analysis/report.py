@@ -190,6 +190,13 @@ def _time_section(rows: list[dict]) -> list[str]:
             markdown_table(header, table), ""]
 
 
+def _sigma_by_n(noise, mode: str) -> dict:
+    """fits.json's `sigma_by_n` for a mode whose noise is measured per N (none otherwise), in N order."""
+    if mode not in noise.by_n:
+        return {}
+    return {"sigma_by_n": [{"n_params": n, "sigma": sd} for n, sd in sorted(noise.by_n[mode].items())]}
+
+
 def fits_json(analysis: Analysis) -> dict:
     """The machine-readable result: every fit in one shape (`fitted` false, with the `reason`, and null
     parameters when it could not be fitted), paper values, warnings."""
@@ -206,8 +213,7 @@ def fits_json(analysis: Analysis) -> dict:
                                   "re-built, D_E and D_T re-read, law refitted with its lack of fit"),
                      "noise": ({mode: {"sigma": analysis.noise.sigma[mode], "source": analysis.noise.source[mode],
                                        "seeded_points": analysis.noise.seeded_points.get(mode, 0),
-                                       **({"sigma_by_n": [{"n_params": n, "sigma": sd} for n, sd in sorted(analysis.noise.by_n[mode].items())]}
-                                          if mode in analysis.noise.by_n else {})}
+                                       **_sigma_by_n(analysis.noise, mode)}
                                 for mode in analysis.noise.sigma} if analysis.noise else None)},
         "huber_delta": analysis.huber_delta,
         "transfer": transfer,

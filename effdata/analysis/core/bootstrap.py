@@ -130,7 +130,8 @@ def noise_by_n(seed_runs: pd.DataFrame, key: list[str]) -> dict[float, float]:
     points["weighted"] = points["dof"] * points["relative_var"]
     per_n = points.groupby("n_params")[["dof", "weighted"]].sum()
     per_n = per_n[per_n["dof"] >= MIN_NOISE_DOF]
-    if len(per_n) < 2 or equal_variances(per_n["dof"].to_numpy(float), (per_n["weighted"] / per_n["dof"]).to_numpy(float)):
+    dof, var = per_n["dof"].to_numpy(float), (per_n["weighted"] / per_n["dof"]).to_numpy(float)
+    if len(per_n) < 2 or equal_variances(dof, var):
         return {}
     return {float(n): float(np.sqrt(r.weighted / r.dof)) for n, r in per_n.iterrows()}
 
@@ -259,7 +260,7 @@ def draw_losses(results: ResultsTable, noise: NoiseModel, n_resamples: int,
     sigma = np.empty(len(runs))
     for mode in np.unique(modes):
         mine = modes == mode
-        sigma[mine] = noise.at(mode, n_params[mine]) if mode in noise.sigma else np.nan
+        sigma[mine] = noise.at(mode, n_params[mine])
     return redraw_points(per_point, sigma, n_resamples, rng)
 
 
