@@ -19,6 +19,19 @@ def _count_reads(monkeypatch) -> list[str]:
     return reads
 
 
+def _count_loads(monkeypatch) -> list[int]:
+    """The number of rows of each table `load_results` validates (the pipeline's one loader)."""
+    loads: list[int] = []
+    real = pipeline.load_results
+
+    def counting(rows, *args, **kwargs):
+        loads.append(len(rows))
+        return real(rows, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "load_results", counting)
+    return loads
+
+
 def test_a_table_is_read_once(tmp_path, monkeypatch):
     path = tmp_path / "results.csv"
     make_runs().to_csv(path, index=False)
@@ -32,6 +45,8 @@ def test_a_compared_table_is_read_once_too(tmp_path, monkeypatch):
     this, other = tmp_path / "this.csv", tmp_path / "other.csv"
     make_budget_runs().to_csv(this, index=False)
     make_budget_runs(fixed_tokens=4e6).to_csv(other, index=False)
-    reads = _count_reads(monkeypatch)
+    reads, loads = _count_reads(monkeypatch), _count_loads(monkeypatch)
     pipeline.analyze(this, tmp_path / "out", n_bootstrap=20, figures=False, budget_compare=other)
     assert sorted(reads) == sorted([str(this), str(other)])
+    # Validated once each too: before, the check and the fit each loaded both tables (four loads).
+    assert sorted(loads) == sorted([len(pd.read_csv(this)), len(pd.read_csv(other))])

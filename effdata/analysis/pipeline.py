@@ -77,10 +77,20 @@ from effdata.paths import atomic_write_json, atomic_write_text
 
 @dataclass(frozen=True)
 class Source:
-    """A results table as read once: its name (what the report says it analysed) and its rows."""
+    """A results table as read and loaded once: its name (what the report says it analysed), its rows, and
+    the rows validated (`load_results`) with the warnings that gave."""
 
     name: str
     rows: pd.DataFrame
+    table: ResultsTable
+    load_warnings: tuple[str, ...]
+
+
+def _load(name: str, rows: pd.DataFrame, units: str) -> Source:
+    """Validate the rows once (TableError when nothing can be analysed); every step after reads `Source.table`."""
+    warnings: list[str] = []
+    table = load_results(rows, units=units, warnings=warnings)
+    return Source(name, rows, table, tuple(warnings))
 
 
 def default_out_dir(results) -> Path:
@@ -146,7 +156,7 @@ def analyze(results, out_dir=None, compare: list[str] | None = None, units: str 
                 raise TableError("--budget-compare: this is a [sweep] study's table (it gets the sweep analysis, "
                                  "which has no transfer law to compare)")
             return analyze_sweep(raw, options.out_dir, units, figures, notes)
-        return _analyze(Source(_source(results), raw), options)
+        return _analyze(_load(_source(results), raw, units), options)
 
 
 def analyze_sweep(results, out_dir: Path, units: str = "chars", figures: bool = True, notes: str | None = None) -> dict:
@@ -184,8 +194,7 @@ class Measured:
 
 def _measure(source: Source, options: Options) -> Measured:
     """Read the table, D_E and D_T of every fine-tune (each off its own shape's curve), the bootstrap."""
-    warnings: list[str] = []
-    table = load_results(source.rows, units=options.units, warnings=warnings)
+    warnings, table = list(source.load_warnings), source.table
     # The per-N from-scratch curves only serve D_E: without fine-tuned runs their warnings are about curves
     # nothing uses (one per N for published points, whose N differs in almost every row).
     effective = compute_effective(table, warnings if len(table.finetuned) else [])
@@ -245,15 +254,13 @@ def _compared(source: Source, options: Options) -> Fitted | None:
         return None
     other, name = options.budget_compare, _source(options.budget_compare)
     try:
-        other_raw = read_table(other)
-        other_table = load_results(other_raw, units=options.units, warnings=[])
+        loaded = _load(name, read_table(other), options.units)
     except TableError as exc:
         raise TableError(f"--budget-compare: {exc}") from exc
-    if is_sweep_table(other_raw):
+    if is_sweep_table(loaded.rows):
         raise TableError(f"--budget-compare {name}: a [sweep] study's table has no transfer law to compare")
-    this_table = load_results(source.rows, units=options.units, warnings=[])
-    warnings = comparable_tables(source.rows, this_table, other_raw, other_table, name)
-    fitted = _fit_table(Source(name, other_raw), dataclasses.replace(options, compare=None, reference_shapes=()))
+    warnings = comparable_tables(source.rows, source.table, loaded.rows, loaded.table, name)
+    fitted = _fit_table(loaded, dataclasses.replace(options, compare=None, reference_shapes=()))
     fitted.measured.warnings[:] = warnings + [f"compared table: {w}" for w in fitted.warnings]
     return fitted
 
