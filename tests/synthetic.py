@@ -62,8 +62,12 @@ def cpu_scratch_loss(n_params, d):
     return (n_term + c["d_c"] / np.asarray(d, float)) ** c["alpha_d"]
 
 
-def transferred(d_f, n_params, k, alpha, beta):
-    return k * np.asarray(d_f, float) ** alpha * np.asarray(n_params, float) ** beta
+def transferred(d_f, n_params, k, alpha, beta, alpha_per_decade: float = 0.0, n_ref: float = 1e5):
+    """D_T = k·D_F^α·N^β; with `alpha_per_decade`, α changes by that much per decade of N about `n_ref`
+    (a law of another form, for the audit's form check: effdata/analysis/audit/form.py)."""
+    n_params = np.asarray(n_params, float)
+    alpha = alpha + alpha_per_decade * np.log10(n_params / n_ref)
+    return k * np.asarray(d_f, float) ** alpha * n_params ** beta
 
 
 def make_runs(laws: dict[str, dict] | None = None, n_values=N_VALUES, d_f_values=D_F_VALUES,

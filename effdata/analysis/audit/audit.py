@@ -66,15 +66,17 @@ def _without_marked(audit: LawAudit, effective: pd.DataFrame, fit: TransferFit, 
 
 
 def audit_table(table: ResultsTable, ladder: ResultsTable, effective: pd.DataFrame, fits: dict[str, TransferFit],
-                kaplan: KaplanFit, chinchilla: ChinchillaFit | None, budget: BudgetStudy | None = None) -> Audit:
-    """The audit of one measured and fitted table (the ladder view: one shape per N, what the laws use)."""
+                kaplan: KaplanFit, chinchilla: ChinchillaFit | None, budget: BudgetStudy | None = None,
+                draws: np.ndarray | None = None, seed: int = 0) -> Audit:
+    """The audit of one measured and fitted table (the ladder view: one shape per N, what the laws use).
+    `draws`: the bootstrap's D_T of every row of `effective` (Resamples.d_t), which the laws were fitted on."""
     labels, totals = size_labels(table.seed_runs), total_params(table.seed_runs)
     convergence = check_convergence(table.seed_runs, ladder.scratch, ladder.data_column)
     marked = d_e_on_unconverged(effective, ladder.scratch, ladder.data_column, convergence)
     first = fine_tunes_at_first(effective, convergence, ladder.data_column)
     audit = Audit(convergence=convergence, d_e_marked=marked, ladder=ladder_shapes(ladder.runs))
     for name, fit in fits.items():
-        law = audit_transfer(effective, fit, labels, totals)
+        law = audit_transfer(effective, fit, labels, totals, draws, seed)
         if law is not None:
             _without_marked(law, effective, fit, marked, "D_E read on not-converged runs")
             _without_marked(law, effective, fit, first, "fine-tunes at their first length")
@@ -97,7 +99,8 @@ def audit_json(audit: Audit) -> dict:
                           for o in law.left_out],
              "estimators": list(law.estimators), "other_estimate": law.other_estimate,
              "extrapolation": None if law.extrapolation is None else vars(law.extrapolation),
-             "sensitivity": law.sensitivity, "warnings": law.warnings} for law in audit.laws]
+             "sensitivity": law.sensitivity, "alpha_by_n": None if law.form is None else law.form.to_dict(),
+             "warnings": law.warnings} for law in audit.laws]
     bad = audit.convergence.not_converged
     return {"laws": laws, "warnings": audit.warnings,
             "convergence": {"checked": audit.convergence.checked, "column": audit.convergence.column,

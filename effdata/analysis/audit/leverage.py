@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 
+from effdata.analysis.audit.form import AlphaByN
 from effdata.fmt import compact, sig
 
 LEVERAGE_HALF_WIDTHS = 2.0
@@ -59,6 +60,7 @@ class LawAudit:
     estimators: tuple[str, str] = ("Huber", "least squares")   # (the headline's, the other's)
     extrapolation: Extrapolation | None = None
     sensitivity: dict[str, dict[str, float]] = field(default_factory=dict)   # a named variant -> exponents
+    form: AlphaByN | None = None                         # the transfer law's α as a function of N (form.py)
     warnings: list[str] = field(default_factory=list)
 
 

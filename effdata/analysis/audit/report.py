@@ -5,6 +5,7 @@ import numpy as np
 
 from effdata.analysis.audit.audit import Audit
 from effdata.analysis.audit.convergence import FIX
+from effdata.analysis.audit.form import ALARM_PERCENTILES, AlphaByN
 from effdata.analysis.audit.leverage import LEVERAGE_HALF_WIDTHS, LawAudit
 from effdata.analysis.core.markdown import markdown_table
 from effdata.fmt import sig
@@ -31,7 +32,26 @@ def _law_table(law: LawAudit) -> list[str]:
         size = (f"a factor of {np.exp(e.error):.3g} in D_T" if e.unit == "log D_T" else f"{sig(e.error)} nats/token")
         lines += [f"Fitted on every size but {e.label} and asked about its {e.n_points} points: off by {size} on "
                   "average.", ""]
-    return lines
+    return lines + (_form_lines(law.form) if law.form is not None else [])
+
+
+def _bracket(interval) -> str:
+    return f" [{sig(interval[0])}, {sig(interval[1])}]" if interval is not None else ""
+
+
+def _form_lines(form: AlphaByN) -> list[str]:
+    ends = ", ".join(f"{sig(a)}{_bracket(i)} at {label}" for label, (a, i) in form.alpha_at.items())
+    if form.alarm_interval is None:
+        verdict = "no interval (no bootstrap), so no verdict"
+    elif form.differs:
+        verdict = (f"its {ALARM_PERCENTILES[1] - ALARM_PERCENTILES[0]:g} % interval{_bracket(form.alarm_interval)} "
+                   "excludes zero: one α does not fit every N, and β depends on the D_F range")
+    else:
+        verdict = (f"its {ALARM_PERCENTILES[1] - ALARM_PERCENTILES[0]:g} % interval{_bracket(form.alarm_interval)} "
+                   "holds zero: one α fits every N within the noise")
+    return [f"One α for every N? With α free to change linearly in ln N (on the same {form.n_points} points and "
+            f"resamples): α is {ends}, a change of {sig(form.per_decade)}{_bracket(form.interval)} per decade of N; "
+            f"{verdict}.", ""]
 
 
 def _convergence_lines(audit: Audit) -> list[str]:

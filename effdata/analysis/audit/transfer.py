@@ -1,6 +1,6 @@
 """The transfer law D_T = k·D_F^α·N^β audited: each N and each D_F left out, least squares beside Huber, the
-largest N predicted from the rest, N counted with embeddings, and the ossified fine-tunes put back in as
-censored observations (docs/METHOD.md §6)."""
+largest N predicted from the rest, N counted with embeddings, the ossified fine-tunes put back in as
+censored observations, and whether one α fits every N (form.py) (docs/METHOD.md §6)."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,6 +8,7 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.stats import norm
 
+from effdata.analysis.audit.form import alpha_by_n, form_warning
 from effdata.analysis.audit.leverage import (Extrapolation, LawAudit, estimator_warnings, leave_each_out,
                                              leverage_warnings)
 from effdata.analysis.core.fit import (MIN_FIT_POINTS, TransferFit, enough_points, fit_log_linear, headline_points,
@@ -81,8 +82,9 @@ def censored_fit(d_f, n_params, d_t, ossified_d_f, ossified_n) -> dict[str, floa
 
 
 def audit_transfer(effective: pd.DataFrame, fit: TransferFit, size_labels: dict[float, str],
-                   total_params: dict[float, float]) -> LawAudit | None:
-    """Every check of the module docstring for one pretraining name's law."""
+                   total_params: dict[float, float], draws: np.ndarray | None = None, seed: int = 0) -> LawAudit | None:
+    """Every check of the module docstring for one pretraining name's law. `draws` (B, len(effective)): D_T of
+    every row in each bootstrap resample, as the law was fitted on (None: the form check has no interval)."""
     found = fit_points(effective, fit)
     if found is None:
         return None
@@ -105,5 +107,9 @@ def audit_transfer(effective: pd.DataFrame, fit: TransferFit, size_labels: dict[
     censored = censored_fit(d_f, n_params, d_t, rows["d_f"].to_numpy(float), rows["n_params"].to_numpy(float))
     if censored is not None:
         audit.sensitivity[f"with {len(rows)} ossified as censored"] = censored
+    point_draws = None if draws is None else draws[:, effective.index.get_indexer(points.index)]
+    audit.form = alpha_by_n(d_f, n_params, d_t, point_draws, delta, seed, size_labels)
     audit.warnings = leverage_warnings(audit) + estimator_warnings(audit)
+    if audit.form is not None:
+        audit.warnings += form_warning(audit.law, audit.form)
     return audit

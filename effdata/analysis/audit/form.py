@@ -1,0 +1,98 @@
+"""Does one α fit every N? The transfer law's form, tested on its own points (docs/METHOD.md §6).
+
+D_T = k·D_F^α·N^β gives every size the same α, and β is then read the same at every D_F. When α in fact
+changes with N (a small model that forgets its pretraining as D_F grows, a large one whose D_T rises
+steeply: analysis/cpu-large-d), β depends on the D_F range it was fitted on, and no interval of the
+headline says so. The check refits the law with one more term,
+
+    ln D_T = c + α·x + β·y + δ·(x·y − mean),   x = ln D_F − mean, y = ln N − mean,
+
+so that α(N) = α + δ·(ln N − mean ln N), on the headline's points and on the same bootstrap resamples
+(Huber, lack of fit included: core/fit.py), and warns when δ's interval excludes zero.
+
+The interval behind the warning is wider than the report's 90 %: a 90 % interval that excludes zero
+under a law with one α would fire on one clean table in ten, and a report holds five laws or more.
+Measured (tests/test_form.py: clean tables like v4's, 6 N × 2 D_F, scatter 0.1 in ln D_T, 200 resamples
+each): over 400 tables the 90 % interval missed zero on 9.5 %, the 98 % interval (ALARM_PERCENTILES) on
+0.75 % (4 of another 80); a change of 0.25 per decade of N is found on 25 of 40 such tables, and on all 40
+with 3 D_F per N.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from effdata.analysis.core.fit import INTERVAL_PERCENTILES, MIN_RESAMPLES, fit_with_draws
+from effdata.fmt import sig
+
+ALARM_PERCENTILES = (1.0, 99.0)
+MIN_FORM_POINTS = 6          # four parameters and two degrees of freedom left for the scatter
+
+
+@dataclass(frozen=True)
+class AlphaByN:
+    """α as a function of N on the headline law's points: its change per decade of N and its value at the ends."""
+
+    per_decade: float                                   # δ·ln 10: how much α changes per decade of N
+    interval: tuple[float, float] | None                # its 90 % interval (None without resamples)
+    alarm_interval: tuple[float, float] | None          # its ALARM_PERCENTILES interval, behind the warning
+    alpha_at: dict[str, tuple[float, tuple[float, float] | None]]   # smallest and largest N -> α there [90 %]
+    n_points: int
+
+    @property
+    def differs(self) -> bool:
+        """α changes with N: the alarm interval of δ excludes zero."""
+        return self.alarm_interval is not None and (self.alarm_interval[0] > 0 or self.alarm_interval[1] < 0)
+
+    def to_dict(self) -> dict:
+        return {"alpha_per_decade_of_n": self.per_decade, "interval": self.interval,
+                "alarm_interval": self.alarm_interval, "alarm_percentiles": list(ALARM_PERCENTILES),
+                "alpha_at": {label: {"alpha": a, "interval": i} for label, (a, i) in self.alpha_at.items()},
+                "n_points": self.n_points, "differs": self.differs}
+
+
+def _identified(d_f: np.ndarray, n_params: np.ndarray) -> bool:
+    # δ needs two sizes that each have two D_F: the product column is then not a mix of the others.
+    with_two = [n for n in np.unique(n_params) if len(np.unique(d_f[n_params == n])) >= 2]
+    return len(d_f) >= MIN_FORM_POINTS and len(with_two) >= 2
+
+
+def _interval(values: np.ndarray, percentiles) -> tuple[float, float] | None:
+    values = values[np.isfinite(values)]
+    if len(values) < MIN_RESAMPLES:
+        return None
+    low, high = np.percentile(values, percentiles)
+    return float(low), float(high)
+
+
+def alpha_by_n(d_f, n_params, d_t, draws: np.ndarray | None, delta: float, seed: int,
+               labels: dict[float, str]) -> AlphaByN | None:
+    """The law with α linear in ln N, fitted on (d_f, n_params, d_t) and refitted on each row of `draws`
+    (B, n: the same points' D_T in each resample; None: no intervals). None where δ cannot be pinned down."""
+    d_f, n_params, d_t = (np.asarray(a, float) for a in (d_f, n_params, d_t))
+    if not _identified(d_f, n_params):
+        return None
+    x, y = np.log(d_f) - np.log(d_f).mean(), np.log(n_params) - np.log(n_params).mean()
+    # fit_with_draws takes the log of an extra regressor: exp(x·y) makes its column x·y.
+    law = fit_with_draws(d_f, n_params, d_t, np.empty((0, len(d_t))) if draws is None else draws, delta, seed,
+                         extra=(np.exp(x * y),))
+    samples = law.used if law.samples is not None else np.empty((0, 4))
+    at = {}
+    for n in (n_params.min(), n_params.max()):
+        shift = np.log(n) - np.log(n_params).mean()
+        at[labels.get(n, f"N={sig(n)}")] = (float(law.theta[1] + law.theta[3] * shift),
+                                            _interval(samples[:, 1] + samples[:, 3] * shift, INTERVAL_PERCENTILES))
+    per_decade = samples[:, 3] * np.log(10)
+    return AlphaByN(float(law.theta[3] * np.log(10)), _interval(per_decade, INTERVAL_PERCENTILES),
+                    _interval(per_decade, ALARM_PERCENTILES), at, len(d_t))
+
+
+def form_warning(law: str, form: AlphaByN) -> list[str]:
+    """One line when α changes with N, naming its value at the two ends."""
+    if not form.differs:
+        return []
+    ends = ", ".join(f"{sig(a)} at {label}" for label, (a, _) in form.alpha_at.items())
+    return [f"{law}: one α does not fit every N: α is {ends} ({sig(form.per_decade)} per decade of N, "
+            f"{ALARM_PERCENTILES[1] - ALARM_PERCENTILES[0]:g} % interval [{sig(form.alarm_interval[0])}, "
+            f"{sig(form.alarm_interval[1])}]), so β depends on the D_F range it is fitted on (docs/METHOD.md §6)"]
