@@ -108,13 +108,13 @@ NOT_RE_RUN = {
         "cheapest new from-scratch run trains on 3e5 characters for minutes, so it is not re-run here; the six re-runs "
         "of v4's 3e5 runs under its higher cap gave v4's losses bit for bit (analysis/cpu-large-d/NOTES.md)")
        for name in ("", "extension/", "scratch-lr-half/", "scratch-lr-quarter/", "best-scratch-lr/", "ft-lr-quarter/",
-                    "ft-lr-eighth/", "best-lr/")},
+                    "ft-lr-eighth/", "ft-lr-double/", "best-lr/")},
     **{f"analysis/cpu-scratch-lr/{name}/results.csv": (
         "the from-scratch LR check on v4's range (jobs/cpu-scratch-lr-small-*.toml, made by this code): its "
         "pretraining and fine-tunes are v4's runs of the same ids, copied by --reuse (the quick-v4 re-run covers them); "
         "its from-scratch runs differ from v4's in [scratch] lr_scale alone (and, for ×0.125 on 3e5, max_steps, a "
         "compute limit only); not re-run here for time (the suite has about 40 s left of its 10 minutes)")
-       for name in ("half", "quarter", "eighth", "double", "sweep", "best", "best-both")},
+       for name in ("half", "quarter", "eighth", "double", "quadruple", "sweep", "best", "best-both")},
     "analysis/dynamics/results.csv": "issue 22's short study (jobs/dynamics.toml), made by this code; not re-run here "
                                      "(left out for time, and not checked by hand)",
     "analysis/dynamics-batch/results.csv": "issue 22's batch experiment (jobs/dynamics-batch.toml), made by this code; "

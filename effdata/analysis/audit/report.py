@@ -41,14 +41,18 @@ def _bracket(interval) -> str:
 
 def _form_lines(form: AlphaByN) -> list[str]:
     ends = ", ".join(f"{sig(a)}{_bracket(i)} at {label}" for label, (a, i) in form.alpha_at.items())
+    level = f"{ALARM_PERCENTILES[1] - ALARM_PERCENTILES[0]:g} %"
     if form.alarm_interval is None:
         verdict = "no interval (no bootstrap), so no verdict"
     elif form.differs:
-        verdict = (f"its {ALARM_PERCENTILES[1] - ALARM_PERCENTILES[0]:g} % interval{_bracket(form.alarm_interval)} "
-                   "excludes zero: one α does not fit every N, and β depends on the D_F range")
+        verdict = (f"its {level} interval{_bracket(form.alarm_interval)} excludes zero: one α does not fit every N, "
+                   "and β depends on the D_F range")
+    elif form.interval is not None and (form.interval[0] > 0 or form.interval[1] < 0):
+        verdict = (f"its 90 % interval excludes zero, its {level} interval{_bracket(form.alarm_interval)} (the "
+                   "warning's) does not: a lean, not a finding")
     else:
-        verdict = (f"its {ALARM_PERCENTILES[1] - ALARM_PERCENTILES[0]:g} % interval{_bracket(form.alarm_interval)} "
-                   "holds zero: one α fits every N within the noise")
+        verdict = (f"its {level} interval{_bracket(form.alarm_interval)} holds zero: this table cannot tell α "
+                   "changing with N from one α")
     return [f"One α for every N? With α free to change linearly in ln N (on the same {form.n_points} points and "
             f"resamples): α is {ends}, a change of {sig(form.per_decade)}{_bracket(form.interval)} per decade of N; "
             f"{verdict}.", ""]
