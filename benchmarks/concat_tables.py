@@ -29,6 +29,11 @@ loss at each value, the best per size and data size, and the rule fitted to it (
         analysis/cpu-ft-lr/eighth/results.csv --sweep lr_scale --out sweep/results.csv
     (analysis/cpu-ft-lr/sweep/NOTES.md has the committed table's command)
 
+`--pretraining-best-by COLUMN`: where the tables hold several pretrainings of one (pretraining name, size, seed)
+(another pretraining setting: jobs/cpu-pretrain-lr-half.toml), keep the one with the lowest COLUMN of its final
+model (`pretrain_valid_loss`: its own held-out loss, not the target's), with its mid-run checkpoints and the
+fine-tunes that start from any of them, and drop the others with theirs (analysis/cpu-pretrain-lr/best/NOTES.md).
+
 `--curves`: also the learning curves (each table's `curves.csv` beside it) of the runs kept, as `curves.csv`
 beside `--out`, where the analysis looks for them.
 """
@@ -70,6 +75,25 @@ def points_of_first(merged: pd.DataFrame, first: pd.DataFrame) -> pd.DataFrame:
     return merged[merged.set_index(keys).index.isin(first.set_index(keys).index)]
 
 
+def _pretraining_of(table: pd.DataFrame) -> pd.Series:
+    """The base pretraining run id behind each pretraining row (its own id before '@') and fine-tune (the run
+    folder of the checkpoint it started from: `…/runs/<id>/checkpoint[@3tpp]`); None for the other rows."""
+    own = table["run_id"].str.split("@").str[0].where(table["mode"].eq("pretrain"))
+    started = table.get("init_from", pd.Series(None, index=table.index)).astype("string")
+    return own.fillna(started.str.extract(r"(?:^|/)(pretrain-[^/@]+)/checkpoint", expand=False).where(table["mode"].eq("finetune")))
+
+
+def pretraining_best_by(table: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Per (pretraining name, size, seed) the pretraining with the lowest `column` of its final model, with its
+    checkpoints and fine-tunes; the other pretrainings and everything started from them dropped."""
+    if column not in table.columns:
+        raise SystemExit(f"concat_tables.py: --pretraining-best-by {column}: no such column")
+    behind = _pretraining_of(table)
+    final = table[table["mode"].eq("pretrain") & ~table["run_id"].str.contains("@") & table[column].notna()]
+    chosen = set(final.loc[final.groupby(["pretrain", "size", "seed"], sort=False)[column].idxmin(), "run_id"])
+    return table[behind.isna() | behind.isin(chosen)]
+
+
 def as_sweep(table: pd.DataFrame, key: str) -> pd.DataFrame:
     """`table` with sweep = key on the rows of the grid points run at more than one value of `key`."""
     if key not in table.columns:
@@ -89,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the first table's finished run of a grid point run in several tables")
     parser.add_argument("--points-of-first", action="store_true",
                         help="only the grid points of the first table (the others offer other runs of them)")
+    parser.add_argument("--pretraining-best-by", metavar="COLUMN",
+                        help="keep, per pretraining name and size, the pretraining with the lowest COLUMN and its fine-tunes")
     parser.add_argument("--sweep", metavar="KEY", help="mark the grid points run at several values of KEY as its sweep")
     parser.add_argument("--curves", action="store_true", help="also curves.csv (each table's, beside it) of the runs kept")
     args = parser.parse_args(argv)
@@ -96,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     merged = pd.concat(tables, ignore_index=True).drop_duplicates("run_id", keep="first")
     if args.points_of_first:
         merged = points_of_first(merged, tables[0])
+    if args.pretraining_best_by:
+        merged = pretraining_best_by(merged, args.pretraining_best_by)
     if args.best_by:
         merged = best_by(merged, args.best_by)
     if args.first_per_point:

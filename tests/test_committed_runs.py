@@ -115,6 +115,11 @@ NOT_RE_RUN = {
         "its from-scratch runs differ from v4's in [scratch] lr_scale alone (and, for ×0.125 on 3e5, max_steps, a "
         "compute limit only); not re-run here for time (the suite has about 40 s left of its 10 minutes)")
        for name in ("half", "quarter", "eighth", "double", "quadruple", "sweep", "best", "best-both")},
+    **{f"analysis/cpu-pretrain-lr/{name}results.csv": (
+        "v4 with every pretraining at ×0.5 its LR (jobs/cpu-pretrain-lr-half.toml, made by this code): its "
+        "from-scratch runs are v4's (the quick-v4 re-run covers them); its pretrainings differ from v4's in "
+        "[pretrain] lr_scale alone, its cheapest (w7k) takes a minute with its fine-tunes; not re-run here for time")
+       for name in ("", "best/")},
     "analysis/dynamics/results.csv": "issue 22's short study (jobs/dynamics.toml), made by this code; not re-run here "
                                      "(left out for time, and not checked by hand)",
     "analysis/dynamics-batch/results.csv": "issue 22's batch experiment (jobs/dynamics-batch.toml), made by this code; "

@@ -80,3 +80,32 @@ def test_points_of_first_takes_other_runs_of_the_first_tables_points_only(tmp_pa
     assert list(pd.read_csv(out)["run_id"]) == ["s3-half"]
     assert _load().main([str(tmp_path / "v4.csv"), str(tmp_path / "check.csv"), "--out", str(out)]) == 0
     assert len(pd.read_csv(out)) == 3
+
+
+def _pretraining_rows(folder: str, suffix: str, own: float) -> list[dict]:
+    """A pretraining (final model and a mid-run checkpoint) and a fine-tune from each, as a study writes them."""
+    base = f"pretrain-text-w25k-s0-{suffix}"
+    rows = [{"run_id": base, "status": "ok", "mode": "pretrain", "pretrain": "text", "size": "w25k", "seed": 0,
+             "pretrain_valid_loss": own, "loss": 8.0, "init_from": None},
+            {"run_id": f"{base}@3tpp", "status": "ok", "mode": "pretrain", "pretrain": "text@3tpp", "size": "w25k",
+             "seed": 0, "pretrain_valid_loss": own + 1, "loss": 8.5, "init_from": None}]
+    for name, checkpoint in (("text", "checkpoint"), ("text@3tpp", "checkpoint@3tpp")):
+        rows.append({"run_id": f"finetune-{name}-w25k-1e4c-s0-{suffix}", "status": "ok", "mode": "finetune",
+                     "pretrain": name, "size": "w25k", "seed": 0, "data_chars": 1e4, "loss": 6.0,
+                     # the folder names hold "pretrain-" too, as runs/cpu-pretrain-lr-half does
+                     "init_from": f"/work/runs/{folder}/runs/{base}/{checkpoint}"})
+    return rows
+
+
+def test_pretraining_best_by_keeps_the_better_pretraining_with_its_checkpoints_and_fine_tunes(tmp_path):
+    scratch = {"run_id": "scratch-w25k-1e4c-s0-x", "status": "ok", "mode": "scratch", "pretrain": "none",
+               "size": "w25k", "seed": 0, "data_chars": 1e4, "loss": 6.5, "init_from": None}
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    pd.DataFrame([scratch, *_pretraining_rows("cpu-v4", "aaaa", own=4.3)]).to_csv(first, index=False)
+    pd.DataFrame([scratch, *_pretraining_rows("cpu-pretrain-lr-half", "bbbb", own=4.0)]).to_csv(second, index=False)
+    out = tmp_path / "best" / "results.csv"
+    assert _load().main([str(first), str(second), "--pretraining-best-by", "pretrain_valid_loss",
+                         "--out", str(out)]) == 0
+    kept = set(pd.read_csv(out)["run_id"])
+    assert kept == {"scratch-w25k-1e4c-s0-x", "pretrain-text-w25k-s0-bbbb", "pretrain-text-w25k-s0-bbbb@3tpp",
+                    "finetune-text-w25k-1e4c-s0-bbbb", "finetune-text@3tpp-w25k-1e4c-s0-bbbb"}
