@@ -119,7 +119,7 @@ NOT_RE_RUN = {
         "v4 with every pretraining at ×0.5 its LR (jobs/cpu-pretrain-lr-half.toml, made by this code): its "
         "from-scratch runs are v4's (the quick-v4 re-run covers them); its pretrainings differ from v4's in "
         "[pretrain] lr_scale alone, its cheapest (w7k) takes a minute with its fine-tunes; not re-run here for time")
-       for name in ("", "best/")},
+       for name in ("", "best/", "seed1/", "seed1-half/")},
     "analysis/dynamics/results.csv": "issue 22's short study (jobs/dynamics.toml), made by this code; not re-run here "
                                      "(left out for time, and not checked by hand)",
     "analysis/dynamics-batch/results.csv": "issue 22's batch experiment (jobs/dynamics-batch.toml), made by this code; "
