@@ -1,20 +1,14 @@
 """benchmarks/concat_tables.py --best-by: one run per grid point, chosen on validation loss (the analysis of
 v4's fine-tunes at their best learning rate, analysis/cpu-ft-lr/best)."""
-import importlib.util
-import sys
-from pathlib import Path
 
 import pandas as pd
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "concat_tables.py"
+from scripts import load_script
+
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("concat_tables", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("concat_tables")
 
 
 def _row(run_id, mode, lr, valid, loss, status="ok", pretrain="text", data=1e4):

@@ -6,21 +6,15 @@ docstring for how figures are compared). When this fails, either the code change
 reports with `python benchmarks/regenerate_reports.py` and say why in the commit) or a report was edited by hand.
 About 2 minutes of one core in all, one test per report.
 """
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "regenerate_reports.py"
+from scripts import load_script
+
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("regenerate_reports", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module    # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("regenerate_reports")
 
 
 def test_every_committed_report_names_its_command():

@@ -1,23 +1,18 @@
 """benchmarks/selection_optimism.py: the gap, in σ, between seed 0 at points where its factor won and where it
 lost, on a table whose answer is known, and on the committed tables it was written for."""
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from scripts import load_script
+
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "benchmarks" / "selection_optimism.py"
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("selection_optimism", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("selection_optimism")
 
 
 def _tables(seed_zero_shift: float):
