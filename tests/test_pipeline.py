@@ -7,29 +7,27 @@ from effdata.analysis import pipeline
 from synthetic import make_budget_runs, make_runs
 
 
+def _calls(monkeypatch, owner, name: str, record) -> list:
+    """`owner.name` replaced by itself that also appends `record(first argument)` to the returned list."""
+    seen: list = []
+    real = getattr(owner, name)
+
+    def counting(first, *args, **kwargs):
+        seen.append(record(first))
+        return real(first, *args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counting)
+    return seen
+
+
 def _count_reads(monkeypatch) -> list[str]:
-    reads: list[str] = []
-    real = pd.read_csv
-
-    def counting(path, *args, **kwargs):
-        reads.append(str(path))
-        return real(path, *args, **kwargs)
-
-    monkeypatch.setattr(pd, "read_csv", counting)
-    return reads
+    """The path of each table read (pd.read_csv)."""
+    return _calls(monkeypatch, pd, "read_csv", str)
 
 
 def _count_loads(monkeypatch) -> list[int]:
     """The number of rows of each table `load_results` validates (the pipeline's one loader)."""
-    loads: list[int] = []
-    real = pipeline.load_results
-
-    def counting(rows, *args, **kwargs):
-        loads.append(len(rows))
-        return real(rows, *args, **kwargs)
-
-    monkeypatch.setattr(pipeline, "load_results", counting)
-    return loads
+    return _calls(monkeypatch, pipeline, "load_results", len)
 
 
 def test_a_table_is_read_once(tmp_path, monkeypatch):

@@ -14,7 +14,7 @@ The interval behind the warning is wider than the report's 90 %: a 90 % interval
 under a law with one α would fire on one clean table in ten, and a report holds five laws or more.
 Measured (tests/test_form.py: clean tables like v4's, 6 N × 2 D_F, scatter 0.1 in ln D_T, 200 resamples
 each): over 400 tables the 90 % interval missed zero on 9.5 %, the 98 % interval (ALARM_PERCENTILES) on
-0.75 % (4 of another 80); a change of 0.25 per decade of N is found on 25 of 40 such tables, and on all 40
+0.75 % (on another 80 tables, 4 times: a rate near 1–2 %); a change of 0.25 per decade of N is found on 25 of 40 such tables, and on all 40
 with 3 D_F per N.
 """
 from __future__ import annotations
