@@ -16,6 +16,10 @@ fine-tunes' noise is lent from the from-scratch seeds, per N where it is measure
 noise: 2% at the smallest N to 0.5% at the largest, as cpu-seeds measured 1.1% to 0.24%); --pooled-noise
 lends one pooled sigma instead, the model before per-N noise.
 
+Scenarios "pretraining": two seeds of every run, each fine-tune seed from its own pretraining run, whose seed
+shifts all its fine-tuned losses by a shared relative sd (2 %, or 0 as the control), on top of 0.5 % per run;
+--point-at-a-time re-draws each fine-tuned point's seeds on their own instead of a pretraining run at a time.
+
 With --audit, also the false-alarm rate of the audit's warnings (effdata/analysis/audit/) where the truth is
 clean: the share of draws in which the transfer law's leverage or estimator warnings fire, and the Kaplan
 law's (its from-scratch curve is Kaplan's form, so a Kaplan fit is the right model; the Chinchilla form's E
@@ -57,7 +61,12 @@ SCENARIOS = {   # name: (law, seeds, loss noise per run, scatter of D_T about th
     "beyond-3seeds-1%": (CPU_BEYOND, 3, 0.01, 0.0),
     "inside-3/1seeds-1%": (CPU_INSIDE, (3, 1, 1e5), 0.01, 0.0),
     "inside-3/1seeds-falling": (CPU_INSIDE, (3, 1, 1e5), falling_noise(0.02, 0.005), 0.0),
+    "inside-2seeds-pretraining2%": (CPU_INSIDE, 2, 0.005, 0.0),
+    "inside-2seeds-pretraining0": (CPU_INSIDE, 2, 0.005, 0.0),
 }
+# Scenarios whose fine-tune seeds each start from their own pretraining run, whose seed shifts all its
+# fine-tuned losses together by this relative sd (analysis/cpu-pretrain-seeds measured it; tests/synthetic).
+PRETRAINING_NOISE = {"inside-2seeds-pretraining2%": 0.02, "inside-2seeds-pretraining0": 0.0}
 
 
 def audit_draw(results, effective, fit, draw: int) -> dict:
@@ -94,13 +103,15 @@ def audit_summary(rows: list[dict]) -> str:
     return "\n    ".join(parts)
 
 
-def one_draw(law, seeds, loss_noise, scatter, draw, resamples, audit: bool = False, per_n: bool = True) -> dict:
+def one_draw(law, seeds, loss_noise, scatter, draw, resamples, audit: bool = False, per_n: bool = True,
+             pretraining_noise: float | None = None, by_pretraining: bool = True) -> dict:
     scratch_seeds, finetune_seeds, seeded_d = seeds if isinstance(seeds, tuple) else (seeds, seeds, np.inf)
-    df = make_cpu_runs({"text": law}, seeds=scratch_seeds, loss_noise=loss_noise, log_noise=scatter, seed=10_000 + draw)
+    df = make_cpu_runs({"text": law}, seeds=scratch_seeds, loss_noise=loss_noise, log_noise=scatter, seed=10_000 + draw,
+                       pretraining_noise=pretraining_noise)
     seeded = (df["mode"] == "scratch") & (df["data_chars"] <= seeded_d)
     results = load_results(df[seeded | (df["seed"] < finetune_seeds)])
     effective = compute_effective(results)
-    noise = estimate_noise(results, effective, per_n=per_n)
+    noise = estimate_noise(results, effective, per_n=per_n, by_pretraining=by_pretraining)
     draws = resample_effective(results, effective, noise, resamples, seed=draw)
     attach_intervals(effective.table, draws)
     fit = fit_transfer(effective.table, "text", "chars", seed=draw, draws=draws.d_t)
@@ -169,13 +180,16 @@ def main() -> None:
     parser.add_argument("--scenario", nargs="+", choices=sorted(SCENARIOS), default=list(SCENARIOS))
     parser.add_argument("--audit", action="store_true", help="also count the audit's warnings (false alarms)")
     parser.add_argument("--pooled-noise", action="store_true", help="one sigma per mode, not per N (the old model)")
+    parser.add_argument("--point-at-a-time", action="store_true",
+                        help="re-draw every fine-tuned point's seeds on their own, not a pretraining run at a time "
+                             "(the model before pretraining runs were re-drawn)")
     args = parser.parse_args()
     with threadpool_limits(1, user_api="blas"):
         for name in args.scenario:
             law, seeds, loss_noise, scatter = SCENARIOS[name]
             start = time.perf_counter()
-            rows = [one_draw(law, seeds, loss_noise, scatter, draw, args.resamples, args.audit, not args.pooled_noise)
-                    for draw in range(args.draws)]
+            rows = [one_draw(law, seeds, loss_noise, scatter, draw, args.resamples, args.audit, not args.pooled_noise,
+                             PRETRAINING_NOISE.get(name), not args.point_at_a_time) for draw in range(args.draws)]
             print(summarize(name, law, rows, time.perf_counter() - start), flush=True)
             if args.audit:
                 print("    " + audit_summary(rows), flush=True)

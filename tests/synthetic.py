@@ -72,8 +72,12 @@ def transferred(d_f, n_params, k, alpha, beta, alpha_per_decade: float = 0.0, n_
 
 def make_runs(laws: dict[str, dict] | None = None, n_values=N_VALUES, d_f_values=D_F_VALUES,
               d_scratch=D_SCRATCH, log_noise: float = 0.0, seed: int = 0, seeds: int = 1,
-              loss_noise: float = 0.0, scratch=scratch_loss, pretraining: bool = False) -> pd.DataFrame:
-    """A results table (DESIGN.md columns): `seeds` rows per from-scratch and fine-tuned grid point."""
+              loss_noise: float = 0.0, scratch=scratch_loss, pretraining: bool = False,
+              pretraining_noise: float | None = None) -> pd.DataFrame:
+    """A results table (DESIGN.md columns): `seeds` rows per from-scratch and fine-tuned grid point.
+
+    With `pretraining_noise` (a number), fine-tune seed s of (name, N) starts from its own pretraining run
+    (column `pretrain_run`), whose seed multiplies all that run's fine-tuned losses by (1 + pretraining_noise * z)."""
     laws = {"text": TRUE_TEXT} if laws is None else laws
     rng = np.random.default_rng(seed)
     rows = []
@@ -82,10 +86,13 @@ def make_runs(laws: dict[str, dict] | None = None, n_values=N_VALUES, d_f_values
             rows += _seed_rows({"pretrain": "none", "mode": "scratch", "n_params": n, "data_chars": d},
                                float(scratch(n, d)), seeds, loss_noise, rng)
         for name, law in laws.items():
+            shift = 1 + pretraining_noise * rng.standard_normal(seeds) if pretraining_noise is not None else None
             for d_f in d_f_values:
                 d_t = transferred(d_f, n, **law) * np.exp(log_noise * rng.standard_normal())
-                rows += _seed_rows({"pretrain": name, "mode": "finetune", "n_params": n, "data_chars": d_f},
+                point = _seed_rows({"pretrain": name, "mode": "finetune", "n_params": n, "data_chars": d_f},
                                    float(scratch(n, d_f + d_t)), seeds, loss_noise, rng)
+                rows += point if shift is None else [{**row, "loss": row["loss"] * shift[row["seed"]],
+                                                      "pretrain_run": f"{name}-{n:g}-s{row['seed']}"} for row in point]
     df = pd.DataFrame(rows)
     df["data_tokens"] = np.round(df["data_chars"] / CHARS_PER_TOKEN)
     df["status"], df["size"] = "ok", [f"n{n:.0e}" for n in df["n_params"]]

@@ -23,7 +23,7 @@ from effdata.analysis.audit.audit import Audit, audit_json
 from effdata.analysis.audit.report import audit_section
 from effdata.analysis.budget.budget import BudgetStudy
 from effdata.analysis.budget.report import budget_section
-from effdata.analysis.core.bootstrap import NoiseModel
+from effdata.analysis.core.bootstrap import NoiseModel, pretraining_groups, pretraining_noise
 from effdata.analysis.core.effective import FLAG_NAMES, EffectiveResult
 from effdata.analysis.core.figures import UNIT_WORDS, SavedFigure, SkippedFigure
 from effdata.analysis.core.fit import (
@@ -210,7 +210,9 @@ def fits_json(analysis: Analysis) -> dict:
         "interval": {"kind": "bootstrap percentile over runs", "percentiles": [5, 95],
                      "n_resamples": analysis.n_bootstrap,
                      "resample": ("seeds re-drawn within every grid point (from scratch and fine-tuned), curves "
-                                  "re-built, D_E and D_T re-read, law refitted with its lack of fit"),
+                                  "re-built, D_E and D_T re-read, law refitted with its lack of fit"
+                                  + ("; fine-tunes of a size pretrained two or more times re-drawn a pretraining run "
+                                     "at a time" if analysis.noise and analysis.noise.pretraining else "")),
                      "noise": ({mode: {"sigma": analysis.noise.sigma[mode], "source": analysis.noise.source[mode],
                                        "seeded_points": analysis.noise.seeded_points.get(mode, 0),
                                        **_sigma_by_n(analysis.noise, mode)}
@@ -235,6 +237,7 @@ def fits_json(analysis: Analysis) -> dict:
         "compare": analysis.compare,
         "compute": analysis.compute,
         "seed_spread": _records(analysis.seed_spread),
+        "pretraining_noise": _records(pretraining_noise(pretraining_groups(analysis.results))),
         "d_t_noise": _records(analysis.d_t_noise),
         "pretraining": {"runs": _records(analysis.pretraining.table), "readings": analysis.pretraining.readings},
         "advice": {"suggestions": [asdict(s) for s in analysis.advice.suggestions], "notes": analysis.advice.notes},
@@ -325,7 +328,8 @@ def _transfer_section(analysis: Analysis) -> list[str]:
              "is refitted without one N (or one D_F) at a time and predicts the held-out D_T; the figure is the "
              "geometric mean error factor.", ""]
     if noise is not None:
-        lines += [f"Noise of one run's loss: {noise.describe()}.", ""]
+        lines += [f"Noise of one run's loss: {noise.describe()}."] + (
+            [f"Pretraining runs: {noise.describe_pretraining()} (section *Seeds*)."] if noise.pretraining else []) + [""]
     if units != "chars":
         lines += ["*The paper's k is for D in characters; with tokens only α and β are comparable.*", ""]
     header = ["pretrain", "k [90% CI]", "α [90% CI]", "β [90% CI]", "points (regime)", "R² / RMSE (log)",
@@ -357,6 +361,7 @@ def _seed_section(analysis: Analysis) -> list[str]:
                   markdown_table(["runs", "N", "grid points with seeds", "seeds at those points", "sd (nats)",
                                    "sd / loss"], rows), ""]
         lines += _unseeded_lines(spread, analysis)
+    lines += _pretraining_seed_lines(analysis)
     noise = analysis.d_t_noise
     if noise is not None and len(noise):
         units = analysis.effective.units
@@ -367,6 +372,24 @@ def _seed_section(analysis: Analysis) -> list[str]:
                   markdown_table(["pretrain", "D_F", "points", "D_T 90% interval (half width / D_T)",
                                    "share from the from-scratch curve", "resamples with D_T ≤ 0"], rows), ""]
     return lines
+
+
+def _pretraining_seed_lines(analysis: Analysis) -> list[str]:
+    """Where sizes were pretrained two or more times: how much of a fine-tune's noise its pretraining run shares
+    with its other fine-tunes (`bootstrap.pretraining_noise`)."""
+    table = pretraining_noise(pretraining_groups(analysis.results))
+    if table.empty:
+        return []
+    rows = [["all of the above" if r.pretrain == "all" else r.pretrain, "" if r.pretrain == "all" else sig(r.n_params),
+             str(r.runs), str(r.points), f"{100 * r.shared:.2g}%", f"{100 * r.per_point:.2g}%", f"{r.p_value:.2g}"]
+            for r in table.itertuples()]
+    redrawn = ("the bootstrap re-draws these fine-tunes a pretraining run at a time" if analysis.noise and
+               analysis.noise.pretraining else "the bootstrap re-drew these fine-tunes one point at a time")
+    return ["A pretraining run's seed, shared by all its fine-tunes (sizes pretrained two or more times; the fine-tuned "
+            "points every run has, checkpoints of a run counted as that run; analysis of variance of log loss): "
+            "*shared*, the sd of a run's common shift; *per point*, the sd of the rest; *p*, the chance of so large "
+            f"a shared part with none. {redrawn[0].upper()}{redrawn[1:]}.", "",
+            markdown_table(["pretraining", "N", "runs", "points", "shared", "per point", "p"], rows), ""]
 
 
 def _unseeded_lines(spread: pd.DataFrame, analysis: Analysis) -> list[str]:

@@ -12,6 +12,13 @@ too narrow (docs/METHOD.md §1 and §4). So each resample:
      (`--loss-noise`), else taken from the seeds of the other grid points when there are any (per N
      when seeds measure it at two or more N: `noise_by_n`), else from the residuals of the from-scratch
      grid (`grid_residual_sd`); `NoiseModel` says which;
+   * fine-tuned points of one size and pretraining whose seeds come from two or more pretraining runs
+     (`pretraining_run_of`: a size pretrained several times, each seed fine-tuned from its own run) are
+     re-drawn a run at a time: the runs drawn with replacement, each bringing its loss at every one of
+     those points, deviations scaled by sqrt(m/(m-1)) for m runs. A pretraining's seed moves all its
+     fine-tunes together (8 % of its own loss between two w100k seeds, up to 6 % of a fine-tune's:
+     analysis/cpu-pretrain-lr/seed1), so points re-drawn one at a time would let those shifts cancel
+     across D_F and leave them out of the law's intervals (`PretrainingGroup`);
 2. re-builds each from-scratch curve (one per N and shape: monotone fit, PCHIP, per-N law) from the
    re-drawn losses;
 3. reads every fine-tuned loss off it again: D_E, D_T.
@@ -36,7 +43,7 @@ from effdata.analysis.core.effective import (
     no_laws,
 )
 from effdata.analysis.core.fit import INTERVAL_PERCENTILES
-from effdata.analysis.core.table import ResultsTable
+from effdata.analysis.core.table import ResultsTable, pretraining_run_of
 from effdata.fmt import compact
 
 MODES = ("scratch", "finetune")
@@ -60,6 +67,7 @@ class NoiseModel:
     source: dict[str, str]             # mode -> where sigma comes from, in words
     seeded_points: dict[str, int] = field(default_factory=dict)   # mode -> grid points with >= 2 seeds
     by_n: dict[str, dict[float, float]] = field(default_factory=dict)  # mode -> {N: sigma}, when measured per N
+    pretraining: list["PretrainingGroup"] = field(default_factory=list)   # fine-tunes re-drawn a run at a time
 
     def at(self, mode: str, n_params: np.ndarray) -> np.ndarray:
         """sigma of one run of `mode` at each N: per N where measured, interpolated in log N between the
@@ -76,6 +84,15 @@ class NoiseModel:
         if len({(self.sigma[m], self.source[m], tuple(sorted(self.by_n.get(m, {}).items()))) for m in MODES}) == 1:
             return self._clause(MODES[0], "of the loss for every run")
         return "; ".join(f"{mode} runs {self._clause(mode)}" for mode in MODES)
+
+    def describe_pretraining(self) -> str:
+        """Which fine-tuned points are re-drawn a pretraining run at a time, in words ("" for none)."""
+        if not self.pretraining:
+            return ""
+        runs = sorted({len(g.runs) for g in self.pretraining})
+        pairs = ", ".join(f"{g.pretrain} at N = {compact(g.n_params)}" for g in self.pretraining)
+        return (f"fine-tunes re-drawn a pretraining run at a time ({'–'.join(map(str, runs))} runs each, every run "
+                f"bringing all its fine-tunes) for {len(self.pretraining)} (pretraining, N) pair(s): {pairs}")
 
     def _clause(self, mode: str, of: str = "") -> str:
         table = self.by_n.get(mode)
@@ -105,6 +122,96 @@ class Resamples:
     @property
     def n_resamples(self) -> int:
         return self.d_t.shape[0]
+
+
+@dataclass
+class PretrainingGroup:
+    """Fine-tuned grid points of one N, shape and pretraining (checkpoints of one run count as one: `text@10tpp`
+    is `text`) that each have seeds from two or more of the same pretraining runs."""
+
+    pretrain: str
+    n_params: float
+    shape: str
+    runs: list[str]          # the pretraining runs, m of them
+    columns: np.ndarray      # (P,) the points' rows in results.runs
+    values: np.ndarray       # (P, m) each run's mean loss at each point; nan where the run has none there
+
+
+def pretraining_groups(results: ResultsTable) -> list[PretrainingGroup]:
+    """The groups of fine-tuned points to re-draw a pretraining run at a time: >= 2 runs at >= 2 of their
+    points (with one point, re-drawing runs is re-drawing that point's seeds, as already done)."""
+    seeds = results.seed_runs
+    if seeds.empty or "mode" not in seeds:
+        return []
+    finetuned = seeds[seeds["mode"] == "finetune"].assign(pretrain_run=lambda t: pretraining_run_of(t))
+    finetuned = finetuned.dropna(subset=["pretrain_run"]).assign(root=lambda t: t["pretrain"].str.split("@").str[0])
+    key = point_key(results)
+    position = {tuple(row): i for i, row in enumerate(results.runs[key].itertuples(index=False))}
+    groups = []
+    for (root, n_params, shape), rows in finetuned.groupby(["root", "n_params", "shape"], sort=True):
+        values = rows.groupby(key + ["pretrain_run"])["loss"].mean().unstack("pretrain_run")
+        values = values[values.notna().sum(axis=1) >= 2]
+        if len(values) < 2:
+            continue
+        groups.append(PretrainingGroup(pretrain=str(root), n_params=float(n_params), shape=str(shape),
+                                       runs=[str(r) for r in values.columns],
+                                       columns=np.array([position[tuple(i)] for i in values.index]),
+                                       values=values.to_numpy(float)))
+    return groups
+
+
+def redraw_by_pretraining(groups: list[PretrainingGroup], point_loss: np.ndarray, draws: np.ndarray,
+                          rng: np.random.Generator) -> None:
+    """Overwrite the groups' columns of `draws` (B, G): m runs drawn with replacement per group and resample,
+    each point the mean of the drawn runs that have it about its loss, scaled by sqrt(m_p/(m_p-1)) for the
+    m_p runs it has (module docstring, step 1)."""
+    n_resamples = draws.shape[0]
+    for group in groups:
+        m = len(group.runs)
+        picked = rng.integers(0, m, size=(n_resamples, m))
+        weights = (picked[:, :, None] == np.arange(m)).sum(axis=1)            # (B, m) times each run drawn
+        have = np.isfinite(group.values)                                      # (P, m)
+        weight = weights[:, None, :] * have[None]                             # (B, P, m)
+        total = weight.sum(axis=2)
+        centre = np.nanmean(group.values, axis=1)
+        summed = (weight * np.where(have, group.values, 0.0)[None]).sum(axis=2)
+        resampled = np.where(total > 0, summed / np.maximum(total, 1), centre)
+        count = have.sum(axis=1)
+        draws[:, group.columns] = point_loss[group.columns] + np.sqrt(count / (count - 1)) * (resampled - centre)
+
+
+def pretraining_noise(groups: list[PretrainingGroup]) -> pd.DataFrame:
+    """Per group, and pooled over them (pretrain "all"): how much of the fine-tunes' seed noise a pretraining
+    run shares among all its fine-tunes, from a two-way analysis of variance of log loss (points x runs, the
+    points that every run has).
+
+    `shared`: sd of a run's common shift, sqrt(max(0, MS_run - MS_rest) / P); `per_point`: sd of the rest,
+    sqrt(MS_rest) (the fine-tune's own seed noise, and how a run's shift differs between points); `p_value`:
+    MS_run / MS_rest against F(m - 1, (P - 1)(m - 1)), the chance of so large a shared part with none.
+    Both sds are of log loss, so relative sds of the loss."""
+    columns = ["pretrain", "n_params", "shape", "runs", "points", "shared", "per_point", "p_value"]
+    rows, pooled = [], np.zeros(4)      # sums of squares and degrees of freedom: run, rest
+    for g in groups:
+        y = np.log(g.values[np.isfinite(g.values).all(axis=1)])
+        points, m = y.shape
+        if points < 2:
+            continue
+        rest = y - y.mean(1, keepdims=True) - y.mean(0, keepdims=True) + y.mean()
+        sums = np.array([points * np.sum((y.mean(0) - y.mean()) ** 2), m - 1, np.sum(rest ** 2), (points - 1) * (m - 1)])
+        rows.append([g.pretrain, g.n_params, g.shape, m, points, *_components(sums, points)])
+        pooled += sums
+    if len(rows) > 1:
+        mean_points = float(np.mean([r[4] for r in rows]))
+        rows.append(["all", np.nan, "", int(np.median([r[3] for r in rows])), sum(r[4] for r in rows),
+                     *_components(pooled, mean_points)])
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _components(sums: np.ndarray, points: float) -> tuple[float, float, float]:
+    """(shared sd, per-point sd, p value) from [SS_run, dof_run, SS_rest, dof_rest] (`pretraining_noise`)."""
+    ms_run, ms_rest = sums[0] / sums[1], sums[2] / sums[3]
+    p_value = float(stats.f.sf(ms_run / ms_rest, sums[1], sums[3])) if ms_rest > 0 else float("nan")
+    return float(np.sqrt(max(0.0, ms_run - ms_rest) / points)), float(np.sqrt(ms_rest)), p_value
 
 
 def pooled_relative_sd(seed_runs: pd.DataFrame, key: list[str]) -> tuple[float, int]:
@@ -212,9 +319,10 @@ def residual_relative_sd(effective: EffectiveResult) -> tuple[float, int]:
 
 
 def estimate_noise(results: ResultsTable, effective: EffectiveResult, loss_noise: float | None = None,
-                   per_n: bool = True) -> NoiseModel:
+                   per_n: bool = True, by_pretraining: bool = True) -> NoiseModel:
     """The noise floor for single-seed grid points, per mode (see the module docstring); per N too when
-    `per_n` and seeds measure it at two or more N (`noise_by_n`)."""
+    `per_n` and seeds measure it at two or more N (`noise_by_n`); the fine-tunes to re-draw a pretraining run
+    at a time when `by_pretraining` (`pretraining_groups`; off, every point's seeds are re-drawn on their own)."""
     key = point_key(results)
     sigma, source, seeded, by_n = {}, {}, {}, {}
     for mode in MODES:
@@ -232,7 +340,8 @@ def estimate_noise(results: ResultsTable, effective: EffectiveResult, loss_noise
     elif not any(seeded.values()):
         for mode in MODES:
             sigma[mode], source[mode] = _residual_floor(results, effective)
-    return NoiseModel(sigma=sigma, source=source, seeded_points=seeded, by_n={m: t for m, t in by_n.items() if t})
+    return NoiseModel(sigma=sigma, source=source, seeded_points=seeded, by_n={m: t for m, t in by_n.items() if t},
+                      pretraining=pretraining_groups(results) if by_pretraining else [])
 
 
 def _residual_floor(results: ResultsTable, effective: EffectiveResult) -> tuple[float, str]:
@@ -261,7 +370,9 @@ def draw_losses(results: ResultsTable, noise: NoiseModel, n_resamples: int,
     for mode in np.unique(modes):
         mine = modes == mode
         sigma[mine] = noise.at(mode, n_params[mine])
-    return redraw_points(per_point, sigma, n_resamples, rng)
+    draws = redraw_points(per_point, sigma, n_resamples, rng)
+    redraw_by_pretraining(noise.pretraining, runs["loss"].to_numpy(float), draws, rng)
+    return draws
 
 
 def redraw_points(per_point: list[np.ndarray], sigma: np.ndarray, n_resamples: int,

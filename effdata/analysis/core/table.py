@@ -67,6 +67,11 @@ COLUMN_DOCS: dict[str, tuple[str, str]] = {
     "pretrain_tokens_per_param": ("optional", "fine-tuned rows: tokens per parameter of the checkpoint the run "
                                               "started from (a mid-run checkpoint's own, for `text@10tpp`); the "
                                               "budget analysis's P, else the pretraining row's tokens_seen / N"),
+    "pretrain_run": ("optional", "fine-tuned rows: the pretraining run it started from (any label; else read off "
+                                 "`init_from`). Fine-tunes of one pretraining run share its seed's noise: where a size "
+                                 "was pretrained two or more times, the bootstrap re-draws whole pretraining runs"),
+    "init_from": ("optional", "fine-tuned rows: the checkpoint it started from; a path `<run>/checkpoint...` names "
+                              "the pretraining run `<run>` (so mid-run checkpoints of one run are one run)"),
     "sweep": ("optional", "a [sweep] study's rows: the swept setting, whose value is in its own column; a table "
                           "with it gets the sweep analysis (effdata.analysis.sweep.sweep), not this one"),
     "wall_time": ("optional", "seconds"),
@@ -263,6 +268,25 @@ def _set_aside_unusable(df: pd.DataFrame, data_column: str,
     df = _set_aside(df, unusable, "non-finite or non-positive loss/N/data", aside, warnings,
                     f"with a missing, non-finite or non-positive loss, n_params or {data_column}")
     return df, aside, pretraining
+
+
+def pretraining_run_of(df: pd.DataFrame) -> pd.Series:
+    """Each row's pretraining run: `pretrain_run` where given, else read off `init_from` (the directory above a
+    `checkpoint...` folder: effdata's `<run>/checkpoint` and `<run>/checkpoint@10tpp` are one run; any other value
+    is its own label), else missing. From-scratch rows are always missing."""
+    given = lambda column: df[column].astype(object).where(df[column].astype(str).str.strip().ne(""))  # noqa: E731
+    run = given("pretrain_run") if "pretrain_run" in df.columns else pd.Series(np.nan, index=df.index, dtype=object)
+    if "init_from" in df.columns:
+        run = run.fillna(df["init_from"].map(_checkpoint_run))
+    return run.where(df["mode"] == "finetune") if "mode" in df.columns else run
+
+
+def _checkpoint_run(init_from) -> str | float:
+    """The run an `init_from` names: the folder above `.../<run>/checkpoint...`, else the value itself."""
+    if not isinstance(init_from, str) or not init_from.strip():
+        return np.nan
+    parts = init_from.strip().rstrip("/").split("/")
+    return parts[-2] if len(parts) >= 2 and parts[-1].startswith("checkpoint") and parts[-2] else init_from.strip()
 
 
 def stopped_by_forecast(df: pd.DataFrame) -> pd.Series:

@@ -1,0 +1,82 @@
+"""A pretraining run's seed noise, shared by all its fine-tunes: which runs a table names
+(`table.pretraining_run_of`), the groups re-drawn a run at a time and the analysis of variance
+(`bootstrap.pretraining_groups`, `redraw_by_pretraining`, `pretraining_noise`)."""
+import numpy as np
+import pandas as pd
+import pytest
+from synthetic import make_cpu_runs
+
+from effdata.analysis.core.bootstrap import (
+    draw_losses,
+    estimate_noise,
+    pretraining_groups,
+    pretraining_noise,
+)
+from effdata.analysis.core.effective import compute_effective
+from effdata.analysis.core.table import load_results, pretraining_run_of
+
+
+def test_the_pretraining_run_is_given_or_read_off_init_from():
+    table = pd.DataFrame({
+        "mode": ["finetune"] * 5 + ["scratch"],
+        "init_from": ["/s/runs/pretrain-text-w7k-s1-ab/checkpoint", "/s/runs/pretrain-text-w7k-s1-ab/checkpoint@10tpp",
+                      "gpt2", None, "/t/checkpoint", "/s/runs/x/checkpoint"],
+        "pretrain_run": [None, "", None, "B", None, "C"]})
+    # A mid-run checkpoint is its run; a label that is no effdata path is its own run; scratch rows have none.
+    assert pretraining_run_of(table).tolist()[:5] == ["pretrain-text-w7k-s1-ab", "pretrain-text-w7k-s1-ab",
+                                                       "gpt2", "B", "t"]
+    assert pd.isna(pretraining_run_of(table).iloc[5])
+
+
+def _analysed(df, by_pretraining=True):
+    results = load_results(df)
+    effective = compute_effective(results)
+    return results, estimate_noise(results, effective, by_pretraining=by_pretraining)
+
+
+def test_fine_tunes_of_one_pretraining_run_are_redrawn_together():
+    df = make_cpu_runs(seeds=2, loss_noise=0.005, pretraining_noise=0.02, seed=3)
+    results, noise = _analysed(df)
+    assert [(g.n_params, len(g.runs), len(g.columns)) for g in noise.pretraining] == [(n, 2, 4) for n in
+                                                                                      sorted(df["n_params"].unique())]
+    assert "a pretraining run at a time" in noise.describe_pretraining()
+    losses = results.runs["loss"].to_numpy()
+    for by_pretraining, together in ((True, 1.0), (False, 0.5 ** 4 + 2 * 0.25 ** 4)):
+        results, noise = _analysed(df, by_pretraining)
+        draws = draw_losses(results, noise, 400, np.random.default_rng(0))
+        group = pretraining_groups(results)[0]
+        # Two runs A, B: a resample is their mean, or A twice, or B twice: every point moved by the same multiple
+        # (0, +sqrt 2 or -sqrt 2) of its (A - mean). Point by point, each of the 4 points draws its own multiple
+        # (0 with chance 1/2, each of the others 1/4): the same for all on 7 % of resamples.
+        multiple = (draws[:, group.columns] - losses[group.columns]) / (group.values[:, 0] - group.values.mean(1))
+        same = np.ptp(np.round(multiple, 6), axis=1) == 0
+        assert same.mean() == pytest.approx(together, abs=0.08)
+
+
+def test_one_run_per_point_or_one_point_per_size_is_no_group():
+    # One seed: one pretraining run per size. A single point with several runs: its seeds, re-drawn as before.
+    assert pretraining_groups(load_results(make_cpu_runs(seeds=1, pretraining_noise=0.02))) == []
+    df = make_cpu_runs(seeds=2, pretraining_noise=0.02, seed=1)
+    one_point = df[(df["mode"] == "scratch") | (df["data_chars"] == 1e4) | (df["seed"] == 0)]
+    assert pretraining_groups(load_results(one_point)) == []
+    # Without a pretraining run named, fine-tune seeds are independent, as before.
+    assert pretraining_groups(load_results(df.drop(columns="pretrain_run"))) == []
+
+
+def test_the_analysis_of_variance_recovers_a_shared_shift():
+    # Four runs per size at five N, four points each: 15 degrees of freedom for the shared part.
+    table = pretraining_noise(pretraining_groups(load_results(
+        make_cpu_runs(seeds=4, loss_noise=0.005, pretraining_noise=0.03, seed=7))))
+    pooled = table[table["pretrain"] == "all"].iloc[0]
+    assert (pooled["runs"], pooled["points"]) == (4, 20)
+    assert pooled["shared"] == pytest.approx(0.03, rel=0.4)
+    assert pooled["per_point"] == pytest.approx(0.005, rel=0.3)
+    assert pooled["p_value"] < 1e-6
+
+
+def test_the_shared_part_is_rarely_found_where_there_is_none():
+    # p < 0.05 on tables with no shared shift: the F test's false-alarm rate, 5 % by construction (200 tables).
+    alarms = [pretraining_noise(pretraining_groups(load_results(
+        make_cpu_runs(seeds=2, loss_noise=0.01, pretraining_noise=0.0, seed=s)))).iloc[-1]["p_value"] < 0.05
+        for s in range(200)]
+    assert 0.02 <= np.mean(alarms) <= 0.09
