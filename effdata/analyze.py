@@ -60,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loss-noise", type=_relative_noise, metavar="SIGMA",
                         help="relative run-to-run noise of the loss to assume for grid points with one seed "
                              "(e.g. 0.01; default: measured from the seeds, else estimated from the from-scratch grid)")
+    parser.add_argument("--pretraining-noise", type=_relative_noise, metavar="SIGMA",
+                        help="relative sd by which a pretraining run's seed shifts all its fine-tunes together, for "
+                             "sizes pretrained once (e.g. 0.015, measured where a table pretrains a size two or more "
+                             "times: its report's Seeds section); default: none, those sizes' intervals leave it out")
     parser.add_argument("--budget-compare", type=Path, metavar="OTHER_RESULTS",
                         help="another study of the same target with other pretraining budgets (e.g. a fixed token "
                              "budget): fitted the same way, its β set beside this table's, and the fixed-budget β this "
@@ -73,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                          n_bootstrap=args.bootstrap, huber_delta=args.huber_delta, seed=args.seed,
                          peak_flops=args.peak_flops, notes=args.notes.read_text() if args.notes else None,
                          figures=not args.no_figures, loss_noise=args.loss_noise,
+                         pretraining_noise=args.pretraining_noise,
                          reference_shapes=args.reference_shape, progress=sys.stderr.isatty(), curves=args.curves)
     except TableError as exc:
         print(f"effdata.analyze: {exc}", file=sys.stderr)

@@ -11,6 +11,7 @@ from effdata.analysis.core.bootstrap import (
     estimate_noise,
     pretraining_groups,
     pretraining_noise,
+    shared_families,
 )
 from effdata.analysis.core.effective import compute_effective
 from effdata.analysis.core.table import load_results, pretraining_run_of
@@ -80,3 +81,25 @@ def test_the_shared_part_is_rarely_found_where_there_is_none():
         make_cpu_runs(seeds=2, loss_noise=0.01, pretraining_noise=0.0, seed=s)))).iloc[-1]["p_value"] < 0.05
         for s in range(200)]
     assert 0.02 <= np.mean(alarms) <= 0.09
+
+
+def test_a_given_pretraining_noise_shifts_each_lone_runs_fine_tunes_together():
+    # One pretraining run per size (as v4): --pretraining-noise 3 % moves all of a run's fine-tunes by one factor.
+    df = make_cpu_runs(seeds=1, loss_noise=0.0, seed=2)
+    results = load_results(df)
+    effective = compute_effective(results)
+    noise = estimate_noise(results, effective, loss_noise=0.0, pretraining_noise=0.03)
+    n_values = sorted(df["n_params"].unique())
+    assert [len(c) for c in noise.shared_families] == [4] * len(n_values)
+    assert "shifted together by σ = 3%" in noise.describe_pretraining()
+    draws = draw_losses(results, noise, 20_000, np.random.default_rng(4))
+    ratio = draws / results.runs["loss"].to_numpy()
+    for columns in noise.shared_families:
+        np.testing.assert_allclose(ratio[:, columns], ratio[:, columns[:1]].repeat(len(columns), 1))
+        assert ratio[:, columns[0]].std() == pytest.approx(0.03, rel=0.03)
+    scratch = (results.runs["mode"] == "scratch").to_numpy()
+    np.testing.assert_allclose(ratio[:, scratch], 1.0)
+    # Without it, or for sizes pretrained twice (re-drawn a run at a time), no shared shift is added.
+    assert estimate_noise(results, effective).shared_families == []
+    two = load_results(make_cpu_runs(seeds=2, pretraining_noise=0.02, seed=1))
+    assert shared_families(two, pretraining_groups(two)) == []

@@ -115,6 +115,7 @@ class Options:
     peak_flops: float | None = None
     notes: str | None = None
     loss_noise: float | None = None
+    pretraining_noise: float | None = None   # a lone pretraining run's shared shift of its fine-tunes (given)
     reference_shapes: tuple[str, ...] = ()
     budget_compare: str | Path | pd.DataFrame | None = None   # another results table: section *Pretraining budget*
     curves: str | Path | pd.DataFrame | None = None   # a learning-curve table: section *Training dynamics*
@@ -123,7 +124,7 @@ class Options:
 def analyze(results, out_dir=None, compare: list[str] | None = None, units: str = "chars",
             n_bootstrap: int = DEFAULT_BOOTSTRAP, huber_delta: float = DEFAULT_HUBER_DELTA, seed: int = 0,
             figures: bool = True, progress: bool = False, peak_flops: float | None = None,
-            notes: str | None = None, loss_noise: float | None = None,
+            notes: str | None = None, loss_noise: float | None = None, pretraining_noise: float | None = None,
             reference_shapes: list[str] | tuple[str, ...] = (), budget_compare=None, curves=None) -> dict:
     """Analyse a results table (path to CSV/Parquet/JSONL, a study directory, or a DataFrame).
 
@@ -131,19 +132,23 @@ def analyze(results, out_dir=None, compare: list[str] | None = None, units: str 
     TableError only when the table cannot be read at all (missing file or required column);
     every other problem is a warning in the report and in `result["warnings"]`. `loss_noise`: the
     relative noise of one run's loss to assume for single-seed grid points (default: measured from
-    the seeds, else estimated from the from-scratch grid; bootstrap.py). `reference_shapes`: size or
+    the seeds, else estimated from the from-scratch grid; bootstrap.py). `pretraining_noise`: the relative sd by
+    which a pretraining run's seed shifts all its fine-tunes, for sizes pretrained once (measured where a table
+    has two or more per size: the report's *Seeds* section; bootstrap.shared_families). `reference_shapes`: size or
     shape names of the reference shape of each N that holds several shapes (analysis/shape.py).
     `budget_compare`: another study of the same target with other pretraining budgets (a path or a
     DataFrame); a TableError, before anything is written, when it cannot be compared (analysis/budget.py).
     `curves`: a learning-curve table (path or DataFrame; default: `curves.csv` beside a results table given
     as a path): the section *Training dynamics* (analysis/dynamics/); without one the report has none.
     """
-    if loss_noise is not None and not 0 <= loss_noise < 1:
-        raise ValueError(f"loss_noise must be a fraction of the loss in [0, 1), e.g. 0.01, not {loss_noise}")
+    for name, value in (("loss_noise", loss_noise), ("pretraining_noise", pretraining_noise)):
+        if value is not None and not 0 <= value < 1:
+            raise ValueError(f"{name} must be a fraction of the loss in [0, 1), e.g. 0.01, not {value}")
     options = Options(out_dir=Path(out_dir) if out_dir is not None else default_out_dir(results),
                       compare=list(compare) if compare else None, units=units, n_bootstrap=n_bootstrap,
                       huber_delta=huber_delta, seed=seed, figures=figures, progress=progress, peak_flops=peak_flops,
-                      notes=notes, loss_noise=loss_noise, reference_shapes=tuple(reference_shapes),
+                      notes=notes, loss_noise=loss_noise, pretraining_noise=pretraining_noise,
+                      reference_shapes=tuple(reference_shapes),
                       budget_compare=budget_compare, curves=curves if curves is not None else curves_beside(results))
     # One BLAS thread for the whole analysis: it is thousands of tiny solves, where OpenBLAS threads only
     # add synchronisation (on a shared 2-core machine they made L-BFGS-B 25x slower: 110 s instead of
@@ -206,7 +211,7 @@ def _measure(source: Source, options: Options) -> Measured:
     warnings += shape_warnings
     if groups:
         table.notes.append(ladder_note(groups))
-    noise = estimate_noise(table, effective, options.loss_noise)
+    noise = estimate_noise(table, effective, options.loss_noise, pretraining_noise=options.pretraining_noise)
     resamples = None
     if options.n_bootstrap > 0 and len(effective.table):
         resamples = resample_effective(table, effective, noise, options.n_bootstrap, options.seed)

@@ -212,11 +212,14 @@ def fits_json(analysis: Analysis) -> dict:
                      "resample": ("seeds re-drawn within every grid point (from scratch and fine-tuned), curves "
                                   "re-built, D_E and D_T re-read, law refitted with its lack of fit"
                                   + ("; fine-tunes of a size pretrained two or more times re-drawn a pretraining run "
-                                     "at a time" if analysis.noise and analysis.noise.pretraining else "")),
+                                     "at a time" if analysis.noise and analysis.noise.pretraining else "")
+                                  + ("; each lone pretraining run's fine-tunes shifted together by the given "
+                                     "pretraining noise" if analysis.noise and analysis.noise.shared_families else "")),
                      "noise": ({mode: {"sigma": analysis.noise.sigma[mode], "source": analysis.noise.source[mode],
                                        "seeded_points": analysis.noise.seeded_points.get(mode, 0),
                                        **_sigma_by_n(analysis.noise, mode)}
-                                for mode in analysis.noise.sigma} if analysis.noise else None)},
+                                for mode in analysis.noise.sigma} if analysis.noise else None),
+                     "pretraining_noise_given": (analysis.noise.shared or None) if analysis.noise else None},
         "huber_delta": analysis.huber_delta,
         "transfer": transfer,
         "paper_transfer": PAPER_TRANSFER,
@@ -329,7 +332,8 @@ def _transfer_section(analysis: Analysis) -> list[str]:
              "geometric mean error factor.", ""]
     if noise is not None:
         lines += [f"Noise of one run's loss: {noise.describe()}."] + (
-            [f"Pretraining runs: {noise.describe_pretraining()} (section *Seeds*)."] if noise.pretraining else []) + [""]
+            [f"Pretraining runs: {noise.describe_pretraining()} (section *Seeds*)."] if noise.describe_pretraining()
+            else []) + [""]
     if units != "chars":
         lines += ["*The paper's k is for D in characters; with tokens only α and β are comparable.*", ""]
     header = ["pretrain", "k [90% CI]", "α [90% CI]", "β [90% CI]", "points (regime)", "R² / RMSE (log)",

@@ -19,6 +19,9 @@ too narrow (docs/METHOD.md §1 and §4). So each resample:
      fine-tunes together (8 % of its own loss between two w100k seeds, up to 6 % of a fine-tune's:
      analysis/cpu-pretrain-lr/seed1), so points re-drawn one at a time would let those shifts cancel
      across D_F and leave them out of the law's intervals (`PretrainingGroup`);
+   * with `--pretraining-noise tau` (a pretraining's seed noise measured elsewhere), the fine-tuned points
+     of each pretraining run that is the only one of its size (`shared_families`) are multiplied together
+     by (1 + tau * z), one z per run and resample;
 2. re-builds each from-scratch curve (one per N and shape: monotone fit, PCHIP, per-N law) from the
    re-drawn losses;
 3. reads every fine-tuned loss off it again: D_E, D_T.
@@ -68,6 +71,8 @@ class NoiseModel:
     seeded_points: dict[str, int] = field(default_factory=dict)   # mode -> grid points with >= 2 seeds
     by_n: dict[str, dict[float, float]] = field(default_factory=dict)  # mode -> {N: sigma}, when measured per N
     pretraining: list["PretrainingGroup"] = field(default_factory=list)   # fine-tunes re-drawn a run at a time
+    shared: float = 0.0        # relative sd of a lone pretraining run's shift of all its fine-tunes (given)
+    shared_families: list[np.ndarray] = field(default_factory=list)   # their columns in results.runs, per run
 
     def at(self, mode: str, n_params: np.ndarray) -> np.ndarray:
         """sigma of one run of `mode` at each N: per N where measured, interpolated in log N between the
@@ -87,12 +92,17 @@ class NoiseModel:
 
     def describe_pretraining(self) -> str:
         """Which fine-tuned points are re-drawn a pretraining run at a time, in words ("" for none)."""
-        if not self.pretraining:
-            return ""
-        runs = sorted({len(g.runs) for g in self.pretraining})
-        pairs = ", ".join(f"{g.pretrain} at N = {compact(g.n_params)}" for g in self.pretraining)
-        return (f"fine-tunes re-drawn a pretraining run at a time ({'–'.join(map(str, runs))} runs each, every run "
-                f"bringing all its fine-tunes) for {len(self.pretraining)} (pretraining, N) pair(s): {pairs}")
+        parts = []
+        if self.pretraining:
+            runs = sorted({len(g.runs) for g in self.pretraining})
+            pairs = ", ".join(f"{g.pretrain} at N = {compact(g.n_params)}" for g in self.pretraining)
+            parts.append(f"fine-tunes re-drawn a pretraining run at a time ({'–'.join(map(str, runs))} runs each, "
+                         f"every run bringing all its fine-tunes) for {len(self.pretraining)} (pretraining, N) "
+                         f"pair(s): {pairs}")
+        if self.shared_families:
+            parts.append(f"the fine-tunes of each of {len(self.shared_families)} lone pretraining run(s) shifted "
+                         f"together by σ = {100 * self.shared:.2g}% of the loss (given: --pretraining-noise)")
+        return "; ".join(parts)
 
     def _clause(self, mode: str, of: str = "") -> str:
         table = self.by_n.get(mode)
@@ -178,6 +188,29 @@ def redraw_by_pretraining(groups: list[PretrainingGroup], point_loss: np.ndarray
         resampled = np.where(total > 0, summed / np.maximum(total, 1), centre)
         count = have.sum(axis=1)
         draws[:, group.columns] = point_loss[group.columns] + np.sqrt(count / (count - 1)) * (resampled - centre)
+
+
+def shared_families(results: ResultsTable, groups: list[PretrainingGroup]) -> list[np.ndarray]:
+    """Per lone pretraining run, the columns (in results.runs) of its fine-tuned points: the points not re-drawn
+    a run at a time whose seeds all come from that one run; where the table names no run, the points of one
+    pretraining name (its checkpoints counted as it), N and shape are taken to share one."""
+    runs, key = results.runs, point_key(results)
+    grouped = set(np.concatenate([g.columns for g in groups]).tolist()) if groups else set()
+    seeds = results.seed_runs
+    finetuned = seeds[seeds["mode"] == "finetune"] if len(seeds) else seeds
+    named = finetuned.assign(pretrain_run=pretraining_run_of(finetuned)) if len(finetuned) else finetuned
+    per_point = named.groupby(key, dropna=False)["pretrain_run"].agg(lambda r: sorted(set(r.dropna()))) \
+        if len(named) else pd.Series(dtype=object)
+    families: dict[tuple, list[int]] = {}
+    for column, row in enumerate(runs[key].itertuples(index=False)):
+        if row.mode != "finetune" or column in grouped:
+            continue
+        named_runs = per_point.get(tuple(row), [])
+        if len(named_runs) > 1:
+            continue        # seeds from several runs: re-drawing them re-draws the runs
+        label = (named_runs[0],) if named_runs else (row.pretrain.split("@")[0], row.n_params, row.shape)
+        families.setdefault(label, []).append(column)
+    return [np.array(columns) for _, columns in sorted(families.items(), key=lambda item: str(item[0]))]
 
 
 def pretraining_noise(groups: list[PretrainingGroup]) -> pd.DataFrame:
@@ -319,10 +352,12 @@ def residual_relative_sd(effective: EffectiveResult) -> tuple[float, int]:
 
 
 def estimate_noise(results: ResultsTable, effective: EffectiveResult, loss_noise: float | None = None,
-                   per_n: bool = True, by_pretraining: bool = True) -> NoiseModel:
+                   per_n: bool = True, by_pretraining: bool = True,
+                   pretraining_noise: float | None = None) -> NoiseModel:
     """The noise floor for single-seed grid points, per mode (see the module docstring); per N too when
     `per_n` and seeds measure it at two or more N (`noise_by_n`); the fine-tunes to re-draw a pretraining run
-    at a time when `by_pretraining` (`pretraining_groups`; off, every point's seeds are re-drawn on their own)."""
+    at a time when `by_pretraining` (`pretraining_groups`; off, every point's seeds are re-drawn on their own);
+    with `pretraining_noise`, the shared shift of each lone pretraining run's fine-tunes (`shared_families`)."""
     key = point_key(results)
     sigma, source, seeded, by_n = {}, {}, {}, {}
     for mode in MODES:
@@ -340,8 +375,10 @@ def estimate_noise(results: ResultsTable, effective: EffectiveResult, loss_noise
     elif not any(seeded.values()):
         for mode in MODES:
             sigma[mode], source[mode] = _residual_floor(results, effective)
+    groups = pretraining_groups(results) if by_pretraining else []
+    lone = shared_families(results, groups) if pretraining_noise else []
     return NoiseModel(sigma=sigma, source=source, seeded_points=seeded, by_n={m: t for m, t in by_n.items() if t},
-                      pretraining=pretraining_groups(results) if by_pretraining else [])
+                      pretraining=groups, shared=float(pretraining_noise or 0.0), shared_families=lone)
 
 
 def _residual_floor(results: ResultsTable, effective: EffectiveResult) -> tuple[float, str]:
@@ -372,6 +409,10 @@ def draw_losses(results: ResultsTable, noise: NoiseModel, n_resamples: int,
         sigma[mine] = noise.at(mode, n_params[mine])
     draws = redraw_points(per_point, sigma, n_resamples, rng)
     redraw_by_pretraining(noise.pretraining, runs["loss"].to_numpy(float), draws, rng)
+    if noise.shared_families:
+        shift = 1 + noise.shared * rng.standard_normal((n_resamples, len(noise.shared_families)))
+        for f, columns in enumerate(noise.shared_families):
+            draws[:, columns] *= shift[:, f:f + 1]
     return draws
 
 

@@ -1,0 +1,72 @@
+"""Measurement (not a test): what re-drawing fine-tunes a pretraining run at a time does to a table's laws.
+
+    .venv/bin/python benchmarks/pretraining_noise.py analysis/cpu-pretrain-seeds/both/results.csv [--resamples 1000]
+
+Where a size was pretrained two or more times, the analysis re-draws its fine-tunes a pretraining run at a
+time (effdata/analysis/core/bootstrap.py): a pretraining's seed moves all its fine-tunes together, so points
+re-drawn one at a time let those shifts cancel across D_F. This fits each pretraining name's headline law both
+ways on the same table, seed and number of resamples, and prints α and β with their 90 % intervals and the
+intervals' widths, and the analysis of variance of the fine-tunes' noise (`pretraining_noise`). A check that
+can fail: if the pretrainings' seeds shared little, the two would agree.
+
+With --given SIGMA, a third way: each lone pretraining run's fine-tunes shifted together by SIGMA (the analysis's
+--pretraining-noise), for a table that pretrains each size once (analysis/cpu: v4), with SIGMA measured on one that
+pretrains them twice:
+
+    .venv/bin/python benchmarks/pretraining_noise.py analysis/cpu/results.csv --given 0.015
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from effdata.analysis.core.bootstrap import (  # noqa: E402
+    estimate_noise,
+    pretraining_groups,
+    pretraining_noise,
+    resample_effective,
+)
+from effdata.analysis.core.effective import compute_effective  # noqa: E402
+from effdata.analysis.core.fit import fit_transfer  # noqa: E402
+from effdata.analysis.core.table import load_results  # noqa: E402
+
+WAYS = {"a pretraining run at a time": (True, None), "each point on its own": (False, None)}
+
+
+def laws(table: str, resamples: int, seed: int = 0, given: float | None = None) -> list[dict]:
+    """One row per (pretraining name, way of re-drawing): α, β, their intervals and widths."""
+    results = load_results(table)
+    effective = compute_effective(results)
+    ways = {**WAYS, **({f"lone runs shifted by {given:g}": (True, given)} if given else {})}
+    rows = []
+    for way, (by_pretraining, shared) in ways.items():
+        noise = estimate_noise(results, effective, by_pretraining=by_pretraining, pretraining_noise=shared)
+        draws = resample_effective(results, effective, noise, resamples, seed)
+        for name in sorted(effective.table["pretrain"].unique()):
+            fit = fit_transfer(effective.table, name, results.units, n_bootstrap=resamples, seed=seed, draws=draws.d_t)
+            if not fit.fitted:
+                continue
+            rows.append({"pretrain": name, "way": way, **{p: getattr(fit, p) for p in ("alpha", "beta")},
+                         **{f"{p}_interval": fit.intervals[p] for p in ("alpha", "beta")}})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("table")
+    parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--given", type=float, metavar="SIGMA", help="also with --pretraining-noise SIGMA")
+    args = parser.parse_args()
+    shared = pretraining_noise(pretraining_groups(load_results(args.table)))
+    print(shared.to_string(index=False, float_format="%.4g") if len(shared) else "no size pretrained twice")
+    for row in laws(args.table, args.resamples, given=args.given):
+        a, b = row["alpha_interval"], row["beta_interval"]
+        print(f"{row['pretrain']:<18} {row['way']:<30} α {row['alpha']:.3f} [{a[0]:.3f}, {a[1]:.3f}] width "
+              f"{a[1] - a[0]:.3f}   β {row['beta']:.3f} [{b[0]:.3f}, {b[1]:.3f}] width {b[1] - b[0]:.3f}")
+
+
+if __name__ == "__main__":
+    main()
