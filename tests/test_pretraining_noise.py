@@ -15,6 +15,7 @@ from effdata.analysis.core.bootstrap import (
 )
 from effdata.analysis.core.effective import compute_effective
 from effdata.analysis.core.table import load_results, pretraining_run_of
+from effdata.analysis.pipeline import analyze
 
 
 def test_the_pretraining_run_is_given_or_read_off_init_from():
@@ -103,3 +104,21 @@ def test_a_given_pretraining_noise_shifts_each_lone_runs_fine_tunes_together():
     assert estimate_noise(results, effective).shared_families == []
     two = load_results(make_cpu_runs(seeds=2, pretraining_noise=0.02, seed=1))
     assert shared_families(two, pretraining_groups(two)) == []
+
+
+def test_the_report_says_which_fine_tunes_were_redrawn_together(tmp_path):
+    twice = analyze(make_cpu_runs(seeds=2, loss_noise=0.005, pretraining_noise=0.03, seed=5), tmp_path / "twice",
+                    n_bootstrap=50, figures=False)
+    report = (tmp_path / "twice" / "REPORT.md").read_text()
+    assert "Pretraining runs: fine-tunes re-drawn a pretraining run at a time (2 runs each" in report
+    assert "A pretraining run's seed, shared by all its fine-tunes" in report
+    pooled = twice["pretraining_noise"][-1]
+    assert pooled["pretrain"] == "all" and pooled["p_value"] < 0.01
+    assert "a pretraining run at a time" in twice["interval"]["resample"]
+    assert twice["interval"]["pretraining_noise_given"] is None
+    once = analyze(make_cpu_runs(seeds=1, loss_noise=0.005, seed=5), tmp_path / "once", n_bootstrap=50,
+                   figures=False, pretraining_noise=0.015)
+    assert once["pretraining_noise"] == [] and once["interval"]["pretraining_noise_given"] == 0.015
+    assert "shifted together by σ = 1.5%" in (tmp_path / "once" / "REPORT.md").read_text()
+    with pytest.raises(ValueError, match="pretraining_noise"):
+        analyze(make_cpu_runs(seeds=1), tmp_path / "bad", n_bootstrap=0, figures=False, pretraining_noise=1.5)
