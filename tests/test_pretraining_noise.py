@@ -122,3 +122,15 @@ def test_the_report_says_which_fine_tunes_were_redrawn_together(tmp_path):
     assert "shifted together by σ = 1.5%" in (tmp_path / "once" / "REPORT.md").read_text()
     with pytest.raises(ValueError, match="pretraining_noise"):
         analyze(make_cpu_runs(seeds=1), tmp_path / "bad", n_bootstrap=0, figures=False, pretraining_noise=1.5)
+
+
+def test_a_table_with_one_pretraining_per_size_is_warned_about_unless_the_noise_is_given(tmp_path):
+    once = make_cpu_runs(seeds=1, loss_noise=0.005, seed=6)
+    said = lambda result: [w for w in result["warnings"] if "start from one pretraining run" in w]  # noqa: E731
+    assert len(said(analyze(once, tmp_path / "a", n_bootstrap=20, figures=False))) == 1
+    assert not said(analyze(once, tmp_path / "b", n_bootstrap=20, figures=False, pretraining_noise=0.01))
+    twice = make_cpu_runs(seeds=2, loss_noise=0.005, pretraining_noise=0.0, seed=6)
+    assert not said(analyze(twice, tmp_path / "c", n_bootstrap=20, figures=False))
+    # Two fine-tune seeds from one and the same pretraining run: still one pretraining per point.
+    assert said(analyze(twice.assign(pretrain_run=twice["pretrain_run"].str.replace("-s1", "-s0")), tmp_path / "d",
+                        n_bootstrap=20, figures=False))

@@ -28,6 +28,7 @@ from effdata.analysis.core.bootstrap import (
     attach_intervals,
     d_t_noise,
     estimate_noise,
+    one_pretraining_per_point,
     resample_effective,
     seed_spread,
 )
@@ -219,7 +220,18 @@ def _measure(source: Source, options: Options) -> Measured:
         if not any(noise.seeded_points.values()) and options.loss_noise is None:
             warnings.append(f"one seed per grid point: the intervals assume a run-to-run loss noise of "
                             f"{100 * noise.sigma['scratch']:.2g}%, estimated, not measured (section *Seeds*)")
+        warnings += _lone_pretraining_warning(table, noise)
     return Measured(table, effective, noise, resamples, groups, warnings)
+
+
+def _lone_pretraining_warning(table: ResultsTable, noise: NoiseModel) -> list[str]:
+    """Said when every fine-tuned point starts from one pretraining run and no shift was given: then a
+    pretraining's seed noise, which moves all its fine-tunes together, is in no interval (two seeds of v4's w100k
+    pretraining moved its fine-tunes by up to 6 %: analysis/cpu-pretrain-lr/seed1)."""
+    if noise.shared_families or not one_pretraining_per_point(table):
+        return []
+    return ["each size's fine-tunes start from one pretraining run: its seed's noise, shared by all of them, is in "
+            "no interval (give it with --pretraining-noise, or pretrain each size twice: docs/analysis.md)"]
 
 
 @dataclass

@@ -213,6 +213,19 @@ def shared_families(results: ResultsTable, groups: list[PretrainingGroup]) -> li
     return [np.array(columns) for _, columns in sorted(families.items(), key=lambda item: str(item[0]))]
 
 
+def one_pretraining_per_point(results: ResultsTable) -> bool:
+    """Whether the table has fine-tuned points and each starts from one pretraining run: its seeds name at most one,
+    or it has one seed. False where some point's seeds come from two or more runs, or are several and name none
+    (then which runs they started from is unknown)."""
+    seeds = results.seed_runs
+    finetuned = seeds[seeds["mode"] == "finetune"] if len(seeds) else seeds
+    if finetuned.empty:
+        return False
+    named = finetuned.assign(run=pretraining_run_of(finetuned))
+    per_point = named.groupby(point_key(results), dropna=False).agg(runs=("run", "nunique"), seeds=("loss", "size"))
+    return not ((per_point["runs"] >= 2) | ((per_point["runs"] == 0) & (per_point["seeds"] >= 2))).any()
+
+
 def pretraining_noise(groups: list[PretrainingGroup]) -> pd.DataFrame:
     """Per group, and pooled over them (pretrain "all"): how much of the fine-tunes' seed noise a pretraining
     run shares among all its fine-tunes, from a two-way analysis of variance of log loss (points x runs, the
