@@ -34,6 +34,10 @@ loss at each value, the best per size and data size, and the rule fitted to it (
 model (`pretrain_valid_loss`: its own held-out loss, not the target's), with its mid-run checkpoints and the
 fine-tunes that start from any of them, and drop the others with theirs (analysis/cpu-pretrain-lr/best/NOTES.md).
 
+`--scratch-from TABLE ...`: also the from-scratch runs of these tables, none of their pretrainings or fine-tunes: one
+pretraining seed's fine-tunes read off the from-scratch curves of a study with more seeds (analysis/cpu-pretrain-seeds/
+seed1/NOTES.md: seed 1's pretrainings against cpu-seeds' from-scratch runs, as analysis/cpu-seeds reads seed 0's).
+
 `--curves`: also the learning curves (each table's `curves.csv` beside it) of the runs kept, as `curves.csv`
 beside `--out`, where the analysis looks for them.
 """
@@ -116,10 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pretraining-best-by", metavar="COLUMN",
                         help="keep, per pretraining name and size, the pretraining with the lowest COLUMN and its fine-tunes")
     parser.add_argument("--sweep", metavar="KEY", help="mark the grid points run at several values of KEY as its sweep")
+    parser.add_argument("--scratch-from", type=Path, nargs="+", default=[], metavar="TABLE",
+                        help="also the from-scratch runs of these tables (none of their pretrainings or fine-tunes)")
     parser.add_argument("--curves", action="store_true", help="also curves.csv (each table's, beside it) of the runs kept")
     args = parser.parse_args(argv)
     tables = [pd.read_csv(path) for path in args.tables]
-    merged = pd.concat(tables, ignore_index=True).drop_duplicates("run_id", keep="first")
+    scratch = [table[table["mode"].eq("scratch")] for table in map(pd.read_csv, args.scratch_from)]
+    merged = pd.concat(tables + scratch, ignore_index=True).drop_duplicates("run_id", keep="first")
     if args.points_of_first:
         merged = points_of_first(merged, tables[0])
     if args.pretraining_best_by:
@@ -133,10 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     merged.to_csv(args.out, index=False)
     if args.curves:
-        curves = pd.concat([pd.read_csv(path.parent / "curves.csv") for path in args.tables], ignore_index=True)
+        curves = pd.concat([pd.read_csv(path.parent / "curves.csv") for path in [*args.tables, *args.scratch_from]],
+                           ignore_index=True)
         kept = curves[curves["run_id"].isin(merged["run_id"])].drop_duplicates()  # a run read from two tables
         kept.to_csv(args.out.parent / "curves.csv", index=False)
-    print(f"{args.out}: {len(merged)} rows from {sum(map(len, tables))}", file=sys.stderr)
+    print(f"{args.out}: {len(merged)} rows from {sum(map(len, tables + scratch))}", file=sys.stderr)
     return 0
 
 

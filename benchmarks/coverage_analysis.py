@@ -104,14 +104,14 @@ def audit_summary(rows: list[dict]) -> str:
 
 
 def one_draw(law, seeds, loss_noise, scatter, draw, resamples, audit: bool = False, per_n: bool = True,
-             pretraining_noise: float | None = None, by_pretraining: bool = True) -> dict:
+             pretraining_noise: float | None = None, by_pretraining: bool = True, pooled: bool = False) -> dict:
     scratch_seeds, finetune_seeds, seeded_d = seeds if isinstance(seeds, tuple) else (seeds, seeds, np.inf)
     df = make_cpu_runs({"text": law}, seeds=scratch_seeds, loss_noise=loss_noise, log_noise=scatter, seed=10_000 + draw,
                        pretraining_noise=pretraining_noise)
     seeded = (df["mode"] == "scratch") & (df["data_chars"] <= seeded_d)
     results = load_results(df[seeded | (df["seed"] < finetune_seeds)])
     effective = compute_effective(results)
-    noise = estimate_noise(results, effective, per_n=per_n, by_pretraining=by_pretraining)
+    noise = estimate_noise(results, effective, per_n=per_n, by_pretraining=by_pretraining, pooled=pooled)
     draws = resample_effective(results, effective, noise, resamples, seed=draw)
     attach_intervals(effective.table, draws)
     fit = fit_transfer(effective.table, "text", "chars", seed=draw, draws=draws.d_t)
@@ -183,13 +183,16 @@ def main() -> None:
     parser.add_argument("--point-at-a-time", action="store_true",
                         help="re-draw every fine-tuned point's seeds on their own, not a pretraining run at a time "
                              "(the model before pretraining runs were re-drawn)")
+    parser.add_argument("--pooled", action="store_true", help="re-draw pretraining runs from the pooled analysis of "
+                        "variance (shared and per-point sds) instead of resampling each size's runs")
     args = parser.parse_args()
     with threadpool_limits(1, user_api="blas"):
         for name in args.scenario:
             law, seeds, loss_noise, scatter = SCENARIOS[name]
             start = time.perf_counter()
             rows = [one_draw(law, seeds, loss_noise, scatter, draw, args.resamples, args.audit, not args.pooled_noise,
-                             PRETRAINING_NOISE.get(name), not args.point_at_a_time) for draw in range(args.draws)]
+                             PRETRAINING_NOISE.get(name), not args.point_at_a_time, args.pooled)
+                    for draw in range(args.draws)]
             print(summarize(name, law, rows, time.perf_counter() - start), flush=True)
             if args.audit:
                 print("    " + audit_summary(rows), flush=True)

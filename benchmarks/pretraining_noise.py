@@ -43,7 +43,7 @@ def laws(table: str, resamples: int, seed: int = 0, given: float | None = None) 
     ways = {**WAYS, **({f"lone runs shifted by {given:g}": (True, given)} if given else {})}
     rows = []
     for way, (by_pretraining, shared) in ways.items():
-        noise = estimate_noise(results, effective, by_pretraining=by_pretraining, pretraining_noise=shared)
+        noise = estimate_noise(results, effective, by_pretraining=by_pretraining, shared_noise=shared)
         draws = resample_effective(results, effective, noise, resamples, seed)
         for name in sorted(effective.table["pretrain"].unique()):
             fit = fit_transfer(effective.table, name, results.units, n_bootstrap=resamples, seed=seed, draws=draws.d_t)

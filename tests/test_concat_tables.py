@@ -103,3 +103,18 @@ def test_pretraining_best_by_keeps_the_better_pretraining_with_its_checkpoints_a
     kept = set(pd.read_csv(out)["run_id"])
     assert kept == {"scratch-w25k-1e4c-s0-x", "pretrain-text-w25k-s0-bbbb", "pretrain-text-w25k-s0-bbbb@3tpp",
                     "finetune-text-w25k-1e4c-s0-bbbb", "finetune-text@3tpp-w25k-1e4c-s0-bbbb"}
+
+
+def test_scratch_from_adds_only_the_from_scratch_runs_of_other_tables(tmp_path):
+    # Seed 1's pretraining and fine-tune, with another study's from-scratch runs (seeds 0 and 1, one shared id):
+    # none of that study's pretrainings or fine-tunes.
+    one = pd.DataFrame([_row("p1", "pretrain", 1, 4.0, 6.0), _row("f1", "finetune", 1, 5.0, 5.0),
+                        _row("s1", "scratch", 1, 6.0, 6.1, pretrain="none")])
+    other = pd.DataFrame([_row("p0", "pretrain", 1, 4.1, 6.1), _row("f0", "finetune", 1, 5.1, 5.1),
+                          _row("s0", "scratch", 1, 6.2, 6.2, pretrain="none"), _row("s1", "scratch", 1, 6.0, 6.1,
+                                                                                   pretrain="none")])
+    one.to_csv(tmp_path / "one.csv", index=False)
+    other.to_csv(tmp_path / "other.csv", index=False)
+    assert _load().main([str(tmp_path / "one.csv"), "--scratch-from", str(tmp_path / "other.csv"),
+                         "--out", str(tmp_path / "out.csv")]) == 0
+    assert sorted(pd.read_csv(tmp_path / "out.csv")["run_id"]) == ["f1", "p1", "s0", "s1"]

@@ -89,7 +89,7 @@ def test_a_given_pretraining_noise_shifts_each_lone_runs_fine_tunes_together():
     df = make_cpu_runs(seeds=1, loss_noise=0.0, seed=2)
     results = load_results(df)
     effective = compute_effective(results)
-    noise = estimate_noise(results, effective, loss_noise=0.0, pretraining_noise=0.03)
+    noise = estimate_noise(results, effective, loss_noise=0.0, shared_noise=0.03)
     n_values = sorted(df["n_params"].unique())
     assert [len(c) for c in noise.shared_families] == [4] * len(n_values)
     assert "shifted together by σ = 3%" in noise.describe_pretraining()

@@ -212,7 +212,7 @@ def _measure(source: Source, options: Options) -> Measured:
     warnings += shape_warnings
     if groups:
         table.notes.append(ladder_note(groups))
-    noise = estimate_noise(table, effective, options.loss_noise, pretraining_noise=options.pretraining_noise)
+    noise = estimate_noise(table, effective, options.loss_noise, shared_noise=options.pretraining_noise)
     resamples = None
     if options.n_bootstrap > 0 and len(effective.table):
         resamples = resample_effective(table, effective, noise, options.n_bootstrap, options.seed)

@@ -71,6 +71,7 @@ class NoiseModel:
     seeded_points: dict[str, int] = field(default_factory=dict)   # mode -> grid points with >= 2 seeds
     by_n: dict[str, dict[float, float]] = field(default_factory=dict)  # mode -> {N: sigma}, when measured per N
     pretraining: list["PretrainingGroup"] = field(default_factory=list)   # fine-tunes re-drawn a run at a time
+    pooled: tuple[float, float] | None = None   # (shared, per point) sds re-drawing the groups, pooled over them
     shared: float = 0.0        # relative sd of a lone pretraining run's shift of all its fine-tunes (given)
     shared_families: list[np.ndarray] = field(default_factory=list)   # their columns in results.runs, per run
 
@@ -188,6 +189,20 @@ def redraw_by_pretraining(groups: list[PretrainingGroup], point_loss: np.ndarray
         resampled = np.where(total > 0, summed / np.maximum(total, 1), centre)
         count = have.sum(axis=1)
         draws[:, group.columns] = point_loss[group.columns] + np.sqrt(count / (count - 1)) * (resampled - centre)
+
+
+def redraw_pooled(groups: list[PretrainingGroup], shared: float, per_point: float, point_loss: np.ndarray,
+                  draws: np.ndarray, rng: np.random.Generator) -> None:
+    """Overwrite the groups' columns of `draws`: each point's loss times (1 + shared/sqrt(m) z + per_point/sqrt(m_p)
+    e), one z per group and resample, one e per point: the error of a mean of m runs, with the two parts pooled
+    over every group (`pretraining_noise`) instead of read off a group's own m runs."""
+    n_resamples = draws.shape[0]
+    for group in groups:
+        count = np.isfinite(group.values).sum(axis=1)
+        z = rng.standard_normal((n_resamples, 1))
+        e = rng.standard_normal((n_resamples, len(group.columns)))
+        factor = 1 + shared / np.sqrt(len(group.runs)) * z + per_point / np.sqrt(count) * e
+        draws[:, group.columns] = point_loss[group.columns] * factor
 
 
 def shared_families(results: ResultsTable, groups: list[PretrainingGroup]) -> list[np.ndarray]:
@@ -366,11 +381,12 @@ def residual_relative_sd(effective: EffectiveResult) -> tuple[float, int]:
 
 def estimate_noise(results: ResultsTable, effective: EffectiveResult, loss_noise: float | None = None,
                    per_n: bool = True, by_pretraining: bool = True,
-                   pretraining_noise: float | None = None) -> NoiseModel:
+                   shared_noise: float | None = None, pooled: bool = False) -> NoiseModel:
     """The noise floor for single-seed grid points, per mode (see the module docstring); per N too when
     `per_n` and seeds measure it at two or more N (`noise_by_n`); the fine-tunes to re-draw a pretraining run
     at a time when `by_pretraining` (`pretraining_groups`; off, every point's seeds are re-drawn on their own);
-    with `pretraining_noise`, the shared shift of each lone pretraining run's fine-tunes (`shared_families`)."""
+    with `shared_noise` (--pretraining-noise), the shared shift of each lone pretraining run's fine-tunes
+    (`shared_families`); with `pooled`, the groups re-drawn from the pooled analysis of variance (`redraw_pooled`)."""
     key = point_key(results)
     sigma, source, seeded, by_n = {}, {}, {}, {}
     for mode in MODES:
@@ -389,9 +405,14 @@ def estimate_noise(results: ResultsTable, effective: EffectiveResult, loss_noise
         for mode in MODES:
             sigma[mode], source[mode] = _residual_floor(results, effective)
     groups = pretraining_groups(results) if by_pretraining else []
-    lone = shared_families(results, groups) if pretraining_noise else []
+    lone = shared_families(results, groups) if shared_noise else []
+    components = None
+    if groups and pooled:
+        last = pretraining_noise(groups).iloc[-1]
+        components = (float(last["shared"]), float(last["per_point"]))
     return NoiseModel(sigma=sigma, source=source, seeded_points=seeded, by_n={m: t for m, t in by_n.items() if t},
-                      pretraining=groups, shared=float(pretraining_noise or 0.0), shared_families=lone)
+                      pretraining=groups, pooled=components, shared=float(shared_noise or 0.0),
+                      shared_families=lone)
 
 
 def _residual_floor(results: ResultsTable, effective: EffectiveResult) -> tuple[float, str]:
@@ -421,7 +442,10 @@ def draw_losses(results: ResultsTable, noise: NoiseModel, n_resamples: int,
         mine = modes == mode
         sigma[mine] = noise.at(mode, n_params[mine])
     draws = redraw_points(per_point, sigma, n_resamples, rng)
-    redraw_by_pretraining(noise.pretraining, runs["loss"].to_numpy(float), draws, rng)
+    if noise.pooled is not None:
+        redraw_pooled(noise.pretraining, *noise.pooled, runs["loss"].to_numpy(float), draws, rng)
+    else:
+        redraw_by_pretraining(noise.pretraining, runs["loss"].to_numpy(float), draws, rng)
     if noise.shared_families:
         shift = 1 + noise.shared * rng.standard_normal((n_resamples, len(noise.shared_families)))
         for f, columns in enumerate(noise.shared_families):
