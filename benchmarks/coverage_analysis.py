@@ -18,7 +18,9 @@ lends one pooled sigma instead, the model before per-N noise.
 
 Scenarios "pretraining": two seeds of every run, each fine-tune seed from its own pretraining run, whose seed
 shifts all its fine-tuned losses by a shared relative sd (2 %, or 0 as the control), on top of 0.5 % per run;
---point-at-a-time re-draws each fine-tuned point's seeds on their own instead of a pretraining run at a time.
+--pretraining-redraw runs|points re-draws them by resampling each size's runs, or each point's seeds on their own,
+instead of the default (pooled). Measured (200 draws, 200 resamples), β covered: pooled 0.910 / 0.930 (no shift),
+runs 0.815 / 0.900, points 0.650 / 0.905; per-point D_T 0.854 / 0.878, 0.684 / 0.777, 0.684 / 0.772.
 
 With --audit, also the false-alarm rate of the audit's warnings (effdata/analysis/audit/) where the truth is
 clean: the share of draws in which the transfer law's leverage or estimator warnings fire, and the Kaplan
@@ -43,6 +45,7 @@ from effdata.analysis.audit.laws import audit_kaplan  # noqa: E402
 from effdata.analysis.audit.leverage import half_width  # noqa: E402
 from effdata.analysis.audit.transfer import audit_transfer  # noqa: E402
 from effdata.analysis.core.bootstrap import (  # noqa: E402
+    PRETRAINING_REDRAWS,
     attach_intervals,
     estimate_noise,
     resample_effective,
@@ -104,14 +107,14 @@ def audit_summary(rows: list[dict]) -> str:
 
 
 def one_draw(law, seeds, loss_noise, scatter, draw, resamples, audit: bool = False, per_n: bool = True,
-             pretraining_noise: float | None = None, by_pretraining: bool = True, pooled: bool = False) -> dict:
+             pretraining_noise: float | None = None, pretraining_redraw: str = "pooled") -> dict:
     scratch_seeds, finetune_seeds, seeded_d = seeds if isinstance(seeds, tuple) else (seeds, seeds, np.inf)
     df = make_cpu_runs({"text": law}, seeds=scratch_seeds, loss_noise=loss_noise, log_noise=scatter, seed=10_000 + draw,
                        pretraining_noise=pretraining_noise)
     seeded = (df["mode"] == "scratch") & (df["data_chars"] <= seeded_d)
     results = load_results(df[seeded | (df["seed"] < finetune_seeds)])
     effective = compute_effective(results)
-    noise = estimate_noise(results, effective, per_n=per_n, by_pretraining=by_pretraining, pooled=pooled)
+    noise = estimate_noise(results, effective, per_n=per_n, pretraining_redraw=pretraining_redraw)
     draws = resample_effective(results, effective, noise, resamples, seed=draw)
     attach_intervals(effective.table, draws)
     fit = fit_transfer(effective.table, "text", "chars", seed=draw, draws=draws.d_t)
@@ -180,18 +183,15 @@ def main() -> None:
     parser.add_argument("--scenario", nargs="+", choices=sorted(SCENARIOS), default=list(SCENARIOS))
     parser.add_argument("--audit", action="store_true", help="also count the audit's warnings (false alarms)")
     parser.add_argument("--pooled-noise", action="store_true", help="one sigma per mode, not per N (the old model)")
-    parser.add_argument("--point-at-a-time", action="store_true",
-                        help="re-draw every fine-tuned point's seeds on their own, not a pretraining run at a time "
-                             "(the model before pretraining runs were re-drawn)")
-    parser.add_argument("--pooled", action="store_true", help="re-draw pretraining runs from the pooled analysis of "
-                        "variance (shared and per-point sds) instead of resampling each size's runs")
+    parser.add_argument("--pretraining-redraw", choices=PRETRAINING_REDRAWS, default="pooled",
+                        help="how fine-tunes of a size pretrained twice are re-drawn (effdata/analysis/core/bootstrap.py)")
     args = parser.parse_args()
     with threadpool_limits(1, user_api="blas"):
         for name in args.scenario:
             law, seeds, loss_noise, scatter = SCENARIOS[name]
             start = time.perf_counter()
             rows = [one_draw(law, seeds, loss_noise, scatter, draw, args.resamples, args.audit, not args.pooled_noise,
-                             PRETRAINING_NOISE.get(name), not args.point_at_a_time, args.pooled)
+                             PRETRAINING_NOISE.get(name), args.pretraining_redraw)
                     for draw in range(args.draws)]
             print(summarize(name, law, rows, time.perf_counter() - start), flush=True)
             if args.audit:

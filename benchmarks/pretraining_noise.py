@@ -2,12 +2,12 @@
 
     .venv/bin/python benchmarks/pretraining_noise.py analysis/cpu-pretrain-seeds/both/results.csv [--resamples 1000]
 
-Where a size was pretrained two or more times, the analysis re-draws its fine-tunes a pretraining run at a
-time (effdata/analysis/core/bootstrap.py): a pretraining's seed moves all its fine-tunes together, so points
-re-drawn one at a time let those shifts cancel across D_F. This fits each pretraining name's headline law both
-ways on the same table, seed and number of resamples, and prints α and β with their 90 % intervals and the
+Where a size was pretrained two or more times, the analysis re-draws its fine-tunes together (a shared shift per
+size, pooled: effdata/analysis/core/bootstrap.py): a pretraining's seed moves all its fine-tunes together, so
+points re-drawn one at a time let those shifts cancel across D_F. This fits each pretraining name's headline law
+three ways (pooled; each size's runs resampled; each point alone) on the same table, seed and resamples, and prints α and β with their 90 % intervals and the
 intervals' widths, and the analysis of variance of the fine-tunes' noise (`pretraining_noise`). A check that
-can fail: if the pretrainings' seeds shared little, the two would agree.
+can fail: if the pretrainings' seeds shared little, the three would agree.
 
 With --given SIGMA, a third way: each lone pretraining run's fine-tunes shifted together by SIGMA (the analysis's
 --pretraining-noise), for a table that pretrains each size once (analysis/cpu: v4), with SIGMA measured on one that
@@ -33,17 +33,18 @@ from effdata.analysis.core.effective import compute_effective  # noqa: E402
 from effdata.analysis.core.fit import fit_transfer  # noqa: E402
 from effdata.analysis.core.table import load_results  # noqa: E402
 
-WAYS = {"a pretraining run at a time": (True, None), "each point on its own": (False, None)}
+WAYS = {"pooled shift per size": ("pooled", None), "each size's runs resampled": ("runs", None),
+        "each point on its own": ("points", None)}
 
 
 def laws(table: str, resamples: int, seed: int = 0, given: float | None = None) -> list[dict]:
     """One row per (pretraining name, way of re-drawing): α, β, their intervals and widths."""
     results = load_results(table)
     effective = compute_effective(results)
-    ways = {**WAYS, **({f"lone runs shifted by {given:g}": (True, given)} if given else {})}
+    ways = {**WAYS, **({f"lone runs shifted by {given:g}": ("pooled", given)} if given else {})}
     rows = []
-    for way, (by_pretraining, shared) in ways.items():
-        noise = estimate_noise(results, effective, by_pretraining=by_pretraining, shared_noise=shared)
+    for way, (redraw, shared) in ways.items():
+        noise = estimate_noise(results, effective, shared_noise=shared, pretraining_redraw=redraw)
         draws = resample_effective(results, effective, noise, resamples, seed)
         for name in sorted(effective.table["pretrain"].unique()):
             fit = fit_transfer(effective.table, name, results.units, n_bootstrap=resamples, seed=seed, draws=draws.d_t)

@@ -1,6 +1,7 @@
 """A pretraining run's seed noise, shared by all its fine-tunes: which runs a table names
-(`table.pretraining_run_of`), the groups re-drawn a run at a time and the analysis of variance
-(`bootstrap.pretraining_groups`, `redraw_by_pretraining`, `pretraining_noise`)."""
+(`table.pretraining_run_of`), the groups re-drawn together (`bootstrap.pretraining_groups`; pooled by default,
+`redraw_pooled`; or a run at a time, `redraw_by_pretraining`), the analysis of variance (`pretraining_noise`), a
+given shift for lone runs (`shared_families`) and what the report and fits.json say."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -30,21 +31,21 @@ def test_the_pretraining_run_is_given_or_read_off_init_from():
     assert pd.isna(pretraining_run_of(table).iloc[5])
 
 
-def _analysed(df, by_pretraining=True):
+def _analysed(df, redraw="pooled"):
     results = load_results(df)
     effective = compute_effective(results)
-    return results, estimate_noise(results, effective, by_pretraining=by_pretraining)
+    return results, estimate_noise(results, effective, pretraining_redraw=redraw)
 
 
 def test_fine_tunes_of_one_pretraining_run_are_redrawn_together():
     df = make_cpu_runs(seeds=2, loss_noise=0.005, pretraining_noise=0.02, seed=3)
-    results, noise = _analysed(df)
+    results, noise = _analysed(df, "runs")
     assert [(g.n_params, len(g.runs), len(g.columns)) for g in noise.pretraining] == [(n, 2, 4) for n in
                                                                                       sorted(df["n_params"].unique())]
     assert "a pretraining run at a time" in noise.describe_pretraining()
     losses = results.runs["loss"].to_numpy()
-    for by_pretraining, together in ((True, 1.0), (False, 0.5 ** 4 + 2 * 0.25 ** 4)):
-        results, noise = _analysed(df, by_pretraining)
+    for redraw, together in (("runs", 1.0), ("points", 0.5 ** 4 + 2 * 0.25 ** 4)):
+        results, noise = _analysed(df, redraw)
         draws = draw_losses(results, noise, 400, np.random.default_rng(0))
         group = pretraining_groups(results)[0]
         # Two runs A, B: a resample is their mean, or A twice, or B twice: every point moved by the same multiple
@@ -53,6 +54,25 @@ def test_fine_tunes_of_one_pretraining_run_are_redrawn_together():
         multiple = (draws[:, group.columns] - losses[group.columns]) / (group.values[:, 0] - group.values.mean(1))
         same = np.ptp(np.round(multiple, 6), axis=1) == 0
         assert same.mean() == pytest.approx(together, abs=0.08)
+
+
+def test_pooled_redraws_share_one_shift_per_size_with_the_pooled_sds():
+    # Four runs per size, a 3 % shared shift and 0.5 % per run: a size's points move together (correlation
+    # tau^2 / (tau^2 + sigma^2), about 0.97 with the estimated parts), sizes independently, each by sqrt(parts / m).
+    df = make_cpu_runs(seeds=4, loss_noise=0.005, pretraining_noise=0.03, seed=7)
+    results, noise = _analysed(df)
+    shared, per_point = noise.pooled
+    pooled = pretraining_noise(noise.pretraining).iloc[-1]
+    assert (shared, per_point) == (pooled["shared"], pooled["per_point"])
+    assert "one shift per pair" in noise.describe_pretraining()
+    ratio = draw_losses(results, noise, 20_000, np.random.default_rng(1)) / results.runs["loss"].to_numpy()
+    first, second = noise.pretraining[0].columns, noise.pretraining[1].columns
+    within = np.corrcoef(ratio[:, first[0]], ratio[:, first[1]])[0, 1]
+    assert within == pytest.approx(shared ** 2 / (shared ** 2 + per_point ** 2), abs=0.01)
+    assert abs(np.corrcoef(ratio[:, first[0]], ratio[:, second[0]])[0, 1]) < 0.03
+    assert ratio[:, first[0]].std() == pytest.approx(np.sqrt((shared ** 2 + per_point ** 2) / 4), rel=0.03)
+    with pytest.raises(ValueError, match="pretraining_redraw"):
+        _analysed(df, "sizes")
 
 
 def test_one_run_per_point_or_one_point_per_size_is_no_group():
@@ -110,11 +130,11 @@ def test_the_report_says_which_fine_tunes_were_redrawn_together(tmp_path):
     twice = analyze(make_cpu_runs(seeds=2, loss_noise=0.005, pretraining_noise=0.03, seed=5), tmp_path / "twice",
                     n_bootstrap=50, figures=False)
     report = (tmp_path / "twice" / "REPORT.md").read_text()
-    assert "Pretraining runs: fine-tunes re-drawn a pretraining run at a time (2 runs each" in report
+    assert "Pretraining runs: the fine-tunes of 5 (pretraining, N) pair(s) pretrained 2 times (text at N = " in report
     assert "A pretraining run's seed, shared by all its fine-tunes" in report
     pooled = twice["pretraining_noise"][-1]
     assert pooled["pretrain"] == "all" and pooled["p_value"] < 0.01
-    assert "a pretraining run at a time" in twice["interval"]["resample"]
+    assert "re-drawn together (a shared shift per size, pooled)" in twice["interval"]["resample"]
     assert twice["interval"]["pretraining_noise_given"] is None
     once = analyze(make_cpu_runs(seeds=1, loss_noise=0.005, seed=5), tmp_path / "once", n_bootstrap=50,
                    figures=False, pretraining_noise=0.015)

@@ -211,8 +211,9 @@ def fits_json(analysis: Analysis) -> dict:
                      "n_resamples": analysis.n_bootstrap,
                      "resample": ("seeds re-drawn within every grid point (from scratch and fine-tuned), curves "
                                   "re-built, D_E and D_T re-read, law refitted with its lack of fit"
-                                  + ("; fine-tunes of a size pretrained two or more times re-drawn a pretraining run "
-                                     "at a time" if analysis.noise and analysis.noise.pretraining else "")
+                                  + ("; fine-tunes of a size pretrained two or more times re-drawn together (a "
+                                     "shared shift per size, pooled)" if analysis.noise and analysis.noise.pretraining
+                                     else "")
                                   + ("; each lone pretraining run's fine-tunes shifted together by the given "
                                      "pretraining noise" if analysis.noise and analysis.noise.shared_families else "")),
                      "noise": ({mode: {"sigma": analysis.noise.sigma[mode], "source": analysis.noise.source[mode],
@@ -387,8 +388,9 @@ def _pretraining_seed_lines(analysis: Analysis) -> list[str]:
     rows = [["all of the above" if r.pretrain == "all" else r.pretrain, "" if r.pretrain == "all" else sig(r.n_params),
              str(r.runs), str(r.points), f"{100 * r.shared:.2g}%", f"{100 * r.per_point:.2g}%", f"{r.p_value:.2g}"]
             for r in table.itertuples()]
-    redrawn = ("the bootstrap re-draws these fine-tunes a pretraining run at a time" if analysis.noise and
-               analysis.noise.pretraining else "the bootstrap re-drew these fine-tunes one point at a time")
+    redrawn = ("the bootstrap re-draws each size's fine-tunes with one shift per size and resample from the pooled "
+               "parts (*all of the above*)" if analysis.noise and analysis.noise.pretraining else
+               "the bootstrap re-drew these fine-tunes one point at a time")
     return ["A pretraining run's seed, shared by all its fine-tunes (sizes pretrained two or more times; the fine-tuned "
             "points every run has, checkpoints of a run counted as that run; analysis of variance of log loss): "
             "*shared*, the sd of a run's common shift; *per point*, the sd of the rest; *p*, the chance of so large "
