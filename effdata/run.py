@@ -55,9 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stop-after", type=float, metavar="SECONDS",
                         help="start no run later than SECONDS after this command began; runs in flight finish, the "
                              "rest stay to do (the same command later does them)")
-    parser.add_argument("--reuse", type=Path, metavar="DIR",
-                        help="copy in the runs another study directory finished under the same ids (e.g. "
-                             "runs/cpu-v4 for a study that changes one setting of it) instead of training them")
+    parser.add_argument("--reuse", type=Path, nargs="+", default=[], metavar="DIR",
+                        help="copy in the runs other study directories finished under the same ids (e.g. "
+                             "runs/cpu-v4 for a study that changes one setting of it) instead of training them; "
+                             "several: each run from the first that has it")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and their compute, run nothing")
     parser.add_argument("--no-analysis", action="store_true", help="skip the analysis after training")
     parser.add_argument("--progress", choices=PROGRESS_MODES, default="auto",
@@ -205,8 +206,9 @@ def main(argv: list[str] | None = None) -> int:
         pretrains = tuple(args.pretrain) if args.pretrain else study.pretrain.corpora
         out_dir = args.out or Path("runs") / study.name
         store = Store(out_dir)
-        if args.reuse and not Store(args.reuse).runs_dir.is_dir():
-            raise StudyError(f"--reuse {args.reuse}: not a study directory (no runs/ in it)")
+        for source in args.reuse:
+            if not Store(source).runs_dir.is_dir():
+                raise StudyError(f"--reuse {source}: not a study directory (no runs/ in it)")
         runs = study_runs(study, pretrains)
         if not args.dry_run and getattr(args, "executor", "local") == "local":
             local_plan(device, args.workers)  # CUDA asked for and missing: stop now, before the data
@@ -219,8 +221,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         with study_lock(out_dir):
             store.claim(study)
-            if args.reuse:
-                print(f"reused {len(store.adopt(args.reuse, runs))} finished runs from {args.reuse}", file=sys.stderr)
+            for source in args.reuse:
+                print(f"reused {len(store.adopt(source, runs))} finished runs from {source}", file=sys.stderr)
             executor, parallel = make_executor(args, store, device)
             print(f"study {study.name}: {len(runs)} runs in {out_dir} (pretraining: {', '.join(pretrains)}; "
                   f"{parallel} at a time)", file=sys.stderr)

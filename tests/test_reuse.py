@@ -3,6 +3,10 @@ finished runs of the same ids instead of training them (how jobs/cpu-ft-lr-*.tom
 reused v4's runs, by hand before this)."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import pytest
+
 from effdata.run import main
 from effdata.study.store import Store
 from effdata.study.study import study_from_dict, study_runs
@@ -32,3 +36,32 @@ def test_a_missing_reuse_directory_is_one_line_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"effdata.run: --reuse {tmp_path / 'none'}: not a study directory (no runs/ in it)"]
     assert not (tmp_path / "out").exists()
+
+
+def test_reuse_takes_several_directories_each_run_from_the_first_that_has_it(tmp_path, monkeypatch):
+    # The pretraining finished in one study, the rest in another (jobs/cpu-pretrain-seeds.toml reused cpu-seeds' and
+    # cpu-pretrain-seed1's runs: one folder of links before this). A failed copy is never taken; nothing is left.
+    runs = study_runs(study_from_dict(BASE), ["text"])
+    first, second = Store(tmp_path / "first"), Store(tmp_path / "second")
+    for run in runs:
+        (first if run.mode == "pretrain" else second).write_record(run, "ok", metrics={"loss": 5.0})
+    first.write_record(next(r for r in runs if r.mode == "scratch"), "failed")
+    (tmp_path / "base.toml").write_text('name = "base"\nsizes = ["n25k"]\n[scratch]\ndata_chars = [1e4, 3e4]\n'
+                                        '[finetune]\ndata_chars = [1e4]\n[pretrain]\ncorpora = ["text"]\n'
+                                        'token_budget = 20000\n')
+    monkeypatch.setattr("effdata.run.prepare_data", lambda *a, **k: None)
+    monkeypatch.setattr("effdata.run.check_plan", lambda *a, **k: [])
+    monkeypatch.setattr("effdata.run.cost_model", lambda *a, **k: SimpleNamespace(flops=None))
+    monkeypatch.setattr("effdata.run.schedule", _left_to_train)
+    with pytest.raises(LeftToTrain) as left:
+        main(["--study", str(tmp_path / "base.toml"), "--out", str(tmp_path / "out"), "--reuse", str(first.out_dir),
+              str(second.out_dir), "--no-analysis", "--device", "cpu"])
+    assert left.value.args[0] == []
+
+
+class LeftToTrain(Exception):
+    """What the runner would have trained after --reuse (the test stops there)."""
+
+
+def _left_to_train(store, runs, *args, **kwargs):
+    raise LeftToTrain([run.run_id for run in runs if not store.is_done(run.run_id)])
