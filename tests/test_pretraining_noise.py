@@ -10,6 +10,7 @@ from synthetic import make_cpu_runs
 from effdata.analysis.core.bootstrap import (
     draw_losses,
     estimate_noise,
+    one_pretraining_per_point,
     pretraining_groups,
     pretraining_noise,
     shared_families,
@@ -126,7 +127,8 @@ def test_a_given_pretraining_noise_shifts_each_lone_runs_fine_tunes_together():
     assert shared_families(two, pretraining_groups(two)) == []
 
 
-def test_the_report_says_which_fine_tunes_were_redrawn_together(tmp_path):
+def test_the_report_says_which_fine_tunes_were_redrawn_together_or_warns_that_none_were(tmp_path):
+    lone = "start from one pretraining run"
     twice = analyze(make_cpu_runs(seeds=2, loss_noise=0.005, pretraining_noise=0.03, seed=5), tmp_path / "twice",
                     n_bootstrap=50, figures=False)
     report = (tmp_path / "twice" / "REPORT.md").read_text()
@@ -135,22 +137,22 @@ def test_the_report_says_which_fine_tunes_were_redrawn_together(tmp_path):
     pooled = twice["pretraining_noise"][-1]
     assert pooled["pretrain"] == "all" and pooled["p_value"] < 0.01
     assert "re-drawn together (a shared shift per size, pooled)" in twice["interval"]["resample"]
-    assert twice["interval"]["pretraining_noise_given"] is None
-    once = analyze(make_cpu_runs(seeds=1, loss_noise=0.005, seed=5), tmp_path / "once", n_bootstrap=50,
-                   figures=False, pretraining_noise=0.015)
-    assert once["pretraining_noise"] == [] and once["interval"]["pretraining_noise_given"] == 0.015
-    assert "shifted together by σ = 1.5%" in (tmp_path / "once" / "REPORT.md").read_text()
+    assert twice["interval"]["pretraining_noise_given"] is None and not any(lone in w for w in twice["warnings"])
+    once = make_cpu_runs(seeds=1, loss_noise=0.005, seed=5)
+    warned = analyze(once, tmp_path / "once", n_bootstrap=20, figures=False)
+    assert warned["pretraining_noise"] == [] and sum(lone in w for w in warned["warnings"]) == 1
+    given = analyze(once, tmp_path / "given", n_bootstrap=20, figures=False, pretraining_noise=0.015)
+    assert given["interval"]["pretraining_noise_given"] == 0.015 and not any(lone in w for w in given["warnings"])
+    assert "shifted together by σ = 1.5%" in (tmp_path / "given" / "REPORT.md").read_text()
     with pytest.raises(ValueError, match="pretraining_noise"):
-        analyze(make_cpu_runs(seeds=1), tmp_path / "bad", n_bootstrap=0, figures=False, pretraining_noise=1.5)
+        analyze(once, tmp_path / "bad", n_bootstrap=0, figures=False, pretraining_noise=1.5)
 
 
-def test_a_table_with_one_pretraining_per_size_is_warned_about_unless_the_noise_is_given(tmp_path):
-    once = make_cpu_runs(seeds=1, loss_noise=0.005, seed=6)
-    said = lambda result: [w for w in result["warnings"] if "start from one pretraining run" in w]  # noqa: E731
-    assert len(said(analyze(once, tmp_path / "a", n_bootstrap=20, figures=False))) == 1
-    assert not said(analyze(once, tmp_path / "b", n_bootstrap=20, figures=False, pretraining_noise=0.01))
+def test_one_pretraining_per_point_is_told_from_the_runs_the_seeds_name():
     twice = make_cpu_runs(seeds=2, loss_noise=0.005, pretraining_noise=0.0, seed=6)
-    assert not said(analyze(twice, tmp_path / "c", n_bootstrap=20, figures=False))
-    # Two fine-tune seeds from one and the same pretraining run: still one pretraining per point.
-    assert said(analyze(twice.assign(pretrain_run=twice["pretrain_run"].str.replace("-s1", "-s0")), tmp_path / "d",
-                        n_bootstrap=20, figures=False))
+    same_run = twice.assign(pretrain_run=twice["pretrain_run"].str.replace("-s1", "-s0"))
+    assert one_pretraining_per_point(load_results(make_cpu_runs(seeds=1)))
+    assert one_pretraining_per_point(load_results(same_run))          # two fine-tune seeds of one pretraining
+    assert not one_pretraining_per_point(load_results(twice))
+    assert not one_pretraining_per_point(load_results(twice.drop(columns="pretrain_run")))  # seeds, runs unknown
+    assert not one_pretraining_per_point(load_results(twice[twice["mode"] == "scratch"]))    # nothing fine-tuned
