@@ -156,3 +156,13 @@ def test_one_pretraining_per_point_is_told_from_the_runs_the_seeds_name():
     assert not one_pretraining_per_point(load_results(twice))
     assert not one_pretraining_per_point(load_results(twice.drop(columns="pretrain_run")))  # seeds, runs unknown
     assert not one_pretraining_per_point(load_results(twice[twice["mode"] == "scratch"]))    # nothing fine-tuned
+
+
+def test_groups_with_no_point_that_every_run_has_are_resampled_by_runs():
+    # Three runs per size, each point missing a different one: nothing for the analysis of variance to pool.
+    df = make_cpu_runs(seeds=3, loss_noise=0.005, pretraining_noise=0.02, seed=8)
+    d_f = sorted(df.loc[df["mode"] == "finetune", "data_chars"].unique())
+    missing = (df["mode"] == "finetune") & (df["seed"] == df["data_chars"].map({d: i % 3 for i, d in enumerate(d_f)}))
+    results, noise = _analysed(df[~missing])
+    assert noise.pretraining and noise.pooled is None and pretraining_noise(noise.pretraining).empty
+    assert "a pretraining run at a time" in noise.describe_pretraining()

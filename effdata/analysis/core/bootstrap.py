@@ -75,7 +75,7 @@ class NoiseModel:
     source: dict[str, str]             # mode -> where sigma comes from, in words
     seeded_points: dict[str, int] = field(default_factory=dict)   # mode -> grid points with >= 2 seeds
     by_n: dict[str, dict[float, float]] = field(default_factory=dict)  # mode -> {N: sigma}, when measured per N
-    pretraining: list["PretrainingGroup"] = field(default_factory=list)   # fine-tunes re-drawn a run at a time
+    pretraining: list["PretrainingGroup"] = field(default_factory=list)   # fine-tunes re-drawn together
     pooled: tuple[float, float] | None = None   # (shared, per point) sds re-drawing the groups; None: resample runs
     shared: float = 0.0        # relative sd of a lone pretraining run's shift of all its fine-tunes (given)
     shared_families: list[np.ndarray] = field(default_factory=list)   # their columns in results.runs, per run
@@ -158,8 +158,8 @@ class PretrainingGroup:
 
 
 def pretraining_groups(results: ResultsTable) -> list[PretrainingGroup]:
-    """The groups of fine-tuned points to re-draw a pretraining run at a time: >= 2 runs at >= 2 of their
-    points (with one point, re-drawing runs is re-drawing that point's seeds, as already done)."""
+    """The groups of fine-tuned points to re-draw together: >= 2 runs at >= 2 of their points (with one point,
+    re-drawing runs is re-drawing that point's seeds, as already done)."""
     seeds = results.seed_runs
     if seeds.empty or "mode" not in seeds:
         return []
@@ -215,8 +215,8 @@ def redraw_pooled(groups: list[PretrainingGroup], shared: float, per_point: floa
 
 
 def shared_families(results: ResultsTable, groups: list[PretrainingGroup]) -> list[np.ndarray]:
-    """Per lone pretraining run, the columns (in results.runs) of its fine-tuned points: the points not re-drawn
-    a run at a time whose seeds all come from that one run; where the table names no run, the points of one
+    """Per lone pretraining run, the columns (in results.runs) of its fine-tuned points: the points in no group
+    (`pretraining_groups`) whose seeds all come from that one run; where the table names no run, the points of one
     pretraining name (its checkpoints counted as it), N and shape are taken to share one."""
     runs, key = results.runs, point_key(results)
     grouped = set(np.concatenate([g.columns for g in groups]).tolist()) if groups else set()
@@ -421,10 +421,9 @@ def estimate_noise(results: ResultsTable, effective: EffectiveResult, loss_noise
             sigma[mode], source[mode] = _residual_floor(results, effective)
     groups = pretraining_groups(results) if pretraining_redraw != "points" else []
     lone = shared_families(results, groups) if shared_noise else []
-    components = None
-    if groups and pretraining_redraw == "pooled":
-        last = pretraining_noise(groups).iloc[-1]
-        components = (float(last["shared"]), float(last["per_point"]))
+    parts = pretraining_noise(groups) if pretraining_redraw == "pooled" else pd.DataFrame()
+    # No group with two points that every run has: nothing to pool, so its runs are resampled.
+    components = (float(parts.iloc[-1]["shared"]), float(parts.iloc[-1]["per_point"])) if len(parts) else None
     return NoiseModel(sigma=sigma, source=source, seeded_points=seeded, by_n={m: t for m, t in by_n.items() if t},
                       pretraining=groups, pooled=components, shared=float(shared_noise or 0.0),
                       shared_families=lone)
