@@ -23,7 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np  # noqa: E402
+
 from effdata.analysis.core.bootstrap import (  # noqa: E402
+    bartlett_p,
     estimate_noise,
     pretraining_groups,
     pretraining_noise,
@@ -55,14 +58,31 @@ def laws(table: str, resamples: int, seed: int = 0, given: float | None = None) 
     return rows
 
 
+def run_mean_squares(groups) -> tuple[np.ndarray, np.ndarray]:
+    """Per group, the degrees of freedom and mean square of its runs' effect on log loss (the points every run
+    has): equal in expectation across groups where one shared part and one per-point part hold for all."""
+    dof, mean_squares = [], []
+    for g in groups:
+        y = np.log(g.values[np.isfinite(g.values).all(axis=1)])
+        points, m = y.shape
+        dof.append(m - 1)
+        mean_squares.append(points * np.sum((y.mean(0) - y.mean()) ** 2) / (m - 1))
+    return np.array(dof, float), np.array(mean_squares)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("table")
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--given", type=float, metavar="SIGMA", help="also with --pretraining-noise SIGMA")
     args = parser.parse_args()
-    shared = pretraining_noise(pretraining_groups(load_results(args.table)))
+    groups = pretraining_groups(load_results(args.table))
+    shared = pretraining_noise(groups)
     print(shared.to_string(index=False, float_format="%.4g") if len(shared) else "no size pretrained twice")
+    if len(groups) > 1:
+        dof, mean_squares = run_mean_squares(groups)
+        print(f"one shared part for every size and name? Bartlett's test over the {len(groups)} run mean squares "
+              f"({dof[0]:g} degrees of freedom each): p = {bartlett_p(dof, mean_squares):.3g}")
     for row in laws(args.table, args.resamples, given=args.given):
         a, b = row["alpha_interval"], row["beta_interval"]
         print(f"{row['pretrain']:<18} {row['way']:<30} α {row['alpha']:.3f} [{a[0]:.3f}, {a[1]:.3f}] width "

@@ -323,11 +323,20 @@ def equal_variances(dof: np.ndarray, var: np.ndarray) -> bool:
     over five N, 76% for 4x, 99% for 8x (tests/test_bootstrap.py)."""
     if (var <= 0).any():
         return not (var > 0).any()
+    return bool(bartlett_p(dof, var) >= NOISE_BY_N_LEVEL)
+
+
+def bartlett_p(dof: np.ndarray, var: np.ndarray) -> float:
+    """Bartlett's test of equal variances from each group's variance and degrees of freedom: its p value (nan
+    where a variance is not positive)."""
+    dof, var = np.asarray(dof, float), np.asarray(var, float)
+    if (var <= 0).any() or len(var) < 2:
+        return float("nan")
     total, k = dof.sum(), len(dof)
     pooled = np.sum(dof * var) / total
     statistic = (total * np.log(pooled) - np.sum(dof * np.log(var))) / (
         1 + (np.sum(1 / dof) - 1 / total) / (3 * (k - 1)))
-    return bool(stats.chi2.sf(statistic, k - 1) >= NOISE_BY_N_LEVEL)
+    return float(stats.chi2.sf(statistic, k - 1))
 
 
 def _one_size(n_params: np.ndarray) -> np.ndarray:
