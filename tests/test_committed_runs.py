@@ -121,10 +121,10 @@ NOT_RE_RUN = {
         "[pretrain] lr_scale alone, its cheapest (w7k) takes a minute with its fine-tunes; not re-run here for time")
        for name in ("", "best/", "seed1/", "seed1-half/")},
     **{f"analysis/cpu-pretrain-seeds/{name}results.csv": (
-        "v4 pretrained again with seed 1 (jobs/cpu-pretrain-seeds.toml, made by this code), joined to cpu-seeds: its "
+        "v4 pretrained again with seeds 1 and 2 (jobs/cpu-pretrain-seeds*.toml, made by this code), joined to cpu-seeds: its "
         "from-scratch runs are cpu-seeds' (the quick-v4 re-run covers seed 0's settings), its pretrainings and "
         "fine-tunes differ from v4's in the seed alone; its cheapest pretraining (w7k) takes a minute with its "
-        "fine-tunes; not re-run here for time") for name in ("", "seed1/")},
+        "fine-tunes; not re-run here for time") for name in ("", "seed1/", "seed2/")},
     "analysis/dynamics/results.csv": "issue 22's short study (jobs/dynamics.toml), made by this code; not re-run here "
                                      "(left out for time, and not checked by hand)",
     "analysis/dynamics-batch/results.csv": "issue 22's batch experiment (jobs/dynamics-batch.toml), made by this code; "
