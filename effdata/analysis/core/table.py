@@ -69,7 +69,7 @@ COLUMN_DOCS: dict[str, tuple[str, str]] = {
                                               "budget analysis's P, else the pretraining row's tokens_seen / N"),
     "pretrain_run": ("optional", "fine-tuned rows: the pretraining run it started from (any label; else read off "
                                  "`init_from`). Fine-tunes of one pretraining run share its seed's noise: where a size "
-                                 "was pretrained two or more times, the bootstrap re-draws whole pretraining runs"),
+                                 "was pretrained two or more times, the bootstrap re-draws its fine-tunes together"),
     "init_from": ("optional", "fine-tuned rows: the checkpoint it started from; a path `<run>/checkpoint...` names "
                               "the pretraining run `<run>` (so mid-run checkpoints of one run are one run)"),
     "sweep": ("optional", "a [sweep] study's rows: the swept setting, whose value is in its own column; a table "
