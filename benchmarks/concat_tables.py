@@ -49,6 +49,9 @@ from pathlib import Path
 
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from effdata.analysis.core.table import pretraining_run_of  # noqa: E402
+
 # What makes two rows the same point of a study's grid, whatever setting they differ in.
 POINT = ["mode", "pretrain", "size", "seed", "data_chars", "data_tokens"]
 
@@ -81,10 +84,10 @@ def points_of_first(merged: pd.DataFrame, first: pd.DataFrame) -> pd.DataFrame:
 
 def _pretraining_of(table: pd.DataFrame) -> pd.Series:
     """The base pretraining run id behind each pretraining row (its own id before '@') and fine-tune (the run
-    folder of the checkpoint it started from: `…/runs/<id>/checkpoint[@3tpp]`); None for the other rows."""
+    folder of the checkpoint it started from: `…/runs/<id>/checkpoint[@3tpp]`, as the analysis reads it); None for
+    the other rows."""
     own = table["run_id"].str.split("@").str[0].where(table["mode"].eq("pretrain"))
-    started = table.get("init_from", pd.Series(None, index=table.index)).astype("string")
-    return own.fillna(started.str.extract(r"(?:^|/)(pretrain-[^/@]+)/checkpoint", expand=False).where(table["mode"].eq("finetune")))
+    return own.fillna(pretraining_run_of(table))
 
 
 def pretraining_best_by(table: pd.DataFrame, column: str) -> pd.DataFrame:
