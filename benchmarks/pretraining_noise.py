@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from effdata.analysis.core.bootstrap import (  # noqa: E402
+    anova_sums,
     bartlett_p,
     estimate_noise,
     pretraining_groups,
@@ -59,15 +60,10 @@ def laws(table: str, resamples: int, seed: int = 0, given: float | None = None) 
 
 
 def run_mean_squares(groups) -> tuple[np.ndarray, np.ndarray]:
-    """Per group, the degrees of freedom and mean square of its runs' effect on log loss (the points every run
-    has): equal in expectation across groups where one shared part and one per-point part hold for all."""
-    dof, mean_squares = [], []
-    for g in groups:
-        y = np.log(g.values[np.isfinite(g.values).all(axis=1)])
-        points, m = y.shape
-        dof.append(m - 1)
-        mean_squares.append(points * np.sum((y.mean(0) - y.mean()) ** 2) / (m - 1))
-    return np.array(dof, float), np.array(mean_squares)
+    """Per group, the degrees of freedom and mean square of its runs' effect on log loss (`anova_sums`): equal in
+    expectation across groups where one shared part and one per-point part hold for all."""
+    sums = np.array([s for s in map(anova_sums, groups) if s is not None]).reshape(-1, 4)
+    return sums[:, 1], sums[:, 0] / sums[:, 1]
 
 
 def main() -> None:

@@ -262,19 +262,28 @@ def pretraining_noise(groups: list[PretrainingGroup]) -> pd.DataFrame:
     columns = ["pretrain", "n_params", "shape", "runs", "points", "shared", "per_point", "p_value"]
     rows, pooled = [], np.zeros(4)      # sums of squares and degrees of freedom: run, rest
     for g in groups:
-        y = np.log(g.values[np.isfinite(g.values).all(axis=1)])
-        points, m = y.shape
-        if points < 2:
+        sums = anova_sums(g)
+        if sums is None:
             continue
-        rest = y - y.mean(1, keepdims=True) - y.mean(0, keepdims=True) + y.mean()
-        sums = np.array([points * np.sum((y.mean(0) - y.mean()) ** 2), m - 1, np.sum(rest ** 2), (points - 1) * (m - 1)])
-        rows.append([g.pretrain, g.n_params, g.shape, m, points, *_components(sums, points)])
+        points = int(np.isfinite(g.values).all(axis=1).sum())
+        rows.append([g.pretrain, g.n_params, g.shape, len(g.runs), points, *_components(sums, points)])
         pooled += sums
     if len(rows) > 1:
         mean_points = float(np.mean([r[4] for r in rows]))
         rows.append(["all", np.nan, "", int(np.median([r[3] for r in rows])), sum(r[4] for r in rows),
                      *_components(pooled, mean_points)])
     return pd.DataFrame(rows, columns=columns)
+
+
+def anova_sums(group: PretrainingGroup) -> np.ndarray | None:
+    """[SS_run, dof_run, SS_rest, dof_rest] of the group's log loss over the points every run has (points x runs);
+    None with fewer than two such points."""
+    y = np.log(group.values[np.isfinite(group.values).all(axis=1)])
+    points, m = y.shape
+    if points < 2:
+        return None
+    rest = y - y.mean(1, keepdims=True) - y.mean(0, keepdims=True) + y.mean()
+    return np.array([points * np.sum((y.mean(0) - y.mean()) ** 2), m - 1, np.sum(rest ** 2), (points - 1) * (m - 1)])
 
 
 def _components(sums: np.ndarray, points: float) -> tuple[float, float, float]:
