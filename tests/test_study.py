@@ -242,8 +242,38 @@ def test_extra_seeds_cover_only_the_sizes_they_name():
     assert [(r.mode, r.spec.seed) for r in study_runs(only_scratch) if r.spec.seed == 5] == [("scratch", 5)] * 2
 
 
+def test_extra_seeds_of_a_shared_pretraining_fine_tune_the_first_seeds_runs_and_pretrain_nothing():
+    grid = {**MINIMAL, "scratch": {"data_chars": [1e4, 3e4]}, "finetune": {"data_chars": [1e4, 3e4]}}
+    extra = {"seeds": [1, 2], "scratch_data_chars": [1e4], "finetune_data_chars": [3e4]}
+    own = study_runs(study_from_dict({**grid, "extra_seeds": extra}), ["text"])
+    shared = study_runs(study_from_dict({**grid, "extra_seeds": {**extra, "pretraining": "shared"}}), ["text"])
+    pretrainings = {r.run_id: r for r in shared if r.mode == "pretrain"}
+    assert {r.spec.seed for r in pretrainings.values()} == {0}          # one pretraining per size: seed 0's
+    extra_tunes = [r for r in shared if r.mode == "finetune" and r.spec.seed != 0]
+    assert sorted((r.spec.size, r.spec.seed) for r in extra_tunes) == [("n25k", 1), ("n25k", 2), ("n50k", 1), ("n50k", 2)]
+    for run in extra_tunes:
+        pre = pretrainings[run.init_from_run]
+        assert (pre.spec.seed, pre.spec.size, run.spec.data_chars) == (0, run.spec.size, 30_000)
+        assert run.label.endswith(f"-s{run.spec.seed}-of-s0") and run.run_id != _own_twin(own, run).run_id
+    assert len({r.run_id for r in shared}) == len(shared)
+    # The study's own runs and the extra seeds' from-scratch runs are the same runs either way.
+    assert {r.run_id for r in own if r.mode == "scratch" or r.spec.seed == 0} == {
+        r.run_id for r in shared if r.mode == "scratch" or r.spec.seed == 0}
+    assert all(pretrainings[r.init_from_run].spec.seed == 0 for r in shared if r.mode == "finetune")
+    ordered = [r.run_id for r in shared]
+    assert all(ordered.index(r.init_from_run) < ordered.index(r.run_id) for r in extra_tunes)
+
+
+def _own_twin(runs, run):
+    """The fine-tune with `run`'s size, seed and data size that starts from its own seed's pretraining."""
+    return next(r for r in runs if r.mode == "finetune" and (r.spec.size, r.spec.seed, r.spec.data_chars)
+                == (run.spec.size, run.spec.seed, run.spec.data_chars))
+
+
 @pytest.mark.parametrize("extra, message", [
     ({"seeds": [0], "scratch_data_chars": [1e4]}, "already in `seeds`"),
+    ({"seeds": [1], "finetune_data_chars": [1e4], "pretraining": "mine"}, "pretraining must be one of"),
+    ({"seeds": [1], "scratch_data_chars": [1e4], "pretraining": "shared"}, "is about fine-tunes"),
     ({"seeds": [1], "scratch_data_chars": [5e4]}, "not among"),
     ({"seeds": [1], "finetune_data_tokens": [1e4]}, "use finetune_data_chars"),
     ({"seeds": [1]}, "names no data size"),

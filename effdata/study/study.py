@@ -22,6 +22,8 @@ A study file looks like this (every key is checked; an unknown key or a wrong ty
     seeds = [1, 2]                 # seeds beyond `seeds`, for these data sizes only:
     scratch_data_chars = [1e5]     # from-scratch sizes (in [scratch]'s unit; may be empty)
     finetune_data_chars = [1e5]    # fine-tuning sizes; each extra seed pretrains its own model for them
+    pretraining = "own"            # optional: "shared" fine-tunes the study's own pretraining runs (the first
+                                   # seed's) with the extra seeds instead: a fine-tune's own seed noise alone
 
     [pretrain]
     corpora = ["text"]             # used when --pretrain is not given
@@ -81,11 +83,17 @@ class DataSizes:
 class ExtraSeeds:
     """More seeds for part of the grid: `seeds` (none of the study's own) for the from-scratch sizes
     `scratch` and the fine-tuning sizes `finetune` (each a subset of the study's sizes). A fine-tune of
-    an extra seed starts from a pretraining run of that seed, so its noise includes the pretraining's."""
+    an extra seed starts from a pretraining run of that seed (`pretraining` "own"), so its noise includes the
+    pretraining's; with "shared" it starts from the study's own pretraining run (of its first seed), so the
+    spread of a point's fine-tunes is their own seed's alone (data order and dropout: METHOD §4)."""
 
     seeds: tuple[int, ...] = ()
     scratch: tuple[int, ...] = ()
     finetune: tuple[int, ...] = ()
+    pretraining: str = "own"       # EXTRA_SEED_PRETRAININGS
+
+
+EXTRA_SEED_PRETRAININGS = ("own", "shared")
 
 
 @dataclass(frozen=True)
@@ -293,8 +301,12 @@ def _extra_seeds(table: Any, seeds: tuple[int, ...], scratch: DataSizes, finetun
     if not isinstance(table, dict):
         raise StudyError("[extra_seeds] must be a table")
     keys = {f"{section}_data_{unit}" for section in ("scratch", "finetune") for unit in ("chars", "tokens")}
-    _check_keys(table, keys | {"seeds"}, "[extra_seeds]")
+    _check_keys(table, keys | {"seeds", "pretraining"}, "[extra_seeds]")
     extra = _seed_list(table.get("seeds"), "[extra_seeds] seeds")
+    pretraining = table.get("pretraining", "own")
+    if pretraining not in EXTRA_SEED_PRETRAININGS:
+        raise StudyError(f"[extra_seeds] pretraining must be one of {', '.join(map(repr, EXTRA_SEED_PRETRAININGS))}, "
+                         f"got {pretraining!r}")
     if set(extra) & set(seeds):
         raise StudyError(f"[extra_seeds] seeds {sorted(set(extra) & set(seeds))} are already in `seeds`")
     chosen = {}
@@ -312,7 +324,9 @@ def _extra_seeds(table: Any, seeds: tuple[int, ...], scratch: DataSizes, finetun
             raise StudyError(f"[extra_seeds] {key}: {missing} not among [{section}]'s sizes {list(sizes.values)}")
     if not chosen["scratch"] and not chosen["finetune"]:
         raise StudyError("[extra_seeds] names no data size: give scratch_data_* or finetune_data_*")
-    return ExtraSeeds(seeds=extra, scratch=chosen["scratch"], finetune=chosen["finetune"])
+    if pretraining == "shared" and not chosen["finetune"]:
+        raise StudyError('[extra_seeds] pretraining = "shared" is about fine-tunes: give finetune_data_*')
+    return ExtraSeeds(seeds=extra, scratch=chosen["scratch"], finetune=chosen["finetune"], pretraining=pretraining)
 
 
 def _train_settings(table: Any) -> TrainSettings:
@@ -473,7 +487,8 @@ def study_runs(study: Study, pretrain_corpora: tuple[str, ...] | list[str] | Non
 
     From-scratch runs do not depend on the pretraining choice, so two invocations with different
     --pretrain share them. Fine-tunes start from each pretraining run's own checkpoint and from each of
-    its mid-run checkpoints; scratch runs and fine-tunes are repeated for every [sweep] point.
+    its mid-run checkpoints; scratch runs and fine-tunes are repeated for every [sweep] point. An extra seed
+    whose pretraining is "shared" fine-tunes the first seed's pretraining runs and pretrains nothing.
     """
     pretrains = tuple(pretrain_corpora) if pretrain_corpora else study.pretrain.corpora
     points = study.sweep_points()
@@ -481,16 +496,18 @@ def study_runs(study: Study, pretrain_corpora: tuple[str, ...] | list[str] | Non
     extra = study.extra_seeds
     grids = [(seed, study.scratch.values, study.finetune.values) for seed in study.seeds]
     grids += [(seed, extra.scratch, extra.finetune) for seed in extra.seeds]
+    shared = extra.pretraining == "shared"
     runs: list[StudyRun] = []
     for seed, scratch, finetune in grids:
+        own = not shared or seed in study.seeds
         for size in study.sizes:
             runs += [_scratch_run(study, size, seed, d, point) for d in scratch for point in points]
             if not finetune or size not in study.pretrained_sizes:
                 continue
             for corpus in pretrains:
-                pre = _pretrain_run(study, size, seed, corpus)
-                runs.append(pre)
-                runs += [_finetune_run(study, pre, tpp, d, point)
+                pre = _pretrain_run(study, size, seed if own else study.seeds[0], corpus)
+                runs += [pre] if own else []
+                runs += [_finetune_run(study, pre, tpp, d, point, seed)
                          for tpp in starts for d in finetune for point in points]
     return runs
 
@@ -533,16 +550,19 @@ def _pretrain_run(study: Study, size: str, seed: int, corpus: str) -> StudyRun:
                     settings_keys=tuple(dict.fromkeys((*study.train_keys, *pre.train))))
 
 
-def _finetune_run(study: Study, pre: StudyRun, tpp: float | None, d: int, point: dict[str, Any]) -> StudyRun:
+def _finetune_run(study: Study, pre: StudyRun, tpp: float | None, d: int, point: dict[str, Any],
+                  seed: int) -> StudyRun:
     """A fine-tune of `pre`'s own checkpoint (tpp None) or of its mid-run checkpoint at `tpp` tokens per
-    parameter, whose pretraining is then named `<corpus>@<tpp>tpp`."""
+    parameter, whose pretraining is then named `<corpus>@<tpp>tpp`. Its seed is the pretraining's, except
+    for an extra seed of a shared pretraining (its label then names both: `-s1-of-s0`)."""
     unit = study.finetune.unit
     s = pre.spec
     settings, keys = _with_mode_train(*_swept(study, point), study.finetune_train)
-    spec = _spec(study, settings, mode="finetune", size=s.size, seed=s.seed, corpus=study.target,
+    spec = _spec(study, settings, mode="finetune", size=s.size, seed=seed, corpus=study.target,
                  **{f"data_{unit}": d})
     source = _slug(s.corpus) + ("" if tpp is None else f"@{checkpoint_tag(tpp)}")
-    return StudyRun(label=f"finetune-{source}-{s.size}-{short_number(d)}{unit[0]}{_sweep_label(point)}-s{s.seed}",
+    seeds = f"-s{seed}" if seed == s.seed else f"-s{seed}-of-s{s.seed}"
+    return StudyRun(label=f"finetune-{source}-{s.size}-{short_number(d)}{unit[0]}{_sweep_label(point)}{seeds}",
                     spec=spec, pretrain=pretrain_name(s.corpus, tpp), depends_on=(pre.run_id,),
                     init_from_run=pre.run_id, init_from_checkpoint=None if tpp is None else checkpoint_name(tpp),
                     settings_keys=keys, sweep_keys=tuple(point))
