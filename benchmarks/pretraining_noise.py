@@ -25,14 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from effdata.analysis.core.bootstrap import (  # noqa: E402
-    anova_sums,
-    bartlett_p,
-    estimate_noise,
-    pretraining_groups,
-    pretraining_noise,
-    resample_effective,
-)
+from effdata.analysis.core.bootstrap import bartlett_p, estimate_noise, resample_effective  # noqa: E402
+from effdata.analysis.core.runnoise import anova_sums, pretraining_groups, pretraining_noise  # noqa: E402
 from effdata.analysis.core.effective import compute_effective  # noqa: E402
 from effdata.analysis.core.fit import fit_transfer  # noqa: E402
 from effdata.analysis.core.table import load_results  # noqa: E402

@@ -1,5 +1,5 @@
 """A pretraining run's seed noise, shared by all its fine-tunes: which runs a table names
-(`table.pretraining_run_of`), the groups re-drawn together (`bootstrap.pretraining_groups`; pooled by default,
+(`table.pretraining_run_of`), the groups re-drawn together (`runnoise.pretraining_groups`; pooled by default,
 `redraw_pooled`; or a run at a time, `redraw_by_pretraining`), the analysis of variance (`pretraining_noise`), a
 given shift for lone runs (`shared_families`) and what the report and fits.json say."""
 import numpy as np
@@ -7,14 +7,9 @@ import pandas as pd
 import pytest
 from synthetic import make_cpu_runs
 
-from effdata.analysis.core.bootstrap import (
-    draw_losses,
-    estimate_noise,
-    one_pretraining_per_point,
-    pretraining_groups,
-    pretraining_noise,
-    shared_families,
-)
+from effdata.analysis.core.bootstrap import draw_losses, estimate_noise, shared_families
+from effdata.analysis.core.runnoise import (one_pretraining_per_point, own_seed_noise, pretraining_groups,
+                                           pretraining_interaction, pretraining_noise)
 from effdata.analysis.core.effective import compute_effective
 from effdata.analysis.core.table import load_results, pretraining_run_of
 from effdata.analysis.pipeline import analyze
@@ -129,18 +124,23 @@ def test_a_given_pretraining_noise_shifts_each_lone_runs_fine_tunes_together():
 
 def test_the_report_says_which_fine_tunes_were_redrawn_together_or_warns_that_none_were(tmp_path):
     lone = "start from one pretraining run"
-    twice = analyze(make_cpu_runs(seeds=2, loss_noise=0.005, pretraining_noise=0.03, seed=5), tmp_path / "twice",
+    # Two pretraining runs per size, the first fine-tuned three times at each point.
+    twice = analyze(nested_runs(runs=2, replicates=3, shared=0.03, own=0.005, seed=5), tmp_path / "twice",
                     n_bootstrap=50, figures=False)
     report = (tmp_path / "twice" / "REPORT.md").read_text()
     assert "Pretraining runs: the fine-tunes of 5 (pretraining, N) pair(s) pretrained 2 times (text at N = " in report
     assert "A pretraining run's seed, shared by all its fine-tunes" in report
     pooled = twice["pretraining_noise"][-1]
     assert pooled["pretrain"] == "all" and pooled["p_value"] < 0.01
+    assert "A fine-tune's own seed (fine-tunes of one pretraining run at one point" in report
+    assert twice["own_seed_noise"][-1]["pretrain"] == "all" and twice["pretraining_interaction"]["p_value"] > 1e-3
+    assert f"accounts for {100 * twice['pretraining_interaction']['own_in_per_point']:.2g}%" in report
     assert "re-drawn together (a shared shift per size, pooled)" in twice["interval"]["resample"]
     assert twice["interval"]["pretraining_noise_given"] is None and not any(lone in w for w in twice["warnings"])
     once = make_cpu_runs(seeds=1, loss_noise=0.005, seed=5)
     warned = analyze(once, tmp_path / "once", n_bootstrap=20, figures=False)
     assert warned["pretraining_noise"] == [] and sum(lone in w for w in warned["warnings"]) == 1
+    assert "own_seed_noise" not in warned          # no (run, point) with two fine-tunes: fits.json as it was
     given = analyze(once, tmp_path / "given", n_bootstrap=20, figures=False, pretraining_noise=0.015)
     assert given["interval"]["pretraining_noise_given"] == 0.015 and not any(lone in w for w in given["warnings"])
     assert "shifted together by σ = 1.5%" in (tmp_path / "given" / "REPORT.md").read_text()
@@ -166,3 +166,50 @@ def test_groups_with_no_point_that_every_run_has_are_resampled_by_runs():
     results, noise = _analysed(df[~missing])
     assert noise.pretraining and noise.pooled is None and pretraining_noise(noise.pretraining).empty
     assert "a pretraining run at a time" in noise.describe_pretraining()
+
+
+def nested_runs(runs: int = 3, replicates: int = 4, shared: float = 0.01, interaction: float = 0.0,
+                own: float = 0.01, seed: int = 0) -> pd.DataFrame:
+    """A CPU-shaped table whose sizes are each pretrained `runs` times: run 0's fine-tunes `replicates` times at
+    every point (seeds 0, 10, 11, ...: `[extra_seeds] pretraining = "shared"`), the others once. A fine-tune's loss is
+    the truth times a shift per (run, N) (`shared`), one per (run, point) (`interaction`) and one per fine-tune
+    (`own`)."""
+    base = make_cpu_runs(seeds=1, loss_noise=0.0, seed=seed)
+    rng = np.random.default_rng(seed)
+    scratch, tuned = base[base["mode"] == "scratch"], base[base["mode"] == "finetune"]
+    rows = []
+    for n, point_rows in tuned.groupby("n_params"):
+        shift = 1 + shared * rng.standard_normal(runs)
+        for r in range(runs):
+            for row in point_rows.to_dict("records"):
+                cell = shift[r] * (1 + interaction * rng.standard_normal())
+                for j in range(replicates if r == 0 else 1):
+                    rows.append({**row, "seed": r if j == 0 else 9 + j, "pretrain_run": f"{row['pretrain']}-{n:g}-s{r}",
+                                 "loss": row["loss"] * cell * (1 + own * rng.standard_normal())})
+    return pd.concat([scratch, pd.DataFrame(rows)], ignore_index=True)
+
+
+def test_a_fine_tunes_own_seed_noise_is_measured_within_a_run_and_point():
+    table = load_results(nested_runs(own=0.01, seed=1))
+    own = own_seed_noise(table)
+    assert list(own["pretrain"]) == ["text"] * 5 + ["all"]          # five sizes, then pooled
+    pooled = own.iloc[-1]
+    assert pooled["cells"] == 5 * 4 and pooled["fine_tunes"] == 5 * 4 * 4 and pooled["dof"] == 5 * 4 * 3
+    assert 0.008 < pooled["own"] < 0.012
+    # One fine-tune per (run, point) measures nothing of it: the seeds of make_cpu_runs each have their own run.
+    assert own_seed_noise(load_results(make_cpu_runs(seeds=2, pretraining_noise=0.01))).empty
+
+
+def test_what_the_own_seed_leaves_of_the_per_point_part_is_found_where_it_is_and_seldom_where_it_is_not():
+    found = []
+    for seed in range(3):
+        table = load_results(nested_runs(interaction=0.015, own=0.005, seed=seed))
+        split = pretraining_interaction(pretraining_groups(table), own_seed_noise(table))
+        found.append(split["p_value"] < 0.01 and 0.01 < split["interaction"] < 0.02)
+    assert all(found)
+    alarms = []
+    for seed in range(60):
+        table = load_results(nested_runs(interaction=0.0, own=0.01, seed=100 + seed))
+        split = pretraining_interaction(pretraining_groups(table), own_seed_noise(table))
+        alarms.append(split["p_value"] < 0.05)
+    assert np.mean(alarms) <= 0.12          # nominal 5 %; 60 tables give it a standard error of 2.8 %

@@ -28,10 +28,10 @@ from effdata.analysis.core.bootstrap import (
     attach_intervals,
     d_t_noise,
     estimate_noise,
-    one_pretraining_per_point,
     resample_effective,
     seed_spread,
 )
+from effdata.analysis.core.runnoise import one_pretraining_per_point
 from effdata.analysis.core.effective import EffectiveResult, compute_effective
 from effdata.analysis.core.figures import SkippedFigure
 from effdata.analysis.core.fit import (

@@ -23,7 +23,9 @@ from effdata.analysis.audit.audit import Audit, audit_json
 from effdata.analysis.audit.report import audit_section
 from effdata.analysis.budget.budget import BudgetStudy
 from effdata.analysis.budget.report import budget_section
-from effdata.analysis.core.bootstrap import NoiseModel, pretraining_groups, pretraining_noise
+from effdata.analysis.core.bootstrap import NoiseModel
+from effdata.analysis.core.runnoise import (own_seed_noise, pretraining_groups, pretraining_interaction,
+                                           pretraining_noise)
 from effdata.analysis.core.effective import FLAG_NAMES, EffectiveResult
 from effdata.analysis.core.figures import UNIT_WORDS, SavedFigure, SkippedFigure
 from effdata.analysis.core.fit import (
@@ -249,7 +251,17 @@ def fits_json(analysis: Analysis) -> dict:
         "warnings": analysis.warnings,
         # Only with a curve table: a table without one keeps the fits.json it always had.
         **({"dynamics": analysis.dynamics.to_dict()} if analysis.dynamics else {}),
+        # Only where fine-tunes of one pretraining run share a point (the same reason).
+        **_own_seed_json(analysis.results),
     })
+
+
+def _own_seed_json(results: ResultsTable) -> dict:
+    own = own_seed_noise(results)
+    if own.empty:
+        return {}
+    return {"own_seed_noise": _records(own),
+            "pretraining_interaction": pretraining_interaction(pretraining_groups(results), own)}
 
 
 def _vocab_size(results: ResultsTable) -> int | None:
@@ -381,7 +393,7 @@ def _seed_section(analysis: Analysis) -> list[str]:
 
 def _pretraining_seed_lines(analysis: Analysis) -> list[str]:
     """Where sizes were pretrained two or more times: how much of a fine-tune's noise its pretraining run shares
-    with its other fine-tunes (`bootstrap.pretraining_noise`)."""
+    with its other fine-tunes (`runnoise.pretraining_noise`)."""
     table = pretraining_noise(pretraining_groups(analysis.results))
     if table.empty:
         return []
@@ -395,7 +407,27 @@ def _pretraining_seed_lines(analysis: Analysis) -> list[str]:
             "points every run has, checkpoints of a run counted as that run; analysis of variance of log loss): "
             "*shared*, the sd of a run's common shift; *per point*, the sd of the rest; *p*, the chance of so large "
             f"a shared part with none. {redrawn[0].upper()}{redrawn[1:]}.", "",
-            markdown_table(["pretraining", "N", "runs", "points", "shared", "per point", "p"], rows), ""]
+            markdown_table(["pretraining", "N", "runs", "points", "shared", "per point", "p"], rows), ""
+            ] + _own_seed_lines(analysis)
+
+
+def _own_seed_lines(analysis: Analysis) -> list[str]:
+    """Where fine-tunes of one pretraining run share a point (beside sizes pretrained several times): the fine-tune's
+    own seed noise, and what it leaves of the per-point part (`runnoise.pretraining_interaction`)."""
+    own = own_seed_noise(analysis.results)
+    split = pretraining_interaction(pretraining_groups(analysis.results), own)
+    if split is None:
+        return []
+    rows = [["all of the above" if r.pretrain == "all" else r.pretrain, "" if r.pretrain == "all" else sig(r.n_params),
+             str(r.cells), str(r.fine_tunes), f"{100 * r.own:.2g}%"] for r in own.itertuples()]
+    return ["A fine-tune's own seed (fine-tunes of one pretraining run at one point, which differ in their seed "
+            "alone; sd of log loss pooled within each (run, point)):", "",
+            markdown_table(["pretraining", "N", "(run, point) cells", "fine-tunes", "own seed"], rows), "",
+            f"Of the per-point part above ({100 * split['per_point']:.2g}%, over each run's mean at a point), the "
+            f"fine-tune's own seed accounts for {100 * split['own_in_per_point']:.2g}%; the rest, a pretraining run's "
+            f"effect that differs between its points (D_F, starting checkpoint), which one shift per run does not "
+            f"model: {100 * split['interaction']:.2g}% (p = {split['p_value']:.2g}, the chance of so large a rest "
+            "with none).", ""]
 
 
 def _unseeded_lines(spread: pd.DataFrame, analysis: Analysis) -> list[str]:

@@ -51,6 +51,7 @@ from effdata.analysis.core.effective import (
     no_laws,
 )
 from effdata.analysis.core.fit import INTERVAL_PERCENTILES
+from effdata.analysis.core.runnoise import PretrainingGroup, point_key, pretraining_groups, pretraining_noise
 from effdata.analysis.core.table import ResultsTable, pretraining_run_of
 from effdata.fmt import compact
 
@@ -60,11 +61,6 @@ MODES = ("scratch", "finetune")
 MIN_NOISE_DOF = 4
 NOISE_BY_N_LEVEL = 0.05  # sigma per N only where Bartlett's test rejects one sigma for every N at this level
 SAME_SIZE_DECADES = 0.1   # N closer than this (a factor 1.26) share one noise: `_one_size`
-
-
-def point_key(results: ResultsTable) -> list[str]:
-    """The columns that name one grid point: its seeds are re-drawn together."""
-    return ["pretrain", "mode", "n_params", "shape", results.data_column]
 
 
 @dataclass
@@ -144,42 +140,6 @@ class Resamples:
         return self.d_t.shape[0]
 
 
-@dataclass
-class PretrainingGroup:
-    """Fine-tuned grid points of one N, shape and pretraining (checkpoints of one run count as one: `text@10tpp`
-    is `text`) that each have seeds from two or more of the same pretraining runs."""
-
-    pretrain: str
-    n_params: float
-    shape: str
-    runs: list[str]          # the pretraining runs, m of them
-    columns: np.ndarray      # (P,) the points' rows in results.runs
-    values: np.ndarray       # (P, m) each run's mean loss at each point; nan where the run has none there
-
-
-def pretraining_groups(results: ResultsTable) -> list[PretrainingGroup]:
-    """The groups of fine-tuned points to re-draw together: >= 2 runs at >= 2 of their points (with one point,
-    re-drawing runs is re-drawing that point's seeds, as already done)."""
-    seeds = results.seed_runs
-    if seeds.empty or "mode" not in seeds:
-        return []
-    finetuned = seeds[seeds["mode"] == "finetune"].assign(pretrain_run=lambda t: pretraining_run_of(t))
-    finetuned = finetuned.dropna(subset=["pretrain_run"]).assign(root=lambda t: t["pretrain"].str.split("@").str[0])
-    key = point_key(results)
-    position = {tuple(row): i for i, row in enumerate(results.runs[key].itertuples(index=False))}
-    groups = []
-    for (root, n_params, shape), rows in finetuned.groupby(["root", "n_params", "shape"], sort=True):
-        values = rows.groupby(key + ["pretrain_run"])["loss"].mean().unstack("pretrain_run")
-        values = values[values.notna().sum(axis=1) >= 2]
-        if len(values) < 2:
-            continue
-        groups.append(PretrainingGroup(pretrain=str(root), n_params=float(n_params), shape=str(shape),
-                                       runs=[str(r) for r in values.columns],
-                                       columns=np.array([position[tuple(i)] for i in values.index]),
-                                       values=values.to_numpy(float)))
-    return groups
-
-
 def redraw_by_pretraining(groups: list[PretrainingGroup], point_loss: np.ndarray, draws: np.ndarray,
                           rng: np.random.Generator) -> None:
     """Overwrite the groups' columns of `draws` (B, G): m runs drawn with replacement per group and resample,
@@ -235,62 +195,6 @@ def shared_families(results: ResultsTable, groups: list[PretrainingGroup]) -> li
         label = (named_runs[0],) if named_runs else (row.pretrain.split("@")[0], row.n_params, row.shape)
         families.setdefault(label, []).append(column)
     return [np.array(columns) for _, columns in sorted(families.items(), key=lambda item: str(item[0]))]
-
-
-def one_pretraining_per_point(results: ResultsTable) -> bool:
-    """Whether the table has fine-tuned points and each starts from one pretraining run: its seeds name at most one,
-    or it has one seed. False where some point's seeds come from two or more runs, or are several and name none
-    (then which runs they started from is unknown)."""
-    seeds = results.seed_runs
-    finetuned = seeds[seeds["mode"] == "finetune"] if len(seeds) else seeds
-    if finetuned.empty:
-        return False
-    named = finetuned.assign(run=pretraining_run_of(finetuned))
-    per_point = named.groupby(point_key(results), dropna=False).agg(runs=("run", "nunique"), seeds=("loss", "size"))
-    return not ((per_point["runs"] >= 2) | ((per_point["runs"] == 0) & (per_point["seeds"] >= 2))).any()
-
-
-def pretraining_noise(groups: list[PretrainingGroup]) -> pd.DataFrame:
-    """Per group, and pooled over them (pretrain "all"): how much of the fine-tunes' seed noise a pretraining
-    run shares among all its fine-tunes, from a two-way analysis of variance of log loss (points x runs, the
-    points that every run has).
-
-    `shared`: sd of a run's common shift, sqrt(max(0, MS_run - MS_rest) / P); `per_point`: sd of the rest,
-    sqrt(MS_rest) (the fine-tune's own seed noise, and how a run's shift differs between points); `p_value`:
-    MS_run / MS_rest against F(m - 1, (P - 1)(m - 1)), the chance of so large a shared part with none.
-    Both sds are of log loss, so relative sds of the loss."""
-    columns = ["pretrain", "n_params", "shape", "runs", "points", "shared", "per_point", "p_value"]
-    rows, pooled = [], np.zeros(4)      # sums of squares and degrees of freedom: run, rest
-    for g in groups:
-        sums = anova_sums(g)
-        if sums is None:
-            continue
-        points = int(np.isfinite(g.values).all(axis=1).sum())
-        rows.append([g.pretrain, g.n_params, g.shape, len(g.runs), points, *_components(sums, points)])
-        pooled += sums
-    if len(rows) > 1:
-        mean_points = float(np.mean([r[4] for r in rows]))
-        rows.append(["all", np.nan, "", int(np.median([r[3] for r in rows])), sum(r[4] for r in rows),
-                     *_components(pooled, mean_points)])
-    return pd.DataFrame(rows, columns=columns)
-
-
-def anova_sums(group: PretrainingGroup) -> np.ndarray | None:
-    """[SS_run, dof_run, SS_rest, dof_rest] of the group's log loss over the points every run has (points x runs);
-    None with fewer than two such points."""
-    y = np.log(group.values[np.isfinite(group.values).all(axis=1)])
-    points, m = y.shape
-    if points < 2:
-        return None
-    rest = y - y.mean(1, keepdims=True) - y.mean(0, keepdims=True) + y.mean()
-    return np.array([points * np.sum((y.mean(0) - y.mean()) ** 2), m - 1, np.sum(rest ** 2), (points - 1) * (m - 1)])
-
-
-def _components(sums: np.ndarray, points: float) -> tuple[float, float, float]:
-    """(shared sd, per-point sd, p value) from [SS_run, dof_run, SS_rest, dof_rest] (`pretraining_noise`)."""
-    ms_run, ms_rest = sums[0] / sums[1], sums[2] / sums[3]
-    p_value = float(stats.f.sf(ms_run / ms_rest, sums[1], sums[3])) if ms_rest > 0 else float("nan")
-    return float(np.sqrt(max(0.0, ms_run - ms_rest) / points)), float(np.sqrt(ms_rest)), p_value
 
 
 def pooled_relative_sd(seed_runs: pd.DataFrame, key: list[str]) -> tuple[float, int]:
