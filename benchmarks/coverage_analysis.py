@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from synthetic import CPU_BEYOND, CPU_INSIDE, falling_noise, make_cpu_runs, transferred  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
@@ -52,6 +53,7 @@ from effdata.analysis.core.bootstrap import (  # noqa: E402
 )
 from effdata.analysis.core.effective import compute_effective  # noqa: E402
 from effdata.analysis.core.fit import fit_transfer  # noqa: E402
+from effdata.analysis.core.runnoise import pretraining_noise  # noqa: E402
 from effdata.analysis.core.table import load_results  # noqa: E402
 from effdata.analysis.laws.scaling import fit_kaplan  # noqa: E402
 
@@ -66,10 +68,20 @@ SCENARIOS = {   # name: (law, seeds, loss noise per run, scatter of D_T about th
     "inside-3/1seeds-falling": (CPU_INSIDE, (3, 1, 1e5), falling_noise(0.02, 0.005), 0.0),
     "inside-2seeds-pretraining2%": (CPU_INSIDE, 2, 0.005, 0.0),
     "inside-2seeds-pretraining0": (CPU_INSIDE, 2, 0.005, 0.0),
+    "checkpoints-3seeds-measured": (CPU_INSIDE, 3, 0.008, 0.0),
+    "checkpoints-3seeds-checkpoint0": (CPU_INSIDE, 3, 0.008, 0.0),
+    "checkpoints-3seeds-checkpoint2%": (CPU_INSIDE, 3, 0.008, 0.0),
 }
 # Scenarios whose fine-tune seeds each start from their own pretraining run, whose seed shifts all its
 # fine-tuned losses together by this relative sd (analysis/cpu-pretrain-seeds measured it; tests/synthetic).
-PRETRAINING_NOISE = {"inside-2seeds-pretraining2%": 0.02, "inside-2seeds-pretraining0": 0.0}
+PRETRAINING_NOISE = {"inside-2seeds-pretraining2%": 0.02, "inside-2seeds-pretraining0": 0.0,
+                     "checkpoints-3seeds-measured": 0.008, "checkpoints-3seeds-checkpoint0": 0.008,
+                     "checkpoints-3seeds-checkpoint2%": 0.008}
+# Scenarios whose runs are also fine-tuned from a mid-run checkpoint (`text@10tpp`, D_T half the final model's),
+# each checkpoint's fine-tunes shifted together by this sd beyond the run's (analysis/cpu-finetune-seeds measured
+# 0.7 % for a run, 0.86 % for a checkpoint beyond it, 0.79 % per point).
+CHECKPOINT_NOISE = {"checkpoints-3seeds-measured": 0.009, "checkpoints-3seeds-checkpoint0": 0.0,
+                    "checkpoints-3seeds-checkpoint2%": 0.02}
 
 
 def audit_draw(results, effective, fit, draw: int) -> dict:
@@ -107,20 +119,25 @@ def audit_summary(rows: list[dict]) -> str:
 
 
 def one_draw(law, seeds, loss_noise, scatter, draw, resamples, audit: bool = False, per_n: bool = True,
-             pretraining_noise: float | None = None, pretraining_redraw: str = "pooled") -> dict:
+             pretraining_noise: float | None = None, pretraining_redraw: str = "pooled",
+             checkpoint_noise: float | None = None, one_shift_per_run: bool = False) -> dict:
     scratch_seeds, finetune_seeds, seeded_d = seeds if isinstance(seeds, tuple) else (seeds, seeds, np.inf)
-    df = make_cpu_runs({"text": law}, seeds=scratch_seeds, loss_noise=loss_noise, log_noise=scatter, seed=10_000 + draw,
-                       pretraining_noise=pretraining_noise)
+    laws = {"text": law, **({"text@10tpp": {**law, "k": law["k"] / 2}} if checkpoint_noise is not None else {})}
+    df = make_cpu_runs(laws, seeds=scratch_seeds, loss_noise=loss_noise, log_noise=scatter, seed=10_000 + draw,
+                       pretraining_noise=pretraining_noise, checkpoint_noise=checkpoint_noise)
     seeded = (df["mode"] == "scratch") & (df["data_chars"] <= seeded_d)
     results = load_results(df[seeded | (df["seed"] < finetune_seeds)])
     effective = compute_effective(results)
     noise = estimate_noise(results, effective, per_n=per_n, pretraining_redraw=pretraining_redraw)
+    if one_shift_per_run and noise.pooled is not None:
+        _without_checkpoints(noise)
     draws = resample_effective(results, effective, noise, resamples, seed=draw)
     attach_intervals(effective.table, draws)
     fit = fit_transfer(effective.table, "text", "chars", seed=draw, draws=draws.d_t)
     table = effective.table
     # A point's true D_T is the law's only without scatter (the generator's scatter is not returned).
-    true_d_t = transferred(table["d_f"], table["n_params"], **law) if scatter == 0 else np.nan
+    true_d_t = pd.concat([pd.Series(transferred(rows["d_f"], rows["n_params"], **laws[name]), index=rows.index)
+                          for name, rows in table.groupby("pretrain")]).reindex(table.index) if scatter == 0 else np.nan
     holds = (table["d_t_lo"] <= true_d_t) & (true_d_t <= table["d_t_hi"])
     out = {"fitted": fit.fitted, "tau": fit.lack_of_fit, "extrapolated": int(table["extrapolated"].sum()),
            "points_inside": holds[~table["extrapolated"]].tolist() if scatter == 0 else [],
@@ -138,6 +155,14 @@ def one_draw(law, seeds, loss_noise, scatter, draw, resamples, audit: bool = Fal
     if audit and fit.fitted:
         out.update(audit_draw(results, effective, fit, draw))
     return out
+
+
+def _without_checkpoints(noise) -> None:
+    """The model before checkpoints had their own shift: a run's checkpoints as one, the rest per point."""
+    for group in noise.pretraining:
+        group.starts = np.full(len(group.starts), "")
+    pooled = pretraining_noise(noise.pretraining).iloc[-1]
+    noise.pooled = (float(pooled["shared"]), 0.0, float(pooled["per_point"]))
 
 
 def _true_d_e(law: dict, need: dict) -> float:
@@ -185,13 +210,16 @@ def main() -> None:
     parser.add_argument("--pooled-noise", action="store_true", help="one sigma per mode, not per N (the old model)")
     parser.add_argument("--pretraining-redraw", choices=PRETRAINING_REDRAWS, default="pooled",
                         help="how fine-tunes of a size pretrained twice are re-drawn (effdata/analysis/core/bootstrap.py)")
+    parser.add_argument("--one-shift-per-run", action="store_true",
+                        help="pooled, with a run's checkpoints as one (the model before checkpoints had their own shift)")
     args = parser.parse_args()
     with threadpool_limits(1, user_api="blas"):
         for name in args.scenario:
             law, seeds, loss_noise, scatter = SCENARIOS[name]
             start = time.perf_counter()
             rows = [one_draw(law, seeds, loss_noise, scatter, draw, args.resamples, args.audit, not args.pooled_noise,
-                             PRETRAINING_NOISE.get(name), args.pretraining_redraw)
+                             PRETRAINING_NOISE.get(name), args.pretraining_redraw, CHECKPOINT_NOISE.get(name),
+                             args.one_shift_per_run)
                     for draw in range(args.draws)]
             print(summarize(name, law, rows, time.perf_counter() - start), flush=True)
             if args.audit:

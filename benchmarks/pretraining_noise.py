@@ -29,7 +29,7 @@ from effdata.analysis.core.bootstrap import bartlett_p, estimate_noise, resample
 from effdata.analysis.core.runnoise import anova_sums, pretraining_groups, pretraining_noise  # noqa: E402
 from effdata.analysis.core.effective import compute_effective  # noqa: E402
 from effdata.analysis.core.fit import fit_transfer  # noqa: E402
-from effdata.analysis.core.table import load_results  # noqa: E402
+from effdata.analysis.core.table import load_results, pretraining_run_of  # noqa: E402
 
 WAYS = {"pooled shift per size": ("pooled", None), "each size's runs resampled": ("runs", None),
         "each point on its own": ("points", None)}
@@ -56,8 +56,29 @@ def laws(table: str, resamples: int, seed: int = 0, given: float | None = None) 
 def run_mean_squares(groups) -> tuple[np.ndarray, np.ndarray]:
     """Per group, the degrees of freedom and mean square of its runs' effect on log loss (`anova_sums`): equal in
     expectation across groups where one shared part and one per-point part hold for all."""
-    sums = np.array([s for s in map(anova_sums, groups) if s is not None]).reshape(-1, 4)
-    return sums[:, 1], sums[:, 0] / sums[:, 1]
+    sums = [s for s in map(anova_sums, groups) if s is not None]
+    return np.array([s.run_dof for s in sums], float), np.array([s.run / s.run_dof for s in sums])
+
+
+def own_seed_across_d_f(table) -> list[str]:
+    """Where fine-tunes of one pretraining run repeat a point with other seeds (`[extra_seeds] pretraining =
+    "shared"`): each D_F's own-seed sd, and whether a fine-tune seed's deviation from its (run, checkpoint, D_F) mean
+    carries to the other D_F of that checkpoint (their correlation; 0 if the seed's luck is its own at each D_F)."""
+    rows = table.seed_runs[table.seed_runs["mode"] == "finetune"]
+    rows = rows.assign(run=pretraining_run_of(rows), y=np.log(rows["loss"].astype(float)))
+    cell = ["pretrain", "n_params", "run", table.data_column]
+    rows = rows[rows.groupby(cell)["y"].transform("size") >= 2]
+    if rows.empty:
+        return []
+    rows = rows.assign(dev=rows["y"] - rows.groupby(cell)["y"].transform("mean"))
+    lines = [f"own seed at D_F = {d:g}: sd {100 * np.sqrt((g['dev'] ** 2).sum() / (len(g) - g.groupby(cell).ngroups)):.3g} % "
+             f"({len(g)} fine-tunes)" for d, g in rows.groupby(table.data_column)]
+    wide = rows.pivot_table(index=["pretrain", "n_params", "run", "seed"], columns=table.data_column, values="dev")
+    if wide.shape[1] == 2:
+        wide = wide.dropna()
+        lines.append(f"a seed's deviation at D_F = {wide.columns[0]:g} and {wide.columns[1]:g} (same checkpoint): "
+                     f"correlation {np.corrcoef(wide.iloc[:, 0], wide.iloc[:, 1])[0, 1]:.3f} over {len(wide)} seeds")
+    return lines
 
 
 def main() -> None:
@@ -66,13 +87,15 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--given", type=float, metavar="SIGMA", help="also with --pretraining-noise SIGMA")
     args = parser.parse_args()
-    groups = pretraining_groups(load_results(args.table))
+    table = load_results(args.table)
+    groups = pretraining_groups(table)
     shared = pretraining_noise(groups)
     print(shared.to_string(index=False, float_format="%.4g") if len(shared) else "no size pretrained twice")
     if len(groups) > 1:
         dof, mean_squares = run_mean_squares(groups)
         print(f"one shared part for every size and name? Bartlett's test over the {len(groups)} run mean squares "
               f"({dof[0]:g} degrees of freedom each): p = {bartlett_p(dof, mean_squares):.3g}")
+    print("\n".join(own_seed_across_d_f(table)))
     for row in laws(args.table, args.resamples, given=args.given):
         a, b = row["alpha_interval"], row["beta_interval"]
         print(f"{row['pretrain']:<18} {row['way']:<30} α {row['alpha']:.3f} [{a[0]:.3f}, {a[1]:.3f}] width "

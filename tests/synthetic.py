@@ -73,11 +73,13 @@ def transferred(d_f, n_params, k, alpha, beta, alpha_per_decade: float = 0.0, n_
 def make_runs(laws: dict[str, dict] | None = None, n_values=N_VALUES, d_f_values=D_F_VALUES,
               d_scratch=D_SCRATCH, log_noise: float = 0.0, seed: int = 0, seeds: int = 1,
               loss_noise: float = 0.0, scratch=scratch_loss, pretraining: bool = False,
-              pretraining_noise: float | None = None) -> pd.DataFrame:
+              pretraining_noise: float | None = None, checkpoint_noise: float | None = None) -> pd.DataFrame:
     """A results table (DESIGN.md columns): `seeds` rows per from-scratch and fine-tuned grid point.
 
     With `pretraining_noise` (a number), fine-tune seed s of (name, N) starts from its own pretraining run
-    (column `pretrain_run`), whose seed multiplies all that run's fine-tuned losses by (1 + pretraining_noise * z)."""
+    (column `pretrain_run`), whose seed multiplies all that run's fine-tuned losses by (1 + pretraining_noise * z).
+    With `checkpoint_noise` too, names with one root (`text`, `text@10tpp`) are checkpoints of one run: z is drawn
+    once per (root, N, seed), and each checkpoint's fine-tunes are multiplied by (1 + checkpoint_noise * c) more."""
     laws = {"text": TRUE_TEXT} if laws is None else laws
     rng = np.random.default_rng(seed)
     rows = []
@@ -85,14 +87,15 @@ def make_runs(laws: dict[str, dict] | None = None, n_values=N_VALUES, d_f_values
         for d in d_scratch:
             rows += _seed_rows({"pretrain": "none", "mode": "scratch", "n_params": n, "data_chars": d},
                                float(scratch(n, d)), seeds, loss_noise, rng)
+        run_shifts: dict[str, np.ndarray] = {}
         for name, law in laws.items():
-            shift = 1 + pretraining_noise * rng.standard_normal(seeds) if pretraining_noise is not None else None
+            shift, run = _pretraining_shift(name, seeds, pretraining_noise, checkpoint_noise, run_shifts, rng)
             for d_f in d_f_values:
                 d_t = transferred(d_f, n, **law) * np.exp(log_noise * rng.standard_normal())
                 point = _seed_rows({"pretrain": name, "mode": "finetune", "n_params": n, "data_chars": d_f},
                                    float(scratch(n, d_f + d_t)), seeds, loss_noise, rng)
                 rows += point if shift is None else [{**row, "loss": row["loss"] * shift[row["seed"]],
-                                                      "pretrain_run": f"{name}-{n:g}-s{row['seed']}"} for row in point]
+                                                      "pretrain_run": f"{run}-{n:g}-s{row['seed']}"} for row in point]
     df = pd.DataFrame(rows)
     df["data_tokens"] = np.round(df["data_chars"] / CHARS_PER_TOKEN)
     df["status"], df["size"] = "ok", [f"n{n:.0e}" for n in df["n_params"]]
@@ -102,6 +105,18 @@ def make_runs(laws: dict[str, dict] | None = None, n_values=N_VALUES, d_f_values
     if pretraining:
         df = pd.concat([df, pretraining_rows(laws, n_values)], ignore_index=True)
     return df
+
+
+def _pretraining_shift(name, seeds, pretraining_noise, checkpoint_noise, run_shifts, rng):
+    """(each seed's factor on the fine-tunes of `name`, or None; the pretraining run's name): `make_runs`."""
+    if pretraining_noise is None:
+        return None, name
+    if checkpoint_noise is None:      # each name its own run: the draws the tables made before checkpoints
+        return 1 + pretraining_noise * rng.standard_normal(seeds), name
+    root = name.split("@")[0]
+    if root not in run_shifts:
+        run_shifts[root] = pretraining_noise * rng.standard_normal(seeds)
+    return 1 + run_shifts[root] + checkpoint_noise * rng.standard_normal(seeds), root
 
 
 def falling_noise(largest: float = 0.02, smallest: float = 0.005, n_values=CPU_N):

@@ -81,6 +81,11 @@ def test_same_seed_repeats_are_averaged_with_a_warning():
     table = load_results(pd.concat([df, again], ignore_index=True))
     assert any("same seed" in w for w in table.warnings)
     assert len(table.runs) == len(df)
+    # The same seed fine-tuned from another pretraining run is another run, not a repeat.
+    tuned = df[df["mode"] == "finetune"].iloc[:4]
+    runs = [tuned.assign(pretrain_run=f"pretrain-{r}") for r in ("a", "b")]
+    both = load_results(pd.concat([df[df["mode"] != "finetune"], *runs], ignore_index=True))
+    assert not any("same seed" in w for w in both.warnings) and (both.runs["n_seeds"].max() == 2)
 
 
 def test_external_table_without_mode_or_chars():

@@ -397,17 +397,26 @@ def _pretraining_seed_lines(analysis: Analysis) -> list[str]:
     table = pretraining_noise(pretraining_groups(analysis.results))
     if table.empty:
         return []
+    split = table["checkpoint"].notna().any()
     rows = [["all of the above" if r.pretrain == "all" else r.pretrain, "" if r.pretrain == "all" else sig(r.n_params),
-             str(r.runs), str(r.points), f"{100 * r.shared:.2g}%", f"{100 * r.per_point:.2g}%", f"{r.p_value:.2g}"]
+             str(r.runs), str(r.points), f"{100 * r.shared:.2g}%"]
+            + ([f"{100 * r.checkpoint:.2g}%" if np.isfinite(r.checkpoint) else "—"] if split else [])
+            + [f"{100 * r.per_point:.2g}%", f"{r.p_value:.2g}"]
+            + ([f"{r.checkpoint_p:.2g}" if np.isfinite(r.checkpoint_p) else "—"] if split else [])
             for r in table.itertuples()]
-    redrawn = ("the bootstrap re-draws each size's fine-tunes with one shift per size and resample from the pooled "
-               "parts (*all of the above*)" if analysis.noise and analysis.noise.pretraining else
+    noise = analysis.noise
+    per_checkpoint = ", one per checkpoint of a run," if noise and noise.pooled and noise.pooled[1] else ""
+    redrawn = (f"the bootstrap re-draws each size's fine-tunes with one shift per size{per_checkpoint} and resample "
+               "from the pooled parts (*all of the above*)" if noise and noise.pretraining else
                "the bootstrap re-drew these fine-tunes one point at a time")
+    checkpoint = ("; *checkpoint*, the sd of the shift a run's checkpoint (its final model, `@10tpp`, ...: another "
+                  "model) shares among its own fine-tunes beyond that, with its *p*" if split else "")
     return ["A pretraining run's seed, shared by all its fine-tunes (sizes pretrained two or more times; the fine-tuned "
             "points every run has, checkpoints of a run counted as that run; analysis of variance of log loss): "
-            "*shared*, the sd of a run's common shift; *per point*, the sd of the rest; *p*, the chance of so large "
-            f"a shared part with none. {redrawn[0].upper()}{redrawn[1:]}.", "",
-            markdown_table(["pretraining", "N", "runs", "points", "shared", "per point", "p"], rows), ""
+            f"*shared*, the sd of a run's common shift{checkpoint}; *per point*, the sd of the rest; *p*, the chance of "
+            f"so large a part with none. {redrawn[0].upper()}{redrawn[1:]}.", "",
+            markdown_table(["pretraining", "N", "runs", "points", "shared"] + (["checkpoint"] if split else [])
+                           + ["per point", "p"] + (["checkpoint p"] if split else []), rows), ""
             ] + _own_seed_lines(analysis)
 
 
@@ -424,10 +433,10 @@ def _own_seed_lines(analysis: Analysis) -> list[str]:
             "alone; sd of log loss pooled within each (run, point)):", "",
             markdown_table(["pretraining", "N", "(run, point) cells", "fine-tunes", "own seed"], rows), "",
             f"Of the per-point part above ({100 * split['per_point']:.2g}%, over each run's mean at a point), the "
-            f"fine-tune's own seed accounts for {100 * split['own_in_per_point']:.2g}%; the rest, a pretraining run's "
-            f"effect that differs between its points (D_F, starting checkpoint), which one shift per run does not "
-            f"model: {100 * split['interaction']:.2g}% (p = {split['p_value']:.2g}, the chance of so large a rest "
-            "with none).", ""]
+            f"fine-tune's own seed accounts for {100 * split['own_in_per_point']:.2g}%; the rest is a pretraining's "
+            f"effect that differs between points the shifts above do not tie together (the D_F of one checkpoint): "
+            f"{100 * split['interaction']:.2g}% (p = {split['p_value']:.2g}, the chance of so large a rest with none). "
+            "The bootstrap draws both in its per-point part.", ""]
 
 
 def _unseeded_lines(spread: pd.DataFrame, analysis: Analysis) -> list[str]:

@@ -18,8 +18,10 @@ too narrow (docs/METHOD.md §1 and §4). So each resample:
      of its own loss between two w100k seeds, up to 6 % of a fine-tune's: analysis/cpu-pretrain-lr/seed1),
      so points re-drawn one at a time let those shifts cancel across D_F and leave them out of the law's
      intervals. How (`PRETRAINING_REDRAWS`, `redraw_pooled`): each point's loss times
-     (1 + shared/sqrt(m) z + per_point/sqrt(m) e), one z per size and resample, the two sds pooled over every
-     such size by an analysis of variance (`pretraining_noise`). Measured on synthetic CPU-shaped studies
+     (1 + shared/sqrt(m) z + checkpoint/sqrt(m) c + per_point/sqrt(m) e), one z per size and resample, one c per
+     checkpoint a run was fine-tuned from (its final model, `@10tpp`, ...: different models, whose shifts differ
+     by 0.86 % beyond the run's shared 0.8 %: analysis/cpu-finetune-seeds), the sds pooled over every such size by
+     a nested analysis of variance (`runnoise.pretraining_noise`). Measured on synthetic CPU-shaped studies
      with two pretraining runs per size and a 2 % shared shift (benchmarks/coverage_analysis.py, 200 draws,
      `--scenario inside-2seeds-pretraining2% inside-2seeds-pretraining0`): β's 90 % interval held the truth
      in 65 % of draws with points re-drawn one at a time, 81.5 % with each size's two runs resampled (two
@@ -72,7 +74,8 @@ class NoiseModel:
     seeded_points: dict[str, int] = field(default_factory=dict)   # mode -> grid points with >= 2 seeds
     by_n: dict[str, dict[float, float]] = field(default_factory=dict)  # mode -> {N: sigma}, when measured per N
     pretraining: list["PretrainingGroup"] = field(default_factory=list)   # fine-tunes re-drawn together
-    pooled: tuple[float, float] | None = None   # (shared, per point) sds re-drawing the groups; None: resample runs
+    pooled: tuple[float, float, float] | None = None   # (shared, checkpoint, per point) sds re-drawing the groups;
+    # None: resample runs
     shared: float = 0.0        # relative sd of a lone pretraining run's shift of all its fine-tunes (given)
     shared_families: list[np.ndarray] = field(default_factory=list)   # their columns in results.runs, per run
 
@@ -101,9 +104,10 @@ class NoiseModel:
             sizes = ", ".join(compact(n) for n in sorted({g.n_params for g in self.pretraining}))
             where = (f"the fine-tunes of {len(self.pretraining)} (pretraining, N) pair(s) pretrained {runs} times "
                      f"({names} at N = {sizes})")
-            how = ("a pretraining run at a time, every run bringing all its fine-tunes" if self.pooled is None else
-                   f"with one shift per pair, σ = {100 * self.pooled[0]:.2g}% of the loss, and {100 * self.pooled[1]:.2g}% "
-                   "per point, both over the mean of its runs and pooled over the pairs")
+            how = "a pretraining run at a time, every run bringing all its fine-tunes" if self.pooled is None else (
+                f"with one shift per pair, σ = {100 * self.pooled[0]:.2g}% of the loss, "
+                + (f"one per checkpoint of a run, {100 * self.pooled[1]:.2g}%, " if self.pooled[1] else "")
+                + f"and {100 * self.pooled[2]:.2g}% per point, each over the mean of its runs and pooled over the pairs")
             parts.append(f"{where} re-drawn together: {how}")
         if self.shared_families:
             parts.append(f"the fine-tunes of each of {len(self.shared_families)} lone pretraining run(s) shifted "
@@ -160,17 +164,22 @@ def redraw_by_pretraining(groups: list[PretrainingGroup], point_loss: np.ndarray
         draws[:, group.columns] = point_loss[group.columns] + np.sqrt(count / (count - 1)) * (resampled - centre)
 
 
-def redraw_pooled(groups: list[PretrainingGroup], shared: float, per_point: float, point_loss: np.ndarray,
-                  draws: np.ndarray, rng: np.random.Generator) -> None:
-    """Overwrite the groups' columns of `draws`: each point's loss times (1 + shared/sqrt(m) z + per_point/sqrt(m_p)
-    e), one z per group and resample, one e per point: the error of a mean of m runs, with the two parts pooled
-    over every group (`pretraining_noise`) instead of read off a group's own m runs."""
+def redraw_pooled(groups: list[PretrainingGroup], shared: float, checkpoint: float, per_point: float,
+                  point_loss: np.ndarray, draws: np.ndarray, rng: np.random.Generator) -> None:
+    """Overwrite the groups' columns of `draws`: each point's loss times (1 + shared/sqrt(m) z + checkpoint/sqrt(m_p)
+    c + per_point/sqrt(m_p) e), one z per group and resample, one c per checkpoint of the group (`starts`) and
+    resample, one e per point: the error of a mean of m runs, with the parts pooled over every group
+    (`runnoise.pretraining_noise`) instead of read off a group's own m runs."""
     n_resamples = draws.shape[0]
     for group in groups:
         count = np.isfinite(group.values).sum(axis=1)
         z = rng.standard_normal((n_resamples, 1))
         e = rng.standard_normal((n_resamples, len(group.columns)))
         factor = 1 + shared / np.sqrt(len(group.runs)) * z + per_point / np.sqrt(count) * e
+        if checkpoint > 0:      # no draw without it: tables without checkpoints keep their random stream
+            labels, which = np.unique(group.starts, return_inverse=True)
+            c = rng.standard_normal((n_resamples, len(labels)))
+            factor += checkpoint / np.sqrt(count) * c[:, which]
         draws[:, group.columns] = point_loss[group.columns] * factor
 
 
@@ -345,7 +354,9 @@ def estimate_noise(results: ResultsTable, effective: EffectiveResult, loss_noise
     lone = shared_families(results, groups) if shared_noise else []
     parts = pretraining_noise(groups) if pretraining_redraw == "pooled" else pd.DataFrame()
     # No group with two points that every run has: nothing to pool, so its runs are resampled.
-    components = (float(parts.iloc[-1]["shared"]), float(parts.iloc[-1]["per_point"])) if len(parts) else None
+    pooled = parts.iloc[-1] if len(parts) else None
+    components = None if pooled is None else (float(pooled["shared"]), float(np.nan_to_num(pooled["checkpoint"])),
+                                              float(pooled["per_point"]))
     return NoiseModel(sigma=sigma, source=source, seeded_points=seeded, by_n={m: t for m, t in by_n.items() if t},
                       pretraining=groups, pooled=components, shared=float(shared_noise or 0.0),
                       shared_families=lone)

@@ -27,7 +27,9 @@ def point_key(results: ResultsTable) -> list[str]:
 @dataclass
 class PretrainingGroup:
     """Fine-tuned grid points of one N, shape and pretraining (checkpoints of one run count as one: `text@10tpp`
-    is `text`) that each have seeds from two or more of the same pretraining runs."""
+    is `text`) that each have seeds from two or more of the same pretraining runs. `starts` names each point's
+    checkpoint (`@10tpp`; "" for the run's final model): a run's checkpoints are different models, each with its
+    own shift (`pretraining_noise`)."""
 
     pretrain: str
     n_params: float
@@ -36,6 +38,7 @@ class PretrainingGroup:
     columns: np.ndarray      # (P,) the points' rows in results.runs
     values: np.ndarray       # (P, m) each run's mean loss at each point; nan where the run has none there
     counts: np.ndarray       # (P, m) how many fine-tunes (seeds) each of those means is over; 0 where none
+    starts: np.ndarray       # (P,) each point's checkpoint: the part of its pretraining name after "@", else ""
 
 
 def pretraining_groups(results: ResultsTable) -> list[PretrainingGroup]:
@@ -59,8 +62,14 @@ def pretraining_groups(results: ResultsTable) -> list[PretrainingGroup]:
                                        runs=[str(r) for r in values.columns],
                                        columns=np.array([position[tuple(i)] for i in values.index]),
                                        values=values.to_numpy(float),
-                                       counts=counts.loc[values.index, values.columns].fillna(0).to_numpy(int)))
+                                       counts=counts.loc[values.index, values.columns].fillna(0).to_numpy(int),
+                                       starts=np.array([_checkpoint_of(name) for name in
+                                                        values.index.get_level_values("pretrain")])))
     return groups
+
+
+def _checkpoint_of(pretrain: str) -> str:
+    return pretrain.split("@", 1)[1] if "@" in pretrain else ""
 
 
 def one_pretraining_per_point(results: ResultsTable) -> bool:
@@ -78,45 +87,91 @@ def one_pretraining_per_point(results: ResultsTable) -> bool:
 
 def pretraining_noise(groups: list[PretrainingGroup]) -> pd.DataFrame:
     """Per group, and pooled over them (pretrain "all"): how much of the fine-tunes' seed noise a pretraining
-    run shares among all its fine-tunes, from a two-way analysis of variance of log loss (points x runs, the
-    points that every run has).
+    run shares among all its fine-tunes, and how much each of its checkpoints shares among its own, from a nested
+    analysis of variance of log loss over the points that every run has (`anova_sums`).
 
-    `shared`: sd of a run's common shift, sqrt(max(0, MS_run - MS_rest) / P); `per_point`: sd of the rest,
-    sqrt(MS_rest) (the fine-tune's own seed noise, and how a run's shift differs between points); `p_value`:
-    MS_run / MS_rest against F(m - 1, (P - 1)(m - 1)), the chance of so large a shared part with none.
-    Both sds are of log loss, so relative sds of the loss."""
-    columns = ["pretrain", "n_params", "shape", "runs", "points", "shared", "per_point", "p_value"]
-    rows, pooled = [], np.zeros(4)      # sums of squares and degrees of freedom: run, rest
+    `shared`: sd of a run's common shift, sqrt(max(0, MS_run - MS_checkpoint) / P); `checkpoint`: sd of a
+    checkpoint's shift beyond it, sqrt(max(0, MS_checkpoint - MS_rest) / (P / S)) for S checkpoints (nan where
+    each checkpoint has one point, or there is one: then it is in the rest, and MS_run is set against MS_rest);
+    `per_point`: sd of the rest, sqrt(MS_rest) (the fine-tune's own seed noise, and how a checkpoint's shift
+    differs between its points); `p_value`, `checkpoint_p`: each mean square over the next against its F, the
+    chance of so large a part with none. The sds are of log loss, so relative sds of the loss."""
+    columns = ["pretrain", "n_params", "shape", "runs", "points", "shared", "checkpoint", "per_point", "p_value",
+               "checkpoint_p"]
+    rows, found = [], []
     for g in groups:
         sums = anova_sums(g)
         if sums is None:
             continue
-        points = int(np.isfinite(g.values).all(axis=1).sum())
-        rows.append([g.pretrain, g.n_params, g.shape, len(g.runs), points, *_components(sums, points)])
-        pooled += sums
+        rows.append([g.pretrain, g.n_params, g.shape, len(g.runs), int(sums.points), *sums.components()])
+        found.append(sums)
     if len(rows) > 1:
-        mean_points = float(np.mean([r[4] for r in rows]))
         rows.append(["all", np.nan, "", int(np.median([r[3] for r in rows])), sum(r[4] for r in rows),
-                     *_components(pooled, mean_points)])
+                     *AnovaSums.pooled(found).components()])
     return pd.DataFrame(rows, columns=columns)
 
 
-def anova_sums(group: PretrainingGroup) -> np.ndarray | None:
-    """[SS_run, dof_run, SS_rest, dof_rest] of the group's log loss over the points every run has (points x runs);
-    None with fewer than two such points."""
-    y = np.log(group.values[np.isfinite(group.values).all(axis=1)])
+@dataclass(frozen=True)
+class AnovaSums:
+    """Sums of squares and degrees of freedom of a nested analysis of variance of log loss: runs, a run's
+    checkpoints within it (its points grouped by `PretrainingGroup.starts`), the rest; `points` P and
+    `per_checkpoint` (P / S) are the coefficients of the expected mean squares (balanced; means when pooled)."""
+
+    run: float
+    run_dof: int
+    checkpoint: float
+    checkpoint_dof: int
+    rest: float
+    rest_dof: int
+    points: float
+    per_checkpoint: float
+
+    @staticmethod
+    def pooled(found: list["AnovaSums"]) -> "AnovaSums":
+        split = [a.per_checkpoint for a in found if a.checkpoint_dof]
+        return AnovaSums(*(sum(getattr(a, f) for a in found) for f in
+                           ("run", "run_dof", "checkpoint", "checkpoint_dof", "rest", "rest_dof")),
+                         points=float(np.mean([a.points for a in found])),
+                         per_checkpoint=float(np.mean(split)) if split else 1.0)
+
+    def components(self) -> tuple[float, float, float, float, float]:
+        """(shared, checkpoint, per_point, p_value, checkpoint_p): `pretraining_noise`'s columns."""
+        ms_rest = self.rest / self.rest_dof
+        checkpoint, checkpoint_p, below, below_dof = np.nan, np.nan, ms_rest, self.rest_dof
+        if self.checkpoint_dof:
+            below, below_dof = self.checkpoint / self.checkpoint_dof, self.checkpoint_dof
+            checkpoint = float(np.sqrt(max(0.0, below - ms_rest) / self.per_checkpoint))
+            checkpoint_p = _f_sf(below, ms_rest, self.checkpoint_dof, self.rest_dof)
+        ms_run = self.run / self.run_dof
+        return (float(np.sqrt(max(0.0, ms_run - below) / self.points)), checkpoint, float(np.sqrt(ms_rest)),
+                _f_sf(ms_run, below, self.run_dof, below_dof), checkpoint_p)
+
+
+def _f_sf(above: float, below: float, dof_above: int, dof_below: int) -> float:
+    return float(stats.f.sf(above / below, dof_above, dof_below)) if below > 0 else float("nan")
+
+
+def anova_sums(group: PretrainingGroup) -> AnovaSums | None:
+    """The nested analysis of variance of the group's log loss over the points every run has (points x runs); None
+    with fewer than two such points. The run-by-point residual splits into a part each (run, checkpoint) shares over
+    its points and the rest, where some checkpoint has two or more points; else all of it is the rest."""
+    complete = np.isfinite(group.values).all(axis=1)
+    y, starts = np.log(group.values[complete]), group.starts[complete]
     points, m = y.shape
     if points < 2:
         return None
-    rest = y - y.mean(1, keepdims=True) - y.mean(0, keepdims=True) + y.mean()
-    return np.array([points * np.sum((y.mean(0) - y.mean()) ** 2), m - 1, np.sum(rest ** 2), (points - 1) * (m - 1)])
-
-
-def _components(sums: np.ndarray, points: float) -> tuple[float, float, float]:
-    """(shared sd, per-point sd, p value) from [SS_run, dof_run, SS_rest, dof_rest] (`pretraining_noise`)."""
-    ms_run, ms_rest = sums[0] / sums[1], sums[2] / sums[3]
-    p_value = float(stats.f.sf(ms_run / ms_rest, sums[1], sums[3])) if ms_rest > 0 else float("nan")
-    return float(np.sqrt(max(0.0, ms_run - ms_rest) / points)), float(np.sqrt(ms_rest)), p_value
+    residual = y - y.mean(1, keepdims=True) - y.mean(0, keepdims=True) + y.mean()
+    labels = np.unique(starts)
+    by_checkpoint = np.zeros_like(residual)
+    if 1 < len(labels) < points:
+        for label in labels:
+            by_checkpoint[starts == label] = residual[starts == label].mean(axis=0)
+    split = int(by_checkpoint.any())
+    return AnovaSums(run=points * float(np.sum((y.mean(0) - y.mean()) ** 2)), run_dof=m - 1,
+                     checkpoint=float(np.sum(by_checkpoint ** 2)), checkpoint_dof=split * (m - 1) * (len(labels) - 1),
+                     rest=float(np.sum((residual - by_checkpoint) ** 2)),
+                     rest_dof=(m - 1) * (points - 1 - split * (len(labels) - 1)),
+                     points=float(points), per_checkpoint=points / len(labels) if split else 1.0)
 
 
 def own_seed_noise(results: ResultsTable) -> pd.DataFrame:
@@ -158,18 +213,18 @@ def pretraining_interaction(groups: list[PretrainingGroup], own: pd.DataFrame) -
     if own.empty:
         return None
     pooled = own.iloc[-1]
-    sums, inverse = np.zeros(4), []
+    rest, rest_dof, inverse = 0.0, 0, []
     for g in groups:
-        group_sums = anova_sums(g)
-        if group_sums is None:
+        sums = anova_sums(g)
+        if sums is None:
             continue
-        sums += group_sums
+        rest, rest_dof = rest + sums.rest, rest_dof + sums.rest_dof
         complete = np.isfinite(g.values).all(axis=1)
         inverse += (1.0 / g.counts[complete]).ravel().tolist()
-    if not inverse or sums[3] == 0:
+    if not inverse or rest_dof == 0:
         return None
-    ms_rest, expected = sums[2] / sums[3], pooled["own"] ** 2 * float(np.mean(inverse))
-    p_value = float(stats.f.sf(ms_rest / expected, sums[3], pooled["dof"])) if expected > 0 else float("nan")
-    return {"per_point": float(np.sqrt(ms_rest)), "per_point_dof": int(sums[3]), "own": float(pooled["own"]),
+    ms_rest, expected = rest / rest_dof, pooled["own"] ** 2 * float(np.mean(inverse))
+    p_value = _f_sf(ms_rest, expected, rest_dof, int(pooled["dof"])) if expected > 0 else float("nan")
+    return {"per_point": float(np.sqrt(ms_rest)), "per_point_dof": int(rest_dof), "own": float(pooled["own"]),
             "own_dof": int(pooled["dof"]), "own_in_per_point": float(np.sqrt(expected)),
             "interaction": float(np.sqrt(max(0.0, ms_rest - expected))), "p_value": p_value}

@@ -359,7 +359,8 @@ def _average_seeds(df: pd.DataFrame, data_column: str, warnings: list[str]) -> p
     """One row per (pretrain, mode, N, shape, data size): mean loss, its spread and the seed count.
 
     Other numeric columns are averaged, text columns keep their first value. Rows that share the
-    key *and* the seed (or have no seed) are suspicious duplicates: averaged too, with a warning.
+    key *and* the seed (or have no seed) and start from the same pretraining run (or name none) are suspicious
+    duplicates: averaged too, with a warning.
     """
     key = ["pretrain", "mode", "n_params", "shape", data_column]
     if df.empty:
@@ -367,10 +368,13 @@ def _average_seeds(df: pd.DataFrame, data_column: str, warnings: list[str]) -> p
         out["loss_std"] = pd.Series(dtype=float)
         out["n_seeds"] = pd.Series(dtype=int)
         return out.reset_index(drop=True)
-    same_seed_key = key + (["seed"] if "seed" in df.columns else [])
-    repeated = df.duplicated(subset=same_seed_key, keep=False)
+    # One seed fine-tuned from two pretraining runs is two runs (a study's extra seeds of a shared pretraining beside
+    # its runs' own: analysis/cpu-finetune-seeds), not a repeat.
+    same_seed_key = key + (["seed"] if "seed" in df.columns else []) + ["_pretraining_run"]
+    marked = df.assign(_pretraining_run=pretraining_run_of(df))
+    repeated = marked.duplicated(subset=same_seed_key, keep=False)
     if repeated.any():
-        groups = df[repeated].groupby(same_seed_key, dropna=False).ngroups
+        groups = marked[repeated].groupby(same_seed_key, dropna=False).ngroups
         seed_note = "the same seed" if "seed" in df.columns else "no seed column"
         warnings.append(f"{int(repeated.sum())} rows in {groups} group(s) share (pretrain, mode, "
                         f"n_params, shape, {data_column}) with {seed_note} but differ elsewhere: averaged")
