@@ -125,6 +125,10 @@ NOT_RE_RUN = {
         "from-scratch runs are cpu-seeds' (the quick-v4 re-run covers seed 0's settings), its pretrainings and "
         "fine-tunes differ from v4's in the seed alone; its cheapest pretraining (w7k) takes a minute with its "
         "fine-tunes; not re-run here for time") for name in ("", "seed1/", "seed2/")},
+    "analysis/cpu-finetune-seeds/results.csv": (
+        "analysis/cpu-pretrain-seeds's table with four more fine-tunes of each of v4's own pretraining runs at every "
+        "point (jobs/cpu-finetune-seeds.toml, made by this code): they differ from v4's fine-tunes in the seed alone; "
+        "not re-run here for time"),
     "analysis/dynamics/results.csv": "issue 22's short study (jobs/dynamics.toml), made by this code; not re-run here "
                                      "(left out for time, and not checked by hand)",
     "analysis/dynamics-batch/results.csv": "issue 22's batch experiment (jobs/dynamics-batch.toml), made by this code; "

@@ -230,6 +230,11 @@ def test_a_fine_tunes_own_seed_noise_is_measured_within_a_run_and_point():
     assert 0.008 < pooled["own"] < 0.012
     # One fine-tune per (run, point) measures nothing of it: the seeds of make_cpu_runs each have their own run.
     assert own_seed_noise(load_results(make_cpu_runs(seeds=2, pretraining_noise=0.01))).empty
+    # Nor do rows of one seed at other settings (a sweep over batch size: analysis/lr/batch).
+    one = make_cpu_runs(seeds=1, pretraining_noise=0.01)
+    tuned = one[one["mode"] == "finetune"]
+    swept = pd.concat([one, tuned.assign(loss=tuned["loss"] * 1.01, batch_size=32)], ignore_index=True)
+    assert own_seed_noise(load_results(swept)).empty
 
 
 def test_what_the_own_seed_leaves_of_the_per_point_part_is_found_where_it_is_and_seldom_where_it_is_not():
@@ -245,3 +250,14 @@ def test_what_the_own_seed_leaves_of_the_per_point_part_is_found_where_it_is_and
         split = pretraining_interaction(pretraining_groups(table), own_seed_noise(table))
         alarms.append(split["p_value"] < 0.05)
     assert np.mean(alarms) <= 0.12          # nominal 5 %; 60 tables give it a standard error of 2.8 %
+
+
+def test_fine_tune_seeds_of_a_lone_pretraining_are_said_to_measure_their_own_noise_alone():
+    from effdata.analysis.pipeline import _lone_pretraining_warning
+
+    lone = _analysed(nested_runs(runs=1, replicates=3, seed=4))           # one run per size, three fine-tunes a point
+    [warning] = _lone_pretraining_warning(*lone)
+    assert "start from one pretraining run" in warning and "a fine-tune's own seed alone" in warning
+    [plain] = _lone_pretraining_warning(*_analysed(make_cpu_runs(seeds=1, loss_noise=0.005)))
+    assert "own seed" not in plain
+    assert _lone_pretraining_warning(*_analysed(nested_runs(runs=2, replicates=2, seed=4))) == []

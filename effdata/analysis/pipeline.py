@@ -227,11 +227,16 @@ def _measure(source: Source, options: Options) -> Measured:
 def _lone_pretraining_warning(table: ResultsTable, noise: NoiseModel) -> list[str]:
     """Said when every fine-tuned point starts from one pretraining run and no shift was given: then a
     pretraining's seed noise, which moves all its fine-tunes together, is in no interval (two seeds of v4's w100k
-    pretraining moved its fine-tunes by up to 6 %: analysis/cpu-pretrain-lr/seed1)."""
+    pretraining moved its fine-tunes by up to 6 %: analysis/cpu-pretrain-lr/seed1). Where the fine-tuned points have
+    seeds, they are fine-tune seeds of that one run: 0.39 % of the loss where a run's pretraining adds 0.70 % shared,
+    0.86 % per checkpoint and 0.72 % per point (analysis/cpu-finetune-seeds)."""
     if noise.shared_families or not one_pretraining_per_point(table):
         return []
+    own = ("; the seeds of its fine-tuned points share that run too, so their spread, which the intervals use for "
+           "fine-tunes, is a fine-tune's own seed alone: under a third of a fine-tune's noise where both were measured "
+           "(analysis/cpu-finetune-seeds)" if noise.seeded_points.get("finetune") else "")
     return ["each size's fine-tunes start from one pretraining run: its seed's noise, shared by all of them, is in "
-            "no interval (give it with --pretraining-noise, or pretrain each size twice: docs/analysis.md)"]
+            f"no interval (give it with --pretraining-noise, or pretrain each size twice: docs/analysis.md){own}"]
 
 
 @dataclass

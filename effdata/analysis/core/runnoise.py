@@ -53,8 +53,9 @@ def pretraining_groups(results: ResultsTable) -> list[PretrainingGroup]:
     position = {tuple(row): i for i, row in enumerate(results.runs[key].itertuples(index=False))}
     groups = []
     for (root, n_params, shape), rows in finetuned.groupby(["root", "n_params", "shape"], sort=True):
-        cells = rows.groupby(key + ["pretrain_run"])["loss"]
-        values, counts = cells.mean().unstack("pretrain_run"), cells.size().unstack("pretrain_run")
+        cells = rows.groupby(key + ["pretrain_run"])
+        values = cells["loss"].mean().unstack("pretrain_run")
+        counts = (cells["seed"].nunique() if "seed" in rows else cells.size()).unstack("pretrain_run")
         values = values[values.notna().sum(axis=1) >= 2]
         if len(values) < 2:
             continue
@@ -185,7 +186,9 @@ def own_seed_noise(results: ResultsTable) -> pd.DataFrame:
     if finetuned.empty:
         return pd.DataFrame(columns=columns)
     named = finetuned.assign(pretrain_run=pretraining_run_of(finetuned)).dropna(subset=["pretrain_run"])
-    named = named.assign(root=named["pretrain"].str.split("@").str[0], log_loss=np.log(named["loss"].astype(float)))
+    named = named.assign(log_loss=np.log(named["loss"].astype(float)))
+    if "seed" in named:     # rows of one seed (a sweep's settings, repeats) are one fine-tune, not several
+        named = named.groupby(point_key(results) + ["pretrain_run", "seed"], as_index=False)["log_loss"].mean()
     cells = named.groupby(point_key(results) + ["pretrain_run"])["log_loss"]
     within = pd.DataFrame({"k": cells.size(), "ss": cells.apply(lambda v: float(((v - v.mean()) ** 2).sum()))})
     within = within[within["k"] >= 2].reset_index()
