@@ -2,9 +2,10 @@
 
 A pretraining's seed moves all the fine-tunes of that run together (8 % of its own loss between two w100k seeds,
 up to 6 % of a fine-tune's: analysis/cpu-pretrain-lr/seed1). Where a size is pretrained two or more times and each
-run fine-tuned at several points, a two-way analysis of variance of log loss (points x runs) splits a fine-tune's
-noise into a shift its run shares with all its fine-tunes and the rest (`pretraining_noise`); the bootstrap re-draws
-such fine-tunes together (bootstrap.py). Fine-tunes of one pretraining run at one point that differ in their own seed
+run fine-tuned at several points, a nested analysis of variance of log loss splits a fine-tune's noise into a shift
+its run shares with all its fine-tunes, a shift each of the run's checkpoints (its final model, `@10tpp`, ...: other
+models) shares with its own, and the rest (`pretraining_noise`); the bootstrap re-draws such fine-tunes together
+(bootstrap.py). Fine-tunes of one pretraining run at one point that differ in their own seed
 alone (`[extra_seeds] pretraining = "shared"`) measure the fine-tune's own seed noise (`own_seed_noise`); the part of
 the rest that it leaves is a pretraining's effect that differs between points (`pretraining_interaction`).
 """
@@ -28,8 +29,8 @@ def point_key(results: ResultsTable) -> list[str]:
 class PretrainingGroup:
     """Fine-tuned grid points of one N, shape and pretraining (checkpoints of one run count as one: `text@10tpp`
     is `text`) that each have seeds from two or more of the same pretraining runs. `starts` names each point's
-    checkpoint (`@10tpp`; "" for the run's final model): a run's checkpoints are different models, each with its
-    own shift (`pretraining_noise`)."""
+    checkpoint (`10tpp` for `text@10tpp`; "" for the run's final model): a run's checkpoints are different models,
+    each with its own shift (`pretraining_noise`)."""
 
     pretrain: str
     n_params: float
@@ -163,11 +164,10 @@ def anova_sums(group: PretrainingGroup) -> AnovaSums | None:
         return None
     residual = y - y.mean(1, keepdims=True) - y.mean(0, keepdims=True) + y.mean()
     labels = np.unique(starts)
+    split = int(1 < len(labels) < points)
     by_checkpoint = np.zeros_like(residual)
-    if 1 < len(labels) < points:
-        for label in labels:
-            by_checkpoint[starts == label] = residual[starts == label].mean(axis=0)
-    split = int(by_checkpoint.any())
+    for label in labels if split else ():
+        by_checkpoint[starts == label] = residual[starts == label].mean(axis=0)
     return AnovaSums(run=points * float(np.sum((y.mean(0) - y.mean()) ** 2)), run_dof=m - 1,
                      checkpoint=float(np.sum(by_checkpoint ** 2)), checkpoint_dof=split * (m - 1) * (len(labels) - 1),
                      rest=float(np.sum((residual - by_checkpoint) ** 2)),
@@ -207,8 +207,9 @@ def own_seed_noise(results: ResultsTable) -> pd.DataFrame:
 
 def pretraining_interaction(groups: list[PretrainingGroup], own: pd.DataFrame) -> dict | None:
     """What the fine-tune's own seed (`own_seed_noise`, pooled) leaves of the per-point part of `pretraining_noise`,
-    pooled over the groups: a pretraining run's effect that differs between its points (D_F, starting checkpoint),
-    which one shift per run does not model. None without both measurements.
+    pooled over the groups: a pretraining's effect on one point that the run's and the checkpoint's shifts do not
+    tie to its others (between the D_F of one checkpoint), which the bootstrap draws per point. None without both
+    measurements.
 
     The rest of the analysis of variance is over cell means of k_c fine-tunes, so its mean square estimates
     interaction² + own² · mean(1/k_c) (cells independent, points balanced); `p_value`: that mean square over
