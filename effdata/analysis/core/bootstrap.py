@@ -20,7 +20,7 @@ too narrow (docs/METHOD.md §1 and §4). So each resample:
      intervals. How (`PRETRAINING_REDRAWS`, `redraw_pooled`): each point's loss times
      (1 + shared/sqrt(m) z + checkpoint/sqrt(m) c + per_point/sqrt(m) e), one z per size and resample, one c per
      checkpoint a run was fine-tuned from (its final model, `@10tpp`, ...: different models, whose shifts differ
-     by 0.86 % beyond the run's shared 0.8 %: analysis/cpu-finetune-seeds), the sds pooled over every such size by
+     by 0.86 % beyond the run's shared 0.70 %: analysis/cpu-finetune-seeds), the sds pooled over every such size by
      a nested analysis of variance (`runnoise.pretraining_noise`). Measured on synthetic CPU-shaped studies
      with two pretraining runs per size and a 2 % shared shift (benchmarks/coverage_analysis.py, 200 draws,
      `--scenario inside-2seeds-pretraining2% inside-2seeds-pretraining0`): β's 90 % interval held the truth
