@@ -64,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="relative sd by which a pretraining run's seed shifts all its fine-tunes together, for "
                              "sizes pretrained once (e.g. 0.015, measured where a table pretrains a size two or more "
                              "times: its report's Seeds section); default: none, those sizes' intervals leave it out")
+    parser.add_argument("--checkpoint-noise", type=_relative_noise, metavar="SIGMA",
+                        help="with sizes pretrained once: the relative sd by which each checkpoint of a run (its final "
+                             "model, @10tpp, ...) shifts its own fine-tunes beyond the run's shift (the Seeds section's "
+                             "'checkpoint' part of a table that pretrains twice); default: none")
     parser.add_argument("--budget-compare", type=Path, metavar="OTHER_RESULTS",
                         help="another study of the same target with other pretraining budgets (e.g. a fixed token "
                              "budget): fitted the same way, its β set beside this table's, and the fixed-budget β this "
@@ -77,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                          n_bootstrap=args.bootstrap, huber_delta=args.huber_delta, seed=args.seed,
                          peak_flops=args.peak_flops, notes=args.notes.read_text() if args.notes else None,
                          figures=not args.no_figures, loss_noise=args.loss_noise,
-                         pretraining_noise=args.pretraining_noise,
+                         pretraining_noise=args.pretraining_noise, checkpoint_noise=args.checkpoint_noise,
                          reference_shapes=args.reference_shape, progress=sys.stderr.isatty(), curves=args.curves)
     except TableError as exc:
         print(f"effdata.analyze: {exc}", file=sys.stderr)

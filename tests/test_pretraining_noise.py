@@ -103,6 +103,27 @@ def test_the_checkpoint_part_is_seldom_found_where_there_is_none():
     assert np.mean(alarms) <= 0.12          # nominal 5 %; 60 tables give it a standard error of 2.8 %
 
 
+def test_a_given_checkpoint_noise_shifts_each_checkpoints_fine_tunes_beyond_the_runs():
+    # One run per size fine-tuned from its final model and a mid-run checkpoint: --pretraining-noise 1 % for the
+    # run, --checkpoint-noise 2 % more for each checkpoint's own fine-tunes.
+    results = load_results(make_cpu_runs(CHECKPOINTS, seeds=1, loss_noise=0.0, pretraining_noise=0.0,
+                                         checkpoint_noise=0.0, seed=2))
+    noise = estimate_noise(results, compute_effective(results), loss_noise=0.0, shared_noise=0.01, checkpoint_noise=0.02)
+    assert [len(c) for c in noise.shared_families] == [8] * 5      # a run: 4 D_F from each of its two checkpoints
+    assert "those of each of its checkpoints by 2% more" in noise.describe_pretraining()
+    ratio = draw_losses(results, noise, 20_000, np.random.default_rng(5)) / results.runs["loss"].to_numpy()
+    names = results.runs["pretrain"].to_numpy()
+    columns = noise.shared_families[0]
+    final, mid = columns[names[columns] == "text"], columns[names[columns] == "text@10tpp"]
+    np.testing.assert_allclose(ratio[:, final], ratio[:, final[:1]].repeat(len(final), 1))
+    assert ratio[:, final[0]].std() == pytest.approx(np.sqrt(0.01 ** 2 + 0.02 ** 2), rel=0.03)
+    assert np.corrcoef(ratio[:, final[0]], ratio[:, mid[0]])[0, 1] == pytest.approx(0.2, abs=0.03)   # 1 / (1 + 4)
+    # The checkpoints' part alone is a shift per checkpoint, none shared by the run.
+    alone = estimate_noise(results, compute_effective(results), loss_noise=0.0, checkpoint_noise=0.02)
+    ratio = draw_losses(results, alone, 20_000, np.random.default_rng(5)) / results.runs["loss"].to_numpy()
+    assert abs(np.corrcoef(ratio[:, final[0]], ratio[:, mid[0]])[0, 1]) < 0.03
+
+
 def test_one_run_per_point_or_one_point_per_size_is_no_group():
     # One seed: one pretraining run per size. A single point with several runs: its seeds, re-drawn as before.
     assert pretraining_groups(load_results(make_cpu_runs(seeds=1, pretraining_noise=0.02))) == []
@@ -173,11 +194,16 @@ def test_the_report_says_which_fine_tunes_were_redrawn_together_or_warns_that_no
     warned = analyze(once, tmp_path / "once", n_bootstrap=20, figures=False)
     assert warned["pretraining_noise"] == [] and sum(lone in w for w in warned["warnings"]) == 1
     assert "own_seed_noise" not in warned          # no (run, point) with two fine-tunes: fits.json as it was
-    given = analyze(once, tmp_path / "given", n_bootstrap=20, figures=False, pretraining_noise=0.015)
+    given = analyze(once, tmp_path / "given", n_bootstrap=20, figures=False, pretraining_noise=0.015,
+                    checkpoint_noise=0.01)
     assert given["interval"]["pretraining_noise_given"] == 0.015 and not any(lone in w for w in given["warnings"])
-    assert "shifted together by σ = 1.5%" in (tmp_path / "given" / "REPORT.md").read_text()
+    assert given["interval"]["checkpoint_noise_given"] == 0.01 and "checkpoint_noise_given" not in warned["interval"]
+    report = (tmp_path / "given" / "REPORT.md").read_text()
+    assert "shifted together by σ = 1.5%" in report and "by 1% more (given: --checkpoint-noise)" in report
     with pytest.raises(ValueError, match="pretraining_noise"):
         analyze(once, tmp_path / "bad", n_bootstrap=0, figures=False, pretraining_noise=1.5)
+    with pytest.raises(ValueError, match="checkpoint_noise"):
+        analyze(once, tmp_path / "bad", n_bootstrap=0, figures=False, checkpoint_noise=-0.1)
 
 
 def test_one_pretraining_per_point_is_told_from_the_runs_the_seeds_name():

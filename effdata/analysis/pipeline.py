@@ -117,6 +117,7 @@ class Options:
     notes: str | None = None
     loss_noise: float | None = None
     pretraining_noise: float | None = None   # a lone pretraining run's shared shift of its fine-tunes (given)
+    checkpoint_noise: float | None = None    # and each of its checkpoints' shift of their own beyond it (given)
     reference_shapes: tuple[str, ...] = ()
     budget_compare: str | Path | pd.DataFrame | None = None   # another results table: section *Pretraining budget*
     curves: str | Path | pd.DataFrame | None = None   # a learning-curve table: section *Training dynamics*
@@ -126,7 +127,8 @@ def analyze(results, out_dir=None, compare: list[str] | None = None, units: str 
             n_bootstrap: int = DEFAULT_BOOTSTRAP, huber_delta: float = DEFAULT_HUBER_DELTA, seed: int = 0,
             figures: bool = True, progress: bool = False, peak_flops: float | None = None,
             notes: str | None = None, loss_noise: float | None = None, pretraining_noise: float | None = None,
-            reference_shapes: list[str] | tuple[str, ...] = (), budget_compare=None, curves=None) -> dict:
+            reference_shapes: list[str] | tuple[str, ...] = (), budget_compare=None, curves=None,
+            checkpoint_noise: float | None = None) -> dict:
     """Analyse a results table (path to CSV/Parquet/JSONL, a study directory, or a DataFrame).
 
     Returns the fits JSON (as written to fits.json) plus `paths` of what was written. Raises
@@ -142,14 +144,15 @@ def analyze(results, out_dir=None, compare: list[str] | None = None, units: str 
     `curves`: a learning-curve table (path or DataFrame; default: `curves.csv` beside a results table given
     as a path): the section *Training dynamics* (analysis/dynamics/); without one the report has none.
     """
-    for name, value in (("loss_noise", loss_noise), ("pretraining_noise", pretraining_noise)):
+    for name, value in (("loss_noise", loss_noise), ("pretraining_noise", pretraining_noise),
+                        ("checkpoint_noise", checkpoint_noise)):
         if value is not None and not 0 <= value < 1:
             raise ValueError(f"{name} must be a fraction of the loss in [0, 1), e.g. 0.01, not {value}")
     options = Options(out_dir=Path(out_dir) if out_dir is not None else default_out_dir(results),
                       compare=list(compare) if compare else None, units=units, n_bootstrap=n_bootstrap,
                       huber_delta=huber_delta, seed=seed, figures=figures, progress=progress, peak_flops=peak_flops,
                       notes=notes, loss_noise=loss_noise, pretraining_noise=pretraining_noise,
-                      reference_shapes=tuple(reference_shapes),
+                      checkpoint_noise=checkpoint_noise, reference_shapes=tuple(reference_shapes),
                       budget_compare=budget_compare, curves=curves if curves is not None else curves_beside(results))
     # One BLAS thread for the whole analysis: it is thousands of tiny solves, where OpenBLAS threads only
     # add synchronisation (on a shared 2-core machine they made L-BFGS-B 25x slower: 110 s instead of
@@ -212,7 +215,8 @@ def _measure(source: Source, options: Options) -> Measured:
     warnings += shape_warnings
     if groups:
         table.notes.append(ladder_note(groups))
-    noise = estimate_noise(table, effective, options.loss_noise, shared_noise=options.pretraining_noise)
+    noise = estimate_noise(table, effective, options.loss_noise, shared_noise=options.pretraining_noise,
+                           checkpoint_noise=options.checkpoint_noise)
     resamples = None
     if options.n_bootstrap > 0 and len(effective.table):
         resamples = resample_effective(table, effective, noise, options.n_bootstrap, options.seed)

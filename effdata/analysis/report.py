@@ -217,12 +217,17 @@ def fits_json(analysis: Analysis) -> dict:
                                      "shared shift per size, pooled)" if analysis.noise and analysis.noise.pretraining
                                      else "")
                                   + ("; each lone pretraining run's fine-tunes shifted together by the given "
-                                     "pretraining noise" if analysis.noise and analysis.noise.shared_families else "")),
+                                     "pretraining noise" if analysis.noise and analysis.noise.shared_families else "")
+                                  + (", each of its checkpoints' by the given checkpoint noise"
+                                     if analysis.noise and analysis.noise.checkpoint_shared else "")),
                      "noise": ({mode: {"sigma": analysis.noise.sigma[mode], "source": analysis.noise.source[mode],
                                        "seeded_points": analysis.noise.seeded_points.get(mode, 0),
                                        **_sigma_by_n(analysis.noise, mode)}
                                 for mode in analysis.noise.sigma} if analysis.noise else None),
-                     "pretraining_noise_given": (analysis.noise.shared or None) if analysis.noise else None},
+                     "pretraining_noise_given": (analysis.noise.shared or None) if analysis.noise else None,
+                     # Only when given: the fits.json of every other table stays as it was.
+                     **({"checkpoint_noise_given": analysis.noise.checkpoint_shared}
+                        if analysis.noise and analysis.noise.checkpoint_shared else {})},
         "huber_delta": analysis.huber_delta,
         "transfer": transfer,
         "paper_transfer": PAPER_TRANSFER,

@@ -28,7 +28,8 @@ too narrow (docs/METHOD.md §1 and §4). So each resample:
      values make a poor bootstrap), 91 % pooled; with no shift, 90.5 / 90 / 93 %;
    * with `--pretraining-noise tau` (a pretraining's seed noise measured elsewhere), the fine-tuned points
      of each pretraining run that is the only one of its size (`shared_families`) are multiplied together
-     by (1 + tau * z), one z per run and resample;
+     by (1 + tau * z), one z per run and resample; with `--checkpoint-noise kappa` too, those of each of its
+     checkpoints by (1 + kappa * c), one c per checkpoint and resample;
 2. re-builds each from-scratch curve (one per N and shape: monotone fit, PCHIP, per-N law) from the
    re-drawn losses;
 3. reads every fine-tuned loss off it again: D_E, D_T.
@@ -78,6 +79,7 @@ class NoiseModel:
     # None: resample runs
     shared: float = 0.0        # relative sd of a lone pretraining run's shift of all its fine-tunes (given)
     shared_families: list[np.ndarray] = field(default_factory=list)   # their columns in results.runs, per run
+    checkpoint_shared: float = 0.0   # relative sd of a lone run's checkpoint's shift of its own fine-tunes (given)
 
     def at(self, mode: str, n_params: np.ndarray) -> np.ndarray:
         """sigma of one run of `mode` at each N: per N where measured, interpolated in log N between the
@@ -111,7 +113,9 @@ class NoiseModel:
             parts.append(f"{where} re-drawn together: {how}")
         if self.shared_families:
             parts.append(f"the fine-tunes of each of {len(self.shared_families)} lone pretraining run(s) shifted "
-                         f"together by σ = {100 * self.shared:.2g}% of the loss (given: --pretraining-noise)")
+                         f"together by σ = {100 * self.shared:.2g}% of the loss (given: --pretraining-noise)"
+                         + (f", those of each of its checkpoints by {100 * self.checkpoint_shared:.2g}% more (given: "
+                            "--checkpoint-noise)" if self.checkpoint_shared else ""))
         return "; ".join(parts)
 
     def _clause(self, mode: str, of: str = "") -> str:
@@ -326,11 +330,12 @@ PRETRAINING_REDRAWS = ("pooled", "runs", "points")
 
 def estimate_noise(results: ResultsTable, effective: EffectiveResult, loss_noise: float | None = None,
                    per_n: bool = True, shared_noise: float | None = None,
-                   pretraining_redraw: str = "pooled") -> NoiseModel:
+                   pretraining_redraw: str = "pooled", checkpoint_noise: float | None = None) -> NoiseModel:
     """The noise floor for single-seed grid points, per mode (see the module docstring); per N too when
     `per_n` and seeds measure it at two or more N (`noise_by_n`); the fine-tunes to re-draw together
     (`pretraining_groups`) and how (`pretraining_redraw`, one of PRETRAINING_REDRAWS); with `shared_noise`
-    (--pretraining-noise), the shared shift of each lone pretraining run's fine-tunes (`shared_families`)."""
+    (--pretraining-noise), the shared shift of each lone pretraining run's fine-tunes (`shared_families`); with
+    `checkpoint_noise` (--checkpoint-noise), the shift of each of its checkpoints' fine-tunes beyond it."""
     if pretraining_redraw not in PRETRAINING_REDRAWS:
         raise ValueError(f"pretraining_redraw must be one of {PRETRAINING_REDRAWS}, not {pretraining_redraw!r}")
     key = point_key(results)
@@ -351,7 +356,7 @@ def estimate_noise(results: ResultsTable, effective: EffectiveResult, loss_noise
         for mode in MODES:
             sigma[mode], source[mode] = _residual_floor(results, effective)
     groups = pretraining_groups(results) if pretraining_redraw != "points" else []
-    lone = shared_families(results, groups) if shared_noise else []
+    lone = shared_families(results, groups) if shared_noise or checkpoint_noise else []
     parts = pretraining_noise(groups) if pretraining_redraw == "pooled" else pd.DataFrame()
     # No group with two points that every run has: nothing to pool, so its runs are resampled.
     pooled = parts.iloc[-1] if len(parts) else None
@@ -359,7 +364,7 @@ def estimate_noise(results: ResultsTable, effective: EffectiveResult, loss_noise
                                               float(pooled["per_point"]))
     return NoiseModel(sigma=sigma, source=source, seeded_points=seeded, by_n={m: t for m, t in by_n.items() if t},
                       pretraining=groups, pooled=components, shared=float(shared_noise or 0.0),
-                      shared_families=lone)
+                      shared_families=lone, checkpoint_shared=float(checkpoint_noise or 0.0))
 
 
 def _residual_floor(results: ResultsTable, effective: EffectiveResult) -> tuple[float, str]:
@@ -397,6 +402,11 @@ def draw_losses(results: ResultsTable, noise: NoiseModel, n_resamples: int,
         shift = 1 + noise.shared * rng.standard_normal((n_resamples, len(noise.shared_families)))
         for f, columns in enumerate(noise.shared_families):
             draws[:, columns] *= shift[:, f:f + 1]
+    if noise.checkpoint_shared:     # no draw without it: tables given a run's part alone keep their random stream
+        names = runs["pretrain"].to_numpy()
+        for columns in noise.shared_families:
+            labels, which = np.unique(names[columns], return_inverse=True)
+            draws[:, columns] *= 1 + noise.checkpoint_shared * rng.standard_normal((n_resamples, len(labels)))[:, which]
     return draws
 
 
