@@ -55,3 +55,15 @@ def test_one_seed_asks_for_a_second_and_lack_of_fit_is_a_note_not_a_run():
     assert fits["text"].lack_of_fit > fits["text"].noise_scatter
     assert not any("more seeds" in s.runs for s in advice.suggestions)
     assert len(advice.notes) == 1 and "lack of fit, not noise" in advice.notes[0] and "predicted worst" in advice.notes[0]
+
+
+def test_more_fine_tune_seeds_each_pretrain_their_own_model_and_are_costed_with_it():
+    # A fine-tune's noise is mostly its pretraining run's (analysis/cpu-finetune-seeds): seeds of one pretraining
+    # would narrow little of it, so each suggested seed pretrains its own model, and its cost says so.
+    advice, _, results = advise(make_cpu_runs(seeds=3, loss_noise=0.02, seed=3, pretraining=True))
+    [seeds] = [s for s in advice.suggestions if "more seeds" in s.runs]
+    assert seeds.runs.startswith("fine-tuned from `text`") and "each from its own pretraining run" in seeds.runs
+    runs, pre = results.runs, results.pretraining
+    tuned = runs[(runs["mode"] == "finetune") & (runs["data_chars"] == 3e5)]
+    expected = 2 * sum(row.flops + pre.loc[pre["n_params"] == row.n_params, "flops"].max() for row in tuned.itertuples())
+    assert seeds.flops == pytest.approx(expected) and seeds.flops > 2 * tuned["flops"].sum()

@@ -49,6 +49,20 @@ def _run_flops(results: ResultsTable, mode: str, pretrain: str, n_params: float,
     return float(rows["flops"].mean()) if len(rows) else float("nan")
 
 
+def _pretraining_flops(results: ResultsTable, pretrain: str, n_params: float) -> float:
+    """FLOPs of the whole pretraining run a fine-tune from `pretrain` (or a checkpoint of it) starts from at this N:
+    the largest of its pretraining rows (the final model's), else of its fine-tunes' `pretrain_flops`; nan without
+    either."""
+    root = pretrain.split("@")[0]
+    for rows, column in ((results.pretraining, "flops"), (results.runs, "pretrain_flops")):
+        if rows.empty or column not in rows:
+            continue
+        mine = rows[(rows["pretrain"].str.split("@").str[0] == root) & (rows["n_params"] == n_params)][column]
+        if mine.notna().any():
+            return float(mine.max())
+    return float("nan")
+
+
 def _total(flops: list[float]) -> float | None:
     return float(np.sum(flops)) if flops and np.isfinite(flops).all() else None
 
@@ -102,9 +116,12 @@ def more_seeds(fit: TransferFit, table: pd.DataFrame, noise_by_d_f: pd.DataFrame
         source = f"the from-scratch curve ({100 * widest['scratch_share']:.0f}% of its variance)"
     else:
         what = (f"fine-tuned from `{fit.pretrain}`, {EXTRA_SEEDS} more seeds at D_F = {compact(widest['d_f'])} "
-                f"for N = {', '.join(compact(n) for n in points['n_params'])}")
-        flops = [EXTRA_SEEDS * _run_flops(results, "finetune", fit.pretrain, n, widest["d_f"]) for n in points["n_params"]]
-        source = f"the fine-tuned runs ({100 * (1 - widest['scratch_share']):.0f}% of its variance)"
+                f"for N = {', '.join(compact(n) for n in points['n_params'])}, each from its own pretraining run "
+                "(`[extra_seeds]`, whose default pretrains one per seed)")
+        flops = [EXTRA_SEEDS * (_run_flops(results, "finetune", fit.pretrain, n, widest["d_f"])
+                                + _pretraining_flops(results, fit.pretrain, n)) for n in points["n_params"]]
+        source = (f"the fine-tuned runs ({100 * (1 - widest['scratch_share']):.0f}% of its variance), which is mostly their "
+                  "pretraining run's: seeds of one pretraining measure and narrow little of it (analysis/cpu-finetune-seeds)")
     why = (f"`{fit.pretrain}`: 90% intervals of α, β {max(widths):.2g} wide (> {WIDE_EXPONENT_INTERVAL}); D_T is least "
            f"certain at D_F = {compact(widest['d_f'])} (±{100 * widest['half_width']:.0f}%, median over N), mostly from {source}")
     return Suggestion(runs=what, why=why, flops=_total(flops))
