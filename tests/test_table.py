@@ -116,3 +116,20 @@ def test_a_data_column_wins_over_flops():
 def test_no_data_size_at_all_is_a_clear_error():
     with pytest.raises(TableError, match="no data_chars, data_tokens or flops"):
         load_results(pd.DataFrame({"n_params": [1e5], "loss": [3.0]}))
+
+
+def test_a_point_of_uneven_seeds_from_several_pretraining_runs_is_the_mean_of_its_runs():
+    df = make_runs()
+    tuned = df[df["mode"] == "finetune"].iloc[:2]
+    # Run a: three fine-tunes at each point (losses +0, +0.03, +0.06), run b: one (+0.3): runs' means +0.03 and +0.3.
+    rows = [tuned.assign(seed=s, pretrain_run="a", loss=tuned["loss"] + 0.03 * s) for s in range(3)]
+    rows.append(tuned.assign(seed=9, pretrain_run="b", loss=tuned["loss"] + 0.3))
+    table = load_results(pd.concat([df[df["mode"] != "finetune"], *rows], ignore_index=True))
+    got = table.runs[table.runs["mode"] == "finetune"].sort_values("data_chars")["loss"].to_numpy()
+    np.testing.assert_allclose(got, tuned.sort_values("data_chars")["loss"].to_numpy() + (0.03 + 0.3) / 2)
+    assert (table.runs.loc[table.runs["mode"] == "finetune", "n_seeds"] == 4).all()
+    # Even seeds (one per run, or all from one run) keep the plain mean, to the bit.
+    even = pd.concat([df, df[df["mode"] == "finetune"].assign(seed=1, loss=lambda d: d["loss"] * 1.01)], ignore_index=True)
+    plain = even.groupby(["pretrain", "mode", "n_params", "data_chars"])["loss"].mean()
+    runs = load_results(even).runs.set_index(["pretrain", "mode", "n_params", "data_chars"])["loss"]
+    assert (runs.reindex(plain.index) == plain).all()

@@ -384,6 +384,26 @@ def _average_seeds(df: pd.DataFrame, data_column: str, warnings: list[str]) -> p
     out = grouped[numeric].mean() if numeric else grouped.size().to_frame("_n").drop(columns="_n")
     if other:
         out = out.join(grouped[other].first())
+    out["loss"] = _mean_over_pretraining_runs(marked, key, out["loss"])
     out["loss_std"] = grouped["loss"].std(ddof=1).fillna(0.0)
     out["n_seeds"] = grouped.size()
     return out.reset_index()
+
+
+def _mean_over_pretraining_runs(marked: pd.DataFrame, key: list[str], plain: pd.Series) -> pd.Series:
+    """A point's loss as the mean over its pretraining runs of each run's mean, where its seeds come unevenly from
+    several runs (five fine-tunes of one run and one of each other: analysis/cpu-finetune-seeds): a run's seed shifts
+    all its fine-tunes together (runnoise.py), so each run is one draw of the pretraining, and the bootstrap re-draws
+    the point as a mean of its runs. Elsewhere the plain mean, unchanged (`plain`, indexed by `key`)."""
+    cell = marked["_pretraining_run"].astype(object).where(marked["_pretraining_run"].notna(),
+                                                           pd.Series(marked.index.astype(str), index=marked.index))
+    marked = marked.assign(_cell=cell)
+    size = marked.groupby(key + ["_cell"], dropna=False)["loss"].transform("size")
+    weight = 1.0 / (size * marked.groupby(key, dropna=False)["_cell"].transform("nunique"))
+    uneven = marked.assign(_w=weight).groupby(key, dropna=False)["_w"].transform("nunique") > 1
+    if not uneven.any():
+        return plain
+    weighted = marked[uneven].assign(_wl=marked["loss"] * weight).groupby(key, sort=True, dropna=False)["_wl"].sum()
+    out = plain.copy()
+    out.loc[weighted.index] = weighted.to_numpy()
+    return out
