@@ -211,15 +211,7 @@ def fits_json(analysis: Analysis) -> dict:
         "units": analysis.effective.units,
         "interval": {"kind": "bootstrap percentile over runs", "percentiles": [5, 95],
                      "n_resamples": analysis.n_bootstrap,
-                     "resample": ("seeds re-drawn within every grid point (from scratch and fine-tuned), curves "
-                                  "re-built, D_E and D_T re-read, law refitted with its lack of fit"
-                                  + ("; fine-tunes of a size pretrained two or more times re-drawn together (a "
-                                     "shared shift per size, pooled)" if analysis.noise and analysis.noise.pretraining
-                                     else "")
-                                  + ("; each lone pretraining run's fine-tunes shifted together by the given "
-                                     "pretraining noise" if analysis.noise and analysis.noise.shared_families else "")
-                                  + (", each of its checkpoints' by the given checkpoint noise"
-                                     if analysis.noise and analysis.noise.checkpoint_shared else "")),
+                     "resample": _resample_words(analysis.noise),
                      "noise": ({mode: {"sigma": analysis.noise.sigma[mode], "source": analysis.noise.source[mode],
                                        "seeded_points": analysis.noise.seeded_points.get(mode, 0),
                                        **_sigma_by_n(analysis.noise, mode)}
@@ -259,6 +251,20 @@ def fits_json(analysis: Analysis) -> dict:
         # Only where fine-tunes of one pretraining run share a point (the same reason).
         **_own_seed_json(analysis.results),
     })
+
+
+def _resample_words(noise: NoiseModel | None) -> str:
+    """fits.json's `interval.resample`: what each resample re-draws, in words."""
+    words = ("seeds re-drawn within every grid point (from scratch and fine-tuned), curves re-built, D_E and D_T "
+             "re-read, law refitted with its lack of fit")
+    if noise and noise.pretraining:
+        per_checkpoint = " and per checkpoint of a run" if noise.pooled and noise.pooled[1] else ""
+        words += (f"; fine-tunes of a size pretrained two or more times re-drawn together (a shared shift per "
+                  f"size{per_checkpoint}, pooled)")
+    if noise and noise.shared_families:
+        words += "; each lone pretraining run's fine-tunes shifted together by the given pretraining noise"
+        words += ", each of its checkpoints' by the given checkpoint noise" if noise.checkpoint_shared else ""
+    return words
 
 
 def _own_seed_json(results: ResultsTable) -> dict:
