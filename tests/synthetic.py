@@ -238,3 +238,28 @@ def make_budget_runs(law: dict | None = None, budgets: dict | None = None, fixed
     if target is not None:
         df["target"] = target
     return df
+
+
+# A run's final model and a mid-run checkpoint of it (`text@10tpp`, half the transfer): make_runs' checkpoint_noise.
+CHECKPOINT_LAWS = {"text": {"k": 8.0, "alpha": 0.45, "beta": 0.38}, "text@10tpp": {"k": 4.0, "alpha": 0.45, "beta": 0.38}}
+
+
+def nested_runs(runs: int = 3, replicates: int = 4, shared: float = 0.01, interaction: float = 0.0,
+                own: float = 0.01, seed: int = 0) -> pd.DataFrame:
+    """A CPU-shaped table whose sizes are each pretrained `runs` times: run 0's fine-tunes `replicates` times at
+    every point (seeds 0, 10, 11, ...: `[extra_seeds] pretraining = "shared"`), the others once. A fine-tune's loss is
+    the truth times a shift per (run, N) (`shared`), one per (run, point) (`interaction`) and one per fine-tune
+    (`own`)."""
+    base = make_cpu_runs(seeds=1, loss_noise=0.0, seed=seed)
+    rng = np.random.default_rng(seed)
+    scratch, tuned = base[base["mode"] == "scratch"], base[base["mode"] == "finetune"]
+    rows = []
+    for n, point_rows in tuned.groupby("n_params"):
+        shift = 1 + shared * rng.standard_normal(runs)
+        for r in range(runs):
+            for row in point_rows.to_dict("records"):
+                cell = shift[r] * (1 + interaction * rng.standard_normal())
+                for j in range(replicates if r == 0 else 1):
+                    rows.append({**row, "seed": r if j == 0 else 9 + j, "pretrain_run": f"{row['pretrain']}-{n:g}-s{r}",
+                                 "loss": row["loss"] * cell * (1 + own * rng.standard_normal())})
+    return pd.concat([scratch, pd.DataFrame(rows)], ignore_index=True)

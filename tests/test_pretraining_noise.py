@@ -5,7 +5,7 @@ given shift for lone runs (`shared_families`) and what the report and fits.json 
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic import make_cpu_runs
+from synthetic import CHECKPOINT_LAWS, make_cpu_runs, nested_runs
 
 from effdata.analysis.core.bootstrap import draw_losses, estimate_noise, shared_families
 from effdata.analysis.core.runnoise import (one_pretraining_per_point, own_seed_noise, pretraining_groups,
@@ -72,13 +72,10 @@ def test_pooled_redraws_share_one_shift_per_size_with_the_pooled_sds():
         _analysed(df, "sizes")
 
 
-CHECKPOINTS = {"text": {"k": 8.0, "alpha": 0.45, "beta": 0.38}, "text@10tpp": {"k": 4.0, "alpha": 0.45, "beta": 0.38}}
-
-
 def test_a_checkpoints_own_shift_is_told_from_its_runs_and_drawn_once_for_its_points():
     # Four runs per size, each fine-tuned from its final model and a mid-run checkpoint: 1 % shared by the run,
     # 2 % more by each checkpoint's fine-tunes, 0.3 % per fine-tune.
-    df = make_cpu_runs(CHECKPOINTS, seeds=4, loss_noise=0.003, pretraining_noise=0.01, checkpoint_noise=0.02, seed=3)
+    df = make_cpu_runs(CHECKPOINT_LAWS, seeds=4, loss_noise=0.003, pretraining_noise=0.01, checkpoint_noise=0.02, seed=3)
     results, noise = _analysed(df)
     pooled = pretraining_noise(noise.pretraining).iloc[-1]
     assert 0.013 < pooled["checkpoint"] < 0.03 and pooled["checkpoint_p"] < 1e-3 and pooled["per_point"] < 0.005
@@ -97,7 +94,7 @@ def test_a_checkpoints_own_shift_is_told_from_its_runs_and_drawn_once_for_its_po
 def test_the_checkpoint_part_is_seldom_found_where_there_is_none():
     alarms = []
     for seed in range(60):
-        df = make_cpu_runs(CHECKPOINTS, seeds=3, loss_noise=0.005, pretraining_noise=0.01, checkpoint_noise=0.0,
+        df = make_cpu_runs(CHECKPOINT_LAWS, seeds=3, loss_noise=0.005, pretraining_noise=0.01, checkpoint_noise=0.0,
                            seed=200 + seed)
         alarms.append(pretraining_noise(pretraining_groups(load_results(df))).iloc[-1]["checkpoint_p"] < 0.05)
     assert np.mean(alarms) <= 0.12          # nominal 5 %; 60 tables give it a standard error of 2.8 %
@@ -106,7 +103,7 @@ def test_the_checkpoint_part_is_seldom_found_where_there_is_none():
 def test_a_given_checkpoint_noise_shifts_each_checkpoints_fine_tunes_beyond_the_runs():
     # One run per size fine-tuned from its final model and a mid-run checkpoint: --pretraining-noise 1 % for the
     # run, --checkpoint-noise 2 % more for each checkpoint's own fine-tunes.
-    results = load_results(make_cpu_runs(CHECKPOINTS, seeds=1, loss_noise=0.0, pretraining_noise=0.0,
+    results = load_results(make_cpu_runs(CHECKPOINT_LAWS, seeds=1, loss_noise=0.0, pretraining_noise=0.0,
                                          checkpoint_noise=0.0, seed=2))
     noise = estimate_noise(results, compute_effective(results), loss_noise=0.0, shared_noise=0.01, checkpoint_noise=0.02)
     assert [len(c) for c in noise.shared_families] == [8] * 5      # a run: 4 D_F from each of its two checkpoints
@@ -224,27 +221,6 @@ def test_groups_with_no_point_that_every_run_has_are_resampled_by_runs():
     results, noise = _analysed(df[~missing])
     assert noise.pretraining and noise.pooled is None and pretraining_noise(noise.pretraining).empty
     assert "a pretraining run at a time" in noise.describe_pretraining()
-
-
-def nested_runs(runs: int = 3, replicates: int = 4, shared: float = 0.01, interaction: float = 0.0,
-                own: float = 0.01, seed: int = 0) -> pd.DataFrame:
-    """A CPU-shaped table whose sizes are each pretrained `runs` times: run 0's fine-tunes `replicates` times at
-    every point (seeds 0, 10, 11, ...: `[extra_seeds] pretraining = "shared"`), the others once. A fine-tune's loss is
-    the truth times a shift per (run, N) (`shared`), one per (run, point) (`interaction`) and one per fine-tune
-    (`own`)."""
-    base = make_cpu_runs(seeds=1, loss_noise=0.0, seed=seed)
-    rng = np.random.default_rng(seed)
-    scratch, tuned = base[base["mode"] == "scratch"], base[base["mode"] == "finetune"]
-    rows = []
-    for n, point_rows in tuned.groupby("n_params"):
-        shift = 1 + shared * rng.standard_normal(runs)
-        for r in range(runs):
-            for row in point_rows.to_dict("records"):
-                cell = shift[r] * (1 + interaction * rng.standard_normal())
-                for j in range(replicates if r == 0 else 1):
-                    rows.append({**row, "seed": r if j == 0 else 9 + j, "pretrain_run": f"{row['pretrain']}-{n:g}-s{r}",
-                                 "loss": row["loss"] * cell * (1 + own * rng.standard_normal())})
-    return pd.concat([scratch, pd.DataFrame(rows)], ignore_index=True)
 
 
 def test_a_fine_tunes_own_seed_noise_is_measured_within_a_run_and_point():
