@@ -82,17 +82,20 @@ def compare_refits(name: str) -> str:
             f"difference {gap:.2g}; full grid {full_s:.1f} s, audit's {fast_s:.1f} s")
 
 
+def kaplan_tables():
+    """(path, from-scratch points in tokens, the Kaplan fit's optimum) of every committed table the law fits."""
+    for path in sorted(set(REPO.glob("analysis/*/results.csv")) | set(REPO.glob("analysis/*/*/results.csv"))):
+        scratch = load_results(path).scratch
+        fit = fit_kaplan(scratch, n_bootstrap=0) if len(scratch) >= 6 else None
+        if fit is not None and fit.fitted:
+            yield path, ScratchPoints.from_frame(scratch, "tokens"), (fit.alpha_n, fit.alpha_d, np.log(fit.n_c),
+                                                                      np.log(fit.d_c))
+
+
 def compare_kaplan_refits() -> str:
     """Section 3 of the module docstring: the largest exponent difference per table, and the seconds."""
     lines, full_s, fast_s = [], 0.0, 0.0
-    tables = sorted(set(REPO.glob("analysis/*/results.csv")) | set(REPO.glob("analysis/*/*/results.csv")))
-    for path in tables:
-        scratch = load_results(path).scratch
-        fit = fit_kaplan(scratch, n_bootstrap=0) if len(scratch) >= 6 else None
-        if fit is None or not fit.fitted:
-            continue
-        points = ScratchPoints.from_frame(scratch, "tokens")
-        start_at = (fit.alpha_n, fit.alpha_d, np.log(fit.n_c), np.log(fit.d_c))
+    for path, points, start_at in kaplan_tables():
         largest = 0.0
         for value in np.unique(points.log_n):
             kept = points.subset(points.log_n != value)
@@ -154,13 +157,7 @@ def _kaplan_fast(points: ScratchPoints, start, loss: str, screen: int | None) ->
 def compare_kaplan_solvers() -> str:
     """Section 4 of the module docstring."""
     seconds, worst_cost, worst_exponent = {"audit": 0.0, "jacobian": 0.0, "screened": 0.0}, {}, {}
-    for path in sorted(set(REPO.glob("analysis/*/results.csv")) | set(REPO.glob("analysis/*/*/results.csv"))):
-        scratch = load_results(path).scratch
-        fit = fit_kaplan(scratch, n_bootstrap=0) if len(scratch) >= 6 else None
-        if fit is None or not fit.fitted:
-            continue
-        points = ScratchPoints.from_frame(scratch, "tokens")
-        start = (fit.alpha_n, fit.alpha_d, np.log(fit.n_c), np.log(fit.d_c))
+    for _, points, start in kaplan_tables():
         subsets = [points] + [points.subset(points.log_n != v) for v in np.unique(points.log_n)]
         for kept in (k for k in subsets if len(np.unique(k.log_n)) >= 2 and len(k) >= 6):
             for loss in ("linear", "huber"):
