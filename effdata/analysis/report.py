@@ -24,8 +24,7 @@ from effdata.analysis.audit.report import audit_section
 from effdata.analysis.budget.budget import BudgetStudy
 from effdata.analysis.budget.report import budget_section
 from effdata.analysis.core.bootstrap import NoiseModel
-from effdata.analysis.core.runnoise import (own_seed_noise, pretraining_groups, pretraining_interaction,
-                                           pretraining_noise)
+from effdata.analysis.core.runnoise import RunNoise, measure_run_noise
 from effdata.analysis.core.effective import FLAG_NAMES, EffectiveResult
 from effdata.analysis.core.figures import UNIT_WORDS, SavedFigure, SkippedFigure
 from effdata.analysis.core.fit import (
@@ -90,6 +89,11 @@ class Analysis:
     budget: BudgetStudy | None = None        # pretraining budgets, and a compared table's (analysis/budget.py)
     audit: Audit | None = None               # what each answer rests on (analysis/audit/)
     dynamics: DynamicsStudy | None = None    # learning curves, where the table has a curve table beside it
+    run_noise: RunNoise | None = None        # runnoise.measure_run_noise of `results` (measured here if not given)
+
+    def __post_init__(self) -> None:
+        if self.run_noise is None:
+            self.run_noise = measure_run_noise(self.results)
 
     @property
     def law_view(self) -> EffectiveResult:
@@ -240,7 +244,7 @@ def fits_json(analysis: Analysis) -> dict:
         "compare": analysis.compare,
         "compute": analysis.compute,
         "seed_spread": _records(analysis.seed_spread),
-        "pretraining_noise": _records(pretraining_noise(pretraining_groups(analysis.results))),
+        "pretraining_noise": _records(analysis.run_noise.pretraining),
         "d_t_noise": _records(analysis.d_t_noise),
         "pretraining": {"runs": _records(analysis.pretraining.table), "readings": analysis.pretraining.readings},
         "advice": {"suggestions": [asdict(s) for s in analysis.advice.suggestions], "notes": analysis.advice.notes},
@@ -249,7 +253,7 @@ def fits_json(analysis: Analysis) -> dict:
         # Only with a curve table: a table without one keeps the fits.json it always had.
         **({"dynamics": analysis.dynamics.to_dict()} if analysis.dynamics else {}),
         # Only where fine-tunes of one pretraining run share a point (the same reason).
-        **_own_seed_json(analysis.results),
+        **_own_seed_json(analysis.run_noise),
     })
 
 
@@ -267,12 +271,10 @@ def _resample_words(noise: NoiseModel | None) -> str:
     return words
 
 
-def _own_seed_json(results: ResultsTable) -> dict:
-    own = own_seed_noise(results)
-    if own.empty:
+def _own_seed_json(noise: RunNoise) -> dict:
+    if noise.own.empty:
         return {}
-    return {"own_seed_noise": _records(own),
-            "pretraining_interaction": pretraining_interaction(pretraining_groups(results), own)}
+    return {"own_seed_noise": _records(noise.own), "pretraining_interaction": noise.interaction}
 
 
 def _vocab_size(results: ResultsTable) -> int | None:
@@ -405,7 +407,7 @@ def _seed_section(analysis: Analysis) -> list[str]:
 def _pretraining_seed_lines(analysis: Analysis) -> list[str]:
     """Where sizes were pretrained two or more times: how much of a fine-tune's noise its pretraining run shares
     with its other fine-tunes (`runnoise.pretraining_noise`)."""
-    table = pretraining_noise(pretraining_groups(analysis.results))
+    table = analysis.run_noise.pretraining
     if table.empty:
         return []
     split = table["checkpoint"].notna().any()
@@ -434,8 +436,7 @@ def _pretraining_seed_lines(analysis: Analysis) -> list[str]:
 def _own_seed_lines(analysis: Analysis) -> list[str]:
     """Where fine-tunes of one pretraining run share a point (beside sizes pretrained several times): the fine-tune's
     own seed noise, and what it leaves of the per-point part (`runnoise.pretraining_interaction`)."""
-    own = own_seed_noise(analysis.results)
-    split = pretraining_interaction(pretraining_groups(analysis.results), own)
+    own, split = analysis.run_noise.own, analysis.run_noise.interaction
     if split is None:
         return []
     rows = [["all of the above" if r.pretrain == "all" else r.pretrain, "" if r.pretrain == "all" else sig(r.n_params),

@@ -232,3 +232,19 @@ def pretraining_interaction(groups: list[PretrainingGroup], own: pd.DataFrame) -
     return {"per_point": float(np.sqrt(ms_rest)), "per_point_dof": int(rest_dof), "own": float(pooled["own"]),
             "own_dof": int(pooled["dof"]), "own_in_per_point": float(np.sqrt(expected)),
             "interaction": float(np.sqrt(max(0.0, ms_rest - expected))), "p_value": p_value}
+
+
+@dataclass(frozen=True)
+class RunNoise:
+    """A table's pretraining-run noise, measured once for the report: `pretraining_noise` of its groups,
+    `own_seed_noise`, and `pretraining_interaction` (None without both)."""
+
+    pretraining: pd.DataFrame
+    own: pd.DataFrame
+    interaction: dict | None
+
+
+def measure_run_noise(results: ResultsTable) -> RunNoise:
+    groups = pretraining_groups(results)
+    own = own_seed_noise(results)
+    return RunNoise(pretraining_noise(groups), own, pretraining_interaction(groups, own))
