@@ -187,10 +187,16 @@ def test_the_report_says_which_fine_tunes_were_redrawn_together_or_warns_that_no
     assert f"accounts for {100 * twice['pretraining_interaction']['own_in_per_point']:.2g}%" in report
     assert "re-drawn together (a shared shift per size, pooled)" in twice["interval"]["resample"]
     assert twice["interval"]["pretraining_noise_given"] is None and not any(lone in w for w in twice["warnings"])
+    # The audit refits each law on each pretraining seed's runs alone (audit/replicates.py: tests/test_replicates.py).
+    law = next(law for law in twice["audit"]["laws"] if law["law"] == "transfer law 'text'")
+    alone = [f"seed {s}'s pretraining runs alone" for s in (0, 1)]
+    assert list(law["alpha_per_decade_by_replicate"]) == alone and set(alone) <= set(law["sensitivity"])
+    assert f"| {alone[1]} |" in report and "With each pretraining seed's runs alone" in report
     once = make_cpu_runs(seeds=1, loss_noise=0.005, seed=5)
     warned = analyze(once, tmp_path / "once", n_bootstrap=20, figures=False)
     assert warned["pretraining_noise"] == [] and sum(lone in w for w in warned["warnings"]) == 1
     assert "own_seed_noise" not in warned          # no (run, point) with two fine-tunes: fits.json as it was
+    assert not any("alpha_per_decade_by_replicate" in law for law in warned["audit"]["laws"])
     given = analyze(once, tmp_path / "given", n_bootstrap=20, figures=False, pretraining_noise=0.015,
                     checkpoint_noise=0.01)
     assert given["interval"]["pretraining_noise_given"] == 0.015 and not any(lone in w for w in given["warnings"])

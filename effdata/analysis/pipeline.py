@@ -331,7 +331,7 @@ def _analyze(source: Source, options: Options) -> dict:
         warnings.append("several shapes at one N, but no bootstrap (--bootstrap 0) or no fine-tuned runs: the shape "
                         "comparison needs the re-drawn runs, so the report has no *Shape* section")
     audit = audit_table(table, ladder, effective.table, fits, kaplan, chinchilla, budget,
-                        resamples.d_t if resamples is not None else None, o.seed)
+                        resamples.d_t if resamples is not None else None, o.seed, effective.curves)
     warnings[:0] = audit.warnings     # what the answers rest on opens the report
     pretraining = summarize_pretraining(ladder.pretraining)
     drawn = _figures(o, effective, fits, ladder, pretraining, kaplan, chinchilla, shapes, budget, dynamics)

@@ -18,6 +18,7 @@ from effdata.analysis.audit.convergence import (Convergence, check_convergence, 
                                                 d_e_on_unconverged, fine_tunes_at_first)
 from effdata.analysis.audit.laws import audit_chinchilla, audit_kaplan
 from effdata.analysis.audit.leverage import LawAudit
+from effdata.analysis.audit.replicates import by_replicate
 from effdata.analysis.audit.transfer import audit_transfer, fit_points, refit_exponents
 from effdata.analysis.budget.budget import BudgetStudy
 from effdata.analysis.core.fit import TransferFit
@@ -65,11 +66,18 @@ def _without_marked(audit: LawAudit, effective: pd.DataFrame, fit: TransferFit, 
             *(kept[c].to_numpy(float) for c in ("d_f", "n_params", "d_t")), shown.huber_delta)
 
 
+def _with_replicates(law: LawAudit, ladder: ResultsTable, curves: dict, fit: TransferFit, labels: dict) -> None:
+    replicates = by_replicate(ladder, curves, fit, labels)
+    law.sensitivity.update(replicates.exponents)
+    law.form_by_replicate = replicates.alpha_per_decade
+
+
 def audit_table(table: ResultsTable, ladder: ResultsTable, effective: pd.DataFrame, fits: dict[str, TransferFit],
                 kaplan: KaplanFit, chinchilla: ChinchillaFit | None, budget: BudgetStudy | None = None,
-                draws: np.ndarray | None = None, seed: int = 0) -> Audit:
+                draws: np.ndarray | None = None, seed: int = 0, curves: dict | None = None) -> Audit:
     """The audit of one measured and fitted table (the ladder view: one shape per N, what the laws use).
-    `draws`: the bootstrap's D_T of every row of `effective` (Resamples.d_t), which the laws were fitted on."""
+    `draws`: the bootstrap's D_T of every row of `effective` (Resamples.d_t), which the laws were fitted on;
+    `curves`: the from-scratch curves `effective` was read off (for the refits on each pretraining seed alone)."""
     labels, totals = size_labels(table.seed_runs), total_params(table.seed_runs)
     convergence = check_convergence(table.seed_runs, ladder.scratch, ladder.data_column)
     marked = d_e_on_unconverged(effective, ladder.scratch, ladder.data_column, convergence)
@@ -80,6 +88,8 @@ def audit_table(table: ResultsTable, ladder: ResultsTable, effective: pd.DataFra
         if law is not None:
             _without_marked(law, effective, fit, marked, "D_E read on not-converged runs")
             _without_marked(law, effective, fit, first, "fine-tunes at their first length")
+            if curves is not None:
+                _with_replicates(law, ladder, curves, fit, labels)
             audit.laws.append(law)
     if budget is not None:   # this table's γ laws (studies[0]); a compared table is audited by its own report
         study = budget.studies[0]
@@ -100,6 +110,7 @@ def audit_json(audit: Audit) -> dict:
              "estimators": list(law.estimators), "other_estimate": law.other_estimate,
              "extrapolation": None if law.extrapolation is None else vars(law.extrapolation),
              "sensitivity": law.sensitivity, "alpha_by_n": None if law.form is None else law.form.to_dict(),
+             **({"alpha_per_decade_by_replicate": law.form_by_replicate} if law.form_by_replicate else {}),
              "warnings": law.warnings} for law in audit.laws]
     bad = audit.convergence.not_converged
     return {"laws": laws, "warnings": audit.warnings,

@@ -61,6 +61,7 @@ class LawAudit:
     extrapolation: Extrapolation | None = None
     sensitivity: dict[str, dict[str, float]] = field(default_factory=dict)   # a named variant -> exponents
     form: AlphaByN | None = None                         # the transfer law's α as a function of N (form.py)
+    form_by_replicate: dict[str, float] = field(default_factory=dict)   # α's change per decade, each pretraining seed
     warnings: list[str] = field(default_factory=list)
 
 

@@ -32,7 +32,19 @@ def _law_table(law: LawAudit) -> list[str]:
         size = (f"a factor of {np.exp(e.error):.3g} in D_T" if e.unit == "log D_T" else f"{sig(e.error)} nats/token")
         lines += [f"Fitted on every size but {e.label} and asked about its {e.n_points} points: off by {size} on "
                   "average.", ""]
-    return lines + (_form_lines(law.form) if law.form is not None else [])
+    return lines + (_form_lines(law.form) if law.form is not None else []) + _replicate_lines(law)
+
+
+APOSTROPHE = "'s "
+
+
+def _replicate_lines(law: LawAudit) -> list[str]:
+    """α's change per decade of N with each pretraining seed's runs alone (audit/replicates.py)."""
+    if not law.form_by_replicate:
+        return []
+    each = ", ".join(f"{_cell(v)} ({label.split(APOSTROPHE)[0]})" for label, v in law.form_by_replicate.items())
+    return [f"With each pretraining seed's runs alone (the rows *seed … alone* above, on the same from-scratch "
+            f"curves; no interval): α changes by {each} per decade of N.", ""]
 
 
 def _bracket(interval) -> str:

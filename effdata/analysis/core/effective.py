@@ -282,18 +282,24 @@ def compute_effective(results: ResultsTable, warnings: list[str] | None = None) 
     warnings = results.warnings if warnings is None else warnings
     column = results.data_column
     curves = build_curves(results.scratch, column, warnings)
-    rows = [_effective_row(run, curves.get(curve_key(run)), column) for _, run in results.finetuned.iterrows()]
+    table = effective_table(results.finetuned, curves, column)
+    _warn_about(table, warnings)
+    return EffectiveResult(table=table, curves=curves, units=results.units, scratch=results.scratch,
+                           warnings=warnings)
+
+
+def effective_table(finetuned: pd.DataFrame, curves: dict[CurveKey, ScratchCurve], column: str) -> pd.DataFrame:
+    """D_E, D_T and flags of these fine-tuned points (seeds averaged) read off these curves; the interval columns
+    empty (the bootstrap fills them: bootstrap.attach_intervals)."""
+    rows = [_effective_row(run, curves.get(curve_key(run)), column) for _, run in finetuned.iterrows()]
     table = pd.DataFrame(rows, columns=["pretrain", "size", "shape", "n_params", "d_f", "loss", "loss_std", "n_seeds",
                                         "d_e", "d_t", "fraction", "multiplier", "d_low", "d_scratch_max",
                                         "flops", "pretrain_flops", "pretrain_tokens_per_param", *FLAG_NAMES])
-    # 90% intervals of D_E and D_T, filled in by the bootstrap over runs (bootstrap.attach_intervals).
     for position, name in enumerate(INTERVAL_COLUMNS):
         table.insert(table.columns.get_loc("d_t") + 1 + position, name, np.nan)
     table["flags"] = table[list(FLAG_NAMES)].apply(
         lambda r: ",".join(name for name in FLAG_NAMES if r[name]), axis=1) if len(table) else []
-    _warn_about(table, warnings)
-    return EffectiveResult(table=table, curves=curves, units=results.units, scratch=results.scratch,
-                           warnings=warnings)
+    return table
 
 
 def _warn_about(table: pd.DataFrame, warnings: list[str]) -> None:

@@ -25,6 +25,8 @@ What `load_results` does, in order, and why:
 """
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -353,6 +355,13 @@ def _best_learning_rate(df: pd.DataFrame, data_column: str, notes: list[str]) ->
     notes.append(f"several learning rates (`{lr}`) at {best.shape[0]} point(s): the best (lowest loss) of each is "
                  f"kept, {int(varies.sum()) - len(best)} other row(s) dropped")
     return kept
+
+
+def with_seed_runs(results: ResultsTable, seed_runs: pd.DataFrame) -> ResultsTable:
+    """The same table holding only these of its seed runs (a subset of `results.seed_runs`), their seeds averaged
+    again: one pretraining seed's fine-tunes beside every from-scratch run (audit/replicates.py)."""
+    runs = _average_seeds(seed_runs, results.data_column, [])
+    return dataclasses.replace(results, runs=runs, seed_runs=seed_runs, warnings=[])
 
 
 def _average_seeds(df: pd.DataFrame, data_column: str, warnings: list[str]) -> pd.DataFrame:
