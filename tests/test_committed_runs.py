@@ -129,6 +129,10 @@ NOT_RE_RUN = {
         "analysis/cpu-pretrain-seeds's table with four more fine-tunes of each of v4's own pretraining runs at every "
         "point (jobs/cpu-finetune-seeds.toml, made by this code): they differ from v4's fine-tunes in the seed alone; "
         "not re-run here for time"),
+    "analysis/cpu-pretrain-seeds5/results.csv": (
+        "analysis/cpu-pretrain-seeds's table with v4 pretrained twice more, seeds 3 and 4, each fine-tuned at v4's "
+        "points (jobs/cpu-pretrain-seeds34.toml, made by this code): they differ from v4's runs in the seed alone; "
+        "not re-run here for time"),
     "analysis/dynamics/results.csv": "issue 22's short study (jobs/dynamics.toml), made by this code; not re-run here "
                                      "(left out for time, and not checked by hand)",
     "analysis/dynamics-batch/results.csv": "issue 22's batch experiment (jobs/dynamics-batch.toml), made by this code; "

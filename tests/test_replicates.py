@@ -43,7 +43,7 @@ def test_each_replicate_recovers_its_law_and_a_planted_odd_one_stands_out():
     assert betas[2] == pytest.approx(FLAT["beta"], abs=0.02)
 
 
-def test_no_rows_without_two_replicates_of_the_whole_ladder():
+def test_no_rows_without_two_replicates_of_the_whole_design():
     assert not _replicates(make_cpu_runs(seeds=3, loss_noise=0.01)).exponents    # fine-tune seeds name no run
     rows = _three_runs([CPU_INSIDE] * 3)
     largest = rows["n_params"] == rows["n_params"].max()
@@ -51,6 +51,9 @@ def test_no_rows_without_two_replicates_of_the_whole_ladder():
     assert list(_replicates(partial).exponents) == ["seed 0's pretraining runs alone", "seed 1's pretraining runs alone"]
     two_partial = partial[~(largest[partial.index] & (partial["mode"] == "finetune") & (partial["seed"] == 1))]
     assert not _replicates(two_partial).exponents
+    smallest_d_f = rows["data_chars"] == rows.loc[rows["mode"] == "finetune", "data_chars"].min()
+    one_d_f = rows[~((rows["mode"] == "finetune") & (rows["seed"] > 0) & ~smallest_d_f)]   # seeds 1, 2 at one D_F
+    assert not _replicates(one_d_f).exponents      # every N, not every point (analysis/shape's extra seeds)
 
 
 def test_a_runs_seed_is_its_pretraining_rows_else_its_lowest_fine_tune_seed():

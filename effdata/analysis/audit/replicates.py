@@ -1,6 +1,7 @@
 """Does a transfer law survive the pretraining's seed? Where a table pretrains every size more than once (seeds of
 one pretraining recipe: analysis/cpu-pretrain-seeds), the law refitted on each seed's pretraining runs alone: each
-replicate of the whole ladder, its fine-tunes read off the same from-scratch curves (docs/METHOD.md §6).
+replicate of the whole design (fine-tunes at every point, N and D_F, that the law has), its fine-tunes read off the
+same from-scratch curves (docs/METHOD.md §6).
 
 A pretraining run's seed moves all its fine-tunes together (0.70 % of their loss, 0.86 % more per checkpoint:
 analysis/cpu-finetune-seeds), and with one run per size the whole law rests on one draw of each. These rows say how
@@ -49,17 +50,17 @@ def pretraining_seeds(results: ResultsTable) -> pd.Series:
 
 
 def by_replicate(table: ResultsTable, curves: dict, fit: TransferFit, labels: dict) -> Replicates:
-    """`fit`'s law on each pretraining seed whose runs fine-tune every N that the law's fine-tunes have (a replicate
-    of the whole ladder), where there are two or more: on the points its shown law would be fitted on
+    """`fit`'s law on each pretraining seed whose runs fine-tune at every point (N, D_F) that the law's fine-tunes
+    have (a replicate of the whole design), where there are two or more: on the points its shown law would be fitted on
     (transfer.fit_points), by its estimator (Huber, its δ)."""
     runs, found = table.seed_runs, Replicates()
     if runs.empty or "mode" not in runs:
         return found
     mine = ((runs["mode"] == "finetune") & (runs["pretrain"] == fit.pretrain)).to_numpy()
     seeds = pretraining_seeds(table).to_numpy()
-    sizes = set(runs.loc[mine, "n_params"])
-    whole = [s for s in np.unique(seeds[mine & np.isfinite(seeds)])
-             if set(runs.loc[mine & (seeds == s), "n_params"]) == sizes]
+    points = lambda rows: set(zip(rows["n_params"], rows[table.data_column]))  # noqa: E731
+    design = points(runs[mine])
+    whole = [s for s in np.unique(seeds[mine & np.isfinite(seeds)]) if points(runs[mine & (seeds == s)]) == design]
     if len(whole) < 2:
         return found
     for seed in whole:
