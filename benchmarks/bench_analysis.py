@@ -30,8 +30,11 @@ from effdata.analysis.core.bootstrap import (  # noqa: E402
 )
 from effdata.analysis.core.effective import compute_effective  # noqa: E402
 from effdata.analysis.core.fit import fit_transfer  # noqa: E402
+from effdata.analysis.core.memo import remember  # noqa: E402
 from effdata.analysis.core.table import load_results  # noqa: E402
 from effdata.analysis.laws.scaling import fit_chinchilla, fit_kaplan  # noqa: E402
+
+remember(False)   # timed here: every repeat computed, not read back (core/memo.py)
 
 
 def main() -> None:

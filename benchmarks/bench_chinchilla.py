@@ -24,6 +24,7 @@ import pandas as pd  # noqa: E402
 from synthetic import TRUE_SCRATCH, scratch_runs  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
+from effdata.analysis.core.memo import remember  # noqa: E402
 from effdata.analysis.core.table import load_results  # noqa: E402
 from effdata.analysis.laws.scaling import (  # noqa: E402
     PAPER_CHINCHILLA,
@@ -33,6 +34,8 @@ from effdata.analysis.laws.scaling import (  # noqa: E402
     polish_lbfgs,
     solve_batched,
 )
+
+remember(False)   # timed here: every repeat computed, not read back (core/memo.py)
 
 
 def time_solvers(points: ScratchPoints, label: str, scipy_starts: int = 100) -> None:

@@ -7,10 +7,17 @@ reports with `python benchmarks/regenerate_reports.py` and say why in the commit
 About 2 minutes of one core in all, one test per report.
 """
 
+import hashlib
+from pathlib import Path
+
+import pandas as pd
 import pytest
 
 from scripts import load_script
 
+
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _load():
@@ -28,10 +35,32 @@ def test_every_committed_report_names_its_command():
 JOBS = _load().find_jobs()[0]
 
 
+def _scratch_key(job) -> str | None:
+    """The content of a report's from-scratch runs (what its from-scratch laws are fitted on), or None."""
+    tables = [a for a in job.args if a.endswith(".csv")]
+    if job.module != "effdata.analyze" or not tables:
+        return None
+    rows = pd.read_csv(ROOT / tables[0])
+    scratch = rows[rows["mode"] == "scratch"] if "mode" in rows else rows
+    columns = [c for c in ("n_params", "data_chars", "data_tokens", "loss", "seed") if c in scratch]
+    ordered = scratch[columns].sort_values(columns).reset_index(drop=True)
+    return hashlib.sha256(pd.util.hash_pandas_object(ordered, index=False).to_numpy().tobytes()).hexdigest()[:12]
+
+
+def _params():
+    """Reports whose from-scratch runs are the same run in one worker, one after another: the second reads the
+    from-scratch laws and their audit back (effdata/analysis/core/memo.py) instead of fitting them again."""
+    keys = {job: _scratch_key(job) for job in JOBS}
+    shared = {k for k in keys.values() if k is not None and list(keys.values()).count(k) > 1}
+    return [pytest.param(job, id=str(job.folder), marks=[pytest.mark.xdist_group(f"scratch-{keys[job]}")]
+                         if keys[job] in shared else []) for job in JOBS]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("job", JOBS, ids=[str(job.folder) for job in JOBS])
+@pytest.mark.parametrize("job", _params())
 def test_every_committed_report_regenerates_identically(job, tmp_path):
     """One test per report, so that the workers share them (one test of all took 2 minutes on one worker); each in
-    this process, which has the analysis imported already (a subprocess spends 1.6 s importing it)."""
+    this process, which has the analysis imported already (a subprocess spends 1.6 s importing it); reports that
+    share their from-scratch runs in one worker (`_params`)."""
     problems = _load().check_job(job, tmp_path / "out", in_process=True)
     assert not problems, "\n".join(problems)

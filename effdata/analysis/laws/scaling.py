@@ -34,6 +34,7 @@ from scipy.special import huber
 from tqdm.auto import tqdm
 
 from effdata.analysis.core.fit import INTERVAL_PERCENTILES, jsonable
+from effdata.analysis.core.memo import by_content
 from effdata.fmt import sig
 
 MIN_KAPLAN_POINTS = 6            # four parameters
@@ -210,17 +211,20 @@ def _kaplan_log_loss(x, points: ScratchPoints) -> np.ndarray:
 def fit_kaplan(scratch: pd.DataFrame, n_bootstrap: int = KAPLAN_BOOTSTRAP_CAP, seed: int = 0,
                warnings: list[str] | None = None, progress: bool = False) -> KaplanFit:
     """Fit Kaplan's L(N, D) to scratch runs in log loss, D in tokens (Kaplan's unit) when available."""
-    return _fit_kaplan(scratch, n_bootstrap, seed, [] if warnings is None else warnings, progress)
+    fit, said = _fit_kaplan(ScratchPoints.from_frame(scratch, "tokens"), n_bootstrap, seed, progress=progress)
+    if warnings is not None:
+        warnings.extend(said)
+    return fit
 
 
-def _fit_kaplan(scratch, n_bootstrap, seed, warnings, progress) -> KaplanFit:
-    points = ScratchPoints.from_frame(scratch, "tokens")
+@by_content(ignore=("progress",))
+def _fit_kaplan(points: ScratchPoints, n_bootstrap: int, seed: int, progress: bool = False) -> tuple[KaplanFit, list[str]]:
+    """(the fit, its warnings): a function of the points alone, remembered (core/memo.py)."""
     fit = KaplanFit(units=points.units, fitted=False)
     reason = points.shortfall(MIN_KAPLAN_POINTS)
     if reason is not None:
         fit.reason = reason
-        warnings.append(f"Kaplan L(N, D): {fit.reason}")
-        return fit
+        return fit, [f"Kaplan L(N, D): {fit.reason}"]
     log_n, log_d, log_loss = points.log_n, points.log_d, points.log_loss
     median_log_loss = float(np.median(log_loss))
     starts = [[a_n, a_d, float(np.median(log_n)) + median_log_loss / a_n,
@@ -253,7 +257,7 @@ def _fit_kaplan(scratch, n_bootstrap, seed, warnings, progress) -> KaplanFit:
         lo, hi = np.percentile(np.array(samples), INTERVAL_PERCENTILES, axis=0)
         fit.intervals = {name: [float(lo[i]), float(hi[i])] for i, name in enumerate(("alpha_n", "alpha_d", "ratio"))}
     fit.degenerate = kaplan_bounds(fit)
-    return fit
+    return fit, []
 
 
 # --------------------------------------------------------------------------- Chinchilla: the batched solver
@@ -433,14 +437,23 @@ def fit_chinchilla(scratch: pd.DataFrame, units: str = "chars", n_bootstrap: int
                    seed: int = 0, warnings: list[str] | None = None, progress: bool = False,
                    grid: StartGrid = StartGrid(), delta: float = CHINCHILLA_HUBER_DELTA) -> ChinchillaFit:
     """Fit E + A/N^alpha + B/D^beta to the scratch runs, D in `units` (the transfer law's unit)."""
-    warnings = [] if warnings is None else warnings
-    points = ScratchPoints.from_frame(scratch, units)
+    fit, said = _fit_chinchilla(ScratchPoints.from_frame(scratch, units), n_bootstrap, seed, grid, delta,
+                                progress=progress)
+    if warnings is not None:
+        warnings.extend(said)
+    return fit
+
+
+@by_content(ignore=("progress",))
+def _fit_chinchilla(points: ScratchPoints, n_bootstrap: int, seed: int, grid: StartGrid, delta: float,
+                    progress: bool = False) -> tuple[ChinchillaFit, list[str]]:
+    """(the fit, its warnings): a function of the points alone, remembered (core/memo.py)."""
+    warnings: list[str] = []
     fit = ChinchillaFit(units=points.units, fitted=False, huber_delta=delta)
     reason = points.shortfall(MIN_CHINCHILLA_POINTS)
     if reason is not None:
         fit.reason = reason
-        warnings.append(f"Chinchilla L(N, D): {fit.reason}")
-        return fit
+        return fit, [f"Chinchilla L(N, D): {fit.reason}"]
     starts = grid.points()
     theta, value = solve_batched(points.log_n[None], points.log_d[None], points.log_loss[None], starts, delta)
     best = int(np.argmin(value))
@@ -470,7 +483,7 @@ def fit_chinchilla(scratch: pd.DataFrame, units: str = "chars", n_bootstrap: int
     fit.degenerate = chinchilla_bounds(fit, float(np.exp(points.log_loss.min())))
     # Every bound the search has (E at 0, an exponent at 0) moves the allocation a = β/(α+β) with it.
     fit.unidentified = ["n_opt_exponent", "d_opt_exponent"] if fit.degenerate else []
-    return fit
+    return fit, warnings
 
 
 def _set_parameters(fit: ChinchillaFit, natural: np.ndarray) -> None:
@@ -543,6 +556,7 @@ def kaplan_bounds(fit: "KaplanFit") -> list[str]:
 
 
 
+@by_content()
 def kaplan_refit(points: ScratchPoints, start, loss: str = "linear", f_scale: float = 1.0) -> np.ndarray:
     """(alpha_n, alpha_d, log N_c, log D_C) on these points from `start` (and the usual starting grid);
     `loss="huber"` with `f_scale` the Huber threshold on log loss gives the other estimator."""
@@ -575,6 +589,7 @@ def chinchilla_start(fit: "ChinchillaFit") -> np.ndarray:
         return np.array([np.log(fit.A), np.log(fit.B), max(np.log(max(fit.E, 1e-300)), -700.0), fit.alpha, fit.beta])
 
 
+@by_content()
 def chinchilla_refit(points: ScratchPoints, delta: float = CHINCHILLA_HUBER_DELTA, grid: StartGrid = StartGrid(),
                      start: np.ndarray | None = None) -> np.ndarray:
     """(E, A, B, alpha, beta, a_opt, b_opt) of the best of the starting grid (and `start`) on these points, polished."""
