@@ -23,6 +23,9 @@ from effdata.analysis.core.fit import TransferFit
 from effdata.analysis.core.table import ResultsTable, pretraining_run_of, with_seed_runs
 
 
+ALONE = "'s pretraining runs alone"      # a row's label: "seed 3" + ALONE
+
+
 @dataclass
 class Replicates:
     """A law refitted on each pretraining seed's runs alone: label -> exponents, and α's change per decade of N."""
@@ -58,9 +61,9 @@ def by_replicate(table: ResultsTable, curves: dict, fit: TransferFit, labels: di
         return found
     mine = ((runs["mode"] == "finetune") & (runs["pretrain"] == fit.pretrain)).to_numpy()
     seeds = pretraining_seeds(table).to_numpy()
-    points = lambda rows: set(zip(rows["n_params"], rows[table.data_column]))  # noqa: E731
-    design = points(runs[mine])
-    whole = [s for s in np.unique(seeds[mine & np.isfinite(seeds)]) if points(runs[mine & (seeds == s)]) == design]
+    cells = lambda rows: set(zip(rows["n_params"], rows[table.data_column]))  # noqa: E731
+    design = cells(runs[mine])
+    whole = [s for s in np.unique(seeds[mine & np.isfinite(seeds)]) if cells(runs[mine & (seeds == s)]) == design]
     if len(whole) < 2:
         return found
     for seed in whole:
@@ -70,7 +73,7 @@ def by_replicate(table: ResultsTable, curves: dict, fit: TransferFit, labels: di
             continue
         points, shown = chosen
         d_f, n_params, d_t = (points[c].to_numpy(float) for c in ("d_f", "n_params", "d_t"))
-        label = f"seed {seed:g}'s pretraining runs alone"
+        label = f"seed {seed:g}{ALONE}"
         found.exponents[label] = refit_exponents(d_f, n_params, d_t, shown.huber_delta)
         form = alpha_by_n(d_f, n_params, d_t, None, shown.huber_delta, 0, labels)
         found.alpha_per_decade[label] = form.per_decade if form is not None else float("nan")

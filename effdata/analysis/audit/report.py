@@ -7,6 +7,7 @@ from effdata.analysis.audit.audit import Audit
 from effdata.analysis.audit.convergence import FIX
 from effdata.analysis.audit.form import ALARM_PERCENTILES, AlphaByN
 from effdata.analysis.audit.leverage import LEVERAGE_HALF_WIDTHS, LawAudit
+from effdata.analysis.audit.replicates import ALONE
 from effdata.analysis.core.markdown import markdown_table
 from effdata.fmt import sig
 
@@ -35,14 +36,11 @@ def _law_table(law: LawAudit) -> list[str]:
     return lines + (_form_lines(law.form) if law.form is not None else []) + _replicate_lines(law)
 
 
-APOSTROPHE = "'s "
-
-
 def _replicate_lines(law: LawAudit) -> list[str]:
     """α's change per decade of N with each pretraining seed's runs alone (audit/replicates.py)."""
     if not law.form_by_replicate:
         return []
-    each = ", ".join(f"{_cell(v)} ({label.split(APOSTROPHE)[0]})" for label, v in law.form_by_replicate.items())
+    each = ", ".join(f"{_cell(v)} ({label.removesuffix(ALONE)})" for label, v in law.form_by_replicate.items())
     return [f"With each pretraining seed's runs alone (the rows *seed … alone* above, on the same from-scratch "
             f"curves; no interval): α changes by {each} per decade of N.", ""]
 

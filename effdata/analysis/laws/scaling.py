@@ -218,7 +218,8 @@ def fit_kaplan(scratch: pd.DataFrame, n_bootstrap: int = KAPLAN_BOOTSTRAP_CAP, s
 
 
 @by_content(ignore=("progress",))
-def _fit_kaplan(points: ScratchPoints, n_bootstrap: int, seed: int, progress: bool = False) -> tuple[KaplanFit, list[str]]:
+def _fit_kaplan(points: ScratchPoints, n_bootstrap: int, seed: int,
+                progress: bool = False) -> tuple[KaplanFit, list[str]]:
     """(the fit, its warnings): a function of the points alone, remembered (core/memo.py)."""
     fit = KaplanFit(units=points.units, fitted=False)
     reason = points.shortfall(MIN_KAPLAN_POINTS)
