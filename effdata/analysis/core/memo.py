@@ -18,13 +18,14 @@ from collections import OrderedDict
 from typing import Callable
 
 MAX_ENTRIES = 64
-_ENABLED = [True]
+_enabled = True
 
 
 def remember(enabled: bool) -> None:
     """Turn remembering on or off for the whole process: a benchmark that times these functions turns it off, so
     that a repeat is computed again rather than read back."""
-    _ENABLED[0] = enabled
+    global _enabled
+    _enabled = enabled
 
 
 def by_content(ignore: tuple[str, ...] = ()) -> Callable:
@@ -35,7 +36,7 @@ def by_content(ignore: tuple[str, ...] = ()) -> Callable:
 
         @functools.wraps(function)
         def wrapper(*args, **kwargs):
-            if not _ENABLED[0]:
+            if not _enabled:
                 return function(*args, **kwargs)
             keyed = {k: v for k, v in sorted(kwargs.items()) if k not in ignore}
             key = hashlib.sha256(pickle.dumps((args, keyed), protocol=pickle.HIGHEST_PROTOCOL)).digest()
