@@ -88,8 +88,11 @@ def test_jobs_ask_for_a_gpu_when_the_study_needs_cuda():
             gpus_per_run(asked, device)
 
 
-def test_the_gpu_request_reaches_sbatch(tmp_path):
-    pytest.importorskip("submitit")
+def test_the_gpu_request_reaches_sbatch(tmp_path, monkeypatch):
+    submitit = pytest.importorskip("submitit")
+    # No cluster needed: submitit refuses to build an executor where `srun` is not on PATH, which on a fresh machine
+    # holds until the session's SLURM fixture (another xdist worker, maybe later) installs it.
+    monkeypatch.setattr(submitit.SlurmExecutor, "affinity", classmethod(lambda cls: 1))
     executor = SlurmExecutor(tmp_path / "out", gpus_per_run=gpus_per_run(None, "cuda"), device="cuda", check=False)
     assert executor._submitit.parameters["gpus_per_node"] == 1 and executor.device == "cuda"
 
