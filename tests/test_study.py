@@ -1,6 +1,7 @@
 """Study files: checked before anything runs; expanded into runs with stable ids and dependencies."""
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -240,6 +241,18 @@ def test_extra_seeds_cover_only_the_sizes_they_name():
     assert {r.run_id for r in study_runs(plain, ["text"])} == {r.run_id for r in by_seed[0]}
     only_scratch = study_from_dict({**MINIMAL, "extra_seeds": {"seeds": [5], "scratch_data_chars": [3e4]}})
     assert [(r.mode, r.spec.seed) for r in study_runs(only_scratch) if r.spec.seed == 5] == [("scratch", 5)] * 2
+
+
+def test_a_study_that_fine_tunes_no_size_plans_its_from_scratch_runs_alone_under_the_same_ids():
+    full = {r.run_id for r in study_runs(study_from_dict(MINIMAL), ["text", "text+code"]) if r.mode == "scratch"}
+    alone = study_runs(study_from_dict({**MINIMAL, "finetune": {"data_chars": [1e4], "sizes": []}}), ["text"])
+    assert {r.mode for r in alone} == {"scratch"} and {r.run_id for r in alone} == full
+    cpu = study_runs(load_study(JOBS / "cpu.toml"), ["text"])
+    seeds = study_runs(load_study(JOBS / "cpu-scratch-seeds.toml"))
+    assert {r.mode for r in seeds} == {"scratch"} and len(seeds) == 60
+    # Its runs are v4's from-scratch runs at other seeds: the same spec but the seed (so its table joins v4's).
+    v4 = {(r.spec.size, r.spec.data_chars): r.spec for r in cpu if r.mode == "scratch"}
+    assert all(r.spec == dataclasses.replace(v4[r.spec.size, r.spec.data_chars], seed=r.spec.seed) for r in seeds)
 
 
 def test_extra_seeds_of_a_shared_pretraining_fine_tune_the_first_seeds_runs_and_pretrain_nothing():

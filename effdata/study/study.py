@@ -16,7 +16,8 @@ A study file looks like this (every key is checked; an unknown key or a wrong ty
 
     [finetune]                     # fine-tunes of each pretrained checkpoint
     data_chars = [1e5, 3e5]
-    sizes = ["n100k"]              # optional: fine-tune (and pretrain) these sizes only (default: every size)
+    sizes = ["n100k"]              # optional: fine-tune (and pretrain) these sizes only (default: every size;
+                                   #   [] none: a from-scratch-only study)
 
     [extra_seeds]                  # optional: more seeds for part of the grid (to measure the noise)
     seeds = [1, 2]                 # seeds beyond `seeds`, for these data sizes only:
@@ -436,6 +437,8 @@ def _mode_train(table: dict, section: str, allowed: tuple[str, ...], train: dict
 def _finetune_sizes(table: dict, sizes: tuple[str, ...]) -> tuple[str, ...] | None:
     if "sizes" not in table:
         return None
+    if table["sizes"] == []:
+        return ()      # a from-scratch-only study (jobs/cpu-scratch-seeds.toml): no pretraining, no fine-tune
     chosen = _string_list(table["sizes"], "[finetune] sizes")
     unknown = [size for size in chosen if size not in sizes]
     if unknown:
