@@ -3,13 +3,17 @@ tables whose laws are known: each replicate of the ladder recovers its own law, 
 table without replicates gets no rows. The report's rows and fits.json: tests/test_pretraining_noise.py."""
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
 
-from effdata.analysis.audit.replicates import by_replicate, pretraining_seeds
+from effdata.analysis.audit.replicates import by_replicate, own_scratch, pretraining_seeds
 from effdata.analysis.core.effective import compute_effective
+from effdata.analysis.audit.transfer import fit_points
 from effdata.analysis.core.fit import fit_transfer
 from effdata.analysis.core.table import load_results
+from effdata.fmt import sig
 from synthetic import CPU_INSIDE, make_cpu_runs, nested_runs
 
 FLAT = {**CPU_INSIDE, "beta": 0.2}
@@ -22,12 +26,14 @@ def _replicates(rows: pd.DataFrame, name: str = "text"):
     return by_replicate(table, effective.curves, fit, {})
 
 
-def _three_runs(laws_by_seed: list[dict]) -> pd.DataFrame:
-    """Three pretraining runs per size, seed s's fine-tunes following laws_by_seed[s] exactly (no noise)."""
-    tables = [make_cpu_runs({"text": law}, seeds=3, loss_noise=0.0, pretraining_noise=0.0) for law in laws_by_seed]
-    rows = [t[(t["mode"] == "scratch") | (t["seed"] == s)] if s == 0 else t[(t["mode"] == "finetune") & (t["seed"] == s)]
-            for s, t in enumerate(tables)]
-    return pd.concat(rows, ignore_index=True)
+def _three_runs(laws_by_seed: list[dict], scratch_seeds=(0,), loss_noise: float = 0.0, seed: int = 0) -> pd.DataFrame:
+    """Three pretraining runs per size, seed s's fine-tunes following laws_by_seed[s] (exactly, without
+    `loss_noise`), beside the from-scratch runs of `scratch_seeds`."""
+    tables = [make_cpu_runs({"text": law}, seeds=3, loss_noise=loss_noise, pretraining_noise=0.0, seed=seed)
+              for law in laws_by_seed]
+    scratch = tables[0][(tables[0]["mode"] == "scratch") & tables[0]["seed"].isin(scratch_seeds)]
+    return pd.concat([scratch] + [t[(t["mode"] == "finetune") & (t["seed"] == s)] for s, t in enumerate(tables)],
+                     ignore_index=True)
 
 
 def test_each_replicate_recovers_its_law_and_a_planted_odd_one_stands_out():
@@ -41,6 +47,32 @@ def test_each_replicate_recovers_its_law_and_a_planted_odd_one_stands_out():
     betas = [e["beta"] for e in odd.exponents.values()]
     assert betas[:2] == pytest.approx([CPU_INSIDE["beta"]] * 2, abs=0.02)
     assert betas[2] == pytest.approx(FLAT["beta"], abs=0.02)
+
+
+def test_with_each_seeds_own_from_scratch_runs_a_replicate_is_what_that_seed_alone_gives():
+    """Independent replicates: seed s's fine-tunes on seed s's from-scratch curves are the table a study run with
+    seed s alone makes, and its law is that table's headline law (on the same points, the same estimator)."""
+    rows = _three_runs([CPU_INSIDE] * 3, scratch_seeds=(0, 1, 2), loss_noise=0.01, seed=3)
+    table = load_results(rows)
+    found = _replicates(rows)
+    assert found.independent and list(found.exponents) == [f"seed {s}'s runs alone" for s in (0, 1, 2)]
+    for s in (0, 1, 2):
+        alone = load_results(rows[rows["seed"] == s])
+        effective = compute_effective(alone, [])
+        points, _ = fit_points(effective.table, fit_transfer(effective.table, "text", alone.units, n_bootstrap=0))
+        headline = fit_transfer(points, "text", alone.units, n_bootstrap=0)
+        mine = found.exponents[f"seed {s}'s runs alone"]
+        assert (mine["alpha"], mine["beta"]) == pytest.approx((headline.alpha, headline.beta), abs=1e-6)
+    betas = [e["beta"] for e in found.exponents.values()]
+    assert found.spread()["beta"] == pytest.approx(pd.Series(betas).std())
+    assert len(set(betas)) == 3          # the from-scratch noise of each seed moves its own replicate
+    # One seed short of a single from-scratch point: every replicate goes back to the shared curves.
+    short = rows.drop(rows.index[(rows["mode"] == "scratch") & (rows["seed"] == 2)][:1])
+    assert own_scratch(load_results(short), 2) is None and own_scratch(load_results(short), 1) is not None
+    shared = _replicates(short)
+    assert not shared.independent and not shared.spread()
+    assert list(shared.exponents) == [f"seed {s}'s pretraining runs alone" for s in (0, 1, 2)]
+    assert own_scratch(table, 5) is None
 
 
 def test_no_rows_without_two_replicates_of_the_whole_design():
@@ -72,3 +104,21 @@ def test_a_runs_seed_is_its_pretraining_rows_else_its_lowest_fine_tune_seed():
     table = load_results(rows)
     seeds = pretraining_seeds(table)
     assert seeds[table.seed_runs["mode"] == "finetune"].tolist() == [7.0]
+
+
+def test_independent_replicates_report_their_spread_and_fits_json_keeps_it():
+    from effdata.analysis.audit.audit import Audit, audit_json
+    from effdata.analysis.audit.leverage import LawAudit
+    from effdata.analysis.audit.report import _replicate_lines
+
+    found = _replicates(_three_runs([CPU_INSIDE] * 3, scratch_seeds=(0, 1, 2), loss_noise=0.01, seed=3))
+    law = LawAudit("transfer law 'text'", {"alpha": 0.4, "beta": 0.4}, {}, sensitivity=found.exponents,
+                   form_by_replicate=found.alpha_per_decade, replicate_spread=found.spread())
+    line = " ".join(_replicate_lines(law))
+    sd = found.spread()["beta"]
+    assert "(seed 0)" in line and "seed 0's" not in line      # the labels' suffix dropped
+    assert f"beta {sig(sd)}: ±{sig(1.645 * sd)} for one replicate, ±{sig(1.645 * sd / 3 ** 0.5)} for the mean of 3" in line
+    assert audit_json(Audit(laws=[law]))["laws"][0]["sd_over_replicates"] == found.spread()
+    shared = dataclasses.replace(law, replicate_spread={})
+    assert "on the same from-scratch curves" in " ".join(_replicate_lines(shared))
+    assert "sd_over_replicates" not in audit_json(Audit(laws=[shared]))["laws"][0]

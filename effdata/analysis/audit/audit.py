@@ -70,6 +70,7 @@ def _with_replicates(law: LawAudit, ladder: ResultsTable, curves: dict, fit: Tra
     replicates = by_replicate(ladder, curves, fit, labels)
     law.sensitivity.update(replicates.exponents)
     law.form_by_replicate = replicates.alpha_per_decade
+    law.replicate_spread = replicates.spread()
 
 
 def audit_table(table: ResultsTable, ladder: ResultsTable, effective: pd.DataFrame, fits: dict[str, TransferFit],
@@ -111,6 +112,7 @@ def audit_json(audit: Audit) -> dict:
              "extrapolation": None if law.extrapolation is None else vars(law.extrapolation),
              "sensitivity": law.sensitivity, "alpha_by_n": None if law.form is None else law.form.to_dict(),
              **({"alpha_per_decade_by_replicate": law.form_by_replicate} if law.form_by_replicate else {}),
+             **({"sd_over_replicates": law.replicate_spread} if law.replicate_spread else {}),
              "warnings": law.warnings} for law in audit.laws]
     bad = audit.convergence.not_converged
     return {"laws": laws, "warnings": audit.warnings,

@@ -62,6 +62,7 @@ class LawAudit:
     sensitivity: dict[str, dict[str, float]] = field(default_factory=dict)   # a named variant -> exponents
     form: AlphaByN | None = None                         # the transfer law's α as a function of N (form.py)
     form_by_replicate: dict[str, float] = field(default_factory=dict)   # α's change per decade, each pretraining seed
+    replicate_spread: dict[str, float] = field(default_factory=dict)    # exponent -> sd over independent replicates
     warnings: list[str] = field(default_factory=list)
 
 

@@ -1,13 +1,16 @@
 """Does a transfer law survive the pretraining's seed? Where a table pretrains every size more than once (seeds of
 one pretraining recipe: analysis/cpu-pretrain-seeds), the law refitted on each seed's pretraining runs alone: each
-replicate of the whole design (fine-tunes at every point, N and D_F, that the law has), its fine-tunes read off the
-same from-scratch curves (docs/METHOD.md §6).
+replicate of the whole design (fine-tunes at every point, N and D_F, that the law has). Where the table's
+from-scratch runs of that seed cover every from-scratch point too (analysis/cpu-replicates), the replicate reads its
+fine-tunes off its own seed's from-scratch curves: the study as a run with that one seed gives it, independent of
+the other replicates; else off the same (seed-averaged) curves as the headline (docs/METHOD.md §6).
 
 A pretraining run's seed moves all its fine-tunes together (0.70 % of their loss, 0.86 % more per checkpoint:
 analysis/cpu-finetune-seeds), and with one run per size the whole law rests on one draw of each. These rows say how
 far one draw of the ladder moves the exponents, and α's change per decade of N (the form check's, form.py) with it.
 Sensitivity rows, no warning: one replicate is noisier than the mean of several that the headline is fitted on, and
-the headline's interval already re-draws the runs' shifts (core/bootstrap.py).
+the headline's interval already re-draws the runs' shifts (core/bootstrap.py). Independent replicates also give the
+exponents' spread from one replicate to the next, which a single-seed study's interval should match.
 """
 from __future__ import annotations
 
@@ -18,12 +21,13 @@ import pandas as pd
 
 from effdata.analysis.audit.form import alpha_by_n
 from effdata.analysis.audit.transfer import fit_points, refit_exponents
-from effdata.analysis.core.effective import effective_table
+from effdata.analysis.core.effective import build_curves, effective_table
 from effdata.analysis.core.fit import TransferFit
 from effdata.analysis.core.table import ResultsTable, pretraining_run_of, with_seed_runs
 
 
-ALONE = "'s pretraining runs alone"      # a row's label: "seed 3" + ALONE
+ALONE = "'s pretraining runs alone"      # a row's label: "seed 3" + ALONE (on the headline's from-scratch curves)
+OWN = "'s runs alone"                    # "seed 3" + OWN: its fine-tunes on its own from-scratch runs' curves
 
 
 @dataclass
@@ -32,6 +36,14 @@ class Replicates:
 
     exponents: dict[str, dict[str, float]] = field(default_factory=dict)
     alpha_per_decade: dict[str, float] = field(default_factory=dict)
+    independent: bool = False      # every replicate on its own seed's from-scratch curves
+
+    def spread(self) -> dict[str, float]:
+        """Each exponent's standard deviation over the independent replicates (ddof 1); {} where they are not."""
+        if not self.independent or len(self.exponents) < 2:
+            return {}
+        names = next(iter(self.exponents.values())).keys()
+        return {n: float(np.std([e[n] for e in self.exponents.values()], ddof=1)) for n in names}
 
 
 def pretraining_seeds(results: ResultsTable) -> pd.Series:
@@ -55,7 +67,8 @@ def pretraining_seeds(results: ResultsTable) -> pd.Series:
 def by_replicate(table: ResultsTable, curves: dict, fit: TransferFit, labels: dict) -> Replicates:
     """`fit`'s law on each pretraining seed whose runs fine-tune at every point (N, D_F) that the law's fine-tunes
     have (a replicate of the whole design), where there are two or more: on the points its shown law would be fitted on
-    (transfer.fit_points), by its estimator (Huber, its δ)."""
+    (transfer.fit_points), by its estimator (Huber, its δ); each on its own seed's from-scratch curves where every
+    whole seed has them (`own_scratch`), else all on `curves`."""
     runs, found = table.seed_runs, Replicates()
     if runs.empty or "mode" not in runs:
         return found
@@ -66,15 +79,34 @@ def by_replicate(table: ResultsTable, curves: dict, fit: TransferFit, labels: di
     whole = [s for s in np.unique(seeds[mine & np.isfinite(seeds)]) if cells(runs[mine & (seeds == s)]) == design]
     if len(whole) < 2:
         return found
+    scratch = {seed: own_scratch(table, seed) for seed in whole}
+    found.independent = all(rows is not None for rows in scratch.values())
     for seed in whole:
-        alone = with_seed_runs(table, runs[mine & (seeds == seed)])
-        chosen = fit_points(effective_table(alone.finetuned, curves, table.data_column), fit)
+        tuned = runs[mine & (seeds == seed)]
+        alone = with_seed_runs(table, pd.concat([tuned, scratch[seed]]) if found.independent else tuned)
+        read_off = build_curves(alone.scratch, table.data_column, []) if found.independent else curves
+        chosen = fit_points(effective_table(alone.finetuned, read_off, table.data_column), fit)
         if chosen is None:
             continue
         points, shown = chosen
         d_f, n_params, d_t = (points[c].to_numpy(float) for c in ("d_f", "n_params", "d_t"))
-        label = f"seed {seed:g}{ALONE}"
+        label = f"seed {seed:g}{OWN if found.independent else ALONE}"
         found.exponents[label] = refit_exponents(d_f, n_params, d_t, shown.huber_delta)
         form = alpha_by_n(d_f, n_params, d_t, None, shown.huber_delta, 0, labels)
         found.alpha_per_decade[label] = form.per_decade if form is not None else float("nan")
     return found
+
+
+def own_scratch(table: ResultsTable, seed: float) -> pd.DataFrame | None:
+    """The table's from-scratch runs of this seed, where they cover every from-scratch point (N, shape, data size)
+    that the table has; else None."""
+    runs = table.seed_runs
+    if "seed" not in runs:
+        return None
+    scratch = runs[runs["mode"] == "scratch"]
+    shape = scratch["shape"].fillna("") if "shape" in scratch else pd.Series("", index=scratch.index)
+    points = pd.Series(list(zip(scratch["n_params"], shape, scratch[table.data_column])), index=scratch.index)
+    chosen = pd.to_numeric(scratch["seed"], errors="coerce") == seed
+    if scratch.empty or set(points[chosen]) != set(points):
+        return None
+    return scratch[chosen]

@@ -7,7 +7,7 @@ from effdata.analysis.audit.audit import Audit
 from effdata.analysis.audit.convergence import FIX
 from effdata.analysis.audit.form import ALARM_PERCENTILES, AlphaByN
 from effdata.analysis.audit.leverage import LEVERAGE_HALF_WIDTHS, LawAudit
-from effdata.analysis.audit.replicates import ALONE
+from effdata.analysis.audit.replicates import ALONE, OWN
 from effdata.analysis.core.markdown import markdown_table
 from effdata.fmt import sig
 
@@ -37,12 +37,23 @@ def _law_table(law: LawAudit) -> list[str]:
 
 
 def _replicate_lines(law: LawAudit) -> list[str]:
-    """α's change per decade of N with each pretraining seed's runs alone (audit/replicates.py)."""
+    """α's change per decade of N with each pretraining seed's runs alone (audit/replicates.py), and where the
+    replicates are independent, each exponent's spread between them."""
     if not law.form_by_replicate:
         return []
-    each = ", ".join(f"{_cell(v)} ({label.removesuffix(ALONE)})" for label, v in law.form_by_replicate.items())
-    return [f"With each pretraining seed's runs alone (the rows *seed … alone* above, on the same from-scratch "
-            f"curves; no interval): α changes by {each} per decade of N.", ""]
+    each = ", ".join(f"{_cell(v)} ({label.removesuffix(ALONE).removesuffix(OWN)})"
+                     for label, v in law.form_by_replicate.items())
+    if not law.replicate_spread:
+        return [f"With each pretraining seed's runs alone (the rows *seed … alone* above, on the same from-scratch "
+                f"curves; no interval): α changes by {each} per decade of N.", ""]
+    k, z = len(law.form_by_replicate), 1.645
+    spread = "; ".join(f"{name} {sig(sd)}: ±{sig(z * sd)} for one replicate, ±{sig(z * sd / np.sqrt(k))} for the mean of "
+                       f"{k}" for name, sd in law.replicate_spread.items())
+    return [f"With each seed's runs alone (the rows *seed … alone* above: its pretrainings, fine-tunes and "
+            f"from-scratch runs, what a study run with that one seed gives; independent replicates, no interval): α "
+            f"changes by {each} per decade of N. The exponents' standard deviation between replicates, and the "
+            f"half-width of a 90 % interval it implies (normal): {spread}. A one-seed study's interval should be about "
+            "as wide as the first, this table's headline interval about as wide as the second.", ""]
 
 
 def _bracket(interval) -> str:
