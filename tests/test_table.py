@@ -133,3 +133,11 @@ def test_a_point_of_uneven_seeds_from_several_pretraining_runs_is_the_mean_of_it
     plain = even.groupby(["pretrain", "mode", "n_params", "data_chars"])["loss"].mean()
     runs = load_results(even).runs.set_index(["pretrain", "mode", "n_params", "data_chars"])["loss"]
     assert (runs.reindex(plain.index) == plain).all()
+
+
+def test_a_checkpoints_name_is_its_runs_and_its_checkpoint():
+    from effdata.analysis.core.table import checkpoint_of, root_of
+
+    assert (root_of("text+code@10tpp"), checkpoint_of("text+code@10tpp")) == ("text+code", "10tpp")
+    assert (root_of("text"), checkpoint_of("text")) == ("text", "")
+    assert root_of("pretrain-text-w7k-s0-1234abcd@3tpp") == "pretrain-text-w7k-s0-1234abcd"

@@ -23,7 +23,7 @@ from effdata.analysis.audit.form import alpha_by_n
 from effdata.analysis.audit.transfer import fit_points, refit_exponents
 from effdata.analysis.core.effective import build_curves, effective_table
 from effdata.analysis.core.fit import TransferFit
-from effdata.analysis.core.table import ResultsTable, pretraining_run_of, with_seed_runs
+from effdata.analysis.core.table import ResultsTable, pretraining_run_of, root_of, with_seed_runs
 
 
 ALONE = "'s pretraining runs alone"      # a row's label: "seed 3" + ALONE (on the headline's from-scratch curves)
@@ -59,7 +59,7 @@ def pretraining_seeds(results: ResultsTable) -> pd.Series:
     lowest = pd.to_numeric(runs["seed"], errors="coerce").groupby(run).transform("min")
     if pretraining.empty or not {"run_id", "seed"} <= set(pretraining.columns):
         return lowest.astype(float)
-    ids = pretraining["run_id"].astype(str).str.split("@").str[0]
+    ids = pretraining["run_id"].astype(str).map(root_of)
     seed_of = dict(zip(ids, pd.to_numeric(pretraining["seed"], errors="coerce")))
     return run.map(seed_of).astype(float).fillna(lowest)
 

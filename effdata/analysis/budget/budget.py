@@ -38,15 +38,10 @@ from effdata.analysis.core.fit import (
     jsonable,
     select_fit_points,
 )
-from effdata.analysis.core.table import ResultsTable, TableError
+from effdata.analysis.core.table import ResultsTable, TableError, root_of
 
 MIN_BUDGET_POINTS = MIN_FIT_POINTS + 1   # four parameters plus at least two degrees of freedom
 SAME_BUDGET_RATIO = 1.05                 # P (or tokens) within 5% across N: one budget (steps round them up)
-
-
-def base_name(pretrain: str) -> str:
-    """`text@10tpp` -> `text`: the pretraining distribution, whatever its budget."""
-    return str(pretrain).split("@", 1)[0]
 
 
 def reading(interval) -> str:
@@ -83,7 +78,7 @@ def _run_tokens_per_param(pretraining: pd.DataFrame) -> np.ndarray:
 
 def budget_points(effective: pd.DataFrame, pretraining: pd.DataFrame) -> pd.DataFrame:
     """The effective table (same index) with each row's base distribution `base` and budget `p`."""
-    return effective.assign(base=[base_name(p) for p in effective["pretrain"]],
+    return effective.assign(base=[root_of(str(p)) for p in effective["pretrain"]],
                             p=tokens_per_param(effective, pretraining).to_numpy(float))
 
 
@@ -124,7 +119,7 @@ def describe_budget(pretrain: str, rows: pd.DataFrame) -> Budget:
     """The budget of one name from its rows' P (mean per N): per parameter, fixed, varied or unknown."""
     per_n = rows.groupby("n_params")["p"].mean().dropna()
     if per_n.empty:
-        return Budget(pretrain, base_name(pretrain), "unknown", "budget unknown (no pretraining tokens per parameter)")
+        return Budget(pretrain, root_of(str(pretrain)), "unknown", "budget unknown (no pretraining tokens per parameter)")
     p = per_n.to_numpy(float)
     tokens = p * per_n.index.to_numpy(float)
     ranges = {"p_min": float(p.min()), "p_max": float(p.max()), "tokens_min": float(tokens.min()),
@@ -136,7 +131,7 @@ def describe_budget(pretrain: str, rows: pd.DataFrame) -> Budget:
         kind, label = "fixed", f"fixed {tokens_text(float(np.exp(np.log(tokens).mean())))} tokens ({span})"
     else:
         kind, label = "varied", span
-    return Budget(pretrain, base_name(pretrain), kind, label, **ranges)
+    return Budget(pretrain, root_of(str(pretrain)), kind, label, **ranges)
 
 
 def describe_budgets(points: pd.DataFrame) -> dict[str, Budget]:

@@ -55,7 +55,7 @@ from effdata.analysis.core.effective import (
 )
 from effdata.analysis.core.fit import INTERVAL_PERCENTILES
 from effdata.analysis.core.runnoise import PretrainingGroup, point_key, pretraining_groups, pretraining_noise
-from effdata.analysis.core.table import ResultsTable, pretraining_run_of
+from effdata.analysis.core.table import ResultsTable, pretraining_run_of, root_of
 from effdata.fmt import compact
 
 MODES = ("scratch", "finetune")
@@ -205,7 +205,7 @@ def shared_families(results: ResultsTable, groups: list[PretrainingGroup]) -> li
         named_runs = per_point.get(tuple(row), [])
         if len(named_runs) > 1:
             continue        # seeds from several runs: re-drawing them re-draws the runs
-        label = (named_runs[0],) if named_runs else (row.pretrain.split("@")[0], row.n_params, row.shape)
+        label = (named_runs[0],) if named_runs else (root_of(row.pretrain), row.n_params, row.shape)
         families.setdefault(label, []).append(column)
     return [np.array(columns) for _, columns in sorted(families.items(), key=lambda item: str(item[0]))]
 

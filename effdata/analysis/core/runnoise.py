@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from effdata.analysis.core.table import ResultsTable, pretraining_run_of
+from effdata.analysis.core.table import ResultsTable, checkpoint_of, pretraining_run_of, root_of
 
 
 def point_key(results: ResultsTable) -> list[str]:
@@ -49,7 +49,7 @@ def pretraining_groups(results: ResultsTable) -> list[PretrainingGroup]:
     if seeds.empty or "mode" not in seeds:
         return []
     finetuned = seeds[seeds["mode"] == "finetune"].assign(pretrain_run=lambda t: pretraining_run_of(t))
-    finetuned = finetuned.dropna(subset=["pretrain_run"]).assign(root=lambda t: t["pretrain"].str.split("@").str[0])
+    finetuned = finetuned.dropna(subset=["pretrain_run"]).assign(root=lambda t: t["pretrain"].map(root_of))
     key = point_key(results)
     position = {tuple(row): i for i, row in enumerate(results.runs[key].itertuples(index=False))}
     groups = []
@@ -65,13 +65,9 @@ def pretraining_groups(results: ResultsTable) -> list[PretrainingGroup]:
                                        columns=np.array([position[tuple(i)] for i in values.index]),
                                        values=values.to_numpy(float),
                                        counts=counts.loc[values.index, values.columns].fillna(0).to_numpy(int),
-                                       starts=np.array([_checkpoint_of(name) for name in
+                                       starts=np.array([checkpoint_of(name) for name in
                                                         values.index.get_level_values("pretrain")])))
     return groups
-
-
-def _checkpoint_of(pretrain: str) -> str:
-    return pretrain.split("@", 1)[1] if "@" in pretrain else ""
 
 
 def one_pretraining_per_point(results: ResultsTable) -> bool:
@@ -194,7 +190,7 @@ def own_seed_noise(results: ResultsTable) -> pd.DataFrame:
     within = within[within["k"] >= 2].reset_index()
     if within.empty:
         return pd.DataFrame(columns=columns)
-    within["root"] = within["pretrain"].str.split("@").str[0]
+    within["root"] = within["pretrain"].map(root_of)
     rows = [[root, float(n), str(shape), len(g), int(g["k"].sum()), int((g["k"] - 1).sum()),
              float(np.sqrt(g["ss"].sum() / (g["k"] - 1).sum()))]
             for (root, n, shape), g in within.groupby(["root", "n_params", "shape"], sort=True)]

@@ -272,6 +272,19 @@ def _set_aside_unusable(df: pd.DataFrame, data_column: str,
     return df, aside, pretraining
 
 
+CHECKPOINT_MARK = "@"     # `text@10tpp`: the `text` pretraining's mid-run checkpoint at 10 tokens per parameter
+
+
+def root_of(name: str) -> str:
+    """The pretraining (or run id) a mid-run checkpoint's name belongs to: `text@10tpp` -> `text`; others unchanged."""
+    return name.split(CHECKPOINT_MARK, 1)[0]
+
+
+def checkpoint_of(name: str) -> str:
+    """A name's checkpoint: `text@10tpp` -> `10tpp`; "" for a run's final model (`text`)."""
+    return name.split(CHECKPOINT_MARK, 1)[1] if CHECKPOINT_MARK in name else ""
+
+
 def pretraining_run_of(df: pd.DataFrame) -> pd.Series:
     """Each row's pretraining run: `pretrain_run` where given, else read off `init_from` (the directory above a
     `checkpoint...` folder: effdata's `<run>/checkpoint` and `<run>/checkpoint@10tpp` are one run; any other value

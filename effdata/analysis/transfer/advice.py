@@ -16,7 +16,7 @@ import pandas as pd
 
 from effdata.analysis.core.bootstrap import NoiseModel
 from effdata.analysis.core.fit import TransferFit
-from effdata.analysis.core.table import ResultsTable
+from effdata.analysis.core.table import ResultsTable, root_of
 from effdata.fmt import compact, sig
 
 # A 90% interval of alpha or beta wider than this is "wide": 0.1 is about the difference between the
@@ -53,11 +53,11 @@ def _pretraining_flops(results: ResultsTable, pretrain: str, n_params: float) ->
     """FLOPs of the whole pretraining run a fine-tune from `pretrain` (or a checkpoint of it) starts from at this N:
     the largest of its pretraining rows (the final model's), else of its fine-tunes' `pretrain_flops`; nan without
     either."""
-    root = pretrain.split("@")[0]
+    root = root_of(pretrain)
     for rows, column in ((results.pretraining, "flops"), (results.runs, "pretrain_flops")):
         if rows.empty or column not in rows:
             continue
-        mine = rows[(rows["pretrain"].str.split("@").str[0] == root) & (rows["n_params"] == n_params)][column]
+        mine = rows[(rows["pretrain"].map(root_of) == root) & (rows["n_params"] == n_params)][column]
         if mine.notna().any():
             return float(mine.max())
     return float("nan")
