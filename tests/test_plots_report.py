@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 from synthetic import (
     CPU_BEYOND,
     CPU_INSIDE,
@@ -42,6 +43,8 @@ def test_report_renders_with_its_figures(study):
     for name in ("loss_vs_data", "dt_vs_df", "fraction_vs_n", "loss_vs_n", "loss_vs_compute",
                  "compare_dt", "compare_parameters", "scratch_laws"):   # no pretraining rows here: that figure is skipped
         assert (out / f"{name}.png").stat().st_size > 10_000
+        with Image.open(out / f"{name}.png") as image:       # a palette PNG, a third of the bytes (figures.compact_png)
+            assert image.mode == "P" and image.getcolors(256) and len(image.getcolors(256)) > 8
         assert (out / f"{name}.svg").exists()
         assert f"]({name}.png)" in report
     assert report.index("## Warnings") < report.index("## Transfer law")
