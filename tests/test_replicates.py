@@ -119,6 +119,25 @@ def test_independent_replicates_report_their_spread_and_fits_json_keeps_it():
     assert "(seed 0)" in line and "seed 0's" not in line      # the labels' suffix dropped
     assert f"beta {sig(sd)}: ±{sig(1.645 * sd)} for one replicate, ±{sig(1.645 * sd / 3 ** 0.5)} for the mean of 3" in line
     assert audit_json(Audit(laws=[law]))["laws"][0]["sd_over_replicates"] == found.spread()
+    law.form_over_replicates = found.change_over_replicates()
+    change = law.form_over_replicates
+    assert (f"averaged over the 3 replicates: {sig(change['mean'])} [{sig(change['interval'][0])}, "
+            f"{sig(change['interval'][1])}] (90 % t interval), p = {sig(change['p_value'])}") in " ".join(_replicate_lines(law))
+    assert audit_json(Audit(laws=[law]))["laws"][0]["alpha_per_decade_over_replicates"] == change
     shared = dataclasses.replace(law, replicate_spread={})
     assert "on the same from-scratch curves" in " ".join(_replicate_lines(shared))
     assert "sd_over_replicates" not in audit_json(Audit(laws=[shared]))["laws"][0]
+
+
+def test_the_change_per_decade_averaged_over_independent_replicates_is_a_t_test_of_its_sign():
+    from scipy import stats
+
+    found = _replicates(_three_runs([CPU_INSIDE] * 3, scratch_seeds=(0, 1, 2), loss_noise=0.01, seed=3))
+    values = list(found.alpha_per_decade.values())
+    change = found.change_over_replicates()
+    assert change["replicates"] == 3 and change["mean"] == pytest.approx(sum(values) / 3)
+    assert change["p_value"] == pytest.approx(stats.ttest_1samp(values, 0.0).pvalue)
+    assert change["interval"][0] < change["mean"] < change["interval"][1]
+    assert dataclasses.replace(found, independent=False).change_over_replicates() is None
+    two = dataclasses.replace(found, alpha_per_decade=dict(list(found.alpha_per_decade.items())[:2]))
+    assert two.change_over_replicates() is None

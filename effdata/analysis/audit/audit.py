@@ -71,6 +71,7 @@ def _with_replicates(law: LawAudit, ladder: ResultsTable, curves: dict, fit: Tra
     law.sensitivity.update(replicates.exponents)
     law.form_by_replicate = replicates.alpha_per_decade
     law.replicate_spread = replicates.spread()
+    law.form_over_replicates = replicates.change_over_replicates()
 
 
 def audit_table(table: ResultsTable, ladder: ResultsTable, effective: pd.DataFrame, fits: dict[str, TransferFit],
@@ -113,6 +114,7 @@ def audit_json(audit: Audit) -> dict:
              "sensitivity": law.sensitivity, "alpha_by_n": None if law.form is None else law.form.to_dict(),
              **({"alpha_per_decade_by_replicate": law.form_by_replicate} if law.form_by_replicate else {}),
              **({"sd_over_replicates": law.replicate_spread} if law.replicate_spread else {}),
+             **({"alpha_per_decade_over_replicates": law.form_over_replicates} if law.form_over_replicates else {}),
              "warnings": law.warnings} for law in audit.laws]
     bad = audit.convergence.not_converged
     return {"laws": laws, "warnings": audit.warnings,

@@ -63,6 +63,7 @@ class LawAudit:
     form: AlphaByN | None = None                         # the transfer law's α as a function of N (form.py)
     form_by_replicate: dict[str, float] = field(default_factory=dict)   # α's change per decade, each pretraining seed
     replicate_spread: dict[str, float] = field(default_factory=dict)    # exponent -> sd over independent replicates
+    form_over_replicates: dict | None = None             # α's change per decade: replicates' mean, t interval, p
     warnings: list[str] = field(default_factory=list)
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from effdata.analysis.audit.form import alpha_by_n
 from effdata.analysis.audit.transfer import fit_points, refit_exponents
@@ -44,6 +45,18 @@ class Replicates:
             return {}
         names = next(iter(self.exponents.values())).keys()
         return {n: float(np.std([e[n] for e in self.exponents.values()], ddof=1)) for n in names}
+
+    def change_over_replicates(self) -> dict | None:
+        """α's change per decade of N averaged over the independent replicates, its 90 % t interval and the p value
+        against no change: a test of the rise that does not lean on the bootstrap (analysis/cpu-replicates). None
+        where the replicates are not independent or fewer than three have the change."""
+        values = np.array([v for v in self.alpha_per_decade.values() if np.isfinite(v)])
+        if not self.independent or len(values) < 3:
+            return None
+        test = stats.ttest_1samp(values, 0.0)
+        low, high = test.confidence_interval(0.90)
+        return {"mean": float(values.mean()), "interval": [float(low), float(high)], "p_value": float(test.pvalue),
+                "replicates": int(len(values))}
 
 
 def pretraining_seeds(results: ResultsTable) -> pd.Series:

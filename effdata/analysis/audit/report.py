@@ -53,7 +53,16 @@ def _replicate_lines(law: LawAudit) -> list[str]:
             f"from-scratch runs, what a study run with that one seed gives; independent replicates, no interval): α "
             f"changes by {each} per decade of N. The exponents' standard deviation between replicates, and the "
             f"half-width of a 90 % interval it implies (normal): {spread}. A one-seed study's interval should be about "
-            "as wide as the first, this table's headline interval about as wide as the second.", ""]
+            "as wide as the first, this table's headline interval about as wide as the second."
+            + _change_over_replicates(law.form_over_replicates), ""]
+
+
+def _change_over_replicates(change: dict | None) -> str:
+    if change is None:
+        return ""
+    return (f" α's change per decade averaged over the {change['replicates']} replicates: {sig(change['mean'])}"
+            f"{_bracket(change['interval'])} (90 % t interval), p = {sig(change['p_value'])} against no change (a test "
+            "of its sign that does not lean on the bootstrap).")
 
 
 def _bracket(interval) -> str:
