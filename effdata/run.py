@@ -224,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
             for source in args.reuse:
                 print(f"reused {len(store.adopt(source, runs))} finished runs from {source}", file=sys.stderr)
             executor, parallel = make_executor(args, store, device)
-            print(f"study {study.name}: {len(runs)} runs in {out_dir} (pretraining: {', '.join(pretrains)}; "
+            pretraining = ", ".join(pretrains) if study.pretrained_sizes else "none, from scratch only"
+            print(f"study {study.name}: {len(runs)} runs in {out_dir} (pretraining: {pretraining}; "
                   f"{parallel} at a time)", file=sys.stderr)
             outcome = schedule(store, runs, executor, max_parallel=parallel, estimate=cost_model(study, data).flops,
                                progress=args.progress, order=args.order, deadline=deadline)

@@ -220,3 +220,15 @@ def test_a_study_with_mid_run_checkpoints_and_a_sweep_runs_end_to_end(tmp_path, 
     assert len(fts) == 2 and (fts["pretrain_tokens_per_param"] == entry["tokens_per_param"]).all()
     assert set(table.loc[table["mode"] != "pretrain", "lr_scale"]) == {1.0, 2.0}
     assert (out / "analysis" / "sweep.json").exists() and not (out / "analysis" / "fits.json").exists()
+
+
+def test_a_study_that_fine_tunes_no_size_trains_and_analyses_its_from_scratch_runs_alone(tmp_path, tiny_corpora,
+                                                                                        capsys):
+    study = write_study(tmp_path / "s.toml", tiny_corpora, sizes=["n25k"], scratch={"data_chars": [1e4, 2e4]},
+                        finetune={"data_chars": [2e4], "sizes": []})
+    out = tmp_path / "out"
+    assert main(cli(study, out, tmp_path / "home")) == 0
+    assert "(pretraining: none, from scratch only;" in capsys.readouterr().err
+    table = pd.read_csv(out / "results.csv")
+    assert list(table["mode"]) == ["scratch", "scratch"] and set(table["status"]) == {"ok"}
+    assert (out / "analysis" / "REPORT.md").exists()
