@@ -223,11 +223,11 @@ def test_a_study_with_mid_run_checkpoints_and_a_sweep_runs_end_to_end(tmp_path, 
 
 
 def test_a_study_that_fine_tunes_no_size_trains_and_analyses_its_from_scratch_runs_alone(tmp_path, tiny_corpora,
-                                                                                        capsys):
+                                                                                        smoke, capsys):
     study = write_study(tmp_path / "s.toml", tiny_corpora, sizes=["n25k"], scratch={"data_chars": [1e4, 2e4]},
                         finetune={"data_chars": [2e4], "sizes": []})
     out = tmp_path / "out"
-    assert main(cli(study, out, tmp_path / "home")) == 0
+    assert main(cli(study, out, smoke["home"])) == 0        # the smoke study's home: its tokenizer and token files
     assert "(pretraining: none, from scratch only;" in capsys.readouterr().err
     table = pd.read_csv(out / "results.csv")
     assert list(table["mode"]) == ["scratch", "scratch"] and set(table["status"]) == {"ok"}
