@@ -28,8 +28,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
-from PIL import Image
 from matplotlib.ticker import FixedLocator, LogLocator, NullLocator
+from PIL import Image
 
 from effdata.fmt import compact
 
