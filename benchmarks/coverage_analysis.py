@@ -62,6 +62,7 @@ SCENARIOS = {   # name: (law, seeds, loss noise per run, scatter of D_T about th
     "inside-3seeds-0.5%": (CPU_INSIDE, 3, 0.005, 0.0),
     "inside-3seeds-1%-scatter0.2": (CPU_INSIDE, 3, 0.01, 0.2),
     "inside-1seed-1%": (CPU_INSIDE, 1, 0.01, 0.0),
+    "inside-1seed-falling": (CPU_INSIDE, 1, falling_noise(0.011, 0.0024), 0.0),
     "middle-3seeds-1%": ({**CPU_INSIDE, "k": 100.0}, 3, 0.01, 0.0),
     "beyond-3seeds-1%": (CPU_BEYOND, 3, 0.01, 0.0),
     "inside-3/1seeds-1%": (CPU_INSIDE, (3, 1, 1e5), 0.01, 0.0),

@@ -11,7 +11,10 @@ replicate's estimate and 90 % interval; the standard deviation between replicate
 implies (its half-width / 1.645); how many replicate intervals hold the mean of the other replicates' estimates (a
 90 % interval holds the mean of four other draws about as often as it holds a value √(1 + 1/4) of its sd away: 84 %
 for a normal); and the replicates' mean with its 90 % t interval and p value against zero (independent replicates:
-a test of the sign that does not lean on the bootstrap). About 20 s per seed and variant on one core.
+a test of the sign that does not lean on the bootstrap). Then, per point, the sd of log D_E between replicates
+against the sd each replicate's 90 % interval of D_E implies (median over points). `--borrow-scratch 2 1e5` gives each
+replicate the next two seeds' from-scratch runs on <= 1e5 characters: a study seeded as analysis/cpu-seeds. About
+20 s per seed and variant on one core.
 """
 from __future__ import annotations
 
@@ -38,23 +41,71 @@ def whole_seeds(rows: pd.DataFrame) -> list[int]:
 
 
 def given_options(text: str) -> dict:
-    """`--pretraining-noise X --checkpoint-noise Y` as analyze()'s keyword arguments."""
+    """`--pretraining-noise X --checkpoint-noise Y` (or `--loss-noise 1e4:0.003,3e5:0.011`, per data size) as
+    analyze()'s keyword arguments."""
     words, options = shlex.split(text), {}
     for flag, value in zip(words[::2], words[1::2]):
-        options[flag.removeprefix("--").replace("-", "_")] = float(value)
+        options[flag.removeprefix("--").replace("-", "_")] = (
+            {float(d): float(s) for d, s in (pair.split(":") for pair in value.split(","))} if ":" in value
+            else float(value))
     return options
 
 
-def per_replicate(rows: pd.DataFrame, seeds: list[int], options: dict, compare: list[str]) -> dict:
-    """seed -> the transfer laws of that seed's runs alone (fits.json's `transfer`)."""
-    laws = {}
+def replicate_rows(rows: pd.DataFrame, seeds: list[int], seed: int, borrow: tuple[int, float] | None) -> pd.DataFrame:
+    """Seed `seed`'s runs; with `borrow` (k, D), also the from-scratch runs of the next k seeds at data sizes <= D, as
+    a study seeded like analysis/cpu-seeds (k = 2, D = 1e5). Borrowed runs are shared between replicates, so their
+    spread then understates the from-scratch part of the noise: the intervals' width is compared against too little."""
+    chosen = rows["seed"] == seed
+    if borrow is not None:
+        k, largest = borrow
+        others = [seeds[(seeds.index(seed) + i) % len(seeds)] for i in range(1, k + 1)]
+        chosen |= (rows["mode"] == "scratch") & (rows["data_chars"] <= largest) & rows["seed"].isin(others)
+    return rows[chosen]
+
+
+def per_replicate(rows: pd.DataFrame, seeds: list[int], options: dict, compare: list[str],
+                  borrow: tuple[int, float] | None = None) -> tuple[dict, pd.DataFrame]:
+    """(seed -> the transfer laws of that seed's runs alone (fits.json's `transfer`), every replicate's per-point
+    table (effective.csv, with its seed in `replicate`))."""
+    laws, points = {}, []
     with tempfile.TemporaryDirectory() as out:
         for seed in seeds:
-            fits = analyze(rows[rows["seed"] == seed], Path(out) / str(seed), compare=compare, figures=False,
-                           **options)
+            fits = analyze(replicate_rows(rows, seeds, seed, borrow), Path(out) / str(seed), compare=compare,
+                           figures=False, **options)
             laws[seed] = {name: with_form(law, fits, name) for name, law in fits["transfer"].items()}
+            points.append(pd.read_csv(Path(out) / str(seed) / "effective.csv").assign(replicate=seed))
             print(f"  seed {seed} analysed", flush=True)
-    return laws
+    return laws, pd.concat(points, ignore_index=True)
+
+
+def per_point(points: pd.DataFrame, compare: list[str]) -> str:
+    """Per pretraining: the median over points of (the sd of log D_E between replicates, the sd each replicate's 90 %
+    interval of D_E implies, their ratio), over the points that four or more replicates read off a curve; and β's sd
+    that the points' own spread implies (`propagated_beta`)."""
+    points = points[points["pretrain"].isin(compare) & (points["d_e"] > 0)].assign(
+        log_d_e=lambda p: np.log(p["d_e"]), implied=lambda p: np.log(p["d_e_hi"] / p["d_e_lo"]) / (2 * Z90))
+    each = points.groupby(["pretrain", "n_params", "d_f"]).agg(
+        spread=("log_d_e", "std"), implied=("implied", "median"), replicates=("log_d_e", "size"))
+    each = each[each["replicates"] >= 4].assign(ratio=lambda e: e["implied"] / e["spread"])
+    rows = [f"| {name} | {len(e)} | {sig(e['spread'].median())} | {sig(e['implied'].median())} | "
+            f"{sig(e['ratio'].median())} ({sig(e['ratio'].quantile(0.25))}–{sig(e['ratio'].quantile(0.75))}) | "
+            f"{sig(propagated_beta(points, name))} |"
+            for name, e in each.groupby(level="pretrain")]
+    return "\n".join(["| pretraining | points | sd of log D_E between replicates (median) | sd an interval implies "
+                      "(median) | ratio, median (quartiles) | β's sd from the points' spread |",
+                      "|---|---|---|---|---|---|", *rows])
+
+
+def propagated_beta(points: pd.DataFrame, pretrain: str) -> float:
+    """β's sd that the replicates' own spread of log D_T at each point implies, through the least-squares weights of
+    log D_T on (1, log D_F, log N) over the points that three or more replicates read with D_T > 0 (an ossified point
+    leaves a replicate's fit, so a spread over the rest is censored)."""
+    kept = points[(points["pretrain"] == pretrain) & (points["d_t"] > 0)].assign(log_d_t=lambda p: np.log(p["d_t"]))
+    each = kept.groupby(["n_params", "d_f"])["log_d_t"].agg(["std", "size"]).reset_index()
+    each = each[each["size"] >= 3]
+    design = np.column_stack([np.ones(len(each)), np.log(each["d_f"]), np.log(each["n_params"])])
+    weights = np.linalg.pinv(design)[2]
+    return float(np.sqrt(np.sum((weights * each["std"]) ** 2)))
 
 
 def with_form(law: dict, fits: dict, pretrain: str) -> dict:
@@ -91,21 +142,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--compare", nargs="+", default=["text", "text+code"])
     parser.add_argument("--given", default="", help="noise options given to every replicate's analysis too "
                         "(a second set of rows), e.g. '--pretraining-noise 0.0055 --checkpoint-noise 0.0083'")
+    parser.add_argument("--borrow-scratch", nargs=2, type=float, metavar=("K", "D"),
+                        help="each replicate also takes the from-scratch runs of the next K seeds at data sizes <= D "
+                             "(2 1e5: seeded as analysis/cpu-seeds); those runs are then shared between replicates")
     args = parser.parse_args(argv)
     rows = pd.read_csv(args.table)
     seeds = whole_seeds(rows)
-    print(f"{args.table}: {len(seeds)} whole replicates (seeds {seeds})")
+    borrow = (int(args.borrow_scratch[0]), args.borrow_scratch[1]) if args.borrow_scratch else None
+    print(f"{args.table}: {len(seeds)} whole replicates (seeds {seeds})"
+          + (f", each with the next {borrow[0]} seeds' from-scratch runs at D <= {sig(borrow[1])}" if borrow else ""))
     variants = {"default intervals": {}}
     if args.given:
         variants[f"given {args.given}"] = given_options(args.given)
     for label, options in variants.items():
-        laws = per_replicate(rows, seeds, options, args.compare)
+        laws, points = per_replicate(rows, seeds, options, args.compare, borrow)
         print(f"\n{label}\n\n| pretraining | exponent | each replicate [90 % interval] | sd between replicates | "
               "sd an interval implies (median) | intervals holding the others' mean | mean of the replicates [90 % t "
               "interval], p against zero |\n|---|---|---|---|---|---|---|")
         for pretrain in args.compare:
             for name in EXPONENTS:
                 print(summary(laws, pretrain, name))
+        print(f"\nPer point ({label}): D_E's interval against the spread between replicates\n")
+        print(per_point(points, args.compare))
 
 
 if __name__ == "__main__":

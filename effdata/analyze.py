@@ -35,6 +35,21 @@ def _relative_noise(text: str) -> float:
     return value
 
 
+def _loss_noise(text: str) -> float | dict[float, float]:
+    """One sigma (0.01), or sigma per data size: 1e4:0.003,3e5:0.011 (sizes in the table's units)."""
+    if ":" not in text:
+        return _relative_noise(text)
+    try:
+        pairs = [item.split(":") for item in text.split(",")]
+        given = {float(size): _relative_noise(sigma) for size, sigma in pairs}
+    except (ValueError, argparse.ArgumentTypeError):
+        raise argparse.ArgumentTypeError(f"must be SIGMA or SIZE:SIGMA,SIZE:SIGMA,... with positive sizes and "
+                                         f"fractions of the loss in [0, 1), e.g. 1e4:0.003,3e5:0.011 (got {text})") from None
+    if min(given) <= 0:
+        raise argparse.ArgumentTypeError(f"data sizes must be positive (got {text})")
+    return given
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m effdata.analyze", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -57,9 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference-shape", nargs="+", default=[], metavar="NAME",
                         help="where the table holds several shapes at one N: the reference shape of that N (size or "
                              "shape name, e.g. s200k-l4); default: the ladder's shape of that N, else the median depth")
-    parser.add_argument("--loss-noise", type=_relative_noise, metavar="SIGMA",
+    parser.add_argument("--loss-noise", type=_loss_noise, metavar="SIGMA",
                         help="relative run-to-run noise of the loss to assume for grid points with one seed "
-                             "(e.g. 0.01; default: measured from the seeds, else estimated from the from-scratch grid)")
+                             "(e.g. 0.01; or per data size in the table's units, e.g. 1e4:0.003,3e5:0.011, "
+                             "interpolated in log D; default: measured from the seeds, else estimated from the "
+                             "from-scratch grid)")
     parser.add_argument("--pretraining-noise", type=_relative_noise, metavar="SIGMA",
                         help="relative sd by which a pretraining run's seed shifts all its fine-tunes together, for "
                              "sizes pretrained once (e.g. 0.015, measured where a table pretrains a size two or more "

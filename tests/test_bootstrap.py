@@ -22,6 +22,7 @@ from effdata.analysis.core.bootstrap import (
     NoiseModel,
     equal_variances,
     grid_residual_sd,
+    noise_by_data,
     noise_by_n,
     resample_effective,
     seed_spread,
@@ -200,3 +201,85 @@ def test_d_t_noise_splits_the_variance_between_the_curves():
     summary = d_t_noise(effective.table, draws)
     np.testing.assert_allclose(summary["scratch_share"], 1.0)
     assert (summary["half_width"] > 0).all() and list(summary["points"]) == [5, 5, 5, 5]
+
+
+def _seeded_by_data(sigma_of_d, seeded_up_to=np.inf, seed=0):
+    """A CPU-shaped table, three seeds of every from-scratch point at D <= seeded_up_to (one seed above and of every
+    fine-tune), the from-scratch loss times (1 + sigma_of_d(D) * eps): noise that depends on D alone."""
+    df = make_cpu_runs(seeds=3, loss_noise=0.0, seed=seed)
+    rng = np.random.default_rng(seed)
+    scratch = df["mode"] == "scratch"
+    sigma = df.loc[scratch, "data_chars"].map(sigma_of_d).to_numpy(float)
+    df.loc[scratch, "loss"] *= 1 + sigma * rng.standard_normal(scratch.sum())
+    return load_results(df[(scratch & (df["data_chars"] <= seeded_up_to)) | (df["seed"] == 0)])
+
+
+def test_noise_by_data_recovers_a_rise_with_d_and_names_the_sizes_without_seeds():
+    # 0.25 % at 1e4 rising 4x to 1 % at 1e5 (cpu-replicates: 0.29 % to 0.76 %), seeds at D <= 1e5 only, as cpu-seeds.
+    rise = lambda d: 0.0025 * (d / 1e4) ** np.log10(4)  # noqa: E731
+    by = noise_by_data(_seeded_by_data(rise, seeded_up_to=1e5), "scratch")
+    assert sorted(by.sigma) == [1e4, 3e4, 1e5] and all(dof == 10 for dof in by.dof.values())   # 5 N x 2
+    assert by.sigma[1e5] / by.sigma[1e4] > 2 and by.p_value < 0.05
+    assert by.unseeded == (3e5, 1e6, 3e6)
+    whole = noise_by_data(_seeded_by_data(rise), "scratch")
+    assert whole.unseeded == () and len(whole.sigma) == len(CPU_SCRATCH)
+    assert noise_by_data(_seeded_by_data(rise), "finetune").sigma == {}   # fine-tunes have one seed here
+
+
+def test_noise_by_data_false_alarm_rate():
+    # One sigma at every D (0.5 %), seeds at 1e4-1e5 (10 degrees of freedom a size): the report's p value falls
+    # below 5 % in 5 % of tables (200 tables: sd 1.5 %).
+    alarms = [noise_by_data(_seeded_by_data(lambda d: 0.005, 1e5, seed=draw), "scratch").p_value < 0.05
+              for draw in range(200)]
+    assert 0.01 <= np.mean(alarms) <= 0.10
+
+
+def test_the_report_line_names_the_sizes_the_seeds_did_not_measure():
+    from effdata.analysis.report import _by_data_lines
+
+    rise = lambda d: 0.0025 * (d / 1e4) ** np.log10(4)  # noqa: E731
+    partial = _seeded_by_data(rise, seeded_up_to=1e5)
+    [line, blank] = _by_data_lines([noise_by_data(partial, m) for m in ("scratch", "finetune")], "chars")
+    assert line.startswith("By data size (chars;") and "no seeds at 3e5, 1e6, 3e6)" in line and blank == ""
+    assert _by_data_lines([noise_by_data(load_results(make_cpu_runs(seeds=1)), "scratch")], "chars") == []
+
+
+def test_noise_given_per_data_size_draws_each_point_with_its_own_sigma():
+    # --loss-noise 1e4:0.002,1e6:0.02: a single-seed point at 1e5 is drawn with 0.011 (sigma interpolated in log D, as
+    # per N), one beyond the sizes with the nearest's; N plays no part. A point's draws have that relative sd (4,000 draws: ±2 %).
+    results = load_results(make_cpu_runs(seeds=1, loss_noise=0.0))
+    effective = compute_effective(results)
+    noise = estimate_noise(results, effective, {1e4: 0.002, 1e6: 0.02})
+    assert noise.by_data == {"scratch": {1e4: 0.002, 1e6: 0.02}, "finetune": {1e4: 0.002, 1e6: 0.02}}
+    assert noise.at("scratch", np.array([2e4, 5e5]), np.array([1e5, 3e6])) == pytest.approx([0.011, 0.02])
+    assert "σ per data size, 0.2% at D = 1e4, 2% at D = 1e6" in noise.describe()
+    draws = draw_losses(results, noise, 4000, np.random.default_rng(0))
+    runs = results.runs
+    relative_sd = (draws / runs["loss"].to_numpy()).std(axis=0)
+    scratch = (runs["mode"] == "scratch").to_numpy()
+    expected = noise.at("scratch", runs["n_params"][scratch], runs["data_chars"][scratch])
+    assert relative_sd[scratch] == pytest.approx(expected, rel=0.06)
+    with pytest.raises(ValueError, match="positive data sizes"):
+        analyze_options_check({0.0: 0.01})
+
+
+def analyze_options_check(loss_noise):
+    from effdata.analysis.pipeline import analyze
+    analyze(make_cpu_runs(seeds=1), "/nonexistent/never-written", loss_noise=loss_noise)
+
+
+def test_the_command_line_reads_noise_per_data_size_and_refuses_bad_values(tmp_path, capsys):
+    from effdata.analyze import main
+    with pytest.raises(SystemExit) as stop:
+        main([str(tmp_path / "runs.csv"), "--loss-noise", "1e4:0.3,3e5:x"])
+    assert stop.value.code == 2 and "SIZE:SIGMA" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "runs.csv"), "--loss-noise", "-1e4:0.01"])
+    make_cpu_runs(seeds=1, loss_noise=0.005).to_csv(tmp_path / "runs.csv", index=False)
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "runs.csv"), "--loss-noise", "1e4:0.003,3e5:0.011", "--bootstrap", "50",
+                 "--no-figures", "--out", str(out)]) == 0
+    import json
+    noise = json.loads((out / "fits.json").read_text())["interval"]["noise"]["scratch"]
+    assert noise["sigma_by_data"] == [{"data": 1e4, "sigma": 0.003}, {"data": 3e5, "sigma": 0.011}]
+    assert not (tmp_path / "never").exists()

@@ -1,5 +1,6 @@
 """benchmarks/replicate_intervals.py: its table's arithmetic on replicates whose answers are known (the analyses
 it runs are the pipeline's own, tested elsewhere)."""
+import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
@@ -30,3 +31,38 @@ def test_a_whole_replicate_has_every_run_mode():
     assert script.whole_seeds(rows) == [0, 1]
     assert script.given_options("--pretraining-noise 0.0055 --checkpoint-noise 0.0083") == pytest.approx(
         {"pretraining_noise": 0.0055, "checkpoint_noise": 0.0083})
+    assert script.given_options("--loss-noise 1e4:0.003,3e5:0.011") == {"loss_noise": {1e4: 0.003, 3e5: 0.011}}
+
+
+def test_a_replicate_borrows_the_next_seeds_scratch_runs_below_a_size():
+    script = load_script("replicate_intervals")
+    rows = pd.DataFrame({"mode": ["scratch"] * 6 + ["finetune"] * 3, "seed": [0, 1, 2, 0, 1, 2, 0, 1, 2],
+                         "data_chars": [1e4, 1e4, 1e4, 3e5, 3e5, 3e5, 1e4, 1e4, 1e4]})
+    assert list(script.replicate_rows(rows, [0, 1, 2], 0, None).index) == [0, 3, 6]
+    # seed 2 borrows seeds 0 and 1 (wrapping round), on 1e4 only
+    assert list(script.replicate_rows(rows, [0, 1, 2], 2, (2, 1e5)).index) == [0, 1, 2, 5, 8]
+
+
+def test_per_point_compares_each_points_interval_with_the_spread_between_replicates():
+    # Two points, four replicates: log D_E spread sd 0.1 at each; intervals implying 0.1 (a) and 0.05 (b).
+    script = load_script("replicate_intervals")
+    log_d_e = [-0.15, -0.05, 0.05, 0.15]
+    scale = 0.1 / pd.Series(log_d_e).std()
+    rows = [{"pretrain": "text", "n_params": 1e5, "d_f": d_f, "d_e": 1e5 * np.exp(scale * x), "d_t": np.nan,
+             "d_e_lo": 1e5 * np.exp(scale * x - half), "d_e_hi": 1e5 * np.exp(scale * x + half)}
+            for d_f, half in ((1e4, 0.1 * 1.645), (3e4, 0.05 * 1.645)) for x in log_d_e]
+    table = script.per_point(pd.DataFrame(rows), ["text"]).splitlines()
+    assert table[2].startswith("| text | 2 | 0.1 | 0.075 | 0.75 (0.625–0.875) |")
+    assert len(script.per_point(pd.DataFrame(rows[:3] + rows[4:7]), ["text"]).splitlines()) == 2   # < 4 replicates
+
+
+def test_beta_propagated_from_each_points_spread():
+    # Four points (N 1e4, 1e6 at D_F 1e4, 1e5), three replicates each, log D_T spread 0.1 at each. Least squares:
+    # beta = (y(1e6) - y(1e4)) / ln(100) averaged over the two D_F, so its sd is 0.1 * sqrt(2 * 2) / (2 * ln 100) =
+    # 0.1 / ln 100. A point with D_T <= 0 in two of four replicates (censored: two left) is left out.
+    script = load_script("replicate_intervals")
+    offsets = [-0.1, 0.0, 0.1]
+    rows = [{"pretrain": "text", "n_params": n, "d_f": d_f, "d_t": 1e4 * np.exp(o)}
+            for n in (1e4, 1e6) for d_f in (1e4, 1e5) for o in offsets]
+    rows += [{"pretrain": "text", "n_params": 1e5, "d_f": 1e4, "d_t": d} for d in (5e3, 6e3, -1.0, -2.0)]
+    assert script.propagated_beta(pd.DataFrame(rows), "text") == pytest.approx(0.1 / np.log(100))

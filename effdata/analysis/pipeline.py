@@ -115,7 +115,7 @@ class Options:
     progress: bool = False
     peak_flops: float | None = None
     notes: str | None = None
-    loss_noise: float | None = None
+    loss_noise: float | dict[float, float] | None = None   # one sigma, or {data size: sigma}
     pretraining_noise: float | None = None   # a lone pretraining run's shared shift of its fine-tunes (given)
     checkpoint_noise: float | None = None    # and each of its checkpoints' shift of their own beyond it (given)
     reference_shapes: tuple[str, ...] = ()
@@ -126,7 +126,8 @@ class Options:
 def analyze(results, out_dir=None, compare: list[str] | None = None, units: str = "chars",
             n_bootstrap: int = DEFAULT_BOOTSTRAP, huber_delta: float = DEFAULT_HUBER_DELTA, seed: int = 0,
             figures: bool = True, progress: bool = False, peak_flops: float | None = None,
-            notes: str | None = None, loss_noise: float | None = None, pretraining_noise: float | None = None,
+            notes: str | None = None, loss_noise: float | dict[float, float] | None = None,
+            pretraining_noise: float | None = None,
             reference_shapes: list[str] | tuple[str, ...] = (), budget_compare=None, curves=None,
             checkpoint_noise: float | None = None) -> dict:
     """Analyse a results table (path to CSV/Parquet/JSONL, a study directory, or a DataFrame).
@@ -134,8 +135,9 @@ def analyze(results, out_dir=None, compare: list[str] | None = None, units: str 
     Returns the fits JSON (as written to fits.json) plus `paths` of what was written. Raises
     TableError only when the table cannot be read at all (missing file or required column);
     every other problem is a warning in the report and in `result["warnings"]`. `loss_noise`: the
-    relative noise of one run's loss to assume for single-seed grid points (default: measured from
-    the seeds, else estimated from the from-scratch grid; bootstrap.py). `pretraining_noise`: the relative sd by
+    relative noise of one run's loss to assume for single-seed grid points, one number or {data size: sigma} in the
+    table's units (default: measured from the seeds, else estimated from the from-scratch grid; bootstrap.py).
+    `pretraining_noise`: the relative sd by
     which a pretraining run's seed shifts all its fine-tunes, for sizes pretrained once (measured where a table
     has two or more per size: the report's *Seeds* section; bootstrap.shared_families). `reference_shapes`: size or
     shape names of the reference shape of each N that holds several shapes (analysis/shape.py).
@@ -144,10 +146,13 @@ def analyze(results, out_dir=None, compare: list[str] | None = None, units: str 
     `curves`: a learning-curve table (path or DataFrame; default: `curves.csv` beside a results table given
     as a path): the section *Training dynamics* (analysis/dynamics/); without one the report has none.
     """
-    for name, value in (("loss_noise", loss_noise), ("pretraining_noise", pretraining_noise),
-                        ("checkpoint_noise", checkpoint_noise)):
+    given = loss_noise.values() if isinstance(loss_noise, dict) else [loss_noise]
+    for name, value in [("loss_noise", v) for v in given] + [("pretraining_noise", pretraining_noise),
+                                                             ("checkpoint_noise", checkpoint_noise)]:
         if value is not None and not 0 <= value < 1:
             raise ValueError(f"{name} must be a fraction of the loss in [0, 1), e.g. 0.01, not {value}")
+    if isinstance(loss_noise, dict) and (not loss_noise or min(loss_noise) <= 0):
+        raise ValueError(f"loss_noise per data size needs one or more positive data sizes, not {loss_noise}")
     options = Options(out_dir=Path(out_dir) if out_dir is not None else default_out_dir(results),
                       compare=list(compare) if compare else None, units=units, n_bootstrap=n_bootstrap,
                       huber_delta=huber_delta, seed=seed, figures=figures, progress=progress, peak_flops=peak_flops,

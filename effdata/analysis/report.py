@@ -23,7 +23,7 @@ from effdata.analysis.audit.audit import Audit, audit_json
 from effdata.analysis.audit.report import audit_section
 from effdata.analysis.budget.budget import BudgetStudy
 from effdata.analysis.budget.report import budget_section
-from effdata.analysis.core.bootstrap import NoiseModel
+from effdata.analysis.core.bootstrap import MODES, NoiseByData, NoiseModel, noise_by_data
 from effdata.analysis.core.runnoise import RunNoise, measure_run_noise
 from effdata.analysis.core.effective import FLAG_NAMES, EffectiveResult
 from effdata.analysis.core.figures import UNIT_WORDS, SavedFigure, SkippedFigure
@@ -90,10 +90,13 @@ class Analysis:
     audit: Audit | None = None               # what each answer rests on (analysis/audit/)
     dynamics: DynamicsStudy | None = None    # learning curves, where the table has a curve table beside it
     run_noise: RunNoise | None = None        # runnoise.measure_run_noise of `results` (measured here if not given)
+    noise_by_data: list[NoiseByData] | None = None   # bootstrap.noise_by_data per mode (measured here if not given)
 
     def __post_init__(self) -> None:
         if self.run_noise is None:
             self.run_noise = measure_run_noise(self.results)
+        if self.noise_by_data is None:
+            self.noise_by_data = [noise_by_data(self.results, mode) for mode in MODES]
 
     @property
     def law_view(self) -> EffectiveResult:
@@ -197,7 +200,10 @@ def _time_section(rows: list[dict]) -> list[str]:
 
 
 def _sigma_by_n(noise, mode: str) -> dict:
-    """fits.json's `sigma_by_n` for a mode whose noise is measured per N (none otherwise), in N order."""
+    """fits.json's `sigma_by_n` for a mode whose noise is measured per N, `sigma_by_data` for one given per data size
+    (none otherwise), in order."""
+    if mode in noise.by_data:
+        return {"sigma_by_data": [{"data": d, "sigma": sd} for d, sd in sorted(noise.by_data[mode].items())]}
     if mode not in noise.by_n:
         return {}
     return {"sigma_by_n": [{"n_params": n, "sigma": sd} for n, sd in sorted(noise.by_n[mode].items())]}
@@ -254,7 +260,18 @@ def fits_json(analysis: Analysis) -> dict:
         **({"dynamics": analysis.dynamics.to_dict()} if analysis.dynamics else {}),
         # Only where fine-tunes of one pretraining run share a point (the same reason).
         **_own_seed_json(analysis.run_noise),
+        # Only where seeds measure the noise at two or more data sizes (the same reason).
+        **_noise_by_data_json(analysis.noise_by_data),
     })
+
+
+def _noise_by_data_json(by_data: list[NoiseByData]) -> dict:
+    measured = [b for b in by_data if len(b.sigma) >= 2]
+    if not measured:
+        return {}
+    return {"noise_by_data": [{"mode": b.mode, "p_value": b.p_value, "unseeded": list(b.unseeded),
+                               "sizes": [{"data": d, "sigma": s, "dof": b.dof[d]} for d, s in b.sigma.items()]}
+                              for b in measured]}
 
 
 def _resample_words(noise: NoiseModel | None) -> str:
@@ -391,6 +408,7 @@ def _seed_section(analysis: Analysis) -> list[str]:
                   markdown_table(["runs", "N", "grid points with seeds", "seeds at those points", "sd (nats)",
                                    "sd / loss"], rows), ""]
         lines += _unseeded_lines(spread, analysis)
+        lines += _by_data_lines(analysis.noise_by_data, analysis.results.units)
     lines += _pretraining_seed_lines(analysis)
     noise = analysis.d_t_noise
     if noise is not None and len(noise):
@@ -449,6 +467,19 @@ def _own_seed_lines(analysis: Analysis) -> list[str]:
             f"effect that differs between points the shifts above do not tie together (the D_F of one checkpoint): "
             f"{100 * split['interaction']:.2g}% (p = {split['p_value']:.2g}, the chance of so large a rest with none). "
             "The bootstrap draws both in its per-point part.", ""]
+
+
+def _by_data_lines(by_data: list[NoiseByData], units: str) -> list[str]:
+    """The same spread by data size, every N pooled, where seeds measure it at two or more sizes: the bootstrap lends
+    one sigma (or one per N) to single-seed points at every size, so this says where that may be wrong."""
+    parts = [f"{'from scratch' if b.mode == 'scratch' else 'fine-tuned'} "
+             + ", ".join(f"{100 * s:.2g}% at {compact(d)}" for d, s in b.sigma.items())
+             + f" (Bartlett's test of one sd for every size: p = {b.p_value:.2g}"
+             + (f"; no seeds at {', '.join(compact(d) for d in b.unseeded)}" if b.unseeded else "") + ")"
+             for b in by_data if len(b.sigma) >= 2]
+    if not parts:
+        return []
+    return [f"By data size ({units}; every N pooled; the bootstrap does not model it): " + "; ".join(parts) + ".", ""]
 
 
 def _unseeded_lines(spread: pd.DataFrame, analysis: Analysis) -> list[str]:

@@ -74,6 +74,7 @@ class NoiseModel:
     source: dict[str, str]             # mode -> where sigma comes from, in words
     seeded_points: dict[str, int] = field(default_factory=dict)   # mode -> grid points with >= 2 seeds
     by_n: dict[str, dict[float, float]] = field(default_factory=dict)  # mode -> {N: sigma}, when measured per N
+    by_data: dict[str, dict[float, float]] = field(default_factory=dict)  # mode -> {D: sigma}, when given per data size
     pretraining: list["PretrainingGroup"] = field(default_factory=list)   # fine-tunes re-drawn together
     pooled: tuple[float, float, float] | None = None   # (shared, checkpoint, per point) sds re-drawing the groups;
     # None: resample runs
@@ -81,19 +82,22 @@ class NoiseModel:
     shared_families: list[np.ndarray] = field(default_factory=list)   # their columns in results.runs, per run
     checkpoint_shared: float = 0.0   # relative sd of a lone run's checkpoint's shift of its own fine-tunes (given)
 
-    def at(self, mode: str, n_params: np.ndarray) -> np.ndarray:
-        """sigma of one run of `mode` at each N: per N where measured, interpolated in log N between the
-        measured N and held at the nearest beyond them; else the mode's one sigma."""
+    def at(self, mode: str, n_params: np.ndarray, data: np.ndarray | None = None) -> np.ndarray:
+        """sigma of one run of `mode` at each N (and data size): per data size where given, else per N where
+        measured, interpolated in log D or log N between the sizes named and held at the nearest beyond them; else
+        the mode's one sigma."""
         n_params = np.asarray(n_params, float)
-        table = self.by_n.get(mode)
+        table, where = (self.by_data.get(mode), data) if self.by_data.get(mode) and data is not None else \
+            (self.by_n.get(mode), n_params)
         if not table:
             return np.full(n_params.shape, self.sigma[mode])
-        n, sd = np.array(sorted(table.items())).T
-        return np.interp(np.log(n_params), np.log(n), sd)
+        x, sd = np.array(sorted(table.items())).T
+        return np.interp(np.log(np.asarray(where, float)), np.log(x), sd)
 
     def describe(self) -> str:
         """The noise of one run's loss in words (one clause when both modes share it)."""
-        if len({(self.sigma[m], self.source[m], tuple(sorted(self.by_n.get(m, {}).items()))) for m in MODES}) == 1:
+        if len({(self.sigma[m], self.source[m], tuple(sorted({**self.by_n.get(m, {}), **self.by_data.get(m, {})}.items())))
+                for m in MODES}) == 1:
             return self._clause(MODES[0], "of the loss for every run")
         return "; ".join(f"{mode} runs {self._clause(mode)}" for mode in MODES)
 
@@ -121,6 +125,9 @@ class NoiseModel:
     def _clause(self, mode: str, of: str = "") -> str:
         table = self.by_n.get(mode)
         of = f" {of}" if of else ""
+        if self.by_data.get(mode):
+            per_d = ", ".join(f"{100 * sd:.2g}% at D = {compact(d)}" for d, sd in sorted(self.by_data[mode].items()))
+            return f"σ per data size, {per_d}{of} ({self.source[mode]}; interpolated in log D between, held beyond)"
         if not table:
             return f"σ = {100 * self.sigma[mode]:.2g}%{of} ({self.source[mode]})"
         per_n = ", ".join(f"{100 * sd:.2g}% at N = {compact(n)}" for n, sd in sorted(table.items()))
@@ -239,6 +246,45 @@ def noise_by_n(seed_runs: pd.DataFrame, key: list[str]) -> dict[float, float]:
     return {float(n): float(np.sqrt(r.weighted / r.dof)) for n, r in per_n.iterrows()}
 
 
+@dataclass(frozen=True)
+class NoiseByData:
+    """One mode's seed noise per data size, which the bootstrap does not model (it lends one sigma, or one per N,
+    to single-seed points at every D; `--loss-noise` can give one per size). Why the report shows it: with five
+    seeds at every point of v4 (analysis/cpu-replicates) the from-scratch noise rose with D, 0.29 % at 1e4
+    characters to 1.1 % at 3e5 (Bartlett p = 6e-8), where it did not differ by N (p = 0.12), so a sigma measured
+    at small D and lent to single-seed points at a larger one is too small there. Not a warning: what that cost was
+    measured small (cpu-seeds-shaped replicates with the pretraining noise given: per-point D_E intervals 1.06-1.13
+    times the spread between replicates, docs/METHOD.md §4)."""
+
+    mode: str
+    sigma: dict[float, float]        # D -> pooled relative sd, at the D with >= MIN_NOISE_DOF seed degrees of freedom
+    dof: dict[float, float]
+    p_value: float                   # Bartlett's test of one sd at all of them (nan with fewer than two)
+    unseeded: tuple[float, ...]      # D of the mode's single-seed points where no point of that D has seeds
+
+
+def noise_by_data(results: ResultsTable, mode: str) -> NoiseByData:
+    """The seeds' pooled relative sd of `mode`'s loss per data size (N pooled), Bartlett's test of one sd for every
+    size, and the sizes whose single-seed points have no seeded point at their size."""
+    column, key = results.data_column, point_key(results)
+    seeds = results.seed_runs[results.seed_runs["mode"] == mode] if len(results.seed_runs) else results.seed_runs
+    points = _seeded_points(seeds, key, column) if len(seeds) else pd.DataFrame()
+    sigma, dof = {}, {}
+    if len(points):
+        points["weighted"] = points["dof"] * points["relative_var"]
+        per_d = points.groupby(column)[["dof", "weighted"]].sum()
+        per_d = per_d[per_d["dof"] >= MIN_NOISE_DOF]
+        sigma = {float(d): float(np.sqrt(r.weighted / r.dof)) for d, r in per_d.iterrows()}
+        dof = {float(d): float(r.dof) for d, r in per_d.iterrows()}
+    p_value = bartlett_p(np.array(list(dof.values())), np.array(list(sigma.values())) ** 2) if len(sigma) >= 2 \
+        else float("nan")
+    runs = results.runs[results.runs["mode"] == mode]
+    seeded_sizes = set(points[column].astype(float)) if len(points) else set()
+    single = runs.loc[runs["n_seeds"] < 2, column].astype(float)
+    unseeded = tuple(sorted(set(single) - seeded_sizes)) if seeded_sizes else ()
+    return NoiseByData(mode, sigma, dof, p_value, unseeded)
+
+
 def equal_variances(dof: np.ndarray, var: np.ndarray) -> bool:
     """Whether Bartlett's test (from each group's variance and degrees of freedom) leaves the groups' variances
     equal at level NOISE_BY_N_LEVEL. Why a test: on synthetic CPU-shaped studies with seeds like cpu-seeds's
@@ -275,12 +321,13 @@ def _one_size(n_params: np.ndarray) -> np.ndarray:
     return centre[np.searchsorted(values, n_params)]
 
 
-def _seeded_points(seed_runs: pd.DataFrame, key: list[str]) -> pd.DataFrame:
-    """One row per grid point with >= 2 seeds: its key, seed degrees of freedom and variance / mean^2."""
+def _seeded_points(seed_runs: pd.DataFrame, key: list[str], by: str = "n_params") -> pd.DataFrame:
+    """One row per grid point with >= 2 seeds: its `by` (N, or its data size), seed degrees of freedom and
+    variance / mean^2."""
     groups = seed_runs.groupby(key)["loss"]
     points = pd.DataFrame({"count": groups.count(), "mean": groups.mean(), "var": groups.var(ddof=1)})
     points = points[points["count"] >= 2].reset_index()
-    return pd.DataFrame({"n_params": points["n_params"].astype(float) if len(points) else [],
+    return pd.DataFrame({by: points[by].astype(float) if len(points) else [],
                          "dof": (points["count"] - 1).astype(float),
                          "relative_var": points["var"] / points["mean"] ** 2})
 
@@ -328,14 +375,15 @@ def residual_relative_sd(effective: EffectiveResult) -> tuple[float, int]:
 PRETRAINING_REDRAWS = ("pooled", "runs", "points")
 
 
-def estimate_noise(results: ResultsTable, effective: EffectiveResult, loss_noise: float | None = None,
+def estimate_noise(results: ResultsTable, effective: EffectiveResult, loss_noise: float | dict[float, float] | None = None,
                    per_n: bool = True, shared_noise: float | None = None,
                    pretraining_redraw: str = "pooled", checkpoint_noise: float | None = None) -> NoiseModel:
     """The noise floor for single-seed grid points, per mode (see the module docstring); per N too when
     `per_n` and seeds measure it at two or more N (`noise_by_n`); the fine-tunes to re-draw together
     (`pretraining_groups`) and how (`pretraining_redraw`, one of PRETRAINING_REDRAWS); with `shared_noise`
     (--pretraining-noise), the shared shift of each lone pretraining run's fine-tunes (`shared_families`); with
-    `checkpoint_noise` (--checkpoint-noise), the shift of each of its checkpoints' fine-tunes beyond it."""
+    `checkpoint_noise` (--checkpoint-noise), the shift of each of its checkpoints' fine-tunes beyond it. `loss_noise`
+    (--loss-noise), one sigma for every single-seed point, or {data size: sigma} in the table's units."""
     if pretraining_redraw not in PRETRAINING_REDRAWS:
         raise ValueError(f"pretraining_redraw must be one of {PRETRAINING_REDRAWS}, not {pretraining_redraw!r}")
     key = point_key(results)
@@ -349,7 +397,12 @@ def estimate_noise(results: ResultsTable, effective: EffectiveResult, loss_noise
         if not seeded[mode] and seeded[other]:
             sigma[mode], source[mode] = sigma[other], f"seed-to-seed spread of the {other} runs"
             by_n[mode] = by_n[other]
-    if loss_noise is not None:
+    by_data = {}
+    if isinstance(loss_noise, dict):    # given per data size: sigma is their root mean square, for a one-number summary
+        for mode in MODES:
+            sigma[mode], by_n[mode] = float(np.sqrt(np.mean(np.square(list(loss_noise.values()))))), {}
+            source[mode], by_data[mode] = "given per data size (--loss-noise)", {float(d): float(s) for d, s in loss_noise.items()}
+    elif loss_noise is not None:
         for mode in MODES:
             sigma[mode], source[mode], by_n[mode] = float(loss_noise), "given (--loss-noise)", {}
     elif not any(seeded.values()):
@@ -363,6 +416,7 @@ def estimate_noise(results: ResultsTable, effective: EffectiveResult, loss_noise
     components = None if pooled is None else (float(pooled["shared"]), float(np.nan_to_num(pooled["checkpoint"])),
                                               float(pooled["per_point"]))
     return NoiseModel(sigma=sigma, source=source, seeded_points=seeded, by_n={m: t for m, t in by_n.items() if t},
+                      by_data=by_data,
                       pretraining=groups, pooled=components, shared=float(shared_noise or 0.0),
                       shared_families=lone, checkpoint_shared=float(checkpoint_noise or 0.0))
 
@@ -388,11 +442,11 @@ def draw_losses(results: ResultsTable, noise: NoiseModel, n_resamples: int,
     seeds = results.seed_runs.groupby(key)["loss"].apply(lambda s: s.to_numpy(float))
     per_point = [seeds.get(tuple(row), np.array([loss])) for row, loss in
                  zip(runs[key].itertuples(index=False), runs["loss"])]
-    modes, n_params = runs["mode"].to_numpy(), runs["n_params"].to_numpy(float)
+    modes, n_params, data = runs["mode"].to_numpy(), runs["n_params"].to_numpy(float), runs[results.data_column].to_numpy(float)
     sigma = np.empty(len(runs))
     for mode in np.unique(modes):
         mine = modes == mode
-        sigma[mine] = noise.at(mode, n_params[mine])
+        sigma[mine] = noise.at(mode, n_params[mine], data[mine])
     draws = redraw_points(per_point, sigma, n_resamples, rng)
     if noise.pooled is not None:
         redraw_pooled(noise.pretraining, *noise.pooled, runs["loss"].to_numpy(float), draws, rng)
