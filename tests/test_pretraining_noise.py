@@ -267,5 +267,11 @@ def test_fine_tune_seeds_of_a_lone_pretraining_are_said_to_measure_their_own_noi
     [warning] = _lone_pretraining_warning(*lone)
     assert "start from one pretraining run" in warning and "a fine-tune's own seed alone" in warning
     [plain] = _lone_pretraining_warning(*_analysed(make_cpu_runs(seeds=1, loss_noise=0.005)))
-    assert "own seed" not in plain
+    assert "own seed" not in plain and "from-scratch seeds" not in plain
+    # Seeds of the from-scratch points alone (as cpu-seeds): their noise is lent to the fine-tunes, and the warning
+    # says what that cost on v4's replicates.
+    scratch_seeded = make_cpu_runs(seeds=3, loss_noise=0.005)
+    scratch_seeded = scratch_seeded[(scratch_seeded["mode"] == "scratch") | (scratch_seeded["seed"] == 0)]
+    [lent] = _lone_pretraining_warning(*_analysed(scratch_seeded))
+    assert "re-drawn with the from-scratch seeds' noise" in lent and "about half the spread" in lent
     assert _lone_pretraining_warning(*_analysed(nested_runs(runs=2, replicates=2, seed=4))) == []

@@ -238,12 +238,19 @@ def _lone_pretraining_warning(table: ResultsTable, noise: NoiseModel) -> list[st
     pretraining's seed noise, which moves all its fine-tunes together, is in no interval (two seeds of v4's w100k
     pretraining moved its fine-tunes by up to 6 %: analysis/cpu-pretrain-lr/seed1). Where the fine-tuned points have
     seeds, they are fine-tune seeds of that one run: 0.39 % of the loss where a run's pretraining adds 0.70 % shared,
-    0.86 % per checkpoint and 0.72 % per point (analysis/cpu-finetune-seeds)."""
+    0.86 % per checkpoint and 0.72 % per point (analysis/cpu-finetune-seeds). Where only from-scratch points have
+    seeds, their noise is lent to the fine-tunes: replicates of v4 so seeded gave per-point D_E intervals 0.45-0.63
+    times the spread between them, 1.06-1.13 with the pretraining noise given (benchmarks/replicate_intervals.py
+    --borrow-scratch 2 1e5); with no seeds at all, 0.90-1.05 (docs/METHOD.md §4)."""
     if noise.shared_families or not one_pretraining_per_point(table):
         return []
     own = ("; the seeds of its fine-tuned points share that run too, so their spread, which the intervals use for "
            "fine-tunes, is a fine-tune's own seed alone: under a third of a fine-tune's noise where both were measured "
-           "(analysis/cpu-finetune-seeds)" if noise.seeded_points.get("finetune") else "")
+           "(analysis/cpu-finetune-seeds)" if noise.seeded_points.get("finetune") else
+           "; the fine-tunes are re-drawn with the from-scratch seeds' noise, and so seeded (as analysis/cpu-seeds) "
+           "v4's per-point intervals of D_E were about half the spread between replicates of the whole study, right "
+           "with the measured pretraining noise given (analysis/cpu-replicates, docs/METHOD.md §4)"
+           if noise.seeded_points.get("scratch") else "")
     return ["each size's fine-tunes start from one pretraining run: its seed's noise, shared by all of them, is in "
             f"no interval (give it with --pretraining-noise, or pretrain each size twice: docs/analysis.md){own}"]
 
