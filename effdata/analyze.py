@@ -43,8 +43,9 @@ def _loss_noise(text: str) -> float | dict[float, float]:
         pairs = [item.split(":") for item in text.split(",")]
         given = {float(size): _relative_noise(sigma) for size, sigma in pairs}
     except (ValueError, argparse.ArgumentTypeError):
-        raise argparse.ArgumentTypeError(f"must be SIGMA or SIZE:SIGMA,SIZE:SIGMA,... with positive sizes and "
-                                         f"fractions of the loss in [0, 1), e.g. 1e4:0.003,3e5:0.011 (got {text})") from None
+        raise argparse.ArgumentTypeError(
+            f"must be SIGMA or SIZE:SIGMA,SIZE:SIGMA,... with positive sizes and fractions of the loss in [0, 1), "
+            f"e.g. 1e4:0.003,3e5:0.011 (got {text})") from None
     if min(given) <= 0:
         raise argparse.ArgumentTypeError(f"data sizes must be positive (got {text})")
     return given

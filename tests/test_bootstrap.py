@@ -256,7 +256,8 @@ def test_the_report_line_names_the_sizes_the_seeds_did_not_measure():
 
 def test_noise_given_per_data_size_draws_each_point_with_its_own_sigma():
     # --loss-noise 1e4:0.002,1e6:0.02: a single-seed point at 1e5 is drawn with 0.011 (sigma interpolated in log D, as
-    # per N), one beyond the sizes with the nearest's; N plays no part. A point's draws have that relative sd (4,000 draws: ±2 %).
+    # per N), one beyond the sizes with the nearest's; N plays no part. A point's draws have that relative sd
+    # (4,000 draws: ±2 %).
     results = load_results(make_cpu_runs(seeds=1, loss_noise=0.0))
     effective = compute_effective(results)
     noise = estimate_noise(results, effective, {1e4: 0.002, 1e6: 0.02})
@@ -294,4 +295,5 @@ def test_the_command_line_reads_noise_per_data_size_and_refuses_bad_values(tmp_p
     assert given["loss_noise"] == {1e4: 0.003, 3e5: 0.011}
     results = load_results(make_cpu_runs(seeds=1, loss_noise=0.0))
     noise = estimate_noise(results, compute_effective(results), given["loss_noise"])
-    assert _sigma_by_n(noise, "scratch") == {"sigma_by_data": [{"data": 1e4, "sigma": 0.003}, {"data": 3e5, "sigma": 0.011}]}
+    assert _sigma_by_n(noise, "scratch") == {"sigma_by_data": [{"data": 1e4, "sigma": 0.003},
+                                                               {"data": 3e5, "sigma": 0.011}]}

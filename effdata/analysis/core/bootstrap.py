@@ -96,8 +96,8 @@ class NoiseModel:
 
     def describe(self) -> str:
         """The noise of one run's loss in words (one clause when both modes share it)."""
-        if len({(self.sigma[m], self.source[m], tuple(sorted({**self.by_n.get(m, {}), **self.by_data.get(m, {})}.items())))
-                for m in MODES}) == 1:
+        tables = {m: tuple(sorted({**self.by_n.get(m, {}), **self.by_data.get(m, {})}.items())) for m in MODES}
+        if len({(self.sigma[m], self.source[m], tables[m]) for m in MODES}) == 1:
             return self._clause(MODES[0], "of the loss for every run")
         return "; ".join(f"{mode} runs {self._clause(mode)}" for mode in MODES)
 
@@ -375,9 +375,10 @@ def residual_relative_sd(effective: EffectiveResult) -> tuple[float, int]:
 PRETRAINING_REDRAWS = ("pooled", "runs", "points")
 
 
-def estimate_noise(results: ResultsTable, effective: EffectiveResult, loss_noise: float | dict[float, float] | None = None,
-                   per_n: bool = True, shared_noise: float | None = None,
-                   pretraining_redraw: str = "pooled", checkpoint_noise: float | None = None) -> NoiseModel:
+def estimate_noise(results: ResultsTable, effective: EffectiveResult,
+                   loss_noise: float | dict[float, float] | None = None, per_n: bool = True,
+                   shared_noise: float | None = None, pretraining_redraw: str = "pooled",
+                   checkpoint_noise: float | None = None) -> NoiseModel:
     """The noise floor for single-seed grid points, per mode (see the module docstring); per N too when
     `per_n` and seeds measure it at two or more N (`noise_by_n`); the fine-tunes to re-draw together
     (`pretraining_groups`) and how (`pretraining_redraw`, one of PRETRAINING_REDRAWS); with `shared_noise`
@@ -401,7 +402,8 @@ def estimate_noise(results: ResultsTable, effective: EffectiveResult, loss_noise
     if isinstance(loss_noise, dict):    # given per data size: sigma is their root mean square, for a one-number summary
         for mode in MODES:
             sigma[mode], by_n[mode] = float(np.sqrt(np.mean(np.square(list(loss_noise.values()))))), {}
-            source[mode], by_data[mode] = "given per data size (--loss-noise)", {float(d): float(s) for d, s in loss_noise.items()}
+            source[mode] = "given per data size (--loss-noise)"
+            by_data[mode] = {float(d): float(s) for d, s in loss_noise.items()}
     elif loss_noise is not None:
         for mode in MODES:
             sigma[mode], source[mode], by_n[mode] = float(loss_noise), "given (--loss-noise)", {}
@@ -442,7 +444,8 @@ def draw_losses(results: ResultsTable, noise: NoiseModel, n_resamples: int,
     seeds = results.seed_runs.groupby(key)["loss"].apply(lambda s: s.to_numpy(float))
     per_point = [seeds.get(tuple(row), np.array([loss])) for row, loss in
                  zip(runs[key].itertuples(index=False), runs["loss"])]
-    modes, n_params, data = runs["mode"].to_numpy(), runs["n_params"].to_numpy(float), runs[results.data_column].to_numpy(float)
+    modes, n_params = runs["mode"].to_numpy(), runs["n_params"].to_numpy(float)
+    data = runs[results.data_column].to_numpy(float)
     sigma = np.empty(len(runs))
     for mode in np.unique(modes):
         mine = modes == mode
