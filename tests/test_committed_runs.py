@@ -135,8 +135,9 @@ NOT_RE_RUN = {
         "not re-run here for time"),
     "analysis/cpu-replicates/results.csv": (
         "analysis/cpu-pretrain-seeds5's table with v4's from-scratch runs at seeds 1-4 where it lacked them "
-        "(jobs/cpu-scratch-seeds.toml, jobs/cpu-scratch-seeds-w7k.toml, made by this code): they differ from v4's "
-        "runs in the seed alone (w7k on 3e5 characters also in its step cap); not re-run here for time"),
+        "(jobs/cpu-scratch-seeds.toml, jobs/cpu-scratch-seeds-w7k.toml) and every run of v4 with seed 5 "
+        "(jobs/cpu-seed5.toml), made by this code: they differ from v4's runs in the seed alone (w7k on 3e5 "
+        "characters also in its step cap); not re-run here for time"),
     "analysis/dynamics/results.csv": "issue 22's short study (jobs/dynamics.toml), made by this code; not re-run here "
                                      "(left out for time, and not checked by hand)",
     "analysis/dynamics-batch/results.csv": "issue 22's batch experiment (jobs/dynamics-batch.toml), made by this code; "
