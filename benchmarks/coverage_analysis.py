@@ -14,7 +14,11 @@ Seeds "3/1": three seeds of the from-scratch points on <= 1e5 characters (three 
 run (as analysis/cpu-seeds): the
 fine-tunes' noise is lent from the from-scratch seeds, per N where it is measured at two or more N (falling
 noise: 2% at the smallest N to 0.5% at the largest, as cpu-seeds measured 1.1% to 0.24%); --pooled-noise
-lends one pooled sigma instead, the model before per-N noise.
+lends one pooled sigma instead, the model before per-N noise. "1seed": one seed of every run, the noise estimated from
+the from-scratch grid's residuals; "inside-1seed-falling" with noise falling 1.1 % to 0.24 % over N (as cpu-seeds
+measured it) against one sigma lent to every run: 300 draws, 500 resamples, β's median 90 % width 0.151 against an
+sd of 0.042 over draws (1.09 times 2 × 1.645 sd; uniform 1 %: 1.16), α 1.29: the falling noise does not make β's
+intervals much too wide here (docs/METHOD.md §6 has what did on v4's replicates).
 
 Scenarios "pretraining": two seeds of every run, each fine-tune seed from its own pretraining run, whose seed
 shifts all its fine-tuned losses by a shared relative sd (2 %, or 0 as the control), on top of 0.5 % per run;

@@ -237,13 +237,18 @@ def noise_by_n(seed_runs: pd.DataFrame, key: list[str]) -> dict[float, float]:
     if points.empty:
         return {}
     points["n_params"] = _one_size(points["n_params"].to_numpy(float))
-    points["weighted"] = points["dof"] * points["relative_var"]
-    per_n = points.groupby("n_params")[["dof", "weighted"]].sum()
-    per_n = per_n[per_n["dof"] >= MIN_NOISE_DOF]
-    dof, var = per_n["dof"].to_numpy(float), (per_n["weighted"] / per_n["dof"]).to_numpy(float)
-    if len(per_n) < 2 or equal_variances(dof, var):
+    per_n = _pooled_by(points, "n_params")
+    if len(per_n) < 2 or equal_variances(per_n["dof"].to_numpy(float), per_n["var"].to_numpy(float)):
         return {}
-    return {float(n): float(np.sqrt(r.weighted / r.dof)) for n, r in per_n.iterrows()}
+    return {float(n): float(np.sqrt(var)) for n, var in per_n["var"].items()}
+
+
+def _pooled_by(points: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Per value of `column` (rows of `_seeded_points`): seed degrees of freedom and the pooled relative variance,
+    for the values with >= MIN_NOISE_DOF of them."""
+    grouped = points.assign(weighted=points["dof"] * points["relative_var"]).groupby(column)[["dof", "weighted"]].sum()
+    grouped = grouped[grouped["dof"] >= MIN_NOISE_DOF]
+    return pd.DataFrame({"dof": grouped["dof"], "var": grouped["weighted"] / grouped["dof"]})
 
 
 @dataclass(frozen=True)
@@ -271,11 +276,9 @@ def noise_by_data(results: ResultsTable, mode: str) -> NoiseByData:
     points = _seeded_points(seeds, key, column) if len(seeds) else pd.DataFrame()
     sigma, dof = {}, {}
     if len(points):
-        points["weighted"] = points["dof"] * points["relative_var"]
-        per_d = points.groupby(column)[["dof", "weighted"]].sum()
-        per_d = per_d[per_d["dof"] >= MIN_NOISE_DOF]
-        sigma = {float(d): float(np.sqrt(r.weighted / r.dof)) for d, r in per_d.iterrows()}
-        dof = {float(d): float(r.dof) for d, r in per_d.iterrows()}
+        per_d = _pooled_by(points, column)
+        sigma = {float(d): float(np.sqrt(var)) for d, var in per_d["var"].items()}
+        dof = {float(d): float(k) for d, k in per_d["dof"].items()}
     p_value = bartlett_p(np.array(list(dof.values())), np.array(list(sigma.values())) ** 2) if len(sigma) >= 2 \
         else float("nan")
     runs = results.runs[results.runs["mode"] == mode]
