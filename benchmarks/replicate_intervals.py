@@ -28,6 +28,7 @@ import pandas as pd
 from scipy import stats
 
 from effdata.analysis.pipeline import analyze
+from effdata.analyze import loss_noise_arg
 from effdata.fmt import sig
 
 Z90 = 1.645
@@ -45,9 +46,7 @@ def given_options(text: str) -> dict:
     analyze()'s keyword arguments."""
     words, options = shlex.split(text), {}
     for flag, value in zip(words[::2], words[1::2]):
-        options[flag.removeprefix("--").replace("-", "_")] = (
-            {float(d): float(s) for d, s in (pair.split(":") for pair in value.split(","))} if ":" in value
-            else float(value))
+        options[flag.removeprefix("--").replace("-", "_")] = loss_noise_arg(value)
     return options
 
 

@@ -35,8 +35,9 @@ def _relative_noise(text: str) -> float:
     return value
 
 
-def _loss_noise(text: str) -> float | dict[float, float]:
-    """One sigma (0.01), or sigma per data size: 1e4:0.003,3e5:0.011 (sizes in the table's units)."""
+def loss_noise_arg(text: str) -> float | dict[float, float]:
+    """--loss-noise: one sigma (0.01), or sigma per data size, 1e4:0.003,3e5:0.011 (sizes in the table's units);
+    argparse.ArgumentTypeError for anything else (benchmarks/replicate_intervals.py reads its --given with it too)."""
     if ":" not in text:
         return _relative_noise(text)
     try:
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference-shape", nargs="+", default=[], metavar="NAME",
                         help="where the table holds several shapes at one N: the reference shape of that N (size or "
                              "shape name, e.g. s200k-l4); default: the ladder's shape of that N, else the median depth")
-    parser.add_argument("--loss-noise", type=_loss_noise, metavar="SIGMA",
+    parser.add_argument("--loss-noise", type=loss_noise_arg, metavar="SIGMA",
                         help="relative run-to-run noise of the loss to assume for grid points with one seed "
                              "(e.g. 0.01; or per data size in the table's units, e.g. 1e4:0.003,3e5:0.011, "
                              "interpolated in log D; default: measured from the seeds, else estimated from the "
