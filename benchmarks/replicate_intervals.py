@@ -12,7 +12,8 @@ implies (its half-width / 1.645); how many replicate intervals hold the mean of 
 90 % interval holds the mean of four other draws about as often as it holds a value √(1 + 1/4) of its sd away: 84 %
 for a normal); and the replicates' mean with its 90 % t interval and p value against zero (independent replicates:
 a test of the sign that does not lean on the bootstrap). Then, per point, the sd of log D_E between replicates
-against the sd each replicate's 90 % interval of D_E implies (median over points). `--borrow-scratch 2 1e5` gives each
+against the sd each replicate's 90 % interval of D_E implies (median over points), and each N's own α (between its
+smallest and largest D_F) per replicate. `--borrow-scratch 2 1e5` gives each
 replicate the next two seeds' from-scratch runs on <= 1e5 characters: a study seeded as analysis/cpu-seeds. About
 20 s per seed and variant on one core.
 """
@@ -107,6 +108,23 @@ def propagated_beta(points: pd.DataFrame, pretrain: str) -> float:
     return float(np.sqrt(np.sum((weights * each["std"]) ** 2)))
 
 
+def alpha_at_each_n(points: pd.DataFrame, pretrain: str) -> str:
+    """Per replicate, each N's own α between its smallest and largest D_F, ln(D_T ratio)/ln(D_F ratio), where
+    both D_T > 0 ('—' where one ossified): what the form check's straight line in ln N summarises."""
+    mine = points[points["pretrain"] == pretrain]
+    sizes = mine.drop_duplicates("n_params").sort_values("n_params")["size"].tolist()
+    rows = []
+    for seed, each in mine.groupby("replicate"):
+        cells = []
+        for size in sizes:
+            ends = each[each["size"] == size].sort_values("d_f").iloc[[0, -1]]
+            d_t, d_f = ends["d_t"].to_numpy(), ends["d_f"].to_numpy()
+            cells.append(sig(np.log(d_t[1] / d_t[0]) / np.log(d_f[1] / d_f[0])) if (d_t > 0).all() and d_f[1] > d_f[0]
+                         else "—")
+        rows.append(f"| {seed} | " + " | ".join(cells) + " |")
+    return "\n".join([f"| replicate | {' | '.join(sizes)} |", "|---|" + "---|" * len(sizes), *rows])
+
+
 def with_form(law: dict, fits: dict, pretrain: str) -> dict:
     """A transfer law (fits.json) with the audit's form check beside its exponents: α's change per decade of N and
     its 90 % interval, where the check has one."""
@@ -163,6 +181,9 @@ def main(argv: list[str] | None = None) -> None:
                 print(summary(laws, pretrain, name))
         print(f"\nPer point ({label}): D_E's interval against the spread between replicates\n")
         print(per_point(points, args.compare))
+        for pretrain in args.compare:
+            print(f"\nα at each N, {pretrain} ({label}): between its smallest and largest D_F\n")
+            print(alpha_at_each_n(points, pretrain))
 
 
 if __name__ == "__main__":

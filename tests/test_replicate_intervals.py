@@ -66,3 +66,14 @@ def test_beta_propagated_from_each_points_spread():
             for n in (1e4, 1e6) for d_f in (1e4, 1e5) for o in offsets]
     rows += [{"pretrain": "text", "n_params": 1e5, "d_f": 1e4, "d_t": d} for d in (5e3, 6e3, -1.0, -2.0)]
     assert script.propagated_beta(pd.DataFrame(rows), "text") == pytest.approx(0.1 / np.log(100))
+
+
+def test_alpha_at_each_n_is_the_two_point_slope_and_a_dash_where_one_ossified():
+    script = load_script("replicate_intervals")
+    rows = [{"pretrain": "text", "size": size, "n_params": n, "d_f": d_f, "replicate": r,
+             "d_t": 1e3 * (d_f / 1e4) ** alpha if alpha is not None else (-1.0 if d_f > 1e4 else 1e3)}
+            for size, n, alphas in (("w7k", 6.6e3, (-1.0, None)), ("w25k", 2.5e4, (0.25, 0.5)))
+            for r, alpha in enumerate(alphas) for d_f in (1e4, 3e4)]
+    table = script.alpha_at_each_n(pd.DataFrame(rows), "text").splitlines()
+    assert table[0] == "| replicate | w7k | w25k |"
+    assert table[2:] == ["| 0 | -1 | 0.25 |", "| 1 | — | 0.5 |"]

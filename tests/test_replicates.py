@@ -124,6 +124,10 @@ def test_independent_replicates_report_their_spread_and_fits_json_keeps_it():
     assert (f"averaged over the 3 replicates: {sig(change['mean'])} [{sig(change['interval'][0])}, "
             f"{sig(change['interval'][1])}] (90 % t interval), p = {sig(change['p_value'])}") in " ".join(_replicate_lines(law))
     assert audit_json(Audit(laws=[law]))["laws"][0]["alpha_per_decade_over_replicates"] == change
+    change["without"] = {"n": "w7k", "pooled": 0.18, "mean": 0.19, "interval": [0.11, 0.27], "p_value": 0.005,
+                         "replicates": 3}
+    assert ("Without w7k (the N that moves the pooled change most: 0.18), the replicates' changes average 0.19 "
+            "[0.11, 0.27], p = 0.005 over 3.") in " ".join(_replicate_lines(law))
     shared = dataclasses.replace(law, replicate_spread={})
     assert "on the same from-scratch curves" in " ".join(_replicate_lines(shared))
     assert "sd_over_replicates" not in audit_json(Audit(laws=[shared]))["laws"][0]
@@ -141,3 +145,7 @@ def test_the_change_per_decade_averaged_over_independent_replicates_is_a_t_test_
     assert dataclasses.replace(found, independent=False).change_over_replicates() is None
     two = dataclasses.replace(found, alpha_per_decade=dict(list(found.alpha_per_decade.items())[:2]))
     assert two.change_over_replicates() is None
+    label = next(iter(next(iter(found.left_out.values()))))       # the smallest N: each replicate refitted without it
+    without = [each[label] for each in found.left_out.values()]
+    assert found.change_over_replicates(without=label)["mean"] == pytest.approx(sum(without) / 3)
+    assert found.change_over_replicates(without=label)["mean"] != pytest.approx(change["mean"])

@@ -72,6 +72,10 @@ def _with_replicates(law: LawAudit, ladder: ResultsTable, curves: dict, fit: Tra
     law.form_by_replicate = replicates.alpha_per_decade
     law.replicate_spread = replicates.spread()
     law.form_over_replicates = replicates.change_over_replicates()
+    most = law.form.most_moved_by() if law.form is not None else None
+    without = replicates.change_over_replicates(without=most) if most is not None else None
+    if law.form_over_replicates is not None and without is not None:
+        law.form_over_replicates["without"] = {"n": most, "pooled": law.form.left_out[most], **without}
 
 
 def audit_table(table: ResultsTable, ladder: ResultsTable, effective: pd.DataFrame, fits: dict[str, TransferFit],

@@ -19,7 +19,7 @@ with 3 D_F per N.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -39,6 +39,7 @@ class AlphaByN:
     alarm_interval: tuple[float, float] | None          # its ALARM_PERCENTILES interval, behind the warning
     alpha_at: dict[str, tuple[float, tuple[float, float] | None]]   # smallest and largest N -> α there [90 %]
     n_points: int
+    left_out: dict[str, float] = field(default_factory=dict)   # N's label -> the change without it (nan: not pinned)
 
     @property
     def differs(self) -> bool:
@@ -49,7 +50,12 @@ class AlphaByN:
         return {"alpha_per_decade_of_n": self.per_decade, "interval": self.interval,
                 "alarm_interval": self.alarm_interval, "alarm_percentiles": list(ALARM_PERCENTILES),
                 "alpha_at": {label: {"alpha": a, "interval": i} for label, (a, i) in self.alpha_at.items()},
-                "n_points": self.n_points, "differs": self.differs}
+                "n_points": self.n_points, "differs": self.differs, "left_out": self.left_out}
+
+    def most_moved_by(self) -> str | None:
+        """The N whose leaving out moves the change most (None: no refit pinned it)."""
+        moves = {label: abs(v - self.per_decade) for label, v in self.left_out.items() if np.isfinite(v)}
+        return max(moves, key=moves.get) if moves else None
 
 
 def _identified(d_f: np.ndarray, n_params: np.ndarray) -> bool:
@@ -85,7 +91,23 @@ def alpha_by_n(d_f, n_params, d_t, draws: np.ndarray | None, delta: float, seed:
                                             _interval(samples[:, 1] + samples[:, 3] * shift, INTERVAL_PERCENTILES))
     per_decade = samples[:, 3] * np.log(10)
     return AlphaByN(float(law.theta[3] * np.log(10)), _interval(per_decade, INTERVAL_PERCENTILES),
-                    _interval(per_decade, ALARM_PERCENTILES), at, len(d_t))
+                    _interval(per_decade, ALARM_PERCENTILES), at, len(d_t),
+                    left_out=change_without_each_n(d_f, n_params, d_t, delta, labels))
+
+
+def change_without_each_n(d_f, n_params, d_t, delta: float, labels: dict[float, str]) -> dict[str, float]:
+    """α's change per decade of N refitted without each N in turn (point estimates; nan where the rest cannot pin
+    δ down). On v4 replicated six times (analysis/cpu-replicates, text+code) the pooled change, 1.00 per decade, is
+    0.18 without w7k, a size that forgets its pretraining as D_F grows: the change rests on one N, as β can."""
+    found = {}
+    for n in np.unique(n_params):
+        keep = n_params != n
+        x, y = (np.log(d_f[keep]) - np.log(d_f[keep]).mean(), np.log(n_params[keep]) - np.log(n_params[keep]).mean())
+        found[labels.get(n, f"N={sig(n)}")] = (
+            float(fit_with_draws(d_f[keep], n_params[keep], d_t[keep], np.empty((0, keep.sum())), delta, 0,
+                                 extra=(np.exp(x * y),)).theta[3] * np.log(10))
+            if _identified(d_f[keep], n_params[keep]) else float("nan"))
+    return found
 
 
 def form_warning(law: str, form: AlphaByN) -> list[str]:
@@ -95,4 +117,11 @@ def form_warning(law: str, form: AlphaByN) -> list[str]:
     ends = ", ".join(f"{sig(a)} at {label}" for label, (a, _) in form.alpha_at.items())
     return [f"{law}: one α does not fit every N: α is {ends} ({sig(form.per_decade)} per decade of N, "
             f"{ALARM_PERCENTILES[1] - ALARM_PERCENTILES[0]:g} % interval [{sig(form.alarm_interval[0])}, "
-            f"{sig(form.alarm_interval[1])}]), so β depends on the D_F range it is fitted on (docs/METHOD.md §6)"]
+            f"{sig(form.alarm_interval[1])}]{without_most(form, '; ')}), so β depends on the D_F range it is fitted on "
+            "(docs/METHOD.md §6)"]
+
+
+def without_most(form: AlphaByN, lead: str) -> str:
+    """'without w7k 0.18 per decade': the refit without the N that moves the change most ('' where none does)."""
+    label = form.most_moved_by()
+    return "" if label is None else f"{lead}without {label} {sig(form.left_out[label])} per decade"

@@ -37,6 +37,7 @@ class Replicates:
 
     exponents: dict[str, dict[str, float]] = field(default_factory=dict)
     alpha_per_decade: dict[str, float] = field(default_factory=dict)
+    left_out: dict[str, dict[str, float]] = field(default_factory=dict)   # label -> N's label -> the change without it
     independent: bool = False      # every replicate on its own seed's from-scratch curves
 
     def spread(self) -> dict[str, float]:
@@ -46,11 +47,14 @@ class Replicates:
         names = next(iter(self.exponents.values())).keys()
         return {n: float(np.std([e[n] for e in self.exponents.values()], ddof=1)) for n in names}
 
-    def change_over_replicates(self) -> dict | None:
+    def change_over_replicates(self, without: str | None = None) -> dict | None:
         """α's change per decade of N averaged over the independent replicates, its 90 % t interval and the p value
-        against no change: a test of the rise that does not lean on the bootstrap (analysis/cpu-replicates). None
-        where the replicates are not independent or fewer than three have the change."""
-        values = np.array([v for v in self.alpha_per_decade.values() if np.isfinite(v)])
+        against no change: a test of the rise that does not lean on the bootstrap (analysis/cpu-replicates); with
+        `without` (an N's label), the same of each replicate's change refitted without that N. None where the
+        replicates are not independent or fewer than three have the change."""
+        changes = (self.alpha_per_decade if without is None
+                   else {label: each.get(without, np.nan) for label, each in self.left_out.items()})
+        values = np.array([v for v in changes.values() if np.isfinite(v)])
         if not self.independent or len(values) < 3:
             return None
         test = stats.ttest_1samp(values, 0.0)
@@ -107,6 +111,7 @@ def by_replicate(table: ResultsTable, curves: dict, fit: TransferFit, labels: di
         found.exponents[label] = refit_exponents(d_f, n_params, d_t, shown.huber_delta)
         form = alpha_by_n(d_f, n_params, d_t, None, shown.huber_delta, 0, labels)
         found.alpha_per_decade[label] = form.per_decade if form is not None else float("nan")
+        found.left_out[label] = form.left_out if form is not None else {}
     return found
 
 

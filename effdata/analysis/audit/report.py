@@ -62,7 +62,15 @@ def _change_over_replicates(change: dict | None) -> str:
         return ""
     return (f" α's change per decade averaged over the {change['replicates']} replicates: {sig(change['mean'])}"
             f"{_bracket(change['interval'])} (90 % t interval), p = {sig(change['p_value'])} against no change (a test "
-            "of its sign that does not lean on the bootstrap).")
+            "of its sign that does not lean on the bootstrap)." + _without_over_replicates(change.get("without")))
+
+
+def _without_over_replicates(without: dict | None) -> str:
+    if without is None:
+        return ""
+    return (f" Without {without['n']} (the N that moves the pooled change most: {sig(without['pooled'])}), the "
+            f"replicates' changes average {sig(without['mean'])}{_bracket(without['interval'])}, p = "
+            f"{sig(without['p_value'])} over {without['replicates']}.")
 
 
 def _bracket(interval) -> str:
@@ -85,7 +93,16 @@ def _form_lines(form: AlphaByN) -> list[str]:
                    "changing with N from one α")
     return [f"One α for every N? With α free to change linearly in ln N (on the same {form.n_points} points and "
             f"resamples): α is {ends}, a change of {sig(form.per_decade)}{_bracket(form.interval)} per decade of N; "
-            f"{verdict}.", ""]
+            f"{verdict}.{_form_left_out(form)}", ""]
+
+
+def _form_left_out(form: AlphaByN) -> str:
+    pinned = {label: v for label, v in form.left_out.items() if np.isfinite(v)}
+    if not pinned:
+        return ""
+    each = ", ".join(f"{sig(v)} without {label}" for label, v in pinned.items())
+    return (f" With each N left out (no interval): {each}; the N that moves it most is "
+            f"{form.most_moved_by()}.")
 
 
 def _convergence_lines(audit: Audit) -> list[str]:
