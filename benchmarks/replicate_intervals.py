@@ -13,7 +13,7 @@ implies (its half-width / 1.645); how many replicate intervals hold the mean of 
 for a normal); and the replicates' mean with its 90 % t interval and p value against zero (independent replicates:
 a test of the sign that does not lean on the bootstrap). Then, per point, the sd of log D_E between replicates
 against the sd each replicate's 90 % interval of D_E implies (median over points), and each N's own α (between its
-smallest and largest D_F) per replicate. `--borrow-scratch 2 1e5` gives each
+smallest and largest D_F) per replicate, and β with each N left out averaged over the replicates. `--borrow-scratch 2 1e5` gives each
 replicate the next two seeds' from-scratch runs on <= 1e5 characters: a study seeded as analysis/cpu-seeds. About
 20 s per seed and variant on one core.
 """
@@ -129,11 +129,30 @@ def with_form(law: dict, fits: dict, pretrain: str) -> dict:
     """A transfer law (fits.json) with the audit's form check beside its exponents: α's change per decade of N and
     its 90 % interval, where the check has one."""
     audit = next((a for a in fits["audit"]["laws"] if a["law"] == f"transfer law '{pretrain}'"), None)
+    left_out = {o["label"]: o["estimates"]["beta"] for o in (audit or {}).get("left_out", []) if o["group"] == "N"}
+    law = {**law, "beta_left_out": left_out}
     form = (audit or {}).get("alpha_by_n")
     if not form or form["interval"] is None:
         return law
     key = "alpha_per_decade_of_n"
     return {**law, key: form[key], "intervals": {**law["intervals"], key: form["interval"]}}
+
+
+def beta_left_out(laws: dict, pretrain: str) -> str:
+    """β with each N left out (the audit's Huber refit), averaged over the replicates with its 90 % t interval."""
+    fitted = [t[pretrain]["beta_left_out"] for t in laws.values() if t.get(pretrain, {}).get("fitted")]
+    labels = list(dict.fromkeys(label for each in fitted for label in each))
+    cells = []
+    for label in labels:
+        values = np.array([each.get(label, np.nan) for each in fitted], float)
+        values = values[np.isfinite(values)]
+        if len(values) < 3:
+            cells.append("—")
+            continue
+        low, high = stats.ttest_1samp(values, 0.0).confidence_interval(0.90)
+        cells.append(f"{sig(values.mean())} [{sig(low)}, {sig(high)}] ({len(values)})")
+    return "\n".join([f"| pretraining | {' | '.join(f'without {label}' for label in labels)} |",
+                      "|---|" + "---|" * len(labels), f"| {pretrain} | {' | '.join(cells)} |"])
 
 
 def summary(laws: dict, pretrain: str, name: str) -> str:
@@ -184,6 +203,8 @@ def main(argv: list[str] | None = None) -> None:
         for pretrain in args.compare:
             print(f"\nα at each N, {pretrain} ({label}): between its smallest and largest D_F\n")
             print(alpha_at_each_n(points, pretrain))
+            print(f"\nβ with each N left out, {pretrain} ({label}): the replicates' mean [90 % t interval] (how many)\n")
+            print(beta_left_out(laws, pretrain))
 
 
 if __name__ == "__main__":

@@ -128,6 +128,11 @@ def test_independent_replicates_report_their_spread_and_fits_json_keeps_it():
                          "replicates": 3}
     assert ("Without w7k (the N that moves the pooled change most: 0.18), the replicates' changes average 0.19 "
             "[0.11, 0.27], p = 0.005 over 3.") in " ".join(_replicate_lines(law))
+    law.beta_over_replicates = {"mean": 0.49, "interval": [0.39, 0.58], "p_value": 0.0002, "replicates": 3,
+                                "without": {"n": "w500k", "pooled": 0.19, "mean": 0.25, "interval": [0.1, 0.4]}}
+    assert ("β averaged over the 3 replicates: 0.49 [0.39, 0.58]; without w500k (the N that moves the pooled β most: "
+            "0.19) 0.25 [0.1, 0.4] (90 % t intervals).") in " ".join(_replicate_lines(law))
+    assert audit_json(Audit(laws=[law]))["laws"][0]["beta_over_replicates"] == law.beta_over_replicates
     shared = dataclasses.replace(law, replicate_spread={})
     assert "on the same from-scratch curves" in " ".join(_replicate_lines(shared))
     assert "sd_over_replicates" not in audit_json(Audit(laws=[shared]))["laws"][0]
@@ -149,3 +154,9 @@ def test_the_change_per_decade_averaged_over_independent_replicates_is_a_t_test_
     without = [each[label] for each in found.left_out.values()]
     assert found.change_over_replicates(without=label)["mean"] == pytest.approx(sum(without) / 3)
     assert found.change_over_replicates(without=label)["mean"] != pytest.approx(change["mean"])
+    beta = found.exponent_over_replicates("beta", label)
+    assert beta["mean"] == pytest.approx(sum(e["beta"] for e in found.exponents.values()) / 3)
+    assert beta["without"]["mean"] == pytest.approx(
+        sum(each[label]["beta"] for each in found.exponents_left_out.values()) / 3)
+    assert beta["without"]["mean"] != pytest.approx(beta["mean"]) and beta["without"]["n"] == label
+    assert dataclasses.replace(found, independent=False).exponent_over_replicates("beta", label) is None

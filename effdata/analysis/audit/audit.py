@@ -18,7 +18,7 @@ from effdata.analysis.audit.convergence import (Convergence, check_convergence, 
                                                 d_e_on_unconverged, fine_tunes_at_first)
 from effdata.analysis.audit.laws import audit_chinchilla, audit_kaplan
 from effdata.analysis.audit.leverage import LawAudit
-from effdata.analysis.audit.replicates import by_replicate
+from effdata.analysis.audit.replicates import Replicates, by_replicate
 from effdata.analysis.audit.transfer import audit_transfer, fit_points, refit_exponents
 from effdata.analysis.budget.budget import BudgetStudy
 from effdata.analysis.core.fit import TransferFit
@@ -72,10 +72,22 @@ def _with_replicates(law: LawAudit, ladder: ResultsTable, curves: dict, fit: Tra
     law.form_by_replicate = replicates.alpha_per_decade
     law.replicate_spread = replicates.spread()
     law.form_over_replicates = replicates.change_over_replicates()
+    _without_most(law, replicates)
+
+
+def _without_most(law: LawAudit, replicates: Replicates) -> None:
+    """Beside the replicates' means: the same without the N that moves the pooled value most (α's change: the form
+    check's left-out refits; β: the audit's), where the replicates are independent."""
     most = law.form.most_moved_by() if law.form is not None else None
     without = replicates.change_over_replicates(without=most) if most is not None else None
     if law.form_over_replicates is not None and without is not None:
         law.form_over_replicates["without"] = {"n": most, "pooled": law.form.left_out[most], **without}
+    by_n = {o.label: o.estimates["beta"] for o in law.left_out if o.group == "N" and np.isfinite(o.estimates["beta"])}
+    if by_n:
+        most = max(by_n, key=lambda label: abs(by_n[label] - law.estimates["beta"]))
+        law.beta_over_replicates = replicates.exponent_over_replicates("beta", most)
+        if law.beta_over_replicates is not None:
+            law.beta_over_replicates["without"]["pooled"] = by_n[most]
 
 
 def audit_table(table: ResultsTable, ladder: ResultsTable, effective: pd.DataFrame, fits: dict[str, TransferFit],
@@ -119,6 +131,7 @@ def audit_json(audit: Audit) -> dict:
              **({"alpha_per_decade_by_replicate": law.form_by_replicate} if law.form_by_replicate else {}),
              **({"sd_over_replicates": law.replicate_spread} if law.replicate_spread else {}),
              **({"alpha_per_decade_over_replicates": law.form_over_replicates} if law.form_over_replicates else {}),
+             **({"beta_over_replicates": law.beta_over_replicates} if law.beta_over_replicates else {}),
              "warnings": law.warnings} for law in audit.laws]
     bad = audit.convergence.not_converged
     return {"laws": laws, "warnings": audit.warnings,

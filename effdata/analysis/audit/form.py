@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from effdata.analysis.core.fit import INTERVAL_PERCENTILES, MIN_RESAMPLES, fit_with_draws
-from effdata.fmt import sig
+from effdata.fmt import compact, sig
 
 ALARM_PERCENTILES = (1.0, 99.0)
 MIN_FORM_POINTS = 6          # four parameters and two degrees of freedom left for the scatter
@@ -103,7 +103,7 @@ def change_without_each_n(d_f, n_params, d_t, delta: float, labels: dict[float, 
     for n in np.unique(n_params):
         keep = n_params != n
         x, y = (np.log(d_f[keep]) - np.log(d_f[keep]).mean(), np.log(n_params[keep]) - np.log(n_params[keep]).mean())
-        found[labels.get(n, f"N={sig(n)}")] = (
+        found[labels.get(n, f"N={compact(n)}")] = (   # the audit's left-out rows' names (leverage.leave_each_out)
             float(fit_with_draws(d_f[keep], n_params[keep], d_t[keep], np.empty((0, keep.sum())), delta, 0,
                                  extra=(np.exp(x * y),)).theta[3] * np.log(10))
             if _identified(d_f[keep], n_params[keep]) else float("nan"))

@@ -64,6 +64,7 @@ class LawAudit:
     form_by_replicate: dict[str, float] = field(default_factory=dict)   # α's change per decade, each pretraining seed
     replicate_spread: dict[str, float] = field(default_factory=dict)    # exponent -> sd over independent replicates
     form_over_replicates: dict | None = None             # α's change per decade: replicates' mean, t interval, p
+    beta_over_replicates: dict | None = None             # β: the same, and without the N that moves the pooled β most
     warnings: list[str] = field(default_factory=list)
 
 

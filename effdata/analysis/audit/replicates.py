@@ -21,6 +21,7 @@ import pandas as pd
 from scipy import stats
 
 from effdata.analysis.audit.form import alpha_by_n
+from effdata.analysis.audit.leverage import leave_each_out
 from effdata.analysis.audit.transfer import fit_points, refit_exponents
 from effdata.analysis.core.effective import build_curves, effective_table
 from effdata.analysis.core.fit import TransferFit
@@ -38,6 +39,7 @@ class Replicates:
     exponents: dict[str, dict[str, float]] = field(default_factory=dict)
     alpha_per_decade: dict[str, float] = field(default_factory=dict)
     left_out: dict[str, dict[str, float]] = field(default_factory=dict)   # label -> N's label -> the change without it
+    exponents_left_out: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # label -> N -> exponents
     independent: bool = False      # every replicate on its own seed's from-scratch curves
 
     def spread(self) -> dict[str, float]:
@@ -54,13 +56,26 @@ class Replicates:
         replicates are not independent or fewer than three have the change."""
         changes = (self.alpha_per_decade if without is None
                    else {label: each.get(without, np.nan) for label, each in self.left_out.items()})
-        values = np.array([v for v in changes.values() if np.isfinite(v)])
-        if not self.independent or len(values) < 3:
-            return None
-        test = stats.ttest_1samp(values, 0.0)
-        low, high = test.confidence_interval(0.90)
-        return {"mean": float(values.mean()), "interval": [float(low), float(high)], "p_value": float(test.pvalue),
-                "replicates": int(len(values))}
+        return _mean_over(changes.values()) if self.independent else None
+
+    def exponent_over_replicates(self, name: str, without: str) -> dict | None:
+        """An exponent averaged over the independent replicates, with every N and without N `without` (each
+        replicate refitted without it): a size an exponent rests on, seen on independent draws instead of one pooled
+        table (analysis/cpu-replicates: text's β 0.49 with w500k, 0.25 without). None as change_over_replicates."""
+        every = _mean_over(e[name] for e in self.exponents.values()) if self.independent else None
+        rest = _mean_over(each.get(without, {}).get(name, np.nan) for each in self.exponents_left_out.values())
+        return None if every is None or rest is None else {**every, "without": {"n": without, **rest}}
+
+
+def _mean_over(values) -> dict | None:
+    """The mean of the finite values, its 90 % t interval and p value against zero; None for fewer than three."""
+    values = np.array([v for v in values if np.isfinite(v)])
+    if len(values) < 3:
+        return None
+    test = stats.ttest_1samp(values, 0.0)
+    low, high = test.confidence_interval(0.90)
+    return {"mean": float(values.mean()), "interval": [float(low), float(high)], "p_value": float(test.pvalue),
+            "replicates": int(len(values))}
 
 
 def pretraining_seeds(results: ResultsTable) -> pd.Series:
@@ -108,7 +123,9 @@ def by_replicate(table: ResultsTable, curves: dict, fit: TransferFit, labels: di
         points, shown = chosen
         d_f, n_params, d_t = (points[c].to_numpy(float) for c in ("d_f", "n_params", "d_t"))
         label = f"seed {seed:g}{OWN if found.independent else ALONE}"
-        found.exponents[label] = refit_exponents(d_f, n_params, d_t, shown.huber_delta)
+        refit = lambda keep: refit_exponents(d_f[keep], n_params[keep], d_t[keep], shown.huber_delta)  # noqa: E731
+        found.exponents[label] = refit(np.ones(len(d_t), bool))
+        found.exponents_left_out[label] = {o.label: o.estimates for o in leave_each_out(n_params, labels, "N", refit)}
         form = alpha_by_n(d_f, n_params, d_t, None, shown.huber_delta, 0, labels)
         found.alpha_per_decade[label] = form.per_decade if form is not None else float("nan")
         found.left_out[label] = form.left_out if form is not None else {}

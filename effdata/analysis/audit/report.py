@@ -54,7 +54,16 @@ def _replicate_lines(law: LawAudit) -> list[str]:
             f"changes by {each} per decade of N. The exponents' standard deviation between replicates, and the "
             f"half-width of a 90 % interval it implies (normal): {spread}. A one-seed study's interval should be about "
             "as wide as the first, this table's headline interval about as wide as the second."
-            + _change_over_replicates(law.form_over_replicates), ""]
+            + _change_over_replicates(law.form_over_replicates) + _beta_over_replicates(law.beta_over_replicates), ""]
+
+
+def _beta_over_replicates(beta: dict | None) -> str:
+    if beta is None:
+        return ""
+    rest = beta["without"]
+    return (f" β averaged over the {beta['replicates']} replicates: {sig(beta['mean'])}{_bracket(beta['interval'])}; "
+            f"without {rest['n']} (the N that moves the pooled β most: {sig(rest['pooled'])}) "
+            f"{sig(rest['mean'])}{_bracket(rest['interval'])} (90 % t intervals).")
 
 
 def _change_over_replicates(change: dict | None) -> str:
