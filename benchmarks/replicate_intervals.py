@@ -13,7 +13,8 @@ implies (its half-width / 1.645); how many replicate intervals hold the mean of 
 for a normal); and the replicates' mean with its 90 % t interval and p value against zero (independent replicates:
 a test of the sign that does not lean on the bootstrap). Then, per point, the sd of log D_E between replicates
 against the sd each replicate's 90 % interval of D_E implies (median over points), and each N's own α (between its
-smallest and largest D_F) per replicate, and β with each N left out averaged over the replicates. `--borrow-scratch 2 1e5` gives each
+smallest and largest D_F) per replicate, and β by least squares and with each N left out, averaged over the
+replicates. `--borrow-scratch 2 1e5` gives each
 replicate the next two seeds' from-scratch runs on <= 1e5 characters: a study seeded as analysis/cpu-seeds. About
 20 s per seed and variant on one core.
 """
@@ -34,6 +35,7 @@ from effdata.fmt import sig
 
 Z90 = 1.645
 EXPONENTS = ("beta", "alpha", "alpha_per_decade_of_n")   # the last: the audit's form check (audit/form.py)
+LEAST_SQUARES = "every N, least squares"                  # the audit's other estimator (audit/transfer.py)
 
 
 def whole_seeds(rows: pd.DataFrame) -> list[int]:
@@ -130,7 +132,8 @@ def with_form(law: dict, fits: dict, pretrain: str) -> dict:
     its 90 % interval, where the check has one."""
     audit = next((a for a in fits["audit"]["laws"] if a["law"] == f"transfer law '{pretrain}'"), None)
     left_out = {o["label"]: o["estimates"]["beta"] for o in (audit or {}).get("left_out", []) if o["group"] == "N"}
-    law = {**law, "beta_left_out": left_out}
+    least_squares = ((audit or {}).get("other_estimate") or {}).get("beta", np.nan)
+    law = {**law, "beta_left_out": {LEAST_SQUARES: least_squares, **left_out}}
     form = (audit or {}).get("alpha_by_n")
     if not form or form["interval"] is None:
         return law
@@ -139,20 +142,25 @@ def with_form(law: dict, fits: dict, pretrain: str) -> dict:
 
 
 def beta_left_out(laws: dict, pretrain: str) -> str:
-    """β with each N left out (the audit's Huber refit), averaged over the replicates with its 90 % t interval."""
-    fitted = [t[pretrain]["beta_left_out"] for t in laws.values() if t.get(pretrain, {}).get("fitted")]
-    labels = list(dict.fromkeys(label for each in fitted for label in each))
+    """β by least squares on every point, then with each N left out (the audit's Huber refit), each averaged over the
+    replicates with its 90 % t interval. A replicate with no point of that N (ossified or extrapolated at every D_F)
+    is already without it: its own β counts, as in the report's replicate line (audit/replicates.py)."""
+    fitted = [t[pretrain] for t in laws.values() if t.get(pretrain, {}).get("fitted")]
+    labels = list(dict.fromkeys(label for law in fitted for label in law["beta_left_out"]))
     cells = []
     for label in labels:
-        values = np.array([each.get(label, np.nan) for each in fitted], float)
+        absent = np.nan if label == LEAST_SQUARES else None
+        values = np.array([law["beta_left_out"].get(label, law["beta"] if absent is None else absent)
+                           for law in fitted], float)
         values = values[np.isfinite(values)]
         if len(values) < 3:
             cells.append("—")
             continue
         low, high = stats.ttest_1samp(values, 0.0).confidence_interval(0.90)
         cells.append(f"{sig(values.mean())} [{sig(low)}, {sig(high)}] ({len(values)})")
-    return "\n".join([f"| pretraining | {' | '.join(f'without {label}' for label in labels)} |",
-                      "|---|" + "---|" * len(labels), f"| {pretrain} | {' | '.join(cells)} |"])
+    heads = [label if label == LEAST_SQUARES else f"without {label}" for label in labels]
+    return "\n".join([f"| pretraining | {' | '.join(heads)} |", "|---|" + "---|" * len(labels),
+                      f"| {pretrain} | {' | '.join(cells)} |"])
 
 
 def summary(laws: dict, pretrain: str, name: str) -> str:
@@ -203,7 +211,8 @@ def main(argv: list[str] | None = None) -> None:
         for pretrain in args.compare:
             print(f"\nα at each N, {pretrain} ({label}): between its smallest and largest D_F\n")
             print(alpha_at_each_n(points, pretrain))
-            print(f"\nβ with each N left out, {pretrain} ({label}): the replicates' mean [90 % t interval] (how many)\n")
+            print(f"\nβ by least squares, and with each N left out (Huber), {pretrain} ({label}): the replicates' mean "
+                  "[90 % t interval] (how many)\n")
             print(beta_left_out(laws, pretrain))
 
 

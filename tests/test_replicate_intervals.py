@@ -82,11 +82,16 @@ def test_alpha_at_each_n_is_the_two_point_slope_and_a_dash_where_one_ossified():
 def test_beta_with_each_n_left_out_is_averaged_over_the_replicates_that_have_it():
     script = load_script("replicate_intervals")
     without_large = [0.0, 0.1, 0.2, np.nan]          # the fourth replicate could not refit it
-    laws = {seed: {"text": {"fitted": True, "beta_left_out": {"w7k": b, "w500k": without_large[seed]}}}
+    laws = {seed: {"text": {"fitted": True, "beta": 0.9, "beta_left_out": {"w7k": b, "w500k": without_large[seed]}}}
             for seed, b in enumerate([0.4, 0.5, 0.6, 0.5])}
     laws[4] = {"text": {"fitted": False}}
+    laws[5] = {"text": {"fitted": True, "beta": 0.3, "beta_left_out": {"w500k": 0.3}}}   # no w7k point: β is without it
     row = script.beta_left_out(laws, "text").splitlines()
-    assert row[0] == "| pretraining | without w7k | without w500k |"
+    assert row[0] == "| pretraining | without w7k | without w500k |"     # tables from before the least-squares column
     t = lambda values: [script.sig(v) for v in stats.ttest_1samp(values, 0.0).confidence_interval(0.90)]  # noqa: E731
-    assert row[2] == (f"| text | 0.5 [{', '.join(t([0.4, 0.5, 0.6, 0.5]))}] (4) | "
-                      f"0.1 [{', '.join(t([0.0, 0.1, 0.2]))}] (3) |")
+    assert row[2] == (f"| text | 0.46 [{', '.join(t([0.4, 0.5, 0.6, 0.5, 0.3]))}] (5) | "
+                      f"0.15 [{', '.join(t([0.0, 0.1, 0.2, 0.3]))}] (4) |")
+    laws[0]["text"]["beta_left_out"] = {script.LEAST_SQUARES: 0.3, **laws[0]["text"]["beta_left_out"]}
+    assert script.beta_left_out(laws, "text").splitlines()[0] == (
+        "| pretraining | every N, least squares | without w7k | without w500k |")
+    assert script.beta_left_out(laws, "text").splitlines()[2].startswith("| text | — |")   # one replicate has it

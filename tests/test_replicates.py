@@ -10,7 +10,8 @@ import pytest
 
 from effdata.analysis.audit.replicates import by_replicate, own_scratch, pretraining_seeds
 from effdata.analysis.core.effective import compute_effective
-from effdata.analysis.audit.transfer import fit_points
+from effdata.analysis.audit.form import alpha_by_n, size_label
+from effdata.analysis.audit.transfer import fit_points, refit_exponents
 from effdata.analysis.core.fit import fit_transfer
 from effdata.analysis.core.table import load_results
 from effdata.fmt import sig
@@ -150,13 +151,16 @@ def test_the_change_per_decade_averaged_over_independent_replicates_is_a_t_test_
     assert dataclasses.replace(found, independent=False).change_over_replicates() is None
     two = dataclasses.replace(found, alpha_per_decade=dict(list(found.alpha_per_decade.items())[:2]))
     assert two.change_over_replicates() is None
-    label = next(iter(next(iter(found.left_out.values()))))       # the smallest N: each replicate refitted without it
-    without = [each[label] for each in found.left_out.values()]
-    assert found.change_over_replicates(without=label)["mean"] == pytest.approx(sum(without) / 3)
+    # Without the smallest N, each replicate refitted on its other points: the form check's own fit and the audit's.
+    smallest = {label: p.n_params != p.n_params.min() for label, p in found.points.items()}
+    label = size_label(next(iter(found.points.values())).n_params.min(), {})
+    changes = [alpha_by_n(*(a[smallest[k]] for a in p.arrays), None, p.delta, 0, {}).per_decade
+               for k, p in found.points.items()]
+    assert found.change_over_replicates(without=label)["mean"] == pytest.approx(sum(changes) / 3)
     assert found.change_over_replicates(without=label)["mean"] != pytest.approx(change["mean"])
     beta = found.exponent_over_replicates("beta", label)
     assert beta["mean"] == pytest.approx(sum(e["beta"] for e in found.exponents.values()) / 3)
-    assert beta["without"]["mean"] == pytest.approx(
-        sum(each[label]["beta"] for each in found.exponents_left_out.values()) / 3)
+    betas = [refit_exponents(*(a[smallest[k]] for a in p.arrays), p.delta)["beta"] for k, p in found.points.items()]
+    assert beta["without"]["mean"] == pytest.approx(sum(betas) / 3)
     assert beta["without"]["mean"] != pytest.approx(beta["mean"]) and beta["without"]["n"] == label
     assert dataclasses.replace(found, independent=False).exponent_over_replicates("beta", label) is None

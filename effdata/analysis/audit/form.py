@@ -73,9 +73,10 @@ def _interval(values: np.ndarray, percentiles) -> tuple[float, float] | None:
 
 
 def alpha_by_n(d_f, n_params, d_t, draws: np.ndarray | None, delta: float, seed: int,
-               labels: dict[float, str]) -> AlphaByN | None:
+               labels: dict[float, str], left_out: bool = True) -> AlphaByN | None:
     """The law with α linear in ln N, fitted on (d_f, n_params, d_t) and refitted on each row of `draws`
-    (B, n: the same points' D_T in each resample; None: no intervals). None where δ cannot be pinned down."""
+    (B, n: the same points' D_T in each resample; None: no intervals), and (`left_out`) without each N. None where
+    δ cannot be pinned down."""
     d_f, n_params, d_t = (np.asarray(a, float) for a in (d_f, n_params, d_t))
     if not _identified(d_f, n_params):
         return None
@@ -92,22 +93,29 @@ def alpha_by_n(d_f, n_params, d_t, draws: np.ndarray | None, delta: float, seed:
     per_decade = samples[:, 3] * np.log(10)
     return AlphaByN(float(law.theta[3] * np.log(10)), _interval(per_decade, INTERVAL_PERCENTILES),
                     _interval(per_decade, ALARM_PERCENTILES), at, len(d_t),
-                    left_out=change_without_each_n(d_f, n_params, d_t, delta, labels))
+                    left_out=change_without_each_n(d_f, n_params, d_t, delta, labels) if left_out else {})
 
 
 def change_without_each_n(d_f, n_params, d_t, delta: float, labels: dict[float, str]) -> dict[str, float]:
     """α's change per decade of N refitted without each N in turn (point estimates; nan where the rest cannot pin
-    δ down). On v4 replicated six times (analysis/cpu-replicates, text+code) the pooled change, 1.00 per decade, is
-    0.18 without w7k, a size that forgets its pretraining as D_F grows: the change rests on one N, as β can."""
-    found = {}
-    for n in np.unique(n_params):
-        keep = n_params != n
-        x, y = (np.log(d_f[keep]) - np.log(d_f[keep]).mean(), np.log(n_params[keep]) - np.log(n_params[keep]).mean())
-        found[labels.get(n, f"N={compact(n)}")] = (   # the audit's left-out rows' names (leverage.leave_each_out)
-            float(fit_with_draws(d_f[keep], n_params[keep], d_t[keep], np.empty((0, keep.sum())), delta, 0,
-                                 extra=(np.exp(x * y),)).theta[3] * np.log(10))
-            if _identified(d_f[keep], n_params[keep]) else float("nan"))
-    return found
+    δ down), by N's label (the audit's left-out rows' names: leverage.leave_each_out). On v4 replicated six times
+    (analysis/cpu-replicates, text+code) the pooled change, 1.00 per decade, is 0.18 without w7k, a size that
+    forgets its pretraining as D_F grows: the change rests on one N, as β can."""
+    return {size_label(n, labels): change_without(d_f, n_params, d_t, delta, n_params != n) for n in np.unique(n_params)}
+
+
+def size_label(n: float, labels: dict[float, str]) -> str:
+    return labels.get(n, f"N={compact(n)}")
+
+
+def change_without(d_f, n_params, d_t, delta: float, keep: np.ndarray) -> float:
+    """α's change per decade of N on the points `keep` marks (a point estimate; nan where they cannot pin it)."""
+    d_f, n_params, d_t = d_f[keep], n_params[keep], d_t[keep]
+    if not _identified(d_f, n_params):
+        return float("nan")
+    x, y = np.log(d_f) - np.log(d_f).mean(), np.log(n_params) - np.log(n_params).mean()
+    law = fit_with_draws(d_f, n_params, d_t, np.empty((0, len(d_t))), delta, 0, extra=(np.exp(x * y),))
+    return float(law.theta[3] * np.log(10))
 
 
 def form_warning(law: str, form: AlphaByN) -> list[str]:

@@ -20,8 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from effdata.analysis.audit.form import alpha_by_n
-from effdata.analysis.audit.leverage import leave_each_out
+from effdata.analysis.audit.form import alpha_by_n, change_without, size_label
 from effdata.analysis.audit.transfer import fit_points, refit_exponents
 from effdata.analysis.core.effective import build_curves, effective_table
 from effdata.analysis.core.fit import TransferFit
@@ -38,8 +37,7 @@ class Replicates:
 
     exponents: dict[str, dict[str, float]] = field(default_factory=dict)
     alpha_per_decade: dict[str, float] = field(default_factory=dict)
-    left_out: dict[str, dict[str, float]] = field(default_factory=dict)   # label -> N's label -> the change without it
-    exponents_left_out: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # label -> N -> exponents
+    points: dict[str, ReplicatePoints] = field(default_factory=dict)   # label -> the points it was fitted on
     independent: bool = False      # every replicate on its own seed's from-scratch curves
 
     def spread(self) -> dict[str, float]:
@@ -54,17 +52,43 @@ class Replicates:
         against no change: a test of the rise that does not lean on the bootstrap (analysis/cpu-replicates); with
         `without` (an N's label), the same of each replicate's change refitted without that N. None where the
         replicates are not independent or fewer than three have the change."""
-        changes = (self.alpha_per_decade if without is None
-                   else {label: each.get(without, np.nan) for label, each in self.left_out.items()})
-        return _mean_over(changes.values()) if self.independent else None
+        if not self.independent:
+            return None
+        if without is None:
+            return _mean_over(self.alpha_per_decade.values())
+        return _mean_over(change_without(*p.arrays, p.delta, p.without(without)) for p in self.points.values())
 
     def exponent_over_replicates(self, name: str, without: str) -> dict | None:
         """An exponent averaged over the independent replicates, with every N and without N `without` (each
         replicate refitted without it): a size an exponent rests on, seen on independent draws instead of one pooled
         table (analysis/cpu-replicates: text's β 0.49 with w500k, 0.25 without). None as change_over_replicates."""
-        every = _mean_over(e[name] for e in self.exponents.values()) if self.independent else None
-        rest = _mean_over(each.get(without, {}).get(name, np.nan) for each in self.exponents_left_out.values())
+        if not self.independent:
+            return None
+        every = _mean_over(e[name] for e in self.exponents.values())
+        rest = _mean_over(refit_exponents(*(a[p.without(without)] for a in p.arrays), p.delta)[name]
+                          for p in self.points.values())
         return None if every is None or rest is None else {**every, "without": {"n": without, **rest}}
+
+
+@dataclass(frozen=True)
+class ReplicatePoints:
+    """One replicate's fitted points, kept so that a refit without one N is made only for the N asked about (each
+    Huber fit costs about 20 ms, and every N of every replicate of every law added 7 s to cpu-replicates' analysis)."""
+
+    d_f: np.ndarray
+    n_params: np.ndarray
+    d_t: np.ndarray
+    delta: float
+    labels: dict[float, str]
+
+    @property
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.d_f, self.n_params, self.d_t
+
+    def without(self, label: str) -> np.ndarray:
+        """The points that are not N `label`'s: all of them where this replicate has none of that N's (ossified or
+        extrapolated at every D_F), for its fit is then already without it."""
+        return np.array([size_label(n, self.labels) != label for n in self.n_params])
 
 
 def _mean_over(values) -> dict | None:
@@ -123,12 +147,10 @@ def by_replicate(table: ResultsTable, curves: dict, fit: TransferFit, labels: di
         points, shown = chosen
         d_f, n_params, d_t = (points[c].to_numpy(float) for c in ("d_f", "n_params", "d_t"))
         label = f"seed {seed:g}{OWN if found.independent else ALONE}"
-        refit = lambda keep: refit_exponents(d_f[keep], n_params[keep], d_t[keep], shown.huber_delta)  # noqa: E731
-        found.exponents[label] = refit(np.ones(len(d_t), bool))
-        found.exponents_left_out[label] = {o.label: o.estimates for o in leave_each_out(n_params, labels, "N", refit)}
-        form = alpha_by_n(d_f, n_params, d_t, None, shown.huber_delta, 0, labels)
+        found.exponents[label] = refit_exponents(d_f, n_params, d_t, shown.huber_delta)
+        found.points[label] = ReplicatePoints(d_f, n_params, d_t, shown.huber_delta, labels)
+        form = alpha_by_n(d_f, n_params, d_t, None, shown.huber_delta, 0, labels, left_out=False)
         found.alpha_per_decade[label] = form.per_decade if form is not None else float("nan")
-        found.left_out[label] = form.left_out if form is not None else {}
     return found
 
 
