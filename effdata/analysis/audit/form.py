@@ -125,11 +125,11 @@ def form_warning(law: str, form: AlphaByN) -> list[str]:
     ends = ", ".join(f"{sig(a)} at {label}" for label, (a, _) in form.alpha_at.items())
     return [f"{law}: one α does not fit every N: α is {ends} ({sig(form.per_decade)} per decade of N, "
             f"{ALARM_PERCENTILES[1] - ALARM_PERCENTILES[0]:g} % interval [{sig(form.alarm_interval[0])}, "
-            f"{sig(form.alarm_interval[1])}]{without_most(form, '; ')}), so β depends on the D_F range it is fitted on "
+            f"{sig(form.alarm_interval[1])}]{_without_most(form)}), so β depends on the D_F range it is fitted on "
             "(docs/METHOD.md §6)"]
 
 
-def without_most(form: AlphaByN, lead: str) -> str:
-    """'without w7k 0.18 per decade': the refit without the N that moves the change most ('' where none does)."""
+def _without_most(form: AlphaByN) -> str:
+    """'; without w7k 0.18 per decade': the refit without the N that moves the change most ('' where none does)."""
     label = form.most_moved_by()
-    return "" if label is None else f"{lead}without {label} {sig(form.left_out[label])} per decade"
+    return "" if label is None else f"; without {label} {sig(form.left_out[label])} per decade"
