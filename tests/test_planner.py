@@ -233,3 +233,15 @@ def test_a_list_of_shape_blocks_gives_the_one_nearest_the_request():
     assert "favours deep" in near(5e5, pretrain=("code",)) and "pretrained on code" in near(5e5, pretrain=("code",))
     with pytest.raises(PlanError, match="empty list"):
         load_laws({**chars_fits(), "shape": []})
+
+
+def test_a_planned_laws_audit_warnings_are_in_its_notes_and_an_unplanned_ones_are_not():
+    fits = chars_fits()
+    fits["transfer"]["code"] = {"fitted": True, "k": 1e4, "alpha": 0.2, "beta": 0.3}
+    warned = "transfer law 'text': beta = 0.38 [0.1, 0.7]; its sign rests on w500k: without it beta = -0.1 (Huber)"
+    fits["audit"] = {"laws": [{"law": "transfer law 'text'", "warnings": [warned]},
+                              {"law": "transfer law 'code'", "warnings": []}]}
+    notes = make_plan(load_laws(fits), PlanRequest(d_f=1e6)).notes
+    assert f"The analysis's audit: {warned}" in notes
+    assert not any("audit" in note for note in make_plan(load_laws(fits), PlanRequest(d_f=1e6, pretrain=("code",))).notes)
+    assert not any("audit" in note for note in make_plan(load_laws(chars_fits()), PlanRequest(d_f=1e6)).notes)

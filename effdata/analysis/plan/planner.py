@@ -131,6 +131,7 @@ class TransferLaw:
     chars_per_token: float | None          # needed only when units is "tokens"
     n_range: Range | None
     d_f_range: Range | None                # in characters
+    caveats: tuple[str, ...] = ()          # the analysis's audit warnings on this law (fits.json `audit`)
 
     def transferred(self, d_f_chars, n_params) -> np.ndarray:
         scale = 1.0 if self.units == "chars" else self.chars_per_token
@@ -356,6 +357,7 @@ def scratch_law(form: str, entry: dict, cpt: float | None) -> ScratchLaw:
 def _transfer_laws(fits: dict, cpt: float | None) -> tuple[dict[str, TransferLaw], dict[str, str]]:
     units = fits.get("units") or "chars"
     ranges = fits.get("transfer_ranges") or {}
+    audited = {a.get("law"): tuple(a.get("warnings") or ()) for a in (fits.get("audit") or {}).get("laws") or []}
     laws, not_fitted = {}, {}
     for name, entry in (fits.get("transfer") or {}).items():
         if not entry.get("fitted"):
@@ -369,7 +371,8 @@ def _transfer_laws(fits: dict, cpt: float | None) -> tuple[dict[str, TransferLaw
                                  alpha=_number(entry, "alpha", f"transfer law '{name}'"),
                                  beta=_number(entry, "beta", f"transfer law '{name}'"), units=units,
                                  chars_per_token=cpt, n_range=_range(where, "n_range"),
-                                 d_f_range=_range(where, "d_f_range", 1.0 if units == "chars" else cpt))
+                                 d_f_range=_range(where, "d_f_range", 1.0 if units == "chars" else cpt),
+                                 caveats=audited.get(f"transfer law '{name}'", ()))
     return laws, not_fitted
 
 
@@ -687,6 +690,9 @@ def _notes(laws: Laws, request: PlanRequest) -> list[str]:
     for name, reason in sorted(laws.not_fitted.items()):
         if name not in request.pretrain:
             notes.append(f"pretraining '{name}' left out: its transfer law was not fitted ({reason})")
+    # What a planned law rests on, as the analysis's audit said it (docs/METHOD.md §6): a plan is a claim too.
+    notes += [f"The analysis's audit: {caveat}" for name, law in sorted(laws.transfer.items())
+              if not request.pretrain or name in request.pretrain for caveat in law.caveats]
     shape = choose_shape(laws, request, candidate_sizes(laws, request))
     if shape is None:
         notes.append("No shape comparison in these fits.")
