@@ -10,7 +10,7 @@ import pytest
 
 from effdata.analysis.audit.replicates import by_replicate, own_scratch, pretraining_seeds
 from effdata.analysis.core.effective import compute_effective
-from effdata.analysis.audit.form import alpha_by_n, size_label
+from effdata.analysis.audit.form import alpha_by_n, left_out_label
 from effdata.analysis.audit.transfer import fit_points, refit_exponents
 from effdata.analysis.core.fit import fit_transfer
 from effdata.analysis.core.table import load_results
@@ -153,7 +153,7 @@ def test_the_change_per_decade_averaged_over_independent_replicates_is_a_t_test_
     assert two.change_over_replicates() is None
     # Without the smallest N, each replicate refitted on its other points: the form check's own fit and the audit's.
     smallest = {label: p.n_params != p.n_params.min() for label, p in found.points.items()}
-    label = size_label(next(iter(found.points.values())).n_params.min(), {})
+    label = left_out_label(next(iter(found.points.values())).n_params.min(), {})
     changes = [alpha_by_n(*(a[smallest[k]] for a in p.arrays), None, p.delta, 0, {}).per_decade
                for k, p in found.points.items()]
     assert found.change_over_replicates(without=label)["mean"] == pytest.approx(sum(changes) / 3)

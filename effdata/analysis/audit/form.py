@@ -98,14 +98,15 @@ def alpha_by_n(d_f, n_params, d_t, draws: np.ndarray | None, delta: float, seed:
 
 def change_without_each_n(d_f, n_params, d_t, delta: float, labels: dict[float, str]) -> dict[str, float]:
     """α's change per decade of N refitted without each N in turn (point estimates; nan where the rest cannot pin
-    δ down), by N's label (the audit's left-out rows' names: leverage.leave_each_out). On v4 replicated six times
+    δ down), by N's label (left_out_label, as the audit's left-out rows). On v4 replicated six times
     (analysis/cpu-replicates, text+code) the pooled change, 1.00 per decade, is 0.18 without w7k, a size that
     forgets its pretraining as D_F grows: the change rests on one N, as β can."""
-    return {size_label(n, labels): change_without(d_f, n_params, d_t, delta, n_params != n) for n in np.unique(n_params)}
+    return {left_out_label(n, labels): change_without(d_f, n_params, d_t, delta, n_params != n) for n in np.unique(n_params)}
 
 
-def size_label(n: float, labels: dict[float, str]) -> str:
-    return labels.get(n, f"N={compact(n)}")
+def left_out_label(value: float, labels: dict[float, str], group: str = "N") -> str:
+    """How a left-out group is named: its label (a size's name), else `N=2.5e4` (or `D_F=1e4`)."""
+    return labels.get(value, f"{group}={compact(value)}")
 
 
 def change_without(d_f, n_params, d_t, delta: float, keep: np.ndarray) -> float:

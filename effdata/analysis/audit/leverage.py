@@ -19,8 +19,8 @@ from typing import Callable
 
 import numpy as np
 
-from effdata.analysis.audit.form import AlphaByN
-from effdata.fmt import compact, sig
+from effdata.analysis.audit.form import AlphaByN, left_out_label
+from effdata.fmt import sig
 
 LEVERAGE_HALF_WIDTHS = 2.0
 # Below this an exponent's move is no news whatever its interval (an exact law's interval has no width): the
@@ -72,7 +72,7 @@ def leave_each_out(values: np.ndarray, labels: dict, group: str, refit: Callable
                    other: Callable[[np.ndarray], dict[str, float]] | None = None) -> list[LeftOut]:
     """`refit(mask)` (and `other(mask)`, the second estimator) without each distinct value of `values` in turn
     (labels: value -> how to name it)."""
-    return [LeftOut(group, labels.get(value, f"{group}={compact(value)}"), refit(values != value),
+    return [LeftOut(group, left_out_label(value, labels, group), refit(values != value),
                     other(values != value) if other is not None else {})
             for value in np.unique(values)]
 

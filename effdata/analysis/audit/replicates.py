@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from effdata.analysis.audit.form import alpha_by_n, change_without, size_label
+from effdata.analysis.audit.form import alpha_by_n, change_without, left_out_label
 from effdata.analysis.audit.transfer import fit_points, refit_exponents
 from effdata.analysis.core.effective import build_curves, effective_table
 from effdata.analysis.core.fit import TransferFit
@@ -88,7 +88,7 @@ class ReplicatePoints:
     def without(self, label: str) -> np.ndarray:
         """The points that are not N `label`'s: all of them where this replicate has none of that N's (ossified or
         extrapolated at every D_F), for its fit is then already without it."""
-        return np.array([size_label(n, self.labels) != label for n in self.n_params])
+        return np.array([left_out_label(n, self.labels) != label for n in self.n_params])
 
 
 def _mean_over(values) -> dict | None:
