@@ -3,9 +3,11 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from synthetic import TRUE_CODE, TRUE_TEXT, make_runs, scratch_runs
 
+from effdata.analysis.core.fit import TransferFit
 from effdata.analysis.laws.scaling import StartGrid
 from effdata.analysis.plan.check import heldout_check
 from effdata.analysis.plan.planner import (
@@ -17,6 +19,7 @@ from effdata.analysis.plan.planner import (
     parse_shape,
     predict,
     read_fits,
+    transfer_ranges,
 )
 from effdata.analyze import analyze
 from effdata.plan import main, render_heldout
@@ -245,3 +248,23 @@ def test_a_planned_laws_audit_warnings_are_in_its_notes_and_an_unplanned_ones_ar
     assert f"The analysis's audit: {warned}" in notes
     assert not any("audit" in note for note in make_plan(load_laws(fits), PlanRequest(d_f=1e6, pretrain=("code",))).notes)
     assert not any("audit" in note for note in make_plan(load_laws(chars_fits()), PlanRequest(d_f=1e6)).notes)
+
+
+def test_the_ranges_a_plan_marks_extrapolation_against_are_the_points_the_law_was_fitted_on():
+    """v4's text+code headline left out w500k's extrapolated D_E, yet its plan said the law was fitted on N up to
+    5e5 and did not mark a plan at w500k as an extrapolation: the range came from every D_T > 0. A check that can
+    fail: the same table with no extrapolated point keeps the largest N."""
+    sizes, d_fs = [1e4, 3e4, 1e5, 3e5], [1e4, 3e4]
+    rows = [{"pretrain": "text+code", "n_params": n, "d_f": d, "d_t": 1e3 * (n / 1e4) ** 0.5, "beyond_reach": False,
+             "no_scratch": False, "low_data": True, "extrapolated": n == sizes[-1]} for n in sizes for d in d_fs]
+    table = pd.DataFrame(rows)
+    headline = TransferFit(fitted=True, pretrain="text+code", units="chars", points="interpolated")
+    assert transfer_ranges(table, {"text+code": headline})["text+code"] == {"n_range": [1e4, 1e5],
+                                                                             "d_f_range": [1e4, 3e4]}
+    inside = table.assign(extrapolated=False)
+    assert transfer_ranges(inside, {"text+code": headline})["text+code"]["n_range"] == [1e4, 3e5]
+    shown = TransferFit(fitted=False, pretrain="text+code", units="chars",
+                        including_extrapolated=TransferFit(fitted=True, pretrain="text+code", units="chars",
+                                                           points="including extrapolated"))
+    assert transfer_ranges(table, {"text+code": shown})["text+code"]["n_range"] == [1e4, 3e5]
+    assert transfer_ranges(table, {"text+code": TransferFit(fitted=False, pretrain="text+code", units="chars")}) == {}

@@ -11,8 +11,8 @@ import pytest
 from effdata.analysis.audit.replicates import by_replicate, own_scratch, pretraining_seeds
 from effdata.analysis.core.effective import compute_effective
 from effdata.analysis.audit.form import alpha_by_n, left_out_label
-from effdata.analysis.audit.transfer import fit_points, refit_exponents
-from effdata.analysis.core.fit import fit_transfer
+from effdata.analysis.audit.transfer import refit_exponents
+from effdata.analysis.core.fit import fit_transfer, law_points
 from effdata.analysis.core.table import load_results
 from effdata.fmt import sig
 from synthetic import CPU_INSIDE, make_cpu_runs, nested_runs
@@ -60,7 +60,7 @@ def test_with_each_seeds_own_from_scratch_runs_a_replicate_is_what_that_seed_alo
     for s in (0, 1, 2):
         alone = load_results(rows[rows["seed"] == s])
         effective = compute_effective(alone, [])
-        points, _ = fit_points(effective.table, fit_transfer(effective.table, "text", alone.units, n_bootstrap=0))
+        points, _ = law_points(effective.table, fit_transfer(effective.table, "text", alone.units, n_bootstrap=0))
         headline = fit_transfer(points, "text", alone.units, n_bootstrap=0)
         mine = found.exponents[f"seed {s}'s runs alone"]
         assert (mine["alpha"], mine["beta"]) == pytest.approx((headline.alpha, headline.beta), abs=1e-6)

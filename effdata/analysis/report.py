@@ -237,7 +237,7 @@ def fits_json(analysis: Analysis) -> dict:
         "paper_kaplan": PAPER_KAPLAN,
         "chinchilla": analysis.chinchilla.to_dict() if analysis.chinchilla else None,
         "paper_chinchilla": PAPER_CHINCHILLA,
-        "transfer_ranges": transfer_ranges(analysis.law_view.table),   # what the planner marks extrapolation against
+        "transfer_ranges": transfer_ranges(analysis.law_view.table, analysis.fits),   # what the planner marks extrapolation against
         "shape": shape_blocks(analysis.shapes) if analysis.shapes else None,   # the planner's shape comparisons
         "shape_study": analysis.shapes.to_dict() if analysis.shapes else None,
         "budget": analysis.budget.to_dict() if analysis.budget else None,

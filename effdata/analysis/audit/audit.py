@@ -19,9 +19,9 @@ from effdata.analysis.audit.convergence import (Convergence, check_convergence, 
 from effdata.analysis.audit.laws import audit_chinchilla, audit_kaplan
 from effdata.analysis.audit.leverage import LawAudit
 from effdata.analysis.audit.replicates import Replicates, by_replicate
-from effdata.analysis.audit.transfer import audit_transfer, fit_points, refit_exponents
+from effdata.analysis.audit.transfer import audit_transfer, refit_exponents
 from effdata.analysis.budget.budget import BudgetStudy
-from effdata.analysis.core.fit import TransferFit
+from effdata.analysis.core.fit import TransferFit, law_points
 from effdata.analysis.core.table import ResultsTable
 from effdata.analysis.laws.scaling import ChinchillaFit, KaplanFit
 
@@ -58,7 +58,7 @@ def total_params(runs: pd.DataFrame) -> dict[float, float]:
 
 
 def _without_marked(audit: LawAudit, effective: pd.DataFrame, fit: TransferFit, marked: pd.Series, what: str) -> None:
-    points, shown = fit_points(effective, fit)
+    points, shown = law_points(effective, fit)
     hit = marked.reindex(points.index, fill_value=False).to_numpy(bool)
     if hit.any():
         kept = points[~hit]

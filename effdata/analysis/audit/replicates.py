@@ -21,9 +21,9 @@ import pandas as pd
 from scipy import stats
 
 from effdata.analysis.audit.form import alpha_by_n, change_without, left_out_label
-from effdata.analysis.audit.transfer import fit_points, refit_exponents
+from effdata.analysis.audit.transfer import refit_exponents
 from effdata.analysis.core.effective import build_curves, effective_table
-from effdata.analysis.core.fit import TransferFit
+from effdata.analysis.core.fit import TransferFit, law_points
 from effdata.analysis.core.table import ResultsTable, pretraining_run_of, root_of, with_seed_runs
 
 
@@ -123,7 +123,7 @@ def pretraining_seeds(results: ResultsTable) -> pd.Series:
 def by_replicate(table: ResultsTable, curves: dict, fit: TransferFit, labels: dict) -> Replicates:
     """`fit`'s law on each pretraining seed whose runs fine-tune at every point (N, D_F) that the law's fine-tunes
     have (a replicate of the whole design), where there are two or more: on the points its shown law would be fitted on
-    (transfer.fit_points), by its estimator (Huber, its δ); each on its own seed's from-scratch curves where every
+    (core.fit.law_points), by its estimator (Huber, its δ); each on its own seed's from-scratch curves where every
     whole seed has them (`own_scratch`), else all on `curves`."""
     runs, found = table.seed_runs, Replicates()
     if runs.empty or "mode" not in runs:
@@ -141,7 +141,7 @@ def by_replicate(table: ResultsTable, curves: dict, fit: TransferFit, labels: di
         tuned = runs[mine & (seeds == seed)]
         alone = with_seed_runs(table, pd.concat([tuned, scratch[seed]]) if found.independent else tuned)
         read_off = build_curves(alone.scratch, table.data_column, []) if found.independent else curves
-        chosen = fit_points(effective_table(alone.finetuned, read_off, table.data_column), fit)
+        chosen = law_points(effective_table(alone.finetuned, read_off, table.data_column), fit)
         if chosen is None:
             continue
         points, shown = chosen

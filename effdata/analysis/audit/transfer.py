@@ -11,20 +11,9 @@ from scipy.stats import norm
 from effdata.analysis.audit.form import alpha_by_n, form_warning
 from effdata.analysis.audit.leverage import (Extrapolation, LawAudit, estimator_warnings, leave_each_out,
                                              leverage_warnings)
-from effdata.analysis.core.fit import (MIN_FIT_POINTS, TransferFit, enough_points, fit_log_linear, headline_points,
-                                      select_fit_points)
+from effdata.analysis.core.fit import MIN_FIT_POINTS, TransferFit, enough_points, fit_log_linear, law_points
 
 EXPONENTS = ("alpha", "beta")
-
-
-def fit_points(effective: pd.DataFrame, fit: TransferFit) -> tuple[pd.DataFrame, TransferFit] | None:
-    """The points the shown law was fitted on (headline, else the row including extrapolated D_E)."""
-    shown = fit if fit.fitted else fit.including_extrapolated
-    if shown is None or not shown.fitted:
-        return None
-    rows = effective[effective["pretrain"] == fit.pretrain]
-    points, _, _ = select_fit_points(rows, [], fit.pretrain)
-    return (headline_points(points)[0] if shown.points == "interpolated" else points), shown
 
 
 def _identified(d_f, n_params) -> bool:
@@ -85,7 +74,7 @@ def audit_transfer(effective: pd.DataFrame, fit: TransferFit, size_labels: dict[
                    total_params: dict[float, float], draws: np.ndarray | None = None, seed: int = 0) -> LawAudit | None:
     """Every check of the module docstring for one pretraining name's law. `draws` (B, len(effective)): D_T of
     every row in each bootstrap resample, as the law was fitted on (None: the form check has no interval)."""
-    found = fit_points(effective, fit)
+    found = law_points(effective, fit)
     if found is None:
         return None
     points, shown = found

@@ -373,6 +373,17 @@ def headline_points(points: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
     return inside, reason
 
 
+def law_points(effective: pd.DataFrame, fit: TransferFit) -> tuple[pd.DataFrame, TransferFit] | None:
+    """(the points the shown law was fitted on, that law): the headline law's, else the row including
+    extrapolated D_E; None when neither was fitted."""
+    shown = fit if fit.fitted else fit.including_extrapolated
+    if shown is None or not shown.fitted:
+        return None
+    rows = effective[effective["pretrain"] == fit.pretrain]
+    points, _, _ = select_fit_points(rows, [], fit.pretrain)
+    return (headline_points(points)[0] if shown.points == "interpolated" else points), shown
+
+
 def nice_ceiling(value: float) -> float:
     """The smallest of 1, 2, 3, 5 x 10^k at or above value: a data size to put in a study file."""
     exponent = math.floor(math.log10(value))

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
 
-from effdata.analysis.core.fit import PAPER_TRANSFER
+from effdata.analysis.core.fit import PAPER_TRANSFER, law_points
 from effdata.analysis.laws.scaling import (
     PAPER_CHINCHILLA,
     PAPER_KAPLAN,
@@ -707,16 +707,19 @@ def _notes(laws: Laws, request: PlanRequest) -> list[str]:
 
 # --------------------------------------------------------------------------- what effdata.analyze writes for it
 
-def transfer_ranges(effective_table: pd.DataFrame) -> dict[str, dict]:
-    """Per pretraining name, the N and D_F range of its fine-tuned runs with a finite D_T > 0 (the runs
-    its transfer law can be fitted on), in the table's units."""
-    if effective_table.empty:
-        return {}
-    d_t = effective_table["d_t"].astype(float)
-    usable = effective_table[np.isfinite(d_t) & (d_t > 0)]
-    return {str(name): {"n_range": [float(rows["n_params"].min()), float(rows["n_params"].max())],
-                        "d_f_range": [float(rows["d_f"].min()), float(rows["d_f"].max())]}
-            for name, rows in usable.groupby("pretrain")}
+def transfer_ranges(effective_table: pd.DataFrame, transfer_fits: dict) -> dict[str, dict]:
+    """Per fitted pretraining name, the N and D_F range of the points its law was fitted on (the headline's
+    interpolated D_E, else every D_T > 0: `core.fit.law_points`), in the table's units. A headline that leaves
+    out the largest size's extrapolated D_E was fitted on a smaller N: a plan at that size is an extrapolation."""
+    ranges = {}
+    for name, fit in transfer_fits.items():
+        found = law_points(effective_table, fit) if not effective_table.empty else None
+        if found is None or found[0].empty:
+            continue
+        rows = found[0]
+        ranges[str(name)] = {"n_range": [float(rows["n_params"].min()), float(rows["n_params"].max())],
+                             "d_f_range": [float(rows["d_f"].min()), float(rows["d_f"].max())]}
+    return ranges
 
 
 def planning_fits(source: str, units: str, transfer_fits: dict, effective_table: pd.DataFrame,
@@ -724,5 +727,5 @@ def planning_fits(source: str, units: str, transfer_fits: dict, effective_table:
     """The keys of fits.json the planner reads, from the fit objects, as effdata.analyze writes them."""
     return {"source": source, "units": units,
             "transfer": {name: fit.to_dict() for name, fit in transfer_fits.items()},
-            "transfer_ranges": transfer_ranges(effective_table),
+            "transfer_ranges": transfer_ranges(effective_table, transfer_fits),
             "kaplan": kaplan.to_dict(), "chinchilla": chinchilla.to_dict()}
