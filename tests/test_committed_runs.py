@@ -142,7 +142,8 @@ NOT_RE_RUN = {
         "v4 with w1m on top (jobs/cpu-w1m.toml, jobs/cpu-w1m-scratch-lr-*.toml, made by this code): its v4 rows are "
         "analysis/cpu's runs of the same ids, equal to the last digit (the quick-v4 re-run covers them); its cheapest "
         "new run, w1m from scratch on 1e4 characters, takes 26 s, which the suite (near its 10 minutes) cannot spare")
-       for name in ("", "scratch-lr-half/", "scratch-lr-quarter/", "scratch-lr-eighth/", "best-scratch-lr/")},
+       for name in ("", "scratch-lr-half/", "scratch-lr-quarter/", "scratch-lr-eighth/", "best-scratch-lr/", "large-d/",
+                    "to-1e6/")},
     "analysis/dynamics/results.csv": "issue 22's short study (jobs/dynamics.toml), made by this code; not re-run here "
                                      "(left out for time, and not checked by hand)",
     "analysis/dynamics-batch/results.csv": "issue 22's batch experiment (jobs/dynamics-batch.toml), made by this code; "
