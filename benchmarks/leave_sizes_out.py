@@ -3,8 +3,9 @@
     python benchmarks/leave_sizes_out.py analysis/cpu-w1m analysis/cpu-w1m/best-scratch-lr \
         --pretrain text text@10tpp --drop w1m w500k w500k,w1m
 
-The audit leaves out one N at a time; this refits on the points of each report's headline law (its folder's
-effective.csv, chosen by the same rule: core.fit.select_fit_points, then the interpolated D_E) without every size
+The audit leaves out one N at a time; this refits on the points of each report's shown law (its folder's
+effective.csv, chosen by the same rule: core.fit.select_fit_points, then the interpolated D_E where the headline
+was fitted) without every size
 named in one `--drop` group (comma-separated), by Huber (δ = 0.1, the reports') and by least squares, and prints
 α and β with the points left. With no group dropped it gives the report's headline and least-squares rows, and
 with one size the audit's left-out rows: a check that it reads what the reports do. Used for analysis/cpu-w1m's
@@ -13,6 +14,7 @@ with one size the audit's left-out rows: a check that it reads what the reports 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -26,13 +28,15 @@ FLAGS = ("extrapolated", "beyond_reach", "no_scratch", "low_data", "ossified")
 
 
 def headline(folder: Path, name: str) -> pd.DataFrame:
-    """The points of `name`'s headline law in the report at `folder`."""
+    """The points of `name`'s shown law in the report at `folder`: its headline's (interpolated D_E), else, where
+    fits.json says the headline was not fitted, the row including extrapolated D_E (as core.fit.law_points)."""
     table = pd.read_csv(folder / "effective.csv")
     table[list(FLAGS)] = table[list(FLAGS)].astype(bool)
     points, _, reason = select_fit_points(table[table["pretrain"] == name], [], name)
     if reason is not None:
         raise SystemExit(f"{folder}: '{name}' has no law: {reason}")
-    return headline_points(points)[0]
+    fitted = json.loads((folder / "fits.json").read_text())["transfer"][name]["fitted"]
+    return headline_points(points)[0] if fitted else points
 
 
 def main(argv=None) -> int:
