@@ -89,11 +89,13 @@ CHECKPOINT_NOISE = {"checkpoints-3seeds-measured": 0.009, "checkpoints-3seeds-ch
                     "checkpoints-3seeds-checkpoint2%": 0.02}
 
 
-def audit_draw(results, effective, fit, draw: int) -> dict:
-    """Which audit warnings fire on this draw: 'sign', 'value' (leverage), 'estimator', per law."""
+def audit_draw(results, effective, fit, draw: int, d_t: np.ndarray) -> dict:
+    """Which audit warnings fire on this draw: 'sign', 'value' (leverage), 'estimator', 'one α', 'one β' (the
+    form checks, on the bootstrap's D_T `d_t` as the pipeline runs them), per law."""
     kinds = lambda warnings: sorted({"sign" if "sign rests" in w else "value" if "value rests" in w else  # noqa: E731
-                                     "estimator" if "estimators differ" in w else "other" for w in warnings})
-    transfer = audit_transfer(effective.table, fit, {}, {})
+                                     "estimator" if "estimators differ" in w else "one α" if "one α does" in w else
+                                     "one β" if "one β does" in w else "other" for w in warnings})
+    transfer = audit_transfer(effective.table, fit, {}, {}, d_t, seed=draw)
     kaplan = audit_kaplan(results.scratch, fit_kaplan(results.scratch, seed=draw), {}, None)
     return {"shift_ratio": _largest_shift(transfer),
             "audit_transfer": kinds(transfer.warnings) if transfer else [],
@@ -117,7 +119,8 @@ def audit_summary(rows: list[dict]) -> str:
     for law in ("transfer", "kaplan"):
         fired = [r[f"audit_{law}"] for r in rows if f"audit_{law}" in r]
         if fired:
-            share = {k: np.mean([k in f for f in fired]) for k in ("sign", "value", "estimator", "other")}
+            share = {k: np.mean([k in f for f in fired]) for k in ("sign", "value", "estimator", "one α", "one β",
+                                                                    "other")}
             parts.append(f"audit {law}: any warning in {np.mean([bool(f) for f in fired]):.1%} of draws ("
                          + ", ".join(f"{k} {v:.1%}" for k, v in share.items()) + ")")
     return "\n    ".join(parts)
@@ -158,7 +161,7 @@ def one_draw(law, seeds, loss_noise, scatter, draw, resamples, audit: bool = Fal
     reach = [need["suggested"] is not None and need["suggested"] >= _true_d_e(law, need) for need in fit.scratch_runs_needed]
     out["suggestions_reach"] = float(np.mean(reach)) if reach else np.nan
     if audit and fit.fitted:
-        out.update(audit_draw(results, effective, fit, draw))
+        out.update(audit_draw(results, effective, fit, draw, draws.d_t))
     return out
 
 

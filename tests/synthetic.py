@@ -62,12 +62,15 @@ def cpu_scratch_loss(n_params, d):
     return (n_term + c["d_c"] / np.asarray(d, float)) ** c["alpha_d"]
 
 
-def transferred(d_f, n_params, k, alpha, beta, alpha_per_decade: float = 0.0, n_ref: float = 1e5):
-    """D_T = k·D_F^α·N^β; with `alpha_per_decade`, α changes by that much per decade of N about `n_ref`
-    (a law of another form, for the audit's form check: effdata/analysis/audit/form.py)."""
+def transferred(d_f, n_params, k, alpha, beta, alpha_per_decade: float = 0.0, beta_per_decade: float = 0.0,
+                n_ref: float = 1e5):
+    """D_T = k·D_F^α·N^β; with `alpha_per_decade`, α changes by that much per decade of N about `n_ref`; with
+    `beta_per_decade`, so does β = d ln D_T / d ln N (ln D_T a parabola in ln N). Laws of other forms, for the
+    audit's form checks (effdata/analysis/audit/form.py)."""
     n_params = np.asarray(n_params, float)
     alpha = alpha + alpha_per_decade * np.log10(n_params / n_ref)
-    return k * np.asarray(d_f, float) ** alpha * n_params ** beta
+    bend = np.exp(0.5 * beta_per_decade * np.log(10) * np.log10(n_params / n_ref) ** 2)
+    return k * np.asarray(d_f, float) ** alpha * n_params ** beta * bend
 
 
 def make_runs(laws: dict[str, dict] | None = None, n_values=N_VALUES, d_f_values=D_F_VALUES,

@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from effdata.analysis.audit.form import AlphaByN, left_out_label
+from effdata.analysis.audit.form import ExponentByN, left_out_label
 from effdata.fmt import sig
 
 LEVERAGE_HALF_WIDTHS = 2.0
@@ -60,7 +60,9 @@ class LawAudit:
     estimators: tuple[str, str] = ("Huber", "least squares")   # (the headline's, the other's)
     extrapolation: Extrapolation | None = None
     sensitivity: dict[str, dict[str, float]] = field(default_factory=dict)   # a named variant -> exponents
-    form: AlphaByN | None = None                         # the transfer law's α as a function of N (form.py)
+    form: ExponentByN | None = None                      # the transfer law's α as a function of N (form.py)
+    bend: ExponentByN | None = None                      # its β as a function of N: ln D_T curved in ln N (form.py)
+    flat: dict[str, tuple[float, float]] = field(default_factory=dict)   # exponent -> its range at the minimum loss
     form_by_replicate: dict[str, float] = field(default_factory=dict)   # α's change per decade, each pretraining seed
     replicate_spread: dict[str, float] = field(default_factory=dict)    # exponent -> sd over independent replicates
     form_over_replicates: dict | None = None             # α's change per decade: replicates' mean, t interval, p

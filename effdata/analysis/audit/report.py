@@ -5,7 +5,7 @@ import numpy as np
 
 from effdata.analysis.audit.audit import Audit
 from effdata.analysis.audit.convergence import FIX
-from effdata.analysis.audit.form import ALARM_PERCENTILES, AlphaByN
+from effdata.analysis.audit.form import ALARM_PERCENTILES, SYMBOL, ExponentByN
 from effdata.analysis.audit.leverage import LEVERAGE_HALF_WIDTHS, LawAudit
 from effdata.analysis.audit.replicates import ALONE, OWN
 from effdata.analysis.core.markdown import markdown_table
@@ -28,12 +28,17 @@ def _law_table(law: LawAudit) -> list[str]:
     lines = [f"**{law.law}**", "", markdown_table(["fit", *names], rows), ""]
     if any(o.other for o in law.left_out):
         lines += [f"Left-out rows: {law.estimators[0]} ({law.estimators[1]} in brackets).", ""]
+    if law.flat:
+        each = "; ".join(f"every {SYMBOL[name]} in [{sig(low)}, {sig(high)}]" for name, (low, high) in law.flat.items())
+        lines += [f"The Huber fit's least loss is not one point: {each} reaches it (the headline shows the point of "
+                  "least squared residuals; docs/METHOD.md §6).", ""]
     if law.extrapolation is not None:
         e = law.extrapolation
         size = (f"a factor of {np.exp(e.error):.3g} in D_T" if e.unit == "log D_T" else f"{sig(e.error)} nats/token")
         lines += [f"Fitted on every size but {e.label} and asked about its {e.n_points} points: off by {size} on "
                   "average.", ""]
-    return lines + (_form_lines(law.form) if law.form is not None else []) + _replicate_lines(law)
+    forms = [form for form in (law.form, law.bend) if form is not None]
+    return lines + [line for form in forms for line in _form_lines(form)] + _replicate_lines(law)
 
 
 def _replicate_lines(law: LawAudit) -> list[str]:
@@ -86,26 +91,33 @@ def _bracket(interval) -> str:
     return f" [{sig(interval[0])}, {sig(interval[1])}]" if interval is not None else ""
 
 
-def _form_lines(form: AlphaByN) -> list[str]:
-    ends = ", ".join(f"{sig(a)}{_bracket(i)} at {label}" for label, (a, i) in form.alpha_at.items())
+# How each check lets its exponent change with N, and what a change means for the headline.
+FORM_QUESTION = {"alpha": "With α free to change linearly in ln N",
+                 "beta": "With β free to change linearly in ln N, ln D_T a parabola in ln N"}
+FORM_MEANING = {"alpha": "and β depends on the D_F range", "beta": "and β depends on the N range"}
+
+
+def _form_lines(form: ExponentByN) -> list[str]:
+    symbol = SYMBOL[form.exponent]
+    ends = ", ".join(f"{sig(a)}{_bracket(i)} at {label}" for label, (a, i) in form.at.items())
     level = f"{ALARM_PERCENTILES[1] - ALARM_PERCENTILES[0]:g} %"
     if form.alarm_interval is None:
         verdict = "no interval (no bootstrap), so no verdict"
     elif form.differs:
-        verdict = (f"its {level} interval{_bracket(form.alarm_interval)} excludes zero: one α does not fit every N, "
-                   "and β depends on the D_F range")
+        verdict = (f"its {level} interval{_bracket(form.alarm_interval)} excludes zero: one {symbol} does not fit "
+                   f"every N, {FORM_MEANING[form.exponent]}")
     elif form.interval is not None and (form.interval[0] > 0 or form.interval[1] < 0):
         verdict = (f"its 90 % interval excludes zero, its {level} interval{_bracket(form.alarm_interval)} (the "
                    "warning's) does not: a lean, not a finding")
     else:
-        verdict = (f"its {level} interval{_bracket(form.alarm_interval)} holds zero: this table cannot tell α "
-                   "changing with N from one α")
-    return [f"One α for every N? With α free to change linearly in ln N (on the same {form.n_points} points and "
-            f"resamples): α is {ends}, a change of {sig(form.per_decade)}{_bracket(form.interval)} per decade of N; "
-            f"{verdict}.{_form_left_out(form)}", ""]
+        verdict = (f"its {level} interval{_bracket(form.alarm_interval)} holds zero: this table cannot tell {symbol} "
+                   f"changing with N from one {symbol}")
+    return [f"One {symbol} for every N? {FORM_QUESTION[form.exponent]} (on the same {form.n_points} points and "
+            f"resamples): {symbol} is {ends}, a change of {sig(form.per_decade)}{_bracket(form.interval)} per decade "
+            f"of N; {verdict}.{_form_left_out(form)}", ""]
 
 
-def _form_left_out(form: AlphaByN) -> str:
+def _form_left_out(form: ExponentByN) -> str:
     pinned = {label: v for label, v in form.left_out.items() if np.isfinite(v)}
     if not pinned:
         return ""

@@ -1,6 +1,7 @@
 """The transfer law D_T = k·D_F^α·N^β audited: each N and each D_F left out, least squares beside Huber, the
 largest N predicted from the rest, N counted with embeddings, the ossified fine-tunes put back in as
-censored observations, and whether one α fits every N (form.py) (docs/METHOD.md §6)."""
+censored observations, whether one α and one β fit every N (form.py), and whether the Huber fit pins each
+exponent at all (core/flat.py) (docs/METHOD.md §6)."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,10 +9,12 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.stats import norm
 
-from effdata.analysis.audit.form import alpha_by_n, form_warning
+from effdata.analysis.audit.form import alpha_by_n, beta_by_n, form_warning
 from effdata.analysis.audit.leverage import (Extrapolation, LawAudit, estimator_warnings, leave_each_out,
                                              leverage_warnings)
-from effdata.analysis.core.fit import MIN_FIT_POINTS, TransferFit, enough_points, fit_log_linear, law_points
+from effdata.analysis.core.fit import (MIN_FIT_POINTS, TransferFit, enough_points, fit_log_linear, flat_ranges,
+                                      law_points)
+from effdata.fmt import sig
 
 EXPONENTS = ("alpha", "beta")
 
@@ -98,7 +101,19 @@ def audit_transfer(effective: pd.DataFrame, fit: TransferFit, size_labels: dict[
         audit.sensitivity[f"with {len(rows)} ossified as censored"] = censored
     point_draws = None if draws is None else draws[:, effective.index.get_indexer(points.index)]
     audit.form = alpha_by_n(d_f, n_params, d_t, point_draws, delta, seed, size_labels)
-    audit.warnings = leverage_warnings(audit) + estimator_warnings(audit)
-    if audit.form is not None:
-        audit.warnings += form_warning(audit.law, audit.form)
+    audit.bend = beta_by_n(d_f, n_params, d_t, point_draws, delta, seed, size_labels)
+    audit.flat = flat_ranges(d_f, n_params, d_t, delta, np.array([np.log(shown.k), shown.alpha, shown.beta]))
+    audit.warnings = leverage_warnings(audit) + estimator_warnings(audit) + flat_warnings(audit)
+    for form in (audit.form, audit.bend):
+        if form is not None:
+            audit.warnings += form_warning(audit.law, form)
     return audit
+
+
+def flat_warnings(audit: LawAudit) -> list[str]:
+    """One line per exponent the Huber fit does not pin: every value in a range fits the points equally."""
+    symbol = {"alpha": "α", "beta": "β"}
+    return [f"{audit.law}: the Huber fit does not pin {symbol[name]}: every {symbol[name]} in [{sig(low)}, {sig(high)}] "
+            f"gives the same least loss (the headline shows the one with the least squared residuals, "
+            f"{sig(audit.estimates[name])}); read its interval, not its value (docs/METHOD.md §6)"
+            for name, (low, high) in audit.flat.items()]
