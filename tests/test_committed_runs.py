@@ -144,6 +144,10 @@ NOT_RE_RUN = {
         "new run, w1m from scratch on 1e4 characters, takes 26 s, which the suite (near its 10 minutes) cannot spare")
        for name in ("", "scratch-lr-half/", "scratch-lr-quarter/", "scratch-lr-eighth/", "best-scratch-lr/", "large-d/",
                     "to-1e6/")},
+    "analysis/cpu-w200k-tokens/results.csv": (
+        "v4's w200k pretrained on w500k's tokens (jobs/cpu-w200k-tokens.toml, made by this code): its from-scratch runs "
+        "are v4's, copied by --reuse (the quick-v4 re-run covers them); its pretrainings differ from v4's in "
+        "tokens_per_param alone and take 11 minutes each; not re-run here for time"),
     "analysis/dynamics/results.csv": "issue 22's short study (jobs/dynamics.toml), made by this code; not re-run here "
                                      "(left out for time, and not checked by hand)",
     "analysis/dynamics-batch/results.csv": "issue 22's batch experiment (jobs/dynamics-batch.toml), made by this code; "
