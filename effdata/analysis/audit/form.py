@@ -18,7 +18,9 @@ Measured (tests/test_form.py: clean tables like v4's, 6 N × 2 D_F, scatter 0.1 
 each): over 400 tables the 90 % interval missed zero on 9.5 %, the 98 % interval (ALARM_PERCENTILES) on
 0.75 % (on another 80 tables, 4 times: a rate near 1–2 %); a change of 0.25 per decade of N is found on 25 of 40
 such tables, and on all 40 with 3 D_F per N. β's check, on 400 tables like v4 + w1m's (7 N × 2 D_F): the 98 %
-interval missed zero on 1 %, the 90 % on 5.8 %; a change of 0.2 per decade is found on 94 of 100.
+interval missed zero on 1 %, the 90 % on 5.8 %; a change of 0.2 per decade is found on 94 of 100. Through the
+pipeline, on one-seed CPU-shaped tables whose run noise falls with N, both fire more: β on 3.8 %, α on 2.7 % of 600
+(benchmarks/form_alarms.py, docs/METHOD.md §6).
 """
 from __future__ import annotations
 
