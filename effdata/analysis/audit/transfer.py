@@ -9,7 +9,7 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.stats import norm
 
-from effdata.analysis.audit.form import alpha_by_n, beta_by_n, form_warning
+from effdata.analysis.audit.form import SYMBOL, alpha_by_n, beta_by_n, form_warning
 from effdata.analysis.audit.leverage import (Extrapolation, LawAudit, estimator_warnings, leave_each_out,
                                              leverage_warnings)
 from effdata.analysis.core.fit import (MIN_FIT_POINTS, TransferFit, enough_points, fit_log_linear, flat_ranges,
@@ -112,8 +112,7 @@ def audit_transfer(effective: pd.DataFrame, fit: TransferFit, size_labels: dict[
 
 def flat_warnings(audit: LawAudit) -> list[str]:
     """One line per exponent the Huber fit does not pin: every value in a range fits the points equally."""
-    symbol = {"alpha": "α", "beta": "β"}
-    return [f"{audit.law}: the Huber fit does not pin {symbol[name]}: every {symbol[name]} in [{sig(low)}, {sig(high)}] "
+    return [f"{audit.law}: the Huber fit does not pin {SYMBOL[name]}: every {SYMBOL[name]} in [{sig(low)}, {sig(high)}] "
             f"gives the same least loss (the headline shows the one with the least squared residuals, "
             f"{sig(audit.estimates[name])}); read its interval, not its value (docs/METHOD.md §6)"
             for name, (low, high) in audit.flat.items()]
