@@ -43,11 +43,12 @@ class Term:
     exponent: str                                       # "alpha" or "beta": the law's parameter it bends
     index: int                                          # its place in (log k, α, β)
     factor: float                                       # d exponent / d ln N per unit of γ
-    min_sizes: int                                      # distinct N the term needs beside the law's three
+    min_sizes: int                                      # distinct N it needs (a curve through two N is a line)
+    paired: bool                                        # it needs two sizes with two D_F each (a product column)
 
 
-ALPHA = Term("alpha", 1, 1.0, 2)    # column x·y: α(N) = α + γ·y
-BETA = Term("beta", 2, 2.0, 3)      # column y² − mean: β(N) = d ln D_T / d ln N = β + 2γ·y (a curve in log-log)
+ALPHA = Term("alpha", 1, 1.0, 2, paired=True)    # column x·y: α(N) = α + γ·y
+BETA = Term("beta", 2, 2.0, 3, paired=False)     # column y² − mean: β(N) = d ln D_T / d ln N = β + 2γ·y
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def _identified(d_f: np.ndarray, n_params: np.ndarray, term: Term) -> bool:
     if len(d_f) < MIN_FORM_POINTS or len(np.unique(d_f)) < 2:
         return False
     with_two = [n for n in np.unique(n_params) if len(np.unique(d_f[n_params == n])) >= 2]
-    return len(np.unique(n_params)) >= term.min_sizes and (term is not ALPHA or len(with_two) >= 2)
+    return len(np.unique(n_params)) >= term.min_sizes and (not term.paired or len(with_two) >= 2)
 
 
 def _column(d_f: np.ndarray, n_params: np.ndarray, term: Term) -> np.ndarray:
