@@ -35,10 +35,6 @@ from effdata.analysis.core.table import load_results  # noqa: E402
 from effdata.fmt import sig  # noqa: E402
 
 
-def read_d_e(curve, loss: float) -> tuple[float, bool]:
-    return curve.invert(loss)
-
-
 def decompose(effective, rows: pd.DataFrame, size_a: str, size_b: str) -> list[list[str]]:
     """One table row per D_F both sizes were fine-tuned at."""
     a, b = rows[rows["size"] == size_a], rows[rows["size"] == size_b]
@@ -47,7 +43,7 @@ def decompose(effective, rows: pd.DataFrame, size_a: str, size_b: str) -> list[l
     for d_f in sorted(set(a["d_f"]) & set(b["d_f"])):
         loss_a = float(a.loc[a["d_f"] == d_f, "loss"].iloc[0])
         loss_b = float(b.loc[b["d_f"] == d_f, "loss"].iloc[0])
-        read = {(lk, ck): read_d_e(curve, loss) for lk, loss in (("a", loss_a), ("b", loss_b))
+        read = {(lk, ck): curve.invert(loss) for lk, loss in (("a", loss_a), ("b", loss_b))
                 for ck, curve in (("a", curve_a), ("b", curve_b))}
         ln = {key: np.log(value) for key, (value, _) in read.items()}
         loss_on_a, loss_on_b = ln["b", "a"] - ln["a", "a"], ln["b", "b"] - ln["a", "b"]

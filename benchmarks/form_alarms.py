@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 import coverage_analysis as coverage  # noqa: E402
-from effdata.analysis.audit.form import ALPHA, BETA, _column  # noqa: E402
+from effdata.analysis.audit.form import ALPHA, BETA, term_column  # noqa: E402
 from effdata.analysis.core.fit import fit_with_draws, law_points  # noqa: E402
 
 LEVELS = ((1.0, 99.0), (0.5, 99.5), (0.25, 99.75), (0.1, 99.9))
@@ -49,7 +49,7 @@ def changes_per_draw(scenario: str, draw: int, resamples: int = 200) -> dict[str
     point_draws = draws.d_t[:, effective.table.index.get_indexer(points.index)]
     d_f, n, d_t = (points[c].to_numpy(float) for c in ("d_f", "n_params", "d_t"))
     return {term.exponent: fit_with_draws(d_f, n, d_t, point_draws, shown.huber_delta, draw,
-                                          extra=(_column(d_f, n, term),)).used[:, 3] for term in (ALPHA, BETA)}
+                                          extra=(term_column(d_f, n, term),)).used[:, 3] for term in (ALPHA, BETA)}
 
 
 def main() -> None:

@@ -90,7 +90,7 @@ def _identified(d_f: np.ndarray, n_params: np.ndarray, term: Term) -> bool:
     return len(np.unique(n_params)) >= term.min_sizes and (not term.paired or len(with_two) >= 2)
 
 
-def _column(d_f: np.ndarray, n_params: np.ndarray, term: Term) -> np.ndarray:
+def term_column(d_f: np.ndarray, n_params: np.ndarray, term: Term) -> np.ndarray:
     """The term's regressor, as fit_with_draws takes an extra one (it fits on its log)."""
     x, y = np.log(d_f) - np.log(d_f).mean(), np.log(n_params) - np.log(n_params).mean()
     return np.exp(x * y) if term is ALPHA else np.exp(y ** 2)
@@ -125,7 +125,7 @@ def exponent_by_n(term: Term, d_f, n_params, d_t, draws: np.ndarray | None, delt
     if not _identified(d_f, n_params, term):
         return None
     law = fit_with_draws(d_f, n_params, d_t, np.empty((0, len(d_t))) if draws is None else draws, delta, seed,
-                         extra=(_column(d_f, n_params, term),))
+                         extra=(term_column(d_f, n_params, term),))
     samples = law.used if law.samples is not None else np.empty((0, 4))
     at = {}
     for n in (n_params.min(), n_params.max()):
@@ -162,7 +162,7 @@ def change_without(d_f, n_params, d_t, delta: float, keep: np.ndarray, term: Ter
     if not _identified(d_f, n_params, term):
         return float("nan")
     law = fit_with_draws(d_f, n_params, d_t, np.empty((0, len(d_t))), delta, 0,
-                         extra=(_column(d_f, n_params, term),))
+                         extra=(term_column(d_f, n_params, term),))
     return float(law.theta[3] * term.factor * np.log(10))
 
 

@@ -41,9 +41,9 @@ class FlatFace:
 
     def least_squares_point(self) -> np.ndarray:
         """The minimiser with the least sum of squared residuals."""
-        start = np.zeros(self.null.shape[1])
         if self.null.shape[1] == 1:
             return self.theta + self.null[:, 0] * self._clip(self._free_optimum())
+        start = np.zeros(self.null.shape[1])
         result = minimize(lambda u: np.sum((self.residual - self.along @ u) ** 2), start, method="SLSQP",
                           constraints=[{"type": "ineq", "fun": lambda u: self.b_ub - self.a_ub @ u}])
         return self.theta + self.null @ result.x
