@@ -19,7 +19,10 @@ find what the full starting grid finds.
    objective and the largest exponent difference. Measured 5 December (sixth session, `--repeats 0 --tables
    --kaplan-solvers`, a quiet machine): 36.2 s, 25.7 s and 18.2 s over the committed tables; the objective within
    4e-8 of the audit's everywhere, but the exponents up to 0.48 apart (where a left-out fit is flat along them):
-   every report would change for at most half of the audit's Kaplan time, so the solver stays.
+   every report would change for at most half of the audit's Kaplan time, so the solver stays. Thirteenth session
+   (6 December): the analytic Jacobian taken after all (`kaplan_residual`), with the differences it makes named in
+   each report: the exponents it moves are those the points leave free, at the same objective, and the audit now
+   says where (`kaplan_valley`, the "Not pinned" line), so the audit's solver and "jacobian" here are one solver.
 """
 from __future__ import annotations
 

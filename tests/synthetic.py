@@ -14,7 +14,8 @@ Two shapes of study:
 Fine-tuned: L_ft(N, D_F) = L_scratch(N, D_F + D_T), D_T = k D_F^alpha N^beta * exp(log_noise * eps): the
 analyzer should read back D_T and fit k, alpha, beta. `log_noise` is scatter of the grid point about the
 law (the same for every seed of the point); `loss_noise` is per-run noise, loss * (1 + loss_noise * eps),
-on from-scratch and fine-tuned runs alike (a number, or a function of N: `falling_noise`); `seeds` runs per
+on from-scratch and fine-tuned runs alike (a number, or a function of N: `falling_noise`, or of mode and data size:
+`NoiseByData`, `REPLICATES_NOISE`); `seeds` runs per
 grid point.
 
 The from-scratch law of `make_runs` is also the Chinchilla form E + A/N^alpha + B/D^beta with
@@ -22,6 +23,8 @@ TRUE_SCRATCH (D in chars), so the same tables test the Chinchilla fit and the pl
 draws from-scratch tables with noise on log loss, shaped like published points (no pretrain or mode column).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -129,9 +132,33 @@ def falling_noise(largest: float = 0.02, smallest: float = 0.005, n_values=CPU_N
     return lambda n: float(largest * (n / min(n_values)) ** slope)
 
 
+@dataclass(frozen=True)
+class NoiseByData:
+    """sigma of one run by its mode and data size, interpolated in log D and held beyond the ends."""
+
+    scratch: dict[float, float]
+    finetune: dict[float, float]
+
+    def of(self, point: dict) -> float:
+        table = self.finetune if point["mode"] == "finetune" else self.scratch
+        sizes = sorted(table)
+        return float(np.interp(np.log(point["data_chars"]), np.log(sizes), [table[d] for d in sizes]))
+
+
+# The run noise analysis/cpu-replicates measured on v4 (five and six seeds of every run; docs/METHOD.md §6): from
+# scratch, rising with D and not differing by N (Bartlett p = 0.12); a fine-tune noisier than a from-scratch run of
+# its size, its pretraining run's shift included. Unmeasured sizes (from scratch beyond 3e5, fine-tunes beyond 3e4)
+# hold the nearest measured value.
+REPLICATES_NOISE = NoiseByData(scratch={1e4: 0.0029, 3e4: 0.0069, 1e5: 0.0076, 3e5: 0.011},
+                               finetune={1e4: 0.011, 3e4: 0.015})
+
+
 def _seed_rows(point: dict, loss: float, seeds: int, loss_noise, rng) -> list[dict]:
     # No draw without noise, so the noiseless and log_noise-only tables keep their random stream.
-    loss_noise = loss_noise(point["n_params"]) if callable(loss_noise) else loss_noise
+    if isinstance(loss_noise, NoiseByData):
+        loss_noise = loss_noise.of(point)
+    elif callable(loss_noise):
+        loss_noise = loss_noise(point["n_params"])
     noise = 1 + loss_noise * rng.standard_normal(seeds) if loss_noise else np.ones(seeds)
     return [{**point, "seed": s, "loss": loss * noise[s]} for s in range(seeds)]
 

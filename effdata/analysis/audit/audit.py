@@ -130,6 +130,7 @@ def audit_json(audit: Audit) -> dict:
              "sensitivity": law.sensitivity, "alpha_by_n": None if law.form is None else law.form.to_dict(),
              **({"beta_by_n": law.bend.to_dict()} if law.bend is not None else {}),
              **({"flat": law.flat} if law.flat else {}),
+             **({"unpinned": [vars(u) for u in law.unpinned]} if law.unpinned else {}),
              **({"alpha_per_decade_by_replicate": law.form_by_replicate} if law.form_by_replicate else {}),
              **({"sd_over_replicates": law.replicate_spread} if law.replicate_spread else {}),
              **({"alpha_per_decade_over_replicates": law.form_over_replicates} if law.form_over_replicates else {}),

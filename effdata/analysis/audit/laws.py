@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from effdata.analysis.audit.leverage import (Extrapolation, LawAudit, estimator_warnings, leave_each_out,
+from effdata.analysis.audit.form import left_out_label
+from effdata.analysis.audit.leverage import (Extrapolation, LawAudit, Unpinned, estimator_warnings, leave_each_out,
                                              leverage_warnings)
 from effdata.analysis.laws.scaling import (CHINCHILLA_HUBER_DELTA, MIN_CHINCHILLA_POINTS,
                                            MIN_KAPLAN_POINTS, REFIT_GRID, ChinchillaFit, KaplanFit, ScratchPoints,
-                                           chinchilla_refit, chinchilla_start, kaplan_loss, kaplan_refit)
+                                           chinchilla_refit, chinchilla_start, kaplan_loss, kaplan_refit, kaplan_valley)
 from effdata.fmt import sig
 
 CHINCHILLA_MIN_SIZES = 3
@@ -48,6 +49,7 @@ def audit_kaplan(scratch: pd.DataFrame, fit: KaplanFit, size_labels: dict[float,
                                     lambda keep: exponents(huber(points.subset(keep))) if usable(keep) else {})
     audit.other_estimate = exponents(huber(points))
     audit.estimators = ("least squares", f"a Huber fit (δ = {CHINCHILLA_HUBER_DELTA:g} in log loss)")
+    audit.unpinned = _kaplan_valleys(points, start, labels, usable, audit.estimators)
     audit.extrapolation = _largest(points, refit, lambda x, test: kaplan_loss(test.log_n, test.log_d, *x),
                                    labels, MIN_KAPLAN_POINTS)
     _without_unconverged(audit, scratch, converged, "tokens", MIN_KAPLAN_POINTS, lambda p: exponents(refit(p)))
@@ -55,6 +57,21 @@ def audit_kaplan(scratch: pd.DataFrame, fit: KaplanFit, size_labels: dict[float,
     if fit.degenerate:
         audit.warnings.append("Kaplan L(N, D) is degenerate: " + "; ".join(fit.degenerate))
     return audit
+
+
+def _kaplan_valleys(points, start, labels, usable, estimators: tuple[str, str]) -> list[Unpinned]:
+    """The headline's and every left-out refit's exponents that its starts leave free (kaplan_valley), by both
+    estimators. The headline's estimate comes from fit_kaplan's own grid, so its row is the audit's refit of it."""
+    found = []
+    groups = [("the headline", np.ones(len(points), bool))] + [
+        (left_out_label(value, labels, "N"), points.log_n != value) for value in np.unique(points.log_n)]
+    for label, keep in groups:
+        if not usable(keep):
+            continue
+        for estimator, loss in zip(estimators, ({}, {"loss": "huber", "f_scale": CHINCHILLA_HUBER_DELTA})):
+            for name, (low, high) in kaplan_valley(points.subset(keep), start, **loss).items():
+                found.append(Unpinned(label, estimator, name, low, high))
+    return found
 
 
 def audit_chinchilla(scratch: pd.DataFrame, fit: ChinchillaFit, size_labels: dict[float, str],

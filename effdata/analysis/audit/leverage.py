@@ -39,6 +39,17 @@ class LeftOut:
 
 
 @dataclass(frozen=True)
+class Unpinned:
+    """A refit whose starts reach one least loss at exponents far apart: a valley, not a point (kaplan_valley)."""
+
+    label: str                       # "the headline", or the left-out group's label ("w25k")
+    estimator: str                   # which estimator's refit
+    exponent: str
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
 class Extrapolation:
     """The law fitted on every size but the largest, asked about the largest."""
 
@@ -67,7 +78,12 @@ class LawAudit:
     replicate_spread: dict[str, float] = field(default_factory=dict)    # exponent -> sd over independent replicates
     form_over_replicates: dict | None = None             # α's change per decade: replicates' mean, t interval, p
     beta_over_replicates: dict | None = None             # β: the same, and without the N that moves the pooled β most
+    unpinned: list[Unpinned] = field(default_factory=list)   # refits whose exponents the points leave free
     warnings: list[str] = field(default_factory=list)
+
+    def valley(self, label: str, estimator: str, exponent: str) -> Unpinned | None:
+        return next((u for u in self.unpinned if (u.label, u.estimator, u.exponent) == (label, estimator, exponent)),
+                    None)
 
 
 def leave_each_out(values: np.ndarray, labels: dict, group: str, refit: Callable[[np.ndarray], dict[str, float]],
@@ -108,9 +124,13 @@ def leverage_warnings(audit: LawAudit) -> list[str]:
                                            (audit.estimators[1], left.other.get(name, np.nan), other_full)):
                 what = _rests_on(value, interval, refit, full)
                 if what is not None:
+                    valley = audit.valley(left.label, estimator, name)
+                    free = "" if valley is None else (f"; not pinned without it: every {name} in "
+                                                      f"[{sig(valley.low)}, {sig(valley.high)}] fits as well")
                     found.append(f"{audit.law}: {name} = {sig(value)} [{sig(interval[0])}, {sig(interval[1])}]; its "
                                  f"{what} rests on {left.label}: without it {name} = {sig(refit)} ({estimator}"
-                                 f"{'' if estimator == audit.estimators[0] else f'; {sig(full)} on every point'})")
+                                 f"{'' if estimator == audit.estimators[0] else f'; {sig(full)} on every point'}"
+                                 f"{free})")
                     break
     return found
 

@@ -32,6 +32,12 @@ def _law_table(law: LawAudit) -> list[str]:
         each = "; ".join(f"every {SYMBOL[name]} in [{sig(low)}, {sig(high)}]" for name, (low, high) in law.flat.items())
         lines += [f"The Huber fit's least loss is not one point: {each} reaches it (the headline shows the point of "
                   "least squared residuals; docs/METHOD.md §6).", ""]
+    if law.unpinned:
+        each = "; ".join(f"{u.label if u.label == 'the headline' else f'without {u.label}'} ({u.estimator}): every "
+                         f"{SYMBOL.get(u.exponent, u.exponent)} in "
+                         f"[{sig(u.low)}, {sig(u.high)}]" for u in law.unpinned)
+        lines += [f"Not pinned (refits from different starts reach the same least loss; the table shows where the "
+                  f"best start stopped, docs/METHOD.md §6): {each}.", ""]
     if law.extrapolation is not None:
         e = law.extrapolation
         size = (f"a factor of {np.exp(e.error):.3g} in D_T" if e.unit == "log D_T" else f"{sig(e.error)} nats/token")

@@ -86,20 +86,24 @@ def huber_irls(design: np.ndarray, target: np.ndarray, delta: float, start: np.n
     Minimises sum_i weights_i * huber(r_i) (weights (B, n), default 1: a bootstrap's multiplicities,
     0 for a point left out). Each step solves a weighted least-squares problem with weights
     weights_i * min(1, delta/|r_i|); this is a majorise-minimise step, so the loss never increases.
+    A row stops when its own step is below `tol`: the rows are independent problems, and a bootstrap's
+    resamples mostly converge in two steps from the headline's optimum while the few on a flat face
+    (core/flat.py) take all `max_iter`; iterating the whole batch until the last row converged cost 4.9 M
+    row-steps where 0.14 M do (analysis/cpu-fixed-tokens' analysis).
     """
-    theta = start.copy()
+    theta = np.array(start, dtype=float)
     ridge = 1e-12 * np.eye(design.shape[-1])
-    multiplicity = 1.0 if weights is None else weights
+    multiplicity = np.broadcast_to(1.0 if weights is None else weights, target.shape)
+    active = np.arange(len(theta))
     for _ in range(max_iter):
-        residual = target - (design @ theta[..., None])[..., 0]
-        weight = multiplicity * delta / np.maximum(np.abs(residual), delta)
-        weighted_t = (design * weight[..., None]).transpose(0, 2, 1)      # (B, p, n)
-        normal = weighted_t @ design + ridge
-        rhs = weighted_t @ target[..., None]
-        new_theta = np.linalg.solve(normal, rhs)[..., 0]
-        converged = np.max(np.abs(new_theta - theta)) < tol
-        theta = new_theta
-        if converged:
+        rows, goal, current = design[active], target[active], theta[active]
+        residual = goal - (rows @ current[..., None])[..., 0]
+        weight = multiplicity[active] * delta / np.maximum(np.abs(residual), delta)
+        weighted_t = (rows * weight[..., None]).transpose(0, 2, 1)      # (B, p, n)
+        new_theta = np.linalg.solve(weighted_t @ rows + ridge, weighted_t @ goal[..., None])[..., 0]
+        theta[active] = new_theta
+        active = active[np.max(np.abs(new_theta - current), axis=1) >= tol]
+        if not active.size:
             break
     return theta
 

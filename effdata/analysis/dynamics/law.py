@@ -132,12 +132,18 @@ def solve(points: CurvePoints, start: np.ndarray | None = None) -> tuple[np.ndar
     def residual(p):
         return weight * (np.logaddexp(p[2] - p[0] * log_n, p[3] - p[1] * log_s) - log_l)
 
+    def jacobian(p):
+        # Analytic: finite differences were a third of the analysis's learning-curve fits.
+        share = 0.5 * (1 + np.tanh((p[2] - p[0] * log_n - p[3] + p[1] * log_s) / 2))   # the N term's share of L
+        return weight[:, None] * np.column_stack([-share * log_n, -(1 - share) * log_s, share, 1 - share])
+
     level = float(np.log(np.min(points.loss)))
     starts = [start] if start is not None else [
         np.array([a_n, a_s, level + a_n * np.mean(log_n), level + a_s * np.median(log_s)]) for a_n, a_s in STARTS]
     best = None
     for x0 in starts:
-        result = least_squares(residual, x0, bounds=([1e-4, 1e-4, -50, -50], [3, 3, 100, 100]), method="trf")
+        result = least_squares(residual, x0, jac=jacobian, bounds=([1e-4, 1e-4, -50, -50], [3, 3, 100, 100]),
+                               method="trf")
         if best is None or result.cost < best.cost:
             best = result
     rms = float(np.sqrt(2 * best.cost / np.sum(weight ** 2)))
