@@ -60,8 +60,9 @@ def audit_kaplan(scratch: pd.DataFrame, fit: KaplanFit, size_labels: dict[float,
 
 
 def _kaplan_valleys(points, start, labels, usable, estimators: tuple[str, str]) -> list[Unpinned]:
-    """The headline's and every left-out refit's exponents that its starts leave free (kaplan_valley), by both
-    estimators. The headline's estimate comes from fit_kaplan's own grid, so its row is the audit's refit of it."""
+    """The exponents that the starts leave free (kaplan_valley), by both estimators, on every point ("the
+    headline": refitted from the fit's optimum and the grid) and with each N left out (the refits already made:
+    kaplan_solutions is remembered, so only the every-point refits are new work)."""
     found = []
     groups = [("the headline", np.ones(len(points), bool))] + [
         (left_out_label(value, labels, "N"), points.log_n != value) for value in np.unique(points.log_n)]
