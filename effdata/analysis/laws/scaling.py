@@ -210,15 +210,25 @@ def kaplan_residual(log_n, log_d, log_loss):
     return residual, jacobian
 
 
-def _kaplan_solve(log_n, log_d, log_loss, starts):
+def _kaplan_runs(log_n, log_d, log_loss, starts, loss: str = "linear", f_scale: float = 1.0) -> list:
+    """One least_squares result per start (loss="huber" with f_scale, the Huber threshold on log loss)."""
     residual, jacobian = kaplan_residual(log_n, log_d, log_loss)
-    best = None
-    for start in starts:
-        result = least_squares(residual, start, jac=jacobian, bounds=KAPLAN_BOUNDS,
-                               x_scale=[0.1, 0.1, 10, 10])
-        if best is None or result.cost < best.cost:
-            best = result
-    return best
+    return [least_squares(residual, start, jac=jacobian, bounds=KAPLAN_BOUNDS, x_scale=[0.1, 0.1, 10, 10],
+                          loss=loss, f_scale=f_scale) for start in starts]
+
+
+def _kaplan_solve(log_n, log_d, log_loss, starts):
+    """The best of `_kaplan_runs` by least squares (the first, where several tie)."""
+    return min(_kaplan_runs(log_n, log_d, log_loss, starts), key=lambda result: result.cost)
+
+
+def _kaplan_grid(points: "ScratchPoints") -> list[list[float]]:
+    """The nine starts every Kaplan fit tries: α_N, α_D in {0.05, 0.1, 0.3}, N_c and D_c that put each term at the
+    median loss at the median N and D."""
+    median_log_loss = float(np.median(points.log_loss))
+    return [[a_n, a_d, float(np.median(points.log_n)) + median_log_loss / a_n,
+             float(np.median(points.log_d)) + median_log_loss / a_d]
+            for a_n in (0.05, 0.1, 0.3) for a_d in (0.05, 0.1, 0.3)]
 
 
 def _kaplan_log_loss(x, points: ScratchPoints) -> np.ndarray:
@@ -244,11 +254,7 @@ def _fit_kaplan(points: ScratchPoints, n_bootstrap: int, seed: int,
         fit.reason = reason
         return fit, [f"Kaplan L(N, D): {fit.reason}"]
     log_n, log_d, log_loss = points.log_n, points.log_d, points.log_loss
-    median_log_loss = float(np.median(log_loss))
-    starts = [[a_n, a_d, float(np.median(log_n)) + median_log_loss / a_n,
-               float(np.median(log_d)) + median_log_loss / a_d]
-              for a_n in (0.05, 0.1, 0.3) for a_d in (0.05, 0.1, 0.3)]
-    best = _kaplan_solve(log_n, log_d, log_loss, starts)
+    best = _kaplan_solve(log_n, log_d, log_loss, _kaplan_grid(points))
     alpha_n, alpha_d, log_n_c, log_d_c = best.x
     fit.fitted, fit.n_points = True, len(points)
     fit.alpha_n, fit.alpha_d, fit.ratio = float(alpha_n), float(alpha_d), float(alpha_n / alpha_d)
@@ -585,13 +591,8 @@ MIN_SPREAD = 0.02
 def kaplan_solutions(points: ScratchPoints, start, loss: str = "linear", f_scale: float = 1.0) -> np.ndarray:
     """(starts, 5): (alpha_n, alpha_d, log N_c, log D_c, loss) reached from `start` and the usual starting grid;
     `loss="huber"` with `f_scale` the Huber threshold on log loss gives the other estimator."""
-    median_log_loss = float(np.median(points.log_loss))
-    starts = [list(start)] + [[a_n, a_d, float(np.median(points.log_n)) + median_log_loss / a_n,
-                               float(np.median(points.log_d)) + median_log_loss / a_d]
-                              for a_n in (0.05, 0.1, 0.3) for a_d in (0.05, 0.1, 0.3)]
-    residual, jacobian = kaplan_residual(points.log_n, points.log_d, points.log_loss)
-    results = [least_squares(residual, s, jac=jacobian, bounds=KAPLAN_BOUNDS, x_scale=[0.1, 0.1, 10, 10], loss=loss,
-                             f_scale=f_scale) for s in starts]
+    results = _kaplan_runs(points.log_n, points.log_d, points.log_loss, [list(start)] + _kaplan_grid(points),
+                           loss, f_scale)
     return np.array([[*r.x, r.cost] for r in results])
 
 
