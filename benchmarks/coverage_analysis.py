@@ -22,6 +22,13 @@ intervals much too wide here (docs/METHOD.md §6 has what did on v4's replicates
 seed, the noise analysis/cpu-replicates measured (`REPLICATES_NOISE`: from scratch rising with D, fine-tunes
 noisier); 200 draws, 500 resamples, --audit (6 December): α, β cover 0.920, 0.955; per-point D_T 0.735 at every N;
 the transfer law's audit warns on 13.5 % of draws (value 8 %, estimator 5.5 %), Kaplan's on 4 % (METHOD §6).
+"inside-1seed-replicates-shared": the same noise with its structure (`REPLICATES_SHARED_NOISE`): a fine-tune's noise
+is mostly one shift per pretraining run, 0.97 %, shared by all its fine-tunes, and the rest per point; 200 draws,
+500 resamples, --audit (6 December, 720 s each): with one σ from the grid's residuals β covers 0.845, α 0.940,
+per-point D_T 0.762 (0.855 at D_F = 1e4 falling to 0.705 at 3e5), and the transfer law's audit warns on 22.5 % of
+clean draws (one β 11.5 %: each N's own shift bends ln D_T in ln N); with `--noise-from analysis/cpu-replicates`
+(what that table measured, which this scenario was built from: a check of the model, not of a misjudged noise)
+β 0.940, α 0.985, per-point 0.887 (0.859–0.909 at every D_F), warnings on 9.0 % (one β 1.0 %), Kaplan's 9 % both.
 
 Scenarios "pretraining": two seeds of every run, each fine-tune seed from its own pretraining run, whose seed
 shifts all its fine-tuned losses by a shared relative sd (2 %, or 0 as the control), on top of 0.5 % per run;
@@ -50,6 +57,8 @@ from synthetic import (  # noqa: E402
     CPU_BEYOND,
     CPU_INSIDE,
     REPLICATES_NOISE,
+    REPLICATES_RUN_SHIFT,
+    REPLICATES_SHARED_NOISE,
     falling_noise,
     make_cpu_runs,
     transferred,
@@ -67,6 +76,7 @@ from effdata.analysis.core.bootstrap import (  # noqa: E402
 )
 from effdata.analysis.core.effective import compute_effective  # noqa: E402
 from effdata.analysis.core.fit import fit_transfer  # noqa: E402
+from effdata.analysis.core.given import read_given_noise  # noqa: E402
 from effdata.analysis.core.runnoise import pretraining_noise  # noqa: E402
 from effdata.analysis.core.table import load_results  # noqa: E402
 from effdata.analysis.laws.scaling import fit_kaplan  # noqa: E402
@@ -78,6 +88,7 @@ SCENARIOS = {   # name: (law, seeds, loss noise per run, scatter of D_T about th
     "inside-1seed-1%": (CPU_INSIDE, 1, 0.01, 0.0),
     "inside-1seed-falling": (CPU_INSIDE, 1, falling_noise(0.011, 0.0024), 0.0),
     "inside-1seed-replicates": (CPU_INSIDE, 1, REPLICATES_NOISE, 0.0),
+    "inside-1seed-replicates-shared": (CPU_INSIDE, 1, REPLICATES_SHARED_NOISE, 0.0),
     "middle-3seeds-1%": ({**CPU_INSIDE, "k": 100.0}, 3, 0.01, 0.0),
     "beyond-3seeds-1%": (CPU_BEYOND, 3, 0.01, 0.0),
     "inside-3/1seeds-1%": (CPU_INSIDE, (3, 1, 1e5), 0.01, 0.0),
@@ -91,6 +102,7 @@ SCENARIOS = {   # name: (law, seeds, loss noise per run, scatter of D_T about th
 # Scenarios whose fine-tune seeds each start from their own pretraining run, whose seed shifts all its
 # fine-tuned losses together by this relative sd (analysis/cpu-pretrain-seeds measured it; tests/synthetic).
 PRETRAINING_NOISE = {"inside-2seeds-pretraining2%": 0.02, "inside-2seeds-pretraining0": 0.0,
+                     "inside-1seed-replicates-shared": REPLICATES_RUN_SHIFT,
                      "checkpoints-3seeds-measured": 0.008, "checkpoints-3seeds-checkpoint0": 0.008,
                      "checkpoints-3seeds-checkpoint2%": 0.008}
 # Scenarios whose runs are also fine-tuned from a mid-run checkpoint (`text@10tpp`, D_T half the final model's),
@@ -139,7 +151,7 @@ def audit_summary(rows: list[dict]) -> str:
 
 def one_draw(law, seeds, loss_noise, scatter, draw, resamples, audit: bool = False, per_n: bool = True,
              pretraining_noise: float | None = None, pretraining_redraw: str = "pooled",
-             checkpoint_noise: float | None = None, one_shift_per_run: bool = False) -> dict:
+             checkpoint_noise: float | None = None, one_shift_per_run: bool = False, given=None) -> dict:
     scratch_seeds, finetune_seeds, seeded_d = seeds if isinstance(seeds, tuple) else (seeds, seeds, np.inf)
     laws = {"text": law, **({"text@10tpp": {**law, "k": law["k"] / 2}} if checkpoint_noise is not None else {})}
     df = make_cpu_runs(laws, seeds=scratch_seeds, loss_noise=loss_noise, log_noise=scatter, seed=10_000 + draw,
@@ -147,7 +159,8 @@ def one_draw(law, seeds, loss_noise, scatter, draw, resamples, audit: bool = Fal
     seeded = (df["mode"] == "scratch") & (df["data_chars"] <= seeded_d)
     results = load_results(df[seeded | (df["seed"] < finetune_seeds)])
     effective = compute_effective(results)
-    noise = estimate_noise(results, effective, per_n=per_n, pretraining_redraw=pretraining_redraw)
+    noise = estimate_noise(results, effective, per_n=per_n, pretraining_redraw=pretraining_redraw,
+                           **({} if given is None else _given_options(given)))
     if one_shift_per_run and noise.pooled is not None:
         _without_checkpoints(noise)
     draws = resample_effective(results, effective, noise, resamples, seed=draw)
@@ -161,6 +174,7 @@ def one_draw(law, seeds, loss_noise, scatter, draw, resamples, audit: bool = Fal
     out = {"fitted": fit.fitted, "tau": fit.lack_of_fit, "extrapolated": int(table["extrapolated"].sum()),
            "points_inside": holds[~table["extrapolated"]].tolist() if scatter == 0 else [],
            "points_inside_n": table["n_params"][~table["extrapolated"]].tolist() if scatter == 0 else [],
+           "points_inside_d_f": table["d_f"][~table["extrapolated"]].tolist() if scatter == 0 else [],
            "points_extrapolated": holds[table["extrapolated"]].tolist() if scatter == 0 else []}
     if fit.fitted and fit.intervals:
         truth = {"alpha": law["alpha"], "beta": law["beta"], "k": law["k"]}
@@ -174,6 +188,12 @@ def one_draw(law, seeds, loss_noise, scatter, draw, resamples, audit: bool = Fal
     if audit and fit.fitted:
         out.update(audit_draw(results, effective, fit, draw, draws.d_t))
     return out
+
+
+def _given_options(given) -> dict:
+    """estimate_noise's keywords for the noise another study measured (effdata/analysis/core/given.py)."""
+    return {"loss_noise": given.loss_noise, "shared_noise": given.pretraining_noise,
+            "checkpoint_noise": given.checkpoint_noise, "given_from": given.source}
 
 
 def _without_checkpoints(noise) -> None:
@@ -209,6 +229,9 @@ def summarize(name: str, law: dict, rows: list[dict], seconds: float) -> str:
     if inside:
         n_of = np.array([n for r in rows for n in r["points_inside_n"]])
         parts.append("  by N: " + ", ".join(f"{n:.3g} {np.mean(np.array(inside)[n_of == n]):.3f}" for n in np.unique(n_of)))
+        d_f_of = np.array([d for r in rows for d in r["points_inside_d_f"]])
+        parts.append("  by D_F: " + ", ".join(f"{d:.3g} {np.mean(np.array(inside)[d_f_of == d]):.3f}"
+                                              for d in np.unique(d_f_of)))
     parts.append(f"median τ {np.median([r['tau'] for r in rows if r['tau'] is not None] or [np.nan]):.3f}; "
                  f"median extrapolated points {np.median([r['extrapolated'] for r in rows]):.0f}")
     with_extrapolated = [r["alpha_including_extrapolated"] for r in rows if "alpha_including_extrapolated" in r]
@@ -231,14 +254,18 @@ def main() -> None:
                         help="how fine-tunes of a size pretrained twice are re-drawn (effdata/analysis/core/bootstrap.py)")
     parser.add_argument("--one-shift-per-run", action="store_true",
                         help="pooled, with a run's checkpoints as one (the model before checkpoints had their own shift)")
+    parser.add_argument("--noise-from", metavar="ANALYSIS",
+                        help="give every draw's analysis the noise that analysis measured, as `python -m "
+                             "effdata.analyze --noise-from` does (e.g. analysis/cpu-replicates)")
     args = parser.parse_args()
+    given = read_given_noise(args.noise_from) if args.noise_from else None
     with threadpool_limits(1, user_api="blas"):
         for name in args.scenario:
             law, seeds, loss_noise, scatter = SCENARIOS[name]
             start = time.perf_counter()
             rows = [one_draw(law, seeds, loss_noise, scatter, draw, args.resamples, args.audit, not args.pooled_noise,
                              PRETRAINING_NOISE.get(name), args.pretraining_redraw, CHECKPOINT_NOISE.get(name),
-                             args.one_shift_per_run)
+                             args.one_shift_per_run, given)
                     for draw in range(args.draws)]
             print(summarize(name, law, rows, time.perf_counter() - start), flush=True)
             if args.audit:

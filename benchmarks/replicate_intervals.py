@@ -5,6 +5,8 @@ seed alone would be, with the default intervals and with the pretraining noise g
 
     python benchmarks/replicate_intervals.py analysis/cpu-replicates/results.csv \
         --given "--pretraining-noise 0.0055 --checkpoint-noise 0.0083"
+    python benchmarks/replicate_intervals.py analysis/cpu-replicates/results.csv \
+        --given "--noise-from analysis/cpu-replicates"
 
 Prints, per pretraining and exponent (β, α, and α's change per decade of N from the audit's form check), each
 replicate's estimate and 90 % interval; the standard deviation between replicates beside the sd each interval
@@ -12,7 +14,8 @@ implies (its half-width / 1.645); how many replicate intervals hold the mean of 
 90 % interval holds the mean of four other draws about as often as it holds a value √(1 + 1/4) of its sd away: 84 %
 for a normal); and the replicates' mean with its 90 % t interval and p value against zero (independent replicates:
 a test of the sign that does not lean on the bootstrap). Then, per point, the sd of log D_E between replicates
-against the sd each replicate's 90 % interval of D_E implies (median over points), and each N's own α (between its
+against the sd each replicate's 90 % interval of D_E implies (median over points, over all and per D_F: one σ for every run is too wide at the smaller D_F and too narrow
+at the larger, which the median over all hides), and each N's own α (between its
 smallest and largest D_F) per replicate, and β by least squares and with each N left out, averaged over the
 replicates. `--borrow-scratch 2 1e5` gives each
 replicate the next two seeds' from-scratch runs on <= 1e5 characters: a study seeded as analysis/cpu-seeds. About
@@ -45,11 +48,12 @@ def whole_seeds(rows: pd.DataFrame) -> list[int]:
 
 
 def given_options(text: str) -> dict:
-    """`--pretraining-noise X --checkpoint-noise Y` (or `--loss-noise 1e4:0.003,3e5:0.011`, per data size) as
-    analyze()'s keyword arguments."""
+    """`--pretraining-noise X --checkpoint-noise Y` (or `--loss-noise 1e4:0.003,3e5:0.011`, per data size, or
+    `--noise-from ANALYSIS`) as analyze()'s keyword arguments."""
     words, options = shlex.split(text), {}
     for flag, value in zip(words[::2], words[1::2]):
-        options[flag.removeprefix("--").replace("-", "_")] = loss_noise_arg(value)
+        name = flag.removeprefix("--").replace("-", "_")
+        options[name] = value if name == "noise_from" else loss_noise_arg(value)
     return options
 
 
@@ -80,15 +84,21 @@ def per_replicate(rows: pd.DataFrame, seeds: list[int], options: dict, compare: 
     return laws, pd.concat(points, ignore_index=True)
 
 
-def per_point(points: pd.DataFrame, compare: list[str]) -> str:
-    """Per pretraining: the median over points of (the sd of log D_E between replicates, the sd each replicate's 90 %
-    interval of D_E implies, their ratio), over the points that four or more replicates read off a curve; and β's sd
-    that the points' own spread implies (`propagated_beta`)."""
+def point_ratios(points: pd.DataFrame, compare: list[str]) -> pd.DataFrame:
+    """Per (pretraining, N, D_F) read off a curve by four or more replicates: the sd of log D_E between replicates
+    (`spread`), the median sd each replicate's 90 % interval of D_E implies (`implied`) and their `ratio`."""
     points = points[points["pretrain"].isin(compare) & (points["d_e"] > 0)].assign(
         log_d_e=lambda p: np.log(p["d_e"]), implied=lambda p: np.log(p["d_e_hi"] / p["d_e_lo"]) / (2 * Z90))
     each = points.groupby(["pretrain", "n_params", "d_f"]).agg(
         spread=("log_d_e", "std"), implied=("implied", "median"), replicates=("log_d_e", "size"))
-    each = each[each["replicates"] >= 4].assign(ratio=lambda e: e["implied"] / e["spread"])
+    return each[each["replicates"] >= 4].assign(ratio=lambda e: e["implied"] / e["spread"])
+
+
+def per_point(points: pd.DataFrame, compare: list[str]) -> str:
+    """Per pretraining: the median over points of (the sd of log D_E between replicates, the sd each replicate's 90 %
+    interval of D_E implies, their ratio: `point_ratios`); and β's sd that the points' own spread implies
+    (`propagated_beta`)."""
+    each = point_ratios(points, compare)
     rows = [f"| {name} | {len(e)} | {sig(e['spread'].median())} | {sig(e['implied'].median())} | "
             f"{sig(e['ratio'].median())} ({sig(e['ratio'].quantile(0.25))}–{sig(e['ratio'].quantile(0.75))}) | "
             f"{sig(propagated_beta(points, name))} |"
@@ -96,6 +106,15 @@ def per_point(points: pd.DataFrame, compare: list[str]) -> str:
     return "\n".join(["| pretraining | points | sd of log D_E between replicates (median) | sd an interval implies "
                       "(median) | ratio, median (quartiles) | β's sd from the points' spread |",
                       "|---|---|---|---|---|---|", *rows])
+
+
+def per_point_by_d_f(points: pd.DataFrame, compare: list[str]) -> str:
+    """`per_point`'s ratio per D_F: one σ for every run is too wide where the noise is small and too narrow where it
+    is large, which the median over every point hides (docs/METHOD.md §6)."""
+    each = point_ratios(points, compare)
+    rows = [f"| {name} | {sig(d_f)} | {len(e)} | {sig(e['ratio'].median())} ({sig(e['ratio'].quantile(0.25))}–"
+            f"{sig(e['ratio'].quantile(0.75))}) |" for (name, d_f), e in each.groupby(level=["pretrain", "d_f"])]
+    return "\n".join(["| pretraining | D_F | points | ratio, median (quartiles) |", "|---|---|---|---|", *rows])
 
 
 def propagated_beta(points: pd.DataFrame, pretrain: str) -> float:
@@ -208,6 +227,8 @@ def main(argv: list[str] | None = None) -> None:
                 print(summary(laws, pretrain, name))
         print(f"\nPer point ({label}): D_E's interval against the spread between replicates\n")
         print(per_point(points, args.compare))
+        print(f"\nPer point and D_F ({label})\n")
+        print(per_point_by_d_f(points, args.compare))
         for pretrain in args.compare:
             print(f"\nα at each N, {pretrain} ({label}): between its smallest and largest D_F\n")
             print(alpha_at_each_n(points, pretrain))

@@ -87,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="with sizes pretrained once: the relative sd by which each checkpoint of a run (its final "
                              "model, @10tpp, ...) shifts its own fine-tunes beyond the run's shift (the Seeds section's "
                              "'checkpoint' part of a table that pretrains twice); default: none")
+    parser.add_argument("--noise-from", metavar="ANALYSIS",
+                        help="another study's analysis folder (or its fits.json), a replicated study of the same setup: "
+                             "the run noise it measured (from scratch per data size, a pretraining run's and its "
+                             "checkpoints' shifts) fills whichever of the three options above are not given; for a "
+                             "study that runs every point once (docs/analysis.md)")
     parser.add_argument("--budget-compare", type=Path, metavar="OTHER_RESULTS",
                         help="another study of the same target with other pretraining budgets (e.g. a fixed token "
                              "budget): fitted the same way, its β set beside this table's, and the fixed-budget β this "
@@ -101,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                          peak_flops=args.peak_flops, notes=args.notes.read_text() if args.notes else None,
                          figures=not args.no_figures, loss_noise=args.loss_noise,
                          pretraining_noise=args.pretraining_noise, checkpoint_noise=args.checkpoint_noise,
+                         noise_from=args.noise_from,
                          reference_shapes=args.reference_shape, progress=sys.stderr.isatty(), curves=args.curves)
     except TableError as exc:
         print(f"effdata.analyze: {exc}", file=sys.stderr)

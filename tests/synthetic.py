@@ -151,6 +151,12 @@ class NoiseByData:
 # hold the nearest measured value.
 REPLICATES_NOISE = NoiseByData(scratch={1e4: 0.0029, 3e4: 0.0069, 1e5: 0.0076, 3e5: 0.011},
                                finetune={1e4: 0.011, 3e4: 0.015})
+# The same noise with its structure: a fine-tune's 1.06 % at D_F = 1e4 and 1.41 % at 3e4 (analysis/cpu-replicates'
+# Seeds section, six seeds) is its pretraining run's shift, 0.58 %, and its checkpoint's, 0.78 % (pooled over the
+# table's 12 pairs; one checkpoint per run here, so one shift of sqrt(0.58² + 0.78²) = 0.97 % per run:
+# REPLICATES_RUN_SHIFT), and the rest per point, sqrt(1.06² − 0.97²) = 0.42 % and sqrt(1.41² − 0.97²) = 1.02 %.
+REPLICATES_SHARED_NOISE = NoiseByData(scratch=REPLICATES_NOISE.scratch, finetune={1e4: 0.0042, 3e4: 0.0102})
+REPLICATES_RUN_SHIFT = 0.0097
 
 
 def _seed_rows(point: dict, loss: float, seeds: int, loss_noise, rng) -> list[dict]:

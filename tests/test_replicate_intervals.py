@@ -32,6 +32,7 @@ def test_a_whole_replicate_has_every_run_mode():
     assert script.given_options("--pretraining-noise 0.0055 --checkpoint-noise 0.0083") == pytest.approx(
         {"pretraining_noise": 0.0055, "checkpoint_noise": 0.0083})
     assert script.given_options("--loss-noise 1e4:0.003,3e5:0.011") == {"loss_noise": {1e4: 0.003, 3e5: 0.011}}
+    assert script.given_options("--noise-from analysis/cpu-replicates") == {"noise_from": "analysis/cpu-replicates"}
 
 
 def test_a_replicate_borrows_the_next_seeds_scratch_runs_below_a_size():
@@ -54,6 +55,8 @@ def test_per_point_compares_each_points_interval_with_the_spread_between_replica
     table = script.per_point(pd.DataFrame(rows), ["text"]).splitlines()
     assert table[2].startswith("| text | 2 | 0.1 | 0.075 | 0.75 (0.625–0.875) |")
     assert len(script.per_point(pd.DataFrame(rows[:3] + rows[4:7]), ["text"]).splitlines()) == 2   # < 4 replicates
+    assert script.per_point_by_d_f(pd.DataFrame(rows), ["text"]).splitlines()[2:] == [
+        "| text | 1e+04 | 1 | 1 (1–1) |", "| text | 3e+04 | 1 | 0.5 (0.5–0.5) |"]
 
 
 def test_beta_propagated_from_each_points_spread():

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from effdata.spec import TrainSettings
+from effdata.spec import TrainSettings, get_shape
 from effdata.study.study import StudyError, load_study, study_from_dict, study_runs
+from effdata.training.schedule import schedule_for
 
 JOBS = Path(__file__).resolve().parent.parent / "jobs"
 
@@ -168,6 +169,25 @@ def test_pretrain_lr_scale_changes_the_pretraining_and_its_fine_tunes_alone():
     assert not ids(half, "pretrain") & ids(base, "pretrain") and not ids(half, "finetune") & ids(base, "finetune")
     with pytest.raises(StudyError, match=r"\[pretrain\] lr_scale must be > 0, got 0"):
         study_from_dict({**MINIMAL, "pretrain": {**WSD, "lr_scale": 0}})
+
+
+def test_pretrain_warmup_max_holds_a_pretrainings_warm_up_with_or_without_checkpoints():
+    """Without checkpoints a pretraining warms up over 5 % of its own steps, with them over 5 % of the shortest
+    checkpoint's (METHOD §5b); [pretrain] warmup_max caps both at one value, and leaves the other runs alone."""
+    def warmups(pretrain):
+        runs = study_runs(study_from_dict({**MINIMAL, "pretrain": pretrain, "train": {"pretrain_stop_on": "budget"}}))
+        return {r.spec.size: schedule_for(r.spec, 0, get_shape(r.spec.size).n_params).warmup_steps
+                for r in runs if r.mode == "pretrain"}, runs
+    checkpointed, _ = warmups({**WSD, "checkpoint_tokens_per_param": [10]})
+    alone, base = warmups(WSD)
+    assert all(checkpointed[size] < alone[size] for size in alone)        # the two differ by default
+    capped = {name: warmups({**pretrain, "warmup_max": 2}) for name, pretrain in
+              (("checkpointed", {**WSD, "checkpoint_tokens_per_param": [10]}), ("alone", WSD))}
+    assert capped["checkpointed"][0] == capped["alone"][0] == {size: 2 for size in alone}
+    runs = capped["alone"][1]
+    assert {r.spec.settings.warmup_max for r in runs if r.mode != "pretrain"} == {TrainSettings().warmup_max}
+    ids = lambda runs, mode: {r.run_id for r in runs if r.mode == mode}  # noqa: E731
+    assert ids(runs, "scratch") == ids(base, "scratch") and not ids(runs, "pretrain") & ids(base, "pretrain")
 
 
 def test_finetune_lr_scale_changes_the_fine_tunes_alone():

@@ -31,6 +31,7 @@ from effdata.analysis.core.bootstrap import (
     resample_effective,
     seed_spread,
 )
+from effdata.analysis.core.given import read_given_noise
 from effdata.analysis.core.runnoise import one_pretraining_per_point
 from effdata.analysis.core.effective import EffectiveResult, compute_effective
 from effdata.analysis.core.figures import SkippedFigure
@@ -118,6 +119,7 @@ class Options:
     loss_noise: float | dict[float, float] | None = None   # one sigma, or {data size: sigma}
     pretraining_noise: float | None = None   # a lone pretraining run's shared shift of its fine-tunes (given)
     checkpoint_noise: float | None = None    # and each of its checkpoints' shift of their own beyond it (given)
+    noise_from: str | None = None            # the analysis whose measured noise filled those left unset (given.py)
     reference_shapes: tuple[str, ...] = ()
     budget_compare: str | Path | pd.DataFrame | None = None   # another results table: section *Pretraining budget*
     curves: str | Path | pd.DataFrame | None = None   # a learning-curve table: section *Training dynamics*
@@ -129,7 +131,7 @@ def analyze(results, out_dir=None, compare: list[str] | None = None, units: str 
             notes: str | None = None, loss_noise: float | dict[float, float] | None = None,
             pretraining_noise: float | None = None,
             reference_shapes: list[str] | tuple[str, ...] = (), budget_compare=None, curves=None,
-            checkpoint_noise: float | None = None) -> dict:
+            checkpoint_noise: float | None = None, noise_from: str | Path | None = None) -> dict:
     """Analyse a results table (path to CSV/Parquet/JSONL, a study directory, or a DataFrame).
 
     Returns the fits JSON (as written to fits.json) plus `paths` of what was written. Raises
@@ -145,7 +147,13 @@ def analyze(results, out_dir=None, compare: list[str] | None = None, units: str 
     DataFrame); a TableError, before anything is written, when it cannot be compared (analysis/budget.py).
     `curves`: a learning-curve table (path or DataFrame; default: `curves.csv` beside a results table given
     as a path): the section *Training dynamics* (analysis/dynamics/); without one the report has none.
+    `noise_from`: another analysis (its folder or fits.json) of a replicated study of the same setup, whose measured
+    noise fills whichever of `loss_noise`, `pretraining_noise` and `checkpoint_noise` are not given (given.py); a
+    TableError when it measured none or its units differ.
     """
+    if noise_from is not None:
+        loss_noise, pretraining_noise, checkpoint_noise = _noise_given_by(noise_from, units, loss_noise,
+                                                                          pretraining_noise, checkpoint_noise)
     given = loss_noise.values() if isinstance(loss_noise, dict) else [loss_noise]
     for name, value in [("loss_noise", v) for v in given] + [("pretraining_noise", pretraining_noise),
                                                              ("checkpoint_noise", checkpoint_noise)]:
@@ -158,6 +166,7 @@ def analyze(results, out_dir=None, compare: list[str] | None = None, units: str 
                       huber_delta=huber_delta, seed=seed, figures=figures, progress=progress, peak_flops=peak_flops,
                       notes=notes, loss_noise=loss_noise, pretraining_noise=pretraining_noise,
                       checkpoint_noise=checkpoint_noise, reference_shapes=tuple(reference_shapes),
+                      noise_from=str(noise_from) if noise_from is not None else None,
                       budget_compare=budget_compare, curves=curves if curves is not None else curves_beside(results))
     # One BLAS thread for the whole analysis: it is thousands of tiny solves, where OpenBLAS threads only
     # add synchronisation (on a shared 2-core machine they made L-BFGS-B 25x slower: 110 s instead of
@@ -171,6 +180,18 @@ def analyze(results, out_dir=None, compare: list[str] | None = None, units: str 
                                  "which has no transfer law to compare)")
             return analyze_sweep(raw, options.out_dir, units, figures, notes)
         return _analyze(_load(_source(results), raw, units), options)
+
+
+def _noise_given_by(noise_from, units: str, loss_noise, pretraining_noise, checkpoint_noise) -> tuple:
+    """(loss_noise, pretraining_noise, checkpoint_noise): those given, the rest as the analysis at `noise_from`
+    measured them."""
+    given = read_given_noise(noise_from)
+    if given.units != units:
+        raise TableError(f"--noise-from {noise_from}: its data sizes are in {given.units}, this analysis's in {units} "
+                         f"(--units {given.units})")
+    return (loss_noise if loss_noise is not None else given.loss_noise,
+            pretraining_noise if pretraining_noise is not None else given.pretraining_noise,
+            checkpoint_noise if checkpoint_noise is not None else given.checkpoint_noise)
 
 
 def analyze_sweep(results, out_dir: Path, units: str = "chars", figures: bool = True, notes: str | None = None) -> dict:
@@ -221,6 +242,7 @@ def _measure(source: Source, options: Options) -> Measured:
     if groups:
         table.notes.append(ladder_note(groups))
     noise = estimate_noise(table, effective, options.loss_noise, shared_noise=options.pretraining_noise,
+                           given_from=options.noise_from,
                            checkpoint_noise=options.checkpoint_noise)
     resamples = None
     if options.n_bootstrap > 0 and len(effective.table):
@@ -241,7 +263,8 @@ def _lone_pretraining_warning(table: ResultsTable, noise: NoiseModel) -> list[st
     0.86 % per checkpoint and 0.72 % per point (analysis/cpu-finetune-seeds). Where only from-scratch points have
     seeds, their noise is lent to the fine-tunes: replicates of v4 so seeded gave per-point D_E intervals 0.45-0.63
     times the spread between them, 1.06-1.13 with the pretraining noise given (benchmarks/replicate_intervals.py
-    --borrow-scratch 2 1e5); with no seeds at all, 0.90-1.05 (docs/METHOD.md §4)."""
+    --borrow-scratch 2 1e5); with no seeds at all, 0.90-1.05 (1.01-1.19 at D_F = 1e4, 0.78-0.81 at 3e4; given the
+    noise of the replicates, --noise-from, 1.07-1.17 and 0.90-0.93: docs/METHOD.md §6)."""
     if noise.shared_families or not one_pretraining_per_point(table):
         return []
     own = ("; the seeds of its fine-tuned points share that run too, so their spread, which the intervals use for "
@@ -252,7 +275,8 @@ def _lone_pretraining_warning(table: ResultsTable, noise: NoiseModel) -> list[st
            "with the measured pretraining noise given (analysis/cpu-replicates, docs/METHOD.md §4)"
            if noise.seeded_points.get("scratch") else "")
     return ["each size's fine-tunes start from one pretraining run: its seed's noise, shared by all of them, is in "
-            f"no interval (give it with --pretraining-noise, or pretrain each size twice: docs/analysis.md){own}"]
+            f"no interval (give it with --pretraining-noise, or --noise-from a replicated study of the same setup, or "
+            f"pretrain each size twice: docs/analysis.md){own}"]
 
 
 @dataclass

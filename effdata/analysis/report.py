@@ -229,7 +229,9 @@ def fits_json(analysis: Analysis) -> dict:
                      "pretraining_noise_given": (analysis.noise.shared or None) if analysis.noise else None,
                      # Only when given: the fits.json of every other table stays as it was.
                      **({"checkpoint_noise_given": analysis.noise.checkpoint_shared}
-                        if analysis.noise and analysis.noise.checkpoint_shared else {})},
+                        if analysis.noise and analysis.noise.checkpoint_shared else {}),
+                     **({"noise_from": analysis.noise.given_from} if analysis.noise and analysis.noise.given_from
+                        else {})},
         "huber_delta": analysis.huber_delta,
         "transfer": transfer,
         "paper_transfer": PAPER_TRANSFER,

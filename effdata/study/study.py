@@ -214,8 +214,11 @@ def _data_sizes(table: Any, where: str, more_keys: frozenset[str] = frozenset())
 # pretrains on larger batches than its small-data runs can use (jobs/gpu-h200.toml: 16 sequences for the
 # runs on 1e4 characters, whose 3,300 tokens are one batch of 32; 128 for pretraining). lr_scale: a study never
 # sweeps its pretraining, so the pretraining LR is checked by studies that differ in this key alone
-# (jobs/lr-pretrain-*.toml; their from-scratch runs keep the reference study's ids).
-PRETRAIN_TRAIN_KEYS = ("schedule", "decay_frac", "warmup_frac", "batch_size", "lr_scale")
+# (jobs/lr-pretrain-*.toml; their from-scratch runs keep the reference study's ids). warmup_max: a pretraining's
+# warm-up is warmup_frac of its shortest checkpoint's steps, or of its own without checkpoints (368 steps for v4's
+# w200k on 15 M tokens against the 16 its checkpoints gave it: analysis/cpu-w200k-tokens varied both), so a study
+# that compares runs with and without checkpoints holds the warm-up fixed with a cap both reach.
+PRETRAIN_TRAIN_KEYS = ("schedule", "decay_frac", "warmup_frac", "warmup_max", "batch_size", "lr_scale")
 PRETRAIN_KEYS = {"corpora", "token_budget", "tokens_per_param", "min_tokens", "max_tokens",
                  "checkpoint_tokens_per_param", *PRETRAIN_TRAIN_KEYS}
 

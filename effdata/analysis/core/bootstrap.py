@@ -81,6 +81,7 @@ class NoiseModel:
     shared: float = 0.0        # relative sd of a lone pretraining run's shift of all its fine-tunes (given)
     shared_families: list[np.ndarray] = field(default_factory=list)   # their columns in results.runs, per run
     checkpoint_shared: float = 0.0   # relative sd of a lone run's checkpoint's shift of its own fine-tunes (given)
+    given_from: str = ""             # the analysis whose measured noise was given (--noise-from), "" for flags alone
 
     def at(self, mode: str, n_params: np.ndarray, data: np.ndarray | None = None) -> np.ndarray:
         """sigma of one run of `mode` at each N (and data size): per data size where given, else per N where
@@ -117,9 +118,10 @@ class NoiseModel:
             parts.append(f"{where} re-drawn together: {how}")
         if self.shared_families:
             parts.append(f"the fine-tunes of each of {len(self.shared_families)} lone pretraining run(s) shifted "
-                         f"together by σ = {100 * self.shared:.2g}% of the loss (given: --pretraining-noise)"
-                         + (f", those of each of its checkpoints by {100 * self.checkpoint_shared:.2g}% more (given: "
-                            "--checkpoint-noise)" if self.checkpoint_shared else ""))
+                         f"together by σ = {100 * self.shared:.2g}% of the loss "
+                         f"({given_words('--pretraining-noise', self.given_from)})"
+                         + (f", those of each of its checkpoints by {100 * self.checkpoint_shared:.2g}% more "
+                            f"({given_words('--checkpoint-noise', self.given_from)})" if self.checkpoint_shared else ""))
         return "; ".join(parts)
 
     def _clause(self, mode: str, of: str = "") -> str:
@@ -378,16 +380,22 @@ def residual_relative_sd(effective: EffectiveResult) -> tuple[float, int]:
 PRETRAINING_REDRAWS = ("pooled", "runs", "points")
 
 
+def given_words(flag: str, given_from: str | None, given: str = "given: ", closing: str = "") -> str:
+    """Where a given noise came from, in words: its flag, or the analysis --noise-from read it from."""
+    return f"{given}measured by {given_from}, --noise-from{closing}" if given_from else f"{given}{flag}{closing}"
+
+
 def estimate_noise(results: ResultsTable, effective: EffectiveResult,
                    loss_noise: float | dict[float, float] | None = None, per_n: bool = True,
                    shared_noise: float | None = None, pretraining_redraw: str = "pooled",
-                   checkpoint_noise: float | None = None) -> NoiseModel:
+                   checkpoint_noise: float | None = None, given_from: str | None = None) -> NoiseModel:
     """The noise floor for single-seed grid points, per mode (see the module docstring); per N too when
     `per_n` and seeds measure it at two or more N (`noise_by_n`); the fine-tunes to re-draw together
     (`pretraining_groups`) and how (`pretraining_redraw`, one of PRETRAINING_REDRAWS); with `shared_noise`
     (--pretraining-noise), the shared shift of each lone pretraining run's fine-tunes (`shared_families`); with
     `checkpoint_noise` (--checkpoint-noise), the shift of each of its checkpoints' fine-tunes beyond it. `loss_noise`
-    (--loss-noise), one sigma for every single-seed point, or {data size: sigma} in the table's units."""
+    (--loss-noise), one sigma for every single-seed point, or {data size: sigma} in the table's units. `given_from`:
+    the analysis those given values were read from (--noise-from), for the words."""
     if pretraining_redraw not in PRETRAINING_REDRAWS:
         raise ValueError(f"pretraining_redraw must be one of {PRETRAINING_REDRAWS}, not {pretraining_redraw!r}")
     key = point_key(results)
@@ -405,11 +413,11 @@ def estimate_noise(results: ResultsTable, effective: EffectiveResult,
     if isinstance(loss_noise, dict):    # given per data size: sigma is their root mean square, for a one-number summary
         for mode in MODES:
             sigma[mode], by_n[mode] = float(np.sqrt(np.mean(np.square(list(loss_noise.values()))))), {}
-            source[mode] = "given per data size (--loss-noise)"
+            source[mode] = given_words("--loss-noise", given_from, "given per data size (", ")")
             by_data[mode] = {float(d): float(s) for d, s in loss_noise.items()}
     elif loss_noise is not None:
         for mode in MODES:
-            sigma[mode], source[mode], by_n[mode] = float(loss_noise), "given (--loss-noise)", {}
+            sigma[mode], source[mode], by_n[mode] = float(loss_noise), given_words("--loss-noise", given_from, "given (", ")"), {}
     elif not any(seeded.values()):
         for mode in MODES:
             sigma[mode], source[mode] = _residual_floor(results, effective)
@@ -423,7 +431,8 @@ def estimate_noise(results: ResultsTable, effective: EffectiveResult,
     return NoiseModel(sigma=sigma, source=source, seeded_points=seeded, by_n={m: t for m, t in by_n.items() if t},
                       by_data=by_data,
                       pretraining=groups, pooled=components, shared=float(shared_noise or 0.0),
-                      shared_families=lone, checkpoint_shared=float(checkpoint_noise or 0.0))
+                      shared_families=lone, checkpoint_shared=float(checkpoint_noise or 0.0),
+                      given_from=given_from or "")
 
 
 def _residual_floor(results: ResultsTable, effective: EffectiveResult) -> tuple[float, str]:
