@@ -92,8 +92,9 @@ def held_out(table: str, scratch_from: str) -> pd.DataFrame:
 def unseen(held: pd.DataFrame, fitted: pd.DataFrame) -> pd.DataFrame:
     """The held-out points that are not fitted ones (the same checkpoint's fine-tune: same name, N, D_F, pretraining
     length and start loss; a replicated table's seed 0 is often the fitted study itself)."""
-    key = lambda t: list(zip(t["pretrain"], t["n_params"], t["d_f"], t["pretrain_tokens_per_param"].round(6),  # noqa: E731
-                             t["init_loss"].round(9)))
+    def key(t: pd.DataFrame) -> list[tuple]:
+        return list(zip(t["pretrain"], t["n_params"], t["d_f"], t["pretrain_tokens_per_param"].round(6),
+                        t["init_loss"].round(9)))
     return held[[k not in set(key(fitted)) for k in key(held)]]
 
 
@@ -180,7 +181,8 @@ def draw(rows: pd.DataFrame, path: Path) -> None:
             shown = ax.scatter(at["init_loss"], at["d_t"], c=np.log10(at["pretrain_tokens_per_param"]), marker=marker,
                                cmap="viridis", vmin=0.4, vmax=3.4, edgecolors="k")
             for _, p in at.iterrows():
-                ax.annotate(p["size"], (p["init_loss"], p["d_t"]), fontsize=6, xytext=(3, 2), textcoords="offset points")
+                ax.annotate(p["size"], (p["init_loss"], p["d_t"]), fontsize=6, xytext=(3, 2),
+                            textcoords="offset points")
         ax.set(yscale="log", xlabel="start loss (zero-shot on the target, nats/token)", ylabel="D_T (characters)",
                title=root)
         ax.invert_xaxis()

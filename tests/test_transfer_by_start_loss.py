@@ -59,7 +59,8 @@ def test_a_point_read_in_two_analyses_counts_once_and_unusable_points_leave(tmp_
     assert sorted(rows["root"].unique()) == ["text", "text+code"]
     assert len(script.points([str(second)])) == 46
     # The same name, N and D_F pretrained for longer is another checkpoint: kept, in a cluster of its own.
-    longer = pd.read_csv(first / "effective.csv").assign(pretrain_tokens_per_param=lambda t: t["pretrain_tokens_per_param"] * 7)
+    longer = pd.read_csv(first / "effective.csv")
+    longer["pretrain_tokens_per_param"] *= 7
     (tmp_path / "c").mkdir()
     longer.to_csv(tmp_path / "c" / "effective.csv", index=False)
     (tmp_path / "c" / "results.csv").write_text((first / "results.csv").read_text())

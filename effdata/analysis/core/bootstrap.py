@@ -121,7 +121,8 @@ class NoiseModel:
                          f"together by σ = {100 * self.shared:.2g}% of the loss "
                          f"({given_words('--pretraining-noise', self.given_from)})"
                          + (f", those of each of its checkpoints by {100 * self.checkpoint_shared:.2g}% more "
-                            f"({given_words('--checkpoint-noise', self.given_from)})" if self.checkpoint_shared else ""))
+                            f"({given_words('--checkpoint-noise', self.given_from)})"
+                            if self.checkpoint_shared else ""))
         return "; ".join(parts)
 
     def _clause(self, mode: str, of: str = "") -> str:
@@ -417,7 +418,8 @@ def estimate_noise(results: ResultsTable, effective: EffectiveResult,
             by_data[mode] = {float(d): float(s) for d, s in loss_noise.items()}
     elif loss_noise is not None:
         for mode in MODES:
-            sigma[mode], source[mode], by_n[mode] = float(loss_noise), given_words("--loss-noise", given_from, "given (", ")"), {}
+            sigma[mode], by_n[mode] = float(loss_noise), {}
+            source[mode] = given_words("--loss-noise", given_from, "given (", ")")
     elif not any(seeded.values()):
         for mode in MODES:
             sigma[mode], source[mode] = _residual_floor(results, effective)

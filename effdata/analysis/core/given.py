@@ -8,14 +8,14 @@ the spread between the replicates at D_F = 1e4 characters and 0.78-0.81 at 3e4: 
 where the noise is small, too narrow where it is large. Given the noise that table measured, from scratch per data
 size and a pretraining run's shift with its checkpoints' (what this module reads), the same ratios were 1.07-1.17
 and 0.90-0.93; on synthetic one-seed studies with that noise, β's 90 % interval covered 94 % instead of 84.5 % and
-per-point D_T 88.7 % instead of 76 % (docs/METHOD.md §6). So the measurement a replicated study of the same setup made can stand in for
-the one a one-seed study cannot make; the report names the study it came from.
+per-point D_T 88.7 % instead of 76 % (docs/METHOD.md §6). So the measurement a replicated study of the same setup
+made can stand in for the one a one-seed study cannot make; the report names the study it came from.
 
 What is read from that study's fits.json: `noise_by_data`'s from-scratch row (σ per data size, where its seeds
-measured one) as --loss-noise per data size, and `pretraining_noise`'s pooled row (pretrain "all") as
---pretraining-noise (its run's shared part; a lone group's row where there is one) and --checkpoint-noise (its checkpoints' part). Why not its fine-tunes'
-σ per data size: that includes the shared shifts, which the bootstrap draws once per run; counted per point too, it
-would count them twice.
+measured one) as --loss-noise per data size, and `pretraining_noise`'s pooled row (pretrain "all"; a lone group's
+row where there is one) as --pretraining-noise (its run's shared part) and --checkpoint-noise (its checkpoints'
+part). Why not its fine-tunes' σ per data size: that includes the shared shifts, which the bootstrap draws once per
+run; counted per point too, it would count them twice.
 """
 from __future__ import annotations
 
@@ -47,6 +47,8 @@ def read_given_noise(path: str | Path) -> GivenNoise:
         fits = json.loads(fits_path.read_text())
     except (OSError, ValueError) as exc:
         raise TableError(f"--noise-from {path}: cannot read an analysis's fits.json there ({exc})") from None
+    if not isinstance(fits, dict):
+        raise TableError(f"--noise-from {path}: {fits_path.name} is not an analysis's fits.json")
     scratch = [row for row in fits.get("noise_by_data") or [] if row.get("mode") == "scratch"]
     sizes = {float(s["data"]): float(s["sigma"]) for row in scratch for s in row.get("sizes", [])
              if _positive(s.get("sigma"))}
