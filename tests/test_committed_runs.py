@@ -129,6 +129,10 @@ NOT_RE_RUN = {
         "analysis/cpu-pretrain-seeds's table with four more fine-tunes of each of v4's own pretraining runs at every "
         "point (jobs/cpu-finetune-seeds.toml, made by this code): they differ from v4's fine-tunes in the seed alone; "
         "not re-run here for time"),
+    "analysis/start-loss/lr-double/results.csv": (
+        "v4 with every text+code pretraining at ×2 its LR (jobs/cpu-pretrain-lr-double.toml, made by this code): its "
+        "from-scratch runs are v4's (the quick-v4 re-run covers them); its pretrainings differ from v4's in "
+        "[pretrain] lr_scale alone, as cpu-pretrain-lr's; not re-run here for time"),
     "analysis/cpu-pretrain-seeds5/results.csv": (
         "analysis/cpu-pretrain-seeds's table with v4 pretrained twice more, seeds 3 and 4, each fine-tuned at v4's "
         "points (jobs/cpu-pretrain-seeds34.toml, made by this code): they differ from v4's runs in the seed alone; "
