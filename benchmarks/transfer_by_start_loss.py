@@ -38,13 +38,13 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from effdata.analysis.core.effective import compute_effective  # noqa: E402
+from effdata.analysis.core.fit import INTERVAL_PERCENTILES  # noqa: E402
 from effdata.analysis.core.markdown import markdown_table  # noqa: E402
 from effdata.analysis.core.table import load_results  # noqa: E402
 from effdata.fmt import sig  # noqa: E402
 
 LAWS = {"size and tokens": ["log_n", "log_d_f", "log_p"], "start loss": ["init_loss", "log_d_f"],
         "both": ["init_loss", "log_d_f", "log_n"]}
-Z_PERCENTILES = (5, 95)
 
 
 def points(folders: list[str]) -> pd.DataFrame:
@@ -108,8 +108,7 @@ def predictions(fitted: pd.DataFrame, held: pd.DataFrame) -> str:
         errors = {}
         for name in ("start loss", "size and tokens"):
             coef, _ = least_squares(train, LAWS[name])
-            x = np.column_stack([np.ones(len(group)), group[LAWS[name]].to_numpy(float)])
-            errors[name] = group["log_d_t"].to_numpy(float) - x @ coef
+            errors[name] = group["log_d_t"].to_numpy(float) - design(group, LAWS[name]) @ coef
         cells = [f"{sig(np.sqrt(np.mean(e ** 2)))}, {sig(np.median(np.abs(e)))}, {np.mean(np.abs(e) < np.log(2)):.0%}"
                  for e in errors.values()]
         lines.append([source, root, str(len(group)), *cells])
@@ -117,9 +116,14 @@ def predictions(fitted: pd.DataFrame, held: pd.DataFrame) -> str:
                            "share within ×2", "size and tokens: the same"], lines)
 
 
+def design(rows: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """The intercept and `columns` of `rows`, one row per point."""
+    return np.column_stack([np.ones(len(rows)), rows[columns].to_numpy(float)])
+
+
 def least_squares(rows: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, float]:
     """(coefficients: intercept then `columns`, RMSE in ln D_T with the degrees of freedom the fit used)."""
-    x = np.column_stack([np.ones(len(rows)), rows[columns].to_numpy(float)])
+    x = design(rows, columns)
     coef, *_ = np.linalg.lstsq(x, rows["log_d_t"].to_numpy(float), rcond=None)
     residual = rows["log_d_t"].to_numpy(float) - x @ coef
     return coef, float(np.sqrt(np.sum(residual ** 2) / max(1, len(rows) - x.shape[1])))
@@ -144,7 +148,7 @@ def n_term(rows: pd.DataFrame, resamples: int) -> dict:
     coef, _ = least_squares(rows, columns)
     draws = cluster_bootstrap(rows, columns, resamples)[:, -1]
     left = [least_squares(rows[rows["n_params"] != n], columns)[0][-1] for n in sorted(rows["n_params"].unique())]
-    return {"c": float(coef[-1]), "interval": np.percentile(draws, Z_PERCENTILES).tolist(),
+    return {"c": float(coef[-1]), "interval": np.percentile(draws, INTERVAL_PERCENTILES).tolist(),
             "left_out": (float(min(left)), float(max(left)))}
 
 
