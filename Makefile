@@ -29,7 +29,7 @@ corpora: $(VENV)/.installed text-packages
 
 # Three pytest workers (pytest-xdist), one thread each, on two cores: the SLURM tests stay in one worker
 # (xdist_group) and spend most of their 4 minutes waiting on the cluster, so a third worker fills the core
-# they leave idle (587 tests: 8 min 22 s against 9 min 28 s with two, docs/development.md).
+# they leave idle (587 tests: 8 min 22 s against 9 min 28 s with two; docs/development.md has the later times).
 # TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 3
 test: $(VENV)/.installed text-packages
