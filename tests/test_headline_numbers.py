@@ -79,7 +79,7 @@ def row_problems(page: Path) -> list[str]:
     for number, folder, pretrain, beta in table_rows(page):
         if folder is None:
             continue
-        where, shown = f"{page.name}:{number} ({folder.name})", BETA.match(beta)
+        where, shown = f"{page.name}:{number} ({folder.name})", BETA.match(beta.replace("−", "-"))
         if pretrain not in PRETRAIN or not shown:
             problems.append(f"{where}: cannot read pretraining {pretrain!r} or β {beta!r}")
             continue
