@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass, field
 
 from effdata.analysis.dynamics.answers import FrontierPoint, StepsAnswer, answer_all
 from effdata.analysis.dynamics.forecast import ForecastResult, forecast_runs
-from effdata.analysis.dynamics.history import CurveTable
+from effdata.analysis.core.memo import by_content
+from effdata.analysis.dynamics.history import CurveTable, scratch_part
 from effdata.analysis.dynamics.law import (
     LAW_BOOTSTRAP,
     LearningCurveFit,
@@ -47,10 +48,17 @@ class DynamicsStudy:
 def study_dynamics(curves: CurveTable, source: str, n_bootstrap: int, seed: int) -> DynamicsStudy:
     """Every dynamics result of one curve table; the law's bootstrap capped at LAW_BOOTSTRAP resamples."""
     resamples = min(n_bootstrap, LAW_BOOTSTRAP)
-    law = fit_learning_curve(curves, resamples, seed)
+    law, forecasts = _scratch_dynamics(scratch_part(curves), resamples, seed)
     noise = fit_critical_batch(curves, resamples, seed) if curves.has_noise_scale else None
     law_min = fit_learning_curve(curves, resamples, seed, b_crit=noise.b_crit) if noise and noise.fitted else None
-    study = DynamicsStudy(source, curves, law, law_min, forecast_runs(curves), noise)
+    study = DynamicsStudy(source, curves, law, law_min, forecasts, noise)
     if study.answering_law.fitted:
         study.answers, study.frontier = answer_all(study.answering_law, noise)
     return study
+
+
+@by_content()
+def _scratch_dynamics(scratch: CurveTable, resamples: int, seed: int) -> tuple[LearningCurveFit, ForecastResult]:
+    """L(N, S) and the forecasts: functions of the from-scratch curves alone, remembered (core/memo.py), since
+    the committed reports share a few from-scratch tables among many (v4's under six: 4-6 s each)."""
+    return fit_learning_curve(scratch, resamples, seed), forecast_runs(scratch)

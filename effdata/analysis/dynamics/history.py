@@ -51,6 +51,14 @@ class CurveTable:
         return "b_simple" in self.points and self.points["b_simple"].notna().any()
 
 
+def scratch_part(curves: CurveTable) -> CurveTable:
+    """The from-scratch runs' curves alone, in run-id order: all that the learning-curve law and the forecasts
+    read, so that two tables with the same from-scratch runs give the same key (core/memo.py)."""
+    runs = curves.runs[curves.runs["mode"] == "scratch"].sort_index()
+    points = curves.points[curves.points["run_id"].isin(runs.index)]
+    return CurveTable(points.sort_values(["run_id", "step"], kind="stable").reset_index(drop=True), runs)
+
+
 def curves_beside(results) -> Path | None:
     """The curve table next to a results table given as a path (a study directory or its results.csv)."""
     if isinstance(results, pd.DataFrame):
