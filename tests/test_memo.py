@@ -4,6 +4,7 @@ reports that share from-scratch runs)."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from effdata.analysis.core import memo
 from effdata.analysis.laws.scaling import fit_kaplan
@@ -59,3 +60,30 @@ def test_a_from_scratch_fit_read_back_is_the_same_fit_with_the_same_warnings():
     said, said_again = [], []
     fit_kaplan(too_few, warnings=said), fit_kaplan(too_few, warnings=said_again)
     assert said == said_again and len(said) == 1 and said[0].startswith("Kaplan L(N, D):")
+
+
+def test_two_tables_with_the_same_from_scratch_curves_share_their_dynamics(monkeypatch):
+    """The learning-curve law and the forecasts read the from-scratch curves alone: a table with the same from-scratch
+    runs, in another row order and with a fine-tune beside them, reads them back (one fit), and the study is the
+    same; a table whose from-scratch curve differs in one evaluation is fitted again."""
+    from effdata.analysis.dynamics import dynamics
+    from effdata.analysis.dynamics.history import load_curves
+    from test_dynamics import synthetic_curves
+
+    fits = []
+    real = dynamics.fit_learning_curve
+    monkeypatch.setattr(dynamics, "fit_learning_curve", lambda *a, **k: fits.append(1) or real(*a, **k))
+    results, curves = synthetic_curves(seed=5, seeds=1)
+    first = dynamics.study_dynamics(load_curves(curves, results), "a", 50, 0)
+    tune = results.iloc[[0]].assign(run_id="finetune-x", mode="finetune")
+    more = pd.concat([results.iloc[::-1], tune])
+    tuned = curves[curves["run_id"] == results["run_id"][0]].assign(run_id="finetune-x")
+    more_curves = pd.concat([curves.iloc[::-1], tuned])
+    second = dynamics.study_dynamics(load_curves(more_curves, more), "b", 50, 0)
+    assert len(fits) == 1
+    assert second.law.to_dict() == first.law.to_dict()
+    pd.testing.assert_frame_equal(second.forecasts.table, first.forecasts.table)
+    moved = curves.copy()
+    moved.loc[moved.index[5], "valid_loss"] *= 1.001
+    dynamics.study_dynamics(load_curves(moved, results), "c", 50, 0)
+    assert len(fits) == 2
