@@ -1,6 +1,6 @@
-"""core/memo.py: results remembered by their arguments' content, handed out as copies; the from-scratch laws use it
-(a table's second analysis in one process reads its from-scratch fits back: tests/test_regenerate.py groups the
-reports that share from-scratch runs)."""
+"""core/memo.py: results remembered by their arguments' content, handed out as copies; the from-scratch laws and the
+training dynamics use it (a table's second analysis in one process reads its from-scratch fits back:
+tests/test_regenerate.py groups the reports that share from-scratch runs)."""
 from __future__ import annotations
 
 import numpy as np
