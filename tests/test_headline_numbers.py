@@ -123,7 +123,8 @@ def test_a_number_that_drifted_from_its_report_is_found(tmp_path):
     page = tmp_path / "README.md"
     page.write_text(text.replace(line, line.replace(value, f"{float(value) + 0.02:.2f}", 1)))
     assert [p.split(" ")[0] for p in row_problems(page)] == [f"README.md:{first[0]}"]
-    linked = next(row for row in table_rows(ROOT / "README.md") if row[1] is not None and LINK.search(lines[row[0] - 1]))
+    linked = next(row for row in table_rows(ROOT / "README.md")
+                  if row[1] is not None and LINK.search(lines[row[0] - 1]))
     line = lines[linked[0] - 1]
     page.write_text(text.replace(line, LINK.sub("](analysis/cpu-v2/REPORT.md)", line, count=1)))
     assert any(p.startswith(f"README.md:{linked[0]} (cpu-v2)") for p in row_problems(page))

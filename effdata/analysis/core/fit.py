@@ -2,8 +2,8 @@
 
 The transfer law is fitted in log space, log D_T = log k + alpha log D_F + beta log N, by
 minimising the *summed* Huber loss of the log residuals (docs/METHOD.md §4) with L-BFGS-B from three
-starts (`fit_log_linear`). Regressors are centred first (log k is recovered afterwards): that removes the strong
-correlation between log k and the slopes that otherwise makes L-BFGS stop early.
+starts (`fit_log_linear`). Regressors are centred first (log k is recovered afterwards): that removes the
+strong correlation between log k and the slopes that otherwise makes L-BFGS stop early.
 
 The model is linear in (log k, alpha, beta), so the Huber objective is convex: every start reaches
 the same minimum, and iteratively reweighted least squares (IRLS, Huber's own algorithm) minimises

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from effdata.analysis.core.memo import by_content
 from effdata.analysis.dynamics.answers import FrontierPoint, StepsAnswer, answer_all
 from effdata.analysis.dynamics.forecast import ForecastResult, forecast_runs
-from effdata.analysis.core.memo import by_content
 from effdata.analysis.dynamics.history import CurveTable, scratch_part
 from effdata.analysis.dynamics.law import (
     LAW_BOOTSTRAP,
@@ -60,5 +60,6 @@ def study_dynamics(curves: CurveTable, source: str, n_bootstrap: int, seed: int)
 @by_content()
 def _scratch_dynamics(scratch: CurveTable, resamples: int, seed: int) -> tuple[LearningCurveFit, ForecastResult]:
     """L(N, S) and the forecasts: functions of the from-scratch curves alone, remembered (core/memo.py), since
-    the committed reports share a few from-scratch tables among many (v4's under six: 4-6 s each)."""
+    the committed reports share a few from-scratch tables among many (v4's under six; a fifth of such a
+    report's analysis, by cProfile)."""
     return fit_learning_curve(scratch, resamples, seed), forecast_runs(scratch)
