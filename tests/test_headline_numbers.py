@@ -15,6 +15,7 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -24,14 +25,22 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGES = ("README.md", "docs/findings.md")
 HEADER = re.compile(r"^\| study \| pretraining")
 LINK = re.compile(r"\]\(([^)#\s]*analysis/[^)#\s]+)\)")
-BETA = re.compile(r"^\**(-?[\d.]+) \[(-?[\d.]+), (-?[\d.]+)\]\**$")
+BETA = re.compile(r"^(-?[\d.]+) \[(-?[\d.]+), (-?[\d.]+)\]$")
 RANGE = re.compile(r"^(-?[\d.]+)–(-?[\d.]+)$")
 NUMBER = re.compile(r"-?\d+\.\d+")
 PRETRAIN = {"text": "text", "text + code": "text+code", "50% text + 50% code": "text+code"}
 
 
-def table_rows(page: Path) -> list[tuple[int, Path | None, str, str]]:
-    """(line number, report folder or None, pretraining, β cell) of each row of the page's results tables."""
+class Row(NamedTuple):
+    number: int            # the line in its page
+    folder: Path | None    # the report it quotes (None: the paper's)
+    pretrain: str
+    beta: str              # "0.47 [0.37, 0.58]", unicode minus read as "-"
+    left_out: str          # "0.41–0.49; 0.47–0.53", the same
+
+
+def table_rows(page: Path) -> list[Row]:
+    """Each row of the page's results tables."""
     rows, folder, inside = [], None, False
     for number, line in enumerate(page.read_text().splitlines(), 1):
         if HEADER.match(line):
@@ -42,21 +51,20 @@ def table_rows(page: Path) -> list[tuple[int, Path | None, str, str]]:
         if not line.startswith("|"):
             inside = False
             continue
-        study, pretrain, beta = _cells(line)[:3]
+        study, pretrain, beta, left_out = _cells(line.replace("−", "-"))[:4]
         link = LINK.search(study)
         if link:
             target = Path(os.path.normpath(page.parent / link.group(1)))
             folder = target.parent if target.suffix == ".md" else target
         elif study.startswith("paper"):
             folder = None
-        rows.append((number, folder, pretrain, beta))
+        rows.append(Row(number, folder, pretrain, beta.replace("**", ""), left_out.replace("**", "")))
     return rows
 
 
 def left_out_problems(cell: str, law: dict) -> list[str]:
     """The cell's "a–b; c–d" against the audit's refits without each N, by each estimator (Huber, then least
     squares); a part that is not a range (cpu-v2's text row: "−0.07 without n500k") is not checked."""
-    cell = cell.replace("**", "").replace("−", "-")
     named = [float(x) for x in NUMBER.findall(cell)]
     problems = []
     for part, key, estimator in zip(cell.split(";"), ("estimates", "other"), law["estimators"]):
@@ -75,11 +83,11 @@ def left_out_problems(cell: str, law: dict) -> list[str]:
 
 def row_problems(page: Path) -> list[str]:
     """Each row whose β or interval is not its report's, or that cannot be read."""
-    problems, lines = [], page.read_text().splitlines()
-    for number, folder, pretrain, beta in table_rows(page):
+    problems = []
+    for number, folder, pretrain, beta, left_out in table_rows(page):
         if folder is None:
             continue
-        where, shown = f"{page.name}:{number} ({folder.name})", BETA.match(beta.replace("−", "-"))
+        where, shown = f"{page.name}:{number} ({folder.name})", BETA.match(beta)
         if pretrain not in PRETRAIN or not shown:
             problems.append(f"{where}: cannot read pretraining {pretrain!r} or β {beta!r}")
             continue
@@ -94,7 +102,7 @@ def row_problems(page: Path) -> list[str]:
             problems.append(f"{where}: β {beta} against the report's "
                             f"{measured[0]:.3f} [{measured[1]:.3f}, {measured[2]:.3f}]")
         audit = next(a for a in fitted["audit"]["laws"] if a["law"] == f"transfer law '{PRETRAIN[pretrain]}'")
-        problems += [f"{where}: each N left out, {p}" for p in left_out_problems(_cells(lines[number - 1])[3], audit)]
+        problems += [f"{where}: each N left out, {p}" for p in left_out_problems(left_out, audit)]
     return problems
 
 
@@ -107,7 +115,7 @@ def _rounds_to(shown: float, measured: float) -> bool:
 @pytest.mark.parametrize("page", PAGES)
 def test_each_results_row_quotes_its_report(page):
     rows = table_rows(ROOT / page)
-    assert sum(folder is not None for _, folder, _, _ in rows) >= 10, "the results table was not found"
+    assert sum(row.folder is not None for row in rows) >= 10, "the results table was not found"
     assert row_problems(ROOT / page) == []
 
 
@@ -117,17 +125,17 @@ def test_a_number_that_drifted_from_its_report_is_found(tmp_path):
     (tmp_path / "analysis").symlink_to(ROOT / "analysis")
     text = (ROOT / "README.md").read_text()
     lines = text.splitlines()
-    first = next(row for row in table_rows(ROOT / "README.md") if row[1] is not None)
-    line = lines[first[0] - 1]
-    value = BETA.match(first[3]).group(1)
+    first = next(row for row in table_rows(ROOT / "README.md") if row.folder is not None)
+    line = lines[first.number - 1]
+    value = BETA.match(first.beta).group(1)
     page = tmp_path / "README.md"
     page.write_text(text.replace(line, line.replace(value, f"{float(value) + 0.02:.2f}", 1)))
-    assert [p.split(" ")[0] for p in row_problems(page)] == [f"README.md:{first[0]}"]
+    assert [p.split(" ")[0] for p in row_problems(page)] == [f"README.md:{first.number}"]
     linked = next(row for row in table_rows(ROOT / "README.md")
-                  if row[1] is not None and LINK.search(lines[row[0] - 1]))
-    line = lines[linked[0] - 1]
+                  if row.folder is not None and LINK.search(lines[row.number - 1]))
+    line = lines[linked.number - 1]
     page.write_text(text.replace(line, LINK.sub("](analysis/cpu-v2/REPORT.md)", line, count=1)))
-    assert any(p.startswith(f"README.md:{linked[0]} (cpu-v2)") for p in row_problems(page))
+    assert any(p.startswith(f"README.md:{linked.number} (cpu-v2)") for p in row_problems(page))
 
 
 def test_a_left_out_range_that_misses_a_refit_is_found(tmp_path):
@@ -136,11 +144,12 @@ def test_a_left_out_range_that_misses_a_refit_is_found(tmp_path):
     README's v4 text row, "0.21–0.43, −0.11 without w500k".)"""
     (tmp_path / "analysis").symlink_to(ROOT / "analysis")
     text = (ROOT / "README.md").read_text()
-    first = next(row for row in table_rows(ROOT / "README.md") if row[1] is not None)
-    line = text.splitlines()[first[0] - 1]
+    first = next(row for row in table_rows(ROOT / "README.md") if row.folder is not None)
+    line = text.splitlines()[first.number - 1]
     cell = _cells(line)[3]
-    low = RANGE.match(cell.split(";")[0].strip()).group(1)
+    low = RANGE.match(first.left_out.split(";")[0].strip()).group(1)
     raised = f"{float(low) + 0.05:.2f}"
     page = tmp_path / "README.md"
     page.write_text(text.replace(line, line.replace(cell, cell.replace(low, raised, 1))))
-    assert len(row_problems(page)) == 1 and "each N left out, Huber" in row_problems(page)[0]
+    problems = row_problems(page)
+    assert len(problems) == 1 and "each N left out, Huber" in problems[0]
