@@ -57,7 +57,8 @@ QUESTIONS = {
     "core": set(),
     "transfer": {"core"}, "laws": {"core"}, "budget": {"core"}, "shape": {"core"}, "sweep": {"core"},
     "dynamics": {"core"},
-    "plan": {"core", "laws", "shape", "dynamics"},   # dynamics: the compute allocation reads Kaplan's frontier
+    "plan": {"core", "laws", "shape", "dynamics", "budget"},   # dynamics: the compute allocation reads Kaplan's frontier;
+    # budget: a transfer law's pretraining is told apart from a plan's by the analysis's own "same budget" ratio
     "audit": {"core", "laws", "budget"},
 }
 ASSEMBLY = {"effdata.analysis.pipeline", "effdata.analysis.report", "effdata.analysis"}

@@ -10,6 +10,8 @@ from synthetic import TRUE_CODE, TRUE_TEXT, make_runs, scratch_runs
 from effdata.analysis.core.fit import TransferFit
 from effdata.analysis.laws.scaling import StartGrid
 from effdata.analysis.plan.check import heldout_check
+from effdata.analysis.plan.pretraining import read_budgets
+from effdata.analysis.plan.report import render_plan
 from effdata.analysis.plan.planner import (
     PlanError,
     PlanRequest,
@@ -268,3 +270,62 @@ def test_the_ranges_a_plan_marks_extrapolation_against_are_the_points_the_law_wa
                                                            points="including extrapolated"))
     assert transfer_ranges(table, {"text+code": shown})["text+code"]["n_range"] == [1e4, 3e5]
     assert transfer_ranges(table, {"text+code": TransferFit(fitted=False, pretrain="text+code", units="chars")}) == {}
+
+
+def _budgeted(kind: str, label: str, p: tuple[float, float], tokens: tuple[float, float]) -> dict:
+    """chars_fits() with the `budget` block effdata.analyze writes: how 'text''s checkpoints were pretrained."""
+    fits = chars_fits()
+    entry = {"base": "text", "pretrain": "text", "kind": kind, "label": label, "p_min": p[0], "p_max": p[1],
+             "tokens_min": tokens[0], "tokens_max": tokens[1]}
+    fits["budget"] = {"studies": [{"role": "compared table", "budgets": {"text": {**entry, "kind": "fixed"}}},
+                                  {"role": "this table", "budgets": {"text": entry}}]}
+    return fits
+
+
+def test_a_plan_whose_pretraining_is_not_the_laws_is_marked_and_one_that_is_the_laws_is_not():
+    """A transfer law's D_T is that of the pretraining it was fitted on (β at one token count grew from 0.01 to 0.53
+    between 1.6 M and 15 M tokens on the CPU ladder). A check that can fail both ways: a law fitted at 30 tokens per
+    parameter, asked about 15 M tokens for every size, is marked at 1e5 (3e6 tokens) and 1e7 (3e8) but not at
+    5e5, where 30 per parameter is 15 M; and the same request on a law fitted at a fixed 15 M tokens is marked at
+    no size."""
+    per_param = _budgeted("per parameter", "30 tokens/parameter", (29.9, 30.1), (3e6, 3e8))
+    plan = make_plan(load_laws(per_param), PlanRequest(d_f=1e6, sizes=(1e5, 5e5, 1e7), pretrain_tokens=1.5e7))
+    text = plan.rows[plan.rows["pretrain"] == "text"].set_index("n_params")["extrapolation"]
+    assert "pretraining 1.5e7 tokens, not the 'text' transfer law's 3e6 at this N (30 tokens/parameter)" in text[1e5]
+    assert "pretraining" not in text[5e5] and "pretraining" in text[1e7]
+    assert not plan.rows[plan.rows["pretrain"] == "none"]["extrapolation"].str.contains("pretraining").any()
+    fixed = _budgeted("fixed", "fixed 15 M tokens (150–1.5 tokens/parameter)", (1.5, 150), (1.5e7, 1.5e7))
+    same = make_plan(load_laws(fixed), PlanRequest(d_f=1e6, sizes=(1e5, 5e5, 1e7), pretrain_tokens=1.5e7))
+    assert not same.rows["extrapolation"].str.contains("pretraining").any()
+    by_param = make_plan(load_laws(fixed), PlanRequest(d_f=1e6, sizes=(1e5, 5e5), pretrain_tokens_per_param=30))
+    assert by_param.rows.set_index(["pretrain", "n_params"]).loc[("text", 5e5), "extrapolation"] == ""
+    assert "not the 'text' transfer law's 1.5e7" in by_param.rows.set_index(["pretrain", "n_params"]).loc[
+        ("text", 1e5), "extrapolation"]
+
+
+def test_the_laws_pretraining_is_named_and_a_plan_without_pretraining_tokens_is_told_to_give_them():
+    fits = _budgeted("per parameter", "30 tokens/parameter", (29.9, 30.1), (3e6, 3e8))
+    plan = make_plan(load_laws(fits), PlanRequest(d_f=1e6))
+    assert "checkpoints pretrained on 30 tokens/parameter" in render_plan(plan)
+    assert any("--pretrain-tokens-per-param" in note for note in plan.notes)
+    given = make_plan(load_laws(fits), PlanRequest(d_f=1e6, pretrain_tokens_per_param=30))
+    assert not any("--pretrain-tokens-per-param" in note for note in given.notes)
+    unknown = make_plan(load_laws(chars_fits()), PlanRequest(d_f=1e6, sizes=(1e6,), pretrain_tokens=1e7))
+    assert "pretraining budget not recorded" in render_plan(unknown)
+    assert unknown.rows.set_index("pretrain").loc["text", "extrapolation"] == (
+        "pretraining 1e7 tokens; the 'text' transfer law's pretraining budget is not recorded")
+
+
+def test_every_committed_fits_json_names_the_pretraining_of_each_transfer_law():
+    """The planner reads the budget effdata.analyze records: every committed analysis's fitted transfer laws have one,
+    v4's at 30 tokens per parameter and cpu-fixed-tokens' at a fixed 15 M tokens."""
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    for path in sorted(root.glob("analysis/**/fits.json")):
+        fits = read_fits(path)
+        fitted = {name for name, entry in (fits.get("transfer") or {}).items() if entry.get("fitted")}
+        assert fitted <= set(read_budgets(fits)), path
+    v4 = load_laws(read_fits(root / "analysis/cpu/fits.json")).transfer["text+code"].pretraining
+    assert v4.kind == "per parameter" and v4.tokens_at(1e5) == pytest.approx(3e6, rel=0.01)
+    fixed = load_laws(read_fits(root / "analysis/cpu-fixed-tokens/fits.json")).transfer["text+code"].pretraining
+    assert fixed.kind == "fixed" and fixed.tokens_at(1e3) == pytest.approx(15.05e6, rel=0.001)

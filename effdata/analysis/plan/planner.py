@@ -47,6 +47,7 @@ from effdata.analysis.laws.scaling import (
     chinchilla_loss,
     kaplan_loss,
 )
+from effdata.analysis.plan.pretraining import PretrainingBudget, pretraining_mismatch, read_budgets, requested_tokens
 from effdata.fmt import compact
 
 PAPER_CHARS_PER_TOKEN = 3.0      # assumed for the papers' laws: a BPE on Python code (ours: 3.02)
@@ -132,6 +133,7 @@ class TransferLaw:
     n_range: Range | None
     d_f_range: Range | None                # in characters
     caveats: tuple[str, ...] = ()          # the analysis's audit warnings on this law (fits.json `audit`)
+    pretraining: PretrainingBudget | None = None   # the budget its checkpoints were pretrained on (None: not recorded)
 
     def transferred(self, d_f_chars, n_params) -> np.ndarray:
         scale = 1.0 if self.units == "chars" else self.chars_per_token
@@ -358,6 +360,7 @@ def _transfer_laws(fits: dict, cpt: float | None) -> tuple[dict[str, TransferLaw
     units = fits.get("units") or "chars"
     ranges = fits.get("transfer_ranges") or {}
     audited = {a.get("law"): tuple(a.get("warnings") or ()) for a in (fits.get("audit") or {}).get("laws") or []}
+    budgets = read_budgets(fits)
     laws, not_fitted = {}, {}
     for name, entry in (fits.get("transfer") or {}).items():
         if not entry.get("fitted"):
@@ -372,7 +375,7 @@ def _transfer_laws(fits: dict, cpt: float | None) -> tuple[dict[str, TransferLaw
                                  beta=_number(entry, "beta", f"transfer law '{name}'"), units=units,
                                  chars_per_token=cpt, n_range=_range(where, "n_range"),
                                  d_f_range=_range(where, "d_f_range", 1.0 if units == "chars" else cpt),
-                                 caveats=audited.get(f"transfer law '{name}'", ()))
+                                 caveats=audited.get(f"transfer law '{name}'", ()), pretraining=budgets.get(name))
     return laws, not_fitted
 
 
@@ -550,8 +553,9 @@ def sane_laws(laws: Laws, request: PlanRequest, options, sizes) -> tuple[Laws, s
                    f"guess, or negative); the {other.scratch.form} form stays sane, so the plan uses it")
 
 
-def extrapolation(laws: Laws, pretrain: str, n: float, d_f: float, d_e: float) -> str:
-    """'' inside every range the laws were fitted on, else what lies outside which range."""
+def extrapolation(laws: Laws, pretrain: str, n: float, d_f: float, d_e: float, request: PlanRequest | None = None) -> str:
+    """'' inside every range the laws were fitted on, else what lies outside which range; with a request that gives
+    pretraining tokens, also where they are not the transfer law's pretraining (`pretraining_mismatch`)."""
     scratch_law = "from-scratch law's"
     checks = [("N", n, laws.scratch.n_range, scratch_law, ""),
               ("D" if pretrain == SCRATCH else "D_E", d_e, laws.scratch.d_range, scratch_law, " chars")]
@@ -568,7 +572,10 @@ def extrapolation(laws: Laws, pretrain: str, n: float, d_f: float, d_e: float) -
             note = side and f"{symbol} = {compact(value)}{unit} {side} the {whose} {compact(where.low)}–{compact(where.high)}"
         if note and note not in notes:
             notes.append(note)
-    return "; ".join(notes)
+    if pretrain != SCRATCH and request is not None:
+        asked = requested_tokens(n, request.pretrain_tokens, request.pretrain_tokens_per_param)
+        notes.append(pretraining_mismatch(pretrain, laws.transfer[pretrain].pretraining, n, asked))
+    return "; ".join(note for note in notes if note)
 
 
 def training_compute(laws: Laws, request: PlanRequest, pretrain: str, n) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -616,7 +623,8 @@ def _rows(laws: Laws, request: PlanRequest, options, sizes) -> pd.DataFrame:
                          "compute": float(counted[i]),
                          "within_budget": None if request.budget is None else bool(counted[i] <= request.budget),
                          "d_opt": float(d_opt[i]) if d_opt is not None else np.nan,
-                         "extrapolation": extrapolation(laws, option, size, request.d_f, float(predicted["d_e"][i]))})
+                         "extrapolation": extrapolation(laws, option, size, request.d_f, float(predicted["d_e"][i]),
+                                                       request)})
     return pd.DataFrame(rows)
 
 
@@ -645,7 +653,7 @@ def best_within_budget(laws: Laws, request: PlanRequest, option: str, sizes) -> 
     return BestSize(pretrain=option, n_params=n, loss=float(predicted["loss"]),
                     compute=float(training_compute(laws, request, option, n)[2]),
                     bound="the budget" if at_budget else "the predicted loss (an optimum below the budget)",
-                    extrapolation=extrapolation(laws, option, n, request.d_f, float(predicted["d_e"])))
+                    extrapolation=extrapolation(laws, option, n, request.d_f, float(predicted["d_e"]), request))
 
 
 def _largest_affordable(laws: Laws, request: PlanRequest, option: str, low: float, high: float) -> float:
@@ -693,6 +701,7 @@ def _notes(laws: Laws, request: PlanRequest) -> list[str]:
     # What a planned law rests on, as the analysis's audit said it (docs/METHOD.md §6): a plan is a claim too.
     notes += [f"The analysis's audit: {caveat}" for name, law in sorted(laws.transfer.items())
               if not request.pretrain or name in request.pretrain for caveat in law.caveats]
+    notes += _pretraining_notes(laws, request)
     shape = choose_shape(laws, request, candidate_sizes(laws, request))
     if shape is None:
         notes.append("No shape comparison in these fits.")
@@ -703,6 +712,18 @@ def _notes(laws: Laws, request: PlanRequest) -> list[str]:
     if laws.scratch.form != "chinchilla":
         notes.append("The compute-optimal data for a size needs the Chinchilla form (--law chinchilla).")
     return notes
+
+
+def _pretraining_notes(laws: Laws, request: PlanRequest) -> list[str]:
+    """What a transfer law's D_T stands for: the pretraining its checkpoints had, which a plan that names its own
+    pretraining tokens is checked against (`pretraining_mismatch`)."""
+    planned = [law for name, law in sorted(laws.transfer.items()) if not request.pretrain or name in request.pretrain]
+    if not planned or request.pretrain_tokens or request.pretrain_tokens_per_param:
+        return []
+    return ["A transfer law's D_T is that of the pretraining its checkpoints had (listed with each law above): a "
+            "checkpoint pretrained on other tokens transfers differently. Give --pretrain-tokens or "
+            "--pretrain-tokens-per-param and every prediction whose pretraining is not the law's is marked "
+            "extrapolated (docs/planning.md, 'Pretraining budget')."]
 
 
 # --------------------------------------------------------------------------- what effdata.analyze writes for it

@@ -73,7 +73,7 @@ def _draw(plan: Plan, loss_ax, multiplier_ax) -> bool:
     dashed = False
     for option in plan.options:
         predicted = predict(plan.laws, option, grid, d_f)
-        outside = np.array([bool(extrapolation(plan.laws, option, n, d_f, d_e))
+        outside = np.array([bool(extrapolation(plan.laws, option, n, d_f, d_e, plan.request))
                             for n, d_e in zip(grid, predicted["d_e"])])
         label = "from scratch" if option == SCRATCH else f"fine-tuned from {option}"
         dashed |= _curve(loss_ax, grid, predicted["loss"], outside, colors[option], label)

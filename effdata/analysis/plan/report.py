@@ -18,8 +18,10 @@ def _laws_lines(plan: Plan) -> list[str]:
         where = (f"fitted on N {compact(law.n_range.low)}–{compact(law.n_range.high)}, D_F "
                  f"{compact(law.d_f_range.low)}–{compact(law.d_f_range.high)} chars") if law.n_range and law.d_f_range \
             else "fitted range not recorded"
+        pretrained = f"checkpoints pretrained on {law.pretraining.label}" if law.pretraining else \
+            "pretraining budget not recorded"
         lines.append(f"- Transfer law `{name}`: D_T = {sig(law.k)} · D_F^{sig(law.alpha)} · N^{sig(law.beta)} "
-                     f"(D in {law.units}; {where}).")
+                     f"(D in {law.units}; {where}; {pretrained}).")
     cpt = f"{sig(laws.chars_per_token)} ({laws.chars_per_token_source})" if laws.chars_per_token else \
         laws.chars_per_token_source
     lines.append(f"- Characters per token: {cpt}.")
