@@ -32,6 +32,9 @@ class Immediate:
     def messages(self):
         return []
 
+    def through(self):
+        return {}
+
     def shutdown(self) -> None:
         pass
 

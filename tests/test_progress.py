@@ -61,6 +61,9 @@ class RecordingExecutor:
     def messages(self) -> list[str]:
         return ["step 10/50  train 3.1  " + "x" * 5000]  # a worker's step line, far too long for a log
 
+    def through(self):
+        return {}
+
     def shutdown(self) -> None:
         pass
 
@@ -99,7 +102,7 @@ def test_plain_summary_every_interval_with_time_left_by_cost():
 def test_plain_time_left_without_an_estimate_counts_runs_and_skips_blocked_cost():
     clock, out = FakeClock(), io.StringIO()
     shown = PlainProgress(3, out, every=60.0, clock=clock)
-    assert shown.summary().endswith("time left unknown until a run ends")
+    assert shown.summary().endswith("time left unknown until a run ends or says how far it is")
     clock.now += 10
     shown.ended(None, "ok")
     assert shown.summary().endswith("about 20s left")
@@ -107,6 +110,51 @@ def test_plain_time_left_without_an_estimate_counts_runs_and_skips_blocked_cost(
     costed.ended("b: blocked", "blocked", cost=10.0)
     costed.ended("a: ok", "ok", cost=10.0)
     assert costed.cost_total == 20.0 and costed.summary().endswith("left")
+
+
+def test_runs_in_flight_count_by_how_far_they_are():
+    """A study of long pretrainings said "time left unknown" until its first one ended (20 minutes and more). A check
+    that can fail: with the same clock and costs, the estimate moves with the fractions the runs report, and with
+    none reported it is unknown as before."""
+    clock = FakeClock()
+    shown = PlainProgress(4, io.StringIO(), total_cost=100.0, clock=clock)
+    clock.now += 600
+    shown.tick(2)
+    assert shown.summary().endswith("2 running; 10m00s elapsed; time left unknown until a run ends or says how far it is")
+    shown.tick(2, [(0.5, 40.0), (0.25, 40.0)])          # 30 of 100 done in 10 minutes: about 23m20s left
+    assert shown.summary().endswith("2 running (25 %, 50 % of their steps); 10m00s elapsed; about 23m20s left")
+    shown.tick(2, [(1.0, 40.0), (0.25, 40.0)])          # 50 of 100: about 10 minutes left
+    assert shown.summary().endswith("about 10m00s left")
+    uncosted = PlainProgress(4, io.StringIO(), clock=clock)   # no estimate: the runs' count, fractions included
+    clock.now += 600
+    uncosted.tick(1, [(0.5, 0.0)])
+    assert uncosted.summary().endswith("1 running (50 % of its steps); 10m00s elapsed; about 1h10m left")
+
+
+def test_the_local_executor_reports_each_running_runs_fraction_and_forgets_it_when_it_ends():
+    from effdata.study.runner import LocalExecutor
+
+    executor = LocalExecutor.__new__(LocalExecutor)            # its queues and bookkeeping, without workers
+    executor._events, executor._running, executor._ended, executor._lines, executor._through = \
+        FakeQueue([("progress", "a", {"step": 30, "total_steps": 120}), ("progress", "b", {"step": 5}),
+                   ("progress", "a", {"step": 60, "total_steps": 120})]), {}, [], [], {}
+    executor.worker_gpus = {}
+    executor._drain()
+    assert executor.through() == {"a": 0.5, "b": 0.0}
+    executor._events = FakeQueue([("end", "a", None)])
+    executor._drain()
+    assert executor.through() == {"b": 0.0}
+
+
+class FakeQueue:
+    def __init__(self, items):
+        self.items = list(items)
+
+    def get_nowait(self):
+        import queue
+        if not self.items:
+            raise queue.Empty
+        return self.items.pop(0)
 
 
 def test_auto_picks_the_bar_on_a_terminal_and_plain_lines_elsewhere():

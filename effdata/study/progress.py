@@ -16,7 +16,7 @@ import logging
 import re
 import sys
 import time
-from typing import Callable, Protocol, TextIO
+from typing import Callable, Protocol, Sequence, TextIO
 
 MODES = ("auto", "bar", "plain")
 LINE_MAX = 200           # a plain line is cut here: a log line should fit a screen or two, whatever an error says
@@ -26,7 +26,8 @@ SUMMARY_EVERY = 60.0     # seconds between plain summary lines
 class Progress(Protocol):
     def message(self, line: str) -> None: ...                       # a running run's latest step line
     def ended(self, line: str | None, status: str, cost: float = 0.0) -> None: ...  # ok, failed or blocked
-    def tick(self, running: int) -> None: ...                        # every scheduler pass
+    def tick(self, running: int, partial: Sequence[tuple[float, float]] = ()) -> None: ...
+    # every scheduler pass; `partial`: (fraction of its steps done, cost) of each run in flight that has said
     def close(self) -> None: ...
 
 
@@ -64,7 +65,7 @@ class BarProgress:
             self.bar.write(line)
         self.bar.update(1)
 
-    def tick(self, running: int) -> None:
+    def tick(self, running: int, partial: Sequence[tuple[float, float]] = ()) -> None:
         pass
 
     def close(self) -> None:
@@ -82,6 +83,7 @@ class PlainProgress:
         self.counts = {"ok": 0, "failed": 0, "blocked": 0}
         self.cost_total, self.cost_ended = total_cost, 0.0
         self.running = 0
+        self.partial: tuple[tuple[float, float], ...] = ()   # (fraction done, cost) of the runs in flight
 
     def _print(self, line: str) -> None:
         print(one_line(line), file=self.stream, flush=True)
@@ -98,8 +100,8 @@ class PlainProgress:
         if line is not None:
             self._print(line)
 
-    def tick(self, running: int) -> None:
-        self.running = running
+    def tick(self, running: int, partial: Sequence[tuple[float, float]] = ()) -> None:
+        self.running, self.partial = running, tuple(partial)
         if self.clock() - self.last_summary >= self.every:
             self._print(self.summary())
 
@@ -111,20 +113,33 @@ class PlainProgress:
         ended = sum(self.counts.values())
         elapsed = now - self.started
         return (f"runs: {ended}/{self.total} ended ({self.counts['ok']} ok, {self.counts['failed']} failed, "
-                f"{self.counts['blocked']} blocked); {self.running} running; {duration(elapsed)} elapsed; "
-                f"{self._left(ended, elapsed)}")
+                f"{self.counts['blocked']} blocked); {self.running} running{self._through()}; "
+                f"{duration(elapsed)} elapsed; {self._left(ended, elapsed)}")
+
+    def _through(self) -> str:
+        """' (12 %, 57 % of their steps)': how far the runs in flight are, where they have said."""
+        if not self.partial:
+            return ""
+        shown = ", ".join(f"{100 * fraction:.0f} %" for fraction, _ in sorted(self.partial))
+        return f" ({shown} of {'its' if len(self.partial) == 1 else 'their'} steps)"
 
     def _left(self, ended: int, elapsed: float) -> str:
-        """Time left, by the ended runs' share of the estimated cost (FLOPs) when there is one, else of
-        the count: a rough figure (runs in flight are counted as not started)."""
+        """Time left, by the share of the estimated cost (FLOPs) done when there is one, else of the count: the
+        ended runs' and the done fraction of each run in flight (its steps so far over its planned steps; a
+        length search that stops early was further on than that). A rough figure. Until 6 December runs in flight
+        counted as not started, and cpu-fixed-tokens-30m's log, whose pretrainings take 7–32 minutes, said
+        "unknown" until its first one ended."""
         if ended >= self.total:
             return "none left"
-        if self.cost_ended > 0 and self.cost_total > self.cost_ended:
-            share = self.cost_ended / self.cost_total
-        elif ended and not self.cost_total:
-            share = ended / self.total
+        in_flight = sum(fraction * cost for fraction, cost in self.partial)
+        if self.cost_total > 0 and 0 < self.cost_ended + in_flight < self.cost_total:
+            share = (self.cost_ended + in_flight) / self.cost_total
+        elif not self.cost_total:
+            share = (ended + sum(fraction for fraction, _ in self.partial)) / self.total
         else:
-            return "time left unknown until a run ends"
+            share = 0.0
+        if share <= 0:
+            return "time left unknown until a run ends or says how far it is"
         return f"about {duration(elapsed * (1 - share) / share)} left"
 
 

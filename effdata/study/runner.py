@@ -135,6 +135,7 @@ class Executor(Protocol):
     def submit(self, run_id: str) -> None: ...
     def poll(self) -> list[tuple[str, str | None]]: ...
     def messages(self) -> list[str]: ...
+    def through(self) -> dict[str, float]: ...   # run in flight -> fraction of its steps done, where it has said
     def shutdown(self) -> None: ...
 
 
@@ -231,6 +232,7 @@ class LocalExecutor:
         self._running: dict[int, str] = {}   # worker pid -> run id
         self._ended: list[tuple[str, str | None]] = []
         self._lines: list[str] = []
+        self._through: dict[str, float] = {}  # run id -> its last step / its planned steps
         self.worker_gpus: dict[int, str | None] = {}  # worker pid -> its CUDA_VISIBLE_DEVICES, as it reported
         for i in range(workers):
             self._spawn(gpus[i % len(gpus)] if gpus else None)
@@ -256,9 +258,11 @@ class LocalExecutor:
                 self._running[payload] = run_id
             elif kind == "end":
                 self._running = {pid: r for pid, r in self._running.items() if r != run_id}
+                self._through.pop(run_id, None)
                 self._ended.append((run_id, payload))
             elif kind == "progress":
                 self._lines.append(_progress_line(run_id, payload))
+                self._through[run_id] = _fraction(payload)
 
     def poll(self) -> list[tuple[str, str | None]]:
         self._drain()
@@ -278,6 +282,9 @@ class LocalExecutor:
     def messages(self) -> list[str]:
         lines, self._lines = self._lines, []
         return lines
+
+    def through(self) -> dict[str, float]:
+        return dict(self._through)
 
     def shutdown(self) -> None:
         for proc in self._procs:
@@ -307,6 +314,14 @@ def _end_line(run_id: str, record: dict) -> str:
     if reason:
         parts.append(STOPPED.get(reason, f"stopped: {reason}"))
     return "  ".join(parts)
+
+
+def _fraction(info: dict) -> float:
+    """A progress report's step over its planned steps, within [0, 1] (0 where it does not say)."""
+    step, total = info.get("step"), info.get("total_steps")
+    if not isinstance(step, (int, float)) or not isinstance(total, (int, float)) or total <= 0:
+        return 0.0
+    return min(1.0, max(0.0, step / total))
 
 
 def _progress_line(run_id: str, info: dict) -> str:
@@ -417,7 +432,8 @@ def schedule(store: Store, runs: list[StudyRun], executor: Executor, max_paralle
                 in_flight.discard(run_id)
                 status, line = _settle(store, pending[run_id], reason, outcome)
                 shown.ended(line, status, cost(pending[run_id]))
-            shown.tick(len(in_flight))
+            through = executor.through()
+            shown.tick(len(in_flight), [(through[r], cost(pending[r])) for r in in_flight if r in through])
             time.sleep(poll_interval)
     finally:
         shown.close()

@@ -347,6 +347,10 @@ class SlurmExecutor:
         ended, self._ended = self._ended, []
         return ended
 
+    def through(self) -> dict[str, float]:
+        """How far each job is: not known here (a job's steps are in its log on the cluster); {}."""
+        return {}
+
     def messages(self) -> list[str]:
         """The jobs' states in one line when they change, for the progress bar: "slurm: 2 running, 1 pending"."""
         line = "slurm: " + (self.status() or "no jobs")
