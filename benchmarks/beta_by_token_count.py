@@ -70,6 +70,7 @@ def draw(points: list[Point], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
     names = sorted({p.pretrain for p in points}, reverse=True)
     for index, (color, name) in enumerate(zip(("tab:orange", "tab:blue", "tab:green"), names)):
@@ -85,6 +86,10 @@ def draw(points: list[Point], path: Path) -> None:
     ax.axhline(0, color="0.6", lw=0.8)
     ax.set(xscale="log", xlabel="pretraining tokens, the same for every size", ylabel="β (D_T ∝ N^β)",
            title="β at one pretraining token count (dots: Huber, 90% CI; ×: least squares)")
+    low, high = min(p.tokens for p in points) / 1.5, max(p.tokens for p in points) * 1.5
+    ticks = [t for t in (1e6, 2e6, 5e6, 1e7, 2e7, 5e7, 1e8) if low <= t <= high]
+    ax.set_xticks(ticks, [f"{t / 1e6:g} M" for t in ticks])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.title.set_fontsize("small")
     ax.legend(fontsize=8)
     fig.savefig(path, dpi=110)
