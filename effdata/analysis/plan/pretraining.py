@@ -2,7 +2,8 @@
 
 A transfer law D_T = k·D_F^α·N^β is fitted on fine-tunes of checkpoints pretrained on some number of tokens per
 size, and its D_T is that pretraining's: on effdata's CPU ladder text+code's β at one pretraining token count runs
-from 0.01 at 1.6 M tokens to 0.53 at 15 M (docs/findings.md), and v4's law is for 30 tokens per parameter. fits.json
+from 0.01 at 1.6 M tokens to 0.53 at 15 M and 0.59 at 30 M (docs/findings.md), and v4's law is for 30 tokens per
+parameter. fits.json
 records each pretraining name's budget (`budget.studies`, the row "this table": effdata.analysis.budget); the
 planner reads it here, names it beside the law, and marks a prediction whose pretraining differs from it.
 """
