@@ -10,7 +10,7 @@ import pytest
 
 from effdata.run import build_parser, main
 from effdata.spec import RunSpec, StudyRun
-from effdata.study.progress import LINE_MAX, BarProgress, PlainProgress, duration, one_line, open_progress
+from effdata.study.progress import LINE_MAX, BarProgress, InFlight, PlainProgress, duration, one_line, open_progress
 from effdata.study.runner import schedule
 from effdata.study.store import Store
 from studyfiles import write_study
@@ -113,37 +113,42 @@ def test_plain_time_left_without_an_estimate_counts_runs_and_skips_blocked_cost(
 
 
 def test_runs_in_flight_count_by_how_far_they_are():
-    """A study of long pretrainings said "time left unknown" until its first one ended (20 minutes and more). A check
-    that can fail: with the same clock and costs, the estimate moves with the fractions the runs report, and with
-    none reported it is unknown as before."""
+    """A study of long pretrainings said "time left unknown" until its first one ended (21 minutes). A check that can
+    fail: with the same clock and costs, the estimate moves with the fractions the runs report, and with none
+    reported it is unknown as before; each run's own time to go is its pace so far."""
     clock = FakeClock()
     shown = PlainProgress(4, io.StringIO(), total_cost=100.0, clock=clock)
     clock.now += 600
     shown.tick(2)
     assert shown.summary().endswith("2 running; 10m00s elapsed; time left unknown until a run ends or says how far it is")
-    shown.tick(2, [(0.5, 40.0), (0.25, 40.0)])          # 30 of 100 done in 10 minutes: about 23m20s left
-    assert shown.summary().endswith("2 running (25 %, 50 % of their steps); 10m00s elapsed; about 23m20s left")
-    shown.tick(2, [(1.0, 40.0), (0.25, 40.0)])          # 50 of 100: about 10 minutes left
+    shown.tick(2, [InFlight(0.5, 600, 40.0), InFlight(0.25, 300, 40.0)])   # 30 of 100 in 10 minutes: 23m20s left
+    assert shown.summary().endswith("2 running (25 % of its steps, 15m00s to go; 50 %, 10m00s to go); 10m00s elapsed; "
+                                    "about 23m20s left")
+    shown.tick(2, [InFlight(1.0, 600, 40.0), InFlight(0.25, 300, 40.0)])   # 50 of 100: about 10 minutes left
     assert shown.summary().endswith("about 10m00s left")
+    shown.tick(1, [InFlight(0.0, 5, 40.0)])                                 # at its first report: no pace yet
+    assert "(0 % of its steps)" in shown.summary()
     uncosted = PlainProgress(4, io.StringIO(), clock=clock)   # no estimate: the runs' count, fractions included
     clock.now += 600
-    uncosted.tick(1, [(0.5, 0.0)])
-    assert uncosted.summary().endswith("1 running (50 % of its steps); 10m00s elapsed; about 1h10m left")
+    uncosted.tick(1, [InFlight(0.5, 600)])
+    assert uncosted.summary().endswith("1 running (50 % of its steps, 10m00s to go); 10m00s elapsed; about 1h10m left")
 
 
 def test_the_local_executor_reports_each_running_runs_fraction_and_forgets_it_when_it_ends():
     from effdata.study.runner import LocalExecutor
 
     executor = LocalExecutor.__new__(LocalExecutor)            # its queues and bookkeeping, without workers
-    executor._events, executor._running, executor._ended, executor._lines, executor._through = \
-        FakeQueue([("progress", "a", {"step": 30, "total_steps": 120}), ("progress", "b", {"step": 5}),
-                   ("progress", "a", {"step": 60, "total_steps": 120})]), {}, [], [], {}
+    executor._events, executor._running, executor._ended, executor._lines, executor._through, executor._started = \
+        FakeQueue([("start", "a", 11), ("start", "b", 12), ("progress", "a", {"step": 30, "total_steps": 120}),
+                   ("progress", "b", {"step": 5}), ("progress", "a", {"step": 60, "total_steps": 120})]), {}, [], [], {}, {}
     executor.worker_gpus = {}
     executor._drain()
-    assert executor.through() == {"a": 0.5, "b": 0.0}
+    through = executor.through()
+    assert {run: r.fraction for run, r in through.items()} == {"a": 0.5, "b": 0.0}
+    assert 0 <= through["a"].seconds < 60 and through["a"].cost == 0.0
     executor._events = FakeQueue([("end", "a", None)])
     executor._drain()
-    assert executor.through() == {"b": 0.0}
+    assert set(executor.through()) == {"b"} and "a" not in executor._started
 
 
 class FakeQueue:

@@ -16,6 +16,7 @@ import logging
 import re
 import sys
 import time
+from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence, TextIO
 
 MODES = ("auto", "bar", "plain")
@@ -23,11 +24,26 @@ LINE_MAX = 200           # a plain line is cut here: a log line should fit a scr
 SUMMARY_EVERY = 60.0     # seconds between plain summary lines
 
 
+@dataclass(frozen=True)
+class InFlight:
+    """How far a running run is, as its last progress report said: the fraction of its planned steps done after
+    `seconds` running, and its estimated cost (the runner's, FLOPs; 0 where there is none)."""
+
+    fraction: float
+    seconds: float
+    cost: float = 0.0
+
+    def to_go(self) -> float | None:
+        """Seconds until its planned steps are done at its pace so far (a length search that stops early ends
+        sooner); None before its first step."""
+        return self.seconds * (1 - self.fraction) / self.fraction if self.fraction > 0 else None
+
+
 class Progress(Protocol):
     def message(self, line: str) -> None: ...                       # a running run's latest step line
     def ended(self, line: str | None, status: str, cost: float = 0.0) -> None: ...  # ok, failed or blocked
-    def tick(self, running: int, partial: Sequence[tuple[float, float]] = ()) -> None: ...
-    # every scheduler pass; `partial`: (fraction of its steps done, cost) of each run in flight that has said
+    def tick(self, running: int, partial: Sequence[InFlight] = ()) -> None: ...
+    # every scheduler pass; `partial`: each run in flight that has said how far it is
     def close(self) -> None: ...
 
 
@@ -65,7 +81,7 @@ class BarProgress:
             self.bar.write(line)
         self.bar.update(1)
 
-    def tick(self, running: int, partial: Sequence[tuple[float, float]] = ()) -> None:
+    def tick(self, running: int, partial: Sequence[InFlight] = ()) -> None:
         pass
 
     def close(self) -> None:
@@ -83,7 +99,7 @@ class PlainProgress:
         self.counts = {"ok": 0, "failed": 0, "blocked": 0}
         self.cost_total, self.cost_ended = total_cost, 0.0
         self.running = 0
-        self.partial: tuple[tuple[float, float], ...] = ()   # (fraction done, cost) of the runs in flight
+        self.partial: tuple[InFlight, ...] = ()   # the runs in flight that have said how far they are
 
     def _print(self, line: str) -> None:
         print(one_line(line), file=self.stream, flush=True)
@@ -100,7 +116,7 @@ class PlainProgress:
         if line is not None:
             self._print(line)
 
-    def tick(self, running: int, partial: Sequence[tuple[float, float]] = ()) -> None:
+    def tick(self, running: int, partial: Sequence[InFlight] = ()) -> None:
         self.running, self.partial = running, tuple(partial)
         if self.clock() - self.last_summary >= self.every:
             self._print(self.summary())
@@ -117,11 +133,14 @@ class PlainProgress:
                 f"{duration(elapsed)} elapsed; {self._left(ended, elapsed)}")
 
     def _through(self) -> str:
-        """' (12 %, 57 % of their steps)': how far the runs in flight are, where they have said."""
-        if not self.partial:
-            return ""
-        shown = ", ".join(f"{100 * fraction:.0f} %" for fraction, _ in sorted(self.partial))
-        return f" ({shown} of {'its' if len(self.partial) == 1 else 'their'} steps)"
+        """' (12 % of its steps, 22m00s to go; 57 %, 3m00s to go)': how far the runs in flight are and when each
+        ends at its pace so far, where they have said."""
+        parts = []
+        for index, run in enumerate(sorted(self.partial, key=lambda r: r.fraction)):
+            to_go = run.to_go()
+            parts.append(f"{100 * run.fraction:.0f} %" + (" of its steps" if index == 0 else "")
+                         + (f", {duration(to_go)} to go" if to_go is not None else ""))
+        return f" ({'; '.join(parts)})" if parts else ""
 
     def _left(self, ended: int, elapsed: float) -> str:
         """Time left, by the share of the estimated cost (FLOPs) done when there is one, else of the count: the
@@ -131,11 +150,11 @@ class PlainProgress:
         "unknown" until its first one ended."""
         if ended >= self.total:
             return "none left"
-        in_flight = sum(fraction * cost for fraction, cost in self.partial)
+        in_flight = sum(run.fraction * run.cost for run in self.partial)
         if self.cost_total > 0 and 0 < self.cost_ended + in_flight < self.cost_total:
             share = (self.cost_ended + in_flight) / self.cost_total
         elif not self.cost_total:
-            share = (ended + sum(fraction for fraction, _ in self.partial)) / self.total
+            share = (ended + sum(run.fraction for run in self.partial)) / self.total
         else:
             share = 0.0
         if share <= 0:

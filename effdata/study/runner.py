@@ -25,7 +25,7 @@ from typing import Iterator, Protocol
 
 from effdata.paths import atomic_write_text
 from effdata.spec import RunSpec, StudyRun
-from effdata.study.progress import SUMMARY_EVERY, open_progress
+from effdata.study.progress import SUMMARY_EVERY, InFlight, open_progress
 from effdata.study.store import RECORD, Store
 
 
@@ -135,7 +135,7 @@ class Executor(Protocol):
     def submit(self, run_id: str) -> None: ...
     def poll(self) -> list[tuple[str, str | None]]: ...
     def messages(self) -> list[str]: ...
-    def through(self) -> dict[str, float]: ...   # run in flight -> fraction of its steps done, where it has said
+    def through(self) -> dict[str, InFlight]: ...   # run in flight -> how far it is, where it has said
     def shutdown(self) -> None: ...
 
 
@@ -233,6 +233,7 @@ class LocalExecutor:
         self._ended: list[tuple[str, str | None]] = []
         self._lines: list[str] = []
         self._through: dict[str, float] = {}  # run id -> its last step / its planned steps
+        self._started: dict[str, float] = {}  # run id -> when a worker took it (time.monotonic())
         self.worker_gpus: dict[int, str | None] = {}  # worker pid -> its CUDA_VISIBLE_DEVICES, as it reported
         for i in range(workers):
             self._spawn(gpus[i % len(gpus)] if gpus else None)
@@ -256,9 +257,11 @@ class LocalExecutor:
                 self.worker_gpus[pid] = gpu
             elif kind == "start":
                 self._running[payload] = run_id
+                self._started[run_id] = time.monotonic()
             elif kind == "end":
                 self._running = {pid: r for pid, r in self._running.items() if r != run_id}
                 self._through.pop(run_id, None)
+                self._started.pop(run_id, None)
                 self._ended.append((run_id, payload))
             elif kind == "progress":
                 self._lines.append(_progress_line(run_id, payload))
@@ -283,8 +286,10 @@ class LocalExecutor:
         lines, self._lines = self._lines, []
         return lines
 
-    def through(self) -> dict[str, float]:
-        return dict(self._through)
+    def through(self) -> dict[str, InFlight]:
+        now = time.monotonic()
+        return {run_id: InFlight(fraction, now - self._started.get(run_id, now))
+                for run_id, fraction in self._through.items()}
 
     def shutdown(self) -> None:
         for proc in self._procs:
@@ -433,7 +438,8 @@ def schedule(store: Store, runs: list[StudyRun], executor: Executor, max_paralle
                 status, line = _settle(store, pending[run_id], reason, outcome)
                 shown.ended(line, status, cost(pending[run_id]))
             through = executor.through()
-            shown.tick(len(in_flight), [(through[r], cost(pending[r])) for r in in_flight if r in through])
+            shown.tick(len(in_flight), [dataclasses.replace(through[r], cost=cost(pending[r]))
+                                        for r in in_flight if r in through])
             time.sleep(poll_interval)
     finally:
         shown.close()

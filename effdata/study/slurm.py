@@ -347,7 +347,7 @@ class SlurmExecutor:
         ended, self._ended = self._ended, []
         return ended
 
-    def through(self) -> dict[str, float]:
+    def through(self) -> dict:
         """How far each job is: not known here (a job's steps are in its log on the cluster); {}."""
         return {}
 
