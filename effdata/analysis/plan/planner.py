@@ -585,14 +585,13 @@ def training_compute(laws: Laws, request: PlanRequest, pretrain: str, n) -> tupl
         nan = np.full(n.shape, np.nan)
         return nan, nan, nan
     target = 6 * n * (request.d_f / laws.chars_per_token) * request.epochs
+    asked = requested_tokens(n, request.pretrain_tokens, request.pretrain_tokens_per_param)
     if pretrain == SCRATCH:
         pretraining = np.zeros(n.shape)
-    elif request.pretrain_tokens:
-        pretraining = 6 * n * request.pretrain_tokens
-    elif request.pretrain_tokens_per_param:
-        pretraining = 6 * n * request.pretrain_tokens_per_param * n
-    else:
+    elif asked is None:
         pretraining = np.full(n.shape, np.nan)
+    else:
+        pretraining = 6 * n * asked
     return target, pretraining, target + pretraining if request.count_pretraining else target
 
 

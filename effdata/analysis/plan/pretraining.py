@@ -49,8 +49,9 @@ def read_budgets(fits: dict) -> dict[str, PretrainingBudget]:
     return found
 
 
-def requested_tokens(n_params: float, tokens: float | None, tokens_per_param: float | None) -> float | None:
-    """The pretraining tokens a plan gives a model of N parameters (--pretrain-tokens, else R·N), or None."""
+def requested_tokens(n_params, tokens: float | None, tokens_per_param: float | None):
+    """The pretraining tokens a plan gives a model of N parameters, N a number or an array (--pretrain-tokens,
+    else R·N), or None where the plan gives neither."""
     if tokens:
         return float(tokens)
     if tokens_per_param:
