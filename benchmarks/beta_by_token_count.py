@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from effdata.analysis.core.markdown import markdown_table  # noqa: E402
+from effdata.analysis.plan.pretraining import read_budgets  # noqa: E402
 from effdata.fmt import compact, sig  # noqa: E402
 
 
@@ -46,14 +47,13 @@ def read_point(folder: Path, pretrain: str) -> Point | None:
     law = (fits.get("transfer") or {}).get(pretrain) or {}
     if not law.get("fitted"):
         return None
-    own = next((s for s in (fits.get("budget") or {}).get("studies", []) if s.get("role") == "this table"), {})
-    budget = (own.get("budgets") or {}).get(pretrain) or {}
-    if budget.get("kind") != "fixed":
+    budget = read_budgets(fits).get(pretrain)
+    if budget is None or budget.kind != "fixed":
         raise Refused(f"{folder}: '{pretrain}' was not pretrained on one token count for every size "
-                      f"({budget.get('label', 'budget not recorded')})")
+                      f"({budget.label if budget else 'budget not recorded'})")
     audit = next(a for a in fits["audit"]["laws"] if a["law"] == f"transfer law '{pretrain}'")
     refits = [x["estimates"]["beta"] for x in audit["left_out"] if x["group"] == "N"]
-    return Point(str(folder), pretrain, (budget["tokens_min"] * budget["tokens_max"]) ** 0.5, law["beta"],
+    return Point(str(folder), pretrain, budget.tokens_at(1.0), law["beta"],
                  tuple(law["intervals"]["beta"]), audit["other_estimate"]["beta"], (min(refits), max(refits)))
 
 
