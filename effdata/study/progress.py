@@ -146,7 +146,7 @@ class PlainProgress:
         """Time left, by the share of the estimated cost (FLOPs) done when there is one, else of the count: the
         ended runs' and the done fraction of each run in flight (its steps so far over its planned steps; a
         length search that stops early was further on than that). A rough figure. Until 6 December runs in flight
-        counted as not started, and cpu-fixed-tokens-30m's log, whose pretrainings take 7–32 minutes, said
+        counted as not started, and cpu-fixed-tokens-30m's log, whose pretrainings took 7–33 minutes, said
         "unknown" until its first one ended."""
         if ended >= self.total:
             return "none left"

@@ -135,6 +135,11 @@ class Executor(Protocol):
     def submit(self, run_id: str) -> None: ...
     def poll(self) -> list[tuple[str, str | None]]: ...
     def messages(self) -> list[str]: ...
+    def _forget(self, run_id: str) -> None:
+        """A run that ended, or whose worker died, is no longer in flight."""
+        self._through.pop(run_id, None)
+        self._started.pop(run_id, None)
+
     def through(self) -> dict[str, InFlight]: ...   # run in flight -> how far it is, where it has said
     def shutdown(self) -> None: ...
 
@@ -260,8 +265,7 @@ class LocalExecutor:
                 self._started[run_id] = time.monotonic()
             elif kind == "end":
                 self._running = {pid: r for pid, r in self._running.items() if r != run_id}
-                self._through.pop(run_id, None)
-                self._started.pop(run_id, None)
+                self._forget(run_id)
                 self._ended.append((run_id, payload))
             elif kind == "progress":
                 self._lines.append(_progress_line(run_id, payload))
@@ -277,6 +281,7 @@ class LocalExecutor:
             self.worker_gpus.pop(proc.pid, None)
             run_id = self._running.pop(proc.pid, None)
             if run_id is not None:
+                self._forget(run_id)
                 self._ended.append((run_id, f"worker process died (exit code {proc.exitcode})"))
             self._spawn(gpu)
         ended, self._ended = self._ended, []
@@ -285,6 +290,11 @@ class LocalExecutor:
     def messages(self) -> list[str]:
         lines, self._lines = self._lines, []
         return lines
+
+    def _forget(self, run_id: str) -> None:
+        """A run that ended, or whose worker died, is no longer in flight."""
+        self._through.pop(run_id, None)
+        self._started.pop(run_id, None)
 
     def through(self) -> dict[str, InFlight]:
         now = time.monotonic()
