@@ -10,7 +10,8 @@ import pytest
 
 from effdata.run import build_parser, main
 from effdata.spec import RunSpec, StudyRun
-from effdata.study.progress import LINE_MAX, BarProgress, InFlight, PlainProgress, duration, one_line, open_progress
+from effdata.study.clock import Cost, CostClock, InFlight
+from effdata.study.progress import LINE_MAX, BarProgress, PlainProgress, duration, one_line, open_progress
 from effdata.study.runner import schedule
 from effdata.study.store import Store
 from studyfiles import write_study
@@ -84,17 +85,17 @@ def test_duration():
 
 def test_plain_summary_every_interval_with_time_left_by_cost():
     clock, out = FakeClock(), io.StringIO()
-    shown = PlainProgress(4, out, total_cost=100.0, every=60.0, clock=clock)
+    shown = PlainProgress(4, out, planned={("", 1.0): 100.0}, every=60.0, clock=clock)
     clock.now += 30
     shown.tick(2)
     assert out.getvalue() == ""  # not a minute yet
-    shown.ended("run-a: ok  loss 2.5", "ok", cost=25.0)
+    shown.ended("run-a: ok  loss 2.5", "ok", Cost(25.0, "", 1.0, spent=25.0, seconds=60.0))
     clock.now += 30
     shown.tick(2)
     lines = out.getvalue().splitlines()
     assert lines[0] == "run-a: ok  loss 2.5"
-    # a quarter of the cost in 60 s: about 180 s left
-    assert lines[1] == "runs: 1/4 ended (1 ok, 0 failed, 0 blocked); 2 running; 1m00s elapsed; about 3m00s left"
+    # a quarter of the cost in 60 s: 180 s of work left, on the two workers seen running
+    assert lines[1] == "runs: 1/4 ended (1 ok, 0 failed, 0 blocked); 2 running; 1m00s elapsed; about 1m30s left"
     shown.tick(2)
     assert len(out.getvalue().splitlines()) == 2  # the next summary waits another minute
 
@@ -106,10 +107,10 @@ def test_plain_time_left_without_an_estimate_counts_runs_and_skips_blocked_cost(
     clock.now += 10
     shown.ended(None, "ok")
     assert shown.summary().endswith("about 20s left")
-    costed = PlainProgress(3, io.StringIO(), total_cost=30.0, clock=clock)
-    costed.ended("b: blocked", "blocked", cost=10.0)
-    costed.ended("a: ok", "ok", cost=10.0)
-    assert costed.cost_total == 20.0 and costed.summary().endswith("left")
+    costed = PlainProgress(3, io.StringIO(), planned={("", 0.0): 30.0}, clock=clock)
+    costed.ended("b: blocked", "blocked", Cost(10.0))
+    costed.ended("a: ok", "ok", Cost(10.0, spent=10.0, seconds=10.0))
+    assert costed.costs.planned[("", 0.0)] == 20.0 and costed.summary().endswith("about 10s left")
 
 
 def test_runs_in_flight_count_by_how_far_they_are():
@@ -117,21 +118,92 @@ def test_runs_in_flight_count_by_how_far_they_are():
     fail: with the same clock and costs, the estimate moves with the fractions the runs report, and with none
     reported it is unknown as before; each run's own time to go is its pace so far."""
     clock = FakeClock()
-    shown = PlainProgress(4, io.StringIO(), total_cost=100.0, clock=clock)
+    shown = PlainProgress(4, io.StringIO(), planned={("", 0.0): 100.0}, clock=clock)
     clock.now += 600
     shown.tick(2)
     assert shown.summary().endswith("2 running; 10m00s elapsed; time left unknown until a run ends or says how far it is")
-    shown.tick(2, [InFlight(0.5, 600, 40.0), InFlight(0.25, 300, 40.0)])   # 30 of 100 in 10 minutes: 23m20s left
+    # 30 s per unit in both: 20 units waiting (600 s) and the two runs' 10 and 15 minutes to go, on two workers
+    shown.tick(2, [InFlight(0.5, 600, Cost(40.0)), InFlight(0.25, 300, Cost(40.0))])
     assert shown.summary().endswith("2 running (25 % of its steps, 15m00s to go; 50 %, 10m00s to go); 10m00s elapsed; "
-                                    "about 23m20s left")
-    shown.tick(2, [InFlight(1.0, 600, 40.0), InFlight(0.25, 300, 40.0)])   # 50 of 100: about 10 minutes left
-    assert shown.summary().endswith("about 10m00s left")
-    shown.tick(1, [InFlight(0.0, 5, 40.0)])                                 # at its first report: no pace yet
+                                    "about 17m30s left")
+    shown.tick(2, [InFlight(1.0, 600, Cost(40.0)), InFlight(0.25, 300, Cost(40.0))])  # the longer one's 15 minutes
+    assert shown.summary().endswith("about 15m00s left")
+    shown.tick(1, [InFlight(0.0, 5, Cost(40.0))])                           # at its first report: no pace yet
     assert "(0 % of its steps)" in shown.summary()
     uncosted = PlainProgress(4, io.StringIO(), clock=clock)   # no estimate: the runs' count, fractions included
     clock.now += 600
     uncosted.tick(1, [InFlight(0.5, 600)])
     assert uncosted.summary().endswith("1 running (50 % of its steps, 10m00s to go); 10m00s elapsed; about 1h10m left")
+
+
+def test_a_length_searched_mode_counts_at_its_expected_share_not_its_bound():
+    """cpu-fixed-tokens-30m's fine-tunes had an upper bound twice its pretrainings' and trained 0.6 % of it: counted at
+    their bounds, its log said "about 6h00m left" 29 minutes in, for a study that ended 20 minutes later. A check that
+    can fail: two pretrainings half done after 30 minutes, fine-tunes bounded at 200 beside their 100: at their
+    bounds they would add 200 × 72 s; at the prior 1 % they leave about 31 minutes. Once fine-tunes end, their own
+    share (here 10 %) and pace replace the prior; a blocked one leaves the plan."""
+    clock, n = FakeClock(), 1e5
+    shown = PlainProgress(6, io.StringIO(), planned={("pretrain", n): 100.0, ("finetune", n): 200.0}, clock=clock)
+    clock.now += 1800
+    halfway = [InFlight(0.5, 1800, Cost(50.0, "pretrain", n)), InFlight(0.5, 1800, Cost(50.0, "pretrain", n))]
+    shown.tick(2, halfway)
+    assert shown.summary().endswith("about 31m12s left")      # (2 × 1800 s + 200 × 1 % × 72 s) over two workers
+    for _ in range(2):
+        shown.ended("pretrained", "ok", Cost(50.0, "pretrain", n, spent=50.0, seconds=3600.0))
+    shown.ended("fine-tuned", "ok", Cost(50.0, "finetune", n, spent=5.0, seconds=30.0))
+    assert shown.costs.share("finetune") == pytest.approx(0.1) and shown.costs.share("scratch") == 0.1
+    shown.tick(0)
+    assert shown.summary().endswith("about 45s left")         # 150 × 10 % at 6 s each, over two workers
+    shown.ended("blocked", "blocked", Cost(50.0, "finetune", n))
+    assert shown.costs.planned[("finetune", n)] == 150.0 and shown.summary().endswith("about 30s left")
+
+
+def test_seconds_per_flop_follow_size():
+    """On two cores a small model's FLOPs take longest (cpu-fixed-tokens-30m: 340 s per TFLOP at w7k, 22 at w500k).
+    With fewer than three sizes seen a waiting run's rate follows the measured slope, N^-0.64; from three on, the
+    sizes' own line. A check that can fail: one run seen at N = 1e5 puts ten times smaller runs at 10^0.64 its rate;
+    three sizes on N^-1 put a fourth on N^-1 as well."""
+    one = CostClock(planned={("pretrain", 1e4): 10.0})
+    one.end(Cost(10.0, "pretrain", 1e5, spent=10.0, seconds=100.0), ran=True)
+    assert one.seconds_left([], workers=1) == pytest.approx(10.0 * 10 * 10 ** 0.64)
+    three = CostClock(planned={("pretrain", 1e6): 1.0})
+    for n in (1e3, 1e4, 1e5):
+        three.end(Cost(1.0, "pretrain", n, spent=1.0, seconds=1e5 / n), ran=True)
+    assert three.seconds_left([], workers=1) == pytest.approx(0.1)
+
+
+def test_the_scheduler_gives_each_ended_run_its_mode_and_what_its_record_says_it_spent(tmp_path):
+    pre = _run("text", "pretrain")
+    runs = [pre, _run("a", "finetune", [pre.run_id]), _run("b", "scratch")]
+    store = Store(tmp_path / "out")
+
+    class Spending(RecordingExecutor):
+        def poll(self):
+            ended = super().poll()
+            for run_id, _ in ended:    # as execute_run writes it: the run's 6N FLOPs in its record
+                self.store.write_record(self.runs[run_id], "ok", metrics={"loss": 2.5, "flops_6N": 7.0, "wall_time": 3.0})
+            return ended
+
+    seen: list[Cost] = []
+    import effdata.study.runner as runner
+    opened = runner.open_progress
+
+    def recording(*args, **kwargs):
+        shown = opened(*args, **kwargs)
+        real = shown.ended
+        shown.ended = lambda line, status, cost=Cost(): (seen.append(cost), real(line, status, cost))
+        n = pre.spec.shape.n_params
+        assert kwargs["planned"] == {("pretrain", n): 10.0, ("finetune", n): 10.0, ("scratch", n): 10.0}
+        return shown
+
+    runner.open_progress = recording
+    try:
+        schedule(store, runs, Spending(store, runs), max_parallel=2, poll_interval=0, progress="plain",
+                 estimate=lambda run: 10.0)
+    finally:
+        runner.open_progress = opened
+    assert sorted((c.kind, c.bound, c.spent, c.seconds) for c in seen) == [
+        ("finetune", 10.0, 7.0, 3.0), ("pretrain", 10.0, 7.0, 3.0), ("scratch", 10.0, 7.0, 3.0)]
 
 
 def test_the_local_executor_reports_each_running_runs_fraction_and_forgets_it_when_it_ends():
@@ -145,7 +217,7 @@ def test_the_local_executor_reports_each_running_runs_fraction_and_forgets_it_wh
     executor._drain()
     through = executor.through()
     assert {run: r.fraction for run, r in through.items()} == {"a": 0.5, "b": 0.0}
-    assert 0 <= through["a"].seconds < 60 and through["a"].cost == 0.0
+    assert 0 <= through["a"].seconds < 60 and through["a"].cost == Cost()
     executor._events = FakeQueue([("end", "a", None)])
     executor._drain()
     assert set(executor.through()) == {"b"} and "a" not in executor._started

@@ -16,32 +16,18 @@ import logging
 import re
 import sys
 import time
-from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence, TextIO
+
+from effdata.study.clock import Cost, CostClock, InFlight
 
 MODES = ("auto", "bar", "plain")
 LINE_MAX = 200           # a plain line is cut here: a log line should fit a screen or two, whatever an error says
 SUMMARY_EVERY = 60.0     # seconds between plain summary lines
 
 
-@dataclass(frozen=True)
-class InFlight:
-    """How far a running run is, as its last progress report said: the fraction of its planned steps done after
-    `seconds` running, and its estimated cost (the runner's, FLOPs; 0 where there is none)."""
-
-    fraction: float
-    seconds: float
-    cost: float = 0.0
-
-    def to_go(self) -> float | None:
-        """Seconds until its planned steps are done at its pace so far (a length search that stops early ends
-        sooner); None before its first step."""
-        return self.seconds * (1 - self.fraction) / self.fraction if self.fraction > 0 else None
-
-
 class Progress(Protocol):
     def message(self, line: str) -> None: ...                       # a running run's latest step line
-    def ended(self, line: str | None, status: str, cost: float = 0.0) -> None: ...  # ok, failed or blocked
+    def ended(self, line: str | None, status: str, cost: Cost = Cost()) -> None: ...  # ok, failed or blocked
     def tick(self, running: int, partial: Sequence[InFlight] = ()) -> None: ...
     # every scheduler pass; `partial`: each run in flight that has said how far it is
     def close(self) -> None: ...
@@ -76,7 +62,7 @@ class BarProgress:
     def message(self, line: str) -> None:
         self.bar.set_postfix_str(line[-100:], refresh=True)
 
-    def ended(self, line: str | None, status: str, cost: float = 0.0) -> None:
+    def ended(self, line: str | None, status: str, cost: Cost = Cost()) -> None:
         if line is not None:
             self.bar.write(line)
         self.bar.update(1)
@@ -92,12 +78,15 @@ class PlainProgress:
     """A line per ended run and a periodic summary, nothing redrawn: for logs. Step lines of running runs
     are dropped (each run writes its own log.txt); the summary says how many are running."""
 
-    def __init__(self, total: int, stream: TextIO, *, total_cost: float = 0.0, every: float = SUMMARY_EVERY,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(self, total: int, stream: TextIO, *, planned: dict[tuple[str, float], float] | None = None,
+                 every: float = SUMMARY_EVERY, clock: Callable[[], float] = time.monotonic):
+        """`planned`: (run mode, N) -> the summed upper bounds of those runs here (`clock.CostClock`; none: time
+        left by the runs' count)."""
         self.total, self.stream, self.every, self.clock = total, stream, every, clock
         self.started = self.last_summary = clock()
         self.counts = {"ok": 0, "failed": 0, "blocked": 0}
-        self.cost_total, self.cost_ended = total_cost, 0.0
+        self.costs = CostClock(planned={k: v for k, v in (planned or {}).items() if v > 0})
+        self.workers = 1   # the most runs seen in flight at once
         self.running = 0
         self.partial: tuple[InFlight, ...] = ()   # the runs in flight that have said how far they are
 
@@ -107,17 +96,15 @@ class PlainProgress:
     def message(self, line: str) -> None:
         pass
 
-    def ended(self, line: str | None, status: str, cost: float = 0.0) -> None:
+    def ended(self, line: str | None, status: str, cost: Cost = Cost()) -> None:
         self.counts[status] = self.counts.get(status, 0) + 1
-        if status in ("blocked", "deferred"):
-            self.cost_total -= cost  # it will not run in this invocation: no part of the time left
-        else:
-            self.cost_ended += cost
+        self.costs.end(cost, ran=status not in ("blocked", "deferred"))
         if line is not None:
             self._print(line)
 
     def tick(self, running: int, partial: Sequence[InFlight] = ()) -> None:
         self.running, self.partial = running, tuple(partial)
+        self.workers = max(self.workers, running)
         if self.clock() - self.last_summary >= self.every:
             self._print(self.summary())
 
@@ -143,28 +130,30 @@ class PlainProgress:
         return f" ({'; '.join(parts)})" if parts else ""
 
     def _left(self, ended: int, elapsed: float) -> str:
-        """Time left, by the share of the estimated cost (FLOPs) done when there is one, else of the count: the
-        ended runs' and the done fraction of each run in flight (its steps so far over its planned steps; a
-        length search that stops early was further on than that). A rough figure. Until 6 December runs in flight
-        counted as not started, and cpu-fixed-tokens-30m's log, whose pretrainings took 7–33 minutes, said
-        "unknown" until its first one ended."""
         if ended >= self.total:
             return "none left"
-        in_flight = sum(run.fraction * run.cost for run in self.partial)
-        if self.cost_total > 0 and 0 < self.cost_ended + in_flight < self.cost_total:
-            share = (self.cost_ended + in_flight) / self.cost_total
-        elif not self.cost_total:
-            share = (ended + sum(run.fraction for run in self.partial)) / self.total
-        else:
-            share = 0.0
-        if share <= 0:
+        left = self.seconds_left(ended, elapsed)
+        if left is None:
             return "time left unknown until a run ends or says how far it is"
-        return f"about {duration(elapsed * (1 - share) / share)} left"
+        return f"about {duration(left)} left"
+
+    def seconds_left(self, ended: int, elapsed: float) -> float | None:
+        """Time left: by the estimated cost where there is one (`clock.CostClock`: each run's expected FLOPs at the
+        seconds per FLOP its size has shown), else by the count, each run in flight counted by its steps so far over
+        its planned steps. None while there is no figure. A rough one: until 6 December runs in flight counted as
+        not started (cpu-fixed-tokens-30m's log said "unknown" for its first 21 minutes); until 7 December every run
+        counted at its upper bound, at one rate whatever its size, and `benchmarks/progress_clock.py` replaying that
+        study finds the old clock off by ×3.2 at the median (1h50m left said a minute in, for 48 minutes)."""
+        if self.costs.planned:
+            return self.costs.seconds_left(self.partial, self.workers)
+        share = (ended + sum(run.fraction for run in self.partial)) / self.total
+        return elapsed * (1 - share) / share if share > 0 else None
 
 
-def open_progress(mode: str, total: int, *, total_cost: float = 0.0, stream: TextIO | None = None,
+def open_progress(mode: str, total: int, *, planned: dict[tuple[str, float], float] | None = None, stream: TextIO | None = None,
                   every: float = SUMMARY_EVERY) -> Progress:
-    """`mode` "bar", "plain", or "auto": the bar when `stream` (default stderr) is a terminal."""
+    """`mode` "bar", "plain", or "auto": the bar when `stream` (default stderr) is a terminal. `planned`: run
+    (mode, N) -> the summed upper bounds of those runs (`PlainProgress`)."""
     stream = stream or sys.stderr
     if mode not in MODES:
         raise ValueError(f"progress must be one of {', '.join(MODES)}, got {mode!r}")
@@ -172,7 +161,7 @@ def open_progress(mode: str, total: int, *, total_cost: float = 0.0, stream: Tex
         mode = "bar" if _isatty(stream) else "plain"
     if mode == "bar":
         return BarProgress(total, stream)
-    return PlainProgress(total, stream, total_cost=total_cost, every=every)
+    return PlainProgress(total, stream, planned=planned, every=every)
 
 
 def _isatty(stream: TextIO) -> bool:

@@ -25,7 +25,8 @@ from typing import Iterator, Protocol
 
 from effdata.paths import atomic_write_text
 from effdata.spec import RunSpec, StudyRun
-from effdata.study.progress import SUMMARY_EVERY, InFlight, open_progress
+from effdata.study.clock import Cost, InFlight
+from effdata.study.progress import SUMMARY_EVERY, open_progress
 from effdata.study.store import RECORD, Store
 
 
@@ -408,10 +409,13 @@ def schedule(store: Store, runs: list[StudyRun], executor: Executor, max_paralle
         else:
             pending[run.run_id] = run
     order = run_order(pending, order, estimate)
-    cost = estimate or (lambda run: 0.0)
+    bound = estimate or (lambda run: 0.0)
+
+    def cost(run: StudyRun) -> Cost:
+        return Cost(bound(run), run.mode, run.spec.shape.n_params)
+
     in_flight: set[str] = set()
-    shown = open_progress(progress, len(pending), total_cost=sum(cost(r) for r in pending.values()),
-                          every=summary_every)
+    shown = open_progress(progress, len(pending), planned=_planned(pending.values(), bound), every=summary_every)
     try:
         while order or in_flight:
             if order and deadline is not None and time.monotonic() >= deadline:
@@ -446,7 +450,7 @@ def schedule(store: Store, runs: list[StudyRun], executor: Executor, max_paralle
                     continue
                 in_flight.discard(run_id)
                 status, line = _settle(store, pending[run_id], reason, outcome)
-                shown.ended(line, status, cost(pending[run_id]))
+                shown.ended(line, status, _spent(store, cost(pending[run_id]), run_id))
             through = executor.through()
             shown.tick(len(in_flight), [dataclasses.replace(through[r], cost=cost(pending[r]))
                                         for r in in_flight if r in through])
@@ -455,6 +459,23 @@ def schedule(store: Store, runs: list[StudyRun], executor: Executor, max_paralle
         shown.close()
         executor.shutdown()
     return outcome
+
+
+def _planned(runs, bound) -> dict[tuple[str, float], float]:
+    """(run mode, N) -> the summed upper bounds of those runs: the progress summary's estimate."""
+    planned: dict[tuple[str, float], float] = {}
+    for run in runs:
+        key = (run.mode, run.spec.shape.n_params)
+        planned[key] = planned.get(key, 0.0) + bound(run)
+    return planned
+
+
+def _spent(store: Store, cost: Cost, run_id: str) -> Cost:
+    """`cost` with what an ended run's record says it spent: 6N FLOPs (the estimate's convention) and wall seconds."""
+    record = store.read_record(run_id)
+    metrics = record["metrics"] if record else {}
+    number = lambda key: float(metrics[key]) if isinstance(metrics.get(key), (int, float)) else None  # noqa: E731
+    return dataclasses.replace(cost, spent=number("flops_6N"), seconds=number("wall_time"))
 
 
 def _settle(store: Store, run: StudyRun, reason: str | None, outcome: Outcome) -> tuple[str, str]:

@@ -1,0 +1,131 @@
+"""How long a study has left, for the plain progress summary: each run's expected FLOPs at the seconds per FLOP its
+size has shown. No torch.
+
+The runner knows each run's upper bound in FLOPs (`study/cost.py`: a length search counted at every length up to
+its step cap) and its size. Two things make the bound a poor clock, both measured on two CPU cores:
+- a run with a length search trains a small share of its bound (`PRIOR_SHARE`), and
+- seconds per FLOP fall with size: cpu-fixed-tokens-30m's pretrainings took 340 s per TFLOP at w7k, 109 at w25k,
+  62, 43, 31 and 22 at w500k (about N^-0.64), so a small model's FLOPs take longest.
+The clock learns both as the study goes (the share from ended runs of each mode, the seconds per FLOP against size
+from ended runs and those in flight) and says time left as the remaining work over the workers, or the longest
+run in flight's own time to go where that is longer. `benchmarks/progress_clock.py` replays a finished study.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+# The share of its upper bound a run of each mode trains, until a run of that mode ends in this invocation (then
+# the ended runs' own share). Measured, realized 6N FLOPs over the bound, in cpu-w1m, cpu-fixed-tokens-5m, -30m and
+# -30m-seed1: fine-tunes 0.6–0.9 %, from-scratch runs 8–11 %, pretrainings (which stop on their budget) 87–100 %.
+# Counted at their bounds, cpu-fixed-tokens-30m's 48 fine-tunes (5 minutes of its 49) weighed twice its pretrainings.
+PRIOR_SHARE = {"pretrain": 1.0, "scratch": 0.1, "finetune": 0.01}
+# Seconds per FLOP against N, log-log, until three sizes have shown theirs: cpu-fixed-tokens-30m's six pretrainings
+# (340 s per TFLOP at w7k to 22 at w500k) fit -0.64; a slope from two neighbouring sizes is mostly noise.
+PRIOR_SLOPE, SIZES_FOR_SLOPE = -0.64, 3
+TRAINS_ITS_PLAN = 0.5   # a mode whose share is above this: its steps so far over its planned steps are its FLOPs'
+
+
+@dataclass(frozen=True)
+class Cost:
+    """A run's estimated cost as the summary counts it: its upper bound (the runner's, FLOPs), its mode and size,
+    and, once it has ended, what its record says it spent (6N FLOPs and wall seconds; None where unknown)."""
+
+    bound: float = 0.0
+    kind: str = ""
+    n_params: float = 0.0
+    spent: float | None = None
+    seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """How far a running run is, as its last progress report said: the fraction of its planned steps done after
+    `seconds` running; its cost (the runner's; empty where there is none)."""
+
+    fraction: float
+    seconds: float
+    cost: Cost = Cost()
+
+    def to_go(self) -> float | None:
+        """Seconds until its planned steps are done at its pace so far (a length search that stops early ends
+        sooner); None before its first step."""
+        return self.seconds * (1 - self.fraction) / self.fraction if self.fraction > 0 else None
+
+
+@dataclass
+class CostClock:
+    """A study's estimated cost by (mode, size): what this invocation's runs may cost at most (`planned`), the bounds
+    of those that ended, what those spent, and the seconds per FLOP each ended run took."""
+
+    planned: dict[tuple[str, float], float] = field(default_factory=dict)
+    ended: dict[tuple[str, float], float] = field(default_factory=dict)
+    spent: dict[str, list[float]] = field(default_factory=dict)          # mode -> [bounds ended, FLOPs spent]
+    rates: list[tuple[str, float, float]] = field(default_factory=list)  # (mode, N, seconds per FLOP)
+
+    def end(self, cost: Cost, ran: bool) -> None:
+        """A run ended; `ran` False: blocked or deferred, no part of this invocation's cost."""
+        key = (cost.kind, cost.n_params)
+        if not ran:
+            self.planned[key] = self.planned.get(key, 0.0) - cost.bound
+            return
+        self.ended[key] = self.ended.get(key, 0.0) + cost.bound
+        spent = cost.bound if cost.spent is None else cost.spent
+        totals = self.spent.setdefault(cost.kind, [0.0, 0.0])
+        totals[0], totals[1] = totals[0] + cost.bound, totals[1] + spent
+        if spent > 0 and cost.seconds:
+            self.rates.append((cost.kind, cost.n_params, cost.seconds / spent))
+
+    def share(self, kind: str) -> float:
+        """The share of its bound a run of `kind` is expected to train: the ended ones' so far, else the prior."""
+        bounds, spent = self.spent.get(kind, (0.0, 0.0))
+        return spent / bounds if bounds > 0 else PRIOR_SHARE.get(kind, 1.0)
+
+    def seconds_left(self, partial: Sequence[InFlight], workers: int) -> float | None:
+        """The runs not ended, at their expected FLOPs and their size's seconds per FLOP, over `workers`; at least
+        the longest in flight's own time to go. None while no run has shown a pace."""
+        rate = _rate_by_size(self.rates + [(r.cost.kind, r.cost.n_params, r.seconds / (r.fraction * r.cost.bound))
+                                           for r in partial if self._paced(r)])
+        if rate is None:
+            return None
+        waiting = dict(self.planned)
+        for key, bound in [*self.ended.items(), *(((r.cost.kind, r.cost.n_params), r.cost.bound) for r in partial)]:
+            waiting[key] = waiting.get(key, 0.0) - bound
+        flight = [self._in_flight_left(run, rate) for run in partial]
+        total = sum(max(0.0, b) * self.share(k) * rate(k, n) for (k, n), b in waiting.items()) + sum(flight)
+        return max(total / max(1, workers), max(flight, default=0.0))
+
+    def _paced(self, run: InFlight) -> bool:
+        return run.fraction > 0 and run.cost.bound > 0 and self.share(run.cost.kind) > TRAINS_ITS_PLAN
+
+    def _in_flight_left(self, run: InFlight, rate) -> float:
+        """A run in flight: its own pace to its expected share where its steps say how far it is, else its
+        expected FLOPs at its size's rate."""
+        share = self.share(run.cost.kind)
+        if run.fraction > 0 and share > TRAINS_ITS_PLAN:
+            return max(0.0, run.seconds * (min(1.0, share) - run.fraction) / run.fraction)
+        return share * run.cost.bound * rate(run.cost.kind, run.cost.n_params)
+
+
+def _rate_by_size(seen: list[tuple[str, float, float]]):
+    """rate(mode, N): seconds per FLOP, a line in log N fitted on that mode's runs (on every mode's where it has
+    none), a constant where one size has been seen; None where none has."""
+    if not seen:
+        return None
+    fits = {kind: _log_line([(n, r) for k, n, r in seen if k == kind]) for kind in {k for k, _, _ in seen}}
+    anyone = _log_line([(n, r) for _, n, r in seen])
+    return lambda kind, n: fits.get(kind, anyone)(n)
+
+
+def _log_line(points: list[tuple[float, float]]):
+    """log rate = a + b·log N by least squares over the sizes seen (each size's mean log rate)."""
+    by_size: dict[float, list[float]] = {}
+    for n, r in points:
+        by_size.setdefault(max(n, 1.0), []).append(math.log(r))
+    xs = [math.log(n) for n in by_size]
+    ys = [sum(v) / len(v) for v in by_size.values()]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx if len(xs) >= SIZES_FOR_SLOPE else PRIOR_SLOPE
+    return lambda n: math.exp(my + slope * (math.log(max(n, 1.0)) - mx))
