@@ -190,14 +190,17 @@ def test_pretrain_warmup_max_holds_a_pretrainings_warm_up_with_or_without_checkp
     assert ids(runs, "scratch") == ids(base, "scratch") and not ids(runs, "pretrain") & ids(base, "pretrain")
 
 
-def test_finetune_lr_scale_changes_the_fine_tunes_alone():
-    """jobs/cpu-ft-lr*.toml: the fine-tuning LR set for the fine-tunes alone; the from-scratch runs and the
-    pretraining keep their ids (so a study can reuse v4's), the fine-tunes get new ones."""
+@pytest.mark.parametrize("key, value", [("lr_scale", 0.125), ("min_steps", 2)])
+def test_finetune_settings_change_the_fine_tunes_alone(key, value):
+    """jobs/cpu-ft-lr*.toml: the fine-tuning LR set for the fine-tunes alone; jobs/cpu-fixed-tokens-min-steps-*.toml
+    their shortest length. The from-scratch runs and the pretraining keep their ids (so a study can reuse v4's), the
+    fine-tunes get new ones."""
     base = study_runs(study_from_dict({**MINIMAL, "pretrain": WSD}))
     low = study_runs(study_from_dict({**MINIMAL, "pretrain": WSD,
-                                      "finetune": {**MINIMAL["finetune"], "lr_scale": 0.125}}))
-    assert {r.spec.settings.lr_scale for r in low if r.mode == "finetune"} == {0.125}
-    assert {r.spec.settings.lr_scale for r in low if r.mode != "finetune"} == {1.0}
+                                      "finetune": {**MINIMAL["finetune"], key: value}}))
+    default = getattr(TrainSettings(), key)
+    assert {getattr(r.spec.settings, key) for r in low if r.mode == "finetune"} == {value} != {default}
+    assert {getattr(r.spec.settings, key) for r in low if r.mode != "finetune"} == {default}
     ids = lambda runs, mode: {r.run_id for r in runs if r.mode == mode}  # noqa: E731
     assert ids(low, "scratch") == ids(base, "scratch") and ids(low, "pretrain") == ids(base, "pretrain")
     assert ids(low, "finetune") and not ids(low, "finetune") & ids(base, "finetune")
@@ -224,6 +227,7 @@ def test_scratch_max_steps_changes_the_scratch_runs_alone():
     ({"lr_scale": 0.5}, {"lr_scale": [0.5, 1]}, r"\[finetune\] lr_scale is also swept in \[sweep\]"),
     ({"batch_size": 8}, {}, r"\[finetune\]: unknown key\(s\) batch_size"),
     ({"max_steps": 0}, {}, r"\[finetune\] max_steps"),
+    ({"min_steps": 0}, {}, r"\[finetune\] min_steps must be >= 1"),
 ])
 def test_finetune_settings_are_checked_before_anything_runs(finetune, sweep, message):
     raw = {**MINIMAL, "finetune": {**MINIMAL["finetune"], **finetune}, **({"sweep": sweep} if sweep else {})}

@@ -420,7 +420,10 @@ def _study(raw: dict[str, Any], where: str) -> Study:
 # raised (v4's w7k on 3e5 characters kept its best at 2,335 of 3,000 steps; jobs/cpu-large-d.toml). [scratch]
 # lr_scale: the tuned rule's LR is an extrapolation at 1e6 characters and too high at w100k on 3e5
 # (analysis/lr/search); jobs/cpu-scratch-lr-*.toml check what that does to the from-scratch curves of large N.
-FINETUNE_TRAIN_KEYS = ("lr_scale", "max_steps")
+# [finetune] min_steps: a length search's shortest length (and, through it, its warm-up), which holds half the
+# fixed-token studies' fine-tunes on 1e4 characters (3,183 tokens; 8 steps are 5 epochs; analysis/cpu-fixed-tokens/
+# min-steps checks what it does to β).
+FINETUNE_TRAIN_KEYS = ("lr_scale", "max_steps", "min_steps")
 SCRATCH_TRAIN_KEYS = ("max_steps", "lr_scale")
 
 
