@@ -157,7 +157,8 @@ NOT_RE_RUN = {
         "from-scratch runs and w500k's are v4's, copied by --reuse (the quick-v4 re-run covers them), its checkpoints' "
         "48 fine-tunes equal v4's to the last digit; its pretrainings differ from v4's in token_budget alone and take "
         "5-11 minutes each; not re-run here for time") for name in ("", "study/", "seed1/", "seed1-ladder/", "seed1-ladder/study/", "5m/", "5m/study/", "1m6/", "1m6/study/",
-                                                   "30m/", "30m/study/", "30m/seed1/", "30m/seed1/study/")},
+                                                   "30m/", "30m/study/", "30m/seed1/", "30m/seed1/study/", "10m/",
+                                                   "10m/study/", "5m/seed1/", "5m/seed1/study/")},
     "analysis/dynamics/results.csv": "issue 22's short study (jobs/dynamics.toml), made by this code; not re-run here "
                                      "(left out for time, and not checked by hand)",
     "analysis/dynamics-batch/results.csv": "issue 22's batch experiment (jobs/dynamics-batch.toml), made by this code; "
