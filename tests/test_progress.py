@@ -54,6 +54,9 @@ class RecordingExecutor:
             if run.spec.corpus in self.fail:
                 self.store.write_record(run, "failed", error="RuntimeError: " + "a very long reason\n" * 40)
             else:
+                if run.mode == "pretrain":   # its model, as a pretraining leaves it for its fine-tunes
+                    self.store.checkpoint_dir(run_id).mkdir(parents=True, exist_ok=True)
+                    (self.store.checkpoint_dir(run_id) / "config.json").write_text("{}")
                 self.store.write_record(run, "ok", metrics={"loss": 2.5, "best_step": 40, "steps": 50,
                                                             "tokens_per_s": 12345.0, "wall_time": 7.2,
                                                             "stopped": "early", "n_params": 1234})
@@ -148,14 +151,18 @@ def test_a_length_searched_mode_counts_at_its_expected_share_not_its_bound():
     halfway = [InFlight(0.5, 1800, Cost(50.0, "pretrain", n)), InFlight(0.5, 1800, Cost(50.0, "pretrain", n))]
     shown.tick(2, halfway)
     assert shown.summary().endswith("about 31m12s left")      # (2 × 1800 s + 200 × 1 % × 72 s) over two workers
+    searching = [*halfway, InFlight(0.01, 30, Cost(50.0, "finetune", n))]   # at its pace to its step cap: 49m30s
+    shown.tick(3, searching)
+    assert "(1 % of its steps; 50 %, 30m00s to go; 50 %, 30m00s to go)" in shown.summary()
+    shown.tick(2, halfway)
     for _ in range(2):
         shown.ended("pretrained", "ok", Cost(50.0, "pretrain", n, spent=50.0, seconds=3600.0))
     shown.ended("fine-tuned", "ok", Cost(50.0, "finetune", n, spent=5.0, seconds=30.0))
     assert shown.costs.share("finetune") == pytest.approx(0.1) and shown.costs.share("scratch") == 0.1
     shown.tick(0)
-    assert shown.summary().endswith("about 45s left")         # 150 × 10 % at 6 s each, over two workers
+    assert shown.summary().endswith("about 30s left")         # 150 × 10 % at 6 s each, over the three seen running
     shown.ended("blocked", "blocked", Cost(50.0, "finetune", n))
-    assert shown.costs.planned[("finetune", n)] == 150.0 and shown.summary().endswith("about 30s left")
+    assert shown.costs.planned[("finetune", n)] == 150.0 and shown.summary().endswith("about 20s left")
 
 
 def test_seconds_per_flop_follow_size():
@@ -275,6 +282,29 @@ def test_schedule_prints_a_plain_line_per_ended_run(tmp_path, capsys):
     assert any(line.startswith(f"{runs[3].run_id}: FAILED: RuntimeError: a very long reason") for line in ended)
     assert lines[-1].startswith("runs: 4/4 ended (3 ok, 1 failed, 0 blocked); 0 running;")
     assert lines[-1].endswith("none left")
+
+
+def test_a_fine_tune_of_a_pretraining_done_without_its_checkpoint_is_blocked_not_failed(tmp_path, capsys):
+    """--reuse of a folder that holds records alone (analysis/cpu/records.tar.gz) copies a pretraining as done
+    without its model: its fine-tunes failed one by one, each saying "run its pretraining first". Now they are
+    blocked before they start, with the reason and the remedy; with the checkpoint there they run (a check that can
+    fail both ways)."""
+    pre = _run("text", "pretrain")
+    runs = [pre, _run("a", "finetune", [pre.run_id])]
+    store = Store(tmp_path / "out")
+    store.write_run(pre)
+    store.write_record(pre, "ok", metrics={"loss": 3.0})      # done, as a copied record: no checkpoint/
+    executor = RecordingExecutor(store, runs)
+    outcome = schedule(store, runs, executor, max_parallel=2, poll_interval=0, progress="plain")
+    assert list(outcome.blocked) == [runs[1].run_id] and not outcome.failed and not outcome.done
+    assert outcome.blocked[runs[1].run_id] == (
+        f"its pretraining {pre.run_id} is done but has no checkpoint (a record copied without its model?): remove its "
+        "folder to pretrain it again, or --reuse a folder with the model")
+    assert f"{runs[1].run_id}: blocked: its pretraining {pre.run_id} is done but has no checkpoint" in capsys.readouterr().err
+    (store.checkpoint_dir(pre.run_id)).mkdir()
+    (store.checkpoint_dir(pre.run_id) / "config.json").write_text("{}")
+    outcome = schedule(store, runs, RecordingExecutor(store, runs), max_parallel=2, poll_interval=0, progress="plain")
+    assert outcome.done == [runs[1].run_id] and not outcome.blocked
 
 
 def test_schedule_with_the_bar_forced_draws_it(tmp_path, capsys):

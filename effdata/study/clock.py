@@ -99,13 +99,21 @@ class CostClock:
     def _paced(self, run: InFlight) -> bool:
         return run.fraction > 0 and run.cost.bound > 0 and self.share(run.cost.kind) > TRAINS_ITS_PLAN
 
-    def _in_flight_left(self, run: InFlight, rate) -> float:
-        """A run in flight: its own pace to its expected share where its steps say how far it is, else its
-        expected FLOPs at its size's rate."""
+    def to_go(self, run: InFlight) -> float | None:
+        """A run in flight's seconds to go at its own pace, to the share of its plan its mode trains; None where
+        its steps do not say (before its first, or a length search, which ends far before its planned steps: the
+        summary said "30m13s to go" of fine-tunes that ended in seconds)."""
         share = self.share(run.cost.kind)
         if run.fraction > 0 and share > TRAINS_ITS_PLAN:
             return max(0.0, run.seconds * (min(1.0, share) - run.fraction) / run.fraction)
-        return share * run.cost.bound * rate(run.cost.kind, run.cost.n_params)
+        return None
+
+    def _in_flight_left(self, run: InFlight, rate) -> float:
+        """A run in flight: `to_go` where its steps say, else its expected FLOPs at its size's rate."""
+        to_go = self.to_go(run)
+        if to_go is not None:
+            return to_go
+        return self.share(run.cost.kind) * run.cost.bound * rate(run.cost.kind, run.cost.n_params)
 
 
 def _rate_by_size(seen: list[tuple[str, float, float]]):

@@ -121,10 +121,10 @@ class PlainProgress:
 
     def _through(self) -> str:
         """' (12 % of its steps, 22m00s to go; 57 %, 3m00s to go)': how far the runs in flight are and when each
-        ends at its pace so far, where they have said."""
+        ends at its pace so far, where they have said (with an estimate, not for a length search: `CostClock.to_go`)."""
         parts = []
         for index, run in enumerate(sorted(self.partial, key=lambda r: r.fraction)):
-            to_go = run.to_go()
+            to_go = self.costs.to_go(run) if self.costs.planned else run.to_go()
             parts.append(f"{100 * run.fraction:.0f} %" + (" of its steps" if index == 0 else "")
                          + (f", {duration(to_go)} to go" if to_go is not None else ""))
         return f" ({'; '.join(parts)})" if parts else ""

@@ -428,11 +428,11 @@ def schedule(store: Store, runs: list[StudyRun], executor: Executor, max_paralle
                 if len(in_flight) >= max_parallel:
                     break
                 deps = pending[run_id].depends_on
-                bad = [d for d in deps if d in outcome.failed or d in outcome.blocked]
-                if bad:
-                    outcome.blocked[run_id] = f"dependency did not finish: {', '.join(bad)}"
+                why = _cannot_start(store, pending[run_id], outcome)
+                if why:
+                    outcome.blocked[run_id] = why
                     order.remove(run_id)
-                    shown.ended(f"{run_id}: blocked: {outcome.blocked[run_id]}", "blocked", cost(pending[run_id]))
+                    shown.ended(f"{run_id}: blocked: {why}", "blocked", cost(pending[run_id]))
                     continue
                 if all(store.is_done(d) for d in deps):
                     executor.submit(run_id)
@@ -459,6 +459,23 @@ def schedule(store: Store, runs: list[StudyRun], executor: Executor, max_paralle
         shown.close()
         executor.shutdown()
     return outcome
+
+
+def _cannot_start(store: Store, run: StudyRun, outcome: Outcome) -> str | None:
+    """Why `run` can never start in this invocation: a dependency failed or was blocked, or its pretraining is done
+    but the checkpoint it fine-tunes is not there (a record copied by --reuse from a folder that holds records alone,
+    as `analysis/cpu/records.tar.gz` unpacks: 12 fine-tunes of cpu-fixed-tokens-min-steps-15m failed on it, one by one,
+    each saying "run its pretraining first" of a pretraining the study called done)."""
+    bad = [d for d in run.depends_on if d in outcome.failed or d in outcome.blocked]
+    if bad:
+        return f"dependency did not finish: {', '.join(bad)}"
+    if run.init_from_run is None or not store.is_done(run.init_from_run):
+        return None
+    checkpoint = store.checkpoint_dir(run.init_from_run, run.init_from_checkpoint)
+    if not (checkpoint / "config.json").is_file():
+        return (f"its pretraining {run.init_from_run} is done but has no {checkpoint.name} (a record copied without "
+                f"its model?): remove its folder to pretrain it again, or --reuse a folder with the model")
+    return None
 
 
 def _planned(runs, bound) -> dict[tuple[str, float], float]:
