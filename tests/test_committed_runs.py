@@ -159,6 +159,11 @@ NOT_RE_RUN = {
         "5-11 minutes each; not re-run here for time") for name in ("", "study/", "seed1/", "seed1-ladder/", "seed1-ladder/study/", "5m/", "5m/study/", "1m6/", "1m6/study/",
                                                    "30m/", "30m/study/", "30m/seed1/", "30m/seed1/study/", "10m/",
                                                    "10m/study/", "5m/seed1/", "5m/seed1/study/")},
+    **{f"analysis/cpu-fixed-tokens/min-steps/{name}/results.csv": (
+        "the fixed-token studies' fine-tunes searched from 2 steps (jobs/cpu-fixed-tokens-min-steps-*.toml, made by "
+        "this code): their pretrainings and from-scratch runs are the fixed-token studies' (copied by --reuse), the "
+        "fine-tunes differ from theirs in [finetune] min_steps alone and need those pretrainings' checkpoints (5-33 "
+        "minutes each); not re-run here for time") for name in ("1m6", "5m", "10m", "15m", "30m")},
     "analysis/dynamics/results.csv": "issue 22's short study (jobs/dynamics.toml), made by this code; not re-run here "
                                      "(left out for time, and not checked by hand)",
     "analysis/dynamics-batch/results.csv": "issue 22's batch experiment (jobs/dynamics-batch.toml), made by this code; "
