@@ -8,8 +8,8 @@ Replays the study's last invocation from its records: each trained run's start a
 `finished_at` less its `wall_time`), its mode, its upper bound (`study/cost.py`, the runner's estimate, with the
 characters per token and vocabulary its records give) and the 6N FLOPs it spent. Every `--every` seconds it asks
 `PlainProgress` for the time left twice: as the summary counts now (each mode at the share of its bound that its
-ended runs trained, `PRIOR_SHARE` before one ends, at the seconds per FLOP its size has shown) and as it counted until
-7 December (every run at its bound, one rate for all). A run
+ended runs trained, `PRIOR_SHARE` before one ends, at the seconds per FLOP its size has shown) and as it counted before
+the seventeenth session, 6 December (every run at its bound, one rate for all: "the old clock"). A run
 in flight is taken to be through the fraction of its wall time gone (a worker reports steps; a steady pace is
 assumed). Prints the times, then the median and the worst factor by which each clock was off. Runs copied with
 `--reuse` are not part of the replay (they ran in another invocation). Why: the summary said "about 6h00m left"
@@ -110,7 +110,7 @@ def replay(found: list[Span], every: float, workers: int) -> list[tuple[float, f
 
 
 def old_clock(found: list[Span], ended: list[Span], flight: list[InFlight], elapsed: float) -> float | None:
-    """The summary's figure until 7 December: the share of the summed upper bounds done (ended runs at their bound,
+    """The old clock (before the seventeenth session): the share of the summed upper bounds done (ended runs at their bound,
     runs in flight at their fraction of it), one rate for every FLOP."""
     total = sum(s.cost.bound for s in found)
     done = sum(s.cost.bound for s in ended) + sum(r.fraction * r.cost.bound for r in flight)
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'elapsed':>8} {'left':>8} {'now says':>9} {'before':>9}")
     for elapsed, truth, est, old in rows:
         print(f"{duration(elapsed):>8} {duration(truth):>8} {_shown(est):>9} {_shown(old):>9}")
-    for name, column in (("now", 2), ("before 7 December", 3)):
+    for name, column in (("now", 2), ("the old clock", 3)):
         median, worst, none = off_by([(r[0], r[1], r[column]) for r in rows])
         print(f"{name}: off by ×{median:.2f} at the median, ×{worst:.1f} at worst; no figure {none} times")
     return 0

@@ -140,9 +140,9 @@ class PlainProgress:
     def seconds_left(self, ended: int, elapsed: float) -> float | None:
         """Time left: by the estimated cost where there is one (`clock.CostClock`: each run's expected FLOPs at the
         seconds per FLOP its size has shown), else by the count, each run in flight counted by its steps so far over
-        its planned steps. None while there is no figure. A rough one: until 6 December runs in flight counted as
-        not started (cpu-fixed-tokens-30m's log said "unknown" for its first 21 minutes); until 7 December every run
-        counted at its upper bound, at one rate whatever its size, and `benchmarks/progress_clock.py` replaying that
+        its planned steps. None while there is no figure. A rough one. Before the sixteenth session runs in flight
+        counted as not started (cpu-fixed-tokens-30m's log said "unknown" for its first 21 minutes); before the
+        seventeenth (both 6 December) every run counted at its upper bound, at one rate whatever its size, and `benchmarks/progress_clock.py` replaying that
         study finds the old clock off by ×3.2 at the median (1h50m left said a minute in, for 48 minutes)."""
         if self.costs.planned:
             return self.costs.seconds_left(self.partial, self.workers)

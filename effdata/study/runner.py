@@ -464,7 +464,7 @@ def schedule(store: Store, runs: list[StudyRun], executor: Executor, max_paralle
 def _cannot_start(store: Store, run: StudyRun, outcome: Outcome) -> str | None:
     """Why `run` can never start in this invocation: a dependency failed or was blocked, or its pretraining is done
     but the checkpoint it fine-tunes is not there (a record copied by --reuse from a folder that holds records alone,
-    as `analysis/cpu/records.tar.gz` unpacks: 12 fine-tunes of cpu-fixed-tokens-min-steps-15m failed on it, one by one,
+    as `analysis/cpu/records.tar.gz` unpacks: 6 fine-tunes of cpu-fixed-tokens-min-steps-15m failed on it, one by one,
     each saying "run its pretraining first" of a pretraining the study called done)."""
     bad = [d for d in run.depends_on if d in outcome.failed or d in outcome.blocked]
     if bad:
