@@ -29,7 +29,10 @@ def test_every_committed_report_names_its_command():
     assert not problems
     folders = {str(job.folder) for job in jobs}
     assert {"analysis/cpu", "analysis/cpu/plan", "analysis/cpu-v2", "analysis/cpu-fixed-budget", "analysis/quick", "analysis/shape", "analysis/lr",
-            "analysis/lr/batch", "analysis/lr/warmup", "analysis/cpu-v2/plan", "analysis/cpu-fixed-budget/plan"} <= folders
+            "analysis/lr/batch", "analysis/lr/warmup", "analysis/cpu-v2/plan", "analysis/cpu-fixed-budget/plan",
+            "analysis/cpu-fixed-tokens/30m/seed1"} <= folders   # three folders down: missed until 6 December
+    committed = {str(p.parent.relative_to(ROOT)) for p in ROOT.glob("analysis/**/REPORT.md")}
+    assert committed <= folders
 
 
 JOBS = _load().find_jobs()[0]
