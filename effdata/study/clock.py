@@ -97,7 +97,8 @@ class CostClock:
         return max(total / max(1, workers), max(flight, default=0.0))
 
     def _paced(self, run: InFlight) -> bool:
-        return run.fraction > 0 and run.cost.bound > 0 and self.share(run.cost.kind) > TRAINS_ITS_PLAN
+        """Its steps say its seconds per FLOP: it trains its plan (`to_go`) and has a bound."""
+        return run.cost.bound > 0 and self.to_go(run) is not None
 
     def to_go(self, run: InFlight) -> float | None:
         """A run in flight's seconds to go at its own pace, to the share of its plan its mode trains; None where
