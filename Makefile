@@ -8,7 +8,7 @@ TORCH_PIN ?= torch==2.13.0
 STUDY ?= jobs/quick.toml
 PRETRAIN ?= text
 
-.PHONY: demo test corpora bench text-packages
+.PHONY: demo test check-reports corpora bench text-packages
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
@@ -31,9 +31,15 @@ corpora: $(VENV)/.installed text-packages
 # (xdist_group) and spend most of their 4 minutes waiting on the cluster, so a third worker fills the core
 # they leave idle (587 tests: 8 min 22 s against 9 min 28 s with two; docs/development.md has the later times).
 # TEST_WORKERS=0 runs it in one process.
+# The committed reports' regeneration (-m reports: 5 CPU-minutes, half the suite's) is `make check-reports`;
+# `make test` regenerates a report of each kind (tests/test_regenerate.py, IN_SUITE). CI runs both.
 TEST_WORKERS ?= 3
 test: $(VENV)/.installed text-packages
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not reports"
+
+# Every committed report regenerated from its table and compared with the committed files, two at a time.
+check-reports: $(VENV)/.installed
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadgroup -m reports tests/test_regenerate.py
 
 bench: $(VENV)/.installed
 	$(PY) -m effdata.bench

@@ -4,7 +4,10 @@ benchmarks/regenerate_reports.py finds each analysis/**/REPORT.md's `python -m e
 folder>`, runs it into a temporary folder and compares what it writes with the committed files (see its
 docstring for how figures are compared). When this fails, either the code changed a number (regenerate the
 reports with `python benchmarks/regenerate_reports.py` and say why in the commit) or a report was edited by hand.
-About 2 minutes of one core in all, one test per report.
+One test per report. The whole set takes about 5 CPU-minutes (282 CPU-s in the suite of 6 December), half the
+suite's, so it is its own command: `make check-reports` runs every report (CI runs it after `make test`), and
+`make test` (`-m "not reports"`) keeps only `IN_SUITE`, a report of each kind that regenerates in about a second or
+a few, so that a change that moves a number still fails the tests the day it is made.
 """
 
 import hashlib
@@ -33,6 +36,7 @@ def test_every_committed_report_names_its_command():
             "analysis/cpu-fixed-tokens/30m/seed1"} <= folders   # three folders down: missed until 6 December
     committed = {str(p.parent.relative_to(ROOT)) for p in ROOT.glob("analysis/**/REPORT.md")}
     assert committed <= folders
+    assert IN_SUITE <= folders   # a report the suite keeps that has moved would leave the suite none of its kind
 
 
 JOBS = _load().find_jobs()[0]
@@ -50,13 +54,24 @@ def _scratch_key(job) -> str | None:
     return hashlib.sha256(pd.util.hash_pandas_object(ordered, index=False).to_numpy().tobytes()).hexdigest()[:12]
 
 
+# What `make test` regenerates (CPU-seconds in the suite of 6 December): a transfer analysis with the audit
+# (analysis/shape 4.3, its from-scratch laws and transfer fits; analysis/cpu-w200k-tokens 0.4, a table without
+# from-scratch laws), a sweep and a plan (each about a second); `make check-reports` regenerates them all.
+IN_SUITE = {"analysis/shape", "analysis/cpu-w200k-tokens", "analysis/lr", "analysis/cpu/plan"}
+
+
+def _marks(job, key: str | None, shared: set) -> list:
+    """`reports` unless the suite keeps it; an xdist group for reports whose from-scratch runs are the same, so that
+    they run in one worker, one after another: the second reads the from-scratch laws and their audit back
+    (effdata/analysis/core/memo.py) instead of fitting them again."""
+    marks = [] if str(job.folder) in IN_SUITE else [pytest.mark.reports]
+    return marks + ([pytest.mark.xdist_group(f"scratch-{key}")] if key in shared else [])
+
+
 def _params():
-    """Reports whose from-scratch runs are the same run in one worker, one after another: the second reads the
-    from-scratch laws and their audit back (effdata/analysis/core/memo.py) instead of fitting them again."""
     keys = {job: _scratch_key(job) for job in JOBS}
     shared = {k for k in keys.values() if k is not None and list(keys.values()).count(k) > 1}
-    return [pytest.param(job, id=str(job.folder), marks=[pytest.mark.xdist_group(f"scratch-{keys[job]}")]
-                         if keys[job] in shared else []) for job in JOBS]
+    return [pytest.param(job, id=str(job.folder), marks=_marks(job, keys[job], shared)) for job in JOBS]
 
 
 @pytest.mark.slow
