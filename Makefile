@@ -31,7 +31,7 @@ corpora: $(VENV)/.installed text-packages
 # (xdist_group) and spend most of their 4 minutes waiting on the cluster, so a third worker fills the core
 # they leave idle (587 tests: 8 min 22 s against 9 min 28 s with two; docs/development.md has the later times).
 # TEST_WORKERS=0 runs it in one process.
-# The committed reports' regeneration (-m reports: 5 CPU-minutes, half the suite's) is `make check-reports`;
+# The committed reports' regeneration (-m reports: about 4 CPU-minutes, 2 minutes on two workers) is `make check-reports`;
 # `make test` regenerates a report of each kind (tests/test_regenerate.py, IN_SUITE). CI runs both.
 TEST_WORKERS ?= 3
 test: $(VENV)/.installed text-packages

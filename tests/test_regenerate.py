@@ -4,8 +4,8 @@ benchmarks/regenerate_reports.py finds each analysis/**/REPORT.md's `python -m e
 folder>`, runs it into a temporary folder and compares what it writes with the committed files (see its
 docstring for how figures are compared). When this fails, either the code changed a number (regenerate the
 reports with `python benchmarks/regenerate_reports.py` and say why in the commit) or a report was edited by hand.
-One test per report. The whole set takes about 5 CPU-minutes (282 CPU-s in the suite of 6 December), half the
-suite's, so it is its own command: `make check-reports` runs every report (CI runs it after `make test`), and
+One test per report. The whole set takes about 4–5 CPU-minutes (282 CPU-s in the suite of 6 December, 226 alone),
+half the suite's, so it is its own command: `make check-reports` runs every report (CI runs it after `make test`), and
 `make test` (`-m "not reports"`) keeps only `IN_SUITE`, a report of each kind that regenerates in about a second or
 a few, so that a change that moves a number still fails the tests the day it is made.
 """
