@@ -159,7 +159,8 @@ NOT_RE_RUN = {
         "5-11 minutes each; not re-run here for time") for name in ("", "study/", "seed1/", "seed1-ladder/", "seed1-ladder/study/", "5m/", "5m/study/", "1m6/", "1m6/study/",
                                                    "30m/", "30m/study/", "30m/seed1/", "30m/seed1/study/", "10m/",
                                                    "10m/study/", "5m/seed1/", "5m/seed1/study/", "10m/seed1/",
-                                                   "10m/seed1/study/", "1m6/seed1/", "1m6/seed1/study/")},
+                                                   "10m/seed1/study/", "1m6/seed1/", "1m6/seed1/study/", "10m/text/",
+                                                   "10m/text/study/")},
     **{f"analysis/cpu-fixed-tokens/min-steps/{name}/results.csv": (
         "the fixed-token studies' fine-tunes searched from 2 steps (jobs/cpu-fixed-tokens-min-steps-*.toml, made by "
         "this code): their pretrainings and from-scratch runs are the fixed-token studies' (copied by --reuse), the "

@@ -449,8 +449,8 @@ def schedule(store: Store, runs: list[StudyRun], executor: Executor, max_paralle
                 if run_id not in in_flight:
                     continue
                 in_flight.discard(run_id)
-                status, line = _settle(store, pending[run_id], reason, outcome)
-                shown.ended(line, status, _spent(store, cost(pending[run_id]), run_id))
+                status, line, record = _settle(store, pending[run_id], reason, outcome)
+                shown.ended(line, status, _spent(cost(pending[run_id]), record))
             through = executor.through()
             shown.tick(len(in_flight), [dataclasses.replace(through[r], cost=cost(pending[r]))
                                         for r in in_flight if r in through])
@@ -487,16 +487,16 @@ def _planned(runs, bound) -> dict[tuple[str, float], float]:
     return planned
 
 
-def _spent(store: Store, cost: Cost, run_id: str) -> Cost:
+def _spent(cost: Cost, record: dict | None) -> Cost:
     """`cost` with what an ended run's record says it spent: 6N FLOPs (the estimate's convention) and wall seconds."""
-    record = store.read_record(run_id)
     metrics = record["metrics"] if record else {}
     number = lambda key: float(metrics[key]) if isinstance(metrics.get(key), (int, float)) else None  # noqa: E731
     return dataclasses.replace(cost, spent=number("flops_6N"), seconds=number("wall_time"))
 
 
-def _settle(store: Store, run: StudyRun, reason: str | None, outcome: Outcome) -> tuple[str, str]:
-    """An ended run into `outcome` by its record; (its status, its line for the user)."""
+def _settle(store: Store, run: StudyRun, reason: str | None, outcome: Outcome) -> tuple[str, str, dict | None]:
+    """An ended run into `outcome` by its record; (its status, its line for the user, the record it ended with: None
+    where the process died before writing one)."""
     run_id = run.run_id
     record = store.read_record(run_id)
     if record is None and reason and reason.startswith("busy:"):
@@ -508,7 +508,7 @@ def _settle(store: Store, run: StudyRun, reason: str | None, outcome: Outcome) -
         outcome.failed[run_id] = why
     elif record["status"] == "ok":
         outcome.done.append(run_id)
-        return "ok", _end_line(run_id, record)
+        return "ok", _end_line(run_id, record), record
     else:
         outcome.failed[run_id] = record["error"] or reason or "failed"
-    return "failed", f"{run_id}: FAILED: {outcome.failed[run_id]}"
+    return "failed", f"{run_id}: FAILED: {outcome.failed[run_id]}", record
