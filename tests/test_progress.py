@@ -139,6 +139,21 @@ def test_runs_in_flight_count_by_how_far_they_are():
     assert uncosted.summary().endswith("1 running (50 % of its steps, 10m00s to go); 10m00s elapsed; about 1h10m left")
 
 
+def test_a_run_in_flight_is_timed_from_its_last_report_not_from_now():
+    """A worker reports at its evaluations only: cpu-fixed-tokens-10m-text's w500k pretraining, 5 % through a minute
+    in, showed "18m56s to go" (the minute over the 5 % last reported) and ended 9m51s later. A check that can fail:
+    half done at its report 600 s in, 120 s ago, it has 480 s to go (the time now would say 720 s, the report
+    alone 600 s); an overdue run has none left, never a negative time."""
+    clock = FakeClock()
+    shown = PlainProgress(4, io.StringIO(), clock=clock)
+    clock.now += 720
+    shown.tick(1, [InFlight(0.5, 600, since=120)])
+    assert "1 running (50 % of its steps, 8m00s to go)" in shown.summary()
+    assert InFlight(0.5, 600, since=700).to_go() == 0.0
+    assert InFlight(0.0, 5, since=1).to_go() is None
+    assert InFlight(0.25, 300, Cost(40.0, "pretrain"), since=60).left(0.5) == 240.0
+
+
 def test_a_length_searched_mode_counts_at_its_expected_share_not_its_bound():
     """cpu-fixed-tokens-30m's fine-tunes had an upper bound twice its pretrainings' and trained 0.6 % of it: counted at
     their bounds, its log said "about 6h00m left" 29 minutes in, for a study that ended 20 minutes later. A check that

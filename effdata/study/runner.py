@@ -238,7 +238,7 @@ class LocalExecutor:
         self._running: dict[int, str] = {}   # worker pid -> run id
         self._ended: list[tuple[str, str | None]] = []
         self._lines: list[str] = []
-        self._through: dict[str, float] = {}  # run id -> its last step / its planned steps
+        self._through: dict[str, tuple[float, float]] = {}  # run id -> (last step / planned steps, when it said)
         self._started: dict[str, float] = {}  # run id -> when a worker took it (time.monotonic())
         self.worker_gpus: dict[int, str | None] = {}  # worker pid -> its CUDA_VISIBLE_DEVICES, as it reported
         for i in range(workers):
@@ -270,7 +270,7 @@ class LocalExecutor:
                 self._ended.append((run_id, payload))
             elif kind == "progress":
                 self._lines.append(_progress_line(run_id, payload))
-                self._through[run_id] = _fraction(payload)
+                self._through[run_id] = (_fraction(payload), time.monotonic())
 
     def poll(self) -> list[tuple[str, str | None]]:
         self._drain()
@@ -299,8 +299,8 @@ class LocalExecutor:
 
     def through(self) -> dict[str, InFlight]:
         now = time.monotonic()
-        return {run_id: InFlight(fraction, now - self._started.get(run_id, now))
-                for run_id, fraction in self._through.items()}
+        return {run_id: InFlight(fraction, said - self._started.get(run_id, said), since=now - said)
+                for run_id, (fraction, said) in self._through.items()}
 
     def shutdown(self) -> None:
         for proc in self._procs:
