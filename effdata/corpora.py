@@ -13,6 +13,7 @@ from effdata.data.tokenizer import DEFAULT_VOCAB_SIZE
 from effdata.data.tokens import prepare
 from effdata.fmt import si
 from effdata.study.progress import preparation_shown
+from effdata.study.runner import quiet_libraries
 
 
 
@@ -58,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vocab-size", type=int, default=None)
     a = ap.parse_args(argv)
     names = a.names or list(DEFAULT_CORPORA)
+    # datasets' own bars ("Downloading data" for files on this disk, "Generating train split") would interleave with
+    # the lines below; effdata.run quietens them the same way. Seen when tests/test_progress.py's corpora test ran
+    # first in its process: until then another test had always quietened them for it.
+    quiet_libraries()
     try:
         check_sources(names, a.home)
         with preparation_shown(len(names)) as shown:  # what is built, while it is (minutes on an empty cache)

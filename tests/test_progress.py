@@ -386,8 +386,12 @@ def test_a_tiny_study_with_captured_output_prints_plain_lines(tmp_path, tiny_cor
 
 
 def test_building_corpora_from_the_command_line_says_so(tmp_path, tiny_corpora, capsys):
+    import datasets  # noqa: PLC0415
+
     from effdata.corpora import main as corpora_main  # noqa: PLC0415
 
+    # As in a fresh process: another test in this one may have quietened datasets' bars already.
+    datasets.enable_progress_bars()
     python = tiny_corpora["python"]
     assert corpora_main([python, "--home", str(tmp_path / "home"), "--no-tokens"]) == 0
     lines = capsys.readouterr().err.splitlines()
