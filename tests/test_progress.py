@@ -151,7 +151,7 @@ def test_a_run_in_flight_is_timed_from_its_last_report_not_from_now():
     assert "1 running (50 % of its steps, 8m00s to go)" in shown.summary()
     assert InFlight(0.5, 600, since=700).to_go() == 0.0
     assert InFlight(0.0, 5, since=1).to_go() is None
-    assert InFlight(0.25, 300, Cost(40.0, "pretrain"), since=60).left(0.5) == 240.0
+    assert InFlight(0.25, 300, Cost(40.0, "pretrain"), since=60).to_go(0.5) == 240.0
 
 
 def test_a_length_searched_mode_counts_at_its_expected_share_not_its_bound():

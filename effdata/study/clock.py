@@ -53,17 +53,12 @@ class InFlight:
     cost: Cost = Cost()
     since: float = 0.0
 
-    def left(self, upto: float = 1.0) -> float | None:
-        """Seconds until it is `upto` of its planned steps through at its pace at its last report, less the time
-        since; None before its first step."""
+    def to_go(self, upto: float = 1.0) -> float | None:
+        """Seconds until it is `upto` of its planned steps through (a length search that stops early ends sooner) at
+        its pace at its last report, less the time since; None before its first step."""
         if self.fraction <= 0:
             return None
         return max(0.0, self.seconds * (upto - self.fraction) / self.fraction - self.since)
-
-    def to_go(self) -> float | None:
-        """Seconds until its planned steps are done at its pace so far (a length search that stops early ends
-        sooner); None before its first step."""
-        return self.left()
 
 
 @dataclass
@@ -117,7 +112,7 @@ class CostClock:
         its steps do not say (before its first, or a length search, which ends far before its planned steps: the
         summary said "30m13s to go" of fine-tunes that ended in seconds)."""
         share = self.share(run.cost.kind)
-        return run.left(min(1.0, share)) if share > TRAINS_ITS_PLAN else None
+        return run.to_go(min(1.0, share)) if share > TRAINS_ITS_PLAN else None
 
     def _in_flight_left(self, run: InFlight, rate) -> float:
         """A run in flight: `to_go` where its steps say, else its expected FLOPs at its size's rate."""
