@@ -25,7 +25,7 @@ MINIMAL = {
 @pytest.mark.parametrize("path", sorted(JOBS.glob("*.toml")), ids=lambda p: p.name)
 def test_every_job_file_loads(path):
     study = load_study(path)
-    assert study.sizes and study.scratch.values and study.finetune.values
+    assert study.sizes and study.finetune.values and study_runs(study, list(study.pretrain.corpora))
 
 
 def test_plan_has_dependencies_and_shared_scratch_runs():
@@ -72,6 +72,8 @@ def test_run_ids_are_stable_and_follow_the_spec():
     ({"scratch": {"data_chars": [1e4], "data_tokens": [5]}}, "exactly one"),
     ({"scratch": {"data_chars": [-5]}}, "positive"),
     ({"scratch": {"data_chars": ["many"]}}, "expected a number"),
+    ({"finetune": {"data_chars": []}}, "non-empty list"),
+    ({"scratch": {"data_chars": []}, "finetune": {"data_chars": [1e4], "sizes": []}}, "nothing to run"),
     ({"train": {"batch_sizes": 4}}, "unknown key"),
     ({"train": {"batch_size": "four"}}, "batch_size"),
     ({"train": {"lr_rule": "fast"}}, "lr_rule"),
@@ -277,6 +279,22 @@ def test_a_study_that_fine_tunes_no_size_plans_its_from_scratch_runs_alone_under
     # Its runs are v4's from-scratch runs at other seeds: the same spec but the seed (so its table joins v4's).
     v4 = {(r.spec.size, r.spec.data_chars): r.spec for r in cpu if r.mode == "scratch"}
     assert all(r.spec == dataclasses.replace(v4[r.spec.size, r.spec.data_chars], seed=r.spec.seed) for r in seeds)
+
+
+def test_a_study_without_from_scratch_sizes_plans_its_pretrainings_and_fine_tunes_alone_under_the_same_ids():
+    full = {r.run_id for r in study_runs(study_from_dict(MINIMAL), ["text"]) if r.mode != "scratch"}
+    alone = study_runs(study_from_dict({**MINIMAL, "scratch": {"data_chars": []}}), ["text"])
+    assert {r.mode for r in alone} == {"pretrain", "finetune"} and {r.run_id for r in alone} == full
+    # jobs/cpu-fixed-tokens-10m-text-seed1.toml is jobs/cpu-fixed-tokens-10m-text.toml's runs at seed 1, less its
+    # from-scratch ones: the same specs but the seed.
+    seed0 = {r.run_id: r for r in study_runs(load_study(JOBS / "cpu-fixed-tokens-10m-text.toml"), ["text"])}
+    seed1 = study_runs(load_study(JOBS / "cpu-fixed-tokens-10m-text-seed1.toml"), ["text"])
+    assert len(seed1) == len(seed0) - 24 == 30
+    specs0 = {(r.mode, r.spec.size, r.spec.data_chars, r.label.split("-")[1]): r.spec for r in seed0.values()
+              if r.mode != "scratch"}
+    assert all(r.spec == dataclasses.replace(specs0[r.mode, r.spec.size, r.spec.data_chars, r.label.split("-")[1]],
+                                             seed=1)
+               for r in seed1)
 
 
 def test_extra_seeds_of_a_shared_pretraining_fine_tune_the_first_seeds_runs_and_pretrain_nothing():

@@ -11,7 +11,7 @@ A study file looks like this (every key is checked; an unknown key or a wrong ty
     device = "cuda"                # optional: "auto" (default: CUDA when present), "cpu" or "cuda"
 
     [scratch]                      # from-scratch runs on nested target fractions
-    data_chars = [1e5, 3e5, 1e6]   # or data_tokens = [...]
+    data_chars = [1e5, 3e5, 1e6]   # or data_tokens = [...]; [] none: a fine-tune-only study
     max_steps = 20000              # optional: lr_scale / max_steps for these runs alone (FINETUNE_TRAIN_KEYS too)
 
     [finetune]                     # fine-tunes of each pretrained checkpoint
@@ -195,7 +195,8 @@ def _string_list(value: Any, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _data_sizes(table: Any, where: str, more_keys: frozenset[str] = frozenset()) -> DataSizes:
+def _data_sizes(table: Any, where: str, more_keys: frozenset[str] = frozenset(),
+                may_be_empty: bool = False) -> DataSizes:
     if not isinstance(table, dict):
         raise StudyError(f"[{where}] must be a table")
     _check_keys(table, {"data_chars", "data_tokens", *more_keys}, f"[{where}]")
@@ -203,7 +204,7 @@ def _data_sizes(table: Any, where: str, more_keys: frozenset[str] = frozenset())
         raise StudyError(f"[{where}] needs exactly one of data_chars or data_tokens")
     key = "data_chars" if "data_chars" in table else "data_tokens"
     values = table[key]
-    if not isinstance(values, list) or not values:
+    if not isinstance(values, list) or not (values or may_be_empty):
         raise StudyError(f"[{where}] {key}: expected a non-empty list of sizes")
     sizes = tuple(sorted({_number(v, f"[{where}] {key}") for v in values}))
     return DataSizes(**{key: sizes})
@@ -379,7 +380,9 @@ def _study(raw: dict[str, Any], where: str) -> Study:
     if not isinstance(raw["name"], str) or not raw["name"]:
         raise StudyError("name must be a non-empty string")
     seeds = _seed_list(raw.get("seeds", [0]), "seeds")
-    scratch = _data_sizes(raw["scratch"], "scratch", frozenset(SCRATCH_TRAIN_KEYS))
+    # [scratch] data_* = [] is a fine-tune-only study, read on another study's from-scratch curves
+    # (benchmarks/concat_tables.py --scratch-from): jobs/cpu-fixed-tokens-*-text-seed1.toml.
+    scratch = _data_sizes(raw["scratch"], "scratch", frozenset(SCRATCH_TRAIN_KEYS), may_be_empty=True)
     finetune = _data_sizes(raw["finetune"], "finetune", frozenset({"sizes", *FINETUNE_TRAIN_KEYS}))
     target = raw.get("target", "python")
     if not isinstance(target, str):
@@ -390,6 +393,8 @@ def _study(raw: dict[str, Any], where: str) -> Study:
         raise StudyError(f"device must be one of {', '.join(repr(d) for d in DEVICES)}, got {device!r}")
     settings = _train_settings(train)
     sizes = _string_list(raw["sizes"], "sizes")
+    if not scratch.values and _finetune_sizes(raw["finetune"], sizes) == ():
+        raise StudyError("nothing to run: [scratch] has no data sizes and [finetune] sizes = []")
     return Study(
         name=raw["name"],
         target=target,
