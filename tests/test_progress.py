@@ -158,14 +158,14 @@ def test_a_length_searched_mode_counts_at_its_expected_share_not_its_bound():
     """cpu-fixed-tokens-30m's fine-tunes had an upper bound twice its pretrainings' and trained 0.6 % of it: counted at
     their bounds, its log said "about 6h00m left" 29 minutes in, for a study that ended 20 minutes later. A check that
     can fail: two pretrainings half done after 30 minutes, fine-tunes bounded at 200 beside their 100: at their
-    bounds they would add 200 × 72 s; at the prior 1 % they leave about 31 minutes. Once fine-tunes end, their own
+    bounds they would add 200 × 72 s × 2.8; at the prior 1 % they leave about 33 minutes. Once fine-tunes end, their own
     share (here 10 %) and pace replace the prior; a blocked one leaves the plan."""
     clock, n = FakeClock(), 1e5
     shown = PlainProgress(6, io.StringIO(), planned={("pretrain", n): 100.0, ("finetune", n): 200.0}, clock=clock)
     clock.now += 1800
     halfway = [InFlight(0.5, 1800, Cost(50.0, "pretrain", n)), InFlight(0.5, 1800, Cost(50.0, "pretrain", n))]
     shown.tick(2, halfway)
-    assert shown.summary().endswith("about 31m12s left")      # (2 × 1800 s + 200 × 1 % × 72 s) over two workers
+    assert shown.summary().endswith("about 33m22s left")      # (2 × 1800 s + 200 × 1 % × 72 s × 2.8) over two workers
     searching = [*halfway, InFlight(0.01, 30, Cost(50.0, "finetune", n))]   # at its pace to its step cap: 49m30s
     shown.tick(3, searching)
     assert "(1 % of its steps; 50 %, 30m00s to go; 50 %, 30m00s to go)" in shown.summary()
@@ -178,6 +178,23 @@ def test_a_length_searched_mode_counts_at_its_expected_share_not_its_bound():
     assert shown.summary().endswith("about 30s left")         # 150 × 10 % at 6 s each, over the three seen running
     shown.ended("blocked", "blocked", Cost(50.0, "finetune", n))
     assert shown.costs.planned[("finetune", n)] == 150.0 and shown.summary().endswith("about 20s left")
+
+
+def test_a_mode_not_yet_seen_counts_at_a_pretrainings_rate_times_its_own_factor():
+    """cpu-fixed-tokens-10m-text's fine-tunes took 2.7–3.2 times a pretraining's seconds per FLOP at the same size
+    (their evaluations), and none ended before minute 15: counted at a pretraining's rate, the summary said 3m56s
+    at minute 12 with 5m54s to go. A check that can fail: a fine-tune waiting beside an ended pretraining counts at
+    2.8 times its rate, a from-scratch run at 2; once a fine-tune has ended, at its own rate; the factors divide out
+    of the line that other modes' runs give."""
+    clock = CostClock(planned={("finetune", 1e5): 10.0, ("scratch", 1e5): 1.0})
+    clock.end(Cost(10.0, "pretrain", 1e5, spent=10.0, seconds=10.0), ran=True)
+    assert clock.seconds_left([], workers=1) == pytest.approx(10.0 * 0.01 * 2.8 + 1.0 * 0.1 * 2.0)
+    clock.end(Cost(10.0, "finetune", 1e5, spent=0.1, seconds=0.5), ran=True)       # 5 s per FLOP, its own
+    # the from-scratch run: twice the geometric mean of 1 (the pretraining's) and 5 / 2.8 (the fine-tune's)
+    assert clock.seconds_left([], workers=1) == pytest.approx(1.0 * 0.1 * 2.0 * (5.0 / 2.8) ** 0.5)
+    only = CostClock(planned={("scratch", 1e5): 1.0, ("finetune", 1e5): 20.0})
+    only.end(Cost(10.0, "finetune", 1e5, spent=1.0, seconds=2.8), ran=True)        # a pretraining's 1 s per FLOP
+    assert only.seconds_left([], workers=1) == pytest.approx(1.0 * 0.1 * 2.0 + 10.0 * 0.1 * 2.8)
 
 
 def test_seconds_per_flop_follow_size():

@@ -6,8 +6,9 @@ its step cap) and its size. Two things make the bound a poor clock, both measure
 - a run with a length search trains a small share of its bound (`PRIOR_SHARE`), and
 - seconds per FLOP fall with size: cpu-fixed-tokens-30m's pretrainings took 340 s per TFLOP at w7k, 109 at w25k,
   62, 43, 31 and 22 at w500k (about N^-0.64), so a small model's FLOPs take longest.
-The clock learns both as the study goes (the share from ended runs of each mode, the seconds per FLOP against size
-from ended runs and those in flight) and says time left as the remaining work over the workers, or the longest
+A third: a from-scratch run or fine-tune takes 2–3 times a pretraining's seconds per FLOP (its evaluations). The
+clock learns all three as the study goes (the share from ended runs of each mode, the seconds per FLOP against size
+and mode from ended runs and those in flight) and says time left as the remaining work over the workers, or the longest
 run in flight's own time to go where that is longer. `benchmarks/progress_clock.py` replays a finished study.
 """
 from __future__ import annotations
@@ -24,6 +25,14 @@ PRIOR_SHARE = {"pretrain": 1.0, "scratch": 0.1, "finetune": 0.01}
 # Seconds per FLOP against N, log-log, until three sizes have shown theirs: cpu-fixed-tokens-30m's six pretrainings
 # (340 s per TFLOP at w7k to 22 at w500k) fit -0.64; a slope from two neighbouring sizes is mostly noise.
 PRIOR_SLOPE, SIZES_FOR_SLOPE = -0.64, 3
+# A mode's seconds per FLOP against a pretraining's of the same N, until a run of that mode has ended or reported:
+# from-scratch runs and fine-tunes spend most of their seconds evaluating (a length search's branches and their
+# test set: a w100k fine-tune 0.77 s of steps in 3.6 s), which 6N FLOPs do not count. Measured, the median at each
+# size over the size's pretraining (`python benchmarks/progress_clock.py --rates runs/cpu-fixed-tokens-10m-text`,
+# likewise runs/cpu-w1m): from-scratch runs ×1.9–2.5 and ×1.1–2.0, fine-tunes ×2.7–3.2 and ×1.3–3.2. Counted at
+# a pretraining's rate, cpu-fixed-tokens-10m-text's fine-tunes (its last 3 minutes, none ended before minute 15)
+# were a third of their time, and the summary said 4m at 12 minutes with 6 to go.
+RATE_VS_PRETRAIN = {"pretrain": 1.0, "scratch": 2.0, "finetune": 2.8}
 TRAINS_ITS_PLAN = 0.5   # a mode whose share is above this: its steps so far over its planned steps are its FLOPs'
 
 
@@ -123,13 +132,13 @@ class CostClock:
 
 
 def _rate_by_size(seen: list[tuple[str, float, float]]):
-    """rate(mode, N): seconds per FLOP, a line in log N fitted on that mode's runs (on every mode's where it has
-    none), a constant where one size has been seen; None where none has."""
+    """rate(mode, N): seconds per FLOP, a line in log N fitted on that mode's runs (where it has none, on every
+    mode's, each over its `RATE_VS_PRETRAIN`, times the mode's own); None where no run has been seen."""
     if not seen:
         return None
     fits = {kind: _log_line([(n, r) for k, n, r in seen if k == kind]) for kind in {k for k, _, _ in seen}}
-    anyone = _log_line([(n, r) for _, n, r in seen])
-    return lambda kind, n: fits.get(kind, anyone)(n)
+    anyone = _log_line([(n, r / RATE_VS_PRETRAIN.get(k, 1.0)) for k, n, r in seen])
+    return lambda kind, n: fits[kind](n) if kind in fits else RATE_VS_PRETRAIN.get(kind, 1.0) * anyone(n)
 
 
 def _log_line(points: list[tuple[float, float]]):
