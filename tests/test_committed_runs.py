@@ -160,7 +160,7 @@ NOT_RE_RUN = {
                                                    "30m/", "30m/study/", "30m/seed1/", "30m/seed1/study/", "10m/",
                                                    "10m/study/", "5m/seed1/", "5m/seed1/study/", "10m/seed1/",
                                                    "10m/seed1/study/", "1m6/seed1/", "1m6/seed1/study/", "10m/text/",
-                                                   "10m/text/study/", "w1m/", "w1m/study/",
+                                                   "10m/text/study/", "w1m/", "w1m/study/", "w1m/seed1/", "w1m/seed1/study/",
                                                    *(f"text-seed1/{c}/{t}" for c in ("1m6", "5m", "10m")
                                                      for t in ("", "study/")))},
     **{f"analysis/cpu-fixed-tokens/min-steps/{name}/results.csv": (
