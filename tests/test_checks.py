@@ -53,6 +53,14 @@ def test_fractions_in_tokens_are_checked_against_tokens():
         check_plan(too_many, DATA)
 
 
+def test_a_fine_tune_only_plan_warns_that_its_d_t_needs_another_tables_from_scratch_runs():
+    alone = check_plan(study_runs(study_from_dict({**STUDY, "scratch": {"data_chars": []}})), DATA)
+    assert len(alone) == 1 and alone[0].startswith("no from-scratch runs (a fine-tune-only study)")
+    assert "--scratch-from" in alone[0]
+    scratch_only = {**STUDY, "finetune": {"data_chars": [1e4], "sizes": []}}
+    assert check_plan(study_runs(study_from_dict(scratch_only)), DATA) == []
+
+
 def test_pretraining_budgets_above_four_epochs_warn_with_their_epochs():
     assert check_plan(study_runs(study_from_dict(STUDY)), DATA) == []  # 4.0 epochs: not above
     runs = study_runs(study_from_dict({**STUDY, "pretrain": {"corpora": ["txt"], "token_budget": 45_000}}))
