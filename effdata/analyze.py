@@ -11,6 +11,9 @@ A table from a study with a [sweep] (its rows name the swept setting in a `sweep
 analysis instead (`effdata.analysis.sweep.sweep`): `REPORT.md`, `sweep.json`, `sweep.csv`, `best.csv` and the
 figure `sweep.png`; the transfer analysis would average runs of different swept values together.
 
+`--scratch-from OTHER` reads the fine-tunes on another table's from-scratch runs at the sizes this table has none
+of (a fine-tune-only study, `[scratch] data_chars = []`); the report's title names what each table lent.
+
 `--budget-compare OTHER` measures and fits another study of the same target whose pretraining budgets differ
 with the same pipeline (`_fit_table`), and sets its β beside this table's in the section *Pretraining budget*
 (`effdata.analysis.budget.budget`); an unusable OTHER is a TableError before anything is written.
@@ -96,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="another study of the same target with other pretraining budgets (e.g. a fixed token "
                              "budget): fitted the same way, its β set beside this table's, and the fixed-budget β this "
                              "table predicts checked against it (section *Pretraining budget*)")
+    parser.add_argument("--scratch-from", nargs="+", default=[], metavar="TABLE",
+                        help="other results tables whose from-scratch runs stand in at the model sizes (N and shape) "
+                             "this table has none of: a fine-tune-only study read on another study's curves")
     parser.add_argument("--curves", type=Path, metavar="CURVES",
                         help="a learning-curve table (run_id, step, valid_loss; one row per evaluation; default: "
                              "curves.csv beside the results table): section *Training dynamics*")
@@ -107,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                          figures=not args.no_figures, loss_noise=args.loss_noise,
                          pretraining_noise=args.pretraining_noise, checkpoint_noise=args.checkpoint_noise,
                          noise_from=args.noise_from,
-                         reference_shapes=args.reference_shape, progress=sys.stderr.isatty(), curves=args.curves)
+                         reference_shapes=args.reference_shape, progress=sys.stderr.isatty(), curves=args.curves,
+                         scratch_from=args.scratch_from)
     except TableError as exc:
         print(f"effdata.analyze: {exc}", file=sys.stderr)
         return 2

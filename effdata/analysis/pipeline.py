@@ -46,6 +46,7 @@ from effdata.analysis.core.table import (
     TableError,
     load_results,
     read_table,
+    with_scratch_from,
 )
 from effdata.analysis.dynamics.dynamics import DynamicsStudy, study_dynamics
 from effdata.analysis.dynamics.history import curves_beside, load_curves
@@ -131,7 +132,8 @@ def analyze(results, out_dir=None, compare: list[str] | None = None, units: str 
             notes: str | None = None, loss_noise: float | dict[float, float] | None = None,
             pretraining_noise: float | None = None,
             reference_shapes: list[str] | tuple[str, ...] = (), budget_compare=None, curves=None,
-            checkpoint_noise: float | None = None, noise_from: str | Path | None = None) -> dict:
+            checkpoint_noise: float | None = None, noise_from: str | Path | None = None,
+            scratch_from: list | tuple = ()) -> dict:
     """Analyse a results table (path to CSV/Parquet/JSONL, a study directory, or a DataFrame).
 
     Returns the fits JSON (as written to fits.json) plus `paths` of what was written. Raises
@@ -149,7 +151,9 @@ def analyze(results, out_dir=None, compare: list[str] | None = None, units: str 
     as a path): the section *Training dynamics* (analysis/dynamics/); without one the report has none.
     `noise_from`: another analysis (its folder or fits.json) of a replicated study of the same setup, whose measured
     noise fills whichever of `loss_noise`, `pretraining_noise` and `checkpoint_noise` are not given (given.py); a
-    TableError when it measured none or its units differ.
+    TableError when it measured none or its units differ. `scratch_from`: other tables (paths or DataFrames) whose
+    from-scratch runs stand in at the model sizes this table has none of (a fine-tune-only study read on another's
+    curves; `with_scratch_from`), named in the report's title.
     """
     if noise_from is not None:
         loss_noise, pretraining_noise, checkpoint_noise = _noise_given_by(noise_from, units, loss_noise,
@@ -175,11 +179,17 @@ def analyze(results, out_dir=None, compare: list[str] | None = None, units: str 
     with threadpool_limits(1, user_api="blas"):
         raw = read_table(results)   # the only read of this table: every step below gets the DataFrame
         if is_sweep_table(raw):
-            if budget_compare is not None:
-                raise TableError("--budget-compare: this is a [sweep] study's table (it gets the sweep analysis, "
-                                 "which has no transfer law to compare)")
+            refused = [option for option, given in (("--budget-compare", budget_compare is not None),
+                                                    ("--scratch-from", bool(scratch_from))) if given]
+            if refused:
+                raise TableError(f"{refused[0]}: this is a [sweep] study's table (it gets the sweep analysis, "
+                                 "which has no transfer law)")
             return analyze_sweep(raw, options.out_dir, units, figures, notes)
-        return _analyze(_load(_source(results), raw, units), options)
+        name = _source(results)
+        if scratch_from:
+            raw, lent = with_scratch_from(raw, [(_source(t), read_table(t)) for t in scratch_from])
+            name = "; ".join([name, *lent])
+        return _analyze(_load(name, raw, units), options)
 
 
 def _noise_given_by(noise_from, units: str, loss_noise, pretraining_noise, checkpoint_noise) -> tuple:

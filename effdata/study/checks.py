@@ -6,7 +6,7 @@
 * A pretraining budget is stated in epochs of its corpus's train split; above `EPOCHS_WARNING` epochs it
   is a warning, not an error (a small study may repeat its data on purpose).
 * Fine-tunes without a from-scratch run in the plan (`[scratch] data_chars = []`) are a warning: their D_T
-  needs another table's from-scratch runs, which the analysis at the end of the study does not have.
+  needs another table's from-scratch runs (`analyze --scratch-from`), which the study's own analysis lacks.
 
 Why 4 epochs: Muennighoff et al. 2023 ("Scaling Data-Constrained Language Models", arXiv 2305.16264)
 found that up to about 4 epochs of repeated data are worth almost as much as new data, and that the
@@ -38,9 +38,8 @@ def scratch_warnings(runs: list[StudyRun]) -> list[str]:
     """One line where the plan fine-tunes but trains nothing from scratch (a fine-tune-only study)."""
     if any(r.mode == "scratch" for r in runs) or not any(r.mode == "finetune" for r in runs):
         return []
-    return ["no from-scratch runs (a fine-tune-only study): D_T needs another table's, so join them before "
-            "analysing (python benchmarks/concat_tables.py RESULTS --scratch-from OTHER --out JOINED, then "
-            "python -m effdata.analyze JOINED); the analysis at the end of this study has none"]
+    return ["no from-scratch runs (a fine-tune-only study): D_T needs another table's (python -m effdata.analyze "
+            "RESULTS --scratch-from OTHER); the analysis at the end of this study has none"]
 
 
 def fraction_errors(runs: list[StudyRun], data: dict[str, TokenizedCorpus]) -> list[str]:

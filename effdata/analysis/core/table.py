@@ -210,6 +210,33 @@ def load_results(source: str | Path | pd.DataFrame, units: str = "chars",
                         pretraining=pretraining, notes=notes)
 
 
+def with_scratch_from(rows: pd.DataFrame, others: list[tuple[str, pd.DataFrame]]) -> tuple[pd.DataFrame, list[str]]:
+    """`rows` and the from-scratch runs of other tables at the model sizes `rows` has none of (N, and layers and
+    width where both tables give them): a fine-tune-only study read on another study's curves. Also one line per
+    table naming the sizes it lent. TableError where a table lends nothing, or lacks a column the sizes need."""
+    if "pretrain" not in rows.columns:
+        raise TableError("--scratch-from: this table has no `pretrain` column")
+    own = _pretrain_and_mode(rows.copy(), [])
+    keys = [c for c in ("n_params", "n_layer", "d_model") if c in own.columns]
+    have = set(own.loc[own["mode"] == "scratch", keys].itertuples(index=False, name=None))
+    joined, lent_by = [rows], []
+    for name, other in others:
+        missing = [c for c in keys + ["pretrain"] if c not in other.columns]
+        if missing:
+            raise TableError(f"--scratch-from {name}: no {', '.join(missing)} column")
+        theirs = _pretrain_and_mode(other.copy(), [])
+        theirs = theirs[theirs["mode"] == "scratch"]
+        fresh = [key not in have for key in theirs[keys].itertuples(index=False, name=None)]
+        lent = theirs[fresh]
+        if lent.empty:
+            raise TableError(f"--scratch-from {name}: no from-scratch runs at a model size this table has none of")
+        have |= set(lent[keys].itertuples(index=False, name=None))
+        joined.append(lent if "mode" in rows.columns else lent.drop(columns="mode"))
+        sizes = ", ".join(f"{n:.3g}" for n in sorted(lent["n_params"].unique()))
+        lent_by.append(f"from-scratch runs at N = {sizes} from {name}")
+    return pd.concat(joined, ignore_index=True, sort=False), lent_by
+
+
 def _pretrain_and_mode(df: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
     """`pretrain` as clean text ('none' for from scratch), `mode` derived from it where absent."""
     if df["pretrain"].isna().any():
