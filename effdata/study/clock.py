@@ -28,10 +28,10 @@ PRIOR_SLOPE, SIZES_FOR_SLOPE = -0.64, 3
 # A mode's seconds per FLOP against a pretraining's of the same N, until a run of that mode has ended or reported:
 # from-scratch runs and fine-tunes spend most of their seconds evaluating (a length search's branches and their
 # test set: a w100k fine-tune 0.77 s of steps in 3.6 s), which 6N FLOPs do not count. Measured, the median at each
-# size over the size's pretraining (`python benchmarks/progress_clock.py --rates runs/cpu-fixed-tokens-10m-text`,
-# likewise runs/cpu-w1m): from-scratch runs ×1.9–2.5 and ×1.1–2.0, fine-tunes ×2.7–3.2 and ×1.3–3.2. Counted at
-# a pretraining's rate, cpu-fixed-tokens-10m-text's fine-tunes (its last 3 minutes, none ended before minute 15)
-# were a third of their time, and the summary said 4m at 12 minutes with 6 to go.
+# size over the size's pretraining (`python benchmarks/rates_by_mode.py runs/cpu-fixed-tokens-10m-text runs/cpu-w1m`):
+# from-scratch runs ×1.9–2.5 and ×1.1–2.0, fine-tunes ×2.7–3.2 and ×1.3–3.2. Counted at a pretraining's rate,
+# cpu-fixed-tokens-10m-text's fine-tunes (its last 3 minutes, none ended before minute 15) were a third of their
+# time, and the replayed summary said 3m56s at minute 12 with 5m54s to go (docs/studies.md has the replays).
 RATE_VS_PRETRAIN = {"pretrain": 1.0, "scratch": 2.0, "finetune": 2.8}
 TRAINS_ITS_PLAN = 0.5   # a mode whose share is above this: its steps so far over its planned steps are its FLOPs'
 

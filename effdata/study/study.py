@@ -381,7 +381,7 @@ def _study(raw: dict[str, Any], where: str) -> Study:
         raise StudyError("name must be a non-empty string")
     seeds = _seed_list(raw.get("seeds", [0]), "seeds")
     # [scratch] data_* = [] is a fine-tune-only study, read on another study's from-scratch curves
-    # (benchmarks/concat_tables.py --scratch-from): jobs/cpu-fixed-tokens-*-text-seed1.toml.
+    # (python -m effdata.analyze T --scratch-from S): jobs/cpu-fixed-tokens-*-text-seed1.toml.
     scratch = _data_sizes(raw["scratch"], "scratch", frozenset(SCRATCH_TRAIN_KEYS), may_be_empty=True)
     finetune = _data_sizes(raw["finetune"], "finetune", frozenset({"sizes", *FINETUNE_TRAIN_KEYS}))
     target = raw.get("target", "python")
@@ -393,7 +393,8 @@ def _study(raw: dict[str, Any], where: str) -> Study:
         raise StudyError(f"device must be one of {', '.join(repr(d) for d in DEVICES)}, got {device!r}")
     settings = _train_settings(train)
     sizes = _string_list(raw["sizes"], "sizes")
-    if not scratch.values and _finetune_sizes(raw["finetune"], sizes) == ():
+    finetune_sizes = _finetune_sizes(raw["finetune"], sizes)
+    if not scratch.values and finetune_sizes == ():
         raise StudyError("nothing to run: [scratch] has no data sizes and [finetune] sizes = []")
     return Study(
         name=raw["name"],
@@ -410,7 +411,7 @@ def _study(raw: dict[str, Any], where: str) -> Study:
         train_keys=tuple(train),
         device=device,
         sweep=_sweep(raw.get("sweep", {}), train),
-        finetune_sizes=_finetune_sizes(raw["finetune"], sizes),
+        finetune_sizes=finetune_sizes,
         finetune_train=_mode_train(raw["finetune"], "finetune", FINETUNE_TRAIN_KEYS, train, raw.get("sweep", {})),
         scratch_train=_mode_train(raw["scratch"], "scratch", SCRATCH_TRAIN_KEYS, train, raw.get("sweep", {})),
         extra_seeds=(_extra_seeds(raw["extra_seeds"], seeds, scratch, finetune) if "extra_seeds" in raw
