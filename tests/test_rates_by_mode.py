@@ -1,35 +1,34 @@
-"""benchmarks/rates_by_mode.py on records made here: each mode's seconds per FLOP over the pretraining's of its size
-(a check that can fail: records at known rates must give those ratios, and a run without a pretraining beside it,
-or failed, or without its wall time, must count for nothing)."""
-import json
-
+"""benchmarks/rates_by_mode.py on records written here: each mode's seconds per FLOP over the pretraining's of its
+size (a check that can fail: records at known rates must give those ratios, and a run without a pretraining beside
+it, or failed, or without its wall time, must count for nothing)."""
 import pytest
 from scripts import load_script
 
-from effdata.spec import identity_hash
+from effdata.study.store import Store
+from effdata.study.study import study_from_dict, study_runs
 
-
-def _record(runs, label: str, mode: str, n: float, wall: float | None, flops: float, status: str = "ok") -> None:
-    identity = {"label": label}
-    run_id = f"{label}-{identity_hash(identity)}"
-    folder = runs / run_id
-    folder.mkdir(parents=True)
-    metrics = {"mode": mode, "n_params": n, "wall_time": wall, "flops_6N": flops}
-    folder.joinpath("record.json").write_text(json.dumps(
-        {"run_id": run_id, "status": status, "identity": identity, "metrics": metrics}))
+STUDY = {"name": "t", "sizes": ["n25k", "n50k", "n100k"], "scratch": {"data_chars": [1e4]},
+         "finetune": {"data_chars": [1e4, 2e4, 3e4]}, "pretrain": {"corpora": ["text"], "token_budget": 20000}}
 
 
 def test_each_mode_over_the_pretraining_of_its_size(tmp_path, capsys):
-    runs = tmp_path / "runs"
-    _record(runs, "pre-a", "pretrain", 1e4, 10.0, 1e12)          # 10 s per TFLOP
-    _record(runs, "pre-b", "pretrain", 1e5, 2.0, 1e12)           # 2
-    for i, wall in enumerate((28.0, 30.0, 26.0)):               # median 28: ×2.8
-        _record(runs, f"ft-{i}", "finetune", 1e4, wall, 1e12)
-    _record(runs, "ft-big", "finetune", 1e5, 6.0, 1e12)          # ×3
-    _record(runs, "sc-a", "scratch", 1e5, 4.0, 1e12)             # ×2
-    _record(runs, "sc-alone", "scratch", 1e6, 4.0, 1e12)         # no pretraining of its size
-    _record(runs, "ft-failed", "finetune", 1e5, 600.0, 1e12, status="failed")
-    _record(runs, "ft-nowall", "finetune", 1e5, None, 1e12)
+    store = Store(tmp_path)
+    runs = {(r.mode, r.spec.size, r.spec.data_chars): r for r in study_runs(study_from_dict(STUDY))}
+
+    def record(mode, size, chars, wall, status="ok"):
+        run = runs[mode, size, chars]
+        metrics = {"mode": mode, "n_params": run.spec.shape.n_params, "wall_time": wall, "flops_6N": 1e12}
+        store.write_record(run, status, metrics=metrics, error="died" if status == "failed" else None)
+
+    record("pretrain", "n25k", None, 10.0)                     # 10 s per TFLOP
+    record("pretrain", "n50k", None, 2.0)                      # 2
+    for chars, wall in ((10000, 28.0), (20000, 30.0), (30000, 26.0)):
+        record("finetune", "n25k", chars, wall)                # median 28: ×2.8
+    record("finetune", "n50k", 10000, 6.0)                     # ×3
+    record("finetune", "n50k", 20000, 600.0, status="failed")
+    record("finetune", "n50k", 30000, None)                    # no wall time
+    record("scratch", "n50k", 10000, 4.0)                      # ×2
+    record("scratch", "n100k", 10000, 4.0)                     # no pretraining of its size
     script = load_script("rates_by_mode")
     found = script.rates(tmp_path)
     assert sorted(len(v) for v in found.values()) == [1, 1, 1, 1, 1, 3]
