@@ -120,7 +120,15 @@ WSD = {"corpora": ["text"], "token_budget": 2_000_000, "schedule": "wsd"}
 
 @pytest.mark.parametrize("pretrain, train, message", [
     ({**WSD, "schedule": "cosine", "checkpoint_tokens_per_param": [10]}, {"pretrain_stop_on": "budget"},
-     r'\[pretrain\] checkpoint_tokens_per_param needs schedule = "wsd"'),
+     r'\[pretrain\] mid-run checkpoints need schedule = "wsd"'),
+    ({**WSD, "schedule": "cosine", "checkpoint_tokens": [1e6]}, {"pretrain_stop_on": "budget"},
+     r'\[pretrain\] mid-run checkpoints need schedule = "wsd"'),
+    ({**WSD, "checkpoint_tokens": [1e6, 2e6]}, {"pretrain_stop_on": "budget"},
+     r"\[pretrain\] checkpoint_tokens 2,000,000 at n25k is not below its budget of 2,000,000"),
+    ({**WSD, "checkpoint_tokens": [1.5e6, 0]}, {"pretrain_stop_on": "budget"},
+     r"\[pretrain\] checkpoint_tokens: expected a list of positive numbers"),
+    ({**WSD, "checkpoint_tokens": [1.5e5 + 0.5]}, {"pretrain_stop_on": "budget"},
+     r"\[pretrain\] checkpoint_tokens: expected a positive whole number"),
     ({**WSD, "checkpoint_tokens_per_param": [10]}, {},
      r'\[pretrain\] checkpoint_tokens_per_param needs pretrain_stop_on = "budget"'),
     ({**WSD, "checkpoint_tokens_per_param": [10, 50]}, {"pretrain_stop_on": "budget"},
@@ -136,6 +144,27 @@ WSD = {"corpora": ["text"], "token_budget": 2_000_000, "schedule": "wsd"}
 def test_bad_mid_run_checkpoints_are_refused_naming_the_key(pretrain, train, message):
     with pytest.raises(StudyError, match=message):
         study_from_dict({**MINIMAL, "pretrain": pretrain, "train": train})
+
+
+def test_checkpoint_tokens_give_every_size_a_checkpoint_at_those_tokens():
+    """jobs/cpu-fixed-tokens-series.toml: a checkpoint at one token count for every size, named by its tokens per
+    parameter at each; it takes exactly those tokens (so it is the final model of a run with that budget), and one
+    that equals a checkpoint_tokens_per_param value is that checkpoint, not a second one."""
+    n25k = get_shape("n25k").n_params
+    pretrain = {**WSD, "checkpoint_tokens_per_param": [10], "checkpoint_tokens": [5e5, 10 * n25k]}
+    runs = study_runs(study_from_dict({**MINIMAL, "pretrain": pretrain, "train": {"pretrain_stop_on": "budget"}}))
+    pre = {r.spec.size: r for r in runs if r.mode == "pretrain"}
+    for size, run in pre.items():
+        n = get_shape(size).n_params
+        tpp = run.spec.checkpoint_tokens_per_param
+        assert {round(c * n) for c in tpp} == {10 * n, 500_000, 10 * n25k}
+        assert len(tpp) == (2 if size == "n25k" else 3)
+        starts = {r.init_from_checkpoint for r in runs if r.mode == "finetune" and r.depends_on == (run.run_id,)}
+        assert len(starts) == len(tpp) + 1
+    assert pre["n25k"].spec.checkpoint_tokens_per_param == (10.0, 500_000 / n25k)
+    plain = study_runs(study_from_dict({**MINIMAL, "pretrain": {**WSD, "checkpoint_tokens_per_param": [10]},
+                                        "train": {"pretrain_stop_on": "budget"}}))
+    assert {r.run_id for r in plain if r.mode == "scratch"} == {r.run_id for r in runs if r.mode == "scratch"}
 
 
 def test_pretrain_schedule_is_for_the_pretraining_runs_alone():

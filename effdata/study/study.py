@@ -33,6 +33,8 @@ A study file looks like this (every key is checked; an unknown key or a wrong ty
     schedule = "wsd"               # optional: [train] schedule / decay_frac / warmup_frac / batch_size for pretraining only
     checkpoint_tokens_per_param = [10, 30]   # optional (wsd): also fine-tune the model a run of c·N tokens
                                    # ends with, branched off mid-run; pretraining name "text@10tpp"
+    checkpoint_tokens = [5_016_960]   # optional (wsd): the same at a token count for every size, named
+                                   # by its tokens per parameter at each size ("text@22.41tpp" at w200k)
 
     [train]                        # any field of effdata.spec.TrainSettings
     batch_size = 16
@@ -109,7 +111,15 @@ class PretrainSettings:
     min_tokens: int | None = None
     max_tokens: int | None = None
     checkpoint_tokens_per_param: tuple[float, ...] = ()   # mid-run checkpoints (spec.RunSpec), fine-tuned too
+    checkpoint_tokens: tuple[int, ...] = ()               # the same at one token count for every size
     train: dict[str, Any] = field(default_factory=dict)    # PRETRAIN_TRAIN_KEYS: [train] for pretraining only
+
+    def checkpoints_for(self, size: str) -> tuple[float, ...]:
+        """A size's mid-run checkpoints in tokens per parameter: `checkpoint_tokens_per_param`, and each of
+        `checkpoint_tokens` over its N (the same tokens, since round(t / N · N) = t; one that equals a value of
+        the first, as 10 M tokens at 1 M parameters would, is one checkpoint)."""
+        n = get_shape(size).n_params
+        return tuple(sorted({*self.checkpoint_tokens_per_param, *(t / n for t in self.checkpoint_tokens)}))
 
     def budget_for(self, size: str) -> int:
         if self.tokens_per_param is not None:
@@ -221,7 +231,7 @@ def _data_sizes(table: Any, where: str, more_keys: frozenset[str] = frozenset(),
 # that compares runs with and without checkpoints holds the warm-up fixed with a cap both reach.
 PRETRAIN_TRAIN_KEYS = ("schedule", "decay_frac", "warmup_frac", "warmup_max", "batch_size", "lr_scale")
 PRETRAIN_KEYS = {"corpora", "token_budget", "tokens_per_param", "min_tokens", "max_tokens",
-                 "checkpoint_tokens_per_param", *PRETRAIN_TRAIN_KEYS}
+                 "checkpoint_tokens_per_param", "checkpoint_tokens", *PRETRAIN_TRAIN_KEYS}
 
 
 def _pretrain(table: Any) -> PretrainSettings:
@@ -229,7 +239,10 @@ def _pretrain(table: Any) -> PretrainSettings:
         raise StudyError("[pretrain] must be a table")
     _check_keys(table, PRETRAIN_KEYS, "[pretrain]")
     corpora = _string_list(table.get("corpora", ["text"]), "[pretrain] corpora")
-    extra = {"checkpoint_tokens_per_param": _checkpoints(table.get("checkpoint_tokens_per_param", [])),
+    extra = {"checkpoint_tokens_per_param": _checkpoints(table.get("checkpoint_tokens_per_param", []),
+                                                         "checkpoint_tokens_per_param"),
+             "checkpoint_tokens": tuple(_number(v, "[pretrain] checkpoint_tokens")
+                                        for v in _checkpoints(table.get("checkpoint_tokens", []), "checkpoint_tokens")),
              "train": {key: table[key] for key in PRETRAIN_TRAIN_KEYS if key in table}}
     if "tokens_per_param" in table:
         return dataclasses.replace(_pretrain_per_param(table, corpora), **extra)
@@ -244,9 +257,10 @@ def _pretrain(table: Any) -> PretrainSettings:
     return PretrainSettings(corpora=corpora, token_budget=budget, **extra)
 
 
-def _checkpoints(values: Any) -> tuple[float, ...]:
-    """[pretrain] checkpoint_tokens_per_param as increasing floats (the rest is checked per run: RunSpec)."""
-    where = "[pretrain] checkpoint_tokens_per_param"
+def _checkpoints(values: Any, key: str) -> tuple[float, ...]:
+    """[pretrain] checkpoint_tokens_per_param or checkpoint_tokens as increasing floats (the rest is checked per
+    run: RunSpec)."""
+    where = f"[pretrain] {key}"
     if not isinstance(values, list) or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0
                                            for v in values):
         raise StudyError(f"{where}: expected a list of positive numbers, got {values!r}")
@@ -480,13 +494,17 @@ def _check_pretraining(study: Study) -> None:
     """Every size's pretraining run can be built and scheduled: the [pretrain] settings and mid-run checkpoints
     are valid for it (a SpecError of the run becomes a StudyError naming the [pretrain] key)."""
     pre = study.pretrain
-    if pre.checkpoint_tokens_per_param:
+    if pre.checkpoint_tokens_per_param or pre.checkpoint_tokens:
         schedule = pre.train.get("schedule", study.train.schedule)
         if schedule != "wsd":
-            raise StudyError(f'[pretrain] checkpoint_tokens_per_param needs schedule = "wsd" (in [pretrain] for the '
+            raise StudyError(f'[pretrain] mid-run checkpoints need schedule = "wsd" (in [pretrain] for the '
                              f"pretraining runs, or in [train] for every run), got {schedule!r}: a checkpoint taken "
                              "mid-way through a cosine decay is not what a run of that length would give")
     for size in study.pretrained_sizes:
+        late = [t for t in pre.checkpoint_tokens if t >= pre.budget_for(size)]
+        if late:
+            raise StudyError(f"[pretrain] checkpoint_tokens {late[0]:,} at {size} is not below its budget of "
+                             f"{pre.budget_for(size):,}: the run's own checkpoint is that model")
         try:
             run = _pretrain_run(study, size, study.seeds[0], pre.corpora[0])
             schedule_for(run.spec, 0, run.spec.shape.n_params)
@@ -507,7 +525,6 @@ def study_runs(study: Study, pretrain_corpora: tuple[str, ...] | list[str] | Non
     """
     pretrains = tuple(pretrain_corpora) if pretrain_corpora else study.pretrain.corpora
     points = study.sweep_points()
-    starts = (None, *study.pretrain.checkpoint_tokens_per_param)
     extra = study.extra_seeds
     grids = [(seed, study.scratch.values, study.finetune.values) for seed in study.seeds]
     grids += [(seed, extra.scratch, extra.finetune) for seed in extra.seeds]
@@ -523,7 +540,8 @@ def study_runs(study: Study, pretrain_corpora: tuple[str, ...] | list[str] | Non
                 pre = _pretrain_run(study, size, seed if own else study.seeds[0], corpus)
                 runs += [pre] if own else []
                 runs += [_finetune_run(study, pre, tpp, d, point, seed)
-                         for tpp in starts for d in finetune for point in points]
+                         for tpp in (None, *pre.spec.checkpoint_tokens_per_param)
+                         for d in finetune for point in points]
     return runs
 
 
@@ -560,7 +578,7 @@ def _pretrain_run(study: Study, size: str, seed: int, corpus: str) -> StudyRun:
     pre = study.pretrain
     settings = dataclasses.replace(study.train, **pre.train) if pre.train else study.train
     spec = _spec(study, settings, mode="pretrain", size=size, seed=seed, corpus=corpus,
-                 token_budget=pre.budget_for(size), checkpoint_tokens_per_param=pre.checkpoint_tokens_per_param)
+                 token_budget=pre.budget_for(size), checkpoint_tokens_per_param=pre.checkpoints_for(size))
     return StudyRun(label=f"pretrain-{_slug(corpus)}-{size}-s{seed}", spec=spec, pretrain=corpus,
                     settings_keys=tuple(dict.fromkeys((*study.train_keys, *pre.train))))
 
