@@ -84,6 +84,25 @@ def test_corrupt_record_is_detected_and_its_run_done_again(smoke):
     assert {k: after[k] for k in before} == before
 
 
+def test_probe_reads_every_pretrained_checkpoint_of_the_study(smoke, tmp_path):
+    """python -m effdata.probe on the smoke study: a row per pretraining run's checkpoint, with what its record
+    says of it, both probes finite, and the figure."""
+    from effdata.probe import main as probe_main
+
+    out, figure = tmp_path / "probe.csv", tmp_path / "probe.png"
+    assert probe_main([str(smoke["out"]), "--home", str(smoke["home"]), "--windows", "4", "--sequences", "8",
+                       "--out", str(out), "--figure", str(figure)]) == 0
+    table = pd.read_csv(out)
+    pretrains = [r for r in Store(smoke["out"]).records() if r["spec"]["mode"] == "pretrain"]
+    assert sorted(table["run_id"]) == sorted(r["run_id"] for r in pretrains) and len(table) == 2
+    for r in pretrains:
+        row = table.set_index("run_id").loc[r["run_id"]]
+        assert row["tokens"] == r["metrics"]["tokens_seen"] and row["checkpoint"] == "checkpoint"
+        assert row["valid_loss"] == pytest.approx(r["metrics"]["valid_loss"], rel=1e-5)
+    assert table[["induction", "in_context", "held_out_loss"]].notna().all().all()
+    assert figure.stat().st_size > 10_000
+
+
 def test_dry_run_lists_exactly_what_then_runs(smoke, capsys):
     # Adding a pretraining corpus: the dry run lists its runs as 'todo' and the shared ones as 'done'.
     extra = smoke["tmp"] / "extra"

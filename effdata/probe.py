@@ -1,0 +1,133 @@
+"""Probe every pretrained checkpoint of a study: its induction score and its loss by context position.
+
+    python -m effdata.probe RUNS [--out probe.csv] [--figure probe.png] [--windows 256] [--sequences 64] [--home H]
+
+RUNS is a study directory (`python -m effdata.run --out RUNS`). For each pretraining run that ended, its own
+checkpoint and each mid-run checkpoint (`[pretrain] checkpoint_tokens_per_param`, `checkpoint_tokens`) are
+loaded with `from_pretrained` and probed on the study's target (`effdata.training.probe`): a row per checkpoint
+with the tokens it was trained on, the zero-shot target loss its run recorded (`valid_loss`), the induction
+score (`induction`: loss on random tokens minus on their copy) and the loss at early and late context
+positions (`in_context`: late minus early). The figure draws both scores and the zero-shot loss against the
+tokens, a line per size and pretraining corpus. Written at the end, atomically: a run that dies writes nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from effdata.paths import atomic_write, atomic_write_text
+from effdata.spec import FINAL_CHECKPOINT, RunSpec, get_shape
+from effdata.study.store import Store
+
+
+class ProbeError(ValueError):
+    """Nothing to probe, or a checkpoint that is not on disk."""
+
+
+def checkpoints(store: Store) -> list[dict[str, Any]]:
+    """Each ended pretraining run's checkpoints, shortest first: what the run recorded of each (its tokens and
+    zero-shot target loss) and where it lies."""
+    out = []
+    for record in store.records():
+        if record["status"] != "ok" or record["spec"]["mode"] != "pretrain":
+            continue
+        m, spec = record["metrics"], RunSpec.from_dict(record["spec"])
+        own = {"name": FINAL_CHECKPOINT, "tokens_seen": m["tokens_seen"], "valid_loss": m["valid_loss"],
+               "pretrain_valid_loss": m.get("pretrain_valid_loss")}
+        for c in [*m.get("checkpoints", []), own]:
+            path = store.checkpoint_dir(record["run_id"], c["name"])
+            if not (path / "config.json").exists():
+                raise ProbeError(f"{path}: no checkpoint there (its run's record names it)")
+            out.append({"run_id": record["run_id"], "spec": spec, "path": path, "checkpoint": c["name"],
+                        "tokens": int(c["tokens_seen"]), "valid_loss": c["valid_loss"],
+                        "pretrain_valid_loss": c.get("pretrain_valid_loss")})
+    if not out:
+        raise ProbeError(f"{store.out_dir}: no ended pretraining run with a checkpoint under {store.runs_dir}")
+    return sorted(out, key=lambda c: (c["spec"].corpus, get_shape(c["spec"].size).n_params, c["tokens"]))
+
+
+def probe_rows(found: list[dict[str, Any]], windows: int, sequences: int, home: Path | None = None) -> list[dict[str, Any]]:
+    """Load and probe each checkpoint (torch from here on), a line of progress each on stderr."""
+    import transformers  # noqa: PLC0415 (listing the checkpoints needs no torch)
+
+    from effdata.data.tokens import prepare  # noqa: PLC0415
+    from effdata.training.probe import probe  # noqa: PLC0415
+
+    rows, held_out = [], {}
+    for i, c in enumerate(found, 1):
+        spec: RunSpec = c["spec"]
+        key = (spec.target, spec.vocab_size, spec.tokenizer_corpora)
+        if key not in held_out:
+            held_out[key] = prepare(spec.target, spec.vocab_size, home,
+                                    tokenizer_corpora=spec.tokenizer_corpora).splits["valid"].array()
+        model = transformers.AutoModelForCausalLM.from_pretrained(c["path"])
+        p = probe(model, held_out[key], n_windows=windows, n_seq=sequences)
+        n = get_shape(spec.size).n_params
+        rows.append({"run_id": c["run_id"], "corpus": spec.corpus, "size": spec.size, "n_params": n,
+                     "seed": spec.seed, "checkpoint": c["checkpoint"], "tokens": c["tokens"],
+                     "tokens_per_param": c["tokens"] / n, "valid_loss": c["valid_loss"],
+                     "pretrain_valid_loss": c["pretrain_valid_loss"], **asdict(p),
+                     "induction": p.induction, "in_context": p.in_context})
+        print(f"probe {i}/{len(found)}: {spec.corpus} {spec.size} {c['checkpoint']} ({c['tokens']:,} tokens): "
+              f"induction {p.induction:+.2f}, in-context {p.in_context:+.2f} nats", file=sys.stderr, flush=True)
+    return rows
+
+
+def draw(table, path: Path) -> None:
+    """Induction score, in-context score and zero-shot target loss against tokens, a line per size."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import seaborn as sns  # noqa: PLC0415
+
+    table = table.assign(line=table["corpus"] + " " + table["size"])
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for ax, column, label in zip(axes, ("induction", "in_context", "valid_loss"),
+                                 ("induction score (nats)", "in-context score (nats)", "zero-shot target loss (nats)")):
+        sns.lineplot(data=table, x="tokens", y=column, hue="line", marker="o", ax=ax, legend=ax is axes[0])
+        ax.set(xscale="log", xlabel="pretraining tokens", ylabel=label)
+    axes[0].set_title("random tokens: loss on the first copy − on the second", fontsize=9)
+    axes[1].set_title("held-out target: loss at late − early context positions", fontsize=9)
+    axes[2].set_title("held-out target, as the run recorded it", fontsize=9)
+    fig.tight_layout()
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
+    plt.close(fig)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m effdata.probe", description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", type=Path, help="a study directory (python -m effdata.run --out RUNS)")
+    p.add_argument("--out", type=Path, default=None, help="the table (default RUNS/probe.csv)")
+    p.add_argument("--figure", type=Path, default=None, help="also draw the probes against tokens here (PNG)")
+    p.add_argument("--windows", type=int, default=256, help="held-out windows for the loss by position")
+    p.add_argument("--sequences", type=int, default=64, help="random sequences for the induction score")
+    p.add_argument("--home", type=Path, default=None, help="the data cache the study used (as effdata.run --home)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = _parser().parse_args(argv)
+    try:
+        if a.windows < 1 or a.sequences < 1:
+            raise ProbeError("--windows and --sequences must be at least 1")
+        found = checkpoints(Store(a.runs))
+        import pandas as pd  # noqa: PLC0415
+
+        table = pd.DataFrame(probe_rows(found, a.windows, a.sequences, a.home))
+    except (ProbeError, ValueError) as exc:
+        print(f"effdata.probe: error: {exc}", file=sys.stderr)
+        return 2
+    out = a.out or a.runs / "probe.csv"
+    atomic_write_text(out, table.to_csv(index=False, float_format="%.6g"))
+    if a.figure:
+        draw(table, a.figure)
+    print(f"{len(table)} checkpoints probed: {out}" + (f", {a.figure}" if a.figure else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
