@@ -70,7 +70,8 @@ def probe_rows(found: list[dict[str, Any]], windows: int, sequences: int, home: 
                      "seed": spec.seed, "checkpoint": c["checkpoint"], "tokens": c["tokens"],
                      "tokens_per_param": c["tokens"] / n, "valid_loss": c["valid_loss"],
                      "pretrain_valid_loss": c["pretrain_valid_loss"], **asdict(p),
-                     "induction": p.induction, "in_context": p.in_context})
+                     "induction": p.induction, "copy_gain": p.copy_gain, "order_gain": p.order_gain,
+                     "in_context": p.in_context})
         print(f"probe {i}/{len(found)}: {spec.corpus} {spec.size} {c['checkpoint']} ({c['tokens']:,} tokens): "
               f"induction {p.induction:+.2f}, in-context {p.in_context:+.2f} nats", file=sys.stderr, flush=True)
     return rows

@@ -43,12 +43,15 @@ def test_random_copies_repeat_a_seeded_sequence_without_the_end_of_text_token():
     assert not (x == 0).any() and x.max() < V
     assert torch.equal(x, random_copies(V, 50, 16, seed=3, exclude=0))
     assert not torch.equal(x, random_copies(V, 50, 16, seed=4, exclude=0))
+    s = random_copies(V, 50, 16, seed=3, exclude=0, shuffled=True)
+    assert torch.equal(s[:, :16], x[:, :16]) and not torch.equal(s[:, 16:], x[:, 16:])
+    assert torch.equal(s[:, 16:].sort(dim=1).values, x[:, 16:].sort(dim=1).values)   # the same tokens, reordered
 
 
 def test_a_model_that_knows_nothing_scores_zero():
     p = probe(Fake(lambda x: torch.zeros(*x.shape, V)), counting(CTX * 8 + 1), n_windows=8)
-    assert p.first_copy == p.second_copy == pytest.approx(math.log(V))
-    assert p.induction == 0 and p.in_context == pytest.approx(0, abs=1e-12)
+    assert p.first_copy == p.second_copy == p.shuffled_copy == pytest.approx(math.log(V))
+    assert p.induction == p.copy_gain == p.order_gain == 0 and p.in_context == pytest.approx(0, abs=1e-12)
     assert p.held_out_loss == pytest.approx(math.log(V))
 
 
@@ -67,6 +70,9 @@ def test_a_perfect_copier_scores_the_first_copys_whole_loss():
     assert p.first_copy == pytest.approx(math.log(V))
     assert p.second_copy == pytest.approx(0, abs=1e-9)
     assert p.induction == pytest.approx(math.log(V))
+    # shuffled, what it looks up is mostly the wrong token (at logit 30): all of its gain is the order's
+    assert p.shuffled_copy > 20 and p.order_gain > 20 and p.copy_gain < -15
+    assert p.copy_gain + p.order_gain == pytest.approx(p.induction)
 
 
 def test_the_in_context_score_is_the_late_positions_gain():

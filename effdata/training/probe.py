@@ -4,7 +4,10 @@
   tokens, each followed by a copy of itself; the mean loss over the first copy's tokens minus the mean over
   the copy's, in nats. A model that has learnt to find the earlier occurrence of the current token and predict
   what followed it (an induction head, which needs two attention layers) predicts the copy: a large score. A
-  model that only knows token statistics scores about zero, since random tokens give it nothing else.
+  model that only knows token statistics scores about zero, since random tokens give it nothing else. Copying
+  any token seen earlier in the context (which one layer can do) also scores, less sharply; so the copy is
+  also given shuffled (the same tokens in another order): what the model gains on the exact copy over the
+  shuffled one (`order_gain`) only a lookup of what followed earlier gives, the rest (`copy_gain`) any copying.
 * **Loss by context position** on a corpus's held-out split: the mean next-token loss at each position of
   non-overlapping n_ctx windows. The *in-context score* is the late positions' mean minus the early ones'
   (negative: the model uses its context; Olsson et al. read it at the 500th and 50th tokens of 2048).
@@ -39,6 +42,7 @@ class Probe:
 
     first_copy: float        # mean loss on a random sequence's tokens the first time
     second_copy: float       # ... and on its copy
+    shuffled_copy: float     # ... and on a copy of it in another order
     held_out_loss: float     # mean loss over every position of the held-out windows
     early_loss: float        # ... at positions early_positions(n_ctx)
     late_loss: float         # ... at positions late_positions(n_ctx)
@@ -46,6 +50,14 @@ class Probe:
     @property
     def induction(self) -> float:
         return self.first_copy - self.second_copy
+
+    @property
+    def copy_gain(self) -> float:
+        return self.first_copy - self.shuffled_copy
+
+    @property
+    def order_gain(self) -> float:
+        return self.shuffled_copy - self.second_copy
 
     @property
     def in_context(self) -> float:
@@ -63,13 +75,16 @@ def _token_losses(model: torch.nn.Module, windows: torch.Tensor, batch: int) -> 
     return torch.cat(out)
 
 
-def random_copies(vocab_size: int, n_seq: int, length: int, seed: int = 0, exclude: int | None = None) -> torch.Tensor:
+def random_copies(vocab_size: int, n_seq: int, length: int, seed: int = 0, exclude: int | None = None,
+                  shuffled: bool = False) -> torch.Tensor:
     """`n_seq` sequences of `length` tokens drawn uniformly from the vocabulary (without `exclude`, the
-    end-of-text token), each followed by a copy of itself: [n_seq, 2·length]."""
+    end-of-text token), each followed by a copy of itself (`shuffled`: its tokens in another order, a fixed
+    permutation per row): [n_seq, 2·length]. The same sequences either way."""
     ids = torch.tensor([i for i in range(vocab_size) if i != exclude])
     g = torch.Generator().manual_seed(seed)
     seq = ids[torch.randint(len(ids), (n_seq, length), generator=g)]
-    return torch.cat([seq, seq], dim=1)
+    order = torch.argsort(torch.rand(n_seq, length, generator=g), dim=1)
+    return torch.cat([seq, torch.gather(seq, 1, order) if shuffled else seq], dim=1)
 
 
 @torch.no_grad()
@@ -86,14 +101,17 @@ def probe(model: torch.nn.Module, tokens: np.ndarray, n_windows: int = 256, n_se
     model.eval()
     try:
         half = n_ctx // 2
-        copies = _token_losses(model, random_copies(vocab, n_seq, half, seed, model.config.eos_token_id), batch)
+        eos = model.config.eos_token_id
+        copies = _token_losses(model, random_copies(vocab, n_seq, half, seed, eos), batch)
+        shuffled = _token_losses(model, random_copies(vocab, n_seq, half, seed, eos, shuffled=True), batch)
         # loss index i predicts token i + 1: the first copy's tokens 1 .. half-1, the copy's tokens 1 .. half-1
-        first, second = copies[:, :half - 1].mean(), copies[:, half:].mean()
+        first, second, other = copies[:, :half - 1].mean(), copies[:, half:].mean(), shuffled[:, half:].mean()
         starts = np.arange(n_windows) * n_ctx
         windows = torch.from_numpy(np.asarray(tokens[starts[:, None] + np.arange(n_ctx + 1)]).astype(np.int64))
         by_position = _token_losses(model, windows, batch).double().mean(0)
     finally:
         model.train(was_training)
-    return Probe(first_copy=float(first), second_copy=float(second), held_out_loss=float(by_position.mean()),
+    return Probe(first_copy=float(first), second_copy=float(second), shuffled_copy=float(other),
+                 held_out_loss=float(by_position.mean()),
                  early_loss=float(by_position[early_positions(n_ctx)].mean()),
                  late_loss=float(by_position[late_positions(n_ctx)].mean()))
