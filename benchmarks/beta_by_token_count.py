@@ -6,6 +6,8 @@
 
 Each folder is an analysis whose pretraining names were each pretrained on one token count for every size (its
 fits.json `budget` says "fixed ... tokens"; a folder whose name was budgeted otherwise is refused, one line, exit 2).
+A checkpoint series named by token count (`analysis/cpu-fixed-tokens/series`: `--pretrain text+code@3.01M ...`)
+adds its counts; a point another folder already gave (the same corpus, count and β: the same runs) is kept once.
 Prints, per pretraining name and folder, the token count, β by Huber with its 90 % interval, β by least squares
 and the range of β with each N left out (Huber), all read from fits.json to the report's three figures; `--figure`
 draws β against the token count. Why: on the CPU ladder a larger model's transfer advantage grows with the tokens
@@ -65,16 +67,35 @@ def table(points: list[Point]) -> str:
                            "β, each N left out (Huber)", "analysis"], rows)
 
 
+def corpus(point: Point) -> str:
+    """The pretraining corpus of a point's name: `text+code@3.01M` (a checkpoint named by its token count,
+    benchmarks/checkpoints_by_tokens.py) is text+code's."""
+    return point.pretrain.split("@")[0]
+
+
+def distinct(points: list[Point]) -> list[Point]:
+    """Each point once: a folder whose runs another listed folder also holds (a checkpoint series reproduces the
+    fixed-count studies' runs bit for bit) gives the same β at the same count for the same corpus; the first
+    folder's is kept."""
+    seen, out = set(), []
+    for p in points:
+        key = (corpus(p), p.tokens, p.beta)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out
+
+
 def draw(points: list[Point], path: Path) -> None:
-    """β against the token count, one colour per pretraining name, offset a little to the right of the count."""
+    """β against the token count, one colour per pretraining corpus, offset a little to the right of the count."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
-    names = sorted({p.pretrain for p in points}, reverse=True)
+    names = sorted({corpus(p) for p in points}, reverse=True)
     for index, (color, name) in enumerate(zip(("tab:orange", "tab:blue", "tab:green"), names)):
-        mine = sorted((p for p in points if p.pretrain == name), key=lambda p: (p.tokens, p.folder))
+        mine = sorted((p for p in points if corpus(p) == name), key=lambda p: (p.tokens, p.folder))
         seen: dict[str, int] = {}
         for p in mine:
             # Names side by side at a count, and a count's folders (seeds) beside each other within a name.
@@ -103,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--figure", type=Path)
     args = parser.parse_args(argv)
     try:
-        points = [p for folder in args.folders for name in args.pretrain if (p := read_point(folder, name))]
+        points = distinct([p for folder in args.folders for name in args.pretrain if (p := read_point(folder, name))])
     except (Refused, FileNotFoundError) as exc:
         print(f"beta_by_token_count: {exc}", file=sys.stderr)
         return 2

@@ -34,3 +34,17 @@ def test_the_table_and_figure_are_written(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert printed.count("| text+code | ") == 3 and printed.count("| text | ") == 3
     assert figure.stat().st_size > 10_000
+
+
+def test_a_checkpoint_series_adds_its_counts_and_repeats_none():
+    """analysis/cpu-fixed-tokens/series holds 5m's runs bit for bit (its @5.02M): that point is kept once, its
+    own counts (3.01 M) are added, under text+code's colour."""
+    script = load_script("beta_by_token_count")
+    names = ["text+code", "text+code@3.01M", "text+code@5.02M"]
+    folders = [ROOT / "analysis/cpu-fixed-tokens/5m", ROOT / "analysis/cpu-fixed-tokens/series"]
+    points = [p for f in folders for n in names if (p := script.read_point(f, n))]
+    kept = script.distinct(points)
+    assert len(points) == 4 and len(kept) == 3       # 5m's text+code, the series' @3.01M, @5.02M and text+code
+    assert [(script.corpus(p), round(p.tokens / 1e6, 2)) for p in kept] == \
+        [("text+code", 5.02), ("text+code", 15.05), ("text+code", 3.01)]
+    assert kept[0].folder.endswith("5m")
