@@ -163,6 +163,14 @@ NOT_RE_RUN = {
                                                    "10m/text/study/", "w1m/", "w1m/study/", "w1m/seed1/", "w1m/seed1/study/",
                                                    *(f"text-seed1/{c}/{t}" for c in ("1m6", "5m", "10m")
                                                      for t in ("", "study/")))},
+    **{f"analysis/cpu-fixed-tokens/series/{name}results.csv": (
+        "cpu-fixed-tokens' text+code pretrainings with checkpoints at six token counts (jobs/cpu-fixed-tokens-series.toml, "
+        "made by this code): 72 of its fine-tunes equal the fixed-count studies' to the last digit "
+        "(benchmarks/same_finetunes.py); its pretrainings take 4-33 minutes each; not re-run here for time")
+       for name in ("", "study/")},
+    "analysis/cpu-fixed-tokens/one-layer/study/results.csv": (
+        "one attention layer on cpu-fixed-tokens' tokens (jobs/cpu-fixed-tokens-one-layer.toml, made by this code): "
+        "pretrainings of 8-15 minutes each; not re-run here for time"),
     **{f"analysis/cpu-fixed-tokens/min-steps/{name}/results.csv": (
         "the fixed-token studies' fine-tunes searched from 2 steps (jobs/cpu-fixed-tokens-min-steps-*.toml, made by "
         "this code): their pretrainings and from-scratch runs are the fixed-token studies' (copied by --reuse), the "
