@@ -5,7 +5,7 @@ each count as one pretraining across sizes (not a test).
         --tokens 1600000 3010176 5016960 7525440 10033920 12542400 --out T.csv
 
 `[pretrain] checkpoint_tokens` puts a checkpoint at the same token count in every size's run, but names it by its
-tokens per parameter at that size (5.02 M tokens are `text+code@22.41tpp` at w200k, `@10tpp` at w500k): in the table each
+tokens per parameter at that size (5.02 M tokens are `text+code@22.4099tpp` at w200k, `@10tpp` at w500k): in the table each
 name is one size. Here every pretraining and fine-tune row whose checkpoint was trained on one of `--tokens` (to
 within a step: a checkpoint's run is a whole number of steps) gets the name `<corpus>@<count>` (`text+code@5.02M`,
 `effdata.fmt.si`). A name every pretrained size shares (the run's own model, `@3tpp`, `@10tpp`) stays as it was, and

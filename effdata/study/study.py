@@ -34,7 +34,7 @@ A study file looks like this (every key is checked; an unknown key or a wrong ty
     checkpoint_tokens_per_param = [10, 30]   # optional (wsd): also fine-tune the model a run of c·N tokens
                                    # ends with, branched off mid-run; pretraining name "text@10tpp"
     checkpoint_tokens = [5_016_960]   # optional (wsd): the same at a token count for every size, named
-                                   # by its tokens per parameter at each size ("text@22.41tpp" at w200k)
+                                   # by its tokens per parameter at each size ("text@22.4099tpp" at w200k)
 
     [train]                        # any field of effdata.spec.TrainSettings
     batch_size = 16
