@@ -5,13 +5,14 @@ each count as one pretraining across sizes (not a test).
         --tokens 1600000 3010176 5016960 7525440 10033920 12542400 --out T.csv
 
 `[pretrain] checkpoint_tokens` puts a checkpoint at the same token count in every size's run, but names it by its
-tokens per parameter at that size (5.02 M tokens are `text+code@22.4099tpp` at w200k, `@10tpp` at w500k): in the table each
-name is one size. Here every pretraining and fine-tune row whose checkpoint was trained on one of `--tokens` (to
-within a step: a checkpoint's run is a whole number of steps) gets the name `<corpus>@<count>` (`text+code@5.02M`,
-`effdata.fmt.si`). A name every pretrained size shares (the run's own model, `@3tpp`, `@10tpp`) stays as it was, and
-a row of it at one of the counts (w500k's `@10tpp` is its 5.02 M tokens) is also copied under the count's name
-(run id `<id>~<count>`); the other names' rows are renamed, or left out when at none of the counts. Refused, one line and exit 2, for a count no
-checkpoint was trained on at some size, and for a table with nothing to rename.
+tokens per parameter at that size (5.02 M tokens are `text+code@22.4099tpp` at w200k, `@10tpp` at w500k): in the
+table each name is one size. Here every pretraining and fine-tune row whose checkpoint was trained on one of
+`--tokens` (to within a step: a checkpoint's run is a whole number of steps) gets the name `<corpus>@<count>`
+(`text+code@5.02M`, `effdata.fmt.si`). A name every pretrained size shares (the run's own model, `@3tpp`, `@10tpp`)
+stays as it was, and a row of it at one of the counts (w500k's `@10tpp` is its 5.02 M tokens) is also copied under
+the count's name (run id `<id>~<count>`); the other names' rows are renamed, or left out when at none of the counts.
+Refused, one line and exit 2, for a count no checkpoint was trained on at some size, and for a table with nothing
+to rename.
 """
 from __future__ import annotations
 

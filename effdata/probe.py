@@ -46,10 +46,12 @@ def checkpoints(store: Store) -> list[dict[str, Any]]:
                         "pretrain_valid_loss": c.get("pretrain_valid_loss")})
     if not out:
         raise ProbeError(f"{store.out_dir}: no ended pretraining run with a checkpoint under {store.runs_dir}")
-    return sorted(out, key=lambda c: (c["spec"].corpus, get_shape(c["spec"].size).n_params, c["spec"].seed, c["tokens"]))
+    order = lambda c: (c["spec"].corpus, get_shape(c["spec"].size).n_params, c["spec"].seed, c["tokens"])  # noqa: E731
+    return sorted(out, key=order)
 
 
-def probe_rows(found: list[dict[str, Any]], windows: int, sequences: int, home: Path | None = None) -> list[dict[str, Any]]:
+def probe_rows(found: list[dict[str, Any]], windows: int, sequences: int,
+               home: Path | None = None) -> list[dict[str, Any]]:
     """Load and probe each checkpoint (torch from here on), a line of progress each on stderr."""
     import transformers  # noqa: PLC0415 (listing the checkpoints needs no torch)
 
