@@ -83,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     found = []
     for (corpus, size), one in table.groupby(["corpus", "size"], sort=False):
         print(f"\n{corpus}, {size} (N = {int(one['n_params'].iloc[0]):,})\n")
-        rows = one[[name for name, _ in COLUMNS]].itertuples(index=False)
-        print(markdown_table([name for name, _ in COLUMNS], [[f(v) for (_, f), v in zip(COLUMNS, row)] for row in rows]))
+        names = [name for name, _ in COLUMNS]
+        rows = [[f(v) for (_, f), v in zip(COLUMNS, row)] for row in one[names].itertuples(index=False)]
+        print(markdown_table(names, rows))
         found.append(intervals(one, a.threshold))
     keys = list(dict.fromkeys(k for row in found for k in row))
     print("\n" + markdown_table(keys, [[row.get(k, "—") for k in keys] for row in found]))
