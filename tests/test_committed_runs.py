@@ -167,7 +167,7 @@ NOT_RE_RUN = {
         "cpu-fixed-tokens' text+code pretrainings with checkpoints at six token counts (jobs/cpu-fixed-tokens-series.toml, "
         "made by this code): 72 of its fine-tunes equal the fixed-count studies' to the last digit "
         "(benchmarks/same_finetunes.py); its pretrainings take 4-33 minutes each; not re-run here for time")
-       for name in ("", "study/")},
+       for name in ("", "study/", "seed1/study/", "30m/study/")},
     "analysis/cpu-fixed-tokens/one-layer/study/results.csv": (
         "one attention layer on cpu-fixed-tokens' tokens (jobs/cpu-fixed-tokens-one-layer.toml, made by this code): "
         "pretrainings of 8-15 minutes each; not re-run here for time"),
