@@ -120,9 +120,9 @@ WSD = {"corpora": ["text"], "token_budget": 2_000_000, "schedule": "wsd"}
 
 @pytest.mark.parametrize("pretrain, train, message", [
     ({**WSD, "schedule": "cosine", "checkpoint_tokens_per_param": [10]}, {"pretrain_stop_on": "budget"},
-     r'\[pretrain\] mid-run checkpoints need schedule = "wsd"'),
+     r'\[pretrain\] checkpoint_tokens_per_param needs schedule = "wsd"'),
     ({**WSD, "schedule": "cosine", "checkpoint_tokens": [1e6]}, {"pretrain_stop_on": "budget"},
-     r'\[pretrain\] mid-run checkpoints need schedule = "wsd"'),
+     r'\[pretrain\] checkpoint_tokens needs schedule = "wsd"'),
     ({**WSD, "checkpoint_tokens": [1e6, 2e6]}, {"pretrain_stop_on": "budget"},
      r"\[pretrain\] checkpoint_tokens 2,000,000 at n25k is not below its budget of 2,000,000"),
     ({**WSD, "checkpoint_tokens": [1.5e6, 0]}, {"pretrain_stop_on": "budget"},

@@ -496,8 +496,9 @@ def _check_pretraining(study: Study) -> None:
     pre = study.pretrain
     if pre.checkpoint_tokens_per_param or pre.checkpoint_tokens:
         schedule = pre.train.get("schedule", study.train.schedule)
+        key = "checkpoint_tokens_per_param" if pre.checkpoint_tokens_per_param else "checkpoint_tokens"
         if schedule != "wsd":
-            raise StudyError(f'[pretrain] mid-run checkpoints need schedule = "wsd" (in [pretrain] for the '
+            raise StudyError(f'[pretrain] {key} needs schedule = "wsd" (in [pretrain] for the '
                              f"pretraining runs, or in [train] for every run), got {schedule!r}: a checkpoint taken "
                              "mid-way through a cosine decay is not what a run of that length would give")
     for size in study.pretrained_sizes:
