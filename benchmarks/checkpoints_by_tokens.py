@@ -25,6 +25,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from effdata.fmt import si  # noqa: E402
+from effdata.paths import atomic_write_text  # noqa: E402
 
 SLACK = 0.005   # a checkpoint is the count's when within 0.5 % (a step of 2,048 tokens is 0.13 % of 1.6 M)
 
@@ -76,9 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"checkpoints_by_tokens: error: {exc}", file=sys.stderr)
         return 2
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = a.out.with_name(a.out.name + ".tmp")
-    out.to_csv(tmp, index=False)
-    tmp.replace(a.out)
+    atomic_write_text(a.out, out.to_csv(index=False))
     print(f"{len(out)} rows ({sum(out['pretrain'].str.contains('@') & ~out['pretrain'].str.endswith('tpp'))} named "
           f"by token count): {a.out}")
     return 0
