@@ -62,6 +62,13 @@ def test_parse_options():
         parse_options(["account"])
 
 
+def test_no_warning_signal_unless_an_option_asks(tmp_path):
+    pytest.importorskip("submitit")
+    assert SlurmExecutor(tmp_path / "a", check=False)._submitit.parameters["signal_delay_s"] == 0
+    asked = SlurmExecutor(tmp_path / "b", check=False, options=parse_options(["signal_delay_s=120"]))
+    assert asked._submitit.parameters["signal_delay_s"] == "120"
+
+
 def test_no_slurm_on_path_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch, squeue, ...
     with pytest.raises(SlurmError, match="sbatch.*not found|needs the submitit package"):
@@ -272,6 +279,10 @@ def test_a_job_killed_at_its_time_limit_is_recorded_and_resubmitted(slurm, fake_
                                                    poll_interval=1), max_parallel=1)
     assert outcome.failed[run.run_id].startswith("slurm: TIMEOUT"), outcome.failed
     assert store.read_record(run.run_id)["error"].startswith("slurm: TIMEOUT")
+    # no warning signal before the kill: a USR2 that came while the job's Python started killed it (FAILED)
+    job_id = json.loads((store.run_dir(run.run_id) / "slurm_job.json").read_text())["job_id"]
+    log = (store.out_dir / "slurm" / f"{job_id}_0_log.err").read_text()
+    assert "DUE TO TIME LIMIT" in log and "Bypassing signal" not in log.split("DUE TO TIME LIMIT")[0], log
     fake_env.setenv("FAKE_RUN_SECONDS", "1")
     again = schedule(store, [run], _executor(store.out_dir), max_parallel=1)
     assert again.done == [run.run_id] and len(_executions(store, run.run_id)) == 2

@@ -225,9 +225,9 @@ def sacct_states(job_ids: list[str]) -> dict[str, JobState]:
 def _job_main(out_dir: str, run_id: str, threads: int, home: str | None, target: str,
               device: str | None = None) -> str:
     """Inside the SLURM job: run one planned run; returns execute_run's status or "busy: ..."."""
-    # submitit asks SLURM for a USR2 signal shortly before the time limit and, when it comes, raises an
-    # error inside the running code; a run is better left to save its resume state until SLURM stops it
-    # (TIMEOUT), so the next run of the command resumes it.
+    # The executor asks SLURM for no warning signal (signal_delay_s=0), but an option may ask for one: submitit
+    # then raises an error inside the running code when USR2 comes; a run is better left to save its resume
+    # state until SLURM stops it (TIMEOUT), so the next run of the command resumes it.
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)
     from effdata.study.runner import import_target  # noqa: PLC0415
 
@@ -288,6 +288,11 @@ class SlurmExecutor:
         if gpus_per_run:
             params["gpus_per_node"] = int(gpus_per_run)
         extra = dict(options or {})
+        # submitit asks for SIGUSR2 `signal_delay_s` (default 90 s) before the time limit; SLURM sends it up
+        # to 30 s earlier still, so under a limit of 2 minutes or less it comes while the job's Python is
+        # starting, before `_job_main` ignores it, and kills the job (FAILED, not TIMEOUT: seen in
+        # tests/test_slurm.py at a 1-minute limit). The run ignores the warning anyway; 0 asks SLURM for none.
+        extra.setdefault("signal_delay_s", 0)
         known = set(submitit.SlurmExecutor._valid_parameters())
         for key in [k for k in extra if k in known and k not in params]:
             params[key] = extra.pop(key)
