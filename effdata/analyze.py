@@ -14,6 +14,9 @@ figure `sweep.png`; the transfer analysis would average runs of different swept 
 `--scratch-from OTHER` reads the fine-tunes on another table's from-scratch runs at the sizes this table has none
 of (a fine-tune-only study, `[scratch] data_chars = []`); the report's title names what each table lent.
 
+`--checkpoints-by-tokens COUNT ...` reads a `[pretrain] checkpoint_tokens` study's checkpoints at each count, one per
+size, as one pretraining (`effdata.analysis.core.checkpoints`); `effdata.run` passes the study's counts itself.
+
 `--budget-compare OTHER` measures and fits another study of the same target whose pretraining budgets differ
 with the same pipeline (`_fit_table`), and sets its β beside this table's in the section *Pretraining budget*
 (`effdata.analysis.budget.budget`); an unusable OTHER is a TableError before anything is written.
@@ -102,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scratch-from", nargs="+", default=[], metavar="TABLE",
                         help="other results tables whose from-scratch runs stand in at the model sizes (N and shape) "
                              "this table has none of: a fine-tune-only study read on another study's curves")
+    parser.add_argument("--checkpoints-by-tokens", nargs="+", type=float, default=[], metavar="COUNT",
+                        help="token counts of a study's `[pretrain] checkpoint_tokens` checkpoints: each count's "
+                             "checkpoints, one per size, are read as one pretraining named <corpus>@<count> "
+                             "(without it each is a pretraining of one size, named by its tokens per parameter)")
     parser.add_argument("--curves", type=Path, metavar="CURVES",
                         help="a learning-curve table (run_id, step, valid_loss; one row per evaluation; default: "
                              "curves.csv beside the results table): section *Training dynamics*")
@@ -114,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                          pretraining_noise=args.pretraining_noise, checkpoint_noise=args.checkpoint_noise,
                          noise_from=args.noise_from,
                          reference_shapes=args.reference_shape, progress=sys.stderr.isatty(), curves=args.curves,
-                         scratch_from=args.scratch_from)
+                         scratch_from=args.scratch_from, by_tokens=args.checkpoints_by_tokens)
     except TableError as exc:
         print(f"effdata.analyze: {exc}", file=sys.stderr)
         return 2

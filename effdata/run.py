@@ -247,24 +247,31 @@ def main(argv: list[str] | None = None) -> int:
     for run_id, why in {**outcome.failed, **outcome.blocked}.items():
         print(f"  {run_id}: {why}", file=sys.stderr)
     if not args.no_analysis:
-        run_analysis(table, out_dir, pretrains)
+        # a [sweep] study's table gets the sweep analysis, which reads no pretraining by count
+        run_analysis(table, out_dir, pretrains, () if study.sweep else study.pretrain.checkpoint_tokens)
     return 0 if outcome.ok else 1
 
 
-def run_analysis(table: Path, out_dir: Path, pretrains: tuple[str, ...]) -> None:
-    """Analyse every pretraining distribution the study directory holds, this invocation's first."""
+def run_analysis(table: Path, out_dir: Path, pretrains: tuple[str, ...], by_tokens: tuple[int, ...] = ()) -> None:
+    """Analyse every pretraining distribution the study directory holds, this invocation's first; checkpoints at
+    `by_tokens` (`[pretrain] checkpoint_tokens`) each read as one pretraining across sizes."""
     import pandas as pd  # noqa: PLC0415
 
+    from effdata.analysis.core.checkpoints import by_tokens as checkpoints_by_tokens  # noqa: PLC0415
     from effdata.analyze import analyze  # noqa: PLC0415
 
     try:
         held = pd.read_csv(table)
+        if by_tokens:
+            held = checkpoints_by_tokens(held, by_tokens)
         finetuned = held.loc[held["mode"] == "finetune", "pretrain"].dropna().unique().tolist()
         compare = list(dict.fromkeys([*pretrains, *sorted(finetuned)]))
-        analyze(table, out_dir / "analysis", compare=compare)
+        analyze(table, out_dir / "analysis", compare=compare, by_tokens=by_tokens)
     except Exception as exc:  # noqa: BLE001  (training results are safe on disk; say why analysis failed)
         print(f"effdata.run: analysis failed ({type(exc).__name__}: {exc}); rerun it with "
-              f"python -m effdata.analyze {table} --out {out_dir / 'analysis'}", file=sys.stderr)
+              f"python -m effdata.analyze {table} --out {out_dir / 'analysis'}"
+              + "".join(f" --checkpoints-by-tokens {' '.join(str(c) for c in by_tokens)}" for _ in by_tokens[:1]),
+              file=sys.stderr)
         return
     print(f"report: {out_dir / 'analysis' / 'REPORT.md'}", file=sys.stderr)
 

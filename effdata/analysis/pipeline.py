@@ -31,6 +31,7 @@ from effdata.analysis.core.bootstrap import (
     resample_effective,
     seed_spread,
 )
+from effdata.analysis.core.checkpoints import by_tokens as checkpoints_by_tokens
 from effdata.analysis.core.given import read_given_noise
 from effdata.analysis.core.runnoise import one_pretraining_per_point
 from effdata.analysis.core.effective import EffectiveResult, compute_effective
@@ -73,6 +74,7 @@ from effdata.analysis.sweep.sweep import summary_lines as sweep_summary_lines
 from effdata.analysis.transfer.advice import StudyAdvice, study_advice
 from effdata.analysis.transfer.plots import make_figures
 from effdata.analysis.transfer.pretraining import summarize_pretraining
+from effdata.fmt import si
 from effdata.paths import atomic_write_json, atomic_write_text
 
 
@@ -133,7 +135,7 @@ def analyze(results, out_dir=None, compare: list[str] | None = None, units: str 
             pretraining_noise: float | None = None,
             reference_shapes: list[str] | tuple[str, ...] = (), budget_compare=None, curves=None,
             checkpoint_noise: float | None = None, noise_from: str | Path | None = None,
-            scratch_from: list | tuple = ()) -> dict:
+            scratch_from: list | tuple = (), by_tokens: list | tuple = ()) -> dict:
     """Analyse a results table (path to CSV/Parquet/JSONL, a study directory, or a DataFrame).
 
     Returns the fits JSON (as written to fits.json) plus `paths` of what was written. Raises
@@ -153,7 +155,9 @@ def analyze(results, out_dir=None, compare: list[str] | None = None, units: str 
     noise fills whichever of `loss_noise`, `pretraining_noise` and `checkpoint_noise` are not given (given.py); a
     TableError when it measured none or its units differ. `scratch_from`: other tables (paths or DataFrames) whose
     from-scratch runs stand in at the model sizes this table has none of (a fine-tune-only study read on another's
-    curves; `with_scratch_from`), named in the report's title.
+    curves; `with_scratch_from`), named in the report's title. `by_tokens`: token counts of `[pretrain]
+    checkpoint_tokens` checkpoints, each read as one pretraining across sizes (`<corpus>@<count>`;
+    core/checkpoints.py), before `scratch_from`.
     """
     if noise_from is not None:
         loss_noise, pretraining_noise, checkpoint_noise = _noise_given_by(noise_from, units, loss_noise,
@@ -180,12 +184,16 @@ def analyze(results, out_dir=None, compare: list[str] | None = None, units: str 
         raw = read_table(results)   # the only read of this table: every step below gets the DataFrame
         if is_sweep_table(raw):
             refused = [option for option, given in (("--budget-compare", budget_compare is not None),
-                                                    ("--scratch-from", bool(scratch_from))) if given]
+                                                    ("--scratch-from", bool(scratch_from)),
+                                                    ("--checkpoints-by-tokens", bool(by_tokens))) if given]
             if refused:
                 raise TableError(f"{refused[0]}: this is a [sweep] study's table (it gets the sweep analysis, "
                                  "which has no transfer law)")
             return analyze_sweep(raw, options.out_dir, units, figures, notes)
         name = _source(results)
+        if by_tokens:
+            raw = checkpoints_by_tokens(raw, [int(count) for count in by_tokens])
+            name = f"{name}, checkpoints at {', '.join(si(count) for count in sorted(by_tokens))} tokens by count"
         if scratch_from:
             raw, lent = with_scratch_from(raw, [(_source(t), read_table(t)) for t in scratch_from])
             name = "; ".join([name, *lent])
