@@ -7,12 +7,13 @@ checkpoint and each mid-run checkpoint (`[pretrain] checkpoint_tokens_per_param`
 loaded with `from_pretrained` and probed on the study's target (`effdata.training.probe`): a row per checkpoint
 with the tokens it was trained on, the zero-shot target loss its run recorded (`valid_loss`), the induction
 score (`induction`: loss on random tokens minus on their copy) and the loss at early and late context
-positions (`in_context`: late minus early). The figure draws both scores and the zero-shot loss against the
-tokens, a line per size and pretraining corpus. Written at the end, atomically: a run that dies writes nothing.
+positions (`in_context`: late minus early). The figure draws the scores, the induction score's order part and the
+zero-shot loss against the tokens, a line per size and pretraining corpus (and seed). Written at the end, atomically: a run that dies writes nothing.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -80,25 +81,41 @@ def probe_rows(found: list[dict[str, Any]], windows: int, sequences: int,
 
 
 def draw(table, path: Path) -> None:
-    """Induction score, in-context score and zero-shot target loss against tokens, a line per size."""
+    """Induction score, its order part, in-context score and zero-shot target loss against tokens, a line per size
+    and corpus, one per seed (dashes) where there are several: two seeds averaged would hide that they differ."""
     import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
     import seaborn as sns  # noqa: PLC0415
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: PLC0415
 
     table = table.assign(line=table["corpus"] + " " + table["size"])
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    for ax, column, label in zip(axes, ("induction", "in_context", "valid_loss"),
-                                 ("induction score (nats)", "in-context score (nats)", "zero-shot target loss (nats)")):
-        sns.lineplot(data=table, x="tokens", y=column, hue="line", marker="o", ax=ax, legend=ax is axes[0])
+    seeds = {"style": "seed"} if table["seed"].nunique() > 1 else {}
+    decades = math.log10(table["tokens"].max() / table["tokens"].min())
+    fig, axes = plt.subplots(1, 4, figsize=(19, 4.2))
+    panels = [("induction", "induction score (nats)", "random tokens: loss on the first copy − on the second"),
+              ("order_gain", "order part (nats)", "random tokens: loss on a shuffled copy − on the exact copy"),
+              ("in_context", "in-context score (nats)", "held-out target: loss at late − early context positions"),
+              ("valid_loss", "zero-shot target loss (nats)", "held-out target, as the run recorded it")]
+    for ax, (column, label, title) in zip(axes, panels):
+        sns.lineplot(data=table, x="tokens", y=column, hue="line", marker="o", ax=ax, legend=ax is axes[0],
+                     errorbar=None, **seeds)
         ax.set(xscale="log", xlabel="pretraining tokens", ylabel=label)
-    axes[0].set_title("random tokens: loss on the first copy − on the second", fontsize=9)
-    axes[1].set_title("held-out target: loss at late − early context positions", fontsize=9)
-    axes[2].set_title("held-out target, as the run recorded it", fontsize=9)
+        ax.set_title(title, fontsize=9)
+        # ticks labelled 2M, 5M, 10M (matplotlib's own overlap within a decade): at 1, 2 and 5 of each decade
+        # over up to two decades, at each power of ten beyond
+        ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5) if decades < 2 else (1,)))
+        ax.xaxis.set_major_formatter(FuncFormatter(_tokens_label))
+        ax.xaxis.set_minor_formatter(NullFormatter())
     fig.tight_layout()
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
+
+
+def _tokens_label(x: float, _pos=None) -> str:
+    """2000000 -> '2M', 500000 -> '500k'."""
+    return f"{x / 1e6:g}M" if x >= 1e6 else f"{x / 1e3:g}k" if x >= 1e3 else f"{x:g}"
 
 
 def _parser() -> argparse.ArgumentParser:
