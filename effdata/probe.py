@@ -8,7 +8,8 @@ loaded with `from_pretrained` and probed on the study's target (`effdata.trainin
 with the tokens it was trained on, the zero-shot target loss its run recorded (`valid_loss`), the induction
 score (`induction`: loss on random tokens minus on their copy) and the loss at early and late context
 positions (`in_context`: late minus early). The figure draws the scores, the induction score's order part and the
-zero-shot loss against the tokens, a line per size and pretraining corpus (and seed). Written at the end, atomically: a run that dies writes nothing.
+zero-shot loss against the tokens, a line per size and pretraining corpus (and seed). Written at the end,
+atomically: a run that dies writes nothing.
 """
 from __future__ import annotations
 

@@ -268,10 +268,10 @@ def run_analysis(table: Path, out_dir: Path, pretrains: tuple[str, ...], by_toke
         compare = list(dict.fromkeys([*pretrains, *sorted(finetuned)]))
         analyze(table, out_dir / "analysis", compare=compare, by_tokens=by_tokens)
     except Exception as exc:  # noqa: BLE001  (training results are safe on disk; say why analysis failed)
-        print(f"effdata.run: analysis failed ({type(exc).__name__}: {exc}); rerun it with "
-              f"python -m effdata.analyze {table} --out {out_dir / 'analysis'}"
-              + "".join(f" --checkpoints-by-tokens {' '.join(str(c) for c in by_tokens)}" for _ in by_tokens[:1]),
-              file=sys.stderr)
+        again = f"python -m effdata.analyze {table} --out {out_dir / 'analysis'}"
+        if by_tokens:
+            again += " --checkpoints-by-tokens " + " ".join(str(count) for count in by_tokens)
+        print(f"effdata.run: analysis failed ({type(exc).__name__}: {exc}); rerun it with {again}", file=sys.stderr)
         return
     print(f"report: {out_dir / 'analysis' / 'REPORT.md'}", file=sys.stderr)
 
