@@ -173,9 +173,9 @@ NOT_RE_RUN = {
         "pretrainings of 8-15 minutes each; not re-run here for time"),
     **{f"analysis/cpu-fixed-tokens/four-layer/{name}results.csv": (
         "four attention layers, and w200k at x2 the LR, on cpu-fixed-tokens' tokens (jobs/cpu-fixed-tokens-four-layer*.toml, "
-        "jobs/cpu-fixed-tokens-w200k-lr-double.toml, made by this code): pretrainings of 18-26 minutes each; not re-run "
+        "jobs/cpu-fixed-tokens-w200k-lr-double.toml, jobs/cpu-fixed-tokens-ladder-lr-double.toml, made by this code): pretrainings of 18-26 minutes each; not re-run "
         "here for time")
-       for name in ("study/", "lr/half/", "lr/double/", "lr/double-seed1/", "lr/w200k-double/")},
+       for name in ("study/", "lr/half/", "lr/double/", "lr/double-seed1/", "lr/w200k-double/", "lr/ladder-double/")},
     **{f"analysis/cpu-fixed-tokens/min-steps/{name}/results.csv": (
         "the fixed-token studies' fine-tunes searched from 2 steps (jobs/cpu-fixed-tokens-min-steps-*.toml, made by "
         "this code): their pretrainings and from-scratch runs are the fixed-token studies' (copied by --reuse), the "
