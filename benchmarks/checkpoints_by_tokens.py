@@ -7,7 +7,7 @@ each count as one pretraining across sizes (not a test).
 The renaming is `effdata.analysis.core.checkpoints.by_tokens` (its docstring), which
 `python -m effdata.analyze T --checkpoints-by-tokens COUNT ...` also applies; this writes the renamed table, for
 joining with others (`benchmarks/concat_tables.py`) before the analysis. Refused, one line and exit 2, for a count
-no checkpoint was trained on at some size, and for a table with nothing to rename.
+no checkpoint was trained on at some size, and for a table without the columns the renaming reads.
 """
 from __future__ import annotations
 
