@@ -37,9 +37,10 @@ TEST_WORKERS ?= 3
 test: $(VENV)/.installed text-packages
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not reports"
 
-# Every committed report regenerated from its table and compared with the committed files, two at a time.
+# The committed studies reproduce: every committed report regenerated from its table and compared with the committed
+# files, and the cheapest runs of each reproducible table re-run bit for bit in a fresh home, two at a time.
 check-reports: $(VENV)/.installed
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadgroup -m reports tests/test_regenerate.py
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadgroup -m reports tests/test_regenerate.py tests/test_committed_runs.py
 
 bench: $(VENV)/.installed
 	$(PY) -m effdata.bench

@@ -29,8 +29,13 @@ Seen failing, and how to see it again (docs/notes/issue-23-quick.md): set `Train
 6.8237613466361635 committed, 6.823702656978036 now (-5.87e-05); with `-k quick-v3`, on all five rows, the
 w25k text pretraining by +0.095 nats and its mid-run checkpoints by -0.11 and -0.12.
 
-Time: 74 s on the 2-core machine with other tests beside it (3 min 9 s, with one more table, while a study ran
-there too), most of it building the fresh home (the 53 M-character text corpus is tokenized for the pretraining).
+Where it runs: `make check-reports` (marked `reports`), beside the committed reports' regeneration, not `make test`;
+CI runs both. It is a check of the committed tables as much as of the code, and its fresh home made it the suite's
+largest test: 88, 38 and 13 CPU-s for quick-v4, cpu-v2 and cpu-seeds (139 of `make test`'s 920 CPU-s, measured
+per test with `resource.getrusage`, children included; the home's corpora, tokenizer and tokens 67 of quick-v4's
+88). `make test` keeps a drift check of its own on tiny models (tests/test_train.py,
+`test_same_numbers_as_before_the_split`). After a change to training, evaluation, data or the tokenizer, run
+`make check-reports` too.
 """
 from __future__ import annotations
 
@@ -259,6 +264,7 @@ def fresh_home(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.reports  # make check-reports, with the reports' regeneration: 139 of make test's 920 CPU-s (22nd session)
 @pytest.mark.parametrize("name", list(RERUN))
 def test_the_cheapest_committed_runs_come_out_bit_for_bit(name, fresh_home, tmp_path):
     import torch  # only in the test that trains
