@@ -1,4 +1,5 @@
-"""One figure from several studies' probe tables, a line per size, corpus and seed (not a test).
+"""One figure from several studies' probe tables, a line per size, corpus and seed, and where each formed its
+induction heads (not a test).
 
     .venv/bin/python benchmarks/probe_figure.py analysis/cpu-fixed-tokens/four-layer/probe.csv \
         analysis/cpu-fixed-tokens/series/probe.csv analysis/cpu-fixed-tokens/series/seed1/probe.csv \
@@ -6,7 +7,10 @@
 
 `python -m effdata.probe RUNS --figure F` draws one study's checkpoints; a comparison across studies (a four-layer
 model beside the two-layer sizes of its width and its N) needs their tables together. The figure is
-`effdata.probe.draw`'s. Refused, one line and exit 2, for a size none of the tables holds.
+`effdata.probe.draw`'s. `--formed 0.3` prints, per size, corpus and seed, the order part of the induction score
+(shuffled copy's loss minus exact copy's) and the zero-shot loss at each checkpoint, and the first checkpoint whose
+order part passes 0.3: the count at which the heads formed, as the notes of analysis/cpu-fixed-tokens read it.
+Refused, one line and exit 2, for a size none of the tables holds, or for neither --figure nor --formed.
 """
 from __future__ import annotations
 
@@ -25,8 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("tables", type=Path, nargs="+", help="probe.csv files (python -m effdata.probe --out)")
     p.add_argument("--sizes", nargs="+", help="only these sizes (default: all)")
-    p.add_argument("--figure", type=Path, required=True)
+    p.add_argument("--figure", type=Path, help="draw the tables here (PNG)")
+    p.add_argument("--formed", type=float, metavar="ORDER",
+                   help="print where each size's order part first passes ORDER (0.3 in the notes)")
     a = p.parse_args(argv)
+    if a.figure is None and a.formed is None:
+        print("probe_figure: error: nothing to do: give --figure, --formed or both", file=sys.stderr)
+        return 2
     try:
         table = pd.concat([pd.read_csv(path) for path in a.tables], ignore_index=True)
     except OSError as exc:
@@ -38,9 +47,27 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if a.sizes:
         table = table[table["size"].isin(a.sizes)]
-    draw(table, a.figure)
-    print(f"{len(table)} checkpoints, {table['size'].nunique()} sizes: {a.figure}")
+    if a.formed is not None:
+        print(formed_table(table, a.formed))
+    if a.figure is not None:
+        draw(table, a.figure)
+        print(f"{len(table)} checkpoints, {table['size'].nunique()} sizes: {a.figure}")
     return 0
+
+
+def formed_table(table: pd.DataFrame, order: float) -> str:
+    """Markdown: a row per size, corpus and seed; its checkpoints as `tokens: order part / zero-shot loss`, and the
+    first whose order part passes `order` ("not by" the last checkpoint where none does)."""
+    rows = [f"| size | corpus | seed | order part / zero-shot loss at each checkpoint | first past {order:g} |",
+            "|---|---|---|---|---|"]
+    for (size, corpus, seed), one in table.groupby(["size", "corpus", "seed"], sort=True):
+        one = one.sort_values("tokens")
+        cells = "; ".join(f"{t / 1e6:.2f} M: {g:.2f} / {v:.3f}"
+                          for t, g, v in zip(one["tokens"], one["order_gain"], one["valid_loss"]))
+        past = one[one["order_gain"] > order]
+        first = f"{past['tokens'].iloc[0] / 1e6:.2f} M" if len(past) else f"not by {one['tokens'].iloc[-1] / 1e6:.2f} M"
+        rows.append(f"| {size} | {corpus} | {seed} | {cells} | {first} |")
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""benchmarks/probe_figure.py: several probe tables in one figure, or one line and exit 2 with nothing written."""
+"""benchmarks/probe_figure.py: several probe tables in one figure, where each size formed its heads, or one line and
+exit 2 with nothing written."""
 import pandas as pd
 
 from scripts import load_script
@@ -19,3 +20,15 @@ def test_two_tables_make_one_figure_and_an_unknown_size_is_refused(tmp_path, cap
     assert module.main([*tables, "--figure", str(tmp_path / "f.png")]) == 0
     assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
     assert "6 checkpoints, 2 sizes" in capsys.readouterr().out
+
+
+def test_formed_names_the_first_checkpoint_past_the_bar_per_size_and_seed(tmp_path, capsys):
+    module = load_script("probe_figure")
+    tables = [_table(tmp_path / "a.csv", "w1", 0), _table(tmp_path / "b.csv", "w2", 1)]
+    assert module.main([*tables, "--formed", "0.07"]) == 0   # order parts 0, 0.05, 0.10 at 1, 2, 5 M
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2] == "| w1 | c | 0 | 1.00 M: 0.00 / 6.000; 2.00 M: 0.05 / 5.900; 5.00 M: 0.10 / 5.800 | 5.00 M |"
+    assert lines[3].startswith("| w2 | c | 1 |") and len(lines) == 4
+    assert module.main([*tables, "--formed", "0.2"]) == 0
+    assert capsys.readouterr().out.splitlines()[2].endswith("| not by 5.00 M |")
+    assert module.main(tables) == 2 and "nothing to do" in capsys.readouterr().err
