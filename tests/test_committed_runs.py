@@ -181,6 +181,9 @@ NOT_RE_RUN = {
         "jobs/cpu-fixed-tokens-w200k-lr-double.toml, jobs/cpu-fixed-tokens-ladder-lr-double.toml, made by this code): pretrainings of 18-26 minutes each; not re-run "
         "here for time")
        for name in ("study/", "lr/half/", "lr/double/", "lr/double-seed1/", "lr/w200k-double/", "lr/ladder-double/")},
+    "analysis/cpu-fixed-tokens/heads/study/results.csv": (
+        "w500k's width with 6 and 12 heads on cpu-fixed-tokens' tokens (jobs/cpu-fixed-tokens-heads.toml, made by this "
+        "code): pretrainings of 21-34 minutes each; not re-run here for time"),
     **{f"analysis/cpu-fixed-tokens/min-steps/{name}/results.csv": (
         "the fixed-token studies' fine-tunes searched from 2 steps (jobs/cpu-fixed-tokens-min-steps-*.toml, made by "
         "this code): their pretrainings and from-scratch runs are the fixed-token studies' (copied by --reuse), the "
