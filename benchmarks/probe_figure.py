@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         print("probe_figure: error: nothing to do: give --figure, --formed or both", file=sys.stderr)
         return 2
     try:
-        table = pd.concat([pd.read_csv(path) for path in a.tables], ignore_index=True)
+        table = pd.concat([pd.read_csv(path).assign(table=str(path)) for path in a.tables], ignore_index=True)
     except OSError as exc:
         print(f"probe_figure: error: {exc}", file=sys.stderr)
         return 2
@@ -50,23 +50,33 @@ def main(argv: list[str] | None = None) -> int:
     if a.formed is not None:
         print(formed_table(table, a.formed))
     if a.figure is not None:
-        draw(table, a.figure)
+        draw(_told_apart(table), a.figure)
         print(f"{len(table)} checkpoints, {table['size'].nunique()} sizes: {a.figure}")
     return 0
 
 
+def _told_apart(table: pd.DataFrame) -> pd.DataFrame:
+    """Where two tables hold one size, corpus and seed (one size at two LRs), each line is named by its table's
+    folder too: the figure draws a line per corpus and size, and would average the two."""
+    keys = ["size", "corpus", "seed"]
+    if (table.groupby(keys)["table"].nunique() > 1).any():
+        return table.assign(corpus=table["table"].map(lambda t: Path(t).parent.name) + " " + table["corpus"])
+    return table
+
+
 def formed_table(table: pd.DataFrame, order: float) -> str:
-    """Markdown: a row per size, corpus and seed; its checkpoints as `tokens: order part / zero-shot loss`, and the
-    first whose order part passes `order` ("not by" the last checkpoint where none does)."""
-    rows = [f"| size | corpus | seed | order part / zero-shot loss at each checkpoint | first past {order:g} |",
-            "|---|---|---|---|---|"]
-    for (size, corpus, seed), one in table.groupby(["size", "corpus", "seed"], sort=True):
+    """Markdown: a row per table, size, corpus and seed (two studies of one size, at two LRs say, are two rows); its
+    checkpoints as `tokens: order part / zero-shot loss`, and the first whose order part passes `order` ("not by" the
+    last checkpoint where none does)."""
+    rows = [f"| table | size | corpus | seed | order part / zero-shot loss at each checkpoint | first past {order:g} |",
+            "|---|---|---|---|---|---|"]
+    for (path, size, corpus, seed), one in table.groupby(["table", "size", "corpus", "seed"], sort=False):
         one = one.sort_values("tokens")
         cells = "; ".join(f"{t / 1e6:.2f} M: {g:.2f} / {v:.3f}"
                           for t, g, v in zip(one["tokens"], one["order_gain"], one["valid_loss"]))
         past = one[one["order_gain"] > order]
         first = f"{past['tokens'].iloc[0] / 1e6:.2f} M" if len(past) else f"not by {one['tokens'].iloc[-1] / 1e6:.2f} M"
-        rows.append(f"| {size} | {corpus} | {seed} | {cells} | {first} |")
+        rows.append(f"| {path} | {size} | {corpus} | {seed} | {cells} | {first} |")
     return "\n".join(rows)
 
 

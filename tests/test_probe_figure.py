@@ -27,8 +27,23 @@ def test_formed_names_the_first_checkpoint_past_the_bar_per_size_and_seed(tmp_pa
     tables = [_table(tmp_path / "a.csv", "w1", 0), _table(tmp_path / "b.csv", "w2", 1)]
     assert module.main([*tables, "--formed", "0.07"]) == 0   # order parts 0, 0.05, 0.10 at 1, 2, 5 M
     lines = capsys.readouterr().out.splitlines()
-    assert lines[2] == "| w1 | c | 0 | 1.00 M: 0.00 / 6.000; 2.00 M: 0.05 / 5.900; 5.00 M: 0.10 / 5.800 | 5.00 M |"
-    assert lines[3].startswith("| w2 | c | 1 |") and len(lines) == 4
+    assert lines[2] == f"| {tables[0]} | w1 | c | 0 | 1.00 M: 0.00 / 6.000; 2.00 M: 0.05 / 5.900; 5.00 M: 0.10 / 5.800 | 5.00 M |"
+    assert lines[3].startswith(f"| {tables[1]} | w2 | c | 1 |") and len(lines) == 4
+    # One size and seed in two tables (two studies at two LRs): two rows, not one mixed.
+    twin = _table(tmp_path / "twin.csv", "w1", 0)
+    assert module.main([tables[0], twin, "--formed", "0.07"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 4
     assert module.main([*tables, "--formed", "0.2"]) == 0
     assert capsys.readouterr().out.splitlines()[2].endswith("| not by 5.00 M |")
     assert module.main(tables) == 2 and "nothing to do" in capsys.readouterr().err
+
+
+def test_one_size_in_two_tables_is_two_lines_named_by_their_folders(tmp_path):
+    module = load_script("probe_figure")
+    for folder in ("x2", "x4"):
+        (tmp_path / folder).mkdir()
+    table = pd.concat([pd.read_csv(_table(tmp_path / d / "probe.csv", "w1", 0)).assign(table=str(tmp_path / d / "probe.csv"))
+                       for d in ("x2", "x4")])
+    assert sorted(module._told_apart(table)["corpus"].unique()) == ["x2 c", "x4 c"]
+    alone = table[table["table"].str.contains("x2")]
+    assert list(module._told_apart(alone)["corpus"].unique()) == ["c"]
