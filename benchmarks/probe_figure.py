@@ -7,7 +7,7 @@ induction heads (not a test).
 
 `python -m effdata.probe RUNS --figure F` draws one study's checkpoints; a comparison across studies (a four-layer
 model beside the two-layer sizes of its width and its N) needs their tables together. The figure is
-`effdata.probe.draw`'s. `--formed 0.3` prints, per size, corpus and seed, the order part of the induction score
+`effdata.probe.draw`'s. `--formed 0.3` prints, per table, size, corpus and seed, the order part of the induction score
 (shuffled copy's loss minus exact copy's) and the zero-shot loss at each checkpoint, and the first checkpoint whose
 order part passes 0.3: the count at which the heads formed, as the notes of analysis/cpu-fixed-tokens read it.
 Refused, one line and exit 2, for a size none of the tables holds, or for neither --figure nor --formed.
