@@ -32,7 +32,7 @@ w25k text pretraining by +0.095 nats and its mid-run checkpoints by -0.11 and -0
 Where it runs: `make check-reports` (marked `reports`), beside the committed reports' regeneration, not `make test`;
 CI runs both. It is a check of the committed tables as much as of the code, and its fresh home made it the suite's
 largest test: 88, 38 and 13 CPU-s for quick-v4, cpu-v2 and cpu-seeds (139 of `make test`'s 920 CPU-s, measured
-per test with `resource.getrusage`, children included; the home's corpora, tokenizer and tokens 67 of quick-v4's
+per test by benchmarks/cpu_per_test.py; the home's corpora, tokenizer and tokens 67 of quick-v4's
 88). `make test` keeps a drift check of its own on tiny models (tests/test_train.py,
 `test_same_numbers_as_before_the_split`). After a change to training, evaluation, data or the tokenizer, run
 `make check-reports` too.
