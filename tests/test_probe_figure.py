@@ -47,3 +47,12 @@ def test_one_size_in_two_tables_is_two_lines_named_by_their_folders(tmp_path):
     assert sorted(module._told_apart(table)["corpus"].unique()) == ["x2 c", "x4 c"]
     alone = table[table["table"].str.contains("x2")]
     assert list(module._told_apart(alone)["corpus"].unique()) == ["c"]
+
+
+def test_two_folders_of_one_name_stay_two_lines(tmp_path):
+    module = load_script("probe_figure")
+    paths = [tmp_path / study / "lr" / "probe.csv" for study in ("a", "b")]
+    for path in paths:
+        path.parent.mkdir(parents=True)
+    table = pd.concat([pd.read_csv(_table(path, "w1", 0)).assign(table=str(path)) for path in paths])
+    assert sorted(module._told_apart(table)["corpus"].unique()) == ["a/lr c", "b/lr c"]
