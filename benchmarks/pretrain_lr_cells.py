@@ -1,0 +1,86 @@
+"""The pretraining-LR cells of the 15 M-token studies, read from their results tables (not a test): per size, seed and
+multiple of the rule's LR (`[pretrain] lr_scale`), the final pretraining's zero-shot Python loss (its `valid_loss`),
+its own held-out loss on its corpus (`loss`) and its fine-tune on `--finetune-chars` characters (`loss`), then each
+seed's paired differences between two multiples (`--pair A B`: B − A; a seed fixes the initial weights and the
+batches, so the difference at one seed holds the LR alone).
+
+    .venv/bin/python benchmarks/pretrain_lr_cells.py analysis/cpu-fixed-tokens/series/study/results.csv \
+        analysis/cpu-fixed-tokens/series/seed1/study/results.csv analysis/cpu-fixed-tokens/four-layer/lr/*/results.csv \
+        --sizes w200k w500k --pair 2 3
+
+The notes of analysis/cpu-fixed-tokens/four-layer quote these tables. One trunk in two tables (read by two studies)
+is counted once. Refused, one line and exit 2, for a table that cannot be read or a size none holds.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+COLUMNS = ["size", "seed", "corpus", "lr_scale"]
+
+
+def cells(table: pd.DataFrame, finetune_chars: float) -> pd.DataFrame:
+    """A row per final pretraining (not a mid-run checkpoint) with its fine-tune on `finetune_chars` characters,
+    joined within its own table (a table holds one multiple per size and seed). One trunk read by two studies (two
+    run ids when their checkpoints differ, the same numbers) is kept once, from the first table."""
+    final = table[(table["mode"] == "pretrain") & ~table["run_id"].str.contains("@")]
+    tuned = table[(table["mode"] == "finetune") & (table["data_chars"] == finetune_chars)]
+    tuned = tuned[["source", "size", "seed", "pretrain", "loss"]].rename(columns={"pretrain": "corpus",
+                                                                                   "loss": "finetuned"})
+    out = final.rename(columns={"valid_loss": "zero_shot", "loss": "own"})
+    out = out[["run_id", "source", *COLUMNS, "peak_lr", "zero_shot", "own"]]
+    return out.merge(tuned, on=["source", "size", "seed", "corpus"], how="left").drop_duplicates([*COLUMNS, "zero_shot", "own"])
+
+
+def cell_table(rows: pd.DataFrame) -> str:
+    lines = ["| size | seed | corpus | multiple | peak LR | zero-shot | fine-tuned | own loss | table |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows.sort_values(["size", "seed", "corpus", "lr_scale"]).itertuples():
+        lines.append(f"| {r.size} | {r.seed} | {r.corpus} | ×{r.lr_scale:g} | {r.peak_lr:.3g} | {r.zero_shot:.3f} | "
+                     f"{r.finetuned:.3f} | {r.own:.3f} | {r.source} |")
+    return "\n".join(lines)
+
+
+def paired(rows: pd.DataFrame, low: float, high: float) -> str:
+    """Per size, corpus and seed holding both multiples: high's value minus low's (negative: high is better)."""
+    lines = [f"| size | seed | corpus | zero-shot ×{high:g} − ×{low:g} | fine-tuned | own loss |", "|---|---|---|---|---|---|"]
+    for (size, seed, corpus), one in rows.groupby(["size", "seed", "corpus"]):
+        by = one.set_index("lr_scale")
+        if low in by.index and high in by.index:
+            d = by.loc[high, ["zero_shot", "finetuned", "own"]] - by.loc[low, ["zero_shot", "finetuned", "own"]]
+            lines.append(f"| {size} | {seed} | {corpus} | {d['zero_shot']:+.3f} | {d['finetuned']:+.3f} | "
+                         f"{d['own']:+.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("tables", nargs="+", type=Path, help="results.csv files of pretraining studies")
+    p.add_argument("--sizes", nargs="+", help="only these sizes (default: all)")
+    p.add_argument("--finetune-chars", type=float, default=3e4, help="the fine-tunes' characters (default 3e4)")
+    p.add_argument("--pair", nargs=2, type=float, metavar=("A", "B"), help="print each seed's B − A")
+    a = p.parse_args(argv)
+    try:
+        table = pd.concat([pd.read_csv(t).assign(source=str(t.parent)) for t in a.tables], ignore_index=True)
+    except (OSError, pd.errors.ParserError) as exc:
+        print(f"pretrain_lr_cells: error: {exc}", file=sys.stderr)
+        return 2
+    rows = cells(table, a.finetune_chars)
+    missing = sorted(set(a.sizes or ()) - set(rows["size"]))
+    if missing:
+        print(f"pretrain_lr_cells: error: no pretraining of size {', '.join(missing)} in the tables", file=sys.stderr)
+        return 2
+    if a.sizes:
+        rows = rows[rows["size"].isin(a.sizes)]
+    print(cell_table(rows))
+    if a.pair:
+        print()
+        print(paired(rows, *a.pair))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""benchmarks/pretrain_lr_cells.py: each pretraining's losses at its multiple of the LR, a trunk in two tables once,
+and each seed's paired difference between two multiples; or one line and exit 2."""
+import pandas as pd
+
+from scripts import load_script
+
+
+def _study(folder, scale, losses):
+    """One study's table at one multiple: per (size, seed) a final pretraining, a mid-run checkpoint (not a cell) and
+    fine-tunes on 1e4 and 3e4 characters; `losses[(size, seed)]` = (zero-shot, own, fine-tuned on 3e4)."""
+    rows = []
+    for (size, seed), (zero, own, tuned) in losses.items():
+        run = f"pretrain-text+code-{size}-s{seed}-{folder}"
+        rows += [{"run_id": run, "mode": "pretrain", "pretrain": "text+code", "corpus": "text+code", "size": size,
+                  "seed": seed, "lr_scale": scale, "peak_lr": 1e-3 * scale, "valid_loss": zero, "loss": own,
+                  "data_chars": 9e7},
+                 {"run_id": run + "@3tpp", "mode": "pretrain", "pretrain": "text+code", "corpus": "text+code",
+                  "size": size, "seed": seed, "lr_scale": scale, "peak_lr": 1e-3 * scale, "valid_loss": 9.0,
+                  "loss": 9.0, "data_chars": 9e7}]
+        rows += [{"run_id": f"finetune-{size}-{chars:g}-{folder}", "mode": "finetune", "pretrain": "text+code",
+                  "corpus": "python", "size": size, "seed": seed, "lr_scale": 1.0, "peak_lr": 1e-3,
+                  "valid_loss": tuned, "loss": tuned + (chars == 1e4), "data_chars": chars} for chars in (1e4, 3e4)]
+    path = folder / "results.csv"
+    folder.mkdir()
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return str(path)
+
+
+def test_paired_differences_per_seed_and_one_trunk_counted_once(tmp_path, capsys):
+    module = load_script("pretrain_lr_cells")
+    x2 = {("w1", 0): (5.0, 4.8, 4.5), ("w1", 1): (5.2, 4.9, 4.6), ("w2", 0): (4.9, 4.7, 4.4)}
+    tables = [_study(tmp_path / "x2", 2.0, x2), _study(tmp_path / "again", 2.0, {("w1", 0): x2[("w1", 0)]}),
+              _study(tmp_path / "x3", 3.0, {("w1", 0): (4.9, 4.75, 4.45), ("w1", 1): (5.3, 4.95, 4.7)})]
+    assert module.main([*tables, "--sizes", "w1", "--pair", "2", "3"]) == 0
+    out = capsys.readouterr().out.split("\n\n")
+    cells = out[0].splitlines()[2:]
+    assert len(cells) == 4   # w1 at two seeds and two multiples; the trunk in "again" is x2's, kept once
+    assert cells[0] == f"| w1 | 0 | text+code | ×2 | 0.002 | 5.000 | 4.500 | 4.800 | {tmp_path / 'x2'} |"
+    assert out[1].splitlines()[2:] == ["| w1 | 0 | text+code | -0.100 | -0.050 | -0.050 |",
+                                       "| w1 | 1 | text+code | +0.100 | +0.100 | +0.050 |"]
+
+
+def test_an_unknown_size_or_an_unreadable_table_is_refused(tmp_path, capsys):
+    module = load_script("pretrain_lr_cells")
+    table = _study(tmp_path / "x2", 2.0, {("w1", 0): (5.0, 4.8, 4.5)})
+    assert module.main([table, "--sizes", "w9"]) == 2
+    assert capsys.readouterr().err.strip() == "pretrain_lr_cells: error: no pretraining of size w9 in the tables"
+    assert module.main([table, str(tmp_path / "missing.csv")]) == 2
+    assert "pretrain_lr_cells: error:" in capsys.readouterr().err
