@@ -177,11 +177,13 @@ NOT_RE_RUN = {
         "one attention layer on cpu-fixed-tokens' tokens (jobs/cpu-fixed-tokens-one-layer.toml, made by this code): "
         "pretrainings of 8-15 minutes each; not re-run here for time"),
     **{f"analysis/cpu-fixed-tokens/four-layer/{name}results.csv": (
-        "four attention layers, and w200k at x2 the LR, on cpu-fixed-tokens' tokens (jobs/cpu-fixed-tokens-four-layer*.toml, "
-        "jobs/cpu-fixed-tokens-w200k-lr-double*.toml, jobs/cpu-fixed-tokens-ladder-lr-*.toml, made by this code): pretrainings "
-        "of 12-26 minutes each; not re-run here for time")
+        "four attention layers, and the ladder's sizes at x2-x4 the LR, on cpu-fixed-tokens' tokens "
+        "(jobs/cpu-fixed-tokens-four-layer*.toml, jobs/cpu-fixed-tokens-w200k-lr-double*.toml, "
+        "jobs/cpu-fixed-tokens-w500k-lr-double-seed1.toml, jobs/cpu-fixed-tokens-w1m-lr-*.toml, "
+        "jobs/cpu-fixed-tokens-ladder-lr-*.toml, made by this code): pretrainings of 12-35 minutes each; not re-run here "
+        "for time")
        for name in ("study/", "lr/half/", "lr/double/", "lr/double-seed1/", "lr/w200k-double/", "lr/ladder-double/",
-                    "lr/ladder-quadruple/", "lr/ladder-triple/", "lr/w200k-double-seed1/")},
+                    "lr/ladder-quadruple/", "lr/ladder-triple/", "lr/w200k-double-seed1/", "lr/w500k-double-seed1/")},
     "analysis/cpu-fixed-tokens/heads/study/results.csv": (
         "w500k's width with 6 and 12 heads on cpu-fixed-tokens' tokens (jobs/cpu-fixed-tokens-heads.toml, made by this "
         "code): pretrainings of 21-34 minutes each; not re-run here for time"),
