@@ -15,7 +15,6 @@ Refused, one line and exit 2, for a size none of the tables holds, or for neithe
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -58,14 +57,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def _told_apart(table: pd.DataFrame) -> pd.DataFrame:
     """Where two tables hold one size, corpus and seed (one size at two LRs), each line is named by its table's
-    folder too (its path below the tables' common folder, so that two folders of one name stay two lines): the
-    figure draws a line per corpus and size, and would average the two."""
+    folder too (the fewest trailing folders that tell the tables apart, so that two folders of one name stay two
+    lines): the figure draws a line per corpus and size, and would average the two."""
     keys = ["size", "corpus", "seed"]
     if not (table.groupby(keys)["table"].nunique() > 1).any():
         return table
-    folders = {t: Path(t).resolve().parent for t in table["table"].unique()}
-    common = Path(os.path.commonpath(list(folders.values())))
-    names = {t: str(f.relative_to(common)) for t, f in folders.items()}
+    folders = {t: Path(t).resolve().parent.parts for t in table["table"].unique()}
+    for k in range(1, max(map(len, folders.values())) + 1):
+        names = {t: "/".join(parts[-k:]) for t, parts in folders.items()}
+        if len(set(names.values())) == len(names):
+            break
     return table.assign(corpus=table["table"].map(names) + " " + table["corpus"])
 
 

@@ -109,6 +109,8 @@ def draw(table, path: Path) -> None:
         ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5) if decades < 2 else (1,)))
         ax.xaxis.set_major_formatter(FuncFormatter(_tokens_label))
         ax.xaxis.set_minor_formatter(NullFormatter())
+    # upper left: every score there is near zero before the heads form (left) and the lines rise only to the right
+    sns.move_legend(axes[0], "upper left", fontsize=8, title_fontsize=8)
     fig.tight_layout()
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
