@@ -6,10 +6,10 @@ batches, so the difference at one seed holds the LR alone).
 
     .venv/bin/python benchmarks/pretrain_lr_cells.py analysis/cpu-fixed-tokens/series/study/results.csv \
         analysis/cpu-fixed-tokens/series/seed1/study/results.csv analysis/cpu-fixed-tokens/four-layer/lr/*/results.csv \
-        --sizes w200k w500k --pair 2 3
+        --sizes w200k w500k --pair 2 3 --figure lr.png
 
 The notes of analysis/cpu-fixed-tokens/four-layer quote these tables. One trunk in two tables (read by two studies)
-is counted once. Refused, one line and exit 2, for a table that cannot be read or a size none holds.
+is counted once. Refused, one line and exit 2, for a table that cannot be read, or a size or corpus none holds.
 """
 from __future__ import annotations
 
@@ -56,12 +56,38 @@ def paired(rows: pd.DataFrame, low: float, high: float) -> str:
     return "\n".join(lines)
 
 
+def draw(rows: pd.DataFrame, path: Path) -> None:
+    """Zero-shot, fine-tuned and own loss against the multiple, a line per size (colour) and seed (dashes): where
+    each size's lowest point lies is the question, and a table hides it."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import seaborn as sns  # noqa: PLC0415
+
+    rows = rows.assign(line=rows["size"] + " " + rows["corpus"])
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    panels = [("zero_shot", "zero-shot Python loss (nats)"), ("finetuned", "fine-tuned loss (nats)"),
+              ("own", "pretraining's own loss (nats)")]
+    for ax, (column, label) in zip(axes, panels):
+        sns.lineplot(data=rows, x="lr_scale", y=column, hue="line", style="seed", marker="o", ax=ax,
+                     legend=ax is axes[0], errorbar=None)
+        ax.set(xscale="log", xlabel="multiple of the rule's pretraining LR", ylabel=label)
+        ax.set_xticks(sorted(rows["lr_scale"].unique()), [f"×{x:g}" for x in sorted(rows["lr_scale"].unique())])
+        ax.minorticks_off()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("tables", nargs="+", type=Path, help="results.csv files of pretraining studies")
     p.add_argument("--sizes", nargs="+", help="only these sizes (default: all)")
+    p.add_argument("--corpora", nargs="+", help="only these pretraining corpora (default: all)")
     p.add_argument("--finetune-chars", type=float, default=3e4, help="the fine-tunes' characters (default 3e4)")
     p.add_argument("--pair", nargs=2, type=float, metavar=("A", "B"), help="print each seed's B − A")
+    p.add_argument("--figure", type=Path, help="also draw the losses against the multiple here (PNG)")
     a = p.parse_args(argv)
     try:
         table = pd.concat([pd.read_csv(t).assign(source=str(t.parent)) for t in a.tables], ignore_index=True)
@@ -75,10 +101,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if a.sizes:
         rows = rows[rows["size"].isin(a.sizes)]
+    if a.corpora:
+        rows = rows[rows["corpus"].isin(a.corpora)]
+    if rows.empty:
+        what = f" of corpus {', '.join(a.corpora)}" if a.corpora else ""
+        print(f"pretrain_lr_cells: error: no pretraining{what} in the tables", file=sys.stderr)
+        return 2
     print(cell_table(rows))
     if a.pair:
         print()
         print(paired(rows, *a.pair))
+    if a.figure:
+        draw(rows, a.figure)
     return 0
 
 

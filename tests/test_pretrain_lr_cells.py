@@ -47,3 +47,14 @@ def test_an_unknown_size_or_an_unreadable_table_is_refused(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == "pretrain_lr_cells: error: no pretraining of size w9 in the tables"
     assert module.main([table, str(tmp_path / "missing.csv")]) == 2
     assert "pretrain_lr_cells: error:" in capsys.readouterr().err
+
+
+def test_the_figure_and_the_corpus_filter(tmp_path, capsys):
+    module = load_script("pretrain_lr_cells")
+    tables = [_study(tmp_path / "x1", 1.0, {("w1", 0): (5.1, 4.9, 4.6)}),
+              _study(tmp_path / "x2", 2.0, {("w1", 0): (5.0, 4.8, 4.5)})]
+    assert module.main([*tables, "--corpora", "text", "--figure", str(tmp_path / "f.png")]) == 2
+    assert "no pretraining of corpus text" in capsys.readouterr().err and not (tmp_path / "f.png").exists()
+    assert module.main([*tables, "--corpora", "text+code", "--figure", str(tmp_path / "f.png")]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 4
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
