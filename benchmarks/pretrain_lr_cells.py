@@ -31,14 +31,14 @@ def cells(table: pd.DataFrame, finetune_chars: float) -> pd.DataFrame:
     tuned = tuned[["source", "size", "seed", "pretrain", "loss"]].rename(columns={"pretrain": "corpus",
                                                                                    "loss": "finetuned"})
     out = final.rename(columns={"valid_loss": "zero_shot", "loss": "own"})
-    out = out[["run_id", "source", *COLUMNS, "peak_lr", "zero_shot", "own"]]
+    out = out[["run_id", "source", *COLUMNS, "n_params", "peak_lr", "zero_shot", "own"]]
     return out.merge(tuned, on=["source", "size", "seed", "corpus"], how="left").drop_duplicates([*COLUMNS, "zero_shot", "own"])
 
 
 def cell_table(rows: pd.DataFrame) -> str:
     lines = ["| size | seed | corpus | multiple | peak LR | zero-shot | fine-tuned | own loss | table |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows.sort_values(["size", "seed", "corpus", "lr_scale"]).itertuples():
+    for r in rows.sort_values(["n_params", "seed", "corpus", "lr_scale"]).itertuples():
         lines.append(f"| {r.size} | {r.seed} | {r.corpus} | ×{r.lr_scale:g} | {r.peak_lr:.3g} | {r.zero_shot:.3f} | "
                      f"{r.finetuned:.3f} | {r.own:.3f} | {r.source} |")
     return "\n".join(lines)
@@ -47,7 +47,7 @@ def cell_table(rows: pd.DataFrame) -> str:
 def paired(rows: pd.DataFrame, low: float, high: float) -> str:
     """Per size, corpus and seed holding both multiples: high's value minus low's (negative: high is better)."""
     lines = [f"| size | seed | corpus | zero-shot ×{high:g} − ×{low:g} | fine-tuned | own loss |", "|---|---|---|---|---|---|"]
-    for (size, seed, corpus), one in rows.groupby(["size", "seed", "corpus"]):
+    for (_, size, seed, corpus), one in rows.groupby(["n_params", "size", "seed", "corpus"]):
         by = one.set_index("lr_scale")
         if low in by.index and high in by.index:
             d = by.loc[high, ["zero_shot", "finetuned", "own"]] - by.loc[low, ["zero_shot", "finetuned", "own"]]
@@ -65,7 +65,7 @@ def draw(rows: pd.DataFrame, path: Path) -> None:
     import matplotlib.pyplot as plt  # noqa: PLC0415
     import seaborn as sns  # noqa: PLC0415
 
-    rows = rows.assign(line=rows["size"] + " " + rows["corpus"])
+    rows = rows.sort_values("n_params").assign(line=lambda r: r["size"] + " " + r["corpus"])
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     panels = [("zero_shot", "zero-shot Python loss (nats)"), ("finetuned", "fine-tuned loss (nats)"),
               ("own", "pretraining's own loss (nats)")]

@@ -13,10 +13,10 @@ def _study(folder, scale, losses):
         run = f"pretrain-text+code-{size}-s{seed}-{folder}"
         rows += [{"run_id": run, "mode": "pretrain", "pretrain": "text+code", "corpus": "text+code", "size": size,
                   "seed": seed, "lr_scale": scale, "peak_lr": 1e-3 * scale, "valid_loss": zero, "loss": own,
-                  "data_chars": 9e7},
+                  "data_chars": 9e7, "n_params": int(size[1:])},
                  {"run_id": run + "@3tpp", "mode": "pretrain", "pretrain": "text+code", "corpus": "text+code",
                   "size": size, "seed": seed, "lr_scale": scale, "peak_lr": 1e-3 * scale, "valid_loss": 9.0,
-                  "loss": 9.0, "data_chars": 9e7}]
+                  "loss": 9.0, "data_chars": 9e7, "n_params": int(size[1:])}]
         rows += [{"run_id": f"finetune-{size}-{chars:g}-{folder}", "mode": "finetune", "pretrain": "text+code",
                   "corpus": "python", "size": size, "seed": seed, "lr_scale": 1.0, "peak_lr": 1e-3,
                   "valid_loss": tuned, "loss": tuned + (chars == 1e4), "data_chars": chars} for chars in (1e4, 3e4)]
