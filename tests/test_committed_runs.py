@@ -185,7 +185,7 @@ NOT_RE_RUN = {
        for name in ("study/", "lr/half/", "lr/double/", "lr/double-seed1/", "lr/w200k-double/", "lr/ladder-double/",
                     "lr/ladder-quadruple/", "lr/ladder-triple/", "lr/w200k-double-seed1/", "lr/w500k-double-seed1/",
                     "lr/ladder-triple-seed1/", "lr/w1m-double/", "lr/w1m-triple/",
-                    "lr/w1m-double-seed1/")},
+                    "lr/w1m-double-seed1/", "lr/w1m-triple-seed1/")},
     "analysis/cpu-fixed-tokens/heads/study/results.csv": (
         "w500k's width with 6 and 12 heads on cpu-fixed-tokens' tokens (jobs/cpu-fixed-tokens-heads.toml, made by this "
         "code): pretrainings of 21-34 minutes each; not re-run here for time"),
