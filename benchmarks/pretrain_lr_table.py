@@ -8,7 +8,9 @@ table that `python -m effdata.analyze` reads like any other.
 
 The three studies share their from-scratch runs (same ids: kept once) and differ in the pretraining LR alone,
 so each pretraining name gets the suffix given after its table (`TABLE=SUFFIX`): `text` (v4's, ×1), `text-lr0.5`,
-... (and their mid-run checkpoints, `text-lr0.5@3tpp`, ...). Only w100k, the size the checks pretrain.
+... (and their mid-run checkpoints, `text-lr0.5@3tpp`, ...). Only w100k, the size the checks pretrain, unless
+`--sizes` says otherwise; `--corpus text+code` renames text+code's pretrainings instead (the 15 M-token LR cells:
+analysis/cpu-fixed-tokens/four-layer/lr/dt/NOTES.md).
 """
 from __future__ import annotations
 
@@ -19,30 +21,38 @@ from pathlib import Path
 
 import pandas as pd
 
-SIZE = "w100k"
-
-
-def renamed(name: str, suffix: str) -> str:
+def renamed(name: str, suffix: str, corpus: str = "text") -> str:
     """'text' -> 'text-lr0.5', 'text@3tpp' -> 'text-lr0.5@3tpp'; 'none' (from scratch) unchanged."""
-    return name if name == "none" else re.sub(r"^text(?=@|$)", f"text{suffix}", name)
+    return name if name == "none" else re.sub(rf"^{re.escape(corpus)}(?=@|$)", f"{corpus}{suffix}", name)
 
 
-def one_table(path: Path, suffix: str) -> pd.DataFrame:
+def one_table(path: Path, suffix: str, sizes: list[str], corpus: str) -> pd.DataFrame:
     rows = pd.read_csv(path)
-    text_or_scratch = rows["pretrain"].map(lambda p: p == "none" or re.match(r"text(@|$)", p) is not None)
-    rows = rows[(rows["size"] == SIZE) & text_or_scratch]
+    ours = rows["pretrain"].map(lambda p: p == "none" or re.match(rf"{re.escape(corpus)}(@|$)", p) is not None)
+    rows = rows[rows["size"].isin(sizes) & ours]
     if rows.empty:
-        raise SystemExit(f"{path}: no {SIZE} text or from-scratch rows")
-    return rows.assign(pretrain=rows["pretrain"].map(lambda p: renamed(p, suffix)))
+        raise SystemExit(f"{path}: no {', '.join(sizes)} {corpus} or from-scratch rows")
+    return rows.assign(pretrain=rows["pretrain"].map(lambda p: renamed(p, suffix, corpus)))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("tables", nargs="+", help="TABLE[=SUFFIX]: v4's table (no suffix), then each check's")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--sizes", nargs="+", default=["w100k"], help="the sizes kept (default w100k, the size the "
+                                                                        "issue-23 checks pretrain)")
+    parser.add_argument("--corpus", default="text", help="the pretraining renamed (default text)")
+    parser.add_argument("--final-only", action="store_true",
+                        help="leave out the mid-run checkpoints (`@` names) and their fine-tunes")
+    parser.add_argument("--finetune-chars", type=float, nargs="+",
+                        help="keep only the fine-tunes on these data sizes (default: all)")
     args = parser.parse_args(argv)
     pairs = [(Path(t.partition("=")[0]), t.partition("=")[2]) for t in args.tables]
-    merged = pd.concat([one_table(path, suffix) for path, suffix in pairs], ignore_index=True)
+    merged = pd.concat([one_table(path, suffix, args.sizes, args.corpus) for path, suffix in pairs], ignore_index=True)
+    if args.final_only:
+        merged = merged[~merged["pretrain"].str.contains("@")]
+    if args.finetune_chars:
+        merged = merged[(merged["mode"] != "finetune") | merged["data_chars"].isin(args.finetune_chars)]
     scratch = merged["mode"] == "scratch"
     merged = pd.concat([merged[scratch].drop_duplicates("run_id"), merged[~scratch]], ignore_index=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,36 @@
+"""benchmarks/dt_slope.py: the slope of ln D_T on ln N per pretraining and D_F, known from made-up tables."""
+import math
+
+import pandas as pd
+
+from scripts import load_script
+
+
+def _effective(path, beta):
+    sizes = {"a": 1e5, "b": 3e5, "c": 1e6}
+    rows = [{"pretrain": name, "size": s, "n_params": n, "d_f": 3e4, "d_t": 2.0 * n ** b}
+            for name, b in beta.items() for s, n in sizes.items()]
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return str(path)
+
+
+def test_the_slope_is_the_power_and_a_negative_point_is_named(tmp_path, capsys):
+    module = load_script("dt_slope")
+    path = _effective(tmp_path / "e.csv", {"x": 0.3, "y": -0.2})
+    assert module.main([path]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "| 0.30 | no a: 0.30; no b: 0.30; no c: 0.30 |" in lines[2]
+    assert "| -0.20 |" in lines[3]
+    table = pd.read_csv(path)
+    table.loc[0, "d_t"] = -5.0
+    table.to_csv(path, index=False)
+    assert module.main([path]) == 0
+    assert "0.30 (D_T ≤ 0 left out: a)" in capsys.readouterr().out.splitlines()[2]
+    assert math.isnan(module.slope(table.iloc[:1]))   # one size has no slope
+
+
+def test_not_an_effective_table_is_refused(tmp_path, capsys):
+    module = load_script("dt_slope")
+    (tmp_path / "r.csv").write_text("run_id,loss\nx,1\n")
+    assert module.main([str(tmp_path / "r.csv")]) == 2
+    assert "not an effective table" in capsys.readouterr().err
