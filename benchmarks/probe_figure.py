@@ -67,6 +67,8 @@ def _told_apart(table: pd.DataFrame) -> pd.DataFrame:
         names = {t: "/".join(parts[-k:]) for t, parts in folders.items()}
         if len(set(names.values())) == len(names):
             break
+    else:   # two tables in one folder: their paths as given
+        names = {t: str(Path(t).with_suffix("")) for t in folders}
     return table.assign(corpus=table["table"].map(names) + " " + table["corpus"])
 
 

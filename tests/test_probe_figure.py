@@ -56,3 +56,10 @@ def test_two_folders_of_one_name_stay_two_lines(tmp_path):
         path.parent.mkdir(parents=True)
     table = pd.concat([pd.read_csv(_table(path, "w1", 0)).assign(table=str(path)) for path in paths])
     assert sorted(module._told_apart(table)["corpus"].unique()) == ["a/lr c", "b/lr c"]
+
+
+def test_two_tables_in_one_folder_stay_two_lines(tmp_path):
+    module = load_script("probe_figure")
+    paths = [tmp_path / "x2.csv", tmp_path / "x3.csv"]
+    table = pd.concat([pd.read_csv(_table(path, "w1", 0)).assign(table=str(path)) for path in paths])
+    assert table.pipe(module._told_apart)["corpus"].nunique() == 2
