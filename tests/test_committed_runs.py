@@ -185,7 +185,8 @@ NOT_RE_RUN = {
        for name in ("study/", "lr/half/", "lr/double/", "lr/double-seed1/", "lr/w200k-double/", "lr/ladder-double/",
                     "lr/ladder-quadruple/", "lr/ladder-triple/", "lr/w200k-double-seed1/", "lr/w500k-double-seed1/",
                     "lr/ladder-triple-seed1/", "lr/w1m-double/", "lr/w1m-triple/",
-                    "lr/w1m-double-seed1/", "lr/w1m-triple-seed1/")},
+                    "lr/w1m-double-seed1/", "lr/w1m-triple-seed1/",
+                    "lr/w100k-double/", "lr/w100k-triple/")},
     **{f"analysis/cpu-fixed-tokens/four-layer/lr/dt/{name}results.csv": (
         "the LR studies' w200k-w1m fine-tunes on 3e4 joined by benchmarks/pretrain_lr_table.py (its NOTES): every run "
         "is a committed table's above or the w1m studies', none re-run here")
