@@ -24,9 +24,12 @@ COLUMNS = ["size", "seed", "corpus", "lr_scale"]
 
 def cells(table: pd.DataFrame, finetune_chars: float) -> pd.DataFrame:
     """A row per final pretraining (not a mid-run checkpoint) with its fine-tune on `finetune_chars` characters,
-    joined within its own table (a table holds one multiple per size and seed). One trunk read by two studies (two
+    joined within its own table (a table holds one multiple per size and seed); a renamed pretraining is skipped. One trunk read by two studies (two
     run ids when their checkpoints differ, the same numbers) is kept once, from the first table."""
     final = table[(table["mode"] == "pretrain") & ~table["run_id"].str.contains("@")]
+    # a table that renamed its pretrainings by their LR (pretrain_lr_table.py: text+code-lr2) holds other tables'
+    # runs under another name: left out, or its fine-tunes would join nothing
+    final = final[final["pretrain"] == final["corpus"]]
     tuned = table[(table["mode"] == "finetune") & (table["data_chars"] == finetune_chars)]
     tuned = tuned[["source", "size", "seed", "pretrain", "loss"]].rename(columns={"pretrain": "corpus",
                                                                                    "loss": "finetuned"})
@@ -66,15 +69,16 @@ def draw(rows: pd.DataFrame, path: Path) -> None:
     import seaborn as sns  # noqa: PLC0415
 
     rows = rows.sort_values("n_params").assign(line=lambda r: r["size"] + " " + r["corpus"])
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(15.5, 4))
     panels = [("zero_shot", "zero-shot Python loss (nats)"), ("finetuned", "fine-tuned loss (nats)"),
               ("own", "pretraining's own loss (nats)")]
     for ax, (column, label) in zip(axes, panels):
         sns.lineplot(data=rows, x="lr_scale", y=column, hue="line", style="seed", marker="o", ax=ax,
-                     legend=ax is axes[0], errorbar=None)
+                     legend=ax is axes[-1], errorbar=None)
         ax.set(xscale="log", xlabel="multiple of the rule's pretraining LR", ylabel=label)
         ax.set_xticks(sorted(rows["lr_scale"].unique()), [f"×{x:g}" for x in sorted(rows["lr_scale"].unique())])
         ax.minorticks_off()
+    sns.move_legend(axes[-1], "upper left", bbox_to_anchor=(1.02, 1))   # outside: the lines fill every corner
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -58,3 +58,14 @@ def test_the_figure_and_the_corpus_filter(tmp_path, capsys):
     assert module.main([*tables, "--corpora", "text+code", "--figure", str(tmp_path / "f.png")]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 4
     assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_table_of_renamed_pretrainings_is_skipped(tmp_path, capsys):
+    module = load_script("pretrain_lr_cells")
+    renamed = pd.read_csv(_study(tmp_path / "renamed", 2.0, {("w1", 0): (5.0, 4.8, 4.5)}))
+    renamed["pretrain"] = renamed["pretrain"].str.replace("text+code", "text+code-lr2", regex=False)
+    renamed.to_csv(tmp_path / "renamed" / "results.csv", index=False)
+    table = _study(tmp_path / "x2", 2.0, {("w1", 0): (5.0, 4.8, 4.5)})
+    assert module.main([str(tmp_path / "renamed" / "results.csv"), table]) == 0
+    cells = capsys.readouterr().out.splitlines()[2:]
+    assert cells == [f"| w1 | 0 | text+code | ×2 | 0.002 | 5.000 | 4.500 | 4.800 | {tmp_path / 'x2'} |"]
