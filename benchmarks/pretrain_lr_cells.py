@@ -9,7 +9,8 @@ batches, so the difference at one seed holds the LR alone).
         --sizes w200k w500k --pair 2 3 --figure lr.png
 
 The notes of analysis/cpu-fixed-tokens/four-layer quote these tables. One trunk in two tables (read by two studies)
-is counted once. Refused, one line and exit 2, for a table that cannot be read, or a size or corpus none holds.
+is counted once. Refused, one line and exit 2, for a table that cannot be read or is not a results table, or a
+size or corpus none holds.
 """
 from __future__ import annotations
 
@@ -20,12 +21,14 @@ from pathlib import Path
 import pandas as pd
 
 COLUMNS = ["size", "seed", "corpus", "lr_scale"]
+NEEDED = {"run_id", "mode", "pretrain", "data_chars", "n_params", "peak_lr", "valid_loss", "loss", *COLUMNS}
 
 
 def cells(table: pd.DataFrame, finetune_chars: float) -> pd.DataFrame:
     """A row per final pretraining (not a mid-run checkpoint) with its fine-tune on `finetune_chars` characters,
-    joined within its own table (a table holds one multiple per size and seed); a renamed pretraining is skipped. One trunk read by two studies (two
-    run ids when their checkpoints differ, the same numbers) is kept once, from the first table."""
+    joined within its own table (a table holds one multiple per size and seed); a renamed pretraining is skipped.
+    One trunk read by two studies (two run ids when their checkpoints differ, the same numbers) is kept once, from
+    the first table."""
     final = table[(table["mode"] == "pretrain") & ~table["run_id"].str.contains("@")]
     # a table that renamed its pretrainings by their LR (pretrain_lr_table.py: text+code-lr2) holds other tables'
     # runs under another name: left out, or its fine-tunes would join nothing
@@ -35,7 +38,8 @@ def cells(table: pd.DataFrame, finetune_chars: float) -> pd.DataFrame:
                                                                                    "loss": "finetuned"})
     out = final.rename(columns={"valid_loss": "zero_shot", "loss": "own"})
     out = out[["run_id", "source", *COLUMNS, "n_params", "peak_lr", "zero_shot", "own"]]
-    return out.merge(tuned, on=["source", "size", "seed", "corpus"], how="left").drop_duplicates([*COLUMNS, "zero_shot", "own"])
+    joined = out.merge(tuned, on=["source", "size", "seed", "corpus"], how="left")
+    return joined.drop_duplicates([*COLUMNS, "zero_shot", "own"])
 
 
 def cell_table(rows: pd.DataFrame) -> str:
@@ -49,7 +53,8 @@ def cell_table(rows: pd.DataFrame) -> str:
 
 def paired(rows: pd.DataFrame, low: float, high: float) -> str:
     """Per size, corpus and seed holding both multiples: high's value minus low's (negative: high is better)."""
-    lines = [f"| size | seed | corpus | zero-shot ×{high:g} − ×{low:g} | fine-tuned | own loss |", "|---|---|---|---|---|---|"]
+    lines = [f"| size | seed | corpus | zero-shot ×{high:g} − ×{low:g} | fine-tuned | own loss |",
+             "|---|---|---|---|---|---|"]
     for (_, size, seed, corpus), one in rows.groupby(["n_params", "size", "seed", "corpus"]):
         by = one.set_index("lr_scale")
         if low in by.index and high in by.index:
@@ -97,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         table = pd.concat([pd.read_csv(t).assign(source=str(t.parent)) for t in a.tables], ignore_index=True)
     except (OSError, pd.errors.ParserError) as exc:
         print(f"pretrain_lr_cells: error: {exc}", file=sys.stderr)
+        return 2
+    missing = sorted(NEEDED - set(table.columns))
+    if missing:
+        print(f"pretrain_lr_cells: error: not results tables (no {', '.join(missing)})", file=sys.stderr)
         return 2
     rows = cells(table, a.finetune_chars)
     missing = sorted(set(a.sizes or ()) - set(rows["size"]))

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+
 def renamed(name: str, suffix: str, corpus: str = "text") -> str:
     """'text' -> 'text-lr0.5', 'text@3tpp' -> 'text-lr0.5@3tpp'; 'none' (from scratch) unchanged."""
     return name if name == "none" else re.sub(rf"^{re.escape(corpus)}(?=@|$)", f"{corpus}{suffix}", name)

@@ -47,6 +47,9 @@ def test_an_unknown_size_or_an_unreadable_table_is_refused(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == "pretrain_lr_cells: error: no pretraining of size w9 in the tables"
     assert module.main([table, str(tmp_path / "missing.csv")]) == 2
     assert "pretrain_lr_cells: error:" in capsys.readouterr().err
+    (tmp_path / "probe.csv").write_text("size,tokens,order_gain\nw1,1,0.1\n")
+    assert module.main([str(tmp_path / "probe.csv")]) == 2
+    assert "not results tables (no" in capsys.readouterr().err
 
 
 def test_the_figure_and_the_corpus_filter(tmp_path, capsys):
