@@ -5,7 +5,8 @@ analysis's `effective.csv`, D_T at each size and the least-squares slope of ln D
 
 Why: the 15 M-token LR cells (three sizes, one D_F) are too few for `effdata.analyze`'s fit (five points with
 D_T > 0), yet whether a pretraining LR tilts D_T across N is a slope over them. A slope over three sizes is not the
-law's β (no α, no interval); the left-out slopes say how much one size decides it. A point with D_T ≤ 0 is left
+law's β (no α, no interval); the left-out slopes say how much one size decides it, the scatter (the RMS of ln D_T
+about the line) how straight the sizes lie. A point with D_T ≤ 0 is left
 out, and named. Refused, one line and exit 2, for a file that is not an effective table.
 """
 from __future__ import annotations
@@ -27,8 +28,17 @@ def slope(points: pd.DataFrame) -> float:
     return float(np.polyfit(np.log(points["n_params"]), np.log(points["d_t"]), 1)[0])
 
 
+def scatter(points: pd.DataFrame) -> float:
+    """RMS of ln D_T about its least-squares line in ln N (NaN under two sizes)."""
+    if len(points) < 2:
+        return float("nan")
+    x, y = np.log(points["n_params"]), np.log(points["d_t"])
+    return float(np.sqrt(np.mean((y - np.polyval(np.polyfit(x, y, 1), x)) ** 2)))
+
+
 def rows(table: pd.DataFrame) -> list[str]:
-    out = ["| pretraining | D_F | D_T at each size | slope | each size left out |", "|---|---|---|---|---|"]
+    out = ["| pretraining | D_F | D_T at each size | slope | each size left out | scatter (ln) |",
+           "|---|---|---|---|---|---|"]
     for (name, d_f), one in table.groupby(["pretrain", "d_f"], sort=False):
         one = one.sort_values("n_params")
         kept = one[one["d_t"] > 0]
@@ -36,7 +46,7 @@ def rows(table: pd.DataFrame) -> list[str]:
         left = "; ".join(f"no {r.size}: {slope(kept.drop(index=i)):.2f}" for i, r in zip(kept.index, kept.itertuples()))
         dropped = sorted(set(one["size"]) - set(kept["size"]))
         note = f" (D_T ≤ 0 left out: {', '.join(dropped)})" if dropped else ""
-        out.append(f"| {name} | {d_f:g} | {cells} | {slope(kept):.2f}{note} | {left} |")
+        out.append(f"| {name} | {d_f:g} | {cells} | {slope(kept):.2f}{note} | {left} | {scatter(kept):.2f} |")
     return out
 
 

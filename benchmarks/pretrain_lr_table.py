@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="leave out the mid-run checkpoints (`@` names) and their fine-tunes")
     parser.add_argument("--finetune-chars", type=float, nargs="+",
                         help="keep only the fine-tunes on these data sizes (default: all)")
+    parser.add_argument("--seeds", type=int, nargs="+",
+                        help="keep only the pretrainings and fine-tunes of these seeds (default: all); the "
+                             "from-scratch runs stay, whatever their seed: each seed's D_T reads on the same curves")
     args = parser.parse_args(argv)
     pairs = [(Path(t.partition("=")[0]), t.partition("=")[2]) for t in args.tables]
     merged = pd.concat([one_table(path, suffix, args.sizes, args.corpus) for path, suffix in pairs], ignore_index=True)
@@ -54,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         merged = merged[~merged["pretrain"].str.contains("@")]
     if args.finetune_chars:
         merged = merged[(merged["mode"] != "finetune") | merged["data_chars"].isin(args.finetune_chars)]
+    if args.seeds is not None:
+        merged = merged[(merged["mode"] == "scratch") | merged["seed"].isin(args.seeds)]
     scratch = merged["mode"] == "scratch"
     merged = pd.concat([merged[scratch].drop_duplicates("run_id"), merged[~scratch]], ignore_index=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,18 @@ def test_the_slope_is_the_power_and_a_negative_point_is_named(tmp_path, capsys):
     assert math.isnan(module.slope(table.iloc[:1]))   # one size has no slope
 
 
+def test_scatter_is_the_rms_about_the_line(tmp_path, capsys):
+    module = load_script("dt_slope")
+    # ln N at 0, 1, 2 (symmetric): lifting the middle point by d leaves the slope and gives residuals −d/3, 2d/3,
+    # −d/3, an RMS of d·√2/3
+    rows = [{"pretrain": "x", "size": s, "n_params": math.exp(i), "d_f": 3e4, "d_t": 5.0 * math.exp(0.4 * i)}
+            for i, s in enumerate("abc")]
+    rows[1]["d_t"] *= math.exp(0.3)
+    pd.DataFrame(rows).to_csv(tmp_path / "e.csv", index=False)
+    assert module.main([str(tmp_path / "e.csv")]) == 0
+    assert capsys.readouterr().out.splitlines()[2].endswith("| 0.40 | no a: 0.10; no b: 0.40; no c: 0.70 | 0.14 |")
+
+
 def test_not_an_effective_table_is_refused(tmp_path, capsys):
     module = load_script("dt_slope")
     (tmp_path / "r.csv").write_text("run_id,loss\nx,1\n")

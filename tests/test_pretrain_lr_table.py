@@ -45,3 +45,13 @@ def test_final_models_and_one_data_size(tmp_path):
                         "--out", str(tmp_path / "out.csv")]) == 0
     out = pd.read_csv(tmp_path / "out.csv")
     assert list(out["run_id"]) == ["scratch", "finetune-text-30000"]
+
+
+def test_one_seed_keeps_every_from_scratch_run(tmp_path):
+    module = load_script("pretrain_lr_table")
+    rows = [{"run_id": "scratch", "mode": "scratch", "pretrain": "none", "size": "w100k", "seed": 0}]
+    rows += [{"run_id": f"{mode}-s{seed}", "mode": mode, "pretrain": "text", "size": "w100k", "seed": seed}
+             for mode in ("pretrain", "finetune") for seed in (0, 1)]
+    pd.DataFrame(rows).to_csv(tmp_path / "base.csv", index=False)
+    assert module.main([str(tmp_path / "base.csv"), "--seeds", "1", "--out", str(tmp_path / "out.csv")]) == 0
+    assert list(pd.read_csv(tmp_path / "out.csv")["run_id"]) == ["scratch", "pretrain-s1", "finetune-s1"]
