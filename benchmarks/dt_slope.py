@@ -6,7 +6,8 @@ analysis's `effective.csv`, D_T at each size and the least-squares slope of ln D
 Why: the 15 M-token LR cells (three sizes, one D_F) are too few for `effdata.analyze`'s fit (five points with
 D_T > 0), yet whether a pretraining LR tilts D_T across N is a slope over them. A slope over three sizes is not the
 law's β (no α, no interval); the left-out slopes say how much one size decides it, the scatter (the RMS of ln D_T
-about the line) how straight the sizes lie. A point with D_T ≤ 0 is left
+about the line) how straight the sizes lie. `--pick SIZE=NAME ...` adds a row made of one pretraining name per size
+(each size at its best pretraining LR, say), named `picked`. A point with D_T ≤ 0 is left
 out, and named. Refused, one line and exit 2, for a file that is not an effective table.
 """
 from __future__ import annotations
@@ -50,9 +51,24 @@ def rows(table: pd.DataFrame) -> list[str]:
     return out
 
 
+def picked(table: pd.DataFrame, picks: list[str]) -> pd.DataFrame:
+    """The rows of `table` that `picks` (SIZE=NAME) name, one name per size, renamed `picked`; ValueError for a
+    pick that is not SIZE=NAME or names no row."""
+    chosen = []
+    for pick in picks:
+        size, _, name = pick.partition("=")
+        rows = table[(table["size"] == size) & (table["pretrain"] == name)]
+        if not name or rows.empty:
+            raise ValueError(f"--pick {pick}: no rows of pretraining {name or '?'} at size {size}")
+        chosen.append(rows)
+    return pd.concat(chosen).assign(pretrain="picked")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("effective", type=Path, help="an analysis's effective.csv")
+    p.add_argument("--pick", nargs="+", default=[], metavar="SIZE=NAME",
+                   help="one pretraining name per size, read as one more line (`picked`)")
     a = p.parse_args(argv)
     try:
         table = pd.read_csv(a.effective)
@@ -63,7 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"dt_slope: error: {a.effective} is not an effective table (no {', '.join(missing)})", file=sys.stderr)
         return 2
-    print("\n".join(rows(table)))
+    try:
+        extra = picked(table, a.pick) if a.pick else table.iloc[:0]
+    except ValueError as exc:
+        print(f"dt_slope: error: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(rows(pd.concat([table, extra], ignore_index=True))))
     return 0
 
 

@@ -41,6 +41,19 @@ def test_scatter_is_the_rms_about_the_line(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines()[2].endswith("| 0.40 | no a: 0.10; no b: 0.40; no c: 0.70 | 0.14 |")
 
 
+def test_a_picked_line_takes_one_name_per_size(tmp_path, capsys):
+    module = load_script("dt_slope")
+    path = _effective(tmp_path / "e.csv", {"x": 0.3, "y": -0.2})
+    assert module.main([path, "--pick", "a=x", "b=x", "c=y"]) == 0
+    line = capsys.readouterr().out.splitlines()[4]
+    n_b, n_c = 3e5, 1e6   # without a: from 2·b^0.3 (x) to 2·c^-0.2 (y)
+    without_a = (-0.2 * math.log(n_c) - 0.3 * math.log(n_b)) / math.log(n_c / n_b)
+    assert line.startswith(f"| picked | 30000 | a {2 * 1e5 ** 0.3:.3g}; b {2 * n_b ** 0.3:.3g}; c {2 * n_c ** -0.2:.3g} |")
+    assert f"| no a: {without_a:.2f}; no b: " in line
+    assert module.main([path, "--pick", "a=z"]) == 2
+    assert "no rows of pretraining z at size a" in capsys.readouterr().err
+
+
 def test_not_an_effective_table_is_refused(tmp_path, capsys):
     module = load_script("dt_slope")
     (tmp_path / "r.csv").write_text("run_id,loss\nx,1\n")
