@@ -8,6 +8,8 @@ batches, so the difference at one seed holds the LR alone).
         analysis/cpu-fixed-tokens/series/seed1/study/results.csv analysis/cpu-fixed-tokens/four-layer/lr/*/results.csv \
         --sizes w200k w500k --pair 2 3 --figure lr.png
 
+`--relative` draws each size and seed's losses less its own at ×1, so that sizes 2 nats apart share one scale.
+
 The notes of analysis/cpu-fixed-tokens/four-layer quote these tables. One trunk in two tables (read by two studies)
 is counted once. Refused, one line and exit 2, for a table that cannot be read or is not a results table, or a
 size or corpus none holds.
@@ -64,9 +66,22 @@ def paired(rows: pd.DataFrame, low: float, high: float) -> str:
     return "\n".join(lines)
 
 
-def draw(rows: pd.DataFrame, path: Path) -> None:
+LOSSES = ["zero_shot", "finetuned", "own"]
+
+
+def relative_to_rule(rows: pd.DataFrame) -> pd.DataFrame:
+    """Each (size, seed, corpus)'s losses minus its own at ×1, the rule's LR; a line without a ×1 cell is left out.
+    Sizes lie 2 nats apart and their best multiples within 0.1: on one scale each size's best shows."""
+    keys = ["size", "seed", "corpus"]
+    rule = rows[rows["lr_scale"] == 1.0].set_index(keys)[LOSSES]
+    kept = rows[rows.set_index(keys).index.isin(rule.index)]
+    base = rule.loc[pd.MultiIndex.from_frame(kept[keys])].to_numpy()
+    return kept.assign(**{c: kept[c].to_numpy() - base[:, i] for i, c in enumerate(LOSSES)})
+
+
+def draw(rows: pd.DataFrame, path: Path, relative: bool = False) -> None:
     """Zero-shot, fine-tuned and own loss against the multiple, a line per size (colour) and seed (dashes): where
-    each size's lowest point lies is the question, and a table hides it."""
+    each size's lowest point lies is the question, and a table hides it. `relative`: each line less its ×1 value."""
     import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
@@ -75,9 +90,12 @@ def draw(rows: pd.DataFrame, path: Path) -> None:
 
     rows = rows.sort_values("n_params").assign(line=lambda r: r["size"] + " " + r["corpus"])
     fig, axes = plt.subplots(1, 3, figsize=(15.5, 4))
-    panels = [("zero_shot", "zero-shot Python loss (nats)"), ("finetuned", "fine-tuned loss (nats)"),
-              ("own", "pretraining's own loss (nats)")]
+    unit = " − ×1's (nats)" if relative else " (nats)"
+    panels = [("zero_shot", "zero-shot Python loss" + unit), ("finetuned", "fine-tuned loss" + unit),
+              ("own", "pretraining's own loss" + unit)]
     for ax, (column, label) in zip(axes, panels):
+        if relative:
+            ax.axhline(0.0, color="grey", linewidth=0.8)
         sns.lineplot(data=rows, x="lr_scale", y=column, hue="line", style="seed", marker="o", ax=ax,
                      legend=ax is axes[-1], errorbar=None)
         ax.set(xscale="log", xlabel="multiple of the rule's pretraining LR", ylabel=label)
@@ -97,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--finetune-chars", type=float, default=3e4, help="the fine-tunes' characters (default 3e4)")
     p.add_argument("--pair", nargs=2, type=float, metavar=("A", "B"), help="print each seed's B − A")
     p.add_argument("--figure", type=Path, help="also draw the losses against the multiple here (PNG)")
+    p.add_argument("--relative", action="store_true",
+                   help="draw each size and seed's losses less its own at ×1 (lines without ×1 left out)")
     a = p.parse_args(argv)
     try:
         table = pd.concat([pd.read_csv(t).assign(source=str(t.parent)) for t in a.tables], ignore_index=True)
@@ -125,7 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(paired(rows, *a.pair))
     if a.figure:
-        draw(rows, a.figure)
+        drawn = relative_to_rule(rows) if a.relative else rows
+        if drawn.empty:
+            print("pretrain_lr_cells: error: --relative: no size and seed has a cell at ×1", file=sys.stderr)
+            return 2
+        draw(drawn, a.figure, a.relative)
     return 0
 
 

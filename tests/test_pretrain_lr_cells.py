@@ -63,6 +63,21 @@ def test_the_figure_and_the_corpus_filter(tmp_path, capsys):
     assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_relative_losses_are_each_lines_less_its_rule_cell(tmp_path, capsys):
+    module = load_script("pretrain_lr_cells")
+    tables = [_study(tmp_path / "x1", 1.0, {("w1", 0): (5.1, 4.9, 4.6)}),
+              _study(tmp_path / "x2", 2.0, {("w1", 0): (5.0, 4.8, 4.7), ("w2", 0): (4.0, 3.9, 3.8)})]
+    rows = module.cells(pd.concat([pd.read_csv(t).assign(source=t) for t in tables]), 3e4)
+    out = module.relative_to_rule(rows).set_index("lr_scale")
+    assert list(out["size"]) == ["w1", "w1"]   # w2 has no ×1 cell: left out
+    assert out.loc[2.0, ["zero_shot", "own", "finetuned"]].round(6).tolist() == [-0.1, -0.1, 0.1]
+    assert out.loc[1.0, ["zero_shot", "own", "finetuned"]].tolist() == [0.0, 0.0, 0.0]
+    assert module.main([*tables, "--relative", "--figure", str(tmp_path / "f.png")]) == 0
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+    assert module.main([tables[1], "--relative", "--figure", str(tmp_path / "g.png")]) == 2
+    assert "no size and seed has a cell at ×1" in capsys.readouterr().err and not (tmp_path / "g.png").exists()
+
+
 def test_a_table_of_renamed_pretrainings_is_skipped(tmp_path, capsys):
     module = load_script("pretrain_lr_cells")
     renamed = pd.read_csv(_study(tmp_path / "renamed", 2.0, {("w1", 0): (5.0, 4.8, 4.5)}))
