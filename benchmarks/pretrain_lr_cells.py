@@ -89,6 +89,8 @@ def draw(rows: pd.DataFrame, path: Path, relative: bool = False) -> None:
     import seaborn as sns  # noqa: PLC0415
 
     rows = rows.sort_values("n_params").assign(line=lambda r: r["size"] + " " + r["corpus"])
+    # dark to light with N: seven sizes in the default palette's unordered hues hide which way a trend runs
+    palette = sns.color_palette("viridis", rows["line"].nunique())
     fig, axes = plt.subplots(1, 3, figsize=(15.5, 4))
     unit = " − ×1's (nats)" if relative else " (nats)"
     panels = [("zero_shot", "zero-shot Python loss" + unit), ("finetuned", "fine-tuned loss" + unit),
@@ -97,7 +99,7 @@ def draw(rows: pd.DataFrame, path: Path, relative: bool = False) -> None:
         if relative:
             ax.axhline(0.0, color="grey", linewidth=0.8)
         sns.lineplot(data=rows, x="lr_scale", y=column, hue="line", style="seed", marker="o", ax=ax,
-                     legend=ax is axes[-1], errorbar=None)
+                     legend=ax is axes[-1], errorbar=None, palette=palette)
         ax.set(xscale="log", xlabel="multiple of the rule's pretraining LR", ylabel=label)
         ax.set_xticks(sorted(rows["lr_scale"].unique()), [f"×{x:g}" for x in sorted(rows["lr_scale"].unique())])
         ax.minorticks_off()
