@@ -8,7 +8,7 @@ batches, so the difference at one seed holds the LR alone).
         analysis/cpu-fixed-tokens/series/seed1/study/results.csv analysis/cpu-fixed-tokens/four-layer/lr/*/results.csv \
         --sizes w200k w500k --pair 2 3 --figure lr.png
 
-`--relative` draws each size and seed's losses less its own at ×1, so that sizes 2 nats apart share one scale.
+`--best` prints each size's best multiple by each loss on the seeds' mean. `--relative` draws each size and seed's losses less its own at ×1, so that sizes 2 nats apart share one scale.
 
 The notes of analysis/cpu-fixed-tokens/four-layer quote these tables. One trunk in two tables (read by two studies)
 is counted once. Refused, one line and exit 2, for a table that cannot be read or is not a results table, or a
@@ -69,6 +69,19 @@ def paired(rows: pd.DataFrame, low: float, high: float) -> str:
 LOSSES = ["zero_shot", "finetuned", "own"]
 
 
+def best_table(rows: pd.DataFrame) -> str:
+    """Per size and corpus, the multiple with the lowest seeds' mean of each loss, and that mean; a multiple counts
+    only where it has every seed the size has (a mean over fewer seeds is another sample)."""
+    lines = ["| size | corpus | seeds | best by zero-shot | by fine-tuned | by own loss |", "|---|---|---|---|---|---|"]
+    for (_, size, corpus), one in rows.groupby(["n_params", "size", "corpus"]):
+        seeds = one["seed"].nunique()
+        full = one.groupby("lr_scale").filter(lambda m: m["seed"].nunique() == seeds)
+        means = full.groupby("lr_scale")[LOSSES].mean()
+        cells = [f"×{means[c].idxmin():g} ({means[c].min():.3f})" for c in LOSSES]
+        lines.append(f"| {size} | {corpus} | {seeds} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
 def relative_to_rule(rows: pd.DataFrame) -> pd.DataFrame:
     """Each (size, seed, corpus)'s losses minus its own at ×1, the rule's LR; a line without a ×1 cell is left out.
     Sizes lie 2 nats apart and their best multiples within 0.1: on one scale each size's best shows."""
@@ -116,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--corpora", nargs="+", help="only these pretraining corpora (default: all)")
     p.add_argument("--finetune-chars", type=float, default=3e4, help="the fine-tunes' characters (default 3e4)")
     p.add_argument("--pair", nargs=2, type=float, metavar=("A", "B"), help="print each seed's B − A")
+    p.add_argument("--best", action="store_true",
+                   help="print each size's best multiple by each loss, on the seeds' mean (every seed at it)")
     p.add_argument("--figure", type=Path, help="also draw the losses against the multiple here (PNG)")
     p.add_argument("--relative", action="store_true",
                    help="draw each size and seed's losses less its own at ×1 (lines without ×1 left out)")
@@ -146,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.pair:
         print()
         print(paired(rows, *a.pair))
+    if a.best:
+        print()
+        print(best_table(rows))
     if a.figure:
         drawn = relative_to_rule(rows) if a.relative else rows
         if drawn.empty:

@@ -78,6 +78,17 @@ def test_relative_losses_are_each_lines_less_its_rule_cell(tmp_path, capsys):
     assert "no size and seed has a cell at ×1" in capsys.readouterr().err and not (tmp_path / "g.png").exists()
 
 
+def test_the_best_multiple_is_on_the_seeds_mean_at_multiples_with_every_seed(tmp_path, capsys):
+    module = load_script("pretrain_lr_cells")
+    tables = [_study(tmp_path / "x1", 1.0, {("w1", 0): (5.1, 4.9, 4.6), ("w1", 1): (5.1, 4.9, 4.6)}),
+              _study(tmp_path / "x2", 2.0, {("w1", 0): (5.3, 4.7, 4.5), ("w1", 1): (5.1, 5.0, 4.8)}),
+              _study(tmp_path / "x3", 3.0, {("w1", 0): (4.0, 4.0, 4.0)})]   # one seed of two: not counted
+    assert module.main([*tables, "--best"]) == 0
+    best = capsys.readouterr().out.split("\n\n")[1].splitlines()[2:]
+    # seeds' means at ×1 and ×2: zero-shot 5.1 and 5.2, fine-tuned 4.6 and 4.65, own 4.9 and 4.85; ×3's 4.0 is one seed
+    assert best == ["| w1 | text+code | 2 | ×1 (5.100) | ×1 (4.600) | ×2 (4.850) |"]
+
+
 def test_a_table_of_renamed_pretrainings_is_skipped(tmp_path, capsys):
     module = load_script("pretrain_lr_cells")
     renamed = pd.read_csv(_study(tmp_path / "renamed", 2.0, {("w1", 0): (5.0, 4.8, 4.5)}))
