@@ -8,7 +8,8 @@ batches, so the difference at one seed holds the LR alone).
         analysis/cpu-fixed-tokens/series/seed1/study/results.csv analysis/cpu-fixed-tokens/four-layer/lr/*/results.csv \
         --sizes w200k w500k --pair 2 3 --figure lr.png
 
-`--best` prints each size's best multiple by each loss on the seeds' mean. `--relative` draws each size and seed's losses less its own at ×1, so that sizes 2 nats apart share one scale.
+`--best` prints each size's best multiple by each loss on the seeds' mean. `--relative` draws each size and seed's
+losses less its own at ×1, so that sizes 2 nats apart share one scale.
 
 The notes of analysis/cpu-fixed-tokens/four-layer quote these tables. One trunk in two tables (read by two studies)
 is counted once. Refused, one line and exit 2, for a table that cannot be read or is not a results table, or a

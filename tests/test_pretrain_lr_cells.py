@@ -85,7 +85,7 @@ def test_the_best_multiple_is_on_the_seeds_mean_at_multiples_with_every_seed(tmp
               _study(tmp_path / "x3", 3.0, {("w1", 0): (4.0, 4.0, 4.0)})]   # one seed of two: not counted
     assert module.main([*tables, "--best"]) == 0
     best = capsys.readouterr().out.split("\n\n")[1].splitlines()[2:]
-    # seeds' means at ×1 and ×2: zero-shot 5.1 and 5.2, fine-tuned 4.6 and 4.65, own 4.9 and 4.85; ×3's 4.0 is one seed
+    # seeds' means at ×1 and ×2: zero-shot 5.1 and 5.2, fine-tuned 4.6 and 4.65, own 4.9 and 4.85 (×3: one seed)
     assert best == ["| w1 | text+code | 2 | ×1 (5.100) | ×1 (4.600) | ×2 (4.850) |"]
 
 
