@@ -195,6 +195,10 @@ NOT_RE_RUN = {
     "analysis/cpu-fixed-tokens/heads/study/results.csv": (
         "w500k's width with 6 and 12 heads on cpu-fixed-tokens' tokens (jobs/cpu-fixed-tokens-heads.toml, made by this "
         "code): pretrainings of 21-34 minutes each; not re-run here for time"),
+    "analysis/cpu-fixed-tokens/heads/w1m-h8/results.csv": (
+        "w1m's width with 8 heads at x2 the LR on cpu-fixed-tokens' tokens "
+        "(jobs/cpu-fixed-tokens-w1m-heads8-lr-double.toml, made by this code): pretrainings of 27 minutes each; not "
+        "re-run here for time"),
     **{f"analysis/cpu-fixed-tokens/min-steps/{name}/results.csv": (
         "the fixed-token studies' fine-tunes searched from 2 steps (jobs/cpu-fixed-tokens-min-steps-*.toml, made by "
         "this code): their pretrainings and from-scratch runs are the fixed-token studies' (copied by --reuse), the "
