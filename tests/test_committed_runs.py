@@ -196,6 +196,11 @@ NOT_RE_RUN = {
     "analysis/cpu-fixed-tokens/heads/study/results.csv": (
         "w500k's width with 6 and 12 heads on cpu-fixed-tokens' tokens (jobs/cpu-fixed-tokens-heads.toml, made by this "
         "code): pretrainings of 21-34 minutes each; not re-run here for time"),
+    **{f"analysis/cpu-fixed-tokens/heads/{name}/results.csv": (
+        "w100k's width with 2 heads at x1 and x2 the LR on cpu-fixed-tokens' tokens "
+        "(jobs/cpu-fixed-tokens-w100k-heads2*.toml, made by this code): pretrainings of 6-7 minutes each; not re-run "
+        "here for time")
+       for name in ("w100k-h2", "w100k-h2-double")},
     "analysis/cpu-fixed-tokens/heads/w1m-h8/results.csv": (
         "w1m's width with 8 heads at x2 the LR on cpu-fixed-tokens' tokens "
         "(jobs/cpu-fixed-tokens-w1m-heads8-lr-double.toml, made by this code): pretrainings of 27 minutes each; not "
