@@ -10,7 +10,8 @@ The three studies share their from-scratch runs (same ids: kept once) and differ
 so each pretraining name gets the suffix given after its table (`TABLE=SUFFIX`): `text` (v4's, ×1), `text-lr0.5`,
 ... (and their mid-run checkpoints, `text-lr0.5@3tpp`, ...). Only w100k, the size the checks pretrain, unless
 `--sizes` says otherwise; `--corpus text+code` renames text+code's pretrainings instead (the 15 M-token LR cells:
-analysis/cpu-fixed-tokens/four-layer/lr/dt/NOTES.md).
+analysis/cpu-fixed-tokens/four-layer/lr/dt/NOTES.md). Refused, one line and exit 2 with nothing written, for a
+table that cannot be read or holds none of the sizes.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def one_table(path: Path, suffix: str, sizes: list[str], corpus: str) -> pd.Data
     ours = rows["pretrain"].map(lambda p: p == "none" or re.match(rf"{re.escape(corpus)}(@|$)", p) is not None)
     rows = rows[rows["size"].isin(sizes) & ours]
     if rows.empty:
-        raise SystemExit(f"{path}: no {', '.join(sizes)} {corpus} or from-scratch rows")
+        raise ValueError(f"{path}: no {', '.join(sizes)} {corpus} or from-scratch rows")
     return rows.assign(pretrain=rows["pretrain"].map(lambda p: renamed(p, suffix, corpus)))
 
 
@@ -52,7 +53,12 @@ def main(argv: list[str] | None = None) -> int:
                              "from-scratch runs stay, whatever their seed: each seed's D_T reads on the same curves")
     args = parser.parse_args(argv)
     pairs = [(Path(t.partition("=")[0]), t.partition("=")[2]) for t in args.tables]
-    merged = pd.concat([one_table(path, suffix, args.sizes, args.corpus) for path, suffix in pairs], ignore_index=True)
+    try:
+        merged = pd.concat([one_table(path, suffix, args.sizes, args.corpus) for path, suffix in pairs],
+                           ignore_index=True)
+    except (OSError, ValueError) as exc:   # a missing or unreadable table (pandas' ParserError is a ValueError)
+        print(f"pretrain_lr_table: error: {exc}", file=sys.stderr)
+        return 2
     if args.final_only:
         merged = merged[~merged["pretrain"].str.contains("@")]
     if args.finetune_chars:

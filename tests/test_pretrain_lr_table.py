@@ -55,3 +55,14 @@ def test_one_seed_keeps_every_from_scratch_run(tmp_path):
     pd.DataFrame(rows).to_csv(tmp_path / "base.csv", index=False)
     assert module.main([str(tmp_path / "base.csv"), "--seeds", "1", "--out", str(tmp_path / "out.csv")]) == 0
     assert list(pd.read_csv(tmp_path / "out.csv")["run_id"]) == ["scratch", "pretrain-s1", "finetune-s1"]
+
+
+def test_a_missing_table_or_one_without_the_sizes_is_refused(tmp_path, capsys):
+    module = load_script("pretrain_lr_table")
+    base = _table(tmp_path / "base.csv", ["text"])
+    out = tmp_path / "out.csv"
+    assert module.main([base, "--sizes", "w9", "--out", str(out)]) == 2
+    assert "no w9 text or from-scratch rows" in capsys.readouterr().err
+    assert module.main([str(tmp_path / "missing.csv"), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.startswith("pretrain_lr_table: error:")
+    assert not out.exists()
