@@ -387,3 +387,64 @@ def test_the_shape_study_plans_every_shape_with_seeds_at_the_smallest_fine_tunin
         assert {r.spec.seed for r in mine if r.mode == "finetune" and r.spec.data_chars == smallest} == {0, 1, 2}
         assert {r.spec.seed for r in mine if r.mode == "pretrain"} == {0, 1, 2}
     assert len(runs) == 170
+
+
+def _study_file(folder: Path, name: str, seeds: str, pretrain: str, sizes: str = '["n25k", "n50k"]',
+                finetune: str = "[1e4]") -> Path:
+    path = folder / f"{name}.toml"
+    path.write_text(f'name = "{name}"\nsizes = {sizes}\nseeds = {seeds}\n[scratch]\ndata_chars = []\n'
+                    f'[finetune]\ndata_chars = {finetune}\n[pretrain]\n{pretrain}\n'
+                    '[train]\nbatch_size = 16\npretrain_stop_on = "budget"\n')
+    return path
+
+
+def test_a_study_fine_tunes_other_files_pretrainings_under_their_ids_and_their_final_models_alone(tmp_path):
+    # Two files pretrain the seeds apart, one with mid-run checkpoints; a third fine-tunes both on another D_F.
+    with_checkpoints = 'corpora = ["text"]\ntoken_budget = 20000\ncheckpoint_tokens_per_param = [0.1]\nschedule = "wsd"'
+    a = _study_file(tmp_path, "a", "[0]", with_checkpoints)
+    b = _study_file(tmp_path, "b", "[1]", 'corpora = ["text"]\ntoken_budget = 30000\nlr_scale = 2.0')
+    both = _study_file(tmp_path, "both", "[0, 1]", 'studies = ["a.toml", "b.toml"]', finetune="[1e4, 3e4]")
+    sources = [r for path in (a, b) for r in study_runs(load_study(path))]
+    runs = study_runs(load_study(both))
+    assert load_study(both).pretrain.corpora == ("text",)
+    pretrainings = [r for r in runs if r.mode == "pretrain"]
+    assert {r.run_id for r in pretrainings} == {r.run_id for r in sources if r.mode == "pretrain"}
+    assert {r.spec.token_budget for r in pretrainings if r.spec.seed == 1} == {30_000}
+    tunes = [r for r in runs if r.mode == "finetune"]
+    assert len(tunes) == 8 and all(r.init_from_checkpoint is None for r in tunes)   # not a's mid-run checkpoints
+    # The fine-tunes on 1e4 are the source files' own (the same ids: `--reuse` copies them in), those on 3e4 new.
+    own = {r.run_id for r in sources if r.mode == "finetune" and r.init_from_checkpoint is None}
+    assert {r.run_id for r in tunes if r.spec.data_chars == 10_000} == own
+    assert not own & {r.run_id for r in tunes if r.spec.data_chars == 30_000}
+
+
+@pytest.mark.parametrize("pretrain, seeds, message", [
+    ('studies = ["a.toml"]\ntoken_budget = 20000', "[0]", "token_budget is theirs to set"),
+    ('studies = ["a.toml"]', "[0, 1]", "none of a pretrains n25k at seed 1"),
+    ('studies = ["a.toml", "a2.toml"]', "[0]", "a and a2 pretrain n25k at seed 0 differently"),
+    ('studies = ["nested.toml"]', "[0]", "takes its pretraining from other files too"),
+    ('studies = ["other-vocab.toml"]', "[0]", "vocab_size"),
+    ('studies = ["missing.toml"]', "[0]", "study file not found"),
+    ('studies = []', "[0]", "non-empty list"),
+])
+def test_bad_pretraining_sources_are_refused(tmp_path, pretrain, seeds, message):
+    _study_file(tmp_path, "a", "[0]", 'corpora = ["text"]\ntoken_budget = 20000')
+    _study_file(tmp_path, "a2", "[0]", 'corpora = ["text"]\ntoken_budget = 30000')
+    _study_file(tmp_path, "nested", "[0]", 'studies = ["a.toml"]')
+    (tmp_path / "other-vocab.toml").write_text(_study_file(tmp_path, "v", "[0]", 'token_budget = 20000')
+                                               .read_text().replace('name = "v"', 'name = "v"\nvocab_size = 512'))
+    with pytest.raises(StudyError, match=re.escape(message)):
+        load_study(_study_file(tmp_path, "t", seeds, pretrain))
+
+
+def test_the_ladders_lr_double_fine_tunes_are_its_source_files_runs():
+    # jobs/cpu-fixed-tokens-ladder-lr-double-1e4.toml: its 3e4 fine-tunes and pretrainings are the committed ×2
+    # tables' runs (so `--reuse` trains only the 1e4 fine-tunes), one per size and seed.
+    runs = study_runs(load_study(JOBS / "cpu-fixed-tokens-ladder-lr-double-1e4.toml"))
+    committed = set()
+    for table in (Path(__file__).resolve().parent.parent / "analysis/cpu-fixed-tokens/four-layer/lr").glob(
+            "*double*/results.csv"):
+        committed |= {line.split(",")[0] for line in table.read_text().splitlines()[1:]}
+    old = [r for r in runs if r.mode == "pretrain" or r.spec.data_chars == 30_000]
+    assert len(old) == 28 and {r.run_id for r in old} <= committed
+    assert len({(r.spec.size, r.spec.seed) for r in runs if r.mode == "pretrain"}) == 14

@@ -35,6 +35,9 @@ A study file looks like this (every key is checked; an unknown key or a wrong ty
                                    # ends with, branched off mid-run; pretraining name "text@10tpp"
     checkpoint_tokens = [5_016_960]   # optional (wsd): the same at a token count for every size, named
                                    # by its tokens per parameter at each size ("text@22.4099tpp" at w200k)
+    # or, instead of every key above but corpora: fine-tune the pretraining runs of other study files
+    # studies = ["cpu-a.toml", "cpu-b.toml"]   # paths from this file's folder; each size and seed from the one
+                                   # file that pretrains it (their final models; their mid-run checkpoints are not fine-tuned)
 
     [train]                        # any field of effdata.spec.TrainSettings
     batch_size = 16
@@ -151,6 +154,7 @@ class Study:
     finetune_train: dict[str, Any] = field(default_factory=dict)   # FINETUNE_TRAIN_KEYS: [train] for fine-tunes only
     scratch_train: dict[str, Any] = field(default_factory=dict)    # SCRATCH_TRAIN_KEYS: [train] for scratch runs only
     extra_seeds: ExtraSeeds = ExtraSeeds()
+    pretrain_sources: tuple["Study", ...] = ()   # [pretrain] studies: whose pretraining runs this one fine-tunes
 
     def train_given(self) -> dict[str, Any]:
         """The [train] settings as the file gives them (validated and typed)."""
@@ -230,7 +234,7 @@ def _data_sizes(table: Any, where: str, more_keys: frozenset[str] = frozenset(),
 # w200k on 15 M tokens against the 16 its checkpoints gave it: analysis/cpu-w200k-tokens varied both), so a study
 # that compares runs with and without checkpoints holds the warm-up fixed with a cap both reach.
 PRETRAIN_TRAIN_KEYS = ("schedule", "decay_frac", "warmup_frac", "warmup_max", "batch_size", "lr_scale")
-PRETRAIN_KEYS = {"corpora", "token_budget", "tokens_per_param", "min_tokens", "max_tokens",
+PRETRAIN_KEYS = {"corpora", "studies", "token_budget", "tokens_per_param", "min_tokens", "max_tokens",
                  "checkpoint_tokens_per_param", "checkpoint_tokens", *PRETRAIN_TRAIN_KEYS}
 
 
@@ -366,16 +370,20 @@ def load_study(path: Path | str) -> Study:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise StudyError(f"{path}: not valid TOML: {exc}") from None
-    return study_from_dict(raw, where=str(path))
+    return study_from_dict(raw, where=str(path), base=path.parent)
 
 
 STUDY_KEYS = {"name", "target", "sizes", "seeds", "vocab_size", "tokenizer_corpora", "scratch", "finetune",
               "pretrain", "train", "description", "device", "sweep", "extra_seeds"}
 
 
-def study_from_dict(raw: dict[str, Any], where: str = "study") -> Study:
+def study_from_dict(raw: dict[str, Any], where: str = "study", base: Path | None = None) -> Study:
+    """A study from a parsed file; `base` is the folder [pretrain] studies' paths start from (default: the
+    current directory)."""
     try:
         study = _study(raw, where)
+        if isinstance(raw.get("pretrain"), dict) and "studies" in raw["pretrain"]:
+            study = dataclasses.replace(study, **_sourced_pretraining(raw["pretrain"], study, base or Path.cwd()))
         _check_sizes(study)
         _check_pretraining(study)
         _check_stop_by_forecast(study)
@@ -492,8 +500,13 @@ def _check_stop_by_forecast(study: Study) -> None:
 
 def _check_pretraining(study: Study) -> None:
     """Every size's pretraining run can be built and scheduled: the [pretrain] settings and mid-run checkpoints
-    are valid for it (a SpecError of the run becomes a StudyError naming the [pretrain] key)."""
+    are valid for it (a SpecError of the run becomes a StudyError naming the [pretrain] key), or each size and
+    seed a study fine-tunes is pretrained by exactly one of its [pretrain] studies."""
     pre = study.pretrain
+    if study.pretrain_sources:
+        for size, seed, corpus in itertools.product(study.pretrained_sizes, _pretrained_seeds(study), pre.corpora):
+            _pretraining(study, size, seed, corpus)
+        return
     if pre.checkpoint_tokens_per_param or pre.checkpoint_tokens:
         schedule = pre.train.get("schedule", study.train.schedule)
         key = "checkpoint_tokens_per_param" if pre.checkpoint_tokens_per_param else "checkpoint_tokens"
@@ -513,6 +526,64 @@ def _check_pretraining(study: Study) -> None:
             raise StudyError(f"[pretrain] {exc}") from None
 
 
+# [pretrain] studies: a study that fine-tunes other study files' pretraining runs, unchanged (the same runs, the
+# same ids, so `--reuse` copies them in finished). Why: a question about the fine-tunes alone (another D_F) of
+# pretrainings that several files made, each with its own mid-run checkpoints and so its own ids
+# (jobs/cpu-fixed-tokens-ladder-lr-double-1e4.toml: seven files' pretrainings at ×2 the LR, fine-tuned on 1e4).
+SOURCED_PRETRAIN_KEYS = {"studies", "corpora"}
+
+
+def _sourced_pretraining(table: dict, study: Study, base: Path) -> dict[str, Any]:
+    """The Study fields [pretrain] studies sets: the source studies, and the corpora (given, else theirs)."""
+    other = sorted(set(table) - SOURCED_PRETRAIN_KEYS)
+    if other:
+        raise StudyError(f"[pretrain] studies takes the pretraining runs from those files: {other[0]} is theirs "
+                         f"to set (allowed beside studies: corpora)")
+    sources = tuple(_source_study(base / path, study) for path in _string_list(table["studies"], "[pretrain] studies"))
+    corpora = (_string_list(table["corpora"], "[pretrain] corpora") if "corpora" in table
+               else tuple(dict.fromkeys(c for source in sources for c in source.pretrain.corpora)))
+    return {"pretrain_sources": sources, "pretrain": PretrainSettings(corpora=corpora)}
+
+
+def _source_study(path: Path, study: Study) -> Study:
+    """A [pretrain] studies file: it pretrains its own models, on this study's target and tokenizer (a
+    checkpoint reads the tokens it was trained on)."""
+    source = load_study(path)
+    if source.pretrain_sources:
+        raise StudyError(f"[pretrain] studies: {path} takes its pretraining from other files too; name those")
+    for key in ("target", "vocab_size", "tokenizer_corpora"):
+        if getattr(source, key) != getattr(study, key):
+            raise StudyError(f"[pretrain] studies: {path} has {key} {getattr(source, key)!r}, this study "
+                             f"{getattr(study, key)!r}: its checkpoints read other tokens")
+    return source
+
+
+def _pretrained_seeds(study: Study) -> tuple[int, ...]:
+    """The seeds a study pretrains models at: its own, and extra seeds with their own pretraining."""
+    extra = study.extra_seeds
+    own_extra = extra.seeds if extra.finetune and extra.pretraining == "own" else ()
+    return (*study.seeds, *own_extra)
+
+
+def _pretraining(study: Study, size: str, seed: int, corpus: str) -> StudyRun:
+    """The pretraining run `size`'s fine-tunes at `seed` start from: the study's own, or the run of the one
+    [pretrain] studies file that pretrains that size at that seed (the same run: the same id)."""
+    if not study.pretrain_sources:
+        return _pretrain_run(study, size, seed, corpus)
+    found: dict[str, tuple[str, StudyRun]] = {}
+    for source in study.pretrain_sources:
+        if size in source.pretrained_sizes and seed in _pretrained_seeds(source):
+            run = _pretrain_run(source, size, seed, corpus)
+            found.setdefault(run.run_id, (source.name, run))
+    if not found:
+        names = ", ".join(source.name for source in study.pretrain_sources)
+        raise StudyError(f"[pretrain] studies: none of {names} pretrains {size} at seed {seed}")
+    if len(found) > 1:
+        names = " and ".join(name for name, _ in found.values())
+        raise StudyError(f"[pretrain] studies: {names} pretrain {size} at seed {seed} differently: keep one of them")
+    return next(iter(found.values()))[1]
+
+
 # ----------------------------------------------------------------------------------------------
 # A study's runs
 
@@ -522,7 +593,8 @@ def study_runs(study: Study, pretrain_corpora: tuple[str, ...] | list[str] | Non
     From-scratch runs do not depend on the pretraining choice, so two invocations with different
     --pretrain share them. Fine-tunes start from each pretraining run's own checkpoint and from each of
     its mid-run checkpoints; scratch runs and fine-tunes are repeated for every [sweep] point. An extra seed
-    whose pretraining is "shared" fine-tunes the first seed's pretraining runs and pretrains nothing.
+    whose pretraining is "shared" fine-tunes the first seed's pretraining runs and pretrains nothing. With
+    [pretrain] studies the pretraining runs are those files' and only their final models are fine-tuned.
     """
     pretrains = tuple(pretrain_corpora) if pretrain_corpora else study.pretrain.corpora
     points = study.sweep_points()
@@ -538,10 +610,11 @@ def study_runs(study: Study, pretrain_corpora: tuple[str, ...] | list[str] | Non
             if not finetune or size not in study.pretrained_sizes:
                 continue
             for corpus in pretrains:
-                pre = _pretrain_run(study, size, seed if own else study.seeds[0], corpus)
+                pre = _pretraining(study, size, seed if own else study.seeds[0], corpus)
                 runs += [pre] if own else []
+                mid_run = () if study.pretrain_sources else pre.spec.checkpoint_tokens_per_param
                 runs += [_finetune_run(study, pre, tpp, d, point, seed)
-                         for tpp in (None, *pre.spec.checkpoint_tokens_per_param)
+                         for tpp in (None, *mid_run)
                          for d in finetune for point in points]
     return runs
 
