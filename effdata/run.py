@@ -223,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
             store.claim(study)
             for source in args.reuse:
                 print(f"reused {len(store.adopt(source, runs))} finished runs from {source}", file=sys.stderr)
+            if (note := sourced_pretraining_note(study, runs, store)) is not None:
+                print(f"effdata.run: note: {note}", file=sys.stderr)
             executor, parallel = make_executor(args, store, device)
             pretraining = ", ".join(pretrains) if study.pretrained_sizes else "none, from scratch only"
             print(f"study {study.name}: {len(runs)} runs in {out_dir} (pretraining: {pretraining}; "
@@ -250,6 +252,19 @@ def main(argv: list[str] | None = None) -> int:
         # a [sweep] study's table gets the sweep analysis, which reads no pretraining by count
         run_analysis(table, out_dir, pretrains, () if study.sweep else study.pretrain.checkpoint_tokens)
     return 0 if outcome.ok else 1
+
+
+def sourced_pretraining_note(study: Study, runs: list[StudyRun], store: Store) -> str | None:
+    """A line when [pretrain] studies' pretraining runs are not finished here: this study would pretrain them again
+    (the same runs), where `--reuse` of the folders that hold them copies them in."""
+    if not study.pretrain_sources:
+        return None
+    todo = [r for r in runs if r.mode == "pretrain" and not store.is_done(r.run_id)]
+    if not todo:
+        return None
+    folders = " ".join(f"runs/{source.name}" for source in study.pretrain_sources)
+    return (f"{len(todo)} pretraining run(s) of [pretrain] studies are not in this folder and will be trained here; "
+            f"to copy them in finished, --reuse the folders that hold them (by default: {folders})")
 
 
 def run_analysis(table: Path, out_dir: Path, pretrains: tuple[str, ...], by_tokens: tuple[int, ...] = ()) -> None:

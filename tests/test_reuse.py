@@ -53,6 +53,7 @@ def test_reuse_takes_several_directories_each_run_from_the_first_that_has_it(tmp
     monkeypatch.setattr("effdata.run.check_plan", lambda *a, **k: [])
     monkeypatch.setattr("effdata.run.cost_model", lambda *a, **k: SimpleNamespace(flops=None))
     monkeypatch.setattr("effdata.run.schedule", _left_to_train)
+    monkeypatch.setattr("effdata.run.make_executor", lambda *a, **k: (None, 1))   # no worker pool to start
     with pytest.raises(LeftToTrain) as left:
         main(["--study", str(tmp_path / "base.toml"), "--out", str(tmp_path / "out"), "--reuse", str(first.out_dir),
               str(second.out_dir), "--no-analysis", "--device", "cpu"])
@@ -65,3 +66,31 @@ class LeftToTrain(Exception):
 
 def _left_to_train(store, runs, *args, **kwargs):
     raise LeftToTrain([run.run_id for run in runs if not store.is_done(run.run_id)])
+
+
+def test_a_study_of_other_files_pretrainings_says_when_they_would_be_trained_again(tmp_path, monkeypatch, capsys):
+    # [pretrain] studies: the pretraining runs are base.toml's; without --reuse of base's folder they would be
+    # pretrained again here (the same runs), and the command says so once; with it, nothing is said.
+    (tmp_path / "base.toml").write_text('name = "base"\nsizes = ["n25k"]\n[scratch]\ndata_chars = []\n'
+                                        '[finetune]\ndata_chars = [1e4]\n[pretrain]\ncorpora = ["text"]\n'
+                                        'token_budget = 20000\n')
+    (tmp_path / "more.toml").write_text('name = "more"\nsizes = ["n25k"]\n[scratch]\ndata_chars = []\n'
+                                        '[finetune]\ndata_chars = [1e4, 3e4]\n[pretrain]\nstudies = ["base.toml"]\n')
+    base = Store(tmp_path / "base")
+    for run in study_runs(study_from_dict({**BASE, "scratch": {"data_chars": []}}), ["text"]):
+        base.write_record(run, "ok", metrics={"loss": 5.0})
+    monkeypatch.setattr("effdata.run.prepare_data", lambda *a, **k: None)
+    monkeypatch.setattr("effdata.run.check_plan", lambda *a, **k: [])
+    monkeypatch.setattr("effdata.run.cost_model", lambda *a, **k: SimpleNamespace(flops=None))
+    monkeypatch.setattr("effdata.run.schedule", _left_to_train)
+    monkeypatch.setattr("effdata.run.make_executor", lambda *a, **k: (None, 1))   # no worker pool to start
+    command = ["--study", str(tmp_path / "more.toml"), "--no-analysis", "--device", "cpu"]
+    with pytest.raises(LeftToTrain) as left:
+        main([*command, "--out", str(tmp_path / "alone")])
+    assert sum(line.startswith("effdata.run: note: 1 pretraining run(s) of [pretrain] studies are not in this folder")
+               and line.endswith("(by default: runs/base)") for line in capsys.readouterr().err.splitlines()) == 1
+    assert len(left.value.args[0]) == 3        # the pretraining and both fine-tunes
+    with pytest.raises(LeftToTrain) as left:
+        main([*command, "--out", str(tmp_path / "reused"), "--reuse", str(base.out_dir)])
+    assert "note:" not in capsys.readouterr().err
+    assert [run_id.split("-")[3] for run_id in left.value.args[0]] == ["3e4c"]   # base's 1e4 fine-tune is reused
