@@ -202,3 +202,19 @@ def test_the_checks_fail_on_a_planted_duplicate_a_missing_row_and_a_broken_link(
 ])
 def test_anchors_are_githubs(heading, anchor):
     assert slug(heading) == anchor
+
+
+# A command that runs into the next on one line (`… w1m=text+code-lr2python benchmarks/dt_slope.py …`, in a NOTES
+# file for a session before anyone noticed): a reader's copy-paste then runs neither.
+JOINED = re.compile(r"[^\s;&|(`/\"'=]python3? (?:-m |benchmarks/)")
+
+
+def joined_commands(text: str) -> list[str]:
+    return [line for line in text.splitlines() if JOINED.search(line)]
+
+
+def test_no_command_in_the_studies_notes_runs_into_the_next():
+    found = {str(p.relative_to(ROOT)): joined_commands(p.read_text()) for p in sorted(ROOT.glob("analysis/**/*.md"))}
+    assert {page: lines for page, lines in found.items() if lines} == {}
+    assert joined_commands("--pick w1m=text+code-lr2python benchmarks/dt_slope.py x.csv") != []
+    assert joined_commands("then `python -m effdata.analyze t.csv`; .venv/bin/python -m effdata.plan x") == []
