@@ -181,8 +181,8 @@ NOT_RE_RUN = {
         "(jobs/cpu-fixed-tokens-four-layer*.toml, jobs/cpu-fixed-tokens-w200k-lr-double*.toml, "
         "jobs/cpu-fixed-tokens-w500k-lr-double-seed1.toml, jobs/cpu-fixed-tokens-w1m-lr-*.toml, "
         "jobs/cpu-fixed-tokens-ladder-lr-*.toml, jobs/cpu-fixed-tokens-small-lr-*.toml, "
-        "jobs/cpu-fixed-tokens-w50k-w100k-lr-1.5.toml, jobs/cpu-fixed-tokens-ladder-lr-double-1e4.toml, made by this "
-        "code): pretrainings of 4-35 minutes each; not re-run "
+        "jobs/cpu-fixed-tokens-w50k-w100k-lr-1.5.toml, jobs/cpu-fixed-tokens-ladder-lr-double-1e4.toml, "
+        "jobs/cpu-fixed-tokens-w50k-four-layer*.toml, made by this code): pretrainings of 4-35 minutes each; not re-run "
         "here for time")
        for name in ("study/", "lr/half/", "lr/double/", "lr/double-seed1/", "lr/w200k-double/", "lr/ladder-double/",
                     "lr/ladder-quadruple/", "lr/ladder-triple/", "lr/w200k-double-seed1/", "lr/w500k-double-seed1/",
@@ -190,7 +190,7 @@ NOT_RE_RUN = {
                     "lr/w1m-double-seed1/", "lr/w1m-triple-seed1/",
                     "lr/w100k-double/", "lr/w100k-triple/", "lr/w100k-double-seed1/", "lr/w100k-triple-seed1/",
                     "lr/small-half/", "lr/small-double/", "lr/small-triple/", "lr/w50k-w100k-1.5/",
-                    "lr/ladder-double-1e4/")},
+                    "lr/ladder-double-1e4/", "lr/w50k-four-layer/", "lr/w50k-four-layer-double/")},
     **{f"analysis/cpu-fixed-tokens/four-layer/lr/dt/{name}results.csv": (
         "the LR studies' fine-tunes on 3e4 joined by benchmarks/pretrain_lr_table.py (its NOTES): every run "
         "is a committed table's above or the w1m studies', none re-run here")
