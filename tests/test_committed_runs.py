@@ -190,7 +190,8 @@ NOT_RE_RUN = {
                     "lr/w1m-double-seed1/", "lr/w1m-triple-seed1/",
                     "lr/w100k-double/", "lr/w100k-triple/", "lr/w100k-double-seed1/", "lr/w100k-triple-seed1/",
                     "lr/small-half/", "lr/small-double/", "lr/small-triple/", "lr/w50k-w100k-1.5/",
-                    "lr/ladder-double-1e4/", "lr/w50k-four-layer/", "lr/w50k-four-layer-double/")},
+                    "lr/ladder-double-1e4/", "lr/w50k-four-layer/", "lr/w50k-four-layer-double/",
+                    "lr/w50k-four-layer-seeds23/", "lr/w50k-four-layer-double-seeds23/")},
     **{f"analysis/cpu-fixed-tokens/four-layer/lr/dt/{name}results.csv": (
         "the LR studies' fine-tunes on 3e4 joined by benchmarks/pretrain_lr_table.py (its NOTES): every run "
         "is a committed table's above or the w1m studies', none re-run here")
