@@ -439,12 +439,13 @@ def test_bad_pretraining_sources_are_refused(tmp_path, pretrain, seeds, message)
 
 def test_the_ladders_lr_double_fine_tunes_are_its_source_files_runs():
     # jobs/cpu-fixed-tokens-ladder-lr-double-1e4.toml: its 3e4 fine-tunes and pretrainings are the committed ×2
-    # tables' runs (so `--reuse` trains only the 1e4 fine-tunes), one per size and seed.
+    # tables' runs (so `--reuse` trains only the 1e4 fine-tunes), one per size and seed; its own table is left out.
     runs = study_runs(load_study(JOBS / "cpu-fixed-tokens-ladder-lr-double-1e4.toml"))
     committed = set()
     for table in (Path(__file__).resolve().parent.parent / "analysis/cpu-fixed-tokens/four-layer/lr").glob(
             "*double*/results.csv"):
-        committed |= {line.split(",")[0] for line in table.read_text().splitlines()[1:]}
+        if table.parent.name != "ladder-double-1e4":
+            committed |= {line.split(",")[0] for line in table.read_text().splitlines()[1:]}
     old = [r for r in runs if r.mode == "pretrain" or r.spec.data_chars == 30_000]
     assert len(old) == 28 and {r.run_id for r in old} <= committed
     assert len({(r.spec.size, r.spec.seed) for r in runs if r.mode == "pretrain"}) == 14
