@@ -202,9 +202,9 @@ NOT_RE_RUN = {
         "code): pretrainings of 21-34 minutes each; not re-run here for time"),
     **{f"analysis/cpu-fixed-tokens/heads/{name}/results.csv": (
         "w100k's width with 2 heads at x1 and x2 the LR on cpu-fixed-tokens' tokens "
-        "(jobs/cpu-fixed-tokens-w100k-heads2*.toml, made by this code): pretrainings of 6-7 minutes each; not re-run "
+        "(jobs/cpu-fixed-tokens-w100k-heads2*.toml, seeds 0-3, made by this code): pretrainings of 6-7 minutes each; not re-run "
         "here for time")
-       for name in ("w100k-h2", "w100k-h2-double")},
+       for name in ("w100k-h2", "w100k-h2-double", "w100k-h2-seeds23", "w100k-h2-double-seeds23")},
     **{f"analysis/cpu-fixed-tokens/heads/{name}/results.csv": (
         "w200k's width with 3 heads and w50k's with 6, at x1 and x2 the LR on cpu-fixed-tokens' tokens "
         "(jobs/cpu-fixed-tokens-w200k-heads3*.toml, jobs/cpu-fixed-tokens-w50k-heads6*.toml, made by this code): "
