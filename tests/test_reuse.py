@@ -38,7 +38,7 @@ def test_a_missing_reuse_directory_is_one_line_and_exit_2(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_reuse_takes_several_directories_each_run_from_the_first_that_has_it(tmp_path, monkeypatch):
+def test_reuse_takes_several_directories_each_run_from_the_first_that_has_it(tmp_path, stop_before_training):
     # The pretraining finished in one study, the rest in another (jobs/cpu-pretrain-seeds.toml reused cpu-seeds' and
     # cpu-pretrain-seed1's runs: one folder of links before this). A failed copy is never taken; nothing is left.
     runs = study_runs(study_from_dict(BASE), ["text"])
@@ -49,15 +49,21 @@ def test_reuse_takes_several_directories_each_run_from_the_first_that_has_it(tmp
     (tmp_path / "base.toml").write_text('name = "base"\nsizes = ["n25k"]\n[scratch]\ndata_chars = [1e4, 3e4]\n'
                                         '[finetune]\ndata_chars = [1e4]\n[pretrain]\ncorpora = ["text"]\n'
                                         'token_budget = 20000\n')
-    monkeypatch.setattr("effdata.run.prepare_data", lambda *a, **k: None)
-    monkeypatch.setattr("effdata.run.check_plan", lambda *a, **k: [])
-    monkeypatch.setattr("effdata.run.cost_model", lambda *a, **k: SimpleNamespace(flops=None))
-    monkeypatch.setattr("effdata.run.schedule", _left_to_train)
-    monkeypatch.setattr("effdata.run.make_executor", lambda *a, **k: (None, 1))   # no worker pool to start
     with pytest.raises(LeftToTrain) as left:
         main(["--study", str(tmp_path / "base.toml"), "--out", str(tmp_path / "out"), "--reuse", str(first.out_dir),
               str(second.out_dir), "--no-analysis", "--device", "cpu"])
     assert left.value.args[0] == []
+
+
+@pytest.fixture
+def stop_before_training(monkeypatch):
+    """`effdata.run.main` up to the scheduler, which raises LeftToTrain with the runs still to train: no data is
+    prepared and no worker pool starts."""
+    monkeypatch.setattr("effdata.run.prepare_data", lambda *a, **k: None)
+    monkeypatch.setattr("effdata.run.check_plan", lambda *a, **k: [])
+    monkeypatch.setattr("effdata.run.cost_model", lambda *a, **k: SimpleNamespace(flops=None))
+    monkeypatch.setattr("effdata.run.schedule", _left_to_train)
+    monkeypatch.setattr("effdata.run.make_executor", lambda *a, **k: (None, 1))
 
 
 class LeftToTrain(Exception):
@@ -68,7 +74,8 @@ def _left_to_train(store, runs, *args, **kwargs):
     raise LeftToTrain([run.run_id for run in runs if not store.is_done(run.run_id)])
 
 
-def test_a_study_of_other_files_pretrainings_says_when_they_would_be_trained_again(tmp_path, monkeypatch, capsys):
+def test_a_study_of_other_files_pretrainings_says_when_they_would_be_trained_again(tmp_path, stop_before_training,
+                                                                                   capsys):
     # [pretrain] studies: the pretraining runs are base.toml's; without --reuse of base's folder they would be
     # pretrained again here (the same runs), and the command says so once; with it, nothing is said.
     (tmp_path / "base.toml").write_text('name = "base"\nsizes = ["n25k"]\n[scratch]\ndata_chars = []\n'
@@ -79,11 +86,6 @@ def test_a_study_of_other_files_pretrainings_says_when_they_would_be_trained_aga
     base = Store(tmp_path / "base")
     for run in study_runs(study_from_dict({**BASE, "scratch": {"data_chars": []}}), ["text"]):
         base.write_record(run, "ok", metrics={"loss": 5.0})
-    monkeypatch.setattr("effdata.run.prepare_data", lambda *a, **k: None)
-    monkeypatch.setattr("effdata.run.check_plan", lambda *a, **k: [])
-    monkeypatch.setattr("effdata.run.cost_model", lambda *a, **k: SimpleNamespace(flops=None))
-    monkeypatch.setattr("effdata.run.schedule", _left_to_train)
-    monkeypatch.setattr("effdata.run.make_executor", lambda *a, **k: (None, 1))   # no worker pool to start
     command = ["--study", str(tmp_path / "more.toml"), "--no-analysis", "--device", "cpu"]
     with pytest.raises(LeftToTrain) as left:
         main([*command, "--out", str(tmp_path / "alone")])
