@@ -418,6 +418,21 @@ def test_a_study_fine_tunes_other_files_pretrainings_under_their_ids_and_their_f
     assert not own & {r.run_id for r in tunes if r.spec.data_chars == 30_000}
 
 
+def test_a_corpus_the_source_files_do_not_list_gets_the_run_the_source_file_would_make_for_it(tmp_path):
+    # `--pretrain text+code` on a study whose sources pretrain text alone: each pretraining is the run the source
+    # file itself plans for text+code (its budget, its LR multiple, its id), trained in this study's folder.
+    _study_file(tmp_path, "a", "[0]", 'corpora = ["text"]\ntoken_budget = 20000')
+    b = _study_file(tmp_path, "b", "[1]", 'corpora = ["text"]\ntoken_budget = 30000\nlr_scale = 2.0')
+    both = _study_file(tmp_path, "both", "[0, 1]", 'studies = ["a.toml", "b.toml"]')
+    pretrainings = {(r.spec.size, r.spec.seed): r for r in study_runs(load_study(both), ["text+code"])
+                    if r.mode == "pretrain"}
+    assert {r.spec.corpus for r in pretrainings.values()} == {"text+code"}
+    from_b = {r.spec.size: r.run_id for r in study_runs(load_study(b), ["text+code"]) if r.mode == "pretrain"}
+    assert {size: pretrainings[size, 1].run_id for size in from_b} == from_b
+    assert {r.spec.token_budget for (_, seed), r in pretrainings.items()} == {20_000, 30_000}
+    assert {r.spec.settings.lr_scale for (_, seed), r in pretrainings.items() if seed == 1} == {2.0}
+
+
 @pytest.mark.parametrize("pretrain, seeds, message", [
     ('studies = ["a.toml"]\ntoken_budget = 20000', "[0]", "token_budget is theirs to set"),
     ('studies = ["a.toml"]', "[0, 1]", "none of a pretrains n25k at seed 1"),
