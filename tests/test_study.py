@@ -433,6 +433,29 @@ def test_a_corpus_the_source_files_do_not_list_gets_the_run_the_source_file_woul
     assert {r.spec.settings.lr_scale for (_, seed), r in pretrainings.items() if seed == 1} == {2.0}
 
 
+def test_a_pretraining_lr_scale_per_size_plans_the_runs_of_one_multiple_per_size(tmp_path):
+    # Each size's pretraining is the run of a study giving its multiple to every size: the same id, so `--reuse`
+    # copies both in; the fine-tunes follow their pretraining's id.
+    budget = 'corpora = ["text"]\ntoken_budget = 20000\n'
+    plans = {name: study_runs(load_study(_study_file(tmp_path, name, "[0]", budget + f"lr_scale = {scale}")))
+             for name, scale in (("x1", "1.0"), ("x2", "2.0"), ("mixed", "{ n25k = 1.0, n50k = 2, n99k = 3 }"))}
+    ids = {name: {(r.mode, r.spec.size): r.run_id for r in runs} for name, runs in plans.items()}
+    assert ids["mixed"] == {key: ids["x1" if key[1] == "n25k" else "x2"][key] for key in ids["mixed"]}
+    assert {r.spec.size: r.spec.settings.lr_scale for r in plans["mixed"] if r.mode == "pretrain"} == {
+        "n25k": 1.0, "n50k": 2.0}
+    assert {r.spec.settings.lr_scale for r in plans["mixed"] if r.mode == "finetune"} == {1.0}
+
+
+@pytest.mark.parametrize("scale, message", [
+    ("{ n25k = 1.0 }", "lr_scale has no entry for size 'n50k'"),
+    ("{ n25k = 1.0, n50k = 0 }", "lr_scale.n50k: expected a positive number, got 0"),
+    ('{ n25k = 1.0, n50k = "2" }', "lr_scale.n50k: expected a positive number"),
+])
+def test_a_bad_pretraining_lr_scale_per_size_is_refused(tmp_path, scale, message):
+    with pytest.raises(StudyError, match=re.escape(message)):
+        load_study(_study_file(tmp_path, "t", "[0]", f'corpora = ["text"]\ntoken_budget = 20000\nlr_scale = {scale}'))
+
+
 @pytest.mark.parametrize("pretrain, seeds, message", [
     ('studies = ["a.toml"]\ntoken_budget = 20000', "[0]", "token_budget is theirs to set"),
     ('studies = ["a.toml"]', "[0, 1]", "none of a pretrains n25k at seed 1"),

@@ -31,6 +31,7 @@ A study file looks like this (every key is checked; an unknown key or a wrong ty
     token_budget = 2_000_000       # or a table: token_budget = { n20k = 1e6, n60k = 3e6 }
     # or a budget that grows with N: tokens_per_param = 100, min_tokens = 1e6, max_tokens = 5e7
     schedule = "wsd"               # optional: [train] schedule / decay_frac / warmup_frac / batch_size for pretraining only
+    lr_scale = { w50k = 1, w100k = 2 }   # optional: [train] lr_scale for pretraining only, one value or one per size
     checkpoint_tokens_per_param = [10, 30]   # optional (wsd): also fine-tune the model a run of c·N tokens
                                    # ends with, branched off mid-run; pretraining name "text@10tpp"
     checkpoint_tokens = [5_016_960]   # optional (wsd): the same at a token count for every size, named
@@ -116,6 +117,7 @@ class PretrainSettings:
     checkpoint_tokens_per_param: tuple[float, ...] = ()   # mid-run checkpoints (spec.RunSpec), fine-tuned too
     checkpoint_tokens: tuple[int, ...] = ()               # the same at one token count for every size
     train: dict[str, Any] = field(default_factory=dict)    # PRETRAIN_TRAIN_KEYS: [train] for pretraining only
+    lr_scale_by_size: dict[str, float] = field(default_factory=dict)   # lr_scale = { w7k = 1.0, w100k = 2.0 }
 
     def checkpoints_for(self, size: str) -> tuple[float, ...]:
         """A size's mid-run checkpoints in tokens per parameter: `checkpoint_tokens_per_param`, and each of
@@ -123,6 +125,15 @@ class PretrainSettings:
         the first, as 10 M tokens at 1 M parameters would, is one checkpoint)."""
         n = get_shape(size).n_params
         return tuple(sorted({*self.checkpoint_tokens_per_param, *(t / n for t in self.checkpoint_tokens)}))
+
+    def train_for(self, size: str) -> dict[str, Any]:
+        """The [train] settings `size`'s pretraining sets: `train`, with its own lr_scale where one is given
+        per size (the same run, the same id, as a study giving that lr_scale to every size)."""
+        if not self.lr_scale_by_size:
+            return self.train
+        if size not in self.lr_scale_by_size:
+            raise StudyError(f"[pretrain] lr_scale has no entry for size {size!r}")
+        return {**self.train, "lr_scale": self.lr_scale_by_size[size]}
 
     def budget_for(self, size: str) -> int:
         if self.tokens_per_param is not None:
@@ -248,6 +259,8 @@ def _pretrain(table: Any) -> PretrainSettings:
              "checkpoint_tokens": tuple(_number(v, "[pretrain] checkpoint_tokens")
                                         for v in _checkpoints(table.get("checkpoint_tokens", []), "checkpoint_tokens")),
              "train": {key: table[key] for key in PRETRAIN_TRAIN_KEYS if key in table}}
+    if isinstance(table.get("lr_scale"), dict):
+        extra["lr_scale_by_size"] = _lr_scale_by_size(extra["train"].pop("lr_scale"))
     if "tokens_per_param" in table:
         return dataclasses.replace(_pretrain_per_param(table, corpora), **extra)
     for key in ("min_tokens", "max_tokens"):
@@ -259,6 +272,18 @@ def _pretrain(table: Any) -> PretrainSettings:
     else:
         budget = _number(budget, "[pretrain] token_budget")
     return PretrainSettings(corpora=corpora, token_budget=budget, **extra)
+
+
+def _lr_scale_by_size(table: dict) -> dict[str, float]:
+    """[pretrain] lr_scale given per size: each a positive number (the pretraining LR's best multiple of the
+    rule steps with N, analysis/cpu-fixed-tokens/four-layer/lr: a study with each size at its best gives each its
+    own). Sizes the study does not pretrain may be listed, as in token_budget's table."""
+    out = {}
+    for size, value in table.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise StudyError(f"[pretrain] lr_scale.{size}: expected a positive number, got {value!r}")
+        out[str(size)] = float(value)
+    return out
 
 
 def _checkpoints(values: Any, key: str) -> tuple[float, ...]:
@@ -650,11 +675,12 @@ def _scratch_run(study: Study, size: str, seed: int, d: int, point: dict[str, An
 def _pretrain_run(study: Study, size: str, seed: int, corpus: str) -> StudyRun:
     """A pretraining run: [train] with [pretrain]'s own settings (PRETRAIN_TRAIN_KEYS), never swept."""
     pre = study.pretrain
-    settings = dataclasses.replace(study.train, **pre.train) if pre.train else study.train
+    own = pre.train_for(size)
+    settings = dataclasses.replace(study.train, **own) if own else study.train
     spec = _spec(study, settings, mode="pretrain", size=size, seed=seed, corpus=corpus,
                  token_budget=pre.budget_for(size), checkpoint_tokens_per_param=pre.checkpoints_for(size))
     return StudyRun(label=f"pretrain-{_slug(corpus)}-{size}-s{seed}", spec=spec, pretrain=corpus,
-                    settings_keys=tuple(dict.fromkeys((*study.train_keys, *pre.train))))
+                    settings_keys=tuple(dict.fromkeys((*study.train_keys, *own))))
 
 
 def _finetune_run(study: Study, pre: StudyRun, tpp: float | None, d: int, point: dict[str, Any],
