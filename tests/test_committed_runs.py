@@ -182,7 +182,8 @@ NOT_RE_RUN = {
         "jobs/cpu-fixed-tokens-w500k-lr-double-seed1.toml, jobs/cpu-fixed-tokens-w1m-lr-*.toml, "
         "jobs/cpu-fixed-tokens-ladder-lr-*.toml, jobs/cpu-fixed-tokens-small-lr-*.toml, "
         "jobs/cpu-fixed-tokens-w50k-w100k-lr-1.5.toml, jobs/cpu-fixed-tokens-ladder-lr-double-1e4.toml, "
-        "jobs/cpu-fixed-tokens-w50k-four-layer*.toml, made by this code): pretrainings of 4-35 minutes each; not re-run "
+        "jobs/cpu-fixed-tokens-w50k-four-layer*.toml, jobs/cpu-fixed-tokens-w50k*-seeds23.toml, "
+        "jobs/cpu-fixed-tokens-*long-warmup.toml, made by this code): pretrainings of 4-35 minutes each; not re-run "
         "here for time")
        for name in ("study/", "lr/half/", "lr/double/", "lr/double-seed1/", "lr/w200k-double/", "lr/ladder-double/",
                     "lr/ladder-quadruple/", "lr/ladder-triple/", "lr/w200k-double-seed1/", "lr/w500k-double-seed1/",
@@ -191,7 +192,8 @@ NOT_RE_RUN = {
                     "lr/w100k-double/", "lr/w100k-triple/", "lr/w100k-double-seed1/", "lr/w100k-triple-seed1/",
                     "lr/small-half/", "lr/small-double/", "lr/small-triple/", "lr/w50k-w100k-1.5/",
                     "lr/ladder-double-1e4/", "lr/w50k-four-layer/", "lr/w50k-four-layer-double/",
-                    "lr/w50k-four-layer-seeds23/", "lr/w50k-four-layer-double-seeds23/")},
+                    "lr/w50k-four-layer-seeds23/", "lr/w50k-four-layer-double-seeds23/", "lr/w50k-seeds23/",
+                    "lr/w50k-double-seeds23/", "lr/small-long-warmup/", "lr/w100k-double-long-warmup/")},
     **{f"analysis/cpu-fixed-tokens/four-layer/lr/dt/{name}results.csv": (
         "the LR studies' fine-tunes on 3e4 joined by benchmarks/pretrain_lr_table.py (its NOTES): every run "
         "is a committed table's above or the w1m studies', none re-run here")
@@ -209,7 +211,8 @@ NOT_RE_RUN = {
         "w200k's width with 3 heads and w50k's with 6, at x1 and x2 the LR on cpu-fixed-tokens' tokens "
         "(jobs/cpu-fixed-tokens-w200k-heads3*.toml, jobs/cpu-fixed-tokens-w50k-heads6*.toml, made by this code): "
         "pretrainings of 7-10 minutes each; not re-run here for time")
-       for name in ("w200k-h3", "w200k-h3-double", "w50k-h6", "w50k-h6-double")},
+       for name in ("w200k-h3", "w200k-h3-double", "w50k-h6", "w50k-h6-double", "w50k-h6-seeds23",
+                    "w50k-h6-double-seeds23")},
     "analysis/cpu-fixed-tokens/heads/w1m-h8/results.csv": (
         "w1m's width with 8 heads at x2 the LR on cpu-fixed-tokens' tokens "
         "(jobs/cpu-fixed-tokens-w1m-heads8-lr-double.toml, made by this code): pretrainings of 27 minutes each; not "
