@@ -211,8 +211,7 @@ NOT_RE_RUN = {
         "w200k's width with 3 heads and w50k's with 6, at x1 and x2 the LR on cpu-fixed-tokens' tokens "
         "(jobs/cpu-fixed-tokens-w200k-heads3*.toml, jobs/cpu-fixed-tokens-w50k-heads6*.toml, made by this code): "
         "pretrainings of 7-10 minutes each; not re-run here for time")
-       for name in ("w200k-h3", "w200k-h3-double", "w50k-h6", "w50k-h6-double", "w50k-h6-seeds23",
-                    "w50k-h6-double-seeds23")},
+       for name in ("w200k-h3", "w200k-h3-double", "w50k-h6", "w50k-h6-double")},
     "analysis/cpu-fixed-tokens/heads/w1m-h8/results.csv": (
         "w1m's width with 8 heads at x2 the LR on cpu-fixed-tokens' tokens "
         "(jobs/cpu-fixed-tokens-w1m-heads8-lr-double.toml, made by this code): pretrainings of 27 minutes each; not "
