@@ -8,7 +8,11 @@ batches, so the difference at one seed holds the LR alone).
         analysis/cpu-fixed-tokens/series/seed1/study/results.csv analysis/cpu-fixed-tokens/four-layer/lr/*/results.csv \
         --sizes w200k w500k --pair 2 3 --figure lr.png
 
-`--best` prints each size's best multiple by each loss on the seeds' mean. `--relative` draws each size and seed's
+Each cell shows its warm-up in steps (`warmup_steps`), and a pair whose two runs warmed up differently is marked: a
+wsd pretraining with mid-run checkpoints warms up over 5 % of its shortest checkpoint's steps, one without over 5 %
+of its own, so two tables at two multiples can differ in the warm-up too (the ladder's ×1 over 1–76 steps, its
+×0.5–×3 over 16–368: analysis/cpu-fixed-tokens/four-layer/lr/PREDICTION18.md), and their difference is then not the
+LR's alone. `--best` prints each size's best multiple by each loss on the seeds' mean. `--relative` draws each size and seed's
 losses less its own at ×1, so that sizes 2 nats apart share one scale.
 
 The notes of analysis/cpu-fixed-tokens/four-layer quote these tables. One trunk in two tables (read by two studies)
@@ -40,30 +44,43 @@ def cells(table: pd.DataFrame, finetune_chars: float) -> pd.DataFrame:
     tuned = tuned[["source", "size", "seed", "pretrain", "loss"]].rename(columns={"pretrain": "corpus",
                                                                                    "loss": "finetuned"})
     out = final.rename(columns={"valid_loss": "zero_shot", "loss": "own"})
-    out = out[["run_id", "source", *COLUMNS, "n_params", "peak_lr", "zero_shot", "own"]]
+    # -1: a table without the column (older or another setup's); shown as "–"
+    out = out.assign(warmup=out["warmup_steps"].fillna(-1).astype(int) if "warmup_steps" in out else -1)
+    out = out[["run_id", "source", *COLUMNS, "n_params", "peak_lr", "zero_shot", "own", "warmup"]]
     joined = out.merge(tuned, on=["source", "size", "seed", "corpus"], how="left")
     return joined.drop_duplicates([*COLUMNS, "zero_shot", "own"])
 
 
+def _steps(warmup: int) -> str:
+    return "–" if warmup < 0 else str(warmup)
+
+
 def cell_table(rows: pd.DataFrame) -> str:
-    lines = ["| size | seed | corpus | multiple | peak LR | zero-shot | fine-tuned | own loss | table |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows.sort_values(["n_params", "seed", "corpus", "lr_scale"]).itertuples():
-        lines.append(f"| {r.size} | {r.seed} | {r.corpus} | ×{r.lr_scale:g} | {r.peak_lr:.3g} | {r.zero_shot:.3f} | "
-                     f"{r.finetuned:.3f} | {r.own:.3f} | {r.source} |")
+    lines = ["| size | seed | corpus | multiple | peak LR | warm-up | zero-shot | fine-tuned | own loss | table |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows.sort_values(["n_params", "seed", "corpus", "lr_scale", "warmup"]).itertuples():
+        lines.append(f"| {r.size} | {r.seed} | {r.corpus} | ×{r.lr_scale:g} | {r.peak_lr:.3g} | {_steps(r.warmup)} | "
+                     f"{r.zero_shot:.3f} | {r.finetuned:.3f} | {r.own:.3f} | {r.source} |")
     return "\n".join(lines)
 
 
 def paired(rows: pd.DataFrame, low: float, high: float) -> str:
-    """Per size, corpus and seed holding both multiples: high's value minus low's (negative: high is better)."""
-    lines = [f"| size | seed | corpus | zero-shot ×{high:g} − ×{low:g} | fine-tuned | own loss |",
-             "|---|---|---|---|---|---|"]
+    """Per size, corpus and seed, each cell at `high` less each at `low` (negative: high is better), with the two
+    warm-ups; a pair that warmed up differently is marked, and counted below the table."""
+    lines = [f"| size | seed | corpus | zero-shot ×{high:g} − ×{low:g} | fine-tuned | own loss | warm-ups |",
+             "|---|---|---|---|---|---|---|"]
+    mixed = 0
     for (_, size, seed, corpus), one in rows.groupby(["n_params", "size", "seed", "corpus"]):
-        by = one.set_index("lr_scale")
-        if low in by.index and high in by.index:
-            d = by.loc[high, ["zero_shot", "finetuned", "own"]] - by.loc[low, ["zero_shot", "finetuned", "own"]]
-            lines.append(f"| {size} | {seed} | {corpus} | {d['zero_shot']:+.3f} | {d['finetuned']:+.3f} | "
-                         f"{d['own']:+.3f} |")
+        for _, a in one[one["lr_scale"] == low].iterrows():
+            for _, b in one[one["lr_scale"] == high].iterrows():
+                d = b[LOSSES] - a[LOSSES]
+                differ = a["warmup"] != b["warmup"]
+                mixed += differ
+                lines.append(f"| {size} | {seed} | {corpus} | {d['zero_shot']:+.3f} | {d['finetuned']:+.3f} | "
+                             f"{d['own']:+.3f} | {_steps(a['warmup'])} / {_steps(b['warmup'])}"
+                             f"{' (differ)' if differ else ''} |")
+    if mixed:
+        lines.append(f"\n{mixed} pair(s) compare two warm-ups: their differences are not the LR's alone")
     return "\n".join(lines)
 
 
@@ -72,13 +89,18 @@ LOSSES = ["zero_shot", "finetuned", "own"]
 
 def best_table(rows: pd.DataFrame) -> str:
     """Per size and corpus, the multiple with the lowest seeds' mean of each loss, and that mean; a multiple counts
-    only where it has every seed the size has (a mean over fewer seeds is another sample)."""
+    only where it has every seed the size has (a mean over fewer seeds is another sample). Where a size's cells
+    warmed up differently, each multiple and warm-up is its own candidate, named with its warm-up."""
     lines = ["| size | corpus | seeds | best by zero-shot | by fine-tuned | by own loss |", "|---|---|---|---|---|---|"]
     for (_, size, corpus), one in rows.groupby(["n_params", "size", "corpus"]):
         seeds = one["seed"].nunique()
-        full = one.groupby("lr_scale").filter(lambda m: m["seed"].nunique() == seeds)
-        means = full.groupby("lr_scale")[LOSSES].mean()
-        cells = [f"×{means[c].idxmin():g} ({means[c].min():.3f})" for c in LOSSES]
+        full = one.groupby(["lr_scale", "warmup"]).filter(lambda m: m["seed"].nunique() == seeds)
+        means = full.groupby(["lr_scale", "warmup"])[LOSSES].mean()
+        several = one["warmup"].nunique() > 1
+
+        def name(key: tuple[float, int]) -> str:
+            return f"×{key[0]:g}" + (f", warm-up {_steps(key[1])}" if several else "")
+        cells = [f"{name(means[c].idxmin())} ({means[c].min():.3f})" for c in LOSSES]
         lines.append(f"| {size} | {corpus} | {seeds} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
@@ -88,6 +110,10 @@ def relative_to_rule(rows: pd.DataFrame) -> pd.DataFrame:
     Sizes lie 2 nats apart and their best multiples within 0.1: on one scale each size's best shows."""
     keys = ["size", "seed", "corpus"]
     rule = rows[rows["lr_scale"] == 1.0].set_index(keys)[LOSSES]
+    if rule.index.has_duplicates:
+        size, seed, corpus = rule.index[rule.index.duplicated()][0]
+        raise ValueError(f"--relative: {size} {corpus} at seed {seed} has two cells at ×1 (two warm-ups?): "
+                         "pass the tables of one")
     kept = rows[rows.set_index(keys).index.isin(rule.index)]
     base = rule.loc[pd.MultiIndex.from_frame(kept[keys])].to_numpy()
     return kept.assign(**{c: kept[c].to_numpy() - base[:, i] for i, c in enumerate(LOSSES)})
@@ -166,7 +192,11 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(best_table(rows))
     if a.figure:
-        drawn = relative_to_rule(rows) if a.relative else rows
+        try:
+            drawn = relative_to_rule(rows) if a.relative else rows
+        except ValueError as exc:
+            print(f"pretrain_lr_cells: error: {exc}", file=sys.stderr)
+            return 2
         if drawn.empty:
             print("pretrain_lr_cells: error: --relative: no size and seed has a cell at ×1", file=sys.stderr)
             return 2

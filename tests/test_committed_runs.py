@@ -198,7 +198,7 @@ NOT_RE_RUN = {
         "the LR studies' fine-tunes on 3e4 joined by benchmarks/pretrain_lr_table.py (its NOTES): every run "
         "is a committed table's above or the w1m studies', none re-run here")
        for name in ("", "seed0/", "seed1/", "w100k-w1m/", "ladder/", "ladder-1e4/", "ladder-1e4/seed0/",
-                    "ladder-1e4/seed1/")},
+                    "ladder-1e4/seed1/", "warmup/")},
     "analysis/cpu-fixed-tokens/heads/study/results.csv": (
         "w500k's width with 6 and 12 heads on cpu-fixed-tokens' tokens (jobs/cpu-fixed-tokens-heads.toml, made by this "
         "code): pretrainings of 21-34 minutes each; not re-run here for time"),

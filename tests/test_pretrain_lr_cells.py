@@ -35,9 +35,29 @@ def test_paired_differences_per_seed_and_one_trunk_counted_once(tmp_path, capsys
     out = capsys.readouterr().out.split("\n\n")
     cells = out[0].splitlines()[2:]
     assert len(cells) == 4   # w1 at two seeds and two multiples; the trunk in "again" is x2's, kept once
-    assert cells[0] == f"| w1 | 0 | text+code | ×2 | 0.002 | 5.000 | 4.500 | 4.800 | {tmp_path / 'x2'} |"
-    assert out[1].splitlines()[2:] == ["| w1 | 0 | text+code | -0.100 | -0.050 | -0.050 |",
-                                       "| w1 | 1 | text+code | +0.100 | +0.100 | +0.050 |"]
+    assert cells[0] == f"| w1 | 0 | text+code | ×2 | 0.002 | – | 5.000 | 4.500 | 4.800 | {tmp_path / 'x2'} |"
+    assert out[1].splitlines()[2:] == ["| w1 | 0 | text+code | -0.100 | -0.050 | -0.050 | – / – |",
+                                       "| w1 | 1 | text+code | +0.100 | +0.100 | +0.050 | – / – |"]
+
+
+def test_cells_that_warmed_up_differently_are_marked_and_kept_apart(tmp_path, capsys):
+    # The ladder's x1 (a checkpoint at 3 tokens per parameter: 4 warm-up steps) beside x1 and x2 over 368 steps:
+    # every x1 cell is paired with x2, the pair across warm-ups marked and counted, and --best names the warm-up.
+    module = load_script("pretrain_lr_cells")
+    tables = [_study(tmp_path / "short", 1.0, {("w1", 0): (5.0, 4.7, 4.5)}),
+              _study(tmp_path / "long", 1.0, {("w1", 0): (5.1, 4.9, 4.6)}),
+              _study(tmp_path / "x2", 2.0, {("w1", 0): (5.0, 4.8, 4.4)})]
+    for path, steps in zip(tables, (4, 368, 368)):
+        pd.read_csv(path).assign(warmup_steps=steps).to_csv(path, index=False)
+    assert module.main([*tables, "--pair", "1", "2", "--best"]) == 0
+    out = capsys.readouterr().out.split("\n\n")
+    assert out[1].splitlines()[2:] == ["| w1 | 0 | text+code | +0.000 | -0.100 | +0.100 | 4 / 368 (differ) |",
+                                       "| w1 | 0 | text+code | -0.100 | -0.200 | -0.100 | 368 / 368 |"]
+    assert out[2] == "1 pair(s) compare two warm-ups: their differences are not the LR's alone"
+    assert out[3].splitlines()[2] == ("| w1 | text+code | 1 | ×1, warm-up 4 (5.000) | ×2, warm-up 368 (4.400) | "
+                                      "×1, warm-up 4 (4.700) |")
+    assert module.main([*tables, "--figure", str(tmp_path / "f.png"), "--relative"]) == 2
+    assert "two cells at ×1 (two warm-ups?)" in capsys.readouterr().err and not (tmp_path / "f.png").exists()
 
 
 def test_an_unknown_size_or_an_unreadable_table_is_refused(tmp_path, capsys):
@@ -97,4 +117,4 @@ def test_a_table_of_renamed_pretrainings_is_skipped(tmp_path, capsys):
     table = _study(tmp_path / "x2", 2.0, {("w1", 0): (5.0, 4.8, 4.5)})
     assert module.main([str(tmp_path / "renamed" / "results.csv"), table]) == 0
     cells = capsys.readouterr().out.splitlines()[2:]
-    assert cells == [f"| w1 | 0 | text+code | ×2 | 0.002 | 5.000 | 4.500 | 4.800 | {tmp_path / 'x2'} |"]
+    assert cells == [f"| w1 | 0 | text+code | ×2 | 0.002 | – | 5.000 | 4.500 | 4.800 | {tmp_path / 'x2'} |"]
