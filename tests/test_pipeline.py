@@ -48,3 +48,27 @@ def test_a_compared_table_is_read_once_too(tmp_path, monkeypatch):
     assert sorted(reads) == sorted([str(this), str(other)])
     # Validated once each too: before, the check and the fit each loaded both tables (four loads).
     assert sorted(loads) == sorted([len(pd.read_csv(this)), len(pd.read_csv(other))])
+
+
+def test_compared_pretrainings_that_warmed_up_differently_are_named_and_only_they(tmp_path):
+    # Two pretraining names at every size, each pretraining row with its warm-up: the same steps give no warning,
+    # one size with two warm-ups gives one, in the report's warnings, naming that size alone (the check is exact:
+    # no false alarm on equal warm-ups, and it must fire on a single differing size).
+    runs = make_runs({"text": {"k": 3e3, "alpha": 0.2, "beta": 0.3}, "text-lr2": {"k": 4e3, "alpha": 0.2, "beta": 0.3}},
+                     pretraining=True)
+    pre = runs["mode"] == "pretrain"
+    assert pre.sum() >= 6
+    runs.loc[pre, "warmup_steps"] = 368
+
+    def warnings(table):
+        path = tmp_path / "results.csv"
+        table.to_csv(path, index=False)
+        return [w for w in pipeline.analyze(path, tmp_path / "out", n_bootstrap=0, figures=False,
+                                            compare=["text", "text-lr2"])["warnings"] if "warmed up" in w]
+
+    assert pipeline.compare_warmup_warning(runs[pre], ["text", "text-lr2"]) == []
+    smallest = runs.loc[pre, "n_params"].min()
+    size = runs.loc[pre & (runs["n_params"] == smallest), "size"].iloc[0]
+    runs.loc[pre & (runs["n_params"] == smallest) & (runs["pretrain"] == "text"), "warmup_steps"] = 4
+    found = warnings(runs)
+    assert len(found) == 1 and f"at 1 size(s) ({size}: text 4, text-lr2 368)" in found[0]

@@ -255,6 +255,7 @@ def _measure(source: Source, options: Options) -> Measured:
     for name in options.compare or []:
         if name not in names:
             warnings.append(f"--compare: no fine-tuned runs pretrained on '{name}' (have {names or 'none'})")
+    warnings += compare_warmup_warning(table.pretraining, options.compare)
     groups, shape_warnings = find_groups([table.runs, table.pretraining], options.reference_shapes)
     warnings += shape_warnings
     if groups:
@@ -271,6 +272,28 @@ def _measure(source: Source, options: Options) -> Measured:
                             f"{100 * noise.sigma['scratch']:.2g}%, estimated, not measured (section *Seeds*)")
         warnings += _lone_pretraining_warning(table, noise)
     return Measured(table, effective, noise, resamples, groups, warnings)
+
+
+def compare_warmup_warning(pretraining: pd.DataFrame, compare: list[str] | None) -> list[str]:
+    """Said when pretrainings compared by name (--compare) warmed up over different steps at one size: a study's
+    mid-run checkpoints set its pretrainings' warm-up (docs/METHOD.md §5b), so runs of two studies compared by name
+    can differ in it too. The fixed-token ladder's ×1, warmed up over 1-7 steps, against its other multiples over
+    368 made a step in the best pretraining LR that one warm-up removed (analysis/cpu-fixed-tokens/four-layer)."""
+    if not compare or len(compare) < 2 or "warmup_steps" not in pretraining or "pretrain" not in pretraining:
+        return []
+    rows = pretraining[pretraining["pretrain"].isin(compare)].dropna(subset=["warmup_steps"])
+    keys = ["n_params", "size"] if "size" in rows else ["n_params"]
+    differ = []
+    for key, one in rows.groupby(keys):
+        size = key[-1]
+        steps = {name: sorted({int(v) for v in runs["warmup_steps"]}) for name, runs in one.groupby("pretrain")}
+        if len(steps) > 1 and len({tuple(v) for v in steps.values()}) > 1:
+            differ.append(f"{size}: " + ", ".join(f"{name} {'/'.join(map(str, v))}" for name, v in steps.items()))
+    if not differ:
+        return []
+    return [f"--compare: the pretrainings compared warmed up over different steps at {len(differ)} size(s) "
+            f"({'; '.join(differ[:3])}{'; ...' if len(differ) > 3 else ''}): their difference is not their name's "
+            "alone (a study's mid-run checkpoints, warmup_frac or warmup_max set it: docs/METHOD.md §5b)"]
 
 
 def _lone_pretraining_warning(table: ResultsTable, noise: NoiseModel) -> list[str]:
