@@ -194,7 +194,7 @@ NOT_RE_RUN = {
                     "lr/ladder-double-1e4/", "lr/w50k-four-layer/", "lr/w50k-four-layer-double/",
                     "lr/w50k-four-layer-seeds23/", "lr/w50k-four-layer-double-seeds23/", "lr/w50k-seeds23/",
                     "lr/w50k-double-seeds23/", "lr/small-long-warmup/", "lr/w100k-double-long-warmup/",
-                    "lr/small-double-short-warmup/")},
+                    "lr/small-double-short-warmup/", "lr/w100k-double-short-warmup/")},
     **{f"analysis/cpu-fixed-tokens/four-layer/lr/dt/{name}results.csv": (
         "the LR studies' fine-tunes on 3e4 joined by benchmarks/pretrain_lr_table.py (its NOTES): every run "
         "is a committed table's above or the w1m studies', none re-run here")
