@@ -278,7 +278,8 @@ def compare_warmup_warning(pretraining: pd.DataFrame, compare: list[str] | None)
     """Said when pretrainings compared by name (--compare) warmed up over different steps at one size: a study's
     mid-run checkpoints set its pretrainings' warm-up (docs/METHOD.md §5b), so runs of two studies compared by name
     can differ in it too. The fixed-token ladder's ×1, warmed up over 1-7 steps, against its other multiples over
-    368 made a step in the best pretraining LR that one warm-up removed (analysis/cpu-fixed-tokens/four-layer)."""
+    368 showed a step in the best pretraining LR that is there at one warm-up and absent at the other
+    (analysis/cpu-fixed-tokens/four-layer/NOTES.md)."""
     if not compare or len(compare) < 2 or "warmup_steps" not in pretraining or "pretrain" not in pretraining:
         return []
     rows = pretraining[pretraining["pretrain"].isin(compare)].dropna(subset=["warmup_steps"])

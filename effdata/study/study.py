@@ -275,8 +275,8 @@ def _pretrain(table: Any) -> PretrainSettings:
 
 
 def _lr_scale_by_size(table: dict) -> dict[str, float]:
-    """[pretrain] lr_scale given per size: each a positive number (the pretraining LR's best multiple of the
-    rule steps with N, analysis/cpu-fixed-tokens/four-layer/lr: a study with each size at its best gives each its
+    """[pretrain] lr_scale given per size: each a positive number (the best multiple of the rule differs by size,
+    and by warm-up: analysis/cpu-fixed-tokens/four-layer/NOTES.md; a study with each size at its best gives each its
     own). Sizes the study does not pretrain may be listed, as in token_budget's table."""
     out = {}
     for size, value in table.items():
