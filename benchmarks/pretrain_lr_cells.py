@@ -12,7 +12,9 @@ Each cell shows its warm-up in steps (`warmup_steps`), and a pair whose two runs
 wsd pretraining with mid-run checkpoints warms up over 5 % of its shortest checkpoint's steps, one without over 5 %
 of its own, so two tables at two multiples can differ in the warm-up too (the ladder's ×1 over 1–76 steps, its
 ×0.5–×3 over 16–368: analysis/cpu-fixed-tokens/four-layer/lr/PREDICTION18.md), and their difference is then not the
-LR's alone. `--best` prints each size's best multiple by each loss on the seeds' mean. `--relative` draws each size and seed's
+LR's alone. Each cell shows its precision too (`dtype`): precision "auto" is bf16 only on a CPU with fast bf16
+matmul, so tables made on two machines can differ in it (the twenty-sixth session's runs ran fp32 beside the
+ladder's bf16: PREDICTION21.md), and a pair across two precisions is marked the same way. `--best` prints each size's best multiple by each loss on the seeds' mean. `--relative` draws each size and seed's
 losses less its own at ×1, so that sizes 2 nats apart share one scale.
 
 The notes of analysis/cpu-fixed-tokens/four-layer quote these tables. One trunk in two tables (read by two studies)
@@ -45,8 +47,9 @@ def cells(table: pd.DataFrame, finetune_chars: float) -> pd.DataFrame:
                                                                                    "loss": "finetuned"})
     out = final.rename(columns={"valid_loss": "zero_shot", "loss": "own"})
     # -1: a table without the column (older or another setup's); shown as "–"
-    out = out.assign(warmup=out["warmup_steps"].fillna(-1).astype(int) if "warmup_steps" in out else -1)
-    out = out[["run_id", "source", *COLUMNS, "n_params", "peak_lr", "zero_shot", "own", "warmup"]]
+    out = out.assign(warmup=out["warmup_steps"].fillna(-1).astype(int) if "warmup_steps" in out else -1,
+                     dtype=out["dtype"].fillna("–") if "dtype" in out else "–")
+    out = out[["run_id", "source", *COLUMNS, "n_params", "peak_lr", "zero_shot", "own", "warmup", "dtype"]]
     joined = out.merge(tuned, on=["source", "size", "seed", "corpus"], how="left")
     return joined.drop_duplicates([*COLUMNS, "zero_shot", "own"])
 
@@ -56,31 +59,33 @@ def _steps(warmup: int) -> str:
 
 
 def cell_table(rows: pd.DataFrame) -> str:
-    lines = ["| size | seed | corpus | multiple | peak LR | warm-up | zero-shot | fine-tuned | own loss | table |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows.sort_values(["n_params", "seed", "corpus", "lr_scale", "warmup"]).itertuples():
+    lines = ["| size | seed | corpus | multiple | peak LR | warm-up | precision | zero-shot | fine-tuned | own loss | "
+             "table |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows.sort_values(["n_params", "seed", "corpus", "lr_scale", "warmup", "dtype"]).itertuples():
         lines.append(f"| {r.size} | {r.seed} | {r.corpus} | ×{r.lr_scale:g} | {r.peak_lr:.3g} | {_steps(r.warmup)} | "
-                     f"{r.zero_shot:.3f} | {r.finetuned:.3f} | {r.own:.3f} | {r.source} |")
+                     f"{r.dtype} | {r.zero_shot:.3f} | {r.finetuned:.3f} | {r.own:.3f} | {r.source} |")
     return "\n".join(lines)
 
 
 def paired(rows: pd.DataFrame, low: float, high: float) -> str:
     """Per size, corpus and seed, each cell at `high` less each at `low` (negative: high is better), with the two
-    warm-ups; a pair that warmed up differently is marked, and counted below the table."""
-    lines = [f"| size | seed | corpus | zero-shot ×{high:g} − ×{low:g} | fine-tuned | own loss | warm-ups |",
-             "|---|---|---|---|---|---|---|"]
-    mixed = 0
+    warm-ups and precisions; a pair that differs in either is marked, and counted below the table."""
+    lines = [f"| size | seed | corpus | zero-shot ×{high:g} − ×{low:g} | fine-tuned | own loss | warm-ups | "
+             "precisions |", "|---|---|---|---|---|---|---|---|"]
+    mixed = {"warm-up": 0, "precision": 0}
     for (_, size, seed, corpus), one in rows.groupby(["n_params", "size", "seed", "corpus"]):
         for _, a in one[one["lr_scale"] == low].iterrows():
             for _, b in one[one["lr_scale"] == high].iterrows():
                 d = b[LOSSES] - a[LOSSES]
-                differ = a["warmup"] != b["warmup"]
-                mixed += differ
+                warm, dtype = a["warmup"] != b["warmup"], a["dtype"] != b["dtype"]
+                mixed["warm-up"] += warm
+                mixed["precision"] += dtype
                 lines.append(f"| {size} | {seed} | {corpus} | {d['zero_shot']:+.3f} | {d['finetuned']:+.3f} | "
                              f"{d['own']:+.3f} | {_steps(a['warmup'])} / {_steps(b['warmup'])}"
-                             f"{' (differ)' if differ else ''} |")
-    if mixed:
-        lines.append(f"\n{mixed} pair(s) compare two warm-ups: their differences are not the LR's alone")
+                             f"{' (differ)' if warm else ''} | {a['dtype']} / {b['dtype']}"
+                             f"{' (differ)' if dtype else ''} |")
+    lines += [f"\n{count} pair(s) compare two {what}s: their differences are not the LR's alone"
+              for what, count in mixed.items() if count]
     return "\n".join(lines)
 
 
@@ -90,16 +95,19 @@ LOSSES = ["zero_shot", "finetuned", "own"]
 def best_table(rows: pd.DataFrame) -> str:
     """Per size and corpus, the multiple with the lowest seeds' mean of each loss, and that mean; a multiple counts
     only where it has every seed the size has (a mean over fewer seeds is another sample). Where a size's cells
-    warmed up differently, each multiple and warm-up is its own candidate, named with its warm-up."""
+    warmed up differently or ran in two precisions, each multiple, warm-up and precision is its own candidate, named
+    with what differs."""
     lines = ["| size | corpus | seeds | best by zero-shot | by fine-tuned | by own loss |", "|---|---|---|---|---|---|"]
+    setup = ["lr_scale", "warmup", "dtype"]
     for (_, size, corpus), one in rows.groupby(["n_params", "size", "corpus"]):
         seeds = one["seed"].nunique()
-        full = one.groupby(["lr_scale", "warmup"]).filter(lambda m: m["seed"].nunique() == seeds)
-        means = full.groupby(["lr_scale", "warmup"])[LOSSES].mean()
-        several = one["warmup"].nunique() > 1
+        full = one.groupby(setup).filter(lambda m: m["seed"].nunique() == seeds)
+        means = full.groupby(setup)[LOSSES].mean()
+        warmups, dtypes = one["warmup"].nunique() > 1, one["dtype"].nunique() > 1
 
-        def name(key: tuple[float, int]) -> str:
-            return f"×{key[0]:g}" + (f", warm-up {_steps(key[1])}" if several else "")
+        def name(key: tuple[float, int, str]) -> str:
+            return (f"×{key[0]:g}" + (f", warm-up {_steps(key[1])}" if warmups else "")
+                    + (f", {key[2]}" if dtypes else ""))
         cells = [f"{name(means[c].idxmin())} ({means[c].min():.3f})" for c in LOSSES]
         lines.append(f"| {size} | {corpus} | {seeds} | {' | '.join(cells)} |")
     return "\n".join(lines)
@@ -112,7 +120,8 @@ def relative_to_rule(rows: pd.DataFrame) -> pd.DataFrame:
     rule = rows[rows["lr_scale"] == 1.0].set_index(keys)[LOSSES]
     if rule.index.has_duplicates:
         size, seed, corpus = rule.index[rule.index.duplicated()][0]
-        raise ValueError(f"--relative: {size} {corpus} at seed {seed} has two cells at ×1 (two warm-ups?): "
+        raise ValueError(f"--relative: {size} {corpus} at seed {seed} has two cells at ×1 "
+                         "(two warm-ups or precisions?): "
                          "pass the tables of one")
     kept = rows[rows.set_index(keys).index.isin(rule.index)]
     base = rule.loc[pd.MultiIndex.from_frame(kept[keys])].to_numpy()

@@ -10,12 +10,21 @@ NOTES file it includes. That command, run on the committed table, is the only wa
 a report edited by hand, or code that changed a number without the reports being regenerated, fails
 `--check` (tests/test_regenerate.py runs it in CI).
 
-What `--check` compares, byte for byte, with the committed files: every Markdown, JSON and CSV file the command
+What `--check` compares with the committed files (see below for how): every Markdown, JSON and CSV file the command
 writes. Figures cost most of an analysis's time and PNG bytes differ between matplotlib builds, so the
 transfer analyses run with `--no-figures`; their figure list is then compared separately (the report's
 *Figures* section and fits.json's `figures` key are left out of the byte comparison, and the figures the
 committed report links must be exactly the PNG files committed beside it). A sweep draws one figure, cheaply,
 so it runs with its figure and is compared whole.
+
+How: words and integers byte for byte, decimal fractions (a number with a point or an exponent) to a relative
+`RTOL` (`first_difference`). On 8 December CI moved from the Intel machine (AVX-512) that wrote the committed
+reports to an AMD EPYC (AVX2), same Python packages, and every report tried there differed: least-squares slopes by
+3e-15 relative (analysis/lr), a curve fit's optimum by 1.5e-8 (analysis/cpu-w200k-tokens), and fits that run along a
+valley or to a bound by far more (a degenerate Chinchilla α by 8e-5 to 0.4 %, its bootstrap interval by 50 %; a
+left-out Kaplan α_N from 0.539 to 3). The cause is the code numpy and OpenBLAS pick for the CPU; effdata/numerics.py
+now holds both at their AVX2 paths on every x86-64 CPU, and every report was regenerated so. What that leaves between
+CPU kinds is meant to be nothing; RTOL is there for the last digits, should some path remain.
 """
 from __future__ import annotations
 
@@ -39,6 +48,11 @@ ROOT = Path(__file__).resolve().parent.parent
 REPORT_GLOBS = ("analysis/**/REPORT.md", "analysis/**/PLAN.md")
 COMMAND = re.compile(r"`python -m (effdata\.(?:analyze|plan)) ([^`]+)`")
 COMPARED = (".md", ".json", ".csv")
+# 1e-6: 70 times the last-digit differences measured between two CPU kinds (1.5e-8, the module's docstring), and
+# below every number the reports print to three or four significant digits.
+RTOL = 1e-6
+# A decimal fraction standing alone: a point or an exponent, not glued to a word ("l2d96h6", "5e1c", a hash).
+DECIMAL = re.compile(r"(?<![\w.])[-+]?(?:\d+\.\d*|\.\d+|\d+(?=[eE]))(?:[eE][-+]?\d+)?(?![\w.])")
 FIGURE_LINK = re.compile(r"\]\(([\w.-]+)\.png\)")
 
 
@@ -147,14 +161,41 @@ def compare(job: Job, out: Path, figures: bool, root: Path = ROOT) -> list[str]:
         new, old = written.read_text().replace(str(out), str(job.folder)), committed.read_text()
         if not figures:
             new, old = _without_figures(written.name, new), _without_figures(written.name, old)
-        if new != old:
-            problems.append(f"{job.folder}/{written.name}: differs from what `{job.module}` writes now "
-                            f"(first difference at character {_first_difference(new, old)})")
+        where = first_difference(new, old)
+        if where is not None:
+            problems.append(f"{job.folder}/{written.name}: differs from what `{job.module}` writes now (committed "
+                            f"{_around(old, where[1])!r}, now {_around(new, where[0])!r})")
     return problems
 
 
-def _first_difference(a: str, b: str) -> int:
+def first_difference(new: str, old: str, rtol: float = RTOL) -> tuple[int, int] | None:
+    """Where `new` first differs from `old` (a character of each), or None: the same words and integers, and
+    decimal fractions within `rtol` of each other (relative to the larger)."""
+    if new == old:
+        return None
+    new_numbers, old_numbers = DECIMAL.findall(new), DECIMAL.findall(old)
+    new_parts, old_parts = DECIMAL.split(new), DECIMAL.split(old)
+    at_new = at_old = 0
+    for i, (a, b) in enumerate(zip(new_parts, old_parts)):
+        if a != b:
+            same = _common_prefix(a, b)
+            return at_new + same, at_old + same
+        at_new, at_old = at_new + len(a), at_old + len(b)
+        if i >= min(len(new_numbers), len(old_numbers)):
+            break
+        x, y = float(new_numbers[i]), float(old_numbers[i])
+        if not abs(x - y) <= rtol * max(abs(x), abs(y)):
+            return at_new, at_old
+        at_new, at_old = at_new + len(new_numbers[i]), at_old + len(old_numbers[i])
+    return None if len(new_parts) == len(old_parts) else (at_new, at_old)   # or one goes on where the other ends
+
+
+def _common_prefix(a: str, b: str) -> int:
     return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+
+
+def _around(text: str, at: int, width: int = 30) -> str:
+    return text[max(0, at - width):at + width]
 
 
 def check(only: list[str] | None = None, root: Path = ROOT) -> list[str]:

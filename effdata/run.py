@@ -226,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
             if (note := sourced_pretraining_note(study, runs, store)) is not None:
                 print(f"effdata.run: note: {note}", file=sys.stderr)
             executor, parallel = make_executor(args, store, device)
+            if getattr(args, "executor", "local") == "local" and (
+                    mix := precision_mix_warning(finished_dtypes(store), store, runs, local_precision(device))):
+                print(f"effdata.run: warning: {mix}", file=sys.stderr)
             pretraining = ", ".join(pretrains) if study.pretrained_sizes else "none, from scratch only"
             print(f"study {study.name}: {len(runs)} runs in {out_dir} (pretraining: {pretraining}; "
                   f"{parallel} at a time)", file=sys.stderr)
@@ -252,6 +255,37 @@ def main(argv: list[str] | None = None) -> int:
         # a [sweep] study's table gets the sweep analysis, which reads no pretraining by count
         run_analysis(table, out_dir, pretrains, () if study.sweep else study.pretrain.checkpoint_tokens)
     return 0 if outcome.ok else 1
+
+
+def finished_dtypes(store: Store) -> dict[str, str]:
+    """The precision each finished run computed in (its record's `dtype`), by run id."""
+    return {r["run_id"]: r["metrics"]["dtype"] for r in store.records()
+            if r["status"] == "ok" and (r.get("metrics") or {}).get("dtype")}
+
+
+def local_precision(device: str):
+    """(precision setting, d_model) -> the precision a run computes in on this machine's `device`."""
+    import torch  # noqa: PLC0415
+
+    from effdata.training.device import precision_name, precision_plan  # noqa: PLC0415
+    resolved = torch.device(local_plan(device).device)
+    return lambda precision, d_model: precision_name(*precision_plan(precision, resolved, d_model))
+
+
+def precision_mix_warning(finished: dict[str, str], store: Store, runs: list[StudyRun], resolve) -> str | None:
+    """Said when the runs left to do will compute in a precision that none of the finished ones did. Precision
+    "auto" resolves on the machine that runs (bf16 only with fast bf16 matmul), so a study resumed or extended on
+    another machine, or --reuse'd from one, mixes precisions, and nothing said so before the analysis: the
+    twenty-sixth session's fp32 runs, compared with bf16 ones, put precision on the diagonal of a 2×2
+    (analysis/cpu-fixed-tokens/four-layer/lr/PREDICTION21.md)."""
+    todo = [r for r in runs if not store.is_done(r.run_id)]
+    here = sorted({resolve(r.spec.settings.precision, r.spec.shape.d_model) for r in todo})
+    before = sorted(set(finished.values()))
+    if not todo or not before or set(here) <= set(before):
+        return None
+    return (f"this study's {len(finished)} finished runs computed in {', '.join(before)}, and its {len(todo)} runs "
+            f"left would compute in {', '.join(here)} on this machine: its table will mix precisions (precision "
+            "'auto' is bf16 only where bf16 matmul is fast); pin [train] precision to keep one")
 
 
 def sourced_pretraining_note(study: Study, runs: list[StudyRun], store: Store) -> str | None:

@@ -1,7 +1,11 @@
 """Shared fixtures: tiny corpora written by the tests, so no test depends on the machine's corpora."""
 from __future__ import annotations
 
-import random
+# First, before numpy: effdata holds numpy and OpenBLAS at their AVX2 code paths (effdata/numerics.py), and the
+# committed reports regenerate in this process (tests/test_regenerate.py); tests/test_numerics.py checks it took.
+import effdata  # noqa: F401, I001
+
+import random  # noqa: E402
 from pathlib import Path
 
 import pytest

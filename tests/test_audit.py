@@ -10,7 +10,7 @@ from effdata.analysis.audit.convergence import check_convergence, convergence_wa
 from effdata.analysis.audit.transfer import audit_transfer, censored_fit
 from effdata.analysis.core.fit import fit_transfer
 from effdata.analysis.core.table import load_results
-from effdata.analysis.laws.scaling import fit_chinchilla
+from effdata.analysis.laws.scaling import ChinchillaFit, fit_chinchilla, settle_e_at_zero
 from effdata.analysis.plan.planner import load_laws, make_plan, PlanRequest, paper_fits
 from effdata.analysis.pipeline import analyze
 from synthetic import make_cpu_runs, scratch_runs
@@ -109,15 +109,31 @@ def _degenerate_scratch() -> pd.DataFrame:
 def test_a_planted_degenerate_chinchilla_fit_is_flagged_and_the_planner_avoids_it(tmp_path):
     fit = fit_chinchilla(_degenerate_scratch(), "chars", n_bootstrap=100)
     assert fit.degenerate and "E" in fit.degenerate[0] and fit.unidentified == ["n_opt_exponent", "d_opt_exponent"]
+    # Its E's interval ran to 0: the end the resamples stopped at is written as the bound (settle_e_at_zero).
+    assert fit.intervals["E"][0] == 0.0 and fit.E > 0 and fit.n_starts_at_best > 0
     result = analyze(_degenerate_scratch(), tmp_path, n_bootstrap=100, figures=False)
     assert any("Chinchilla L(N, D) is degenerate" in w for w in result["warnings"])
     laws = load_laws(result)
     assert laws.scratch.form == "kaplan" and "degenerate" in laws.scratch_choice
 
 
+def test_an_e_that_ran_to_zero_is_written_as_zero_and_its_intervals_withheld():
+    # Where the point estimate's E ran off, where each search stopped depends on the CPU (settle_e_at_zero's
+    # docstring): E is written as 0, the intervals and the starts' tie count are withheld; an E above the floor and
+    # an interval whose low end is above it are kept as they are.
+    intervals = {"E": [1e-30, 0.5], "alpha": [0.1, 1.75]}
+    ran_off = ChinchillaFit(units="chars", fitted=True, E=3.8e-10, intervals=dict(intervals), n_starts_at_best=2694)
+    settle_e_at_zero(ran_off, min_loss=2.0)
+    assert ran_off.E == 0.0 and ran_off.intervals == {} and ran_off.n_starts_at_best is None
+    kept = ChinchillaFit(units="chars", fitted=True, E=0.3, intervals=dict(intervals), n_starts_at_best=12)
+    settle_e_at_zero(kept, min_loss=2.0)
+    assert kept.E == 0.3 and kept.intervals == {"E": [0.0, 0.5], "alpha": [0.1, 1.75]} and kept.n_starts_at_best == 12
+
+
 def test_a_clean_chinchilla_fit_is_not_degenerate():
     fit = fit_chinchilla(scratch_runs(log_noise=0.005, seed=2), "chars", n_bootstrap=100)
     assert fit.degenerate == [] and fit.unidentified == []
+    assert fit.E > 0 and set(fit.intervals) >= {"E", "alpha", "beta"} and fit.n_starts_at_best > 0
 
 
 def test_the_planner_refuses_losses_above_a_uniform_guess_and_switches_to_the_sane_form():

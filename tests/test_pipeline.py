@@ -72,3 +72,23 @@ def test_compared_pretrainings_that_warmed_up_differently_are_named_and_only_the
     runs.loc[pre & (runs["n_params"] == smallest) & (runs["pretrain"] == "text"), "warmup_steps"] = 4
     found = warnings(runs)
     assert len(found) == 1 and f"at 1 size(s) ({size}: text 4, text-lr2 368)" in found[0]
+
+
+def test_a_table_of_two_precisions_is_warned_about_and_one_precision_is_not(tmp_path):
+    # precision "auto" resolves per machine (bf16 on CPUs with fast bf16 matmul, fp32 elsewhere): a table joining runs
+    # of two machines says so in its report; one precision, or a table without the column, says nothing.
+    runs = make_runs({"text": {"k": 3e3, "alpha": 0.2, "beta": 0.3}}, pretraining=True)
+
+    def warnings(table):
+        path = tmp_path / "results.csv"
+        table.to_csv(path, index=False)
+        return [w for w in pipeline.analyze(path, tmp_path / "out", n_bootstrap=0, figures=False)["warnings"]
+                if "precisions" in w]
+
+    assert warnings(runs) == []
+    assert warnings(runs.assign(dtype="bf16")) == []
+    mixed = runs.assign(dtype="bf16")
+    mixed.loc[mixed["mode"] == "finetune", "dtype"] = "fp32"
+    found = warnings(mixed)
+    count = int((mixed["mode"] == "finetune").sum())
+    assert len(found) == 1 and "computed in 2 precisions" in found[0] and f"fp32: {count}" in found[0], found

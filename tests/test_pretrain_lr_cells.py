@@ -35,9 +35,9 @@ def test_paired_differences_per_seed_and_one_trunk_counted_once(tmp_path, capsys
     out = capsys.readouterr().out.split("\n\n")
     cells = out[0].splitlines()[2:]
     assert len(cells) == 4   # w1 at two seeds and two multiples; the trunk in "again" is x2's, kept once
-    assert cells[0] == f"| w1 | 0 | text+code | ×2 | 0.002 | – | 5.000 | 4.500 | 4.800 | {tmp_path / 'x2'} |"
-    assert out[1].splitlines()[2:] == ["| w1 | 0 | text+code | -0.100 | -0.050 | -0.050 | – / – |",
-                                       "| w1 | 1 | text+code | +0.100 | +0.100 | +0.050 | – / – |"]
+    assert cells[0] == f"| w1 | 0 | text+code | ×2 | 0.002 | – | – | 5.000 | 4.500 | 4.800 | {tmp_path / 'x2'} |"
+    assert out[1].splitlines()[2:] == ["| w1 | 0 | text+code | -0.100 | -0.050 | -0.050 | – / – | – / – |",
+                                       "| w1 | 1 | text+code | +0.100 | +0.100 | +0.050 | – / – | – / – |"]
 
 
 def test_cells_that_warmed_up_differently_are_marked_and_kept_apart(tmp_path, capsys):
@@ -51,13 +51,34 @@ def test_cells_that_warmed_up_differently_are_marked_and_kept_apart(tmp_path, ca
         pd.read_csv(path).assign(warmup_steps=steps).to_csv(path, index=False)
     assert module.main([*tables, "--pair", "1", "2", "--best"]) == 0
     out = capsys.readouterr().out.split("\n\n")
-    assert out[1].splitlines()[2:] == ["| w1 | 0 | text+code | +0.000 | -0.100 | +0.100 | 4 / 368 (differ) |",
-                                       "| w1 | 0 | text+code | -0.100 | -0.200 | -0.100 | 368 / 368 |"]
+    assert out[1].splitlines()[2:] == ["| w1 | 0 | text+code | +0.000 | -0.100 | +0.100 | 4 / 368 (differ) | – / – |",
+                                       "| w1 | 0 | text+code | -0.100 | -0.200 | -0.100 | 368 / 368 | – / – |"]
     assert out[2] == "1 pair(s) compare two warm-ups: their differences are not the LR's alone"
     assert out[3].splitlines()[2] == ("| w1 | text+code | 1 | ×1, warm-up 4 (5.000) | ×2, warm-up 368 (4.400) | "
                                       "×1, warm-up 4 (4.700) |")
     assert module.main([*tables, "--figure", str(tmp_path / "f.png"), "--relative"]) == 2
-    assert "two cells at ×1 (two warm-ups?)" in capsys.readouterr().err and not (tmp_path / "f.png").exists()
+    assert "two cells at ×1 (two warm-ups or precisions?)" in capsys.readouterr().err
+    assert not (tmp_path / "f.png").exists()
+
+
+def test_cells_of_two_precisions_are_marked_and_kept_apart(tmp_path, capsys):
+    # The ladder's x1 in bf16 and x2 in fp32 at one warm-up (the twenty-sixth session's mix, PREDICTION21.md): the pair
+    # is marked and counted as two precisions, and --best names the precision where a size has two; one precision
+    # throughout marks nothing (the check can fail both ways).
+    module = load_script("pretrain_lr_cells")
+    tables = [_study(tmp_path / "x1", 1.0, {("w1", 0): (5.0, 4.7, 4.5)}),
+              _study(tmp_path / "x2", 2.0, {("w1", 0): (5.0, 4.8, 4.4)})]
+    for path, dtype in zip(tables, ("bf16", "fp32")):
+        pd.read_csv(path).assign(warmup_steps=4, dtype=dtype).to_csv(path, index=False)
+    assert module.main([*tables, "--pair", "1", "2", "--best"]) == 0
+    out = capsys.readouterr().out.split("\n\n")
+    assert out[1].splitlines()[2:] == ["| w1 | 0 | text+code | +0.000 | -0.100 | +0.100 | 4 / 4 | bf16 / fp32 (differ) |"]
+    assert out[2] == "1 pair(s) compare two precisions: their differences are not the LR's alone"
+    assert out[3].splitlines()[2] == "| w1 | text+code | 1 | ×1, bf16 (5.000) | ×2, fp32 (4.400) | ×1, bf16 (4.700) |"
+    pd.read_csv(tables[1]).assign(dtype="bf16").to_csv(tables[1], index=False)
+    assert module.main([*tables, "--pair", "1", "2", "--best"]) == 0
+    out = capsys.readouterr().out
+    assert "(differ)" not in out and "compare two" not in out and "×1 (4.700)" in out
 
 
 def test_an_unknown_size_or_an_unreadable_table_is_refused(tmp_path, capsys):
@@ -117,4 +138,4 @@ def test_a_table_of_renamed_pretrainings_is_skipped(tmp_path, capsys):
     table = _study(tmp_path / "x2", 2.0, {("w1", 0): (5.0, 4.8, 4.5)})
     assert module.main([str(tmp_path / "renamed" / "results.csv"), table]) == 0
     cells = capsys.readouterr().out.splitlines()[2:]
-    assert cells == [f"| w1 | 0 | text+code | ×2 | 0.002 | – | 5.000 | 4.500 | 4.800 | {tmp_path / 'x2'} |"]
+    assert cells == [f"| w1 | 0 | text+code | ×2 | 0.002 | – | – | 5.000 | 4.500 | 4.800 | {tmp_path / 'x2'} |"]

@@ -96,3 +96,23 @@ def test_a_study_of_other_files_pretrainings_says_when_they_would_be_trained_aga
         main([*command, "--out", str(tmp_path / "reused"), "--reuse", str(base.out_dir)])
     assert "note:" not in capsys.readouterr().err
     assert [run_id.split("-")[3] for run_id in left.value.args[0]] == ["3e4c"]   # base's 1e4 fine-tune is reused
+
+
+def test_runs_left_in_a_precision_no_finished_run_used_are_warned_about(tmp_path):
+    # A study finished in bf16 on one machine and resumed where precision "auto" resolves to fp32 (the twenty-sixth
+    # session's machine): said before it trains; the same precision, or nothing left to do, says nothing.
+    from effdata.run import finished_dtypes, precision_mix_warning
+
+    runs = study_runs(study_from_dict(BASE), ["text"])
+    store = Store(tmp_path / "out")
+    for run in runs[:2]:
+        store.write_record(run, "ok", metrics={"loss": 5.0, "dtype": "bf16"})
+    finished = finished_dtypes(store)
+    assert set(finished.values()) == {"bf16"} and len(finished) == 2
+    said = precision_mix_warning(finished, store, runs, lambda precision, d_model: "fp32")
+    assert said is not None and "2 finished runs computed in bf16" in said and f"its {len(runs) - 2} runs" in said
+    assert precision_mix_warning(finished, store, runs, lambda precision, d_model: "bf16") is None
+    assert precision_mix_warning({}, store, runs, lambda precision, d_model: "fp32") is None
+    for run in runs[2:]:
+        store.write_record(run, "ok", metrics={"loss": 5.0, "dtype": "bf16"})
+    assert precision_mix_warning(finished_dtypes(store), store, runs, lambda precision, d_model: "fp32") is None

@@ -256,6 +256,7 @@ def _measure(source: Source, options: Options) -> Measured:
         if name not in names:
             warnings.append(f"--compare: no fine-tuned runs pretrained on '{name}' (have {names or 'none'})")
     warnings += compare_warmup_warning(table.pretraining, options.compare)
+    warnings += mixed_precision_warning([table.runs, table.pretraining])
     groups, shape_warnings = find_groups([table.runs, table.pretraining], options.reference_shapes)
     warnings += shape_warnings
     if groups:
@@ -295,6 +296,22 @@ def compare_warmup_warning(pretraining: pd.DataFrame, compare: list[str] | None)
     return [f"--compare: the pretrainings compared warmed up over different steps at {len(differ)} size(s) "
             f"({'; '.join(differ[:3])}{'; ...' if len(differ) > 3 else ''}): their difference is not their name's "
             "alone (a study's mid-run checkpoints, warmup_frac or warmup_max set it: docs/METHOD.md §5b)"]
+
+
+def mixed_precision_warning(frames: list[pd.DataFrame]) -> list[str]:
+    """Said when the table's runs computed in more than one precision (the records' `dtype`). Precision "auto" is
+    bf16 only on a CPU with fast bf16 matmul (AVX512-BF16 or AMX) and fp32 elsewhere, so runs of one study file made
+    on two machines can differ in it, and nothing else in the table says so: the twenty-sixth session's fp32 runs,
+    compared with the ladder's bf16 ones, put precision on the diagonal of a 2×2 of LR and warm-up
+    (analysis/cpu-fixed-tokens/four-layer/lr/PREDICTION21.md)."""
+    counts = pd.concat([f["dtype"] for f in frames if "dtype" in f]).dropna().value_counts() \
+        if any("dtype" in f for f in frames) else pd.Series(dtype=int)
+    if len(counts) < 2:
+        return []
+    return [f"the runs computed in {len(counts)} precisions ({', '.join(f'{k}: {v}' for k, v in counts.items())} "
+            "runs): precision \"auto\" is bf16 only on a CPU with fast bf16 matmul, so runs made on two machines can "
+            "differ in it; a difference between runs of two precisions is not their settings' alone (pin [train] "
+            "precision in the study file)"]
 
 
 def _lone_pretraining_warning(table: ResultsTable, noise: NoiseModel) -> list[str]:

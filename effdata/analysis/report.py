@@ -693,12 +693,18 @@ def _chinchilla_lines(fit: ChinchillaFit) -> list[str]:
             for label, name in labels]
     return lines + [markdown_table(["parameter", "fitted [90% CI]", "Hoffmann et al. 2022", "Besiroglu et al. 2024"],
                                     rows), "",
-                    f"{fit.n_points} points; {fit.n_starts_at_best} of {fit.n_starts} starts reached the best "
-                    f"objective; {fit.n_bootstrap_used} bootstrap resamples (each refitted from the optimum and the "
-                    "grid's best distinct minima). Compute-optimal allocation at compute C = 6·N·D: N_opt ∝ C^a, "
-                    "D_opt ∝ C^b.", ""] + ([f"**Degenerate fit**: {'; '.join(fit.degenerate)}. The allocation exponents "
+                    f"{fit.n_points} points; {_starts_and_resamples(fit)} Compute-optimal allocation at compute "
+                    "C = 6·N·D: N_opt ∝ C^a, D_opt ∝ C^b.", ""] + ([f"**Degenerate fit**: {'; '.join(fit.degenerate)}. The allocation exponents "
                                             "depend on where the search stopped, not on the data: not findings.", ""]
                                            if fit.degenerate else [])
+
+
+def _starts_and_resamples(fit: ChinchillaFit) -> str:
+    if fit.n_starts_at_best is None:   # E ran to 0 (laws/scaling.py, settle_e_at_zero)
+        return (f"E ran to its bound 0, and where each of the {fit.n_starts} starts and {fit.n_bootstrap_used} "
+                "bootstrap resamples stopped on the way depends on the CPU's floating point: no interval is given.")
+    return (f"{fit.n_starts_at_best} of {fit.n_starts} starts reached the best objective; {fit.n_bootstrap_used} "
+            "bootstrap resamples (each refitted from the optimum and the grid's best distinct minima).")
 
 
 def _kaplan_lines(kaplan: KaplanFit) -> list[str]:

@@ -8,7 +8,7 @@ import pandas as pd
 from effdata.analysis.audit.form import left_out_label
 from effdata.analysis.audit.leverage import (Extrapolation, LawAudit, Unpinned, estimator_warnings, leave_each_out,
                                              leverage_warnings)
-from effdata.analysis.laws.scaling import (CHINCHILLA_HUBER_DELTA, MIN_CHINCHILLA_POINTS,
+from effdata.analysis.laws.scaling import (CHINCHILLA_HUBER_DELTA, E_AT_ZERO, MIN_CHINCHILLA_POINTS,
                                            MIN_KAPLAN_POINTS, REFIT_GRID, ChinchillaFit, KaplanFit, ScratchPoints,
                                            chinchilla_refit, chinchilla_start, kaplan_loss, kaplan_refit, kaplan_valley)
 from effdata.fmt import sig
@@ -94,7 +94,7 @@ def audit_chinchilla(scratch: pd.DataFrame, fit: ChinchillaFit, size_labels: dic
         points.log_n, labels, "N",
         lambda keep: exponents(refit(points.subset(keep))) if usable(keep) else {},
         lambda keep: exponents(least(points.subset(keep))) if usable(keep) else {})
-    audit.other_estimate = exponents(least(points))
+    audit.other_estimate = _unless_e_ran_off(least(points), points, exponents)
     audit.extrapolation = _largest(points, refit,
                                    lambda x, test: x[0] + x[1] * np.exp(-x[3] * test.log_n) + x[2] * np.exp(-x[4] * test.log_d),
                                    labels, MIN_CHINCHILLA_POINTS, CHINCHILLA_MIN_SIZES)
@@ -105,6 +105,13 @@ def audit_chinchilla(scratch: pd.DataFrame, fit: ChinchillaFit, size_labels: dic
         audit.warnings.append("Chinchilla L(N, D) is degenerate: " + "; ".join(fit.degenerate) + ". Unidentified, "
                               f"not findings: {', '.join(fit.unidentified)} (the planner prefers the other form)")
     return audit
+
+
+def _unless_e_ran_off(natural: np.ndarray, points: ScratchPoints, exponents) -> dict | None:
+    """The refit's exponents, or None where its E ran to 0: there the least-squares refit stops at a place that
+    depends on the CPU (analysis/shape: α = 1.2486 on an Intel AVX-512 machine, 1.2430 on an AMD EPYC; see
+    laws/scaling.py, settle_e_at_zero). The left-out refits agree to 1e-9 between the two, and are kept."""
+    return None if natural[0] < E_AT_ZERO * float(np.exp(points.log_loss.min())) else exponents(natural)
 
 
 def _without_unconverged(audit: LawAudit, scratch: pd.DataFrame, converged: pd.Series | None, units: str,

@@ -420,7 +420,8 @@ class ChinchillaFit:
     huber_delta: float = CHINCHILLA_HUBER_DELTA
     objective: float | None = None                # summed Huber loss at the optimum
     n_starts: int = 0
-    n_starts_at_best: int = 0                     # starts that ended at the best objective (how easy the landscape is)
+    n_starts_at_best: int | None = 0              # starts that ended at the best objective (how easy the landscape
+                                                  # is); None where E ran to 0 (settle_e_at_zero)
     n_bootstrap_used: int = 0
     goodness: Goodness | None = None
     paper: dict = field(default_factory=lambda: {k: dict(v) for k, v in PAPER_CHINCHILLA.items()})
@@ -507,6 +508,7 @@ def _fit_chinchilla(points: ScratchPoints, n_bootstrap: int, seed: int, grid: St
     fit.degenerate = chinchilla_bounds(fit, float(np.exp(points.log_loss.min())))
     # Every bound the search has (E at 0, an exponent at 0) moves the allocation a = β/(α+β) with it.
     fit.unidentified = ["n_opt_exponent", "d_opt_exponent"] if fit.degenerate else []
+    settle_e_at_zero(fit, float(np.exp(points.log_loss.min())))
     return fit, warnings
 
 
@@ -553,9 +555,9 @@ def chinchilla_bounds(fit: "ChinchillaFit", min_loss: float) -> list[str]:
     found = []
     lo_e = fit.intervals.get("E", [None])[0]
     if fit.E is not None and fit.E < E_AT_ZERO * min_loss:
-        found.append(f"E = {sig(fit.E)} (at its bound 0: no irreducible loss is identified)")
+        found.append("E = 0 (at its bound: no irreducible loss is identified)")
     elif lo_e is not None and lo_e < E_AT_ZERO * min_loss:
-        found.append(f"E's interval runs into its bound 0 (down to {sig(lo_e)})")
+        found.append("E's interval runs into its bound 0")
     for name in ("alpha", "beta"):
         value, interval = getattr(fit, name), fit.intervals.get(name)
         if value is not None and value <= 0:
@@ -563,6 +565,20 @@ def chinchilla_bounds(fit: "ChinchillaFit", min_loss: float) -> list[str]:
         elif interval is not None and interval[0] <= 0:
             found.append(f"{name}'s interval runs into 0 ([{sig(interval[0])}, {sig(interval[1])}])")
     return found
+
+
+def settle_e_at_zero(fit: "ChinchillaFit", min_loss: float) -> None:
+    """Where the search ran log E towards -∞, write what it ran to, not where it stopped. Where it stopped depends on
+    the CPU's floating point (analysis/shape, one table: E = 3.84e-10 on an Intel AVX-512 machine, 2.78e-13 on an AMD
+    EPYC), and so do the bootstrap's resamples, which run off with it (α's interval [0.0424, 1.75] on one,
+    [0.0417, 1.12] on the other), and how many starts tie at the best objective (2694 and 2691 of 4500): E and any
+    interval end below E_AT_ZERO of the smallest loss become 0; where the point estimate ran off, the intervals
+    and that count are withheld. The point estimates of A, B, α and β are the E = 0 limit's and agree to 1e-9."""
+    floor = E_AT_ZERO * min_loss
+    if "E" in fit.intervals:
+        fit.intervals["E"] = [0.0 if end < floor else end for end in fit.intervals["E"]]
+    if fit.E is not None and fit.E < floor:
+        fit.E, fit.intervals, fit.n_starts_at_best = 0.0, {}, None
 
 
 def kaplan_bounds(fit: "KaplanFit") -> list[str]:
