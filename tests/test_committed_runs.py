@@ -185,7 +185,8 @@ NOT_RE_RUN = {
         "jobs/cpu-fixed-tokens-ladder-lr-*.toml, jobs/cpu-fixed-tokens-small-lr-*.toml, "
         "jobs/cpu-fixed-tokens-w50k-w100k-lr-1.5.toml, jobs/cpu-fixed-tokens-ladder-lr-double-1e4.toml, "
         "jobs/cpu-fixed-tokens-w50k-four-layer*.toml, jobs/cpu-fixed-tokens-w50k*-seeds23.toml, "
-        "jobs/cpu-fixed-tokens-*-warmup.toml, made by this code): pretrainings of 4-35 minutes each; not re-run "
+        "jobs/cpu-fixed-tokens-*-warmup.toml, jobs/cpu-fixed-tokens-small-*fp32*.toml, made by this code): pretrainings of "
+        "4-35 minutes each; not re-run "
         "here for time")
        for name in ("study/", "lr/half/", "lr/double/", "lr/double-seed1/", "lr/w200k-double/", "lr/ladder-double/",
                     "lr/ladder-quadruple/", "lr/ladder-triple/", "lr/w200k-double-seed1/", "lr/w500k-double-seed1/",
@@ -196,7 +197,8 @@ NOT_RE_RUN = {
                     "lr/ladder-double-1e4/", "lr/w50k-four-layer/", "lr/w50k-four-layer-double/",
                     "lr/w50k-four-layer-seeds23/", "lr/w50k-four-layer-double-seeds23/", "lr/w50k-seeds23/",
                     "lr/w50k-double-seeds23/", "lr/small-long-warmup/", "lr/w100k-double-long-warmup/",
-                    "lr/small-double-short-warmup/", "lr/w100k-double-short-warmup/")},
+                    "lr/small-double-short-warmup/", "lr/w100k-double-short-warmup/", "lr/small-fp32-short-warmup/",
+                    "lr/small-double-fp32/")},
     **{f"analysis/cpu-fixed-tokens/four-layer/lr/dt/{name}results.csv": (
         "the LR studies' fine-tunes on 3e4 joined by benchmarks/pretrain_lr_table.py (its NOTES): every run "
         "is a committed table's above or the w1m studies', none re-run here")
