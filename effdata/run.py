@@ -278,10 +278,11 @@ def precision_mix_warning(finished: dict[str, str], store: Store, runs: list[Stu
     another machine, or --reuse'd from one, mixes precisions, and nothing said so before the analysis: the
     twenty-sixth session's fp32 runs, compared with bf16 ones, put precision on the diagonal of a 2×2
     (analysis/cpu-fixed-tokens/four-layer/lr/PREDICTION21.md)."""
-    todo = [r for r in runs if not store.is_done(r.run_id)]
+    todo, before = [r for r in runs if not store.is_done(r.run_id)], sorted(set(finished.values()))
+    if not todo or not before:   # a fresh study, or nothing left: resolve (a matmul probe on CPU) is not called
+        return None
     here = sorted({resolve(r.spec.settings.precision, r.spec.shape.d_model) for r in todo})
-    before = sorted(set(finished.values()))
-    if not todo or not before or set(here) <= set(before):
+    if set(here) <= set(before):
         return None
     return (f"this study's {len(finished)} finished runs computed in {', '.join(before)}, and its {len(todo)} runs "
             f"left would compute in {', '.join(here)} on this machine: its table will mix precisions (precision "
