@@ -273,10 +273,8 @@ def torch_pin() -> str:
 
 def dtype_here(precision: str) -> str:
     """What a run of this precision setting computes in on this machine's CPU, as the records write it."""
-    import torch
-
-    from effdata.training.device import precision_name, precision_plan
-    return precision_name(*precision_plan(precision, torch.device("cpu"), 0))
+    from effdata.run import local_precision
+    return local_precision("cpu")(precision, 0)
 
 
 def read_rows(table: Path) -> dict[str, dict[str, str]]:

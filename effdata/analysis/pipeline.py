@@ -304,8 +304,8 @@ def mixed_precision_warning(frames: list[pd.DataFrame]) -> list[str]:
     on two machines can differ in it, and nothing else in the table says so: the twenty-sixth session's fp32 runs,
     compared with the ladder's bf16 ones, put precision on the diagonal of a 2×2 of LR and warm-up
     (analysis/cpu-fixed-tokens/four-layer/lr/PREDICTION21.md)."""
-    counts = pd.concat([f["dtype"] for f in frames if "dtype" in f]).dropna().value_counts() \
-        if any("dtype" in f for f in frames) else pd.Series(dtype=int)
+    columns = [f["dtype"] for f in frames if "dtype" in f]
+    counts = pd.concat(columns).dropna().value_counts() if columns else pd.Series(dtype=int)
     if len(counts) < 2:
         return []
     return [f"the runs computed in {len(counts)} precisions ({', '.join(f'{k}: {v}' for k, v in counts.items())} "

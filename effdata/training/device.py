@@ -97,8 +97,8 @@ def peak_matmul_flops(device: str = "cpu", dtype: str = "float32", n: int | None
     """Measured peak matmul rate (FLOP/s) of n×n by n×n matmuls on this machine, best of `repeats`.
 
     Uses the current torch thread count. It is the denominator of model-FLOPs utilisation (MFU).
-    n = 2048 on CPU (0.2 s a matmul at 92 GFLOP/s fp32 here), or the largest power of two from 256 whose matmul
-    takes under CPU_MATMUL_S: on a CPU without AVX512-BF16 a bf16 matmul runs at 1.3 GFLOP/s (an AMD EPYC with
+    n = 2048 on CPU (0.2 s a matmul at 92 GFLOP/s fp32 here), or the first power of two from 256 whose matmul
+    takes over CPU_MATMUL_S: on a CPU without AVX512-BF16 a bf16 matmul runs at 1.3 GFLOP/s (an AMD EPYC with
     AVX2, 8 December: 19 s for one 2048³, so the benchmark's six overran the tiny GPU script's 150 s). On a GPU one
     2048³ matmul takes ~25 µs on an H100, the order of the launch and synchronisation overhead, so the rate read
     low and MFU high: there n = 8192 and 10 matmuls are timed together (~10 ms of bf16 work on an H100).
@@ -125,8 +125,8 @@ CPU_MATMUL_S = 0.05
 
 
 def _cpu_matmul_size(dtype: torch.dtype, largest: int = 2048) -> int:
-    """The largest n (256, 512, ... `largest`) whose n×n matmul in `dtype` took under CPU_MATMUL_S, stopping at the
-    first that took longer: 2048 in fp32 on every CPU so far; 512 in bf16 without AVX512-BF16 (0.2 s a matmul)."""
+    """The first n (256, 512, ...) whose n×n matmul in `dtype` took over CPU_MATMUL_S, or `largest`: 2048 in fp32 on
+    every CPU so far; 512 in bf16 without AVX512-BF16 (0.2 s a matmul, 0.03 s at 256)."""
     n = 256
     while n < largest:
         a = torch.randn(n, n).to(dtype)
